@@ -1,0 +1,42 @@
+# Set-up and everyday commands. Each target installs what it needs on a fresh machine.
+VENV    ?= .venv
+PYTHON  ?= python3
+STAMP   := $(VENV)/.installed
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS    ?=
+
+.PHONY: serve test lint bench dump clean tools-test tools-bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# dig is the second independent DNS client of the end-to-end tests.
+tools-test:
+	@command -v dig >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bind9-dnsutils; }
+
+# dnsperf drives the benchmarks; Knot DNS is the compiled reference server.
+tools-bench: tools-test
+	@command -v dnsperf >/dev/null && command -v knotd >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dnsperf knot; }
+
+serve: $(STAMP)
+	$(VENV)/bin/kdns serve $(ARGS)
+
+dump: $(STAMP)
+	$(VENV)/bin/kdns dump $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check kdns tests bench
+	$(VENV)/bin/ruff format --check kdns tests bench
+
+test: $(STAMP) tools-test lint
+	$(VENV)/bin/pytest $(ARGS)
+
+bench: $(STAMP) tools-bench
+	$(VENV)/bin/python -m bench.run $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/out

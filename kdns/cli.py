@@ -1,0 +1,239 @@
+"""The ``kdns`` command: ``kdns serve`` runs the server, ``kdns dump`` prints the zone it would serve.
+
+Exit codes: 0 after a clean shutdown, 2 for bad usage, configuration or snapshot files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kdns import __version__
+from kdns.app import build_zone, run
+from kdns.cluster.selector import LabelSelector, SelectorError
+from kdns.config import DEFAULT_SNAPSHOT, DEFAULT_ZONES, PodMode, ServeConfig, ZoneSettings
+from kdns.dump import dump_lines
+from kdns.sources.snapshot import SnapshotError
+from kdns.zone.names import BadName, ZoneLayout
+
+log = logging.getLogger("kdns")
+USAGE_ERROR = 2
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("cluster data")
+    data.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        action="extend",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="cluster snapshot: the YAML or JSON that 'kubectl get namespaces,services,"
+        "endpointslices,pods -A -o yaml' prints; several files are merged "
+        f"(default: the example cluster, {DEFAULT_SNAPSHOT.name})",
+    )
+    data.add_argument(
+        "--namespace",
+        metavar="NS",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="expose only these namespaces (CoreDNS 'namespaces'; default: all)",
+    )
+    data.add_argument(
+        "--labels",
+        metavar="SELECTOR",
+        help="expose only Services matching this label selector, e.g. 'app=web,tier!=db' (CoreDNS 'labels')",
+    )
+    zone = parser.add_argument_group("zone")
+    zone.add_argument(
+        "--zone",
+        metavar="ZONE",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="authoritative zones; reverse zones (in-addr.arpa, 10.in-addr.arpa, ip6.arpa) "
+        "answer PTR, the first forward zone names PTR targets "
+        f"(default: {' '.join(DEFAULT_ZONES)})",
+    )
+    zone.add_argument(
+        "--ttl",
+        metavar="SECONDS",
+        type=int,
+        default=5,
+        help="TTL of answers and negative answers, 0-3600 (default: 5)",
+    )
+    zone.add_argument(
+        "--pods",
+        choices=[m.value for m in PodMode],
+        default=PodMode.INSECURE.value,
+        help="pod records <a-b-c-d>.<ns>.pod.<zone>: insecure answers any well-formed name, "
+        "verified only IPs of existing pods, disabled none (default: insecure)",
+    )
+    zone.add_argument(
+        "--endpoint-pod-names",
+        action="store_true",
+        help="name endpoints without a hostname after their pod instead of their dashed IP "
+        "(CoreDNS 'endpoint_pod_names')",
+    )
+    zone.add_argument(
+        "--ignore-empty-service",
+        action="store_true",
+        help="answer NXDOMAIN for ClusterIP Services without ready endpoints "
+        "(CoreDNS 'ignore empty_service')",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kdns",
+        description="Kubernetes cluster DNS: answers <svc>.<ns>.svc.<zone>, pod, SRV and PTR names "
+        "as the Kubernetes DNS specification 1.1.0 and CoreDNS's kubernetes plugin do.",
+    )
+    parser.add_argument("--version", action="version", version=f"kdns {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="answer DNS over UDP and TCP",
+        description="Answer DNS over UDP and TCP from the cluster snapshot (the example cluster when "
+        "none is given). Logs one line when ready; SIGTERM or SIGINT stop it cleanly.",
+    )
+    _data_options(serve)
+    net = serve.add_argument_group("network")
+    net.add_argument(
+        "--listen",
+        metavar="ADDR",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="IPv4 or IPv6 addresses to listen on, UDP and TCP (default: 127.0.0.1)",
+    )
+    net.add_argument(
+        "--port",
+        type=int,
+        default=5353,
+        help="port for UDP and TCP; 0 picks a free one, shown in the ready line (default: 5353)",
+    )
+    net.add_argument(
+        "--max-udp-size",
+        metavar="BYTES",
+        type=int,
+        default=1232,
+        help="largest UDP response for EDNS clients, 512-4096 (default: 1232)",
+    )
+    net.add_argument(
+        "--tcp-idle-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="close TCP connections without a complete query for this long (default: 10)",
+    )
+    net.add_argument(
+        "--max-tcp-connections",
+        metavar="N",
+        type=int,
+        default=1000,
+        help="TCP connections held at once; more are closed on arrival (default: 1000)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="log verbosity (default: info)",
+    )
+
+    dump = commands.add_parser(
+        "dump",
+        help="print the zone as it would be served",
+        description="Print the zone as it would be served, in zone-file presentation format.",
+    )
+    _data_options(dump)
+    return parser
+
+
+def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
+    """Validate the options; ``parser.error`` (exit 2) names the first bad one."""
+    zones = tuple(z.rstrip(".").lower() for z in args.zone) or DEFAULT_ZONES
+    try:
+        ZoneLayout.of(zones)
+    except (BadName, UnicodeError) as exc:
+        parser.error(f"--zone: {exc}")
+    if not 0 <= args.ttl <= 3600:
+        parser.error(f"--ttl: {args.ttl} is outside 0-3600")
+    if args.labels is not None:
+        try:
+            LabelSelector.parse(args.labels)
+        except SelectorError as exc:
+            parser.error(f"--labels: {exc}")
+    listen: tuple[str, ...] = ("127.0.0.1",)
+    extra = {}
+    if args.command == "serve":
+        for address in args.listen:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                parser.error(f"--listen: {address!r} is not an IPv4 or IPv6 address")
+        listen = tuple(dict.fromkeys(args.listen)) or listen
+        if not 0 <= args.port <= 65535:
+            parser.error(f"--port: {args.port} is not a port number")
+        if not 512 <= args.max_udp_size <= 4096:
+            parser.error(f"--max-udp-size: {args.max_udp_size} is outside 512-4096")
+        if args.tcp_idle_timeout <= 0:
+            parser.error("--tcp-idle-timeout must be positive")
+        if args.max_tcp_connections < 1:
+            parser.error("--max-tcp-connections must be at least 1")
+        extra = {
+            "port": args.port,
+            "max_udp_size": args.max_udp_size,
+            "tcp_idle_timeout": args.tcp_idle_timeout,
+            "max_tcp_connections": args.max_tcp_connections,
+        }
+    return ServeConfig(
+        zone=ZoneSettings(
+            zones=zones,
+            ttl=args.ttl,
+            pods=PodMode(args.pods),
+            endpoint_pod_names=args.endpoint_pod_names,
+            ignore_empty_service=args.ignore_empty_service,
+        ),
+        snapshots=tuple(args.snapshot) or (DEFAULT_SNAPSHOT,),
+        namespaces=tuple(args.namespace),
+        labels=args.labels,
+        listen=listen,
+        **extra,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = config_from(args, parser)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+    try:
+        zone = build_zone(config)
+    except SnapshotError as exc:
+        print(f"kdns: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.command == "dump":
+        try:
+            for line in dump_lines(zone):
+                print(line)
+        except BrokenPipeError:
+            sys.stderr.close()
+        return 0
+    try:
+        return run(config, zone)
+    except OSError as exc:
+        print(f"kdns: error: {exc.strerror or exc}", file=sys.stderr)
+        return USAGE_ERROR

@@ -1,0 +1,229 @@
+"""Kubernetes API JSON (as dicts) -> slim objects, settling the API's edge cases in one place.
+
+``to_object`` raises ``InvalidObject`` for data the API should never have produced (a bad IP, a missing
+name) and ``SkippedObject`` for valid objects that DNS does not use (FQDN slices, other kinds). The
+snapshot source treats the first as a fatal error in the file; the live source logs and skips both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kdns.cluster.model import (
+    ClusterObject,
+    Endpoint,
+    EndpointSlice,
+    Namespace,
+    Pod,
+    Port,
+    Service,
+    ServiceKind,
+)
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+class InvalidObject(ValueError):
+    """The object is malformed: a field is missing or holds a value the API would reject."""
+
+
+class SkippedObject(Exception):
+    """The object is well formed but DNS has no use for it."""
+
+
+def object_identity(raw: Mapping[str, Any]) -> str:
+    """``Kind namespace/name`` for log lines and error messages, as far as the object tells it."""
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
+    kind = raw.get("kind") or "object"
+    name = meta.get("name") or "<unnamed>"
+    namespace = meta.get("namespace")
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def to_object(raw: Mapping[str, Any]) -> ClusterObject:
+    """Convert one API object; its ``kind`` field selects the converter."""
+    if not isinstance(raw, Mapping):
+        raise InvalidObject(f"expected an object, found {type(raw).__name__}")
+    kind = raw.get("kind")
+    converter = _CONVERTERS.get(kind) if isinstance(kind, str) else None
+    if converter is None:
+        raise SkippedObject(f"kind {kind!r} is not used for DNS")
+    return converter(raw)
+
+
+def canonical_ip(text: Any, *, version: int | None = None) -> str:
+    """The canonical text form of an IPv4 or IPv6 address, rejecting anything else."""
+    if not isinstance(text, str):
+        raise InvalidObject(f"IP address must be a string, found {text!r}")
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidObject(f"invalid IP address {text!r}") from None
+    if ip.version == 6 and ip.scope_id:
+        raise InvalidObject(f"scoped IPv6 address {text!r} cannot be served")
+    if version is not None and ip.version != version:
+        raise InvalidObject(f"{text!r} is not an IPv{version} address")
+    return str(ip)
+
+
+def is_dns_label(text: str) -> bool:
+    """RFC 1123 label: lowercase letters, digits and inner hyphens, 1-63 characters."""
+    return bool(_DNS_LABEL.match(text))
+
+
+def _metadata(raw: Mapping[str, Any], *, namespaced: bool) -> tuple[str, str]:
+    meta = raw.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise InvalidObject("metadata is missing")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidObject("metadata.name is missing")
+    namespace = meta.get("namespace", "")
+    if namespaced and (not isinstance(namespace, str) or not is_dns_label(namespace)):
+        raise InvalidObject(f"metadata.namespace {namespace!r} is not a DNS label")
+    return namespace, name
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidObject(f"{field} must be an object")
+    return value
+
+
+def _sequence(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidObject(f"{field} must be a list")
+    return value
+
+
+def _port(raw: Any, field: str) -> Port | None:
+    raw = _mapping(raw, field)
+    number = raw.get("port")
+    if number is None:
+        return None
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+        raise InvalidObject(f"{field}.port {number!r} is not a port number")
+    name = raw.get("name") or ""
+    if not isinstance(name, str) or (name and not is_dns_label(name.lower())):
+        raise InvalidObject(f"{field}.name {name!r} is not a DNS label")
+    protocol = raw.get("protocol") or "TCP"
+    if not isinstance(protocol, str) or not is_dns_label(protocol.lower()):
+        raise InvalidObject(f"{field}.protocol {protocol!r} is not valid")
+    return Port(name=name.lower(), port=number, protocol=protocol.lower())
+
+
+def _ports(value: Any, field: str) -> tuple[Port, ...]:
+    ports = (_port(item, f"{field}[{i}]") for i, item in enumerate(_sequence(value, field)))
+    return tuple(p for p in ports if p is not None)
+
+
+def to_namespace(raw: Mapping[str, Any]) -> Namespace:
+    _, name = _metadata(raw, namespaced=False)
+    if not is_dns_label(name):
+        raise InvalidObject(f"namespace name {name!r} is not a DNS label")
+    return Namespace(name=name)
+
+
+def to_service(raw: Mapping[str, Any]) -> Service:
+    namespace, name = _metadata(raw, namespaced=True)
+    if not is_dns_label(name):
+        raise InvalidObject(f"service name {name!r} is not a DNS label")
+    spec = _mapping(raw.get("spec"), "spec")
+    ports = _ports(spec.get("ports"), "spec.ports")
+    publish = bool(spec.get("publishNotReadyAddresses", False))
+    if spec.get("type") == "ExternalName":
+        target = spec.get("externalName")
+        if not isinstance(target, str) or not target.strip("."):
+            raise InvalidObject("spec.externalName is missing")
+        return Service(
+            namespace=namespace,
+            name=name,
+            kind=ServiceKind.EXTERNAL_NAME,
+            external_name=target.strip(".").lower(),
+            ports=ports,
+        )
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip == "None":
+        kind, ips = ServiceKind.HEADLESS, ()
+    else:
+        listed = _sequence(spec.get("clusterIPs"), "spec.clusterIPs") or ([cluster_ip] if cluster_ip else [])
+        kind = ServiceKind.CLUSTER_IP
+        ips = tuple(dict.fromkeys(canonical_ip(ip) for ip in listed if ip and ip != "None"))
+    return Service(
+        namespace=namespace, name=name, kind=kind, cluster_ips=ips, ports=ports, publish_not_ready=publish
+    )
+
+
+def _endpoint(raw: Any, field: str, version: int) -> Endpoint:
+    raw = _mapping(raw, field)
+    addresses = tuple(
+        canonical_ip(a, version=version) for a in _sequence(raw.get("addresses"), f"{field}.addresses")
+    )
+    ready = _mapping(raw.get("conditions"), f"{field}.conditions").get("ready")
+    hostname = raw.get("hostname") or ""
+    if not isinstance(hostname, str) or (hostname and not is_dns_label(hostname)):
+        raise InvalidObject(f"{field}.hostname {hostname!r} is not a DNS label")
+    target = _mapping(raw.get("targetRef"), f"{field}.targetRef")
+    pod_name = target.get("name") if target.get("kind") == "Pod" else ""
+    return Endpoint(
+        addresses=addresses,
+        ready=ready is None or bool(ready),
+        hostname=hostname,
+        pod_name=pod_name if isinstance(pod_name, str) else "",
+    )
+
+
+def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
+    namespace, name = _metadata(raw, namespaced=True)
+    labels = _mapping(_mapping(raw.get("metadata"), "metadata").get("labels"), "metadata.labels")
+    service = labels.get(SERVICE_NAME_LABEL)
+    if not service:
+        raise SkippedObject(f"no {SERVICE_NAME_LABEL} label")
+    if not isinstance(service, str) or not is_dns_label(service):
+        raise InvalidObject(f"label {SERVICE_NAME_LABEL}={service!r} is not a service name")
+    address_type = raw.get("addressType")
+    version = {"IPv4": 4, "IPv6": 6}.get(address_type) if isinstance(address_type, str) else None
+    if version is None:
+        raise SkippedObject(f"addressType {address_type!r} is not served")
+    endpoints = tuple(
+        _endpoint(item, f"endpoints[{i}]", version)
+        for i, item in enumerate(_sequence(raw.get("endpoints"), "endpoints"))
+    )
+    return EndpointSlice(
+        namespace=namespace,
+        name=name,
+        service=service,
+        endpoints=endpoints,
+        ports=_ports(raw.get("ports"), "ports"),
+    )
+
+
+def to_pod(raw: Mapping[str, Any]) -> Pod:
+    namespace, name = _metadata(raw, namespaced=True)
+    status = _mapping(raw.get("status"), "status")
+    if status.get("phase") in _TERMINAL_POD_PHASES:
+        return Pod(namespace=namespace, name=name)
+    listed = [
+        _mapping(p, "status.podIPs").get("ip") for p in _sequence(status.get("podIPs"), "status.podIPs")
+    ]
+    if not listed and status.get("podIP"):
+        listed = [status["podIP"]]
+    ips = tuple(dict.fromkeys(canonical_ip(ip) for ip in listed if ip))
+    return Pod(namespace=namespace, name=name, ips=ips)
+
+
+_CONVERTERS: dict[str, Callable[[Mapping[str, Any]], ClusterObject]] = {
+    "Namespace": to_namespace,
+    "Service": to_service,
+    "EndpointSlice": to_endpoint_slice,
+    "Pod": to_pod,
+}

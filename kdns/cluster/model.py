@@ -1,0 +1,96 @@
+"""Slim, immutable views of the Kubernetes objects that DNS needs, and the events that carry them.
+
+API edge cases are settled once, in ``convert``; everything downstream may trust these values:
+IPs are in canonical text form, names are lowercase DNS labels, protocols are lowercase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ServiceKind(Enum):
+    """How a Service is answered in DNS."""
+
+    CLUSTER_IP = "ClusterIP"  # A/AAAA of its cluster IPs (also NodePort and LoadBalancer)
+    HEADLESS = "Headless"  # clusterIP: None, A/AAAA of its ready endpoints
+    EXTERNAL_NAME = "ExternalName"  # CNAME to spec.externalName
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A Service or EndpointSlice port. ``name`` may be empty; ``protocol`` is lowercase (tcp, udp, sctp)."""
+
+    name: str
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    kind: ServiceKind
+    cluster_ips: tuple[str, ...] = ()
+    external_name: str = ""
+    ports: tuple[Port, ...] = ()
+    publish_not_ready: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint of a slice. ``ready`` is already true when the API leaves the condition unset."""
+
+    addresses: tuple[str, ...]
+    ready: bool = True
+    hostname: str = ""
+    pod_name: str = ""  # targetRef.name when targetRef.kind is Pod
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    namespace: str
+    name: str
+    service: str  # the kubernetes.io/service-name label
+    endpoints: tuple[Endpoint, ...] = ()
+    ports: tuple[Port, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    namespace: str
+    name: str
+    ips: tuple[str, ...] = ()
+
+
+ClusterObject = Namespace | Service | EndpointSlice | Pod
+
+
+class EventType(Enum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    object: ClusterObject
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The unit of zone updates: one Service (with its slices), one Pod, or one Namespace.
+
+    ``kind`` is ``"service"``, ``"pod"`` or ``"namespace"``; a namespace owner has an empty ``name``.
+    """
+
+    kind: str
+    namespace: str
+    name: str = ""

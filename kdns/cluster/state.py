@@ -1,0 +1,120 @@
+"""The cluster as last seen: slim objects by key, EndpointSlices grouped under their Service.
+
+``apply`` stores one event and returns the owners whose DNS names it affects; ``replace`` does the
+same for a whole relist of one kind, so objects that vanished during a gap are deleted too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from kdns.cluster.model import (
+    ClusterObject,
+    EndpointSlice,
+    Event,
+    EventType,
+    Namespace,
+    Owner,
+    Pod,
+    Service,
+)
+
+Key = tuple[str, str]
+
+
+class ClusterState:
+    """Objects by ``(namespace, name)``; namespaces by name."""
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, Namespace] = {}
+        self.services: dict[Key, Service] = {}
+        self.slices: dict[Key, EndpointSlice] = {}
+        self.pods: dict[Key, Pod] = {}
+        self._slices_by_service: dict[Key, dict[str, EndpointSlice]] = {}
+        self._services_by_namespace: dict[str, set[str]] = {}
+
+    # -- queries -------------------------------------------------------------------------------------
+    def slices_of(self, namespace: str, service: str) -> Iterable[EndpointSlice]:
+        return self._slices_by_service.get((namespace, service), {}).values()
+
+    def namespace_exists(self, namespace: str) -> bool:
+        """A namespace exists when its object does, or when a Service lives in it."""
+        return namespace in self.namespaces or bool(self._services_by_namespace.get(namespace))
+
+    def owners(self) -> Iterator[Owner]:
+        """Every owner the state holds, namespaces first."""
+        for ns in self.namespaces.keys() | self._services_by_namespace.keys():
+            yield Owner("namespace", ns)
+        for ns, name in self.services.keys() | self._slices_by_service.keys():
+            yield Owner("service", ns, name)
+        for ns, name in self.pods:
+            yield Owner("pod", ns, name)
+
+    # -- updates -------------------------------------------------------------------------------------
+    def apply(self, event: Event) -> tuple[Owner, ...]:
+        """Store one event; return the owners whose names must be rebuilt."""
+        obj, deleted = event.object, event.type is EventType.DELETED
+        match obj:
+            case Namespace(name=name):
+                if deleted:
+                    self.namespaces.pop(name, None)
+                else:
+                    self.namespaces[name] = obj
+                return (Owner("namespace", name),)
+            case Service(namespace=ns, name=name):
+                names = self._services_by_namespace.setdefault(ns, set())
+                if deleted:
+                    self.services.pop((ns, name), None)
+                    names.discard(name)
+                else:
+                    self.services[(ns, name)] = obj
+                    names.add(name)
+                if not names:
+                    del self._services_by_namespace[ns]
+                return (Owner("service", ns, name), Owner("namespace", ns))
+            case EndpointSlice(namespace=ns, name=name):
+                return self._apply_slice(obj, deleted)
+            case Pod(namespace=ns, name=name):
+                if deleted:
+                    self.pods.pop((ns, name), None)
+                else:
+                    self.pods[(ns, name)] = obj
+                return (Owner("pod", ns, name),)
+        raise TypeError(f"not a cluster object: {obj!r}")
+
+    def _apply_slice(self, new: EndpointSlice, deleted: bool) -> tuple[Owner, ...]:
+        key = (new.namespace, new.name)
+        old = self.slices.pop(key, None)
+        owners = []
+        if old is not None:
+            group = self._slices_by_service[(old.namespace, old.service)]
+            del group[old.name]
+            if not group:
+                del self._slices_by_service[(old.namespace, old.service)]
+            owners.append(Owner("service", old.namespace, old.service))
+        if not deleted:
+            self.slices[key] = new
+            self._slices_by_service.setdefault((new.namespace, new.service), {})[new.name] = new
+            owners.append(Owner("service", new.namespace, new.service))
+        return tuple(dict.fromkeys(owners))
+
+    def replace(self, kind: type[ClusterObject], objects: Iterable[ClusterObject]) -> list[Owner]:
+        """Make the stored objects of one kind exactly ``objects``; return every affected owner."""
+        table: dict = {
+            Namespace: self.namespaces,
+            Service: self.services,
+            EndpointSlice: self.slices,
+            Pod: self.pods,
+        }[kind]
+        fresh = list(objects)
+        keep = {o.name if isinstance(o, Namespace) else (o.namespace, o.name) for o in fresh}
+        affected: dict[Owner, None] = {}
+        for key in [k for k in table if k not in keep]:
+            for owner in self.apply(Event(EventType.DELETED, table[key])):
+                affected[owner] = None
+        for obj in fresh:
+            key = obj.name if isinstance(obj, Namespace) else (obj.namespace, obj.name)
+            if table.get(key) != obj:
+                for owner in self.apply(Event(EventType.ADDED, obj)):
+                    affected[owner] = None
+        return list(affected)

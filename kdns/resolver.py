@@ -1,0 +1,181 @@
+"""Answers one question from the zone: a pure, synchronous function of (name, type, class).
+
+No sockets, no asyncio, no kubernetes: the resolver reads the zone index and returns an ``Answer``
+that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and CoreDNS's
+``kubernetes`` plugin:
+
+- a name the index holds answers its RRset, or NODATA (NOERROR, SOA in authority) when it has none of
+  the asked type; a name it does not hold is NXDOMAIN (SOA in authority, RFC 2308);
+- an ExternalName CNAME is followed while its target stays inside the authoritative zones;
+- ``<a-b-c-d>.<ns>.pod.<zone>`` is computed in ``insecure`` pod mode (the index holds pod names only in
+  ``verified`` mode); the namespace must exist;
+- SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``;
+- a question outside every authoritative zone is REFUSED, as are other classes and zone transfers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdns.config import PodMode, ZoneSettings
+from kdns.zone.index import ZoneIndex
+from kdns.zone.names import ZoneLayout, ip_of_dashed, join
+from kdns.zone.records import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A
+
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+CLASS_IN = 1
+OPT, IXFR, AXFR, ANY = 41, 251, 252, 255
+SCHEMA_TXT_TTL = 28800  # CoreDNS serves dns-version with this TTL
+MAX_CNAME_CHAIN = 8
+_ANY_PREFERENCE = (A, AAAA, CNAME, SRV, PTR, TXT, NS)
+_HOSTMASTER = b"\x0ahostmaster"
+
+
+@dataclass(frozen=True, slots=True)
+class RRset:
+    """Records of one name and type. Rdata by type: A/AAAA packed bytes; CNAME/PTR/NS wire name;
+    SRV ``(priority, weight, port, target)``; TXT ``tuple[bytes, ...]``; SOA
+    ``(mname, rname, serial, refresh, retry, expire, minimum)``."""
+
+    name: bytes
+    rtype: int
+    ttl: int
+    rdatas: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete response apart from the query's ID, flags and question.
+
+    ``depends`` lists the names whose change invalidates this answer (the qname, CNAME targets, SRV
+    targets, the namespace of a computed pod name)."""
+
+    rcode: int
+    authoritative: bool = True
+    answer: tuple[RRset, ...] = ()
+    authority: tuple[RRset, ...] = ()
+    additional: tuple[RRset, ...] = ()
+    depends: tuple[bytes, ...] = ()
+
+
+REFUSED_ANSWER = Answer(rcode=REFUSED, authoritative=False)
+
+
+class Resolver:
+    def __init__(self, index: ZoneIndex, layout: ZoneLayout, settings: ZoneSettings) -> None:
+        self.index = index
+        self.layout = layout
+        self.settings = settings
+        self.ttl = settings.ttl
+        self._pod_labels = {zone: b"\x03pod" + zone for zone in layout.forward}
+
+    def resolve(self, qname: bytes, qtype: int, qclass: int = CLASS_IN) -> Answer:
+        """Answer ``qname`` (lowercase wire form) for ``qtype``."""
+        zone = self.layout.zone_of(qname)
+        if zone is None or qclass != CLASS_IN or qtype in (AXFR, IXFR):
+            return REFUSED_ANSWER
+        answer: list[RRset] = []
+        depends: list[bytes] = []
+        name = qname
+        for _ in range(MAX_CNAME_CHAIN):
+            depends.append(name)
+            rrsets = self._rrsets(name, zone, depends)
+            if rrsets is None:
+                return self._negative(NXDOMAIN, zone, answer, depends)
+            found = self._rrset(name, zone, qtype, rrsets)
+            if found is not None:
+                answer.append(found)
+                return Answer(
+                    rcode=NOERROR,
+                    answer=tuple(answer),
+                    additional=self._additional(found, depends),
+                    depends=tuple(depends),
+                )
+            targets = rrsets.get(CNAME)
+            if not targets or qtype == CNAME:
+                return self._negative(NOERROR, zone, answer, depends)
+            answer.append(RRset(name, CNAME, self.ttl, (targets[0],)))
+            name = targets[0]
+            zone = self.layout.zone_of(name)
+            if zone is None:  # the target is someone else's to answer
+                return Answer(rcode=NOERROR, answer=tuple(answer), depends=tuple(depends))
+        return Answer(rcode=SERVFAIL, authoritative=False, depends=tuple(depends))
+
+    # -- lookups -------------------------------------------------------------------------------------
+    def _rrsets(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:
+        node = self.index.get(name)
+        if node is not None:
+            return node.rrsets
+        if self.settings.pods is PodMode.INSECURE and zone in self._pod_labels:
+            return self._insecure_pod(name, zone, depends)
+        return None
+
+    def _insecure_pod(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:
+        """``<dashed-ip>.<ns>.pod.<zone>`` for an existing namespace, whatever the IP."""
+        pod_suffix = self._pod_labels[zone]
+        if not name.endswith(pod_suffix):
+            return None
+        first = name[0] + 1
+        namespace_name = name[first:]
+        if len(namespace_name) != namespace_name[0] + 1 + len(pod_suffix):
+            return None  # not exactly <label>.<ns>.pod.<zone>
+        depends.append(namespace_name)
+        if self.index.get(namespace_name) is None:
+            return None
+        ip = ip_of_dashed(name[1:first].decode("ascii", "replace"))
+        if ip is None:
+            return None
+        return {A if ip.version == 4 else AAAA: [ip.packed]}
+
+    def _rrset(self, name: bytes, zone: bytes, qtype: int, rrsets: dict[int, list[object]]) -> RRset | None:
+        if qtype == SOA and name == zone:
+            return self._soa(zone)
+        if qtype == ANY:  # RFC 8482: one RRset is a full answer
+            if name == zone:
+                return self._soa(zone)
+            qtype = next((t for t in _ANY_PREFERENCE if t in rrsets), -1)
+        rdatas = rrsets.get(qtype) if qtype > 0 else None
+        if not rdatas:
+            return None
+        if qtype == SRV:
+            weight = max(1, 100 // len(rdatas))
+            return RRset(name, SRV, self.ttl, tuple((0, weight, port, target) for port, target in rdatas))
+        if qtype == PTR:
+            ranked = min(rank for _, rank in rdatas)
+            targets = tuple(dict.fromkeys(t for t, rank in rdatas if rank == ranked))
+            return RRset(name, PTR, self.ttl, targets)
+        if qtype == TXT:
+            return RRset(name, TXT, SCHEMA_TXT_TTL, tuple((text,) for text in rdatas))
+        return RRset(name, qtype, self.ttl, tuple(rdatas))
+
+    def _additional(self, rrset: RRset, depends: list[bytes]) -> tuple[RRset, ...]:
+        if rrset.rtype == SRV:
+            targets = [rdata[3] for rdata in rrset.rdatas]
+        elif rrset.rtype == NS:
+            targets = list(rrset.rdatas)
+        else:
+            return ()
+        extra = []
+        for target in dict.fromkeys(targets):
+            node = self.index.get(target)
+            depends.append(target)
+            if node is None:
+                continue
+            for rtype in (A, AAAA):
+                if rtype in node.rrsets:
+                    extra.append(RRset(target, rtype, self.ttl, tuple(node.rrsets[rtype])))
+        return tuple(extra)
+
+    # -- negative answers ----------------------------------------------------------------------------
+    def _soa(self, zone: bytes) -> RRset:
+        mname = join(("ns", "dns"), self.layout.primary)
+        rname = _HOSTMASTER + self.layout.primary
+        minimum = self.ttl
+        soa = (mname, rname, self.index.serial & 0xFFFFFFFF, 7200, 1800, 86400, minimum)
+        return RRset(zone, SOA, min(self.ttl, 300), (soa,))
+
+    def _negative(self, rcode: int, zone: bytes, answer: list[RRset], depends: list[bytes]) -> Answer:
+        """NXDOMAIN or NODATA, with the SOA whose TTL is the negative TTL (RFC 2308 section 3)."""
+        soa = self._soa(zone)
+        soa = RRset(soa.name, SOA, min(soa.ttl, self.ttl), soa.rdatas)
+        return Answer(rcode=rcode, answer=tuple(answer), authority=(soa,), depends=tuple(depends))

@@ -1,0 +1,113 @@
+"""Query bytes -> response bytes: the hot path shared by the UDP and TCP transports.
+
+A query is parsed as far as its question (``wire.parse_query``), its lowercased question is looked up
+in a dict of packed answers, and the response is rendered from that entry. Only a miss reaches the
+resolver and dnslib. The zone tells the responder which names changed; the entries that depend on
+them are dropped, so an answer is packed again on its next query, not on every change.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kdns.resolver import Resolver
+from kdns.wire import (
+    BADVERS,
+    HEADER,
+    NO_EDNS_UDP_SIZE,
+    QR,
+    TCP_MAX_SIZE,
+    Drop,
+    Malformed,
+    Packed,
+    error_response,
+    opt_record,
+    pack,
+    parse_query,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Responder:
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        max_udp_size: int = 1232,
+        cache_size: int = 100_000,
+        recursion_available: bool = False,
+    ) -> None:
+        self.resolver = resolver
+        self.max_udp_size = max_udp_size
+        self.cache_size = cache_size
+        self.recursion_available = recursion_available
+        self._cache: dict[bytes, Packed] = {}
+        self._keys_by_name: dict[bytes, set[bytes]] = {}
+        self._opt = {False: opt_record(max_udp_size), True: opt_record(max_udp_size, do=True)}
+
+    def respond(self, data: bytes, *, tcp: bool = False) -> bytes | None:
+        """The response to one query, or ``None`` when it must be dropped."""
+        try:
+            qid, flags, qend, end, edns_size, edns_do, edns_version = parse_query(data)
+        except Drop:
+            return None
+        except Malformed as exc:
+            return error_response(data, exc.rcode)
+        if edns_size:
+            opt = self._opt[edns_do]
+            if edns_version:
+                return self._badvers(data, qid, flags, end, edns_do)
+            limit = TCP_MAX_SIZE if tcp else min(edns_size, self.max_udp_size)
+        else:
+            opt = b""
+            limit = TCP_MAX_SIZE if tcp else NO_EDNS_UDP_SIZE
+        key = data[12:end].lower()
+        if key[-4:] != data[end - 4 : end]:  # lower() also changed a qtype or qclass byte
+            key = key[:-4] + data[end - 4 : end]
+        packed = self._cache.get(key)
+        if packed is None:
+            packed = self._miss(key, qend - 12)
+        return packed.render(data, qid, flags, end, limit, opt)
+
+    def invalidate(self, names: set[bytes]) -> None:
+        """Forget the answers that depend on any of ``names`` (the zone calls this on change)."""
+        for name in names:
+            for key in self._keys_by_name.pop(name, ()):
+                self._forget(key)
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._keys_by_name.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _miss(self, key: bytes, qlen: int) -> Packed:
+        qname = key[:qlen]
+        qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 : qlen + 4])
+        answer = self.resolver.resolve(qname, qtype, qclass)
+        packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
+        if len(self._cache) >= self.cache_size:
+            self._forget(next(iter(self._cache)))  # oldest first: bounded under random names
+        self._cache[key] = packed
+        for name in packed.depends:
+            self._keys_by_name.setdefault(name, set()).add(key)
+        return packed
+
+    def _forget(self, key: bytes) -> None:
+        packed = self._cache.pop(key, None)
+        if packed is None:
+            return
+        for name in packed.depends:
+            keys = self._keys_by_name.get(name)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._keys_by_name[name]
+
+    def _badvers(self, data: bytes, qid: int, flags: int, end: int, do: bool) -> bytes:
+        """RFC 6891: an unknown EDNS version gets BADVERS, with our OPT saying version 0."""
+        opt = opt_record(self.max_udp_size, do=do, extended_rcode=BADVERS)
+        header = HEADER.pack(qid, QR | (flags & 0x0100), 1, 0, 0, 1)
+        return header + data[12:end] + opt

@@ -1,0 +1,117 @@
+"""Cluster snapshots: what ``kubectl get namespaces,services,endpointslices,pods -A -o yaml`` prints.
+
+A file holds a ``List`` (or a typed list such as ``ServiceList``) of objects, single objects, or
+several YAML documents of either; JSON is read the same way. Unknown kinds are counted and logged.
+A file that does not parse, or holds an object the API could not have produced, raises
+``SnapshotError`` naming the file, the line and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object
+from kdns.cluster.model import ClusterObject
+from kdns.cluster.selector import ObjectFilter
+
+log = logging.getLogger(__name__)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SnapshotError(Exception):
+    """A snapshot file cannot be served; the message names the file, line and problem."""
+
+
+def read_snapshots(paths: list[Path], object_filter: ObjectFilter | None = None) -> list[ClusterObject]:
+    objects: list[ClusterObject] = []
+    for path in paths:
+        objects.extend(read_snapshot(path, object_filter))
+    return objects
+
+
+def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list[ClusterObject]:
+    """All objects of one file that DNS uses and ``object_filter`` exposes."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    documents = _parse(path, text)
+    objects: list[ClusterObject] = []
+    skipped: Counter[str] = Counter()
+    for where, raw in _raw_objects(path, text, documents):
+        if object_filter is not None and not object_filter.accepts(raw):
+            continue
+        try:
+            objects.append(to_object(raw))
+        except SkippedObject as exc:
+            skipped[str(exc)] += 1
+        except InvalidObject as exc:
+            line = _line_of(text, where)
+            raise SnapshotError(f"{path}{line}: {object_identity(raw)}: {exc}") from None
+    for reason, count in sorted(skipped.items()):
+        log.info("%s: ignored %d object%s: %s", path, count, "" if count == 1 else "s", reason)
+    return objects
+
+
+def _parse(path: Path, text: str) -> list[Any]:
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            raise SnapshotError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    try:
+        return list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        detail = f"{problem} ({context})" if context else problem
+        raise SnapshotError(f"{path}{where}: invalid YAML: {detail}") from None
+
+
+Location = tuple[int, int | None]  # (document index, item index within its list)
+
+
+def _raw_objects(path: Path, text: str, documents: list[Any]) -> Iterator[tuple[Location, Mapping]]:
+    for d, doc in enumerate(documents):
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise SnapshotError(
+                f"{path}{_line_of(text, (d, None))}: expected a Kubernetes object or List, "
+                f"found {type(doc).__name__}"
+            )
+        kind = doc.get("kind")
+        if "items" in doc and (kind is None or (isinstance(kind, str) and kind.endswith("List"))):
+            items = doc["items"] or []
+            if not isinstance(items, list):
+                raise SnapshotError(f"{path}{_line_of(text, (d, None))}: 'items' must be a list")
+            item_kind = kind[: -len("List")] if isinstance(kind, str) and kind != "List" else None
+            for i, item in enumerate(items):
+                if not isinstance(item, Mapping):
+                    raise SnapshotError(f"{path}{_line_of(text, (d, i))}: list item is not an object")
+                yield (d, i), ({**item, "kind": item_kind} if item_kind and "kind" not in item else item)
+        else:
+            yield (d, None), doc
+
+
+def _line_of(text: str, where: Location) -> str:
+    """``":LINE"`` of an object, found by composing the text again (only on the error path)."""
+    document, item = where
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        node = nodes[document]
+        if item is not None:
+            items = next(v for k, v in node.value if getattr(k, "value", None) == "items")
+            node = items.value[item]
+    except Exception:  # the line is a courtesy; the message stands without it
+        return ""
+    return f":{node.start_mark.line + 1}"

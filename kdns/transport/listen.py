@@ -1,0 +1,83 @@
+"""Binding UDP and TCP on the same addresses and port, IPv4 and IPv6 alike.
+
+Port 0 picks a free port once (for UDP on the first address) and uses it everywhere, so tests and
+tools can ask for any free port and read the one chosen from the ready line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+
+from kdns.responder import Responder
+from kdns.transport.tcp import TcpConnections
+from kdns.transport.udp import UdpProtocol
+
+
+class ListenError(OSError):
+    """An address cannot be bound; the message names it."""
+
+
+@dataclass
+class Listeners:
+    port: int
+    udp: list[asyncio.DatagramTransport] = field(default_factory=list)
+    tcp: list[asyncio.Server] = field(default_factory=list)
+    connections: TcpConnections | None = None
+
+    async def close(self) -> None:
+        for server in self.tcp:
+            server.close()
+        if self.connections is not None:
+            self.connections.close_all()
+        for server in self.tcp:
+            await server.wait_closed()
+        for transport in self.udp:
+            transport.close()
+
+
+def _socket(address: str, port: int, kind: int) -> socket.socket:
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # "::" and "0.0.0.0" side by side
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        proto = "TCP" if kind == socket.SOCK_STREAM else "UDP"
+        raise ListenError(
+            exc.errno, f"cannot listen on {address} port {port}/{proto}: {exc.strerror}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+async def listen(
+    responder: Responder,
+    addresses: tuple[str, ...],
+    port: int,
+    *,
+    idle_timeout: float,
+    max_tcp_connections: int,
+) -> Listeners:
+    loop = asyncio.get_running_loop()
+    connections = TcpConnections(responder, idle_timeout=idle_timeout, max_connections=max_tcp_connections)
+    listeners = Listeners(port=port, connections=connections)
+    try:
+        for address in addresses:
+            udp_sock = _socket(address, listeners.port, socket.SOCK_DGRAM)
+            listeners.port = udp_sock.getsockname()[1]
+            transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(responder), sock=udp_sock)
+            listeners.udp.append(transport)
+            tcp_sock = _socket(address, listeners.port, socket.SOCK_STREAM)
+            server = await loop.create_server(connections.protocol, sock=tcp_sock, backlog=1024)
+            listeners.tcp.append(server)
+    except BaseException:
+        await listeners.close()
+        raise
+    return listeners

@@ -1,0 +1,112 @@
+"""TCP (RFC 7766): length-prefixed queries, several per connection, answered in order.
+
+A connection is closed when it has not completed a query for ``idle_timeout`` seconds (so a client
+trickling bytes cannot hold it), and reading pauses while the client does not read its answers.
+Connections past ``max_connections`` are closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from kdns.responder import Responder
+from kdns.wire import error_response
+
+log = logging.getLogger(__name__)
+SERVFAIL = 2
+
+
+class TcpConnections:
+    """Settings and bookkeeping shared by every connection of one server."""
+
+    def __init__(self, responder: Responder, *, idle_timeout: float, max_connections: int) -> None:
+        self.responder = responder
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.open: set[TcpProtocol] = set()
+        self._refused_logged_at = 0.0
+
+    def protocol(self) -> TcpProtocol:
+        return TcpProtocol(self)
+
+    def admit(self, conn: TcpProtocol) -> bool:
+        if len(self.open) >= self.max_connections:
+            now = time.monotonic()
+            if now - self._refused_logged_at > 10:
+                self._refused_logged_at = now
+                log.warning(
+                    "TCP connection limit (%d) reached: closing new connections", self.max_connections
+                )
+            return False
+        self.open.add(conn)
+        return True
+
+    def close_all(self) -> None:
+        for conn in list(self.open):
+            conn.close()
+
+
+class TcpProtocol(asyncio.Protocol):
+    def __init__(self, connections: TcpConnections) -> None:
+        self._connections = connections
+        self._respond = connections.responder.respond
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._last_query = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        if not self._connections.admit(self):
+            transport.close()
+            return
+        self._schedule_idle_check(self._connections.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 2:
+            length = (buffer[0] << 8) | buffer[1]
+            if len(buffer) < 2 + length:
+                break
+            query = bytes(buffer[2 : 2 + length])
+            del buffer[: 2 + length]
+            self._last_query = time.monotonic()
+            try:
+                response = self._respond(query, tcp=True)
+            except Exception:
+                log.exception("failed to answer a %d-byte TCP query", len(query))
+                response = error_response(query, SERVFAIL) if len(query) >= 12 else None
+            if response is not None:
+                self._transport.write(len(response).to_bytes(2, "big") + response)
+
+    def pause_writing(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close once the answers written so far are flushed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.open.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _schedule_idle_check(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
+        remaining = self._last_query + self._connections.idle_timeout - time.monotonic()
+        if remaining <= 0:
+            self._transport.close()
+        else:
+            self._schedule_idle_check(remaining)

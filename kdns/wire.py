@@ -1,0 +1,210 @@
+"""The DNS wire format at kdns's edge: query bytes in, response bytes out.
+
+``parse_query`` reads only what answering needs (header, the one question, an OPT record) and says
+FORMERR, NOTIMP or drop for everything a server must not answer normally. ``pack`` turns a resolver
+``Answer`` into a ``Packed`` response body with dnslib, once; ``Packed.render`` then makes a response
+for any query with that question: the body's owner names point at the question (offset 12), so only
+the ID, flags, counts and the question itself (in the query's own letter case) vary per query.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import dnslib
+from dnslib import AAAA, CNAME, NS, PTR, RR, SOA, SRV, TXT, A, DNSBuffer, DNSLabel
+
+from kdns.resolver import FORMERR, OPT, Answer, RRset
+from kdns.zone.names import labels_of
+
+HEADER = struct.Struct("!HHHHHH")
+_RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+QR, AA, TC, RD, RA, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0010
+OPCODE_MASK = 0x7800
+ECHOED_FLAGS = RD | CD  # copied from the query (RFC 1035, RFC 6840)
+NO_EDNS_UDP_SIZE = 512
+TCP_MAX_SIZE = 65535
+BADVERS = 16
+
+
+class Drop(Exception):
+    """No reply is possible or wise (too short to carry an ID, or itself a response)."""
+
+
+class Malformed(Exception):
+    """The query gets an error reply with this rcode and no question."""
+
+    def __init__(self, rcode: int) -> None:
+        super().__init__(rcode)
+        self.rcode = rcode
+
+
+# (qid, flags, qend, end, edns_size, edns_do, edns_version); qend is the end of the qname,
+# end the end of the question; edns_size is 0 when the query has no OPT record.
+Query = tuple[int, int, int, int, int, bool, int]
+
+
+def parse_query(data: bytes) -> Query:
+    if len(data) < 12:
+        raise Drop
+    qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
+    if flags & QR:
+        raise Drop
+    if flags & OPCODE_MASK:
+        raise Malformed(4)  # NOTIMP: only standard queries are answered
+    if qdcount != 1:
+        raise Malformed(FORMERR)
+    i = 12
+    try:
+        length = data[i]
+        while length:
+            if length > 63:  # a compression pointer or a reserved label type
+                raise Malformed(FORMERR)
+            i += length + 1
+            length = data[i]
+    except IndexError:
+        raise Malformed(FORMERR) from None
+    qend = i + 1
+    end = qend + 4
+    if qend - 12 > 255 or end > len(data):
+        raise Malformed(FORMERR)
+    if data[qend : qend + 2] == b"\x00\x29":  # a question for OPT is meaningless (RFC 6891)
+        raise Malformed(FORMERR)
+    if not (ancount or nscount or arcount):
+        if end != len(data):
+            raise Malformed(FORMERR)
+        return qid, flags, qend, end, 0, False, 0
+    size, do, version = _read_edns(data, end, ancount + nscount, arcount)
+    return qid, flags, qend, end, size, do, version
+
+
+def _read_edns(data: bytes, i: int, skip: int, arcount: int) -> tuple[int, bool, int]:
+    """Walk the records after the question; return the OPT's (size, DO, version), or zeros."""
+    found = None
+    try:
+        for n in range(skip + arcount):
+            owner = i
+            length = data[i]
+            while length:
+                if length >= 0xC0:
+                    i += 1
+                    break
+                if length > 63:
+                    raise Malformed(FORMERR)
+                i += length + 1
+                length = data[i]
+            i += 1
+            rtype, rclass, ttl, rdlength = _RR_FIXED.unpack_from(data, i)
+            i += 10 + rdlength
+            if rtype == OPT:
+                if n < skip or found is not None or data[owner] != 0:
+                    raise Malformed(FORMERR)  # RFC 6891: one OPT, in additional, owned by the root
+                found = (max(rclass, NO_EDNS_UDP_SIZE), bool(ttl & 0x8000), (ttl >> 16) & 0xFF)
+    except (IndexError, struct.error):
+        raise Malformed(FORMERR) from None
+    if i != len(data):
+        raise Malformed(FORMERR)
+    return found or (0, False, 0)
+
+
+def error_response(data: bytes, rcode: int) -> bytes:
+    """A header-only reply carrying ``rcode`` to a query we will not answer normally."""
+    qid, flags = struct.unpack_from("!HH", data)
+    return HEADER.pack(qid, QR | (flags & (OPCODE_MASK | RD)) | rcode, 0, 0, 0, 0)
+
+
+def opt_record(udp_size: int, *, do: bool = False, extended_rcode: int = 0) -> bytes:
+    """The OPT pseudo-record we echo: our UDP size, version 0, the client's DO bit."""
+    ttl = (extended_rcode >> 4) << 24 | (0x8000 if do else 0)
+    return b"\x00" + _RR_FIXED.pack(OPT, udp_size, ttl, 0)
+
+
+class Packed:
+    """A response body for one question, with the RRset boundaries used to truncate it."""
+
+    __slots__ = ("body", "counts", "cuts", "depends", "flags")
+
+    def __init__(
+        self, flags: int, body: bytes, cuts: tuple[tuple[int, int, int, int], ...], depends: tuple[bytes, ...]
+    ) -> None:
+        self.flags = flags
+        self.body = body
+        self.cuts = cuts  # (body length, an, ns, ar) after each whole RRset
+        self.counts = cuts[-1][1:] if cuts else (0, 0, 0)
+        self.depends = depends
+
+    def render(self, data: bytes, qid: int, qflags: int, end: int, limit: int, opt: bytes) -> bytes:  # noqa: PLR0917 (hot path)
+        """The response to the query ``data`` (question ending at ``end``), at most ``limit`` bytes."""
+        body = self.body
+        flags = self.flags | (qflags & ECHOED_FLAGS)
+        an, ns, ar = self.counts
+        if end + len(body) + len(opt) > limit:
+            body, an, ns, ar, truncated = self._fit(limit - end - len(opt))
+            if truncated:
+                flags |= TC
+        if opt:
+            ar += 1
+        return b"".join((HEADER.pack(qid, flags, 1, an, ns, ar), data[12:end], body, opt))
+
+    def _fit(self, budget: int) -> tuple[bytes, int, int, int, bool]:
+        """Whole RRsets that fit ``budget``; truncated unless only additional records were left out."""
+        length, an, ns, ar = 0, 0, 0, 0
+        for cut in self.cuts:
+            if cut[0] > budget:
+                break
+            length, an, ns, ar = cut
+        full_an, full_ns, _ = self.counts
+        return self.body[:length], an, ns, ar, (an, ns) != (full_an, full_ns)
+
+
+def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_available: bool = False) -> Packed:
+    """Pack ``answer`` behind a question for ``qname`` (lowercase wire) so names compress against it."""
+    buffer = DNSBuffer()
+    buffer.append(bytes(12))
+    buffer.encode_name(DNSLabel(labels_of(qname)))
+    buffer.append(qtype_class)
+    start = buffer.offset
+    counts = [0, 0, 0]
+    cuts = []
+    for section, rrsets in enumerate((answer.answer, answer.authority, answer.additional)):
+        for rrset in rrsets:
+            owner = DNSLabel(labels_of(rrset.name))
+            for rdata in rrset.rdatas:
+                RR(owner, rrset.rtype, 1, rrset.ttl, _rdata(rrset.rtype, rdata)).pack(buffer)
+            counts[section] += len(rrset.rdatas)
+            cuts.append((buffer.offset - start, *counts))
+    flags = QR | (AA if answer.authoritative else 0) | (RA if recursion_available else 0) | answer.rcode
+    return Packed(flags, bytes(buffer.data[start:]), tuple(cuts), answer.depends or (qname,))
+
+
+def _name(wire: bytes) -> DNSLabel:
+    return DNSLabel(labels_of(wire))
+
+
+def _rdata(rtype: int, rdata: object) -> dnslib.RD:
+    match rtype:
+        case 1:
+            return A(tuple(rdata))
+        case 28:
+            return AAAA(list(rdata))
+        case 5:
+            return CNAME(_name(rdata))
+        case 12:
+            return PTR(_name(rdata))
+        case 2:
+            return NS(_name(rdata))
+        case 33:
+            priority, weight, port, target = rdata
+            return SRV(priority, weight, port, _name(target))
+        case 16:
+            return TXT(list(rdata))
+        case 6:
+            mname, rname, *times = rdata
+            return SOA(_name(mname), _name(rname), tuple(times))
+    raise ValueError(f"cannot pack rdata of type {rtype}")
+
+
+def rrset_lines(rrset: RRset) -> list[str]:
+    """Zone-file presentation lines for an RRset (``kdns dump``, test tables)."""
+    owner = _name(rrset.name)
+    return [RR(owner, rrset.rtype, 1, rrset.ttl, _rdata(rrset.rtype, r)).toZone() for r in rrset.rdatas]

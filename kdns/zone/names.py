@@ -1,0 +1,138 @@
+"""Domain names as the zone keeps them: lowercase wire format (``b"\\x03web\\x07default..."``).
+
+Wire form is what the hot path sees in a query, so the index is keyed by it and no query needs a
+conversion to text. This module also holds the name grammar helpers: dashed-IP labels, reverse names
+and the zone layout (which zones are forward, which reverse, which is primary).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+ROOT = b"\x00"
+
+
+class BadName(ValueError):
+    """The text is not a valid domain name."""
+
+
+def to_wire(text: str) -> bytes:
+    """``"Web.Default.svc."`` -> lowercase wire bytes; raises ``BadName``."""
+    text = text.rstrip(".")
+    if not text:
+        return ROOT
+    out = bytearray()
+    for label in text.lower().split("."):
+        raw = label.encode("ascii", "strict") if label.isascii() else None
+        if raw is None or not 0 < len(raw) < 64:
+            raise BadName(f"invalid label {label!r} in {text!r}")
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    if len(out) > 255:
+        raise BadName(f"name {text!r} is longer than 255 octets")
+    return bytes(out)
+
+
+def join(labels: Iterable[str], suffix: bytes) -> bytes:
+    """Prepend text labels (already lowercase and valid) to a wire name."""
+    head = b"".join(bytes((len(raw),)) + raw for raw in (label.encode("ascii") for label in labels))
+    return head + suffix
+
+
+def labels_of(wire: bytes) -> list[bytes]:
+    """Labels of a wire name, without the root."""
+    out, i = [], 0
+    while wire[i]:
+        out.append(wire[i + 1 : i + 1 + wire[i]])
+        i += wire[i] + 1
+    return out
+
+
+def parent(wire: bytes) -> bytes:
+    return wire[wire[0] + 1 :] if wire != ROOT else ROOT
+
+
+def is_within(wire: bytes, zone: bytes) -> bool:
+    """Whether ``wire`` is ``zone`` or below it, comparing on label boundaries."""
+    if not wire.endswith(zone):
+        return False
+    cut, i = len(wire) - len(zone), 0
+    while i < cut:
+        i += wire[i] + 1
+    return i == cut
+
+
+def to_text(wire: bytes) -> str:
+    """Presentation form with a trailing dot, escaping as zone files do."""
+    parts = []
+    for label in labels_of(wire):
+        chars = []
+        for byte in label:
+            ch = chr(byte)
+            if ch in '.\\"();@$':
+                chars.append("\\" + ch)
+            elif 33 <= byte <= 126:
+                chars.append(ch)
+            else:
+                chars.append(f"\\{byte:03d}")
+        parts.append("".join(chars))
+    return ".".join(parts) + "."
+
+
+def dashed_ip(ip: str) -> str:
+    """``10.0.0.1`` -> ``10-0-0-1``; ``fd00::1`` -> ``fd00--1`` (the endpoint and pod label form)."""
+    return ip.replace(".", "-").replace(":", "-")
+
+
+def ip_of_dashed(label: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP a pod label names, read as CoreDNS reads it; ``None`` when it names none."""
+    text = label.replace("-", ".") if label.count("-") == 3 and "--" not in label else label.replace("-", ":")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def reverse_wire(ip: str) -> bytes:
+    """The in-addr.arpa or ip6.arpa name of an IP."""
+    return to_wire(ipaddress.ip_address(ip).reverse_pointer)
+
+
+def is_reverse_zone(zone: str) -> bool:
+    return zone.rstrip(".").lower().endswith(("in-addr.arpa", "ip6.arpa"))
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneLayout:
+    """The authoritative zones in wire form; the primary zone names the targets of PTR records."""
+
+    forward: tuple[bytes, ...]
+    reverse: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, zones: Iterable[str]) -> ZoneLayout:
+        zones = list(dict.fromkeys(to_wire(z) for z in zones))
+        forward = tuple(z for z in zones if not is_reverse_zone(to_text(z)))
+        reverse = tuple(z for z in zones if is_reverse_zone(to_text(z)))
+        if not forward:
+            raise BadName("at least one forward zone (such as cluster.local) is needed")
+        return cls(forward=forward, reverse=reverse)
+
+    @property
+    def primary(self) -> bytes:
+        return self.forward[0]
+
+    @property
+    def apexes(self) -> tuple[bytes, ...]:
+        return self.forward + self.reverse
+
+    def zone_of(self, wire: bytes) -> bytes | None:
+        """The most specific authoritative zone holding ``wire``."""
+        best = None
+        for zone in self.apexes:
+            if (best is None or len(zone) > len(best)) and is_within(wire, zone):
+                best = zone
+        return best

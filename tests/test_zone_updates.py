@@ -1,0 +1,149 @@
+"""The zone follows the cluster object by object: adds, updates and deletes of one Service or slice
+touch only its names, and the packed answers that depend on them are dropped."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from kdns.cluster.convert import to_object
+from kdns.cluster.model import Event, EventType
+from kdns.resolver import Resolver
+from kdns.responder import Responder
+from kdns.zone.names import to_wire
+from tests.support import ask, endpoint_slice, namespace, service, zone_of
+
+
+def added(raw: dict) -> Event:
+    return Event(EventType.ADDED, to_object(raw))
+
+
+def deleted(raw: dict) -> Event:
+    return Event(EventType.DELETED, to_object(raw))
+
+
+def test_service_add_update_delete():
+    zone = zone_of([namespace("default")])
+    baseline = set(zone.index.nodes)
+    zone.apply(added(service("web", ip="10.96.1.1", ports=[("http", 80, "TCP")])))
+    assert ask(zone, "web.default.svc.cluster.local").answer == ["web.default.svc.cluster.local. 5 IN A 10.96.1.1"]
+    assert ask(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
+
+    zone.apply(Event(EventType.MODIFIED, to_object(service("web", ip="10.96.1.2", ports=[("web", 8080, "TCP")]))))
+    assert ask(zone, "web.default.svc.cluster.local").answer == ["web.default.svc.cluster.local. 5 IN A 10.96.1.2"]
+    assert ask(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
+    assert ask(zone, "_web._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
+    assert ask(zone, "1.1.96.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+    assert ask(zone, "2.1.96.10.in-addr.arpa", "PTR").rcode == "NOERROR"
+
+    zone.apply(deleted(service("web", ip="10.96.1.2")))
+    assert ask(zone, "web.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask(zone, "_tcp.web.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert set(zone.index.nodes) == baseline  # empty non-terminals went with it
+
+
+def test_headless_endpoints_follow_their_slices():
+    zone = zone_of([namespace("db"), service("pg", "db", ip="None", ports=[("pg", 5432, "TCP")])])
+    assert ask(zone, "pg.db.svc.cluster.local").rcode == "NXDOMAIN"  # headless without endpoints
+    first = endpoint_slice("pg-a", "pg", "db", addresses=["10.0.0.1"], ports=[("pg", 5432, "TCP")])
+    zone.apply(added(first))
+    assert ask(zone, "pg.db.svc.cluster.local").answer == ["pg.db.svc.cluster.local. 5 IN A 10.0.0.1"]
+    second = endpoint_slice("pg-b", "pg", "db", addresses=["10.0.0.2"], ports=[("pg", 5432, "TCP")])
+    zone.apply(added(second))
+    assert len(ask(zone, "pg.db.svc.cluster.local").answer) == 2
+    assert ask(zone, "_pg._tcp.pg.db.svc.cluster.local", "SRV").answer == [
+        "_pg._tcp.pg.db.svc.cluster.local. 5 IN SRV 0 50 5432 10-0-0-1.pg.db.svc.cluster.local.",
+        "_pg._tcp.pg.db.svc.cluster.local. 5 IN SRV 0 50 5432 10-0-0-2.pg.db.svc.cluster.local.",
+    ]
+    not_ready = endpoint_slice("pg-a", "pg", "db", ports=[("pg", 5432, "TCP")],
+                               addresses=[{"addresses": ["10.0.0.1"], "conditions": {"ready": False}}])
+    zone.apply(Event(EventType.MODIFIED, to_object(not_ready)))
+    assert ask(zone, "pg.db.svc.cluster.local").answer == ["pg.db.svc.cluster.local. 5 IN A 10.0.0.2"]
+    assert ask(zone, "10-0-0-1.pg.db.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask(zone, "1.0.0.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+    zone.apply(deleted(second))
+    assert ask(zone, "pg.db.svc.cluster.local").rcode == "NXDOMAIN"
+
+
+def test_slice_moving_between_services():
+    zone = zone_of([service("a", ip="10.96.0.5"), service("b", ip="10.96.0.6"),
+                    endpoint_slice("s", "a", addresses=["10.1.0.1"])])
+    assert ask(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NOERROR"
+    zone.apply(added(endpoint_slice("s", "b", addresses=["10.1.0.1"])))
+    assert ask(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask(zone, "10-1-0-1.b.default.svc.cluster.local").rcode == "NOERROR"
+
+
+def test_namespace_exists_through_its_object_or_its_services():
+    zone = zone_of([])
+    assert ask(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask(zone, "1-2-3-4.team.pod.cluster.local").rcode == "NXDOMAIN"
+    zone.apply(added(namespace("team")))
+    assert ask(zone, "team.svc.cluster.local").rcode == "NOERROR"
+    assert ask(zone, "1-2-3-4.team.pod.cluster.local").answer == ["1-2-3-4.team.pod.cluster.local. 5 IN A 1.2.3.4"]
+    zone.apply(added(service("x", "team")))
+    zone.apply(deleted(namespace("team")))
+    assert ask(zone, "team.svc.cluster.local").rcode == "NOERROR"  # its Service still lives there
+    zone.apply(deleted(service("x", "team")))
+    assert ask(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask(zone, "team.pod.cluster.local").rcode == "NXDOMAIN"
+
+
+def test_shared_ptr_is_reference_counted():
+    """One pod IP behind two Services has a PTR for each endpoint name until both are gone."""
+    zone = zone_of([service("a", ip="None"), service("b", ip="None"),
+                    endpoint_slice("sa", "a", addresses=["10.1.0.9"]), endpoint_slice("sb", "b", addresses=["10.1.0.9"])])
+    assert len(ask(zone, "9.0.1.10.in-addr.arpa", "PTR").answer) == 2
+    zone.apply(deleted(endpoint_slice("sa", "a")))
+    assert ask(zone, "9.0.1.10.in-addr.arpa", "PTR").answer == [
+        "9.0.1.10.in-addr.arpa. 5 IN PTR 10-1-0-9.b.default.svc.cluster.local."]
+    zone.apply(deleted(endpoint_slice("sb", "b")))
+    assert ask(zone, "9.0.1.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+
+
+def test_unchanged_update_touches_nothing():
+    zone = zone_of([service("a", ip="10.96.0.5", ports=[("http", 80, "TCP")])])
+    assert zone.apply(Event(EventType.MODIFIED, to_object(service("a", ip="10.96.0.5", ports=[("http", 80, "TCP")])))) == set()
+
+
+def test_packed_answers_are_dropped_when_their_names_change():
+    zone = zone_of([namespace("default"), service("web", ip="10.96.1.1"),
+                    service("alias", type="ExternalName", externalName="web.default.svc.cluster.local", ip=None)])
+    responder = Responder(Resolver(zone.index, zone.layout, zone.settings))
+    zone.on_change(responder.invalidate)
+
+    def query(name: str, qtype: str = "A") -> dns.message.Message:
+        wire = responder.respond(dns.message.make_query(name, qtype).to_wire())
+        return dns.message.from_wire(wire)
+
+    assert query("web.default.svc.cluster.local").answer[0][0].address == "10.96.1.1"
+    assert query("alias.default.svc.cluster.local").answer[1][0].address == "10.96.1.1"
+    assert query("new.default.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
+    cached = len(responder)
+    zone.apply(added(service("web", ip="10.96.1.7")))
+    assert len(responder) == cached - 2  # web and the CNAME chain through it; the NXDOMAIN stays
+    assert query("web.default.svc.cluster.local").answer[0][0].address == "10.96.1.7"
+    assert query("alias.default.svc.cluster.local").answer[1][0].address == "10.96.1.7"
+    zone.apply(added(service("new", ip="10.96.1.8")))
+    assert query("new.default.svc.cluster.local").answer[0][0].address == "10.96.1.8"
+
+
+def test_insecure_pod_answers_follow_their_namespace():
+    zone = zone_of([namespace("team")])
+    responder = Responder(Resolver(zone.index, zone.layout, zone.settings))
+    zone.on_change(responder.invalidate)
+    wire = dns.message.make_query("1-2-3-4.team.pod.cluster.local", "A").to_wire()
+    assert dns.message.from_wire(responder.respond(wire)).rcode() == dns.rcode.NOERROR
+    zone.apply(deleted(namespace("team")))
+    assert dns.message.from_wire(responder.respond(wire)).rcode() == dns.rcode.NXDOMAIN
+
+
+def test_cache_is_bounded():
+    zone = zone_of([])
+    responder = Responder(Resolver(zone.index, zone.layout, zone.settings), cache_size=100)
+    for i in range(1000):
+        responder.respond(dns.message.make_query(f"n{i}.default.svc.cluster.local", "A").to_wire())
+    assert len(responder) == 100
+    assert sum(len(keys) for keys in responder._keys_by_name.values()) == 100
+    assert to_wire("n999.default.svc.cluster.local") in responder._keys_by_name
