@@ -25,8 +25,20 @@ from kdns.zone.names import to_wire
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "zones" / "example.yaml"
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
-TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33,
-         "AXFR": 252, "ANY": 255, "HTTPS": 65}
+TYPES = {
+    "A": 1,
+    "NS": 2,
+    "CNAME": 5,
+    "SOA": 6,
+    "PTR": 12,
+    "MX": 15,
+    "TXT": 16,
+    "AAAA": 28,
+    "SRV": 33,
+    "AXFR": 252,
+    "ANY": 255,
+    "HTTPS": 65,
+}
 
 
 def example_zone(**settings: Any) -> ClusterZone:
@@ -77,8 +89,14 @@ def namespace(name: str) -> dict:
     return {"kind": "Namespace", "metadata": {"name": name}}
 
 
-def service(name: str, ns: str = "default", *, ip: str | list[str] | None = "10.96.1.1",
-            ports: list[tuple[str, int, str]] = (), **spec: Any) -> dict:
+def service(
+    name: str,
+    ns: str = "default",
+    *,
+    ip: str | list[str] | None = "10.96.1.1",
+    ports: list[tuple[str, int, str]] = (),
+    **spec: Any,
+) -> dict:
     body: dict[str, Any] = {"ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports]}
     if ip == "None":
         body["clusterIP"] = "None"
@@ -90,10 +108,18 @@ def service(name: str, ns: str = "default", *, ip: str | list[str] | None = "10.
     return {"kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": body}
 
 
-def endpoint_slice(name: str, svc: str, ns: str = "default", *, addresses: Iterable[str | dict] = (),
-                   ports: list[tuple[str, int, str]] = (), address_type: str = "IPv4") -> dict:
-    endpoints = [a if isinstance(a, dict) else {"addresses": [a], "conditions": {"ready": True}}
-                 for a in addresses]
+def endpoint_slice(
+    name: str,
+    svc: str,
+    ns: str = "default",
+    *,
+    addresses: Iterable[str | dict] = (),
+    ports: list[tuple[str, int, str]] = (),
+    address_type: str = "IPv4",
+) -> dict:
+    endpoints = [
+        a if isinstance(a, dict) else {"addresses": [a], "conditions": {"ready": True}} for a in addresses
+    ]
     return {
         "kind": "EndpointSlice",
         "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": svc}},
@@ -126,7 +152,10 @@ def running(*args: str, timeout: float = 20) -> Iterator[Server]:
     """``kdns serve --port 0 ARGS`` as a child process, until it logs its ready line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "kdns", "serve", "--port", "0", *args],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log: list[str] = []

@@ -23,68 +23,180 @@ CASES = [
     ("web.shop.svc.cluster.local", "A", "NOERROR", ["web.shop.svc.cluster.local. 5 IN A 10.96.100.10"], []),
     ("web.shop.svc.cluster.local", "AAAA", *NODATA),
     ("api.shop.svc.cluster.local", "A", "NOERROR", ["api.shop.svc.cluster.local. 5 IN A 10.96.100.20"], []),
-    ("api.shop.svc.cluster.local", "AAAA", "NOERROR",
-     ["api.shop.svc.cluster.local. 5 IN AAAA fd00:10:96::100:20"], []),
-    ("kubernetes.default.svc.cluster.local", "A", "NOERROR",
-     ["kubernetes.default.svc.cluster.local. 5 IN A 10.96.0.1"], []),
-    ("kube-dns.kube-system.svc.cluster.local", "A", "NOERROR",
-     ["kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10"], []),
-    ("prometheus.monitoring.svc.cluster.local", "A", "NOERROR",
-     ["prometheus.monitoring.svc.cluster.local. 5 IN A 10.96.200.5"], []),
+    (
+        "api.shop.svc.cluster.local",
+        "AAAA",
+        "NOERROR",
+        ["api.shop.svc.cluster.local. 5 IN AAAA fd00:10:96::100:20"],
+        [],
+    ),
+    (
+        "kubernetes.default.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["kubernetes.default.svc.cluster.local. 5 IN A 10.96.0.1"],
+        [],
+    ),
+    (
+        "kube-dns.kube-system.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10"],
+        [],
+    ),
+    (
+        "prometheus.monitoring.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["prometheus.monitoring.svc.cluster.local. 5 IN A 10.96.200.5"],
+        [],
+    ),
     ("web.shop.svc.cluster.local", "MX", *NODATA),
     # endpoint names of a ClusterIP Service; the not-ready endpoint has none
-    ("10-244-1-10.web.shop.svc.cluster.local", "A", "NOERROR",
-     ["10-244-1-10.web.shop.svc.cluster.local. 5 IN A 10.244.1.10"], []),
+    (
+        "10-244-1-10.web.shop.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["10-244-1-10.web.shop.svc.cluster.local. 5 IN A 10.244.1.10"],
+        [],
+    ),
     ("10-244-2-12.web.shop.svc.cluster.local", "A", *NXDOMAIN),
-    ("fd00-10-244-1--20.api.shop.svc.cluster.local", "AAAA", "NOERROR",
-     ["fd00-10-244-1--20.api.shop.svc.cluster.local. 5 IN AAAA fd00:10:244:1::20"], []),
+    (
+        "fd00-10-244-1--20.api.shop.svc.cluster.local",
+        "AAAA",
+        "NOERROR",
+        ["fd00-10-244-1--20.api.shop.svc.cluster.local. 5 IN AAAA fd00:10:244:1::20"],
+        [],
+    ),
     # headless: ready endpoints across two slices, hostnames, not-ready excluded
-    ("postgres.data.svc.cluster.local", "A", "NOERROR",
-     ["postgres.data.svc.cluster.local. 5 IN A 10.244.1.30", "postgres.data.svc.cluster.local. 5 IN A 10.244.2.31"],
-     []),
-    ("postgres-0.postgres.data.svc.cluster.local", "A", "NOERROR",
-     ["postgres-0.postgres.data.svc.cluster.local. 5 IN A 10.244.1.30"], []),
+    (
+        "postgres.data.svc.cluster.local",
+        "A",
+        "NOERROR",
+        [
+            "postgres.data.svc.cluster.local. 5 IN A 10.244.1.30",
+            "postgres.data.svc.cluster.local. 5 IN A 10.244.2.31",
+        ],
+        [],
+    ),
+    (
+        "postgres-0.postgres.data.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["postgres-0.postgres.data.svc.cluster.local. 5 IN A 10.244.1.30"],
+        [],
+    ),
     ("postgres-2.postgres.data.svc.cluster.local", "A", *NXDOMAIN),
     ("postgres-0.postgres.data.svc.cluster.local", "AAAA", *NODATA),
     # headless with publishNotReadyAddresses: the not-ready endpoint is published, named by its IP
-    ("redis.data.svc.cluster.local", "A", "NOERROR",
-     ["redis.data.svc.cluster.local. 5 IN A 10.244.1.40", "redis.data.svc.cluster.local. 5 IN A 10.244.2.41"], []),
-    ("10-244-2-41.redis.data.svc.cluster.local", "A", "NOERROR",
-     ["10-244-2-41.redis.data.svc.cluster.local. 5 IN A 10.244.2.41"], []),
+    (
+        "redis.data.svc.cluster.local",
+        "A",
+        "NOERROR",
+        [
+            "redis.data.svc.cluster.local. 5 IN A 10.244.1.40",
+            "redis.data.svc.cluster.local. 5 IN A 10.244.2.41",
+        ],
+        [],
+    ),
+    (
+        "10-244-2-41.redis.data.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["10-244-2-41.redis.data.svc.cluster.local. 5 IN A 10.244.2.41"],
+        [],
+    ),
     # ExternalName: CNAME, followed when the target is in the zone
-    ("payments.shop.svc.cluster.local", "A", "NOERROR",
-     ["payments.shop.svc.cluster.local. 5 IN CNAME payments.example.com."], []),
-    ("payments.shop.svc.cluster.local", "CNAME", "NOERROR",
-     ["payments.shop.svc.cluster.local. 5 IN CNAME payments.example.com."], []),
-    ("storefront.shop.svc.cluster.local", "A", "NOERROR",
-     ["storefront.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local.",
-      "web.shop.svc.cluster.local. 5 IN A 10.96.100.10"], []),
-    ("storefront.shop.svc.cluster.local", "AAAA", "NOERROR",
-     ["storefront.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local."], [SOA]),
-    ("storefront.shop.svc.cluster.local", "SRV", "NOERROR",
-     ["storefront.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local.",
-      "web.shop.svc.cluster.local. 5 IN SRV 0 50 443 web.shop.svc.cluster.local.",
-      "web.shop.svc.cluster.local. 5 IN SRV 0 50 80 web.shop.svc.cluster.local."], []),
+    (
+        "payments.shop.svc.cluster.local",
+        "A",
+        "NOERROR",
+        ["payments.shop.svc.cluster.local. 5 IN CNAME payments.example.com."],
+        [],
+    ),
+    (
+        "payments.shop.svc.cluster.local",
+        "CNAME",
+        "NOERROR",
+        ["payments.shop.svc.cluster.local. 5 IN CNAME payments.example.com."],
+        [],
+    ),
+    (
+        "storefront.shop.svc.cluster.local",
+        "A",
+        "NOERROR",
+        [
+            "storefront.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local.",
+            "web.shop.svc.cluster.local. 5 IN A 10.96.100.10",
+        ],
+        [],
+    ),
+    (
+        "storefront.shop.svc.cluster.local",
+        "AAAA",
+        "NOERROR",
+        ["storefront.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local."],
+        [SOA],
+    ),
+    (
+        "storefront.shop.svc.cluster.local",
+        "SRV",
+        "NOERROR",
+        [
+            "storefront.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local.",
+            "web.shop.svc.cluster.local. 5 IN SRV 0 50 443 web.shop.svc.cluster.local.",
+            "web.shop.svc.cluster.local. 5 IN SRV 0 50 80 web.shop.svc.cluster.local.",
+        ],
+        [],
+    ),
     ("x.payments.shop.svc.cluster.local", "A", *NXDOMAIN),
     # SRV for named ports; protocol lowercased; unknown port or protocol is NXDOMAIN
-    ("_http._tcp.web.shop.svc.cluster.local", "SRV", "NOERROR",
-     ["_http._tcp.web.shop.svc.cluster.local. 5 IN SRV 0 100 80 web.shop.svc.cluster.local."], []),
-    ("_dns._udp.kube-dns.kube-system.svc.cluster.local", "SRV", "NOERROR",
-     ["_dns._udp.kube-dns.kube-system.svc.cluster.local. 5 IN SRV 0 100 53 kube-dns.kube-system.svc.cluster.local."],
-     []),
-    ("_postgres._tcp.postgres.data.svc.cluster.local", "SRV", "NOERROR",
-     ["_postgres._tcp.postgres.data.svc.cluster.local. 5 IN SRV 0 50 5432 postgres-0.postgres.data.svc.cluster.local.",
-      "_postgres._tcp.postgres.data.svc.cluster.local. 5 IN SRV 0 50 5432 postgres-1.postgres.data.svc.cluster.local."],
-     []),
+    (
+        "_http._tcp.web.shop.svc.cluster.local",
+        "SRV",
+        "NOERROR",
+        ["_http._tcp.web.shop.svc.cluster.local. 5 IN SRV 0 100 80 web.shop.svc.cluster.local."],
+        [],
+    ),
+    (
+        "_dns._udp.kube-dns.kube-system.svc.cluster.local",
+        "SRV",
+        "NOERROR",
+        [
+            "_dns._udp.kube-dns.kube-system.svc.cluster.local. 5 IN SRV 0 100 53 kube-dns.kube-system.svc.cluster.local."
+        ],
+        [],
+    ),
+    (
+        "_postgres._tcp.postgres.data.svc.cluster.local",
+        "SRV",
+        "NOERROR",
+        [
+            "_postgres._tcp.postgres.data.svc.cluster.local. 5 IN SRV 0 50 5432 postgres-0.postgres.data.svc.cluster.local.",
+            "_postgres._tcp.postgres.data.svc.cluster.local. 5 IN SRV 0 50 5432 postgres-1.postgres.data.svc.cluster.local.",
+        ],
+        [],
+    ),
     ("_http._udp.web.shop.svc.cluster.local", "SRV", *NXDOMAIN),
     ("_gopher._tcp.web.shop.svc.cluster.local", "SRV", *NXDOMAIN),
     ("_tcp.web.shop.svc.cluster.local", "SRV", *NODATA),  # an empty non-terminal exists
     ("_http._tcp.web.shop.svc.cluster.local", "A", *NODATA),
     # pods, insecure mode: any well-formed IP label in an existing namespace
-    ("1-2-3-4.shop.pod.cluster.local", "A", "NOERROR", ["1-2-3-4.shop.pod.cluster.local. 5 IN A 1.2.3.4"], []),
+    (
+        "1-2-3-4.shop.pod.cluster.local",
+        "A",
+        "NOERROR",
+        ["1-2-3-4.shop.pod.cluster.local. 5 IN A 1.2.3.4"],
+        [],
+    ),
     ("1-2-3-4.shop.pod.cluster.local", "AAAA", *NODATA),
-    ("fd00--1.shop.pod.cluster.local", "AAAA", "NOERROR", ["fd00--1.shop.pod.cluster.local. 5 IN AAAA fd00::1"],
-     []),
+    (
+        "fd00--1.shop.pod.cluster.local",
+        "AAAA",
+        "NOERROR",
+        ["fd00--1.shop.pod.cluster.local. 5 IN AAAA fd00::1"],
+        [],
+    ),
     ("1-2-3-4.nowhere.pod.cluster.local", "A", *NXDOMAIN),
     ("1-2-3-999.shop.pod.cluster.local", "A", *NXDOMAIN),
     ("not-an-ip.shop.pod.cluster.local", "A", *NXDOMAIN),
@@ -107,15 +219,36 @@ CASES = [
     ("dns.cluster.local", "A", *NODATA),
     ("dns-version.cluster.local", "TXT", "NOERROR", ['dns-version.cluster.local. 28800 IN TXT "1.1.0"'], []),
     # reverse: cluster IPs name their Service, endpoint IPs their endpoint; others do not exist
-    ("10.100.96.10.in-addr.arpa", "PTR", "NOERROR",
-     ["10.100.96.10.in-addr.arpa. 5 IN PTR web.shop.svc.cluster.local."], []),
-    ("30.1.244.10.in-addr.arpa", "PTR", "NOERROR",
-     ["30.1.244.10.in-addr.arpa. 5 IN PTR postgres-0.postgres.data.svc.cluster.local."], []),
-    ("41.2.244.10.in-addr.arpa", "PTR", "NOERROR",
-     ["41.2.244.10.in-addr.arpa. 5 IN PTR 10-244-2-41.redis.data.svc.cluster.local."], []),
-    ("0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa", "PTR", "NOERROR",
-     ["0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa. 5 IN PTR api.shop.svc.cluster.local."],
-     []),
+    (
+        "10.100.96.10.in-addr.arpa",
+        "PTR",
+        "NOERROR",
+        ["10.100.96.10.in-addr.arpa. 5 IN PTR web.shop.svc.cluster.local."],
+        [],
+    ),
+    (
+        "30.1.244.10.in-addr.arpa",
+        "PTR",
+        "NOERROR",
+        ["30.1.244.10.in-addr.arpa. 5 IN PTR postgres-0.postgres.data.svc.cluster.local."],
+        [],
+    ),
+    (
+        "41.2.244.10.in-addr.arpa",
+        "PTR",
+        "NOERROR",
+        ["41.2.244.10.in-addr.arpa. 5 IN PTR 10-244-2-41.redis.data.svc.cluster.local."],
+        [],
+    ),
+    (
+        "0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa",
+        "PTR",
+        "NOERROR",
+        [
+            "0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa. 5 IN PTR api.shop.svc.cluster.local."
+        ],
+        [],
+    ),
     ("12.2.244.10.in-addr.arpa", "PTR", "NXDOMAIN", [], [SOA_V4]),
     ("8.8.8.8.in-addr.arpa", "PTR", "NXDOMAIN", [], [SOA_V4]),
     ("96.10.in-addr.arpa", "PTR", "NOERROR", [], [SOA_V4]),
@@ -126,8 +259,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "qtype", "rcode", "answer", "authority"), CASES,
-                         ids=[f"{c[0]}/{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "qtype", "rcode", "answer", "authority"), CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES]
+)
 def test_answers(zone, name, qtype, rcode, answer, authority):
     reply = ask(zone, name, qtype)
     assert (reply.rcode, reply.answer, reply.authority) == (rcode, sorted(answer), sorted(authority))
@@ -142,16 +276,30 @@ def test_other_classes_are_refused(zone):
     assert ask(zone, "web.shop.svc.cluster.local", qclass=3).rcode == "REFUSED"
 
 
-@pytest.mark.parametrize(("name", "qtype", "additional"), [
-    ("_http._tcp.web.shop.svc.cluster.local", "SRV", ["web.shop.svc.cluster.local. 5 IN A 10.96.100.10"]),
-    ("_grpc._tcp.api.shop.svc.cluster.local", "SRV",
-     ["api.shop.svc.cluster.local. 5 IN A 10.96.100.20", "api.shop.svc.cluster.local. 5 IN AAAA fd00:10:96::100:20"]),
-    ("_postgres._tcp.postgres.data.svc.cluster.local", "SRV",
-     ["postgres-0.postgres.data.svc.cluster.local. 5 IN A 10.244.1.30",
-      "postgres-1.postgres.data.svc.cluster.local. 5 IN A 10.244.2.31"]),
-    ("cluster.local", "NS", ["ns.dns.cluster.local. 5 IN A 10.96.0.10"]),
-    ("web.shop.svc.cluster.local", "A", []),
-])
+@pytest.mark.parametrize(
+    ("name", "qtype", "additional"),
+    [
+        ("_http._tcp.web.shop.svc.cluster.local", "SRV", ["web.shop.svc.cluster.local. 5 IN A 10.96.100.10"]),
+        (
+            "_grpc._tcp.api.shop.svc.cluster.local",
+            "SRV",
+            [
+                "api.shop.svc.cluster.local. 5 IN A 10.96.100.20",
+                "api.shop.svc.cluster.local. 5 IN AAAA fd00:10:96::100:20",
+            ],
+        ),
+        (
+            "_postgres._tcp.postgres.data.svc.cluster.local",
+            "SRV",
+            [
+                "postgres-0.postgres.data.svc.cluster.local. 5 IN A 10.244.1.30",
+                "postgres-1.postgres.data.svc.cluster.local. 5 IN A 10.244.2.31",
+            ],
+        ),
+        ("cluster.local", "NS", ["ns.dns.cluster.local. 5 IN A 10.96.0.10"]),
+        ("web.shop.svc.cluster.local", "A", []),
+    ],
+)
 def test_additional_section(zone, name, qtype, additional):
     assert ask(zone, name, qtype).additional == sorted(additional)
 
@@ -177,7 +325,9 @@ def test_any_gets_one_rrset(zone):
 
 def test_ttl_is_configurable():
     zone = example_zone(ttl=30)
-    assert ask(zone, "web.shop.svc.cluster.local").answer == ["web.shop.svc.cluster.local. 30 IN A 10.96.100.10"]
+    assert ask(zone, "web.shop.svc.cluster.local").answer == [
+        "web.shop.svc.cluster.local. 30 IN A 10.96.100.10"
+    ]
     authority = ask(zone, "nope.shop.svc.cluster.local").authority
     assert authority == [SOA.replace(" 5 IN", " 30 IN").replace(" 86400 5", " 86400 30")]
 
@@ -185,9 +335,11 @@ def test_ttl_is_configurable():
 def test_pods_verified_answers_only_existing_pods():
     zone = example_zone(pods=PodMode.VERIFIED)
     assert ask(zone, "10-244-1-10.shop.pod.cluster.local").answer == [
-        "10-244-1-10.shop.pod.cluster.local. 5 IN A 10.244.1.10"]
+        "10-244-1-10.shop.pod.cluster.local. 5 IN A 10.244.1.10"
+    ]
     assert ask(zone, "fd00-10-244-1--20.shop.pod.cluster.local", "AAAA").answer == [
-        "fd00-10-244-1--20.shop.pod.cluster.local. 5 IN AAAA fd00:10:244:1::20"]
+        "fd00-10-244-1--20.shop.pod.cluster.local. 5 IN AAAA fd00:10:244:1::20"
+    ]
     assert ask(zone, "1-2-3-4.shop.pod.cluster.local").rcode == "NXDOMAIN"
     assert ask(zone, "10-244-1-10.data.pod.cluster.local").rcode == "NXDOMAIN"  # wrong namespace
     assert ask(zone, "10-244-2-50.default.pod.cluster.local").rcode == "NXDOMAIN"  # Succeeded pod
@@ -205,12 +357,14 @@ def test_pods_disabled_answers_no_pod_names():
 def test_endpoint_pod_names():
     zone = example_zone(endpoint_pod_names=True)
     assert ask(zone, "web-6c9f8b7d5-abcde.web.shop.svc.cluster.local").answer == [
-        "web-6c9f8b7d5-abcde.web.shop.svc.cluster.local. 5 IN A 10.244.1.10"]
+        "web-6c9f8b7d5-abcde.web.shop.svc.cluster.local. 5 IN A 10.244.1.10"
+    ]
     assert ask(zone, "10-244-1-10.web.shop.svc.cluster.local").rcode == "NXDOMAIN"
     # an endpoint hostname still wins over the pod name
     assert ask(zone, "postgres-0.postgres.data.svc.cluster.local").rcode == "NOERROR"
     assert ask(zone, "10.1.244.10.in-addr.arpa", "PTR").answer == [
-        "10.1.244.10.in-addr.arpa. 5 IN PTR web-6c9f8b7d5-abcde.web.shop.svc.cluster.local."]
+        "10.1.244.10.in-addr.arpa. 5 IN PTR web-6c9f8b7d5-abcde.web.shop.svc.cluster.local."
+    ]
 
 
 def test_ignore_empty_service():
@@ -225,10 +379,14 @@ def test_several_zones_share_the_names_and_ptrs_name_the_primary():
     zone = example_zone(zones=("cluster.local", "corp.example", "in-addr.arpa"))
     assert ask(zone, "web.shop.svc.corp.example").answer == ["web.shop.svc.corp.example. 5 IN A 10.96.100.10"]
     assert ask(zone, "10.100.96.10.in-addr.arpa", "PTR").answer == [
-        "10.100.96.10.in-addr.arpa. 5 IN PTR web.shop.svc.cluster.local."]
-    assert ask(zone, "1-2-3-4.shop.pod.corp.example").answer == ["1-2-3-4.shop.pod.corp.example. 5 IN A 1.2.3.4"]
-    assert ask(zone, "0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa", "PTR").rcode == (
-        "REFUSED")
+        "10.100.96.10.in-addr.arpa. 5 IN PTR web.shop.svc.cluster.local."
+    ]
+    assert ask(zone, "1-2-3-4.shop.pod.corp.example").answer == [
+        "1-2-3-4.shop.pod.corp.example. 5 IN A 1.2.3.4"
+    ]
+    assert ask(
+        zone, "0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa", "PTR"
+    ).rcode == ("REFUSED")
 
 
 def test_narrow_reverse_zone_answers_only_inside_it():

@@ -27,11 +27,17 @@ def test_service_add_update_delete():
     zone = zone_of([namespace("default")])
     baseline = set(zone.index.nodes)
     zone.apply(added(service("web", ip="10.96.1.1", ports=[("http", 80, "TCP")])))
-    assert ask(zone, "web.default.svc.cluster.local").answer == ["web.default.svc.cluster.local. 5 IN A 10.96.1.1"]
+    assert ask(zone, "web.default.svc.cluster.local").answer == [
+        "web.default.svc.cluster.local. 5 IN A 10.96.1.1"
+    ]
     assert ask(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
 
-    zone.apply(Event(EventType.MODIFIED, to_object(service("web", ip="10.96.1.2", ports=[("web", 8080, "TCP")]))))
-    assert ask(zone, "web.default.svc.cluster.local").answer == ["web.default.svc.cluster.local. 5 IN A 10.96.1.2"]
+    zone.apply(
+        Event(EventType.MODIFIED, to_object(service("web", ip="10.96.1.2", ports=[("web", 8080, "TCP")])))
+    )
+    assert ask(zone, "web.default.svc.cluster.local").answer == [
+        "web.default.svc.cluster.local. 5 IN A 10.96.1.2"
+    ]
     assert ask(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
     assert ask(zone, "_web._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
     assert ask(zone, "1.1.96.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
@@ -56,8 +62,13 @@ def test_headless_endpoints_follow_their_slices():
         "_pg._tcp.pg.db.svc.cluster.local. 5 IN SRV 0 50 5432 10-0-0-1.pg.db.svc.cluster.local.",
         "_pg._tcp.pg.db.svc.cluster.local. 5 IN SRV 0 50 5432 10-0-0-2.pg.db.svc.cluster.local.",
     ]
-    not_ready = endpoint_slice("pg-a", "pg", "db", ports=[("pg", 5432, "TCP")],
-                               addresses=[{"addresses": ["10.0.0.1"], "conditions": {"ready": False}}])
+    not_ready = endpoint_slice(
+        "pg-a",
+        "pg",
+        "db",
+        ports=[("pg", 5432, "TCP")],
+        addresses=[{"addresses": ["10.0.0.1"], "conditions": {"ready": False}}],
+    )
     zone.apply(Event(EventType.MODIFIED, to_object(not_ready)))
     assert ask(zone, "pg.db.svc.cluster.local").answer == ["pg.db.svc.cluster.local. 5 IN A 10.0.0.2"]
     assert ask(zone, "10-0-0-1.pg.db.svc.cluster.local").rcode == "NXDOMAIN"
@@ -67,8 +78,13 @@ def test_headless_endpoints_follow_their_slices():
 
 
 def test_slice_moving_between_services():
-    zone = zone_of([service("a", ip="10.96.0.5"), service("b", ip="10.96.0.6"),
-                    endpoint_slice("s", "a", addresses=["10.1.0.1"])])
+    zone = zone_of(
+        [
+            service("a", ip="10.96.0.5"),
+            service("b", ip="10.96.0.6"),
+            endpoint_slice("s", "a", addresses=["10.1.0.1"]),
+        ]
+    )
     assert ask(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NOERROR"
     zone.apply(added(endpoint_slice("s", "b", addresses=["10.1.0.1"])))
     assert ask(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NXDOMAIN"
@@ -81,7 +97,9 @@ def test_namespace_exists_through_its_object_or_its_services():
     assert ask(zone, "1-2-3-4.team.pod.cluster.local").rcode == "NXDOMAIN"
     zone.apply(added(namespace("team")))
     assert ask(zone, "team.svc.cluster.local").rcode == "NOERROR"
-    assert ask(zone, "1-2-3-4.team.pod.cluster.local").answer == ["1-2-3-4.team.pod.cluster.local. 5 IN A 1.2.3.4"]
+    assert ask(zone, "1-2-3-4.team.pod.cluster.local").answer == [
+        "1-2-3-4.team.pod.cluster.local. 5 IN A 1.2.3.4"
+    ]
     zone.apply(added(service("x", "team")))
     zone.apply(deleted(namespace("team")))
     assert ask(zone, "team.svc.cluster.local").rcode == "NOERROR"  # its Service still lives there
@@ -92,24 +110,41 @@ def test_namespace_exists_through_its_object_or_its_services():
 
 def test_shared_ptr_is_reference_counted():
     """One pod IP behind two Services has a PTR for each endpoint name until both are gone."""
-    zone = zone_of([service("a", ip="None"), service("b", ip="None"),
-                    endpoint_slice("sa", "a", addresses=["10.1.0.9"]), endpoint_slice("sb", "b", addresses=["10.1.0.9"])])
+    zone = zone_of(
+        [
+            service("a", ip="None"),
+            service("b", ip="None"),
+            endpoint_slice("sa", "a", addresses=["10.1.0.9"]),
+            endpoint_slice("sb", "b", addresses=["10.1.0.9"]),
+        ]
+    )
     assert len(ask(zone, "9.0.1.10.in-addr.arpa", "PTR").answer) == 2
     zone.apply(deleted(endpoint_slice("sa", "a")))
     assert ask(zone, "9.0.1.10.in-addr.arpa", "PTR").answer == [
-        "9.0.1.10.in-addr.arpa. 5 IN PTR 10-1-0-9.b.default.svc.cluster.local."]
+        "9.0.1.10.in-addr.arpa. 5 IN PTR 10-1-0-9.b.default.svc.cluster.local."
+    ]
     zone.apply(deleted(endpoint_slice("sb", "b")))
     assert ask(zone, "9.0.1.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
 
 
 def test_unchanged_update_touches_nothing():
     zone = zone_of([service("a", ip="10.96.0.5", ports=[("http", 80, "TCP")])])
-    assert zone.apply(Event(EventType.MODIFIED, to_object(service("a", ip="10.96.0.5", ports=[("http", 80, "TCP")])))) == set()
+    assert (
+        zone.apply(
+            Event(EventType.MODIFIED, to_object(service("a", ip="10.96.0.5", ports=[("http", 80, "TCP")])))
+        )
+        == set()
+    )
 
 
 def test_packed_answers_are_dropped_when_their_names_change():
-    zone = zone_of([namespace("default"), service("web", ip="10.96.1.1"),
-                    service("alias", type="ExternalName", externalName="web.default.svc.cluster.local", ip=None)])
+    zone = zone_of(
+        [
+            namespace("default"),
+            service("web", ip="10.96.1.1"),
+            service("alias", type="ExternalName", externalName="web.default.svc.cluster.local", ip=None),
+        ]
+    )
     responder = Responder(Resolver(zone.index, zone.layout, zone.settings))
     zone.on_change(responder.invalidate)
 

@@ -1,0 +1,307 @@
+"""End to end: ``kdns serve`` as a process, asked over real UDP and TCP sockets by dnspython and dig."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.support import running
+
+HOST = "127.0.0.1"
+
+CASES = [
+    ("web.shop.svc.cluster.local", "A", "NOERROR", {"10.96.100.10"}),
+    ("api.shop.svc.cluster.local", "AAAA", "NOERROR", {"fd00:10:96::100:20"}),
+    ("postgres.data.svc.cluster.local", "A", "NOERROR", {"10.244.1.30", "10.244.2.31"}),
+    ("postgres-1.postgres.data.svc.cluster.local", "A", "NOERROR", {"10.244.2.31"}),
+    ("_http._tcp.web.shop.svc.cluster.local", "SRV", "NOERROR", {"0 100 80 web.shop.svc.cluster.local."}),
+    ("payments.shop.svc.cluster.local", "CNAME", "NOERROR", {"payments.example.com."}),
+    ("10.0.96.10.in-addr.arpa", "PTR", "NOERROR", {"kube-dns.kube-system.svc.cluster.local."}),
+    ("10-1-2-3.shop.pod.cluster.local", "A", "NOERROR", {"10.1.2.3"}),
+    ("dns-version.cluster.local", "TXT", "NOERROR", {'"1.1.0"'}),
+    ("web.shop.svc.cluster.local", "AAAA", "NOERROR", set()),
+    ("nope.shop.svc.cluster.local", "A", "NXDOMAIN", set()),
+    ("example.com", "A", "REFUSED", set()),
+]
+
+
+def last_rrset(message: dns.message.Message) -> set[str]:
+    return {rdata.to_text() for rdata in message.answer[-1]} if message.answer else set()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize(("name", "qtype", "rcode", "expected"), CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES])
+def test_dnspython(example_server, transport, name, qtype, rcode, expected):
+    query = dns.message.make_query(name, qtype)
+    ask = dns.query.udp if transport == "udp" else dns.query.tcp
+    reply = ask(query, HOST, port=example_server.port, timeout=3)
+    assert dns.rcode.to_text(reply.rcode()) == rcode
+    assert last_rrset(reply) == expected
+    assert bool(reply.flags & dns.flags.AA) == (rcode != "REFUSED")
+    if rcode in ("NXDOMAIN", "NOERROR") and not expected:
+        assert reply.authority[0].rdtype == dns.rdatatype.SOA
+        assert reply.authority[0].ttl == 5
+
+
+def dig(port: int, *args: str) -> str:
+    assert shutil.which("dig"), "dig is installed by 'make test' (bind9-dnsutils)"
+    result = subprocess.run(
+        ["dig", f"@{HOST}", "-p", str(port), "+time=3", "+tries=1", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
+def test_dig(example_server, transport):
+    port = example_server.port
+    assert dig(port, transport, "+short", "web.shop.svc.cluster.local").split() == ["10.96.100.10"]
+    assert sorted(dig(port, transport, "+short", "redis.data.svc.cluster.local").split()) == [
+        "10.244.1.40",
+        "10.244.2.41",
+    ]
+    assert dig(
+        port, transport, "+short", "SRV", "_dns._udp.kube-dns.kube-system.svc.cluster.local"
+    ).split() == ["0", "100", "53", "kube-dns.kube-system.svc.cluster.local."]
+    assert dig(port, transport, "+short", "-x", "10.244.1.30").split() == [
+        "postgres-0.postgres.data.svc.cluster.local."
+    ]
+    assert dig(port, transport, "+short", "storefront.shop.svc.cluster.local").split() == [
+        "web.shop.svc.cluster.local.",
+        "10.96.100.10",
+    ]
+    full = dig(port, transport, "missing.shop.svc.cluster.local")
+    assert "status: NXDOMAIN" in full and "flags: qr aa rd;" in full
+    assert "cluster.local.\t\t5\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local." in full
+
+
+def raw_query(
+    name: str, qtype: int = 1, *, qid: int = 0x1234, flags: int = 0x0100, edns: bytes = b""
+) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
+    header = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0)
+    return header + labels + b"\x00" + struct.pack("!HH", qtype, 1) + edns
+
+
+def udp_exchange(port: int, packet: bytes, timeout: float = 1.0) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, (HOST, port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+
+def test_question_keeps_the_query_case(example_server):
+    """0x20: the question comes back byte for byte; owner names point at it."""
+    query = raw_query("wEb.ShOp.SVC.cluster.LOCAL")
+    reply = udp_exchange(example_server.port, query)
+    question_end = len(query)
+    assert reply[12:question_end] == query[12:]
+    assert reply[:2] == query[:2]
+    parsed = dns.message.from_wire(reply)
+    assert parsed.answer[0].name.to_text() == "wEb.ShOp.SVC.cluster.LOCAL."
+    assert last_rrset(parsed) == {"10.96.100.10"}
+
+
+def test_edns_is_echoed_and_versions_are_checked(example_server):
+    port = example_server.port
+    plain = dns.query.udp(
+        dns.message.make_query("web.shop.svc.cluster.local", "A"), HOST, port=port, timeout=3
+    )
+    assert plain.edns == -1
+    with_edns = dns.message.make_query(
+        "web.shop.svc.cluster.local", "A", use_edns=0, payload=4096, want_dnssec=True
+    )
+    reply = dns.query.udp(with_edns, HOST, port=port, timeout=3)
+    assert reply.edns == 0 and reply.payload == 1232 and reply.ednsflags & dns.flags.DO
+    future = dns.message.make_query("web.shop.svc.cluster.local", "A", use_edns=1)
+    reply = dns.query.udp(future, HOST, port=port, timeout=3)
+    assert reply.rcode() == dns.rcode.BADVERS and reply.edns == 0 and not reply.answer
+
+
+def test_large_answers_truncate_over_udp_and_come_whole_over_tcp(big_server):
+    port = big_server.port
+    name = "wide.big.svc.cluster.local"
+    for query in (
+        dns.message.make_query(name, "A"),
+        dns.message.make_query(name, "A", use_edns=0, payload=4096),
+    ):
+        reply = dns.query.udp(query, HOST, port=port, timeout=3, ignore_trailing=True)
+        assert reply.flags & dns.flags.TC
+        assert not reply.answer  # whole RRsets only: 200 A records do not fit
+        assert len(reply.to_wire()) <= (512 if query.edns < 0 else 1232)
+    reply = dns.query.tcp(dns.message.make_query(name, "A"), HOST, port=port, timeout=3)
+    assert not reply.flags & dns.flags.TC
+    assert len(reply.answer[0]) == 200
+    srv = dns.query.tcp(dns.message.make_query(name, "SRV"), HOST, port=port, timeout=3)
+    assert len(srv.answer[0]) == 200 and len(srv.additional) == 200
+
+
+def test_udp_retry_over_tcp_like_a_stub_resolver(big_server):
+    """dnspython's udp_with_fallback does what glibc does on TC: ask again over TCP."""
+    query = dns.message.make_query("wide.big.svc.cluster.local", "A")
+    reply, used_tcp = dns.query.udp_with_fallback(query, HOST, port=big_server.port, timeout=3)
+    assert used_tcp and len(reply.answer[0]) == 200
+
+
+def test_additional_records_are_dropped_before_the_answer_is_truncated(big_server):
+    query = dns.message.make_query(
+        "_memcache._tcp.cache.big.svc.cluster.local", "SRV", use_edns=0, payload=1232
+    )
+    reply = dns.query.udp(query, HOST, port=big_server.port, timeout=3)
+    assert not reply.flags & dns.flags.TC
+    assert len(reply.answer[0]) == 15
+    assert 0 < sum(len(rrset) for rrset in reply.additional) < 15
+    assert len(reply.to_wire()) <= 1232
+
+
+def test_several_queries_on_one_tcp_connection(example_server):
+    with socket.create_connection((HOST, example_server.port), timeout=3) as conn:
+        queries = [
+            dns.message.make_query(n, "A")
+            for n in (
+                "web.shop.svc.cluster.local",
+                "api.shop.svc.cluster.local",
+                "nope.shop.svc.cluster.local",
+            )
+        ]
+        conn.sendall(b"".join(len(w).to_bytes(2, "big") + w for w in (q.to_wire() for q in queries)))
+        replies = [dns.query.receive_tcp(conn, expiration=time.time() + 3)[0] for _ in queries]
+    assert [r.id for r in replies] == [q.id for q in queries]
+    assert [last_rrset(r) for r in replies] == [{"10.96.100.10"}, {"10.96.100.20"}, set()]
+
+
+def malformed_packets() -> dict[str, bytes]:
+    good = raw_query("web.shop.svc.cluster.local")
+    return {
+        "header only, no question": struct.pack("!HHHHHH", 7, 0x0100, 0, 0, 0, 0),
+        "two questions": struct.pack("!HHHHHH", 7, 0x0100, 2, 0, 0, 0) + good[12:] + good[12:],
+        "truncated question": good[:20],
+        "missing qtype": good[:-3],
+        "label longer than 63": struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0)
+        + b"\x40"
+        + b"a" * 64
+        + b"\x00\x00\x01\x00\x01",
+        "compression loop in question": struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0)
+        + b"\xc0\x0c\x00\x01\x00\x01",
+        "name longer than 255": struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0)
+        + (b"\x3f" + b"a" * 63) * 5
+        + b"\x00\x00\x01\x00\x01",
+        "trailing garbage": good + b"\xde\xad",
+        "additional count without records": good[:10] + b"\x00\x02" + good[12:],
+        "OPT in the answer section": good[:6]
+        + b"\x00\x01"
+        + good[8:]
+        + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00",
+        "two OPT records": good[:10]
+        + b"\x00\x02"
+        + good[12:]
+        + (b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00" * 2),
+        "question for OPT": raw_query("web.shop.svc.cluster.local", qtype=41),
+    }
+
+
+@pytest.mark.parametrize(("case", "packet"), malformed_packets().items(), ids=malformed_packets().keys())
+def test_malformed_packets_get_formerr(example_server, case, packet):
+    reply = udp_exchange(example_server.port, packet)
+    assert reply is not None, case
+    parsed = dns.message.from_wire(reply)
+    assert parsed.rcode() == dns.rcode.FORMERR
+    assert parsed.id == int.from_bytes(packet[:2])
+    assert parsed.flags & dns.flags.QR
+
+
+@pytest.mark.parametrize(
+    ("case", "packet"),
+    [
+        ("empty", b""),
+        ("shorter than a header", b"\x12\x34\x01\x00\x00"),
+        ("a response", raw_query("web.shop.svc.cluster.local", flags=0x8000)),
+    ],
+)
+def test_unanswerable_packets_are_dropped(example_server, case, packet):
+    assert udp_exchange(example_server.port, packet, timeout=0.3) is None, case
+
+
+@pytest.mark.parametrize("opcode", [1, 2, 4, 5, 15])
+def test_other_opcodes_get_notimp(example_server, opcode):
+    reply = udp_exchange(example_server.port, raw_query("cluster.local", 6, flags=opcode << 11))
+    parsed = dns.message.from_wire(reply)
+    assert parsed.rcode() == dns.rcode.NOTIMP and parsed.opcode() == opcode
+
+
+def test_server_still_answers_after_abuse(example_server):
+    for packet in malformed_packets().values():
+        udp_exchange(example_server.port, packet, timeout=0.2)
+    reply = dns.query.udp(
+        dns.message.make_query("web.shop.svc.cluster.local", "A"), HOST, port=example_server.port, timeout=3
+    )
+    assert last_rrset(reply) == {"10.96.100.10"}
+
+
+def test_tcp_huge_length_prefix_and_idle_connections_are_reaped(big_server):
+    with socket.create_connection((HOST, big_server.port), timeout=5) as stalled:
+        stalled.sendall(b"\xff\xff" + b"\x00" * 100)  # promises 65535 bytes, sends 100
+        reply = dns.query.tcp(
+            dns.message.make_query("cache.big.svc.cluster.local", "A"), HOST, port=big_server.port, timeout=3
+        )
+        assert reply.rcode() == dns.rcode.NOERROR
+        started = time.monotonic()
+        assert stalled.recv(10) == b""  # closed by the server after its 1 s idle timeout
+        assert time.monotonic() - started < 4
+
+
+def test_tcp_short_frame_gets_formerr(big_server):
+    with socket.create_connection((HOST, big_server.port), timeout=3) as conn:
+        frame = struct.pack("!HHHHHH", 9, 0, 0, 0, 0, 0)
+        conn.sendall(len(frame).to_bytes(2, "big") + frame)
+        reply, _ = dns.query.receive_tcp(conn, expiration=time.time() + 3)
+    assert reply.rcode() == dns.rcode.FORMERR and reply.id == 9
+
+
+def test_ipv6_listener():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.fail("this machine has no ::1; kdns must still be tested on IPv6 loopback")
+    with running("--listen", "::1", "127.0.0.1") as server:
+        for host in ("::1", "127.0.0.1"):
+            for ask in (dns.query.udp, dns.query.tcp):
+                reply = ask(
+                    dns.message.make_query("web.shop.svc.cluster.local", "A"),
+                    host,
+                    port=server.port,
+                    timeout=3,
+                )
+                assert last_rrset(reply) == {"10.96.100.10"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_clean_shutdown_on_signals(sig):
+    with running() as server:
+        assert server.stop(sig) == 0
+    assert any("shutting down" in line for line in server.log)
+
+
+def test_ready_line_names_address_port_and_counts(example_server):
+    ready = next(line for line in example_server.log if "ready:" in line)
+    assert f"listening on 127.0.0.1 port {example_server.port} (udp, tcp)" in ready
+    assert "9 services (2 headless), 13 endpoints" in ready

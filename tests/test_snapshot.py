@@ -1,0 +1,156 @@
+"""Snapshot files: the formats kubectl prints, and clear errors naming file, line and problem."""
+
+from __future__ import annotations
+
+import json
+import logging
+import textwrap
+
+import pytest
+
+from kdns.cluster.model import EndpointSlice, Namespace, Pod, Service, ServiceKind
+from kdns.cluster.selector import ObjectFilter
+from kdns.sources.snapshot import SnapshotError, read_snapshot
+from tests.support import EXAMPLE, endpoint_slice, namespace, service
+
+
+def write(tmp_path, text: str, name: str = "cluster.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_example_cluster_loads_every_kind():
+    kinds = {type(o) for o in read_snapshot(EXAMPLE)}
+    assert kinds == {Namespace, Service, EndpointSlice, Pod}
+
+
+def test_json_list(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(
+        json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [namespace("a"), service("s", "a", ip="10.96.0.9")]}
+        )
+    )
+    objects = read_snapshot(path)
+    assert objects == [Namespace("a"), Service("a", "s", ServiceKind.CLUSTER_IP, cluster_ips=("10.96.0.9",))]
+
+
+def test_multi_document_yaml_and_typed_lists(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: a}
+        ---
+        apiVersion: v1
+        kind: ServiceList
+        items:
+        - metadata: {name: s, namespace: a}
+          spec: {clusterIP: 10.96.0.9}
+        ---
+        """,
+    )
+    assert [type(o) for o in read_snapshot(path)] == [Namespace, Service]
+
+
+def test_unknown_kinds_are_logged_and_skipped(tmp_path, caplog):
+    path = write(
+        tmp_path,
+        """\
+        kind: List
+        items:
+        - {kind: ConfigMap, metadata: {name: x, namespace: a}}
+        - {kind: ConfigMap, metadata: {name: y, namespace: a}}
+        - {kind: EndpointSlice, metadata: {name: z, namespace: a}, addressType: FQDN}
+        """,
+    )
+    with caplog.at_level(logging.INFO):
+        assert read_snapshot(path) == []
+    assert "ignored 2 objects: kind 'ConfigMap' is not used for DNS" in caplog.text
+    assert "ignored 1 object: no kubernetes.io/service-name label" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kind: List\nitems:\n- {kind: Service, metadata: {name: s, namespace: a}\n", ":4:1: invalid YAML: "),
+        (
+            "kind: List\nitems:\n  - kind: Service\n    metadata: {name: s, namespace: a}\n    spec: {clusterIP: 10.96.0.999}\n",
+            ":3: Service a/s: invalid IP address '10.96.0.999'",
+        ),
+        (
+            "kind: List\nitems:\n- kind: Service\n  metadata: {namespace: a}\n",
+            ":3: Service a/<unnamed>: metadata.name is missing",
+        ),
+        (
+            "kind: Service\nmetadata: {name: Bad_Name, namespace: a}\n",
+            ":1: Service a/Bad_Name: service name 'Bad_Name' is not a DNS label",
+        ),
+        (
+            "---\nkind: Namespace\nmetadata: {name: ok}\n---\n- just\n- a list\n",
+            ":5: expected a Kubernetes object or List, found list",
+        ),
+        ("kind: List\nitems: 3\n", ":1: 'items' must be a list"),
+        (
+            "kind: EndpointSlice\nmetadata: {name: e, namespace: a, labels: {kubernetes.io/service-name: s}}\n"
+            "addressType: IPv6\nendpoints:\n- addresses: [10.0.0.1]\n",
+            ":1: EndpointSlice a/e: '10.0.0.1' is not an IPv6 address",
+        ),
+        (
+            "kind: Service\nmetadata: {name: s, namespace: a}\nspec:\n  ports:\n  - {port: 99999}\n",
+            ":1: Service a/s: spec.ports[0].port 99999 is not a port number",
+        ),
+    ],
+)
+def test_bad_files_name_file_line_and_problem(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SnapshotError) as error:
+        read_snapshot(path)
+    assert str(error.value).startswith(str(path))
+    assert message in str(error.value)
+
+
+def test_bad_json_names_line_and_column(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"kind": "List",\n "items": [}\n')
+    with pytest.raises(SnapshotError, match=r"c\.json:2:12: invalid JSON"):
+        read_snapshot(path)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(SnapshotError, match=r"nope\.yaml: cannot read: No such file or directory"):
+        read_snapshot(tmp_path / "nope.yaml")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SnapshotError, match=r"binary\.yaml: cannot read"):
+        read_snapshot(binary)
+
+
+def test_empty_file_is_an_empty_cluster(tmp_path):
+    assert read_snapshot(write(tmp_path, "")) == []
+
+
+def test_filters_expose_namespaces_and_labelled_services(tmp_path):
+    web = service("web", "a")
+    web["metadata"]["labels"] = {"app": "web"}
+    objects = [
+        namespace("a"),
+        namespace("b"),
+        web,
+        service("db", "a"),
+        service("x", "b"),
+        endpoint_slice("web-1", "web", "a"),
+        endpoint_slice("x-1", "x", "b"),
+    ]
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"kind": "List", "items": objects}))
+    only_a = read_snapshot(path, ObjectFilter.build(["a"]))
+    assert {(type(o).__name__, getattr(o, "namespace", o.name)) for o in only_a} == {
+        ("Namespace", "a"),
+        ("Service", "a"),
+        ("EndpointSlice", "a"),
+    }
+    labelled = read_snapshot(path, ObjectFilter.build(labels="app=web"))
+    assert sorted(o.name for o in labelled if isinstance(o, Service)) == ["web"]
