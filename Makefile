@@ -31,6 +31,7 @@ dump: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kdns tests bench
 	$(VENV)/bin/ruff format --check kdns tests bench
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) tools-test lint
 	$(VENV)/bin/pytest $(ARGS)
