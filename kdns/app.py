@@ -53,10 +53,11 @@ async def serve(config: ServeConfig, zone: ClusterZone) -> int:
         loop.add_signal_handler(sig, stop.set)
     counts = zone.counts()
     log.info(
-        "ready: listening on %s port %d (udp, tcp); zones %s; %d services (%d headless), %d endpoints, "
-        "%d pods, %d namespaces, %d names",
+        "ready: listening on %s port %d (udp, tcp) on %s; zones %s; %d services (%d headless), "
+        "%d endpoints, %d pods, %d namespaces, %d names",
         ", ".join(config.listen),
         listeners.port,
+        "asyncio" if uvloop is None else "uvloop",
         ", ".join(config.zone.zones),
         counts["services"],
         counts["headless"],

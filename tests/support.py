@@ -130,6 +130,9 @@ def endpoint_slice(
 
 
 # -- running the server ---------------------------------------------------------------------------------
+NO_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; from kdns.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 READY = re.compile(r"ready: listening on (?P<addrs>.+?) port (?P<port>\d+)")
 
 
@@ -148,10 +151,13 @@ class Server:
 
 
 @contextmanager
-def running(*args: str, timeout: float = 20) -> Iterator[Server]:
-    """``kdns serve --port 0 ARGS`` as a child process, until it logs its ready line."""
+def running(*args: str, timeout: float = 20, uvloop: bool = True) -> Iterator[Server]:
+    """``kdns serve --port 0 ARGS`` as a child process, until it logs its ready line.
+
+    ``uvloop=False`` runs it as on a machine without uvloop, on asyncio's own event loop."""
+    launcher = ["-m", "kdns"] if uvloop else ["-c", NO_UVLOOP]
     process = subprocess.Popen(
-        [sys.executable, "-m", "kdns", "serve", "--port", "0", *args],
+        [sys.executable, *launcher, "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

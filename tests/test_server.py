@@ -294,6 +294,20 @@ def test_ipv6_listener():
                 assert last_rrset(reply) == {"10.96.100.10"}
 
 
+def test_plain_asyncio_without_uvloop():
+    with running(uvloop=False) as server:
+        for ask in (dns.query.udp, dns.query.tcp):
+            reply = ask(
+                dns.message.make_query("postgres.data.svc.cluster.local", "A"),
+                HOST,
+                port=server.port,
+                timeout=3,
+            )
+            assert last_rrset(reply) == {"10.244.1.30", "10.244.2.31"}
+        assert server.stop() == 0
+    assert "(udp, tcp) on asyncio;" in server.log[-2]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_clean_shutdown_on_signals(sig):
     with running() as server:
@@ -303,5 +317,5 @@ def test_clean_shutdown_on_signals(sig):
 
 def test_ready_line_names_address_port_and_counts(example_server):
     ready = next(line for line in example_server.log if "ready:" in line)
-    assert f"listening on 127.0.0.1 port {example_server.port} (udp, tcp)" in ready
+    assert f"listening on 127.0.0.1 port {example_server.port} (udp, tcp) on uvloop;" in ready
     assert "9 services (2 headless), 13 endpoints" in ready
