@@ -172,6 +172,26 @@ def test_additional_records_are_dropped_before_the_answer_is_truncated(big_serve
     assert len(reply.to_wire()) <= 1232
 
 
+@pytest.mark.parametrize(
+    ("payload", "limit"), [(0, 512), (512, 512), (700, 700), (1232, 1232), (65000, 1232)]
+)
+def test_udp_answers_fit_the_clients_edns_size(big_server, payload, limit):
+    name = "_memcache._tcp.cache.big.svc.cluster.local"
+    query = dns.message.make_query(name, "SRV", use_edns=0 if payload else False, payload=payload)
+    reply = udp_exchange(big_server.port, query.to_wire())
+    assert len(reply) <= limit
+    parsed = dns.message.from_wire(reply)
+    assert parsed.edns == (0 if payload else -1)
+    whole = dns.query.tcp(query, HOST, port=big_server.port, timeout=3)
+    whole.additional = []
+    answer_fits = len(whole.to_wire()) <= limit
+    assert bool(parsed.flags & dns.flags.TC) != answer_fits
+    if answer_fits:
+        assert len(parsed.answer[0]) == 15
+    else:
+        assert not parsed.answer
+
+
 def test_several_queries_on_one_tcp_connection(example_server):
     with socket.create_connection((HOST, example_server.port), timeout=3) as conn:
         queries = [
