@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from kdns.cluster.model import Endpoint, EndpointSlice, Owner, Port, Service, ServiceKind
 from kdns.cluster.state import ClusterState
 from kdns.config import PodMode, ZoneSettings
-from kdns.zone.names import BadName, ZoneLayout, dashed_ip, is_within, join, reverse_wire, to_wire
+from kdns.zone.names import BadName, ZoneLayout, dashed_ip, is_within, join, pack_ip, reverse_wire, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ Record = tuple[bytes, int, object]
 
 
 def address_record(name: bytes, ip: str) -> Record:
-    packed = ipaddress.ip_address(ip).packed
+    packed = pack_ip(ip)
     return (name, A if len(packed) == 4 else AAAA, packed)
 
 
