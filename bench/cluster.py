@@ -32,15 +32,21 @@ POD_NET = ipaddress.ip_network("10.244.0.0/14")
 POD_NET6 = ipaddress.ip_network("fd00:10:244::/56")
 
 _WORDS = (
-    "api auth billing cart catalog checkout config events gateway inventory ledger mail media notify "
-    "orders payments pricing profile queue rating search session shipping stock users web worker"
-).split()
-_TEAMS = "alpha bravo core data edge growth infra ml ops platform risk sales".split()
-_ENVS = "dev prod stage test".split()
+    "api", "auth", "billing", "cart", "catalog", "checkout", "config", "events", "gateway", "inventory",
+    "ledger", "mail", "media", "notify", "orders", "payments", "pricing", "profile", "queue", "rating",
+    "search", "session", "shipping", "stock", "users", "web", "worker",
+)  # fmt: skip
+_TEAMS = (
+    "alpha", "bravo", "core", "data", "edge", "growth", "infra", "ml", "ops", "platform", "risk", "sales",
+)  # fmt: skip
+_ENVS = ("dev", "prod", "stage", "test")
 _PORTS = (("http", 80), ("https", 443), ("grpc", 9090), ("metrics", 9100), ("admin", 8081), ("ws", 8080))
-_STATEFUL = "cassandra elastic etcd kafka mongo mysql nats postgres rabbitmq redis zookeeper".split()
+_STATEFUL = (
+    "cassandra", "elastic", "etcd", "kafka", "mongo", "mysql", "nats", "postgres", "rabbitmq", "redis",
+    "zookeeper",
+)  # fmt: skip
 _STATEFUL_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "mongo": 27017, "kafka": 9092}
-_DOMAINS = "example.com example.net example.org amazonaws.com googleapis.com azure.com".split()
+_DOMAINS = ("example.com", "example.net", "example.org", "amazonaws.com", "googleapis.com", "azure.com")
 
 
 @dataclass
@@ -91,14 +97,16 @@ def _meta(namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def _service(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(namespace, name, {"app": name}), "spec": spec}
+    metadata = _meta(namespace, name, {"app": name})
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
 
 
 def _slice(
     namespace: str,
     service: str,
     rng: random.Random,
-    address_type: str,
+    *,
+    family: str,
     endpoints: list[dict[str, Any]],
     ports: list[dict[str, Any]],
 ) -> dict[str, Any]:
@@ -107,7 +115,7 @@ def _slice(
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": _meta(namespace, f"{service}-{_suffix(rng)}", labels),
-        "addressType": address_type,
+        "addressType": family,
         "endpoints": endpoints,
         "ports": ports,
     }
@@ -148,14 +156,18 @@ def cluster_ip_service(
         "ipFamilies": ["IPv4", "IPv6"] if dual else ["IPv4"],
         "selector": {"app": name},
         "ports": [
-            {"name": p, "port": n, "protocol": "TCP", "targetPort": 8000 + i} for i, (p, n) in enumerate(ports)
+            {"name": p, "port": n, "protocol": "TCP", "targetPort": 8000 + i}
+            for i, (p, n) in enumerate(ports)
         ],
     }
     slice_ports = [{"name": p, "port": 8000 + i, "protocol": "TCP"} for i, (p, _) in enumerate(ports)]
     template = f"{name}-{_suffix(rng, 9)}"
     pods = [(f"{template}-{_suffix(rng)}", str(next(alloc.pod4))) for _ in range(rng.randint(2, 5))]
     v4 = [_endpoint(ip, namespace, pod) for pod, ip in pods]
-    objects = [_service(namespace, name, spec), _slice(namespace, name, rng, "IPv4", v4, slice_ports)]
+    objects = [
+        _service(namespace, name, spec),
+        _slice(namespace, name, rng, family="IPv4", endpoints=v4, ports=slice_ports),
+    ]
     pod_ips = {pod: [ip] for pod, ip in pods}
     if dual:
         v6 = []
@@ -163,7 +175,7 @@ def cluster_ip_service(
             ip6 = str(next(alloc.pod6))
             pod_ips[pod].append(ip6)
             v6.append(_endpoint(ip6, namespace, pod))
-        objects.append(_slice(namespace, name, rng, "IPv6", v6, slice_ports))
+        objects.append(_slice(namespace, name, rng, family="IPv6", endpoints=v6, ports=slice_ports))
     objects += [_pod(namespace, pod, ips) for pod, ips in pod_ips.items()]
     return objects
 
@@ -184,7 +196,7 @@ def headless_service(
     slice_ports = [{"name": port[0], "port": port[1], "protocol": "TCP"}]
     return [
         _service(namespace, name, spec),
-        _slice(namespace, name, rng, "IPv4", endpoints, slice_ports),
+        _slice(namespace, name, rng, family="IPv4", endpoints=endpoints, ports=slice_ports),
         *(_pod(namespace, pod, [ip]) for pod, ip in members),
     ]
 
@@ -204,18 +216,29 @@ def _unique(base: str, taken: set[str]) -> str:
 
 def _system_services(alloc: Allocator, rng: random.Random) -> list[dict[str, Any]]:
     """``default/kubernetes`` and ``kube-system/kube-dns`` at their usual addresses."""
-    api_ip, dns_ip = next(alloc.service4), next(alloc.service4)
-    api = _service("default", "kubernetes", {"type": "ClusterIP", "clusterIP": str(api_ip)})
-    api["spec"]["ports"] = [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]
-    api_ep = [_endpoint("172.18.0.2", "default", "kube-apiserver-control-plane")]
-    api_slice = _slice("default", "kubernetes", rng, "IPv4", api_ep, [{"name": "https", "port": 6443}])
-    dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
-    dns = _service("kube-system", "kube-dns", {"type": "ClusterIP", "clusterIP": str(dns_ip), "ports": dns_ports})
-    dns_pods = [(f"coredns-5d78c9869d-{_suffix(rng)}", str(next(alloc.pod4))) for _ in range(2)]
-    dns_slice = _slice(
-        "kube-system", "kube-dns", rng, "IPv4", [_endpoint(ip, "kube-system", p) for p, ip in dns_pods], dns_ports
+    api_ip, dns_ip = str(next(alloc.service4)), str(next(alloc.service4))
+    api_ports = [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]
+    api = _service("default", "kubernetes", {"type": "ClusterIP", "clusterIP": api_ip, "ports": api_ports})
+    api_endpoints = [_endpoint("172.18.0.2", "default", "kube-apiserver-control-plane")]
+    api_slice = _slice(
+        "default",
+        "kubernetes",
+        rng,
+        family="IPv4",
+        endpoints=api_endpoints,
+        ports=[{"name": "https", "port": 6443}],
     )
-    pods = [_pod("kube-system", p, [ip]) for p, ip in dns_pods]
+    dns_ports = [
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+    ]
+    dns = _service("kube-system", "kube-dns", {"type": "ClusterIP", "clusterIP": dns_ip, "ports": dns_ports})
+    dns_pods = [(f"coredns-5d78c9869d-{_suffix(rng)}", str(next(alloc.pod4))) for _ in range(2)]
+    dns_endpoints = [_endpoint(ip, "kube-system", pod) for pod, ip in dns_pods]
+    dns_slice = _slice(
+        "kube-system", "kube-dns", rng, family="IPv4", endpoints=dns_endpoints, ports=dns_ports
+    )
+    pods = [_pod("kube-system", pod, [ip]) for pod, ip in dns_pods]
     return [api, api_slice, dns, dns_slice, *pods]
 
 

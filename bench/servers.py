@@ -1,0 +1,228 @@
+"""The servers under test as child processes: kdns and Knot DNS on 127.0.0.1, pinned to one CPU.
+
+Children get SIGTERM when the harness dies (``PR_SET_PDEATHSIG``) and are stopped by ``Server.stop``;
+every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+
+HOST = "127.0.0.1"
+ZONES = ("cluster.local", "in-addr.arpa", "ip6.arpa")
+_PR_SET_PDEATHSIG = 1
+_READY = re.compile(r"ready: listening on 127\.0\.0\.1 port (\d+)")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def die_with_parent() -> None:
+    """Run in the child before exec: SIGTERM it when the harness exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process and all its threads."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+        return (utime + stime) / _CLK_TCK
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM in KiB."""
+        values = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+        return values
+
+    def pin(self, cpu: int) -> int:
+        """Keep every thread on ``cpu``; returns how many had to be moved.
+
+        taskset pins the process at start, but a server may move its own threads afterwards (knotd
+        binds UDP worker ``i`` to CPU ``i % ncpus``)."""
+        moved = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            tid = int(task.name)
+            try:
+                if os.sched_getaffinity(tid) != {cpu}:
+                    os.sched_setaffinity(tid, {cpu})
+                    moved += 1
+            except ProcessLookupError:
+                continue
+        return moved
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+
+def spawn(command: list[str], log: Path, cpu: int) -> subprocess.Popen:
+    """``command`` pinned to ``cpu`` with ``taskset``, stdout and stderr to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["taskset", "-c", str(cpu), *command],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (the harness starts no threads)
+        )
+
+
+def answers(port: int, zone: str, timeout: float = 0.5) -> bool:
+    """Whether the server on ``port`` answers the SOA of ``zone`` with NOERROR."""
+    query = dns.message.make_query(zone, "SOA")
+    try:
+        response = dns.query.udp(query, HOST, port=port, timeout=timeout)
+    except (OSError, dns.exception.DNSException):
+        return False
+    return response.rcode() == dns.rcode.NOERROR and bool(response.answer)
+
+
+def wait_answering(server: Server, zones: tuple[str, ...], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for zone in zones:
+        while not answers(server.port, zone):
+            server.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{server.name} does not answer {zone} SOA after {timeout:.0f}s")
+            time.sleep(0.1)
+
+
+def kdns_command() -> list[str]:
+    script = Path(sys.executable).with_name("kdns")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kdns"]
+
+
+def start_kdns(snapshot: Path, log: Path, cpu: int, timeout: float = 120.0) -> Server:
+    """``kdns serve --port 0``; the port is read from its ready line."""
+    command = [*kdns_command(), "serve", "--snapshot", str(snapshot), "--listen", HOST, "--port", "0"]
+    process = spawn(command, log, cpu)
+    server = Server("kdns", process, 0, log)
+    deadline = time.monotonic() + timeout
+    try:
+        while (match := _READY.search(log.read_text(errors="replace"))) is None:
+            server.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kdns not ready after {timeout:.0f}s; see {log}")
+            time.sleep(0.1)
+        server.port = int(match.group(1))
+        wait_answering(server, ZONES, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def split_zones(dump: str) -> dict[str, str]:
+    """``kdns dump`` text -> zone-file text per apex, from its ``$ORIGIN`` lines; comments dropped."""
+    zones: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in dump.splitlines():
+        if line.startswith("$ORIGIN"):
+            current = zones.setdefault(line.split()[1].rstrip(".").lower(), [])
+        if current is not None and line.strip() and not line.lstrip().startswith(";"):
+            current.append(line)
+    return {apex: "\n".join(lines) + "\n" for apex, lines in zones.items()}
+
+
+def dump_zones(snapshot: Path, timeout: float = 300.0) -> dict[str, str]:
+    command = [*kdns_command(), "dump", "--snapshot", str(snapshot)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
+    return split_zones(result.stdout)
+
+
+def knot_config(directory: Path, port: int, zones: list[str]) -> str:
+    """A minimal knot.conf: one UDP, TCP and background worker, zone files in ``directory``."""
+    entries = "".join(f"  - domain: {zone}\n    file: {zone}.zone\n" for zone in zones)
+    return (
+        "server:\n"
+        f"    listen: {HOST}@{port}\n"
+        f"    rundir: {directory}\n"
+        "    udp-workers: 1\n"
+        "    tcp-workers: 1\n"
+        "    background-workers: 1\n"
+        "log:\n"
+        "  - target: stderr\n"
+        "    any: info\n"
+        "database:\n"
+        f"    storage: {directory / 'db'}\n"
+        "template:\n"
+        "  - id: default\n"
+        f"    storage: {directory}\n"
+        "    zonefile-sync: -1\n"
+        "    zonefile-load: whole\n"
+        "    journal-content: none\n"
+        "zone:\n" + entries
+    )
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 at the time of asking."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def start_knot(zones: dict[str, str], directory: Path, cpu: int, timeout: float = 120.0) -> Server:
+    """``knotd`` in the foreground, serving ``zones`` (apex -> zone-file text)."""
+    knotd = shutil.which("knotd") or "/usr/sbin/knotd"
+    if directory.exists():
+        shutil.rmtree(directory)
+    (directory / "db").mkdir(parents=True)
+    for apex, text in zones.items():
+        (directory / f"{apex}.zone").write_text(text, encoding="utf-8")
+    config, log, port = directory / "knot.conf", directory / "knotd.log", free_port()
+    config.write_text(knot_config(directory.resolve(), port, sorted(zones)), encoding="utf-8")
+    server = Server("knot", spawn([knotd, "-c", str(config)], log, cpu), port, log)
+    try:
+        wait_answering(server, tuple(zones), timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
