@@ -1,5 +1,5 @@
-"""The composition root: builds the zone, the resolver and the responder, binds the listeners, and
-runs until SIGTERM or SIGINT."""
+"""The composition root: builds the zone (from snapshots, or by following the Kubernetes API), the
+resolver and the responder, binds the listeners, and runs until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
 
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import ServeConfig
+from kdns.informer import Informer, connection_of, list_cluster
 from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.snapshot import read_snapshots
@@ -23,11 +24,26 @@ from kdns.zone.cluster_zone import ClusterZone
 log = logging.getLogger("kdns")
 
 
+def object_filter_of(config: ServeConfig) -> ObjectFilter:
+    return ObjectFilter.build(config.namespaces, config.labels)
+
+
 def build_zone(config: ServeConfig) -> ClusterZone:
     """The zone loaded from the configured snapshots; raises ``SnapshotError`` on a bad file."""
     zone = ClusterZone(config.zone)
-    object_filter = ObjectFilter.build(config.namespaces, config.labels)
-    zone.load(read_snapshots(list(config.snapshots), object_filter))
+    zone.load(read_snapshots(list(config.snapshots), object_filter_of(config)))
+    return zone
+
+
+def load_zone_from_api(config: ServeConfig) -> ClusterZone:
+    """The zone of the cluster as listed once now (``kdns dump`` against a live cluster)."""
+    api = connection_of(config.kube).client()
+    zone = ClusterZone(config.zone)
+    zone.load(
+        list_cluster(
+            api, config.zone.pods, object_filter=object_filter_of(config), label_selector=config.labels
+        )
+    )
     return zone
 
 
@@ -38,8 +54,41 @@ def build_responder(zone: ClusterZone, config: ServeConfig) -> Responder:
     return responder
 
 
-async def serve(config: ServeConfig, zone: ClusterZone) -> int:
+async def _first(*waits: asyncio.Future | asyncio.Task, timeout: float | None = None) -> None:
+    _, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+async def serve(config: ServeConfig, zone: ClusterZone, api: object | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; with ``api``, follow the cluster first (up to the startup timeout)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     responder = build_responder(zone, config)
+    informer = None
+    if api is not None:
+        informer = Informer(
+            zone, api, config.kube, object_filter=object_filter_of(config), label_selector=config.labels
+        )
+        informer.start()
+        log.info("following the Kubernetes API (%s)", connection_of(config.kube).describe())
+        await _first(
+            loop.create_task(informer.synced.wait()),
+            loop.create_task(stop.wait()),
+            timeout=config.kube.startup_timeout,
+        )
+        if not informer.synced.is_set() and not stop.is_set():
+            log.warning(
+                "starting unsynced after %.1f s (still waiting for %s); answers may be incomplete",
+                config.kube.startup_timeout,
+                ", ".join(informer.waiting_for),
+            )
+    if stop.is_set():
+        if informer is not None:
+            await informer.stop()
+        return 0
     listeners = await listen(
         responder,
         config.listen,
@@ -47,10 +96,6 @@ async def serve(config: ServeConfig, zone: ClusterZone) -> int:
         idle_timeout=config.tcp_idle_timeout,
         max_tcp_connections=config.max_tcp_connections,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     counts = zone.counts()
     log.info(
         "ready: listening on %s port %d (udp, tcp) on %s; zones %s; %d services (%d headless), "
@@ -69,11 +114,19 @@ async def serve(config: ServeConfig, zone: ClusterZone) -> int:
     await stop.wait()
     log.info("shutting down")
     await listeners.close()
+    if informer is not None:
+        await informer.stop()
     return 0
 
 
-def run(config: ServeConfig, zone: ClusterZone) -> int:
-    """Run the server on uvloop when it is installed, else on asyncio's own loop."""
+def run(config: ServeConfig) -> int:
+    """Load the cluster (snapshot files, or the API client) and serve it, on uvloop when installed.
+
+    Raises ``SnapshotError`` or ``ConnectionSettingsError`` before anything is bound."""
+    if config.kube is None:
+        zone, api = build_zone(config), None
+    else:
+        zone, api = ClusterZone(config.zone), connection_of(config.kube).client()
     if uvloop is None:
-        return asyncio.run(serve(config, zone))
-    return uvloop.run(serve(config, zone))
+        return asyncio.run(serve(config, zone, api))
+    return uvloop.run(serve(config, zone, api))

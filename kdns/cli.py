@@ -9,14 +9,15 @@ import argparse
 import ipaddress
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from kdns import __version__
-from kdns.app import build_zone, run
+from kdns.app import build_zone, load_zone_from_api, run
 from kdns.cluster.selector import LabelSelector, SelectorError
-from kdns.config import DEFAULT_SNAPSHOT, DEFAULT_ZONES, PodMode, ServeConfig, ZoneSettings
+from kdns.config import DEFAULT_SNAPSHOT, DEFAULT_ZONES, KubeSettings, PodMode, ServeConfig, ZoneSettings
 from kdns.dump import dump_lines
+from kdns.sources.kube import Connection, ConnectionSettingsError
 from kdns.sources.snapshot import SnapshotError
 from kdns.zone.names import BadName, ZoneLayout
 
@@ -49,6 +50,28 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
         "--labels",
         metavar="SELECTOR",
         help="expose only Services matching this label selector, e.g. 'app=web,tier!=db' (CoreDNS 'labels')",
+    )
+    kube = parser.add_argument_group(
+        "Kubernetes API",
+        "follow a live cluster instead of snapshots; inside a pod (KUBERNETES_SERVICE_HOST and _PORT set) "
+        "kdns follows its own cluster when no snapshot or kubeconfig is given",
+    )
+    kube.add_argument(
+        "--kubeconfig", metavar="FILE", type=Path, help="kubeconfig file of the cluster to follow"
+    )
+    kube.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current context)")
+    kube.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="use the pod's service account and KUBERNETES_SERVICE_HOST/PORT",
+    )
+    kube.add_argument(
+        "--startup-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="serve what has been synced after this long even if the API is not yet listed, "
+        "as CoreDNS's startup_timeout (default: 5)",
     )
     zone = parser.add_argument_group("zone")
     zone.add_argument(
@@ -194,7 +217,9 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
             "tcp_idle_timeout": args.tcp_idle_timeout,
             "max_tcp_connections": args.max_tcp_connections,
         }
+    kube = _kube_settings(args, parser)
     return ServeConfig(
+        kube=kube,
         zone=ZoneSettings(
             zones=zones,
             ttl=args.ttl,
@@ -202,11 +227,32 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
             endpoint_pod_names=args.endpoint_pod_names,
             ignore_empty_service=args.ignore_empty_service,
         ),
-        snapshots=tuple(args.snapshot) or (DEFAULT_SNAPSHOT,),
+        snapshots=() if kube else (tuple(args.snapshot) or (DEFAULT_SNAPSHOT,)),
         namespaces=tuple(args.namespace),
         labels=args.labels,
         listen=listen,
         **extra,
+    )
+
+
+def _kube_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> KubeSettings | None:
+    """Which cluster to follow, if any: explicit options, else a pod's environment, else none."""
+    explicit = args.kubeconfig is not None or args.context is not None or args.in_cluster
+    if args.snapshot and explicit:
+        parser.error("--snapshot and --kubeconfig/--context/--in-cluster are alternatives: choose one source")
+    if args.in_cluster and (args.kubeconfig is not None or args.context is not None):
+        parser.error("--in-cluster takes no --kubeconfig or --context")
+    if args.startup_timeout < 0:
+        parser.error("--startup-timeout must not be negative")
+    if args.kubeconfig is not None and not args.kubeconfig.is_file():
+        parser.error(f"--kubeconfig: {args.kubeconfig} is not a readable file")
+    if not explicit and (args.snapshot or not Connection.in_cluster_available()):
+        return None
+    return KubeSettings(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        in_cluster=args.in_cluster or not explicit,
+        startup_timeout=args.startup_timeout,
     )
 
 
@@ -221,19 +267,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     try:
-        zone = build_zone(config)
-    except SnapshotError as exc:
+        if args.command == "dump":
+            zone = load_zone_from_api(config) if config.kube else build_zone(config)
+            _print(dump_lines(zone))
+            return 0
+        return run(config)
+    except (SnapshotError, ConnectionSettingsError) as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    if args.command == "dump":
-        try:
-            for line in dump_lines(zone):
-                print(line)
-        except BrokenPipeError:
-            sys.stderr.close()
-        return 0
-    try:
-        return run(config, zone)
     except OSError as exc:
         print(f"kdns: error: {exc.strerror or exc}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def _print(lines: Iterable[str]) -> None:
+    try:
+        for line in lines:
+            print(line)
+    except BrokenPipeError:
+        sys.stderr.close()

@@ -32,11 +32,24 @@ class ZoneSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KubeSettings:
+    """How to reach the Kubernetes API and how to follow it."""
+
+    kubeconfig: Path | None = None  # None with in_cluster False: the client's default kubeconfig
+    context: str | None = None
+    in_cluster: bool = False
+    startup_timeout: float = 5.0  # serve what we have after this long, as CoreDNS's startup_timeout
+    watch_timeout: float = 300.0  # server-side watch timeout, randomised up to twice this
+    idle_timeout: float = 90.0  # a watch silent this long (no event, no bookmark) is restarted
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
     """Everything ``kdns serve`` needs."""
 
     zone: ZoneSettings = field(default_factory=ZoneSettings)
     snapshots: tuple[Path, ...] = ()
+    kube: KubeSettings | None = None  # set: follow the API instead of reading snapshots
     namespaces: tuple[str, ...] = ()
     labels: str | None = None
     listen: tuple[str, ...] = ("127.0.0.1",)

@@ -56,6 +56,24 @@ def to_object(raw: Mapping[str, Any]) -> ClusterObject:
     return converter(raw)
 
 
+def tombstone(raw: Mapping[str, Any]) -> ClusterObject | None:
+    """The least object that names what a DELETED event (or an object leaving the filters) removes."""
+    meta = raw.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return None
+    name, namespace = meta["name"], meta.get("namespace") or ""
+    match raw.get("kind"):
+        case "Namespace":
+            return Namespace(name=name)
+        case "Service":
+            return Service(namespace=namespace, name=name, kind=ServiceKind.CLUSTER_IP)
+        case "EndpointSlice":
+            return EndpointSlice(namespace=namespace, name=name, service="")
+        case "Pod":
+            return Pod(namespace=namespace, name=name)
+    return None
+
+
 def canonical_ip(text: Any, *, version: int | None = None) -> str:
     """The canonical text form of an IPv4 or IPv6 address, rejecting anything else."""
     if not isinstance(text, str):

@@ -1,7 +1,7 @@
 """The cluster as last seen: slim objects by key, EndpointSlices grouped under their Service.
 
-``apply`` stores one event and returns the owners whose DNS names it affects; ``replace`` does the
-same for a whole relist of one kind, so objects that vanished during a gap are deleted too.
+``apply`` stores one event and returns the owners whose DNS names it affects; ``changes_to`` turns a
+whole relist of one kind into events, so objects that vanished during a gap are deleted too.
 """
 
 from __future__ import annotations
@@ -98,23 +98,29 @@ class ClusterState:
             owners.append(Owner("service", new.namespace, new.service))
         return tuple(dict.fromkeys(owners))
 
-    def replace(self, kind: type[ClusterObject], objects: Iterable[ClusterObject]) -> list[Owner]:
-        """Make the stored objects of one kind exactly ``objects``; return every affected owner."""
-        table: dict = {
-            Namespace: self.namespaces,
-            Service: self.services,
-            EndpointSlice: self.slices,
-            Pod: self.pods,
+    def table(self, kind: str) -> dict:
+        """The stored objects of one kind (``"Service"``...) by key."""
+        return {
+            "Namespace": self.namespaces,
+            "Service": self.services,
+            "EndpointSlice": self.slices,
+            "Pod": self.pods,
         }[kind]
-        fresh = list(objects)
-        keep = {o.name if isinstance(o, Namespace) else (o.namespace, o.name) for o in fresh}
-        affected: dict[Owner, None] = {}
-        for key in [k for k in table if k not in keep]:
-            for owner in self.apply(Event(EventType.DELETED, table[key])):
-                affected[owner] = None
-        for obj in fresh:
-            key = obj.name if isinstance(obj, Namespace) else (obj.namespace, obj.name)
-            if table.get(key) != obj:
-                for owner in self.apply(Event(EventType.ADDED, obj)):
-                    affected[owner] = None
-        return list(affected)
+
+    def changes_to(self, kind: str, objects: list[ClusterObject]) -> Iterator[Event]:
+        """The events that make the stored objects of ``kind`` exactly ``objects`` (a relist).
+
+        Deletions come first, computed at once; additions and updates are compared one by one as the
+        caller takes them, so a caller may apply them in steps."""
+        table = self.table(kind)
+        fresh = {key_of(obj) for obj in objects}
+        gone = [obj for key, obj in table.items() if key not in fresh]
+        for obj in gone:
+            yield Event(EventType.DELETED, obj)
+        for obj in objects:
+            if table.get(key_of(obj)) != obj:
+                yield Event(EventType.ADDED, obj)
+
+
+def key_of(obj: ClusterObject) -> str | Key:
+    return obj.name if isinstance(obj, Namespace) else (obj.namespace, obj.name)

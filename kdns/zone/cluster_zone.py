@@ -7,7 +7,8 @@ names changed, in the same synchronous step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 from kdns.cluster.model import ClusterObject, Event, EventType, Owner, ServiceKind
 from kdns.cluster.state import ClusterState
@@ -40,6 +41,18 @@ class ClusterZone:
         for obj in objects:
             owners.update(dict.fromkeys(self.state.apply(Event(EventType.ADDED, obj))))
         return self.rebuild(owners)
+
+    def replace(self, kind: str, objects: list[ClusterObject], *, step: int = 500) -> Iterator[set[bytes]]:
+        """Make the objects of ``kind`` exactly ``objects`` (a relist), ``step`` objects at a time.
+
+        A generator: each step is applied whole (every owner it touches is rebuilt) before it yields,
+        so the caller may let queries run between steps."""
+        changes = self.state.changes_to(kind, objects)
+        while batch := list(islice(changes, step)):
+            owners: dict[Owner, None] = {}
+            for event in batch:
+                owners.update(dict.fromkeys(self.state.apply(event)))
+            yield self.rebuild(owners)
 
     def rebuild(self, owners: Iterable[Owner]) -> set[bytes]:
         touched: set[bytes] = set()

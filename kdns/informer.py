@@ -1,0 +1,160 @@
+"""Informers: reflector threads that follow the Kubernetes API, and the event-loop side that applies
+what they hand over to the zone.
+
+Reflectors read and convert on their own threads, so JSON and HTTP never run on the loop that answers
+DNS; they hand each event (or a whole relist) to the loop with ``call_soon_threadsafe``. The loop
+applies one event as one step (a query never sees half of an owner's update) and a relist in steps of
+a few hundred objects, letting queries run in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+from kdns.cluster.model import ClusterObject, Event
+from kdns.cluster.selector import ObjectFilter
+from kdns.config import KubeSettings, PodMode
+from kdns.sources.kube import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Connection, Resource
+from kdns.sources.reflector import ApiHealth, Reflector, WatchSettings
+from kdns.zone.cluster_zone import ClusterZone
+
+log = logging.getLogger(__name__)
+
+
+def watched_resources(pods: PodMode) -> list[Resource]:
+    """Namespaces, Services and EndpointSlices; Pods only when ``--pods verified`` needs them."""
+    resources = [NAMESPACES, SERVICES, ENDPOINT_SLICES]
+    return [*resources, PODS] if pods is PodMode.VERIFIED else resources
+
+
+def connection_of(settings: KubeSettings) -> Connection:
+    return Connection(
+        kubeconfig=settings.kubeconfig, context=settings.context, in_cluster=settings.in_cluster
+    )
+
+
+class _Collector:
+    """A sink that keeps what one list returns (``kdns dump`` against a live cluster)."""
+
+    def __init__(self) -> None:
+        self.objects: list[ClusterObject] = []
+
+    def replace(self, kind: str, objects: list[ClusterObject]) -> None:
+        self.objects.extend(objects)
+
+    def event(self, event: Event) -> None:  # a list hands over no events
+        raise AssertionError(event)
+
+
+def list_cluster(
+    api: object, pods: PodMode, *, object_filter: ObjectFilter, label_selector: str | None = None
+) -> list[ClusterObject]:
+    """Every watched resource listed once, without watching: the cluster as it is now."""
+    collector = _Collector()
+    for resource in watched_resources(pods):
+        reflector = Reflector(
+            api,
+            resource,
+            collector,
+            health=ApiHealth(),
+            object_filter=object_filter,
+            label_selector=label_selector if resource is SERVICES else None,
+        )
+        reflector.list_once()
+    return collector.objects
+
+
+class Informer:
+    """Keeps ``zone`` equal to the API's state; ``synced`` is set once every resource was listed."""
+
+    def __init__(
+        self,
+        zone: ClusterZone,
+        api: object,
+        settings: KubeSettings,
+        *,
+        object_filter: ObjectFilter,
+        label_selector: str | None = None,
+    ) -> None:
+        self.zone = zone
+        self.settings = settings
+        self.health = ApiHealth()
+        self.synced = asyncio.Event()
+        self.api = api
+        watch = WatchSettings(watch_timeout=settings.watch_timeout, idle_timeout=settings.idle_timeout)
+        self.reflectors = [
+            Reflector(
+                self.api,
+                resource,
+                self,
+                health=self.health,
+                object_filter=object_filter,
+                label_selector=label_selector if resource is SERVICES else None,
+                settings=watch,
+            )
+            for resource in watched_resources(zone.settings.pods)
+        ]
+        self._unsynced = {r.resource.kind for r in self.reflectors}
+        self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._task: asyncio.Task | None = None
+        self._started = 0.0
+
+    @property
+    def waiting_for(self) -> list[str]:
+        return sorted(r.resource.plural for r in self.reflectors if r.resource.kind in self._unsynced)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._started = time.monotonic()
+        self._task = self._loop.create_task(self._apply_forever(), name="informer")
+        for reflector in self.reflectors:
+            name = f"reflector-{reflector.resource.plural}"
+            threading.Thread(target=reflector.run, args=(self._stop,), name=name, daemon=True).start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- called on reflector threads ---------------------------------------------------------------------
+    def replace(self, kind: str, objects: list[ClusterObject]) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("replace", (kind, objects)))
+
+    def event(self, event: Event) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("event", event))
+
+    # -- on the event loop -----------------------------------------------------------------------------
+    async def _apply_forever(self) -> None:
+        while True:
+            what, item = await self._queue.get()
+            try:
+                if what == "event":
+                    self.zone.apply(item)
+                    continue
+                kind, objects = item
+                for _ in self.zone.replace(kind, objects):
+                    await asyncio.sleep(0)  # let queries in between steps of a large relist
+                self._listed(kind)
+            except Exception:
+                log.exception("failed to apply a %s from the Kubernetes API; the zone keeps the rest", what)
+
+    def _listed(self, kind: str) -> None:
+        if kind not in self._unsynced:
+            return
+        self._unsynced.discard(kind)
+        if not self._unsynced:
+            counts = self.zone.counts()
+            log.info(
+                "synced with the Kubernetes API in %.2f s: %d services, %d endpoints, %d names",
+                time.monotonic() - self._started,
+                counts["services"],
+                counts["endpoints"],
+                counts["names"],
+            )
+            self.synced.set()

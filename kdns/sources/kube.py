@@ -1,0 +1,114 @@
+"""The Kubernetes API through the official client: connection set-up and raw list/watch calls.
+
+This is the only module that imports ``kubernetes``. Calls are made with ``_preload_content=False`` and
+the JSON is read as it comes: the client's model deserialisation costs far more than the DNS needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+IN_CLUSTER_VARIABLES = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+
+
+class ConnectionSettingsError(Exception):
+    """The kubeconfig or the in-cluster environment cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where the cluster is: a kubeconfig file (and context), or the pod's service account."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+
+    @staticmethod
+    def in_cluster_available() -> bool:
+        return all(os.environ.get(name) for name in IN_CLUSTER_VARIABLES)
+
+    def describe(self) -> str:
+        if self.in_cluster:
+            host, port = (os.environ.get(name, "?") for name in IN_CLUSTER_VARIABLES)
+            return f"in-cluster API at {host}:{port}"
+        where = str(self.kubeconfig) if self.kubeconfig else "the default kubeconfig"
+        return f"{where}" + (f" (context {self.context})" if self.context else "")
+
+    def client(self) -> kubernetes.client.ApiClient:
+        """An API client; raises ``ConnectionSettingsError`` naming the file or variable at fault."""
+        try:
+            if self.in_cluster:
+                configuration = kubernetes.client.Configuration()
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+                return kubernetes.client.ApiClient(configuration)
+            return kubernetes.config.new_client_from_config(
+                config_file=str(self.kubeconfig) if self.kubeconfig else None,
+                context=self.context,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError, TypeError) as exc:
+            raise ConnectionSettingsError(f"{self.describe()}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One watched collection: its object kind and the client method that lists and watches it."""
+
+    kind: str  # the kind of the items, e.g. "Service"
+    plural: str  # for log lines, e.g. "services"
+    method: Callable[[kubernetes.client.ApiClient], Callable[..., Any]]
+
+    def call(self, api: kubernetes.client.ApiClient, **params: Any) -> Any:
+        """The raw urllib3 response of a list (or, with ``watch=True``, watch) request."""
+        return self.method(api)(_preload_content=False, **params)
+
+
+NAMESPACES = Resource("Namespace", "namespaces", lambda api: kubernetes.client.CoreV1Api(api).list_namespace)
+SERVICES = Resource(
+    "Service", "services", lambda api: kubernetes.client.CoreV1Api(api).list_service_for_all_namespaces
+)
+ENDPOINT_SLICES = Resource(
+    "EndpointSlice",
+    "endpointslices",
+    lambda api: kubernetes.client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
+)
+PODS = Resource("Pod", "pods", lambda api: kubernetes.client.CoreV1Api(api).list_pod_for_all_namespaces)
+
+
+def api_error_text(exc: BaseException) -> str:
+    """A one-line account of a failed API call: the status and the server's message, or the I/O error."""
+    if isinstance(exc, ApiException):
+        message = ""
+        if exc.body:
+            try:
+                message = json.loads(exc.body).get("message", "")
+            except (ValueError, AttributeError):
+                message = str(exc.body)[:200]
+        text = f"HTTP {exc.status} {exc.reason or ''}".strip()
+        return f"{text}: {message}" if message else text
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__}: {reason or exc}"
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The Retry-After seconds of a 429 or 503, when the server gave one."""
+    headers = getattr(exc, "headers", None)
+    value = headers.get("Retry-After") if headers else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def status_code(exc: BaseException) -> int | None:
+    return exc.status if isinstance(exc, ApiException) else None

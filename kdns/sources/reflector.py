@@ -1,0 +1,273 @@
+"""List-then-watch of one collection, with client-go reflector semantics, on a thread of its own.
+
+- LIST in pages (``limit``/``continue``) and hand the whole result over as a replacement, so objects
+  deleted while nobody watched disappear;
+- WATCH from the list's resourceVersion with bookmarks and a server-side timeout of 5-10 minutes,
+  resuming from the last resourceVersion seen after the stream ends or drops;
+- ``410 Gone`` (the version was compacted away) means LIST again;
+- errors back off from 0.8 s, doubling to 30 s, with jitter, honouring Retry-After; the backoff resets
+  after two healthy minutes; a watch that stays silent past ``idle_timeout`` is restarted;
+- bad objects are logged and skipped, never handed on.
+
+The thread only reads and converts; the sink applies changes on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object, tombstone
+from kdns.cluster.model import ClusterObject, Event, EventType
+from kdns.cluster.selector import ObjectFilter
+from kdns.sources.kube import Resource, api_error_text, retry_after, status_code
+
+log = logging.getLogger(__name__)
+GONE = 410
+
+
+class Sink(Protocol):
+    """Where a reflector hands its results; called from the reflector's thread."""
+
+    def replace(self, kind: str, objects: list[ClusterObject]) -> None: ...
+
+    def event(self, event: Event) -> None: ...
+
+
+class ApiHealth:
+    """Logs an API outage once when it starts and once when it ends, whichever reflector sees it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, what: str, error: str) -> None:
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.warning(
+                    "Kubernetes API unavailable (%s: %s); serving the last good zone and retrying",
+                    what,
+                    error,
+                )
+            else:
+                log.debug("Kubernetes API still unavailable (%s: %s)", what, error)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                log.warning(
+                    "Kubernetes API available again after %.1f s", time.monotonic() - self._down_since
+                )
+                self._down_since = None
+
+
+class Backoff:
+    """client-go's reflector backoff: 0.8 s doubling to 30 s, jitter 1.0, reset after 2 healthy minutes."""
+
+    def __init__(self, initial: float = 0.8, cap: float = 30.0, reset_after: float = 120.0) -> None:
+        self.initial, self.cap, self.reset_after = initial, cap, reset_after
+        self._current = 0.0
+        self._last = -reset_after
+
+    def next(self, at_least: float | None = None) -> float:
+        now = time.monotonic()
+        if now - self._last > self.reset_after:
+            self._current = self.initial
+        else:
+            self._current = min(self.cap, self._current * 2)
+        self._last = now
+        delay = self._current * (1 + random.random())
+        return max(delay, at_least or 0.0)
+
+
+class Gone(Exception):
+    """The resourceVersion we hold is too old: list again."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    page_size: int = 500
+    watch_timeout: float = 300.0  # server-side timeoutSeconds is this times 1 to 2
+    idle_timeout: float = 90.0  # no byte (not even a bookmark) for this long: the watch is dead
+    connect_timeout: float = 10.0
+    list_timeout: float = 60.0
+
+
+class Reflector:
+    def __init__(
+        self,
+        api: Any,
+        resource: Resource,
+        sink: Sink,
+        *,
+        health: ApiHealth,
+        object_filter: ObjectFilter | None = None,
+        label_selector: str | None = None,
+        settings: WatchSettings | None = None,
+    ) -> None:
+        self.api = api
+        self.resource = resource
+        self.sink = sink
+        self.health = health
+        self.filter = object_filter or ObjectFilter()
+        self.label_selector = label_selector
+        self.settings = settings or WatchSettings()
+        self.backoff = Backoff()
+        self.resource_version: str | None = None
+        self.lists = 0
+        self.watches = 0
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """List and watch until ``stop`` is set; never raises."""
+        while not stop.is_set():
+            try:
+                if self.resource_version is None:
+                    self.resource_version = self.list_once()
+                started = time.monotonic()
+                received = self.watch_once(self.resource_version, stop)
+                self.health.succeeded()
+                if received or time.monotonic() - started > 1.0:
+                    continue  # a watch that ended normally resumes at once
+                delay = self.backoff.next()  # ended at once with nothing: do not spin
+            except Gone:
+                log.info(
+                    "%s: resourceVersion %s expired; listing again",
+                    self.resource.plural,
+                    self.resource_version,
+                )
+                self.resource_version = None
+                delay = self.backoff.next()
+            except Exception as exc:  # every failure backs off; none ends the reflector
+                self.health.failed(self.resource.plural, api_error_text(exc))
+                if status_code(exc) == GONE:
+                    self.resource_version = None
+                delay = self.backoff.next(at_least=retry_after(exc))
+            stop.wait(delay)
+
+    # -- list ----------------------------------------------------------------------------------------
+    def list_once(self) -> str:
+        """List every page, hand the objects over as a replacement, return the list's resourceVersion."""
+        objects: list[ClusterObject] = []
+        token: str | None = None
+        version = ""
+        while True:
+            params: dict[str, Any] = {"limit": self.settings.page_size}
+            if token:
+                params["_continue"] = token
+            if self.label_selector:
+                params["label_selector"] = self.label_selector
+            response = self.resource.call(
+                self.api,
+                _request_timeout=(self.settings.connect_timeout, self.settings.list_timeout),
+                **params,
+            )
+            try:
+                page = json.loads(response.data)
+            finally:
+                response.release_conn()
+            metadata = page.get("metadata") or {}
+            version = metadata.get("resourceVersion") or version
+            for raw in page.get("items") or ():
+                raw.setdefault("kind", self.resource.kind)
+                obj = self._convert(raw)
+                if obj is not None:
+                    objects.append(obj)
+            token = metadata.get("continue")
+            if not token:
+                break
+        self.lists += 1
+        self.health.succeeded()
+        self.sink.replace(self.resource.kind, objects)
+        log.debug("%s: listed %d at resourceVersion %s", self.resource.plural, len(objects), version)
+        return version
+
+    # -- watch ---------------------------------------------------------------------------------------
+    def watch_once(self, version: str, stop: threading.Event) -> int:
+        """Follow one watch stream from ``version``; return how many events it carried."""
+        timeout = int(self.settings.watch_timeout * (1 + random.random()))
+        params: dict[str, Any] = {
+            "watch": True,
+            "resource_version": version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout,
+        }
+        if self.label_selector:
+            params["label_selector"] = self.label_selector
+        response = self.resource.call(
+            self.api, _request_timeout=(self.settings.connect_timeout, self.settings.idle_timeout), **params
+        )
+        self.watches += 1
+        received = 0
+        try:
+            for line in _lines(response):
+                if stop.is_set():
+                    break
+                received += 1
+                self._handle(json.loads(line))
+        finally:
+            response.release_conn()
+        return received
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind, raw = message.get("type"), message.get("object") or {}
+        if kind == "ERROR":
+            if raw.get("code") == GONE:
+                raise Gone
+            raise RuntimeError(f"watch error {raw.get('code')}: {raw.get('message')}")
+        version = (raw.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            if version:
+                self.resource_version = version
+            return
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            log.warning("%s: ignored a watch event of type %r", self.resource.plural, kind)
+            return
+        raw.setdefault("kind", self.resource.kind)
+        event = self._event(EventType(kind), raw)
+        if event is not None:
+            self.sink.event(event)
+        if version:
+            self.resource_version = version
+
+    def _event(self, kind: EventType, raw: dict[str, Any]) -> Event | None:
+        if kind is EventType.DELETED or not self.filter.accepts(raw):
+            dead = tombstone(raw)  # an object that stops matching the filters leaves the zone
+            return Event(EventType.DELETED, dead) if dead is not None else None
+        obj = self._convert(raw)
+        return Event(kind, obj) if obj is not None else None
+
+    def _convert(self, raw: dict[str, Any]) -> ClusterObject | None:
+        if not self.filter.accepts(raw):
+            return None
+        try:
+            return to_object(raw)
+        except SkippedObject as exc:
+            log.debug("%s: skipped %s: %s", self.resource.plural, object_identity(raw), exc)
+        except InvalidObject as exc:
+            log.warning("%s: skipped %s: %s", self.resource.plural, object_identity(raw), exc)
+        return None
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """Newline-delimited JSON from a streamed (usually chunked) HTTP response, as it arrives."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
