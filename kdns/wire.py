@@ -157,9 +157,34 @@ class Packed:
         return self.body[:length], an, ns, ar, (an, ns) != (full_an, full_ns)
 
 
+class _Buffer(DNSBuffer):
+    """dnslib's buffer with two changes to name compression: a name is remembered only where a 14-bit
+    pointer can reach it (offsets below 16384, RFC 1035 4.1.4), and SRV targets, written uncompressed
+    (RFC 2782), are remembered so that the additional records naming them compress against them."""
+
+    def encode_name(self, name: DNSLabel) -> None:
+        start = self.offset
+        super().encode_name(name)
+        if self.offset >= _POINTER_LIMIT:
+            labels = name.label
+            for i in range(len(labels)):
+                if self.names.get(labels[i:], 0) >= _POINTER_LIMIT and self.names[labels[i:]] >= start:
+                    del self.names[labels[i:]]
+
+    def remember(self, labels: list[bytes], offset: int) -> None:
+        for i in range(len(labels)):
+            if offset >= _POINTER_LIMIT:
+                return
+            self.names.setdefault(tuple(labels[i:]), offset)
+            offset += len(labels[i]) + 1
+
+
+_POINTER_LIMIT = 0x4000
+
+
 def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_available: bool = False) -> Packed:
     """Pack ``answer`` behind a question for ``qname`` (lowercase wire) so names compress against it."""
-    buffer = DNSBuffer()
+    buffer = _Buffer()
     buffer.append(bytes(12))
     buffer.encode_name(DNSLabel(labels_of(qname)))
     buffer.append(qtype_class)
@@ -171,6 +196,9 @@ def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_availabl
             owner = DNSLabel(labels_of(rrset.name))
             for rdata in rrset.rdatas:
                 RR(owner, rrset.rtype, 1, rrset.ttl, _rdata(rrset.rtype, rdata)).pack(buffer)
+                if rrset.rtype == 33:
+                    target = rdata[3]
+                    buffer.remember(labels_of(target), buffer.offset - len(target))
             counts[section] += len(rrset.rdatas)
             cuts.append((buffer.offset - start, *counts))
     flags = QR | (AA if answer.authoritative else 0) | (RA if recursion_available else 0) | answer.rcode

@@ -1,0 +1,63 @@
+"""Packing at the edges: name compression in large answers, and what fits a small UDP answer."""
+
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+
+from kdns.resolver import Resolver
+from kdns.responder import Responder
+from tests.support import endpoint_slice, namespace, service, zone_of
+
+
+def members(count: int, *, v6: bool = False) -> list[dict]:
+    return [
+        {
+            "addresses": [f"fd00::{i + 1:x}" if v6 else f"10.8.{i // 250}.{i % 250 + 1}"],
+            "hostname": f"a-rather-long-hostname-for-member-{i:04d}",
+            "conditions": {"ready": True},
+        }
+        for i in range(count)
+    ]
+
+
+def responder_for(count: int) -> Responder:
+    zone = zone_of(
+        [
+            namespace("big"),
+            service("wide", "big", ip="None", ports=[("http", 80, "TCP")]),
+            endpoint_slice("w4", "wide", "big", ports=[("http", 80, "TCP")], addresses=members(count)),
+            endpoint_slice(
+                "w6",
+                "wide",
+                "big",
+                ports=[("http", 80, "TCP")],
+                addresses=members(count, v6=True),
+                address_type="IPv6",
+            ),
+        ]
+    )
+    return Responder(Resolver(zone.index, zone.layout, zone.settings))
+
+
+def test_names_past_16k_are_never_pointed_at():
+    """A 14-bit pointer cannot reach past offset 16383: names there are written out again."""
+    query = dns.message.make_query("wide.big.svc.cluster.local", "SRV")
+    reply = dns.message.from_wire(responder_for(400).respond(query.to_wire(), tcp=True))
+    targets = {rdata.target for rdata in reply.answer[0]}
+    assert len(targets) == 400
+    owners = [rrset.name for rrset in reply.additional]
+    assert len(owners) > 300
+    assert set(owners) <= targets  # a wrong pointer would name something else
+
+
+def test_srv_additions_compress_against_the_targets():
+    query = dns.message.make_query("_http._tcp.wide.big.svc.cluster.local", "SRV")
+    wire = responder_for(3).respond(query.to_wire())
+    reply = dns.message.from_wire(wire)
+    assert not reply.flags & dns.flags.TC
+    assert sum(len(rrset) for rrset in reply.additional) == 6
+    # Each additional owner name is a 2-byte pointer to its SRV target: 2+10+4 (A) and 2+10+16 (AAAA).
+    question = len(query.question[0].name.to_wire()) + 4
+    answers = sum(12 + 6 + len(r.target.to_wire()) for r in reply.answer[0])
+    assert len(wire) == 12 + question + answers + 3 * (16 + 28)
