@@ -1,0 +1,951 @@
+"""A small, faithful fake Kubernetes API server for tests and benchmarks.
+
+It speaks the real list/watch protocol over plain HTTP/1.1 so the official ``kubernetes`` client can talk
+to it: one global resourceVersion, paginated lists pinned to the first page's resourceVersion, watches
+replayed from a resourceVersion out of a retained event log, 410 Gone after ``compact()``, bookmarks,
+label selectors with the watch cache's ADDED/DELETED-on-transition rule, and chunked watch streams.
+
+Served: namespaces, services, pods (``/api/v1``) and endpointslices (``/apis/discovery.k8s.io/v1``),
+cluster-wide and per namespace, plus ``GET /version``. Tests drive it through Python methods
+(``create``, ``update``, ``delete``, ``fail``, ``stop`` ...); nothing is writable over HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from bisect import bisect_left, bisect_right
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - benchmarks may run without pytest
+    pytest = None  # type: ignore[assignment]
+
+__all__ = ["RESOURCES", "KubeFake", "Request", "Resource", "Selector", "kube_api"]
+
+VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0",
+    "gitCommit": "9edcffcde5595e8a5b1a35f88c421764e575afce",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T07:28:49Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter."
+)
+WAIT_SLICE = 0.5  # longest single wait on a condition, so stop() and flags are noticed promptly
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One served resource type."""
+
+    kind: str
+    plural: str
+    api_version: str
+    namespaced: bool
+
+    @property
+    def prefix(self) -> str:
+        """The API path prefix: ``/api/v1`` or ``/apis/<group>/<version>``."""
+        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+
+
+RESOURCES = {
+    r.kind: r
+    for r in (
+        Resource("Namespace", "namespaces", "v1", namespaced=False),
+        Resource("Service", "services", "v1", namespaced=True),
+        Resource("Pod", "pods", "v1", namespaced=True),
+        Resource("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", namespaced=True),
+    )
+}
+_BY_NAME = {n.lower(): r for r in RESOURCES.values() for n in (r.kind, r.plural)}
+
+
+class Request(NamedTuple):
+    """One request as the fake received it (path without the query string)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+
+
+# -- label selectors ------------------------------------------------------------------------------------
+_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
+_VALUE = r"[-A-Za-z0-9_.]*"
+_REQUIREMENT = re.compile(
+    rf"^\s*(?:!\s*(?P<absent>{_KEY})"
+    rf"|(?P<key>{_KEY})\s*(?:(?P<op>==|=|!=)\s*(?P<value>{_VALUE})"
+    rf"|\s+(?P<setop>in|notin)\s*\((?P<values>[^()]*)\))?)\s*$"
+)
+
+
+class Selector:
+    """A parsed label selector: ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, ``k in (a,b)``, ``k notin (a)``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._tests: list[Callable[[dict[str, str]], bool]] = []
+        for part in re.split(r",(?![^()]*\))", text):
+            if not part.strip():
+                raise ValueError(f"invalid label selector {text!r}: empty requirement")
+            match = _REQUIREMENT.match(part)
+            if match is None:
+                raise ValueError(f"unable to parse requirement: {part.strip()!r}")
+            self._tests.append(self._requirement(match))
+
+    @staticmethod
+    def _requirement(m: re.Match[str]) -> Callable[[dict[str, str]], bool]:
+        if m["absent"]:
+            key = m["absent"]
+            return lambda labels: key not in labels
+        key, op, value, setop = m["key"], m["op"], m["value"], m["setop"]
+        if op in ("=", "=="):
+            return lambda labels: labels.get(key) == value
+        if op == "!=":
+            return lambda labels: labels.get(key) != value
+        if setop:
+            values = {v.strip() for v in m["values"].split(",") if v.strip()}
+            if setop == "in":
+                return lambda labels: labels.get(key) in values
+            return lambda labels: labels.get(key) not in values
+        return lambda labels: key in labels
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """True when every requirement holds for ``labels``."""
+        return all(test(labels) for test in self._tests)
+
+
+# -- storage --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """One stored version of an object; ``raw`` is its JSON without kind/apiVersion, serialised once."""
+
+    key: tuple[str, str]
+    rv: int
+    labels: dict[str, str]
+    uid: str
+    created: str
+    raw: bytes
+
+
+def _event_line(kind: str, res: Resource, raw: bytes) -> bytes:
+    head = b'{"type":"%s","object":{"kind":"%s","apiVersion":"%s",' % (
+        kind.encode(),
+        res.kind.encode(),
+        res.api_version.encode(),
+    )
+    return head + raw[1:] + b"}\n"
+
+
+class _Event:
+    """One logged change; ``prev`` is the version before it (None for ADDED)."""
+
+    __slots__ = ("_line", "cur", "prev", "res", "rv", "type")
+
+    def __init__(self, type_: str, res: Resource, cur: _Stored, prev: _Stored | None) -> None:
+        self.type, self.res, self.cur, self.prev, self.rv = type_, res, cur, prev, cur.rv
+        self._line: bytes | None = None
+
+    def line(self, as_type: str | None = None) -> bytes:
+        """The event as one line of a watch stream, optionally under another type (selector transitions)."""
+        if as_type is None or as_type == self.type:
+            if self._line is None:
+                self._line = _event_line(self.type, self.res, self.cur.raw)
+            return self._line
+        return _event_line(as_type, self.res, self.cur.raw)
+
+    def deleted_from_prev(self) -> bytes:
+        """DELETED carrying the previous content at this event's resourceVersion (object left the selector)."""
+        assert self.prev is not None
+        body = json.loads(self.prev.raw)
+        body["metadata"]["resourceVersion"] = str(self.rv)
+        return _event_line("DELETED", self.res, _dumps(body))
+
+
+class _Log:
+    """The retained events of one kind, in resourceVersion order."""
+
+    __slots__ = ("events", "rvs")
+
+    def __init__(self) -> None:
+        self.rvs: list[int] = []
+        self.events: list[_Event] = []
+
+    def after(self, rv: int) -> list[_Event]:
+        if not self.rvs or self.rvs[-1] <= rv:
+            return []
+        return self.events[bisect_right(self.rvs, rv) :]
+
+    def drop_through(self, rv: int) -> None:
+        i = bisect_right(self.rvs, rv)
+        del self.rvs[:i]
+        del self.events[:i]
+
+
+@dataclass(slots=True)
+class _Failure:
+    status: int
+    remaining: int
+    retry_after: int | None
+    kind: str | None
+    verb: str | None
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _status(code: int, message: str, reason: str | None = None, **details: Any) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason or REASONS.get(code, ""),
+        "details": details,
+        "code": code,
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode_continue(rv: int, key: tuple[str, str], namespaced: bool) -> str:
+    start = f"{key[0]}/{key[1]}\x00" if namespaced else f"{key[1]}\x00"
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_continue(token: str, namespaced: bool) -> tuple[int, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        rv, start = int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        raise ValueError(f"continue key is not valid: {error}") from None
+    if namespaced:
+        ns, _, name = start.partition("/")
+        return rv, (ns, name)
+    return rv, ("", start)
+
+
+def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
+    """(resource, namespace, name) for a served path, else None."""
+    if path.startswith("/api/v1/"):
+        api_version, rest = "v1", path[len("/api/v1/") :]
+    elif path.startswith("/apis/discovery.k8s.io/v1/"):
+        api_version, rest = "discovery.k8s.io/v1", path[len("/apis/discovery.k8s.io/v1/") :]
+    else:
+        return None
+    plurals = {r.plural: r for r in RESOURCES.values() if r.api_version == api_version}
+    match rest.split("/"):
+        case [plural] if plural in plurals:
+            return plurals[plural], None, None
+        case ["namespaces", name] if api_version == "v1" and name:
+            return RESOURCES["Namespace"], None, name
+        case ["namespaces", ns, plural] if ns and plural in plurals and plurals[plural].namespaced:
+            return plurals[plural], ns, None
+        case ["namespaces", ns, plural, name] if (
+            ns and name and plural in plurals and plurals[plural].namespaced
+        ):
+            return plurals[plural], ns, name
+    return None
+
+
+# -- HTTP plumbing --------------------------------------------------------------------------------------
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], fake: KubeFake) -> None:
+        self.fake = fake
+        self.stopped = False
+        self.conns: dict[socket.socket, threading.Thread] = {}
+        self.conns_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Connections dropped by either side are expected; report anything else."""
+        if not isinstance(sys.exception(), OSError | ValueError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 120  # idle keep-alive connections and stalled writes give up eventually
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.conns_lock:
+            self.server.conns[self.connection] = threading.current_thread()
+            stopped = self.server.stopped
+        if stopped:
+            _shutdown(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.conns_lock:
+                self.server.conns.pop(self.connection, None)
+
+    def do_GET(self) -> None:
+        self.server.fake._handle(self)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def send_body(self, code: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_status(self, status: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> None:
+        self.send_body(status["code"], _dumps(status), headers)
+
+    def start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def send_chunks(self, lines: list[bytes]) -> None:
+        if lines:
+            self.wfile.write(b"".join(b"%x\r\n%s\r\n" % (len(line), line) for line in lines))
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# -- the fake -------------------------------------------------------------------------------------------
+class KubeFake:
+    """A fake API server on ``127.0.0.1``; a context manager (``start()`` ... ``stop()``).
+
+    ``bookmark_interval``: seconds between BOOKMARK events on watches that allow them.
+    ``watch_timeout``: how long a watch without ``timeoutSeconds`` lasts.
+    ``token``: when set, requests must carry ``Authorization: Bearer <token>`` (else 401).
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        bookmark_interval: float = 1.0,
+        watch_timeout: float = 1800.0,
+        token: str | None = None,
+        max_snapshots: int = 256,
+    ) -> None:
+        self.host = host
+        self.bookmark_interval = bookmark_interval
+        self.watch_timeout = watch_timeout
+        self.token = token
+        self.max_snapshots = max_snapshots
+        self._port = port
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._rv = 1
+        self._compacted = 0
+        self._store: dict[str, dict[tuple[str, str], _Stored]] = {k: {} for k in RESOURCES}
+        self._sorted: dict[str, list[_Stored] | None] = dict.fromkeys(RESOURCES)
+        self._logs: dict[str, _Log] = {k: _Log() for k in RESOURCES}
+        self._snapshots: OrderedDict[tuple[str, int, str | None, str], list[_Stored]] = OrderedDict()
+        self._watchers: dict[int, int] = {}
+        self._close_generation = 0
+        self._hang = False
+        self._failures: list[_Failure] = []
+        self._requests: list[Request] = []
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._times: dict[tuple[str, str], list[float]] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> KubeFake:
+        """Listen (again) on the same port; the first start picks an ephemeral port when ``port`` is 0."""
+        with self._lock:
+            if self._server is not None:
+                return self
+            server = _Server((self.host, self._port), self)
+            self._port = server.server_address[1]
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="kube-fake"
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """An outage: close the listening socket and every open connection (watches end mid-stream)."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is None:
+            return
+        with server.conns_lock:
+            server.stopped = True
+        server.shutdown()
+        server.server_close()
+        with server.conns_lock:
+            conns = list(server.conns.items())
+        for sock, _ in conns:
+            _shutdown(sock)
+        with self._cond:
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for _, handler in [*conns, (None, thread)]:
+            if handler is not None and handler is not threading.current_thread():
+                handler.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> KubeFake:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def write_kubeconfig(
+        self, path: str | Path, *, context: str = "fake", namespace: str = "default"
+    ) -> Path:
+        """Write a kubeconfig (JSON, which is YAML) pointing at the fake over plain http with a dummy token."""
+        path = Path(path)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": {"token": self.token or "fake-token"}}],
+            "contexts": [
+                {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}
+            ],
+            "current-context": context,
+            "preferences": {},
+        }
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
+    # -- objects ----------------------------------------------------------------------------------------
+    @staticmethod
+    def resource(kind: str) -> Resource:
+        """The served resource for a kind or plural name (case-insensitive)."""
+        try:
+            return _BY_NAME[kind.lower()]
+        except KeyError:
+            raise ValueError(f"the fake does not serve {kind!r}") from None
+
+    @property
+    def resource_version(self) -> int:
+        """The current global resourceVersion."""
+        with self._lock:
+            return self._rv
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store a new object (ValueError if it exists); returns it as the server would."""
+        return self._write(obj, "create")
+
+    def update(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace an existing object (KeyError if missing; ValueError on a stale metadata.resourceVersion)."""
+        return self._write(obj, "update")
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or update, without a resourceVersion precondition."""
+        return self._write(obj, "apply")
+
+    def load(self, objects: Iterable[dict[str, Any]]) -> int:
+        """Create or update many objects under one lock (one resourceVersion each); returns the count."""
+        n = 0
+        with self._cond:
+            for obj in objects:
+                self._write(obj, "apply", notify=False, render=False)
+                n += 1
+            self._cond.notify_all()
+        return n
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        """Delete an object (KeyError if missing); returns its last state at the deletion's resourceVersion."""
+        res = self.resource(kind)
+        key = (namespace or "default", name) if res.namespaced else ("", name)
+        with self._cond:
+            old = self._store[res.kind].pop(key)
+            self._rv += 1
+            body = json.loads(old.raw)
+            body["metadata"]["resourceVersion"] = str(self._rv)
+            cur = _Stored(key, self._rv, old.labels, old.uid, old.created, _dumps(body))
+            self._record(_Event("DELETED", res, cur, old))
+            self._cond.notify_all()
+        return self._render(res, cur)
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The stored object with kind and apiVersion (a fresh copy), or None."""
+        res = self.resource(kind)
+        key = (namespace or "default", name) if res.namespaced else ("", name)
+        with self._lock:
+            stored = self._store[res.kind].get(key)
+        return None if stored is None else self._render(res, stored)
+
+    def objects(self, kind: str) -> list[dict[str, Any]]:
+        """Every stored object of a kind, sorted by (namespace, name), as fresh copies."""
+        res = self.resource(kind)
+        with self._lock:
+            items = self._sorted_items(res.kind)
+        return [self._render(res, s) for s in items]
+
+    def compact(self, upto: int | None = None) -> None:
+        """Compact history up to now (or ``upto``): older watch resourceVersions and continue tokens are 410."""
+        with self._lock:
+            target = self._rv if upto is None else min(upto, self._rv)
+            self._compacted = max(self._compacted, target)
+            keep_after = min([self._compacted, *self._watchers.values()])  # open watches keep their backlog
+            for log in self._logs.values():
+                log.drop_through(keep_after)
+            for key in [k for k in self._snapshots if k[1] < self._compacted]:
+                del self._snapshots[key]
+
+    def close_watches(self) -> None:
+        """End every open watch stream cleanly (final zero-length chunk), as on an API server restart."""
+        with self._cond:
+            self._close_generation += 1
+            self._cond.notify_all()
+
+    def hang_watches(self, hang: bool = True) -> None:
+        """While set, open watches send nothing, not even bookmarks; their connections stay open."""
+        with self._cond:
+            self._hang = hang
+            self._cond.notify_all()
+
+    def fail(
+        self,
+        status: int,
+        count: int = 1,
+        retry_after: int | None = None,
+        *,
+        kind: str | None = None,
+        verb: str | None = None,
+    ) -> None:
+        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/get) get ``status``."""
+        with self._lock:
+            kind = None if kind is None else self.resource(kind).kind
+            self._failures.append(_Failure(status, count, retry_after, kind, verb))
+
+    # -- request log ------------------------------------------------------------------------------------
+    @property
+    def requests(self) -> list[Request]:
+        """Every request so far (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def count(self, kind: str, verb: str = "list") -> int:
+        """How many list/watch/get requests for ``kind`` arrived (failed ones included)."""
+        with self._lock:
+            return self._counts[(self.resource(kind).kind, verb)]
+
+    def list_count(self, kind: str) -> int:
+        return self.count(kind, "list")
+
+    def watch_count(self, kind: str) -> int:
+        return self.count(kind, "watch")
+
+    def request_times(self, kind: str, verb: str = "list") -> list[float]:
+        """``time.monotonic()`` of each list/watch/get request for ``kind``, to measure client backoff."""
+        with self._lock:
+            return list(self._times.get((self.resource(kind).kind, verb), ()))
+
+    def reset_requests(self) -> None:
+        """Forget the request log and counters."""
+        with self._lock:
+            self._requests.clear()
+            self._counts.clear()
+            self._times.clear()
+
+    # -- internals: storage -----------------------------------------------------------------------------
+    def _write(self, obj: dict[str, Any], mode: str, *, notify: bool = True, render: bool = True) -> Any:
+        kind = obj.get("kind")
+        if not isinstance(kind, str):
+            raise ValueError("object has no kind")
+        res = self.resource(kind)
+        meta_in = obj.get("metadata") or {}
+        name = meta_in.get("name")
+        if not name:
+            raise ValueError("object has no metadata.name")
+        ns = (meta_in.get("namespace") or "default") if res.namespaced else ""
+        key = (ns, name)
+        with self._cond:
+            store = self._store[res.kind]
+            old = store.get(key)
+            if mode == "create" and old is not None:
+                raise ValueError(f'{res.plural} "{name}" already exists')
+            if mode == "update":
+                if old is None:
+                    raise KeyError(f'{res.plural} "{name}" not found')
+                wanted = meta_in.get("resourceVersion")
+                if wanted and wanted != str(old.rv):
+                    raise ValueError(
+                        f'Operation cannot be fulfilled on {res.plural} "{name}": object modified'
+                    )
+            self._rv += 1
+            uid = meta_in.get("uid") or (old.uid if old else str(uuid.uuid4()))
+            created = meta_in.get("creationTimestamp") or (old.created if old else _now())
+            meta: dict[str, Any] = {"name": name}
+            if res.namespaced:
+                meta["namespace"] = ns
+            meta |= {"uid": uid, "resourceVersion": str(self._rv), "creationTimestamp": created}
+            meta |= {k: v for k, v in meta_in.items() if k not in meta}
+            body = {"metadata": meta} | {
+                k: v for k, v in obj.items() if k not in ("kind", "apiVersion", "metadata")
+            }
+            labels = dict(meta_in.get("labels") or {})
+            cur = _Stored(key, self._rv, labels, uid, created, _dumps(body))
+            store[key] = cur
+            self._record(_Event("MODIFIED" if old else "ADDED", res, cur, old))
+            if notify:
+                self._cond.notify_all()
+        return self._render(res, cur) if render else None
+
+    def _record(self, event: _Event) -> None:
+        log = self._logs[event.res.kind]
+        log.rvs.append(event.rv)
+        log.events.append(event)
+        self._sorted[event.res.kind] = None
+
+    @staticmethod
+    def _render(res: Resource, stored: _Stored) -> dict[str, Any]:
+        return {"kind": res.kind, "apiVersion": res.api_version} | json.loads(stored.raw)
+
+    def _sorted_items(self, kind: str) -> list[_Stored]:
+        items = self._sorted[kind]
+        if items is None:
+            store = self._store[kind]
+            items = self._sorted[kind] = [store[k] for k in sorted(store)]
+        return items
+
+    def _matching(self, res: Resource, ns: str | None, selector: Selector | None) -> list[_Stored]:
+        items = self._sorted_items(res.kind)
+        if ns is not None:
+            lo = bisect_left(items, (ns,), key=lambda s: s.key)
+            hi = bisect_left(items, (ns + "\x00",), key=lambda s: s.key)
+            items = items[lo:hi]
+        if selector is not None:
+            items = [s for s in items if selector.matches(s.labels)]
+        return items
+
+    # -- internals: HTTP --------------------------------------------------------------------------------
+    def _handle(self, h: _Handler) -> None:
+        url = urlsplit(h.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        route = _route(path)
+        is_watch = query.get("watch", "").lower() in ("true", "1")
+        verb = None if route is None else "get" if route[2] else "watch" if is_watch else "list"
+        with self._lock:
+            self._requests.append(Request(h.command, path, query))
+            if route is not None and verb is not None:
+                key = (route[0].kind, verb)
+                self._counts[key] += 1
+                self._times.setdefault(key, []).append(time.monotonic())
+        try:
+            self._respond(h, path, query, route, verb)
+        except OSError:
+            h.close_connection = True
+
+    def _respond(
+        self,
+        h: _Handler,
+        path: str,
+        query: dict[str, str],
+        route: tuple[Resource, str | None, str | None] | None,
+        verb: str | None,
+    ) -> None:
+        if self.token is not None and h.headers.get("Authorization") != f"Bearer {self.token}":
+            h.send_status(_status(401, "Unauthorized"))
+            return
+        if (failure := self._take_failure(route[0].kind if route else None, verb)) is not None:
+            code = failure.status
+            details: dict[str, Any] = {}
+            headers = []
+            if failure.retry_after is not None:
+                details["retryAfterSeconds"] = failure.retry_after
+                headers.append(("Retry-After", str(failure.retry_after)))
+            message = (
+                "Too many requests, please try again later."
+                if code == 429
+                else f"fake failure: {HTTPStatus(code).phrase}"
+            )
+            h.send_status(_status(code, message, **details), headers)
+            return
+        if h.command != "GET":
+            h.close_connection = True  # the request body, if any, is left unread
+            h.send_status(_status(405, f"the fake does not serve {h.command} requests"))
+            return
+        if path == "/version":
+            h.send_body(200, _dumps(VERSION))
+            return
+        if path in ("/healthz", "/readyz", "/livez"):
+            h.send_response(200)
+            h.send_header("Content-Type", "text/plain; charset=utf-8")
+            h.send_header("Content-Length", "2")
+            h.end_headers()
+            h.wfile.write(b"ok")
+            return
+        if route is None:
+            h.send_status(_status(404, "the server could not find the requested resource"))
+            return
+        res, ns, name = route
+        if name is not None:
+            stored = self.get(res.kind, ns, name)
+            if stored is None:
+                h.send_status(_status(404, f'{res.plural} "{name}" not found', name=name, kind=res.plural))
+            else:
+                h.send_body(200, _dumps(stored))
+            return
+        try:
+            text = query.get("labelSelector", "")
+            selector = Selector(text) if text.strip() else None
+        except ValueError as error:
+            h.send_status(_status(400, str(error)))
+            return
+        if verb == "watch":
+            self._watch(h, res, ns, selector, query)
+        else:
+            code, body = self._list(res, ns, selector, query)
+            h.send_body(code, body)
+
+    def _take_failure(self, kind: str | None, verb: str | None) -> _Failure | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure.kind not in (None, kind) or failure.verb not in (None, verb):
+                    continue
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    self._failures.remove(failure)
+                return failure
+        return None
+
+    def _list(
+        self, res: Resource, ns: str | None, selector: Selector | None, query: dict[str, str]
+    ) -> tuple[int, bytes]:
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            return 400, _dumps(_status(400, f"invalid limit {query['limit']!r}"))
+        token = query.get("continue", "")
+        if query.get("resourceVersion") == "0" and not token:
+            limit = 0  # served from the watch cache, which ignores limit (as in 1.31)
+        sel_text = selector.text if selector else ""
+        with self._lock:
+            if token:
+                try:
+                    rv, start = _decode_continue(token, res.namespaced)
+                except ValueError as error:
+                    return 400, _dumps(_status(400, str(error)))
+                items = self._snapshots.get((res.kind, rv, ns, sel_text))
+                if rv < self._compacted or items is None:
+                    return 410, _dumps(_status(410, EXPIRED_CONTINUE, "Expired"))
+                self._snapshots.move_to_end((res.kind, rv, ns, sel_text))
+                offset = bisect_left(items, start, key=lambda s: s.key)
+            else:
+                rv, items, offset = self._rv, self._matching(res, ns, selector), 0
+            end = offset + limit if limit > 0 else len(items)
+            page = items[offset:end]
+            metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+            if end < len(items):
+                metadata["continue"] = _encode_continue(rv, page[-1].key, res.namespaced)
+                if selector is None:
+                    metadata["remainingItemCount"] = len(items) - end
+                self._snapshots[(res.kind, rv, ns, sel_text)] = items
+                while len(self._snapshots) > self.max_snapshots:
+                    self._snapshots.popitem(last=False)
+        head = b'{"kind":"%sList","apiVersion":"%s","metadata":%s,"items":[' % (
+            res.kind.encode(),
+            res.api_version.encode(),
+            _dumps(metadata),
+        )
+        return 200, head + b",".join(s.raw for s in page) + b"]}"
+
+    def _watch(
+        self, h: _Handler, res: Resource, ns: str | None, selector: Selector | None, query: dict[str, str]
+    ) -> None:
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        try:
+            timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else self.watch_timeout
+            since_text = query.get("resourceVersion", "")
+            since = int(since_text) if since_text not in ("", "0") else None
+        except ValueError as error:
+            h.send_status(_status(400, f"invalid watch parameter: {error}"))
+            return
+        deadline = time.monotonic() + timeout
+        initial: list[bytes] = []
+        expired: dict[str, Any] | None = None
+        wid = id(h)
+        with self._lock:
+            if since is not None and since < self._compacted:
+                expired = _status(410, f"too old resource version: {since} ({self._compacted})", "Expired")
+                del expired["details"]
+            else:
+                if (
+                    since is None
+                ):  # "" / "0": synthetic ADDED for the current state, then live (as the server)
+                    since = self._rv
+                    initial = [_event_line("ADDED", res, s.raw) for s in self._matching(res, ns, selector)]
+                generation = self._close_generation
+                self._watchers[wid] = since
+        if expired is not None:  # the real server answers 200 and one ERROR event, then ends the stream
+            h.start_stream()
+            h.send_chunks([b'{"type":"ERROR","object":%s}\n' % _dumps(expired)])
+            h.end_stream()
+            return
+        try:
+            h.start_stream()
+            self._stream(h, res, ns, selector, since, initial, bookmarks, deadline, generation, wid)
+        finally:
+            with self._lock:
+                self._watchers.pop(wid, None)
+
+    def _stream(
+        self,
+        h: _Handler,
+        res: Resource,
+        ns: str | None,
+        selector: Selector | None,
+        last: int,
+        initial: list[bytes],
+        bookmarks: bool,
+        deadline: float,
+        generation: int,
+        wid: int,
+    ) -> None:
+        """Send events after ``last`` as they come, and bookmarks, until timeout, close, or stop."""
+        log = self._logs[res.kind]
+        interval = max(self.bookmark_interval, 0.001)
+        next_bookmark = time.monotonic() + interval
+        lines = initial
+        while True:
+            if lines:
+                h.send_chunks(lines)
+            events: list[_Event] = []
+            bookmark = ended = False
+            with self._cond:
+                while True:
+                    if h.server.stopped:
+                        h.close_connection = True
+                        return
+                    now = time.monotonic()
+                    if self._close_generation != generation or now >= deadline:
+                        ended = True
+                        break
+                    wake = deadline
+                    if not self._hang:
+                        events = log.after(last)
+                        bookmark = bookmarks and now >= next_bookmark
+                        if events or bookmark:
+                            break
+                        if bookmarks:
+                            wake = min(wake, next_bookmark)
+                    self._cond.wait(min(wake - now, WAIT_SLICE))
+                last = self._rv
+                self._watchers[wid] = last
+            if ended:
+                h.end_stream()
+                return
+            lines = self._lines(events, ns, selector)
+            if bookmark:
+                lines.append(
+                    b'{"type":"BOOKMARK","object":{"kind":"%s","apiVersion":"%s",'
+                    b'"metadata":{"resourceVersion":"%d"}}}\n'
+                    % (res.kind.encode(), res.api_version.encode(), last)
+                )
+                next_bookmark = time.monotonic() + interval
+
+    @staticmethod
+    def _lines(events: list[_Event], ns: str | None, selector: Selector | None) -> list[bytes]:
+        """Watch lines for one watcher; with a selector, objects entering/leaving it are ADDED/DELETED."""
+        out = []
+        for event in events:
+            if ns is not None and event.cur.key[0] != ns:
+                continue
+            if selector is None:
+                out.append(event.line())
+                continue
+            now_in = event.type != "DELETED" and selector.matches(event.cur.labels)
+            was_in = event.prev is not None and selector.matches(event.prev.labels)
+            if now_in:
+                out.append(event.line("MODIFIED" if was_in else "ADDED"))
+            elif was_in:
+                out.append(event.line() if event.type == "DELETED" else event.deleted_from_prev())
+        return out
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def kube_api() -> Iterator[KubeFake]:
+        """A running ``KubeFake`` with 0.1 s bookmarks, stopped after the test."""
+        with KubeFake(bookmark_interval=0.1) as fake:
+            yield fake
