@@ -17,6 +17,7 @@ import binascii
 import contextlib
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -368,6 +369,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
 
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the client has closed its end (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
@@ -558,6 +568,12 @@ class KubeFake:
             items = self._sorted_items(res.kind)
         return [self._render(res, s) for s in items]
 
+    @property
+    def open_watches(self) -> int:
+        """How many watch streams are open now (a client hanging up is noticed within half a second)."""
+        with self._lock:
+            return len(self._watchers)
+
     def compact(self, upto: int | None = None) -> None:
         """Compact history up to now (or ``upto``): older watch resourceVersions and continue tokens are 410."""
         with self._lock:
@@ -591,6 +607,8 @@ class KubeFake:
         verb: str | None = None,
     ) -> None:
         """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/get) get ``status``."""
+        if count <= 0:
+            return
         with self._lock:
             kind = None if kind is None else self.resource(kind).kind
             self._failures.append(_Failure(status, count, retry_after, kind, verb))
@@ -657,12 +675,16 @@ class KubeFake:
             if res.namespaced:
                 meta["namespace"] = ns
             meta |= {"uid": uid, "resourceVersion": str(self._rv), "creationTimestamp": created}
-            meta |= {k: v for k, v in meta_in.items() if k not in meta}
+            meta |= {k: v for k, v in meta_in.items() if k not in meta and k != "namespace"}
             body = {"metadata": meta} | {
                 k: v for k, v in obj.items() if k not in ("kind", "apiVersion", "metadata")
             }
-            labels = dict(meta_in.get("labels") or {})
-            cur = _Stored(key, self._rv, labels, uid, created, _dumps(body))
+            try:
+                raw = _dumps(body)
+            except (TypeError, ValueError):
+                self._rv -= 1  # not JSON: store nothing, leave no gap
+                raise
+            cur = _Stored(key, self._rv, dict(meta_in.get("labels") or {}), uid, created, raw)
             store[key] = cur
             self._record(_Event("MODIFIED" if old else "ADDED", res, cur, old))
             if notify:
@@ -881,14 +903,11 @@ class KubeFake:
         generation: int,
         wid: int,
     ) -> None:
-        """Send events after ``last`` as they come, and bookmarks, until timeout, close, or stop."""
+        """Send events after ``last`` as they come, and bookmarks, until timeout, close, stop or hang-up."""
         log = self._logs[res.kind]
         interval = max(self.bookmark_interval, 0.001)
         next_bookmark = time.monotonic() + interval
-        lines = initial
         while True:
-            if lines:
-                h.send_chunks(lines)
             events: list[_Event] = []
             bookmark = ended = False
             with self._cond:
@@ -904,17 +923,21 @@ class KubeFake:
                     if not self._hang:
                         events = log.after(last)
                         bookmark = bookmarks and now >= next_bookmark
-                        if events or bookmark:
+                        if events or bookmark or initial:
                             break
                         if bookmarks:
                             wake = min(wake, next_bookmark)
                     self._cond.wait(min(wake - now, WAIT_SLICE))
+                    if _peer_closed(h.connection):  # the client went away: stop holding back compaction
+                        h.close_connection = True
+                        return
                 last = self._rv
                 self._watchers[wid] = last
             if ended:
                 h.end_stream()
                 return
-            lines = self._lines(events, ns, selector)
+            lines = initial + self._lines(events, ns, selector)
+            initial = []
             if bookmark:
                 lines.append(
                     b'{"type":"BOOKMARK","object":{"kind":"%s","apiVersion":"%s",'
@@ -922,6 +945,7 @@ class KubeFake:
                     % (res.kind.encode(), res.api_version.encode(), last)
                 )
                 next_bookmark = time.monotonic() + interval
+            h.send_chunks(lines)
 
     @staticmethod
     def _lines(events: list[_Event], ns: str | None, selector: Selector | None) -> list[bytes]:

@@ -13,14 +13,17 @@ import kubernetes
 import pytest
 import urllib3
 
-from tests.kube_fake import KubeFake, Selector, kube_api  # noqa: F401  (kube_api is a fixture)
+from tests import kube_fake
+from tests.kube_fake import KubeFake, Selector
 from tests.support import endpoint_slice, namespace, service
+
+kube_api = kube_fake.kube_api  # the fixture, as conftest.py may also provide it
 
 WATCH_TIMEOUT = (2, 2)  # (connect, read) for every watch request, so a broken stream fails fast
 
 
 @pytest.fixture
-def api(kube_api: KubeFake, tmp_path: Path) -> kubernetes.client.ApiClient:
+def api(kube_api: KubeFake, tmp_path: Path) -> Iterator[kubernetes.client.ApiClient]:
     kube_api.bookmark_interval = 0.1
     config = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
     client = kubernetes.config.new_client_from_config(config_file=str(config), context="fake")
@@ -50,6 +53,12 @@ def events(resp: urllib3.HTTPResponse) -> Iterator[dict[str, Any]]:
             line, buffer = buffer.split(b"\n", 1)
             if line.strip():
                 yield json.loads(line)
+
+
+def hang_up(resp: urllib3.HTTPResponse) -> None:
+    """Abandon a half-read stream: close the connection (release_conn alone leaves the watch open)."""
+    resp.close()
+    resp.release_conn()
 
 
 def take(stream: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -129,7 +138,9 @@ def test_version_404_and_kubeconfig_context(kube_api: KubeFake, api: kubernetes.
     assert ("GET", "/api/v1/configmaps", {}) in kube_api.requests
 
 
-def test_paginated_list_is_pinned_to_the_first_page(kube_api: KubeFake, core: kubernetes.client.CoreV1Api) -> None:
+def test_paginated_list_is_pinned_to_the_first_page(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api
+) -> None:
     for i in range(5):
         kube_api.create(service(f"s{i}", "b" if i % 2 else "a"))
     first = body(core.list_service_for_all_namespaces(limit=2, _preload_content=False))
@@ -146,7 +157,9 @@ def test_paginated_list_is_pinned_to_the_first_page(kube_api: KubeFake, core: ku
     token = first["metadata"]["continue"]
     second = body(core.list_service_for_all_namespaces(limit=2, _continue=token, _preload_content=False))
     third = body(
-        core.list_service_for_all_namespaces(limit=2, _continue=second["metadata"]["continue"], _preload_content=False)
+        core.list_service_for_all_namespaces(
+            limit=2, _continue=second["metadata"]["continue"], _preload_content=False
+        )
     )
     assert names(second) + names(third) == ["a/s4", "b/s1", "b/s3"]
     assert second["items"][1]["spec"]["clusterIP"] == "10.96.1.1"
@@ -168,18 +181,20 @@ def test_list_by_label_and_resource_version_zero_ignores_limit(
     kube_api: KubeFake, core: kubernetes.client.CoreV1Api
 ) -> None:
     kube_api.load([labelled("a", app="web"), labelled("b", app="db"), labelled("c", app="web", canary="1")])
-    web = body(core.list_service_for_all_namespaces(label_selector="app=web", limit=1, _preload_content=False))
+    web = body(
+        core.list_service_for_all_namespaces(label_selector="app=web", limit=1, _preload_content=False)
+    )
     assert names(web) == ["default/a"]
     assert "remainingItemCount" not in web["metadata"]  # unknown with a selector, as on the real server
     rest = core.list_service_for_all_namespaces(
         label_selector="app=web", limit=1, _continue=web["metadata"]["continue"], _preload_content=False
     )
     assert names(body(rest)) == ["default/c"]
-    assert names(body(core.list_service_for_all_namespaces(label_selector="!canary", _preload_content=False))) == [
-        "default/a",
-        "default/b",
-    ]
-    everything = body(core.list_service_for_all_namespaces(limit=1, resource_version="0", _preload_content=False))
+    stable = core.list_service_for_all_namespaces(label_selector="!canary", _preload_content=False)
+    assert names(body(stable)) == ["default/a", "default/b"]
+    everything = body(
+        core.list_service_for_all_namespaces(limit=1, resource_version="0", _preload_content=False)
+    )
     assert len(everything["items"]) == 3 and "continue" not in everything["metadata"]
     with pytest.raises(kubernetes.client.ApiException) as error:
         core.list_service_for_all_namespaces(label_selector="a=(", _preload_content=False)
@@ -192,10 +207,17 @@ def test_expired_continue_token_is_410(kube_api: KubeFake, core: kubernetes.clie
     kube_api.create(service("late"))
     kube_api.compact()
     with pytest.raises(kubernetes.client.ApiException) as error:
-        core.list_service_for_all_namespaces(limit=1, _continue=first["metadata"]["continue"], _preload_content=False)
+        core.list_service_for_all_namespaces(
+            limit=1, _continue=first["metadata"]["continue"], _preload_content=False
+        )
     assert error.value.status == 410
     status = json.loads(error.value.body)
-    assert (status["kind"], status["status"], status["reason"], status["code"]) == ("Status", "Failure", "Expired", 410)
+    assert (status["kind"], status["status"], status["reason"], status["code"]) == (
+        "Status",
+        "Failure",
+        "Expired",
+        410,
+    )
     with pytest.raises(kubernetes.client.ApiException) as error:
         core.list_service_for_all_namespaces(limit=1, _continue="garbage!", _preload_content=False)
     assert error.value.status == 400
@@ -227,12 +249,13 @@ def test_watch_replays_from_a_resource_version_then_streams_live(
     kube_api.create(service("c", "other"))
     live = take(stream, 2)
     assert [summary(e) for e in live] == [("DELETED", "b", str(since + 4)), ("ADDED", "c", str(since + 5))]
-    resp.release_conn()
+    hang_up(resp)
 
     scoped = core.list_namespaced_service(
-        "other", watch=True, resource_version=str(since), timeout_seconds=1, _preload_content=False
+        "other", watch=True, resource_version=str(since), timeout_seconds=5, _preload_content=False
     )
-    assert [summary(e) for e in events(scoped)] == [("ADDED", "c", str(since + 5))]
+    assert summary(next(events(scoped))) == ("ADDED", "c", str(since + 5))  # not a/b from "default"
+    hang_up(scoped)
 
 
 def test_watch_from_zero_starts_with_synthetic_added_events(
@@ -241,13 +264,17 @@ def test_watch_from_zero_starts_with_synthetic_added_events(
     kube_api.load([service("a"), service("b")])
     kube_api.compact()
     resp = core.list_service_for_all_namespaces(
-        watch=True, resource_version="0", timeout_seconds=1, _preload_content=False, _request_timeout=WATCH_TIMEOUT
+        watch=True,
+        resource_version="0",
+        timeout_seconds=1,
+        _preload_content=False,
+        _request_timeout=WATCH_TIMEOUT,
     )
     stream = events(resp)
     assert [e["type"] for e in take(stream, 2)] == ["ADDED", "ADDED"]
     kube_api.create(service("c"))
     assert summary(next(stream))[:2] == ("ADDED", "c")
-    resp.release_conn()
+    hang_up(resp)
 
 
 def test_bookmarks_and_timeout_seconds_end_the_stream_cleanly(
@@ -255,6 +282,9 @@ def test_bookmarks_and_timeout_seconds_end_the_stream_cleanly(
 ) -> None:
     kube_api.create(service("a"))
     rv = kube_api.resource_version
+    plain = core.list_service_for_all_namespaces(
+        watch=True, resource_version=str(rv), timeout_seconds=1, _preload_content=False
+    )
     started = time.monotonic()
     resp = core.list_service_for_all_namespaces(
         watch=True,
@@ -267,11 +297,12 @@ def test_bookmarks_and_timeout_seconds_end_the_stream_cleanly(
     seen = list(events(resp))  # ends after timeoutSeconds with the final zero-length chunk, no error
     assert 0.9 < time.monotonic() - started < 1.8
     assert len(seen) >= 5 and {e["type"] for e in seen} == {"BOOKMARK"}
-    assert seen[0]["object"] == {"kind": "Service", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}}
-    plain = core.list_service_for_all_namespaces(
-        watch=True, resource_version=str(rv), timeout_seconds=1, _preload_content=False
-    )
-    assert list(events(plain)) == []
+    assert seen[0]["object"] == {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": str(rv)},
+    }
+    assert list(events(plain)) == []  # no bookmarks unless asked for
     assert kube_api.watch_count("Service") == 2
 
 
@@ -283,7 +314,11 @@ def test_too_old_resource_version_is_an_error_event_then_end(
     kube_api.create(service("b"))
     kube_api.compact()
     resp = core.list_service_for_all_namespaces(
-        watch=True, resource_version=str(old), timeout_seconds=5, _preload_content=False, _request_timeout=WATCH_TIMEOUT
+        watch=True,
+        resource_version=str(old),
+        timeout_seconds=5,
+        _preload_content=False,
+        _request_timeout=WATCH_TIMEOUT,
     )
     assert resp.status == 200
     (event,) = list(events(resp))
@@ -300,7 +335,9 @@ def test_too_old_resource_version_is_an_error_event_then_end(
     # The official watch helper turns it into ApiException(410) (no retry once timeout_seconds is set).
     watcher = kubernetes.watch.Watch()
     with pytest.raises(kubernetes.client.ApiException) as error:
-        list(watcher.stream(core.list_service_for_all_namespaces, resource_version=str(old), timeout_seconds=1))
+        list(
+            watcher.stream(core.list_service_for_all_namespaces, resource_version=str(old), timeout_seconds=1)
+        )
     assert error.value.status == 410
 
 
@@ -330,7 +367,11 @@ def test_close_watches_ends_streams_cleanly_and_the_connection_is_reused(
 ) -> None:
     rv = kube_api.resource_version
     resp = core.list_service_for_all_namespaces(
-        watch=True, resource_version=str(rv), timeout_seconds=30, _preload_content=False, _request_timeout=WATCH_TIMEOUT
+        watch=True,
+        resource_version=str(rv),
+        timeout_seconds=30,
+        _preload_content=False,
+        _request_timeout=WATCH_TIMEOUT,
     )
     threading.Timer(0.2, kube_api.close_watches).start()
     started = time.monotonic()
@@ -340,7 +381,25 @@ def test_close_watches_ends_streams_cleanly_and_the_connection_is_reused(
     assert body(core.list_service_for_all_namespaces(_preload_content=False))["items"] == []
 
 
-def test_hung_watch_sends_nothing_until_released(kube_api: KubeFake, core: kubernetes.client.CoreV1Api) -> None:
+def test_a_watch_the_client_abandons_ends_on_the_server(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api
+) -> None:
+    resp = core.list_service_for_all_namespaces(
+        watch=True, resource_version=str(kube_api.resource_version), _preload_content=False
+    )
+    deadline = time.monotonic() + 2
+    while kube_api.open_watches != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert kube_api.open_watches == 1
+    hang_up(resp)
+    while kube_api.open_watches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kube_api.open_watches == 0
+
+
+def test_hung_watch_sends_nothing_until_released(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api
+) -> None:
     rv = kube_api.resource_version
     kube_api.hang_watches(True)
     kube_api.create(service("a"))
@@ -354,14 +413,19 @@ def test_hung_watch_sends_nothing_until_released(kube_api: KubeFake, core: kuber
     )
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
         next(events(resp))
-    resp.release_conn()
+    hang_up(resp)
 
     resp = core.list_service_for_all_namespaces(
-        watch=True, resource_version=str(rv), timeout_seconds=5, _preload_content=False, _request_timeout=WATCH_TIMEOUT
+        watch=True,
+        resource_version=str(rv),
+        timeout_seconds=5,
+        _preload_content=False,
+        _request_timeout=WATCH_TIMEOUT,
     )
+    kube_api.compact()  # an open watch keeps its backlog, as the watch cache's per-watcher buffer does
     threading.Timer(0.3, kube_api.hang_watches, args=(False,)).start()
     assert summary(next(events(resp)))[:2] == ("ADDED", "a")
-    resp.release_conn()
+    hang_up(resp)
 
 
 def test_label_selector_watch_adds_and_deletes_on_transitions(
@@ -376,35 +440,43 @@ def test_label_selector_watch_adds_and_deletes_on_transitions(
     kube_api.create(labelled("z", app="web"))
     kube_api.delete("Service", "default", "z")
     kube_api.delete("Service", "default", "x")
+    kube_api.create(labelled("last", app="web"))  # a sentinel: nothing else comes before it
     resp = core.list_service_for_all_namespaces(
         watch=True,
         label_selector="app=web",
         resource_version=str(rv),
-        timeout_seconds=1,
+        timeout_seconds=5,
         _preload_content=False,
         _request_timeout=WATCH_TIMEOUT,
     )
-    seen = list(events(resp))
+    seen = take(events(resp), 6)
+    hang_up(resp)
     assert [summary(e) for e in seen] == [
         ("ADDED", "y", str(rv + 3)),
         ("MODIFIED", "y", str(rv + 4)),
         ("DELETED", "y", str(rv + 5)),
         ("ADDED", "z", str(rv + 6)),
         ("DELETED", "z", str(rv + 7)),
+        ("ADDED", "last", str(rv + 9)),
     ]
     assert seen[2]["object"]["metadata"]["labels"] == {"app": "web", "v": "2"}
 
 
 # -- HTTP: failures and outages -------------------------------------------------------------------------
-def test_fail_429_with_retry_after(kube_api: KubeFake, api: kubernetes.client.ApiClient) -> None:
-    core = kubernetes.client.CoreV1Api(api)
+def test_fail_429_with_retry_after(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api, tmp_path: Path
+) -> None:
     # urllib3's default Retry(3) silently retries a 429/503 carrying Retry-After, sleeping that long.
     kube_api.fail(429, 1, retry_after=0)
     assert core.list_service_for_all_namespaces(_preload_content=False).status == 200
     assert kube_api.list_count("Service") == 2
 
-    api.rest_client.pool_manager.connection_pool_kw["retries"] = False  # what a client doing its own backoff sets
-    api.rest_client.pool_manager.clear()
+    config = kubernetes.client.Configuration()
+    config.retries = False  # what a client doing its own backoff sets
+    client = kubernetes.config.new_client_from_config(
+        str(kube_api.write_kubeconfig(tmp_path / "kubeconfig")), "fake", client_configuration=config
+    )
+    core = kubernetes.client.CoreV1Api(client)
     kube_api.reset_requests()
     kube_api.fail(429, 2, retry_after=3, kind="Service", verb="list")
     for _ in range(2):
@@ -423,6 +495,7 @@ def test_fail_429_with_retry_after(kube_api: KubeFake, api: kubernetes.client.Ap
     with pytest.raises(kubernetes.client.ApiException) as error:
         core.list_namespace(watch=True, timeout_seconds=1, _preload_content=False)
     assert error.value.status == 503
+    client.close()
 
 
 def test_stop_and_start_on_the_same_port(kube_api: KubeFake, core: kubernetes.client.CoreV1Api) -> None:
@@ -438,7 +511,7 @@ def test_stop_and_start_on_the_same_port(kube_api: KubeFake, core: kubernetes.cl
     threading.Timer(0.2, kube_api.stop).start()
     with pytest.raises(urllib3.exceptions.ProtocolError):  # the stream breaks mid-response
         list(events(resp))
-    resp.release_conn()
+    hang_up(resp)
     time.sleep(0.1)
     assert not kube_api.running
     with pytest.raises(urllib3.exceptions.MaxRetryError):  # connection refused: urllib3's, not ApiException
@@ -477,9 +550,10 @@ def test_endpoint_slices_through_the_discovery_api(
     )
     assert [s.endpoints[0].addresses for s in typed.items] == [["10.1.0.0"], ["10.1.0.1"], ["10.1.0.2"]]
     resp = discovery.list_endpoint_slice_for_all_namespaces(
-        watch=True, resource_version=str(rv), timeout_seconds=1, _preload_content=False
+        watch=True, resource_version=str(rv), timeout_seconds=5, _preload_content=False
     )
-    seen = list(events(resp))
+    seen = take(events(resp), 3)
+    hang_up(resp)
     assert [e["type"] for e in seen] == ["ADDED"] * 3
     assert seen[0]["object"]["kind"] == "EndpointSlice"
     assert seen[0]["object"]["apiVersion"] == "discovery.k8s.io/v1"
@@ -490,21 +564,22 @@ def test_bulk_load_and_500_item_pages_are_fast(kube_api: KubeFake, api: kubernet
     kube_api.load(service(f"svc-{i:05d}", f"ns-{i % 50}", ports=[("http", 80, "TCP")]) for i in range(10_000))
     kube_api.load(
         endpoint_slice(
-            f"svc-{i:05d}-{j}",
+            f"svc-{i:05d}-1",
             f"svc-{i:05d}",
             f"ns-{i % 50}",
             addresses=[f"10.{i // 250}.{i % 250}.{k}" for k in range(7)],
             ports=[("http", 80, "TCP")],
         )
         for i in range(10_000)
-        for j in range(1)
     )
     loaded = time.monotonic()
     discovery = kubernetes.client.DiscoveryV1Api(api)
     total, token, pages = 0, None, 0
     while True:
         doc = body(
-            discovery.list_endpoint_slice_for_all_namespaces(limit=500, _continue=token, _preload_content=False)
+            discovery.list_endpoint_slice_for_all_namespaces(
+                limit=500, _continue=token, _preload_content=False
+            )
         )
         total += len(doc["items"])
         pages += 1
