@@ -50,3 +50,6 @@ def big_cluster(tmp_path_factory: pytest.TempPathFactory):
 def big_server(big_cluster) -> Iterator[Server]:
     with running("--snapshot", str(big_cluster), "--tcp-idle-timeout", "1") as server:
         yield server
+
+
+from tests.kube_fake import kube_api  # noqa: E402, F401  (the fake API server fixture)

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -138,16 +139,28 @@ READY = re.compile(r"ready: listening on (?P<addrs>.+?) port (?P<port>\d+)")
 
 @dataclasses.dataclass
 class Server:
+    """A running ``kdns serve``; ``log`` keeps growing with its stderr lines while it runs."""
+
     process: subprocess.Popen
     port: int
     log: list[str]
+    reader: threading.Thread | None = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         code = self.process.wait(timeout)
-        self.log.extend(self.process.stderr.read().splitlines())
+        if self.reader is not None:
+            self.reader.join(timeout)
         return code
+
+    def logged(self, text: str) -> list[str]:
+        return [line for line in list(self.log) if text in line]
+
+
+def _follow(stream, log: list[str]) -> None:
+    for line in stream:
+        log.append(line.rstrip("\n"))
 
 
 @contextmanager
@@ -171,17 +184,31 @@ def running(*args: str, timeout: float = 20, uvloop: bool = True) -> Iterator[Se
         line = process.stderr.readline()
         if not line:
             process.wait(5)
-            raise AssertionError(f"kdns serve exited {process.returncode} before ready:\n" + "".join(log))
+            raise AssertionError(f"kdns serve exited {process.returncode} before ready:\n" + "\n".join(log))
         log.append(line.rstrip("\n"))
         if match := READY.search(line):
             port = int(match["port"])
         if time.monotonic() > deadline:
             process.kill()
             raise AssertionError("kdns serve did not get ready:\n" + "\n".join(log))
-    server = Server(process, port, log)
+    reader = threading.Thread(target=_follow, args=(process.stderr, log), daemon=True)
+    reader.start()
+    server = Server(process, port, log, reader)
     try:
         yield server
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def eventually(check, *, timeout: float = 20.0, interval: float = 0.05):
+    """Poll ``check`` until it returns something truthy; fail with its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        time.sleep(interval)

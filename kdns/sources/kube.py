@@ -45,19 +45,25 @@ class Connection:
         return f"{where}" + (f" (context {self.context})" if self.context else "")
 
     def client(self) -> kubernetes.client.ApiClient:
-        """An API client; raises ``ConnectionSettingsError`` naming the file or variable at fault."""
+        """An API client; raises ``ConnectionSettingsError`` naming the file or variable at fault.
+
+        urllib3's own retries are turned off: they would sleep through a 429's Retry-After unseen,
+        and the reflector does its own backoff."""
+        configuration = kubernetes.client.Configuration()
         try:
             if self.in_cluster:
-                configuration = kubernetes.client.Configuration()
                 kubernetes.config.load_incluster_config(client_configuration=configuration)
-                return kubernetes.client.ApiClient(configuration)
-            return kubernetes.config.new_client_from_config(
-                config_file=str(self.kubeconfig) if self.kubeconfig else None,
-                context=self.context,
-                persist_config=False,
-            )
+            else:
+                kubernetes.config.load_kube_config(
+                    config_file=str(self.kubeconfig) if self.kubeconfig else None,
+                    context=self.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
         except (ConfigException, OSError, ValueError, TypeError) as exc:
             raise ConnectionSettingsError(f"{self.describe()}: {exc}") from None
+        configuration.retries = False
+        return kubernetes.client.ApiClient(configuration)
 
 
 @dataclass(frozen=True, slots=True)

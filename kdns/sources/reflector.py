@@ -137,7 +137,6 @@ class Reflector:
                     self.resource_version = self.list_once()
                 started = time.monotonic()
                 received = self.watch_once(self.resource_version, stop)
-                self.health.succeeded()
                 if received or time.monotonic() - started > 1.0:
                     continue  # a watch that ended normally resumes at once
                 delay = self.backoff.next()  # ended at once with nothing: do not spin
@@ -209,6 +208,7 @@ class Reflector:
             self.api, _request_timeout=(self.settings.connect_timeout, self.settings.idle_timeout), **params
         )
         self.watches += 1
+        self.health.succeeded()
         received = 0
         try:
             for line in _lines(response):
@@ -217,6 +217,7 @@ class Reflector:
                 received += 1
                 self._handle(json.loads(line))
         finally:
+            response.close()  # a half-read stream must not go back to the pool
             response.release_conn()
         return received
 

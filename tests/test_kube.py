@@ -1,0 +1,257 @@
+"""kdns following a cluster: ``kdns serve --kubeconfig`` against the fake API server, through the real
+client, observed through real DNS queries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from tests.kube_fake import KubeFake
+from tests.support import ROOT, endpoint_slice, eventually, namespace, running, service
+
+HOST = "127.0.0.1"
+
+
+def ask(port: int, name: str, qtype: str = "A") -> tuple[str, set[str]]:
+    reply = dns.query.udp(dns.message.make_query(name, qtype), HOST, port=port, timeout=2)
+    values = {rdata.to_text() for rrset in reply.answer for rdata in rrset}
+    return dns.rcode.to_text(reply.rcode()), values
+
+
+def answers(port: int, name: str, expected: set[str], qtype: str = "A"):
+    return eventually(lambda: ask(port, name, qtype) == ("NOERROR", expected))
+
+
+def gone(port: int, name: str):
+    return eventually(lambda: ask(port, name)[0] == "NXDOMAIN")
+
+
+def ready(address: str, *, ready: bool = True) -> dict:
+    return {"addresses": [address], "conditions": {"ready": ready}}
+
+
+@pytest.fixture
+def cluster(kube_api: KubeFake) -> KubeFake:
+    for obj in (
+        namespace("default"),
+        namespace("db"),
+        service("web", ip="10.96.0.50", ports=[("http", 80, "TCP")]),
+        endpoint_slice("web-1", "web", addresses=["10.1.0.1", "10.1.0.2"], ports=[("http", 8080, "TCP")]),
+        service("pg", "db", ip="None", ports=[("pg", 5432, "TCP")]),
+        endpoint_slice("pg-1", "pg", "db", addresses=[ready("10.2.0.1")], ports=[("pg", 5432, "TCP")]),
+    ):
+        kube_api.create(obj)
+    return kube_api
+
+
+@pytest.fixture
+def kubeconfig(kube_api: KubeFake, tmp_path):
+    return str(kube_api.write_kubeconfig(tmp_path / "kubeconfig"))
+
+
+def test_serves_the_cluster_once_synced(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig) as server:
+        assert server.logged("synced with the Kubernetes API")
+        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        assert ask(server.port, "pg.db.svc.cluster.local") == ("NOERROR", {"10.2.0.1"})
+        assert "2 services (1 headless), 3 endpoints" in server.logged("ready:")[0]
+        assert cluster.list_count("pods") == 0  # pods are watched only for --pods verified
+
+
+def test_creates_updates_and_deletes_show_up(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig) as server:
+        port = server.port
+        cluster.update(service("web", ip="10.96.0.51", ports=[("http", 80, "TCP")]))
+        answers(port, "web.default.svc.cluster.local", {"10.96.0.51"})
+        answers(port, "51.0.96.10.in-addr.arpa", {"web.default.svc.cluster.local."}, "PTR")
+
+        cluster.create(service("api", ip="10.96.0.60", ports=[("grpc", 9090, "TCP")]))
+        answers(
+            port,
+            "_grpc._tcp.api.default.svc.cluster.local",
+            {"0 100 9090 api.default.svc.cluster.local."},
+            "SRV",
+        )
+        cluster.delete("Service", "default", "api")
+        gone(port, "api.default.svc.cluster.local")
+
+        cluster.update(
+            endpoint_slice("web-1", "web", addresses=["10.1.0.2", "10.1.0.3"], ports=[("http", 8080, "TCP")])
+        )
+        answers(port, "10-1-0-3.web.default.svc.cluster.local", {"10.1.0.3"})
+        gone(port, "10-1-0-1.web.default.svc.cluster.local")
+
+
+def test_endpoints_going_not_ready_and_slices_split(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig) as server:
+        port = server.port
+        cluster.create(
+            endpoint_slice("pg-2", "pg", "db", addresses=[ready("10.2.0.2")], ports=[("pg", 5432, "TCP")])
+        )
+        answers(port, "pg.db.svc.cluster.local", {"10.2.0.1", "10.2.0.2"})
+        answers(
+            port,
+            "_pg._tcp.pg.db.svc.cluster.local",
+            {"0 50 5432 10-2-0-1.pg.db.svc.cluster.local.", "0 50 5432 10-2-0-2.pg.db.svc.cluster.local."},
+            "SRV",
+        )
+        cluster.update(
+            endpoint_slice(
+                "pg-1", "pg", "db", addresses=[ready("10.2.0.1", ready=False)], ports=[("pg", 5432, "TCP")]
+            )
+        )
+        answers(port, "pg.db.svc.cluster.local", {"10.2.0.2"})
+        gone(port, "10-2-0-1.pg.db.svc.cluster.local")
+        cluster.delete("EndpointSlice", "db", "pg-2")
+        gone(port, "pg.db.svc.cluster.local")  # a headless Service without ready endpoints
+
+
+def test_watch_dropped_and_resumed_without_relisting(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig) as server:
+        lists, watches = cluster.list_count("services"), cluster.watch_count("services")
+        cluster.close_watches()
+        cluster.create(service("late", ip="10.96.0.70"))
+        answers(server.port, "late.default.svc.cluster.local", {"10.96.0.70"})
+        assert cluster.list_count("services") == lists
+        assert cluster.watch_count("services") > watches
+        watches = [r for r in cluster.requests if r.path.endswith("/services") and r.query.get("watch")]
+        assert all(r.query["resourceVersion"] not in ("", "0") for r in watches)  # always from a version
+
+
+def test_gone_relists_and_forgets_what_was_deleted_in_the_gap(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig) as server:
+        port = server.port
+        lists = cluster.list_count("services")
+        cluster.stop()
+        cluster.delete("Service", "default", "web")
+        cluster.delete("EndpointSlice", "default", "web-1")
+        cluster.create(service("new", ip="10.96.0.80"))
+        cluster.compact()  # the versions kdns holds are gone: its next watch gets 410
+        cluster.start()
+        gone(port, "web.default.svc.cluster.local")
+        answers(port, "new.default.svc.cluster.local", {"10.96.0.80"})
+        gone(port, "10-1-0-1.web.default.svc.cluster.local")
+        assert cluster.list_count("services") > lists
+        assert server.logged("expired; listing again")
+
+
+def test_api_outage_keeps_the_zone_and_converges_when_back(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig) as server:
+        port = server.port
+        cluster.stop()
+        eventually(lambda: server.logged("Kubernetes API unavailable"))
+        for _ in range(20):
+            assert ask(port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        cluster.update(service("web", ip="10.96.0.99", ports=[("http", 80, "TCP")]))
+        cluster.delete("Service", "db", "pg")
+        cluster.start()
+        answers(
+            port,
+            "web.default.svc.cluster.local",
+            {"10.96.0.99"},
+        )
+        gone(port, "pg.db.svc.cluster.local")
+        eventually(lambda: server.logged("Kubernetes API available again"))
+        assert len(server.logged("Kubernetes API unavailable")) == 1
+        assert len(server.logged("Kubernetes API available again")) == 1
+
+
+def test_starts_after_the_startup_timeout_when_the_api_is_down(cluster, kubeconfig):
+    cluster.stop()
+    with running("--kubeconfig", kubeconfig, "--startup-timeout", "1") as server:
+        assert server.logged("starting unsynced after 1.0 s")
+        assert ask(server.port, "cluster.local", "SOA")[0] == "NOERROR"
+        assert ask(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        cluster.start()
+        answers(server.port, "web.default.svc.cluster.local", {"10.96.0.50"})
+        eventually(lambda: server.logged("synced with the Kubernetes API"))
+
+
+def test_bad_objects_are_skipped_with_a_log_line(cluster, kubeconfig):
+    cluster.create(service("broken", ip="10.96.0.999"))
+    with running("--kubeconfig", kubeconfig) as server:
+        assert server.logged("services: skipped Service default/broken: invalid IP address '10.96.0.999'")
+        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        cluster.update(service("web", ip="not-an-ip"))
+        eventually(lambda: server.logged("skipped Service default/web"))
+        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})  # last good
+
+
+def test_pods_verified_watches_pods(cluster, kubeconfig):
+    cluster.create(
+        {
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "db"},
+            "status": {"phase": "Running", "podIP": "10.2.0.9", "podIPs": [{"ip": "10.2.0.9"}]},
+        }
+    )
+    with running("--kubeconfig", kubeconfig, "--pods", "verified") as server:
+        assert ask(server.port, "10-2-0-9.db.pod.cluster.local") == ("NOERROR", {"10.2.0.9"})
+        assert ask(server.port, "10-2-0-8.db.pod.cluster.local")[0] == "NXDOMAIN"
+        cluster.delete("Pod", "db", "p")
+        gone(server.port, "10-2-0-9.db.pod.cluster.local")
+
+
+def test_labels_select_services_on_the_server_and_namespaces_filter(cluster, kubeconfig):
+    labelled = service("shop", ip="10.96.0.90")
+    labelled["metadata"]["labels"] = {"app": "shop"}
+    cluster.create(labelled)
+    with running("--kubeconfig", kubeconfig, "--labels", "app=shop", "--namespace", "default") as server:
+        assert ask(server.port, "shop.default.svc.cluster.local") == ("NOERROR", {"10.96.0.90"})
+        assert ask(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        assert ask(server.port, "db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert all(
+            r.query.get("labelSelector") == ["app=shop"] or r.query.get("labelSelector") == "app=shop"
+            for r in cluster.requests
+            if r.path.endswith("/services")
+        )
+        unlabelled = service("shop", ip="10.96.0.90")
+        cluster.update(unlabelled)  # stops matching: the API sends DELETED
+        gone(server.port, "shop.default.svc.cluster.local")
+
+
+def test_dump_lists_the_live_cluster(cluster, kubeconfig):
+    result = subprocess.run(
+        [sys.executable, "-m", "kdns", "dump", "--kubeconfig", kubeconfig],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "web.default.svc.cluster.local. 5 IN A 10.96.0.50" in lines
+    assert "pg.db.svc.cluster.local. 5 IN A 10.2.0.1" in lines
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--in-cluster"], {}, "in-cluster API"),
+        (
+            [],
+            {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "1"},
+            "in-cluster API at 127.0.0.1:1",
+        ),
+        (["--kubeconfig", "/nonexistent"], {}, "--kubeconfig: /nonexistent is not a readable file"),
+        (["--kubeconfig", "/dev/null", "--snapshot", "x.yaml"], {}, "are alternatives"),
+    ],
+)
+def test_connection_problems_stop_startup(args, env, message):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kdns", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**clean, **env},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
