@@ -73,6 +73,13 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
         help="serve what has been synced after this long even if the API is not yet listed, "
         "as CoreDNS's startup_timeout (default: 5)",
     )
+    kube.add_argument(
+        "--watch-idle-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=90.0,
+        help="restart a watch that sends nothing, not even a bookmark, for this long (default: 90)",
+    )
     zone = parser.add_argument_group("zone")
     zone.add_argument(
         "--zone",
@@ -244,6 +251,8 @@ def _kube_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         parser.error("--in-cluster takes no --kubeconfig or --context")
     if args.startup_timeout < 0:
         parser.error("--startup-timeout must not be negative")
+    if args.watch_idle_timeout <= 0:
+        parser.error("--watch-idle-timeout must be positive")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         parser.error(f"--kubeconfig: {args.kubeconfig} is not a readable file")
     if not explicit and (args.snapshot or not Connection.in_cluster_available()):
@@ -253,6 +262,7 @@ def _kube_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         context=args.context,
         in_cluster=args.in_cluster or not explicit,
         startup_timeout=args.startup_timeout,
+        idle_timeout=args.watch_idle_timeout,
     )
 
 

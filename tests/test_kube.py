@@ -162,6 +162,17 @@ def test_api_outage_keeps_the_zone_and_converges_when_back(cluster, kubeconfig):
         assert len(server.logged("Kubernetes API available again")) == 1
 
 
+def test_a_silent_watch_is_restarted(cluster, kubeconfig):
+    with running("--kubeconfig", kubeconfig, "--watch-idle-timeout", "1") as server:
+        cluster.hang_watches(True)
+        cluster.create(service("quiet", ip="10.96.0.77"))
+        eventually(lambda: server.logged("services: watch went silent; again from"))
+        assert ask(server.port, "quiet.default.svc.cluster.local")[0] == "NXDOMAIN"
+        cluster.hang_watches(False)
+        answers(server.port, "quiet.default.svc.cluster.local", {"10.96.0.77"})
+        assert not server.logged("Kubernetes API unavailable")
+
+
 def test_starts_after_the_startup_timeout_when_the_api_is_down(cluster, kubeconfig):
     cluster.stop()
     with running("--kubeconfig", kubeconfig, "--startup-timeout", "1") as server:

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
 from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object, tombstone
 from kdns.cluster.model import ClusterObject, Event, EventType
 from kdns.cluster.selector import ObjectFilter
@@ -148,6 +150,10 @@ class Reflector:
                 )
                 self.resource_version = None
                 delay = self.backoff.next()
+            except (ReadTimeoutError, ProtocolError) as exc:  # the stream died, not (yet) the API
+                how = "went silent" if isinstance(exc, ReadTimeoutError) else "broke"
+                log.info("%s: watch %s; again from %s", self.resource.plural, how, self.resource_version)
+                delay = self.backoff.next()
             except Exception as exc:  # every failure backs off; none ends the reflector
                 self.health.failed(self.resource.plural, api_error_text(exc))
                 if status_code(exc) == GONE:
@@ -264,7 +270,7 @@ class Reflector:
 def _lines(response: Any) -> Iterator[bytes]:
     """Newline-delimited JSON from a streamed (usually chunked) HTTP response, as it arrives."""
     pending = b""
-    for chunk in response.stream(amt=None, decode_content=False):
+    for chunk in response.stream(amt=None, decode_content=True):
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
