@@ -1,2 +1,2 @@
-"""Where cluster objects come from: snapshot files now, the Kubernetes API next. The only layer that
-reads YAML or speaks to the API; it hands slim objects (``kdns.cluster.model``) onwards."""
+"""Where cluster objects come from: snapshot files, or list/watch of the Kubernetes API. The only
+layer that reads YAML or speaks to the API; it hands slim objects (``kdns.cluster.model``) onwards."""
