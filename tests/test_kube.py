@@ -186,8 +186,10 @@ def test_starts_after_the_startup_timeout_when_the_api_is_down(cluster, kubeconf
 
 def test_bad_objects_are_skipped_with_a_log_line(cluster, kubeconfig):
     cluster.create(service("broken", ip="10.96.0.999"))
+    cluster.create(endpoint_slice("web-fqdn", "web", address_type="FQDN"))
     with running("--kubeconfig", kubeconfig) as server:
         assert server.logged("services: skipped Service default/broken: invalid IP address '10.96.0.999'")
+        assert server.logged("endpointslices: ignored EndpointSlice default/web-fqdn: addressType 'FQDN'")
         assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
         cluster.update(service("web", ip="not-an-ip"))
         eventually(lambda: server.logged("skipped Service default/web"))

@@ -129,6 +129,7 @@ class Reflector:
         self.resource_version: str | None = None
         self.lists = 0
         self.watches = 0
+        self._skip_reasons: set[str] = set()
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -260,8 +261,10 @@ class Reflector:
             return None
         try:
             return to_object(raw)
-        except SkippedObject as exc:
-            log.debug("%s: skipped %s: %s", self.resource.plural, object_identity(raw), exc)
+        except SkippedObject as exc:  # valid but unused (an FQDN slice): say so once per reason
+            level = logging.DEBUG if str(exc) in self._skip_reasons else logging.INFO
+            self._skip_reasons.add(str(exc))
+            log.log(level, "%s: ignored %s: %s", self.resource.plural, object_identity(raw), exc)
         except InvalidObject as exc:
             log.warning("%s: skipped %s: %s", self.resource.plural, object_identity(raw), exc)
         return None
