@@ -38,6 +38,7 @@ test: $(STAMP) tools-test lint
 
 bench: $(STAMP) tools-bench
 	$(VENV)/bin/python -m bench.run $(ARGS)
+	$(VENV)/bin/python -m bench.informer $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/out

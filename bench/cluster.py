@@ -4,9 +4,10 @@ The mix of Services: about 80% ClusterIP (1-2 named ports, one EndpointSlice of 
 one in ten dual-stack with a second IPv6 slice), about 15% headless with StatefulSet hostnames
 (``<svc>-0``, ``<svc>-1``, ...) and about 5% ExternalName. ``default/kubernetes`` and
 ``kube-system/kube-dns`` are always present. Each endpoint has a Running Pod. The same seed and sizes
-give the same file.
+give the same file. ``--endpoints-per-service N`` gives every ClusterIP Service exactly N endpoints
+(10,000 Services with 11 each make about 100,000 endpoints).
 
-Usage: ``python -m bench.cluster --services 1000 --out FILE``
+Usage: ``python -m bench.cluster --services 1000 [--endpoints-per-service N] --out FILE``
 """
 
 from __future__ import annotations
@@ -144,9 +145,15 @@ def _pod(namespace: str, name: str, ips: list[str]) -> dict[str, Any]:
 
 
 def cluster_ip_service(
-    namespace: str, name: str, rng: random.Random, alloc: Allocator, ports: list[tuple[str, int]]
+    namespace: str,
+    name: str,
+    rng: random.Random,
+    alloc: Allocator,
+    ports: list[tuple[str, int]],
+    *,
+    endpoints: int | None = None,
 ) -> list[dict[str, Any]]:
-    """A ClusterIP Service, its EndpointSlice(s) and the Pods behind them."""
+    """A ClusterIP Service, its EndpointSlice(s) and the Pods behind them (2-5, or ``endpoints``)."""
     dual = rng.random() < DUAL_STACK_SHARE
     ips = [str(next(alloc.service4))] + ([str(next(alloc.service6))] if dual else [])
     spec = {
@@ -162,7 +169,8 @@ def cluster_ip_service(
     }
     slice_ports = [{"name": p, "port": 8000 + i, "protocol": "TCP"} for i, (p, _) in enumerate(ports)]
     template = f"{name}-{_suffix(rng, 9)}"
-    pods = [(f"{template}-{_suffix(rng)}", str(next(alloc.pod4))) for _ in range(rng.randint(2, 5))]
+    count = rng.randint(2, 5) if endpoints is None else endpoints
+    pods = [(f"{template}-{_suffix(rng)}", str(next(alloc.pod4))) for _ in range(count)]
     v4 = [_endpoint(ip, namespace, pod) for pod, ip in pods]
     objects = [
         _service(namespace, name, spec),
@@ -242,8 +250,12 @@ def _system_services(alloc: Allocator, rng: random.Random) -> list[dict[str, Any
     return [api, api_slice, dns, dns_slice, *pods]
 
 
-def generate(services: int, namespaces: int | None = None, seed: int = 1) -> dict[str, Any]:
-    """A ``List`` of Namespaces, Services, EndpointSlices and Pods: ``services`` Services in all."""
+def generate(
+    services: int, namespaces: int | None = None, seed: int = 1, endpoints_per_service: int | None = None
+) -> dict[str, Any]:
+    """A ``List`` of Namespaces, Services, EndpointSlices and Pods: ``services`` Services in all.
+
+    ``endpoints_per_service``: endpoints of each ClusterIP Service (default: 2-5 at random)."""
     rng = random.Random(seed)
     alloc = Allocator()
     ns_names = namespace_names(namespaces or max(2, services // 20), rng)
@@ -265,7 +277,7 @@ def generate(services: int, namespaces: int | None = None, seed: int = 1) -> dic
             items += external_service(namespace, name, rng)
         else:
             ports = rng.sample(_PORTS, rng.randint(1, 2))
-            items += cluster_ip_service(namespace, name, rng, alloc, ports)
+            items += cluster_ip_service(namespace, name, rng, alloc, ports, endpoints=endpoints_per_service)
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
@@ -279,11 +291,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--services", type=int, default=1000, help="Services in all (default: 1000)")
     parser.add_argument("--namespaces", type=int, help="namespaces (default: services / 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument(
+        "--endpoints-per-service",
+        type=int,
+        metavar="N",
+        help="endpoints of each ClusterIP Service, 1-100 (default: 2-5 at random)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     if args.services < 2:
         parser.error("--services must be at least 2")
-    snapshot = generate(args.services, args.namespaces, args.seed)
+    if args.endpoints_per_service is not None and not 1 <= args.endpoints_per_service <= 100:
+        parser.error("--endpoints-per-service must be 1-100 (one EndpointSlice holds at most 100)")
+    snapshot = generate(args.services, args.namespaces, args.seed, args.endpoints_per_service)
     write(snapshot, args.out)
     print(f"{args.out}: {len(snapshot['items'])} objects", file=sys.stderr)
     return 0

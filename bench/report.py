@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+INFORMER_HEADING = "## Following the Kubernetes API"  # written by bench/informer.py, kept by render's callers
 HOW_TO_RUN = """\
 ## How to run
 
@@ -138,3 +140,15 @@ def render(result: dict[str, Any]) -> str:
         HOW_TO_RUN,
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def informer_offset(text: str) -> int:
+    """Where the informer section's heading line starts in ``text``, or -1."""
+    return ("\n" + text).find("\n" + INFORMER_HEADING + "\n")
+
+
+def kept_sections(readme: Path) -> str:
+    """The trailing section another script wrote into ``readme`` (from ``INFORMER_HEADING`` on), or ""."""
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    at = informer_offset(text)
+    return "" if at < 0 else "\n" + text[at:].rstrip("\n") + "\n"

@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.alarm(0)
     (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     readme = OUT / "README.md" if args.quick else BENCH / "README.md"
-    readme.write_text(report.render(result), encoding="utf-8")
+    readme.write_text(report.render(result) + report.kept_sections(readme), encoding="utf-8")
     kdns, knot = result["servers"]["kdns"]["median"], result["servers"]["knot"]["median"]
     print(
         f"kdns {kdns['qps']:,.0f} qps, Knot {knot['qps']:,.0f} qps, ratio {kdns['qps'] / knot['qps']:.3f}; "
