@@ -1,6 +1,10 @@
 """Informers: reflector threads that follow the Kubernetes API, and the event-loop side that applies
 what they hand over to the zone.
 
+Garbage collection: the zone is millions of small, acyclic, long-lived objects. A full collection
+walks all of them (300 ms and more at 100k endpoints), so the reflectors and the informer move what
+they create out of the collector's view with ``gc.freeze()`` as they go; refcounting still frees it.
+
 Reflectors read and convert on their own threads, so JSON and HTTP never run on the loop that answers
 DNS; they hand each event (or a whole relist) to the loop with ``call_soon_threadsafe``. The loop
 applies one event as one step (a query never sees half of an owner's update) and a relist in steps of
@@ -10,6 +14,7 @@ a few hundred objects, letting queries run in between.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -138,14 +143,18 @@ class Informer:
                     self.zone.apply(item)
                     continue
                 kind, objects = item
-                for _ in self.zone.replace(kind, objects):
+                started, changed = time.monotonic(), 0
+                for count in self.zone.replace(kind, objects):
+                    changed += count
+                    gc.freeze()
                     await asyncio.sleep(0)  # let queries in between steps of a large relist
-                self._listed(kind)
+                self._listed(kind, len(objects), changed, time.monotonic() - started)
             except Exception:
                 log.exception("failed to apply a %s from the Kubernetes API; the zone keeps the rest", what)
 
-    def _listed(self, kind: str) -> None:
+    def _listed(self, kind: str, count: int, changed: int, seconds: float) -> None:
         if kind not in self._unsynced:
+            log.info("relisted %ss: %d objects, %d changed, applied in %.2f s", kind, count, changed, seconds)
             return
         self._unsynced.discard(kind)
         if not self._unsynced:

@@ -14,6 +14,7 @@ The thread only reads and converts; the sink applies changes on the event loop.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -84,13 +85,25 @@ class Backoff:
 
     def next(self, at_least: float | None = None) -> float:
         now = time.monotonic()
-        if now - self._last > self.reset_after:
+        if now - self._last > self.reset_after or not self._current:
             self._current = self.initial
         else:
             self._current = min(self.cap, self._current * 2)
         self._last = now
         delay = self._current * (1 + random.random())
         return max(delay, at_least or 0.0)
+
+    def routine(self) -> float:
+        """For what a healthy API does now and then (a 410, a dropped stream): no wait the first
+        time, backing off when it repeats within ``ROUTINE_WINDOW`` seconds."""
+        now = time.monotonic()
+        if now - self._last > ROUTINE_WINDOW:
+            self._last = now
+            return 0.0
+        return self.next()
+
+
+ROUTINE_WINDOW = 10.0
 
 
 class Gone(Exception):
@@ -150,11 +163,11 @@ class Reflector:
                     self.resource_version,
                 )
                 self.resource_version = None
-                delay = self.backoff.next()
+                delay = self.backoff.routine()
             except (ReadTimeoutError, ProtocolError) as exc:  # the stream died, not (yet) the API
                 how = "went silent" if isinstance(exc, ReadTimeoutError) else "broke"
                 log.info("%s: watch %s; again from %s", self.resource.plural, how, self.resource_version)
-                delay = self.backoff.next()
+                delay = self.backoff.routine()
             except Exception as exc:  # every failure backs off; none ends the reflector
                 self.health.failed(self.resource.plural, api_error_text(exc))
                 if status_code(exc) == GONE:
@@ -190,6 +203,8 @@ class Reflector:
                 obj = self._convert(raw)
                 if obj is not None:
                     objects.append(obj)
+            del page
+            gc.freeze()  # keep what was converted out of the collector's full passes (see informer)
             token = metadata.get("continue")
             if not token:
                 break

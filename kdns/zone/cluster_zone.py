@@ -42,17 +42,18 @@ class ClusterZone:
             owners.update(dict.fromkeys(self.state.apply(Event(EventType.ADDED, obj))))
         return self.rebuild(owners)
 
-    def replace(self, kind: str, objects: list[ClusterObject], *, step: int = 500) -> Iterator[set[bytes]]:
-        """Make the objects of ``kind`` exactly ``objects`` (a relist), ``step`` objects at a time.
+    def replace(self, kind: str, objects: list[ClusterObject], *, step: int = 100) -> Iterator[int]:
+        """Make the objects of ``kind`` exactly ``objects`` (a relist), ``step`` changes at a time.
 
-        A generator: each step is applied whole (every owner it touches is rebuilt) before it yields,
-        so the caller may let queries run between steps."""
+        A generator: each step is applied whole (every owner it touches is rebuilt) before it yields
+        the number of objects it changed, so the caller may let queries run between steps."""
         changes = self.state.changes_to(kind, objects)
         while batch := list(islice(changes, step)):
             owners: dict[Owner, None] = {}
             for event in batch:
                 owners.update(dict.fromkeys(self.state.apply(event)))
-            yield self.rebuild(owners)
+            self.rebuild(owners)
+            yield len(batch)
 
     def rebuild(self, owners: Iterable[Owner]) -> set[bytes]:
         touched: set[bytes] = set()
