@@ -139,6 +139,7 @@ def test_gone_relists_and_forgets_what_was_deleted_in_the_gap(cluster, kubeconfi
         gone(port, "10-1-0-1.web.default.svc.cluster.local")
         assert cluster.list_count("services") > lists
         assert server.logged("expired; listing again")
+        eventually(lambda: server.logged("relisted Services: 2 objects, "))
 
 
 def test_api_outage_keeps_the_zone_and_converges_when_back(cluster, kubeconfig):

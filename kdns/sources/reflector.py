@@ -75,6 +75,9 @@ class ApiHealth:
                 self._down_since = None
 
 
+ROUTINE_WINDOW = 10.0
+
+
 class Backoff:
     """client-go's reflector backoff: 0.8 s doubling to 30 s, jitter 1.0, reset after 2 healthy minutes."""
 
@@ -82,6 +85,7 @@ class Backoff:
         self.initial, self.cap, self.reset_after = initial, cap, reset_after
         self._current = 0.0
         self._last = -reset_after
+        self._last_routine = -ROUTINE_WINDOW
 
     def next(self, at_least: float | None = None) -> float:
         now = time.monotonic()
@@ -95,15 +99,10 @@ class Backoff:
 
     def routine(self) -> float:
         """For what a healthy API does now and then (a 410, a dropped stream): no wait the first
-        time, backing off when it repeats within ``ROUTINE_WINDOW`` seconds."""
-        now = time.monotonic()
-        if now - self._last > ROUTINE_WINDOW:
-            self._last = now
-            return 0.0
-        return self.next()
-
-
-ROUTINE_WINDOW = 10.0
+        time, backing off when such events repeat within ``ROUTINE_WINDOW`` seconds."""
+        now, last = time.monotonic(), self._last_routine
+        self._last_routine = now
+        return 0.0 if now - last > ROUTINE_WINDOW else self.next()
 
 
 class Gone(Exception):
