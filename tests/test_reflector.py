@@ -20,13 +20,13 @@ def test_routine_events_retry_at_once_then_back_off(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr("kdns.sources.reflector.time.monotonic", lambda: clock[0])
     backoff = Backoff()
-    assert backoff.routine() == 0.0
+    assert backoff.routine("gone") == 0.0
     clock[0] += 1
-    assert 0.8 <= backoff.routine() <= 1.6  # repeated within the window: back off
+    assert 0.8 <= backoff.routine("gone") <= 1.6  # repeated within the window: back off
     clock[0] += 1
-    assert 1.6 <= backoff.routine() <= 3.2
+    assert 1.6 <= backoff.routine("gone") <= 3.2
     clock[0] += ROUTINE_WINDOW + 1
-    assert backoff.routine() == 0.0
+    assert backoff.routine("gone") == 0.0
 
 
 def test_a_410_after_an_outage_relists_at_once(monkeypatch):
@@ -35,7 +35,9 @@ def test_a_410_after_an_outage_relists_at_once(monkeypatch):
     backoff = Backoff()
     backoff.next()  # the outage
     clock[0] += 2
-    assert backoff.routine() == 0.0  # the 410 that follows it
+    assert backoff.routine("dropped") == 0.0  # the stream the outage broke
+    clock[0] += 1
+    assert backoff.routine("gone") == 0.0  # the 410 that follows it
 
 
 def test_backoff_resets_after_two_healthy_minutes(monkeypatch):

@@ -85,7 +85,7 @@ class Backoff:
         self.initial, self.cap, self.reset_after = initial, cap, reset_after
         self._current = 0.0
         self._last = -reset_after
-        self._last_routine = -ROUTINE_WINDOW
+        self._last_routine: dict[str, float] = {}
 
     def next(self, at_least: float | None = None) -> float:
         now = time.monotonic()
@@ -97,11 +97,13 @@ class Backoff:
         delay = self._current * (1 + random.random())
         return max(delay, at_least or 0.0)
 
-    def routine(self) -> float:
-        """For what a healthy API does now and then (a 410, a dropped stream): no wait the first
-        time, backing off when such events repeat within ``ROUTINE_WINDOW`` seconds."""
-        now, last = time.monotonic(), self._last_routine
-        self._last_routine = now
+    def routine(self, event: str) -> float:
+        """For what a healthy API does now and then (``"gone"``: a 410, ``"dropped"``: a broken
+        stream): no wait the first time, backing off when the same event repeats within
+        ``ROUTINE_WINDOW`` seconds."""
+        now = time.monotonic()
+        last = self._last_routine.get(event, -ROUTINE_WINDOW)
+        self._last_routine[event] = now
         return 0.0 if now - last > ROUTINE_WINDOW else self.next()
 
 
@@ -162,11 +164,11 @@ class Reflector:
                     self.resource_version,
                 )
                 self.resource_version = None
-                delay = self.backoff.routine()
+                delay = self.backoff.routine("gone")
             except (ReadTimeoutError, ProtocolError) as exc:  # the stream died, not (yet) the API
                 how = "went silent" if isinstance(exc, ReadTimeoutError) else "broke"
                 log.info("%s: watch %s; again from %s", self.resource.plural, how, self.resource_version)
-                delay = self.backoff.routine()
+                delay = self.backoff.routine("dropped")
             except Exception as exc:  # every failure backs off; none ends the reflector
                 self.health.failed(self.resource.plural, api_error_text(exc))
                 if status_code(exc) == GONE:
