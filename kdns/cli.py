@@ -15,10 +15,20 @@ from pathlib import Path
 from kdns import __version__
 from kdns.app import build_zone, load_zone_from_api, run
 from kdns.cluster.selector import LabelSelector, SelectorError
-from kdns.config import DEFAULT_SNAPSHOT, DEFAULT_ZONES, KubeSettings, PodMode, ServeConfig, ZoneSettings
+from kdns.config import (
+    DEFAULT_SNAPSHOT,
+    DEFAULT_ZONES,
+    CacheSettings,
+    ForwardSettings,
+    KubeSettings,
+    PodMode,
+    ServeConfig,
+    ZoneSettings,
+)
 from kdns.dump import dump_lines
 from kdns.sources.kube import Connection, ConnectionSettingsError
 from kdns.sources.snapshot import SnapshotError
+from kdns.upstream.resolvconf import ResolvConfError, parse_upstream
 from kdns.zone.names import BadName, ZoneLayout
 
 log = logging.getLogger("kdns")
@@ -135,6 +145,94 @@ def build_parser() -> argparse.ArgumentParser:
         "none is given). Logs one line when ready; SIGTERM or SIGINT stop it cleanly.",
     )
     _data_options(serve)
+    fwd = serve.add_argument_group(
+        "forwarding", "names outside the zones go to upstream resolvers, as CoreDNS's forward and cache"
+    )
+    fwd.add_argument(
+        "--upstream",
+        metavar="ADDR[:PORT]",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="upstream resolvers, e.g. 10.0.0.2 or [fd00::2]:53 (default: the nameservers of --resolv-conf)",
+    )
+    fwd.add_argument(
+        "--resolv-conf",
+        metavar="FILE",
+        type=Path,
+        default=Path("/etc/resolv.conf"),
+        help="where the default upstreams are listed (default: /etc/resolv.conf)",
+    )
+    fwd.add_argument(
+        "--no-forward",
+        action="store_true",
+        help="answer REFUSED for names outside the zones instead of forwarding them",
+    )
+    fwd.add_argument(
+        "--max-concurrent",
+        metavar="N",
+        type=int,
+        default=1000,
+        help="queries in flight upstream; beyond this clients get REFUSED (default: 1000)",
+    )
+    fwd.add_argument(
+        "--forward-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=2.0,
+        help="wait this long for one upstream before trying the next (default: 2)",
+    )
+    fwd.add_argument(
+        "--forward-policy",
+        choices=["random", "round_robin", "sequential"],
+        default="random",
+        help="order in which upstreams are tried (default: random)",
+    )
+    fwd.add_argument(
+        "--max-fails",
+        metavar="N",
+        type=int,
+        default=2,
+        help="failures in a row that mark an upstream down until a health check passes (default: 2)",
+    )
+    fwd.add_argument(
+        "--health-check",
+        metavar="SECONDS",
+        type=float,
+        default=0.5,
+        help="interval of health checks of a down upstream (default: 0.5)",
+    )
+    fwd.add_argument("--force-tcp", action="store_true", help="ask upstreams over TCP only")
+    fwd.add_argument(
+        "--no-fallthrough-reverse",
+        action="store_true",
+        help="answer NXDOMAIN for PTR names that are not cluster IPs instead of forwarding "
+        "them (CoreDNS without 'fallthrough in-addr.arpa ip6.arpa')",
+    )
+    cache = serve.add_argument_group("cache of forwarded answers")
+    cache.add_argument("--no-cache", action="store_true", help="do not cache forwarded answers")
+    cache.add_argument(
+        "--cache-ttl",
+        metavar="SECONDS",
+        type=int,
+        help="cap on how long any forwarded answer is cached, as 'cache 30' "
+        "(default: 3600 for answers, 1800 for negative answers)",
+    )
+    cache.add_argument(
+        "--cache-capacity",
+        metavar="N",
+        type=int,
+        default=9984,
+        help="cached answers of each kind, positive and negative (default: 9984)",
+    )
+    cache.add_argument(
+        "--serve-stale",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="answer from an expired entry (TTL 0) up to this long when every upstream "
+        "fails (default: 0, off)",
+    )
     net = serve.add_argument_group("network")
     net.add_argument(
         "--listen",
@@ -219,6 +317,8 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
         if args.max_tcp_connections < 1:
             parser.error("--max-tcp-connections must be at least 1")
         extra = {
+            "forward": _forward_settings(args, parser),
+            "cache": _cache_settings(args, parser),
             "port": args.port,
             "max_udp_size": args.max_udp_size,
             "tcp_idle_timeout": args.tcp_idle_timeout,
@@ -239,6 +339,47 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
         labels=args.labels,
         listen=listen,
         **extra,
+    )
+
+
+def _forward_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ForwardSettings | None:
+    if args.no_forward:
+        return None
+    for upstream in args.upstream:
+        try:
+            parse_upstream(upstream)
+        except ValueError as exc:
+            parser.error(f"--upstream: {exc}")
+    if args.max_concurrent < 1 or args.max_fails < 1:
+        parser.error("--max-concurrent and --max-fails must be at least 1")
+    if args.forward_timeout <= 0 or args.health_check <= 0:
+        parser.error("--forward-timeout and --health-check must be positive")
+    return ForwardSettings(
+        upstreams=tuple(args.upstream),
+        resolv_conf=args.resolv_conf,
+        max_concurrent=args.max_concurrent,
+        timeout=args.forward_timeout,
+        max_fails=args.max_fails,
+        health_check=args.health_check,
+        policy=args.forward_policy,
+        force_tcp=args.force_tcp,
+        fallthrough_reverse=not args.no_fallthrough_reverse,
+    )
+
+
+def _cache_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CacheSettings | None:
+    if args.no_cache:
+        return None
+    if args.cache_capacity < 1 or (args.cache_ttl is not None and args.cache_ttl < 0) or args.serve_stale < 0:
+        parser.error("--cache-capacity must be at least 1, --cache-ttl and --serve-stale not negative")
+    defaults = CacheSettings()
+    return CacheSettings(
+        success_capacity=args.cache_capacity,
+        denial_capacity=args.cache_capacity,
+        success_ttl=defaults.success_ttl if args.cache_ttl is None else args.cache_ttl,
+        denial_ttl=defaults.denial_ttl if args.cache_ttl is None else args.cache_ttl,
+        min_ttl=min(defaults.min_ttl, args.cache_ttl) if args.cache_ttl is not None else defaults.min_ttl,
+        serve_stale=args.serve_stale,
     )
 
 
@@ -282,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(dump_lines(zone))
             return 0
         return run(config)
-    except (SnapshotError, ConnectionSettingsError) as exc:
+    except (SnapshotError, ConnectionSettingsError, ResolvConfError) as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as exc:

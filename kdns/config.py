@@ -44,6 +44,55 @@ class KubeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardSettings:
+    """CoreDNS's ``forward``: where names outside the zones go."""
+
+    upstreams: tuple[str, ...] = ()  # "IP" or "IP:PORT" ("[IPv6]:PORT"); empty: resolv_conf's nameservers
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    max_concurrent: int = 1000  # queries in flight upstream; more are answered REFUSED
+    timeout: float = 2.0  # one try at one upstream
+    max_fails: int = 2  # consecutive failures that mark an upstream down until a health check passes
+    health_check: float = 0.5  # seconds between health checks of a down upstream
+    policy: str = "random"  # random, round_robin or sequential
+    force_tcp: bool = False
+    fallthrough_reverse: bool = True  # PTR names the zone does not hold go upstream (fallthrough)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """CoreDNS's ``cache``, for forwarded answers."""
+
+    success_capacity: int = 9984
+    success_ttl: int = 3600  # cap on positive TTLs
+    denial_capacity: int = 9984
+    denial_ttl: int = 1800  # cap on negative TTLs (RFC 2308)
+    min_ttl: int = 5  # floor for both
+    servfail_ttl: int = 5  # 0: SERVFAIL is not cached
+    serve_stale: float = 0.0  # seconds past expiry an entry may answer when every upstream fails
+
+
+@dataclass(frozen=True, slots=True)
+class HostsSettings:
+    """CoreDNS's ``hosts``: static names from a hosts file (k3s's NodeHosts)."""
+
+    path: Path
+    entries: tuple[tuple[str, str], ...] = ()  # inline "IP name" lines from a Corefile
+    ttl: int = 3600
+    reload: float = 5.0  # seconds between checks of the file; 0: never
+    fallthrough: bool = False  # names the file does not hold go on (to forward) instead of NXDOMAIN
+
+
+@dataclass(frozen=True, slots=True)
+class OpsSettings:
+    """HTTP endpoints beside DNS: liveness, readiness and Prometheus metrics ("HOST:PORT"; None: off)."""
+
+    health: str | None = None
+    lameduck: float = 0.0  # on shutdown, keep answering (and /health 200) this long
+    ready: str | None = None
+    metrics: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
     """Everything ``kdns serve`` needs."""
 
@@ -58,3 +107,12 @@ class ServeConfig:
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 1000
     answer_cache_size: int = 100_000
+    forward: ForwardSettings | None = None  # None: names outside the zones are REFUSED
+    cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
+    hosts: HostsSettings | None = None
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
+    autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
+    log_queries: bool = False  # one line per query (CoreDNS's log)
+    corefile: Path | None = None  # where this configuration came from, watched when reload is set
+    reload: float = 0.0  # seconds between checks of the Corefile; 0: never

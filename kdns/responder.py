@@ -9,8 +9,10 @@ them are dropped, so an answer is packed again on its next query, not on every c
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from kdns.resolver import Resolver
+from kdns.upstream.cache import ResponseCache
 from kdns.wire import (
     BADVERS,
     HEADER,
@@ -29,6 +31,21 @@ from kdns.wire import (
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class Delegation:
+    """A query the responder cannot answer itself: what answering it later needs."""
+
+    data: bytes
+    key: bytes  # the lowercased question (name, type, class)
+    qid: int
+    flags: int
+    end: int  # where the question ends in ``data``
+    limit: int  # the largest response the client takes
+    opt: bytes  # our OPT record for the response, or b""
+    do: bool
+    packed: Packed  # the resolver's delegation: CNAMEs to put first, a target to chase
+
+
 class Responder:
     def __init__(
         self,
@@ -37,17 +54,20 @@ class Responder:
         max_udp_size: int = 1232,
         cache_size: int = 100_000,
         recursion_available: bool = False,
+        forward_cache: ResponseCache | None = None,
     ) -> None:
         self.resolver = resolver
         self.max_udp_size = max_udp_size
         self.cache_size = cache_size
         self.recursion_available = recursion_available
+        self.forward_cache = forward_cache
         self._cache: dict[bytes, Packed] = {}
         self._keys_by_name: dict[bytes, set[bytes]] = {}
         self._opt = {False: opt_record(max_udp_size), True: opt_record(max_udp_size, do=True)}
 
-    def respond(self, data: bytes, *, tcp: bool = False) -> bytes | None:
-        """The response to one query, or ``None`` when it must be dropped."""
+    def respond(self, data: bytes, *, tcp: bool = False) -> bytes | Delegation | None:
+        """The response to one query; ``None`` when it must be dropped; a ``Delegation`` when an
+        upstream must answer it (the transport hands it to the forwarder)."""
         try:
             qid, flags, qend, end, edns_size, edns_do, edns_version = parse_query(data)
         except Drop:
@@ -68,6 +88,12 @@ class Responder:
         packed = self._cache.get(key)
         if packed is None:
             packed = self._miss(key, qend - 12)
+        if packed.delegate:
+            if packed.answer.chase is None and self.forward_cache is not None:
+                cached = self.forward_cache.get(key + b"\x01" if edns_do else key)
+                if cached is not None:
+                    return cached.render(data, qid, flags, end, limit, opt)
+            return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
         return packed.render(data, qid, flags, end, limit, opt)
 
     def invalidate(self, names: set[bytes]) -> None:

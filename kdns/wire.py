@@ -18,6 +18,8 @@ from kdns.resolver import FORMERR, OPT, Answer, RRset
 from kdns.zone.names import labels_of
 
 HEADER = struct.Struct("!HHHHHH")
+_TTL = struct.Struct("!I")
+TSIG = 250
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 QR, AA, TC, RD, RA, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0010
 OPCODE_MASK = 0x7800
@@ -120,18 +122,39 @@ def opt_record(udp_size: int, *, do: bool = False, extended_rcode: int = 0) -> b
 
 
 class Packed:
-    """A response body for one question, with the RRset boundaries used to truncate it."""
+    """A response body for one question, with the RRset boundaries used to truncate it.
 
-    __slots__ = ("body", "counts", "cuts", "depends", "flags")
+    ``delegate`` marks a question someone upstream must answer (``answer`` keeps the resolver's
+    reasons: the CNAMEs that led out of the zones)."""
+
+    __slots__ = ("answer", "body", "counts", "cuts", "delegate", "depends", "flags", "ttl_offsets")
 
     def __init__(
-        self, flags: int, body: bytes, cuts: tuple[tuple[int, int, int, int], ...], depends: tuple[bytes, ...]
+        self,
+        flags: int,
+        body: bytes,
+        cuts: tuple[tuple[int, int, int, int], ...],
+        depends: tuple[bytes, ...],
+        *,
+        ttl_offsets: tuple[int, ...] = (),
+        delegate: bool = False,
+        answer: Answer | None = None,
     ) -> None:
         self.flags = flags
         self.body = body
         self.cuts = cuts  # (body length, an, ns, ar) after each whole RRset
         self.counts = cuts[-1][1:] if cuts else (0, 0, 0)
         self.depends = depends
+        self.ttl_offsets = ttl_offsets  # where each record's TTL sits in the body
+        self.delegate = delegate
+        self.answer = answer
+
+    def with_ttl(self, ttl: int) -> Packed:
+        """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""
+        body = bytearray(self.body)
+        for offset in self.ttl_offsets:
+            _TTL.pack_into(body, offset, ttl)
+        return Packed(self.flags, bytes(body), self.cuts, self.depends, ttl_offsets=self.ttl_offsets)
 
     def render(self, data: bytes, qid: int, qflags: int, end: int, limit: int, opt: bytes) -> bytes:  # noqa: PLR0917 (hot path)
         """The response to the query ``data`` (question ending at ``end``), at most ``limit`` bytes."""
@@ -184,6 +207,8 @@ _POINTER_LIMIT = 0x4000
 
 def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_available: bool = False) -> Packed:
     """Pack ``answer`` behind a question for ``qname`` (lowercase wire) so names compress against it."""
+    if answer.delegate:
+        return Packed(0, b"", (), answer.depends or (qname,), delegate=True, answer=answer)
     buffer = _Buffer()
     buffer.append(bytes(12))
     buffer.encode_name(DNSLabel(labels_of(qname)))
@@ -203,6 +228,68 @@ def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_availabl
             cuts.append((buffer.offset - start, *counts))
     flags = QR | (AA if answer.authoritative else 0) | (RA if recursion_available else 0) | answer.rcode
     return Packed(flags, bytes(buffer.data[start:]), tuple(cuts), answer.depends or (qname,))
+
+
+def pack_records(
+    rcode: int,
+    sections: tuple[list[RR], list[RR], list[RR]],
+    qname: bytes,
+    qtype_class: bytes,
+    *,
+    depends: tuple[bytes, ...] = (),
+) -> Packed:
+    """Pack records another server sent (dnslib RRs) behind a question for ``qname``, the way ``pack``
+    does, keeping where each TTL sits so a cache can count it down. Owner names are lowercased so they
+    compress against the question; OPT and TSIG records are the sender's own and are left out."""
+    buffer = _Buffer()
+    buffer.append(bytes(12))
+    buffer.encode_name(DNSLabel(labels_of(qname)))
+    buffer.append(qtype_class)
+    start = buffer.offset
+    counts, cuts, ttl_offsets = [0, 0, 0], [], []
+    for section, records in enumerate(sections):
+        previous = None
+        for rr in records:
+            if rr.rtype in (OPT, TSIG):
+                continue
+            owner = DNSLabel([label.lower() for label in rr.rname.label])
+            if previous is not None and previous != (owner.label, rr.rtype):
+                cuts.append((buffer.offset - start, *counts))
+            previous = (owner.label, rr.rtype)
+            buffer.encode_name(owner)
+            ttl_offsets.append(buffer.offset + 4 - start)
+            buffer.pack("!HHIH", rr.rtype, rr.rclass, rr.ttl, 0)
+            rdata_start = buffer.offset
+            rr.rdata.pack(buffer)
+            buffer.update(rdata_start - 2, "!H", buffer.offset - rdata_start)
+            counts[section] += 1
+        if previous is not None:
+            cuts.append((buffer.offset - start, *counts))
+    return Packed(
+        QR | RA | rcode,
+        bytes(buffer.data[start:]),
+        tuple(cuts),
+        depends or (qname,),
+        ttl_offsets=tuple(ttl_offsets),
+    )
+
+
+class BadUpstreamAnswer(ValueError):
+    """An upstream reply that must not be used: another ID or question, or not DNS at all."""
+
+
+def read_upstream_answer(data: bytes, qid: int, question: bytes) -> dnslib.DNSRecord:
+    """Parse an upstream's reply to our query ``qid`` for ``question`` (wire name, type and class)."""
+    if len(data) < 12 + len(question) or not data[2] & 0x80:
+        raise BadUpstreamAnswer("not a DNS response")
+    if int.from_bytes(data[:2]) != qid:
+        raise BadUpstreamAnswer("response ID does not match the query")
+    if data[4:6] != b"\x00\x01" or data[12 : 12 + len(question)].lower() != question.lower():
+        raise BadUpstreamAnswer("response is for another question")
+    try:
+        return dnslib.DNSRecord.parse(data)
+    except Exception as exc:  # dnslib raises several types for garbage
+        raise BadUpstreamAnswer(f"malformed response: {exc}") from None
 
 
 def _name(wire: bytes) -> DNSLabel:
@@ -230,6 +317,15 @@ def _rdata(rtype: int, rdata: object) -> dnslib.RD:
             mname, rname, *times = rdata
             return SOA(_name(mname), _name(rname), tuple(times))
     raise ValueError(f"cannot pack rdata of type {rtype}")
+
+
+def to_records(rrsets: tuple[RRset, ...]) -> list[RR]:
+    """The resolver's RRsets as dnslib records, to pack beside records from another server."""
+    return [
+        RR(_name(rrset.name), rrset.rtype, 1, rrset.ttl, _rdata(rrset.rtype, rdata))
+        for rrset in rrsets
+        for rdata in rrset.rdatas
+    ]
 
 
 def rrset_lines(rrset: RRset) -> list[str]:

@@ -167,8 +167,11 @@ def _follow(stream, log: list[str]) -> None:
 def running(*args: str, timeout: float = 20, uvloop: bool = True) -> Iterator[Server]:
     """``kdns serve --port 0 ARGS`` as a child process, until it logs its ready line.
 
-    ``uvloop=False`` runs it as on a machine without uvloop, on asyncio's own event loop."""
+    ``uvloop=False`` runs it as on a machine without uvloop, on asyncio's own event loop. Without
+    ``--upstream`` (or a Corefile) it runs with ``--no-forward``."""
     launcher = ["-m", "kdns"] if uvloop else ["-c", NO_UVLOOP]
+    if not {"--upstream", "--no-forward", "--corefile"} & set(args):
+        args = (*args, "--no-forward")  # never the machine's own resolvers: tests stay on loopback
     process = subprocess.Popen(
         [sys.executable, *launcher, "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from kdns.responder import Responder
 from kdns.transport.tcp import TcpConnections
 from kdns.transport.udp import UdpProtocol
+from kdns.upstream.forward import Forwarder
 
 
 class ListenError(OSError):
@@ -64,15 +65,20 @@ async def listen(
     *,
     idle_timeout: float,
     max_tcp_connections: int,
+    forwarder: Forwarder | None = None,
 ) -> Listeners:
     loop = asyncio.get_running_loop()
-    connections = TcpConnections(responder, idle_timeout=idle_timeout, max_connections=max_tcp_connections)
+    connections = TcpConnections(
+        responder, idle_timeout=idle_timeout, max_connections=max_tcp_connections, forwarder=forwarder
+    )
     listeners = Listeners(port=port, connections=connections)
     try:
         for address in addresses:
             udp_sock = _socket(address, listeners.port, socket.SOCK_DGRAM)
             listeners.port = udp_sock.getsockname()[1]
-            transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(responder), sock=udp_sock)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: UdpProtocol(responder, forwarder), sock=udp_sock
+            )
             listeners.udp.append(transport)
             tcp_sock = _socket(address, listeners.port, socket.SOCK_STREAM)
             server = await loop.create_server(connections.protocol, sock=tcp_sock, backlog=1024)

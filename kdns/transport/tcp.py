@@ -12,6 +12,7 @@ import logging
 import time
 
 from kdns.responder import Responder
+from kdns.upstream.forward import Forwarder
 from kdns.wire import error_response
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,16 @@ SERVFAIL = 2
 class TcpConnections:
     """Settings and bookkeeping shared by every connection of one server."""
 
-    def __init__(self, responder: Responder, *, idle_timeout: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        responder: Responder,
+        *,
+        idle_timeout: float,
+        max_connections: int,
+        forwarder: Forwarder | None = None,
+    ) -> None:
         self.responder = responder
+        self.forwarder = forwarder
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.open: set[TcpProtocol] = set()
@@ -56,6 +65,7 @@ class TcpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._last_query = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -79,8 +89,27 @@ class TcpProtocol(asyncio.Protocol):
             except Exception:
                 log.exception("failed to answer a %d-byte TCP query", len(query))
                 response = error_response(query, SERVFAIL) if len(query) >= 12 else None
-            if response is not None:
-                self._transport.write(len(response).to_bytes(2, "big") + response)
+            if response is None:
+                continue
+            if type(response) is bytes:
+                self._send(response)
+            else:  # answered when upstream replies; TCP clients match answers by ID (RFC 7766)
+                task = asyncio.ensure_future(self._connections.forwarder.answer(response))
+                self._tasks.add(task)
+                task.add_done_callback(self._forwarded)
+
+    def _send(self, response: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(len(response).to_bytes(2, "big") + response)
+
+    def _forwarded(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("failed to forward a TCP query: %r", task.exception())
+            return
+        self._send(task.result())
 
     def pause_writing(self) -> None:
         self._transport.pause_reading()

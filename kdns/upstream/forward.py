@@ -1,0 +1,296 @@
+"""Forwarding to upstream resolvers (CoreDNS's ``forward``): UDP first, TCP when truncated.
+
+- Every upstream query has a fresh random ID and its own socket (a random source port); a reply is
+  used only if its ID and question match, anything else on that socket is ignored (RFC 5452).
+- Identical questions in flight share one upstream query; at most ``max_concurrent`` are in flight,
+  beyond that the client gets REFUSED at once, as CoreDNS answers.
+- An upstream that fails ``max_fails`` times in a row is down until a health check (``. IN NS``
+  every ``health_check`` seconds) gets a reply; down upstreams are tried last. Upstreams are ordered
+  by ``policy``; a failed try moves on to the next one.
+- Answers go into the response cache; when every upstream fails, a stale cached answer (with
+  ``serve_stale``) or SERVFAIL goes back.
+- ``check_loop`` is CoreDNS's ``loop``: a query for a random name sent upstream must not come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import secrets
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import dnslib
+
+from kdns.config import ForwardSettings
+from kdns.resolver import REFUSED, SERVFAIL
+from kdns.responder import Delegation
+from kdns.upstream.cache import ResponseCache
+from kdns.wire import (
+    HEADER,
+    QR,
+    RA,
+    BadUpstreamAnswer,
+    Packed,
+    opt_record,
+    pack_records,
+    read_upstream_answer,
+    to_records,
+)
+from kdns.zone.names import to_text
+
+log = logging.getLogger(__name__)
+RD, CD = 0x0100, 0x0010
+HINFO, NS_TYPE, CLASS_IN = 13, 2, 1
+HEALTH_QUESTION = b"\x00" + struct.pack("!HH", NS_TYPE, CLASS_IN)  # ". IN NS", as CoreDNS asks
+
+
+EXCHANGE_ERRORS = (TimeoutError, OSError, BadUpstreamAnswer, EOFError, asyncio.IncompleteReadError)
+
+
+class LoopDetected(Exception):
+    """Queries sent upstream come back to this server."""
+
+
+@dataclass(eq=False)
+class Upstream:
+    host: str
+    port: int
+    fails: int = 0
+    checking: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass
+class ForwardStats:
+    requests: Counter = field(default_factory=Counter)  # by upstream label
+    responses: Counter = field(default_factory=Counter)  # by (upstream label, rcode)
+    seconds: Counter = field(default_factory=Counter)  # summed durations by upstream label
+    health_failures: Counter = field(default_factory=Counter)  # by upstream label
+    rejected: int = 0  # past max_concurrent
+
+
+class _Exchange(asyncio.DatagramProtocol):
+    """One UDP query on its own socket: the first reply that matches it completes ``done``."""
+
+    def __init__(self, qid: int, question: bytes, done: asyncio.Future) -> None:
+        self.qid, self.question, self.done = qid, question, done
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if self.done.done():
+            return
+        try:
+            self.done.set_result(read_upstream_answer(data, self.qid, self.question))
+        except BadUpstreamAnswer as exc:
+            log.debug("ignored a reply from %s: %s", addr[0], exc)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
+class Forwarder:
+    def __init__(
+        self,
+        settings: ForwardSettings,
+        upstreams: list[tuple[str, int]],
+        *,
+        cache: ResponseCache | None = None,
+        udp_size: int = 1232,
+    ) -> None:
+        self.settings = settings
+        self.upstreams = [Upstream(host, port) for host, port in upstreams]
+        self.cache = cache
+        self.udp_size = udp_size
+        self.stats = ForwardStats()
+        self.inflight = 0
+        self._pending: dict[tuple[bytes, bool], asyncio.Future] = {}
+        self._tasks: set[asyncio.Future] = set()
+        self._rotation = itertools.cycle(range(len(self.upstreams)))
+        self._probe: bytes | None = None
+        self.loop_hits = 0
+
+    # -- answering clients ---------------------------------------------------------------------------
+    async def answer(self, d: Delegation) -> bytes:
+        """The response to a delegated query, rendered for the client that asked."""
+        if d.key == self._probe:
+            self.loop_hits += 1
+            return self._render_error(d, SERVFAIL)
+        if self.inflight >= self.settings.max_concurrent:
+            self.stats.rejected += 1
+            return self._render_error(d, REFUSED)
+        self.inflight += 1
+        try:
+            chase, prefix = d.packed.answer.chase, d.packed.answer.answer
+            if chase is None:
+                packed = await self.lookup(d.key, d.data[12 : d.end], do=d.do)
+            else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
+                question = chase + d.key[-4:]
+                record = await self.lookup(question, question, do=d.do, keep_record=True)
+                packed = self._chased(d, prefix, record)
+        finally:
+            self.inflight -= 1
+        return packed.render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
+
+    async def lookup(
+        self, key: bytes, question: bytes, *, do: bool = False, keep_record: bool = False
+    ) -> Packed | dnslib.DNSRecord | None:
+        """The answer to ``question`` (wire name, type, class) from the cache or the upstreams.
+
+        With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure)."""
+        cache_key = key + b"\x01" if do else key
+        if not keep_record and self.cache is not None:
+            cached = self.cache.get(cache_key)
+            if cached is not None:
+                return cached
+        waiting = self._pending.get((cache_key, keep_record))
+        if waiting is None:
+            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, keep_record))
+            self._pending[(cache_key, keep_record)] = waiting
+            waiting.add_done_callback(lambda _: self._pending.pop((cache_key, keep_record), None))
+        return await asyncio.shield(waiting)
+
+    async def _resolve(
+        self, cache_key: bytes, key: bytes, question: bytes, do: bool, keep_record: bool
+    ) -> Packed | dnslib.DNSRecord | None:
+        record = await self.query(question, do=do)
+        if keep_record:
+            return record
+        qname, qtype_class = key[:-4], key[-4:]
+        if record is None:
+            stale = self.cache.stale(cache_key) if self.cache is not None else None
+            return stale or pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
+        packed = pack_records(record.header.rcode, (record.rr, record.auth, record.ar), qname, qtype_class)
+        if self.cache is not None and not record.header.tc:
+            self.cache.put(cache_key, packed, record)
+        return packed
+
+    def _chased(self, d: Delegation, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
+        qname, qtype_class = d.key[:-4], d.key[-4:]
+        if record is None:
+            return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
+        answer = [*to_records(prefix), *record.rr]
+        return pack_records(record.header.rcode, (answer, record.auth, []), qname, qtype_class)
+
+    def _render_error(self, d: Delegation, rcode: int) -> bytes:
+        return Packed(QR | RA | rcode, b"", (), ()).render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
+
+    # -- asking upstreams ----------------------------------------------------------------------------
+    async def query(self, question: bytes, *, do: bool = False) -> dnslib.DNSRecord | None:
+        """Ask the upstreams in turn until one answers; ``None`` when none does."""
+        for upstream in self._order():
+            started = time.monotonic()
+            self.stats.requests[upstream.label] += 1
+            try:
+                record = await self._exchange(upstream, question, do=do)
+            except EXCHANGE_ERRORS as exc:
+                self._failed(upstream, exc)
+                continue
+            self.stats.seconds[upstream.label] += time.monotonic() - started
+            self.stats.responses[(upstream.label, record.header.rcode)] += 1
+            upstream.fails = 0
+            return record
+        return None
+
+    def _order(self) -> list[Upstream]:
+        upstreams = self.upstreams
+        if self.settings.policy == "random":
+            upstreams = random.sample(upstreams, len(upstreams))
+        elif self.settings.policy == "round_robin":
+            first = next(self._rotation)
+            upstreams = upstreams[first:] + upstreams[:first]
+        healthy = [u for u in upstreams if u.fails < self.settings.max_fails]
+        return healthy + [u for u in upstreams if u.fails >= self.settings.max_fails]
+
+    def _failed(self, upstream: Upstream, exc: BaseException) -> None:
+        upstream.fails += 1
+        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        log.debug("upstream %s failed: %s", upstream.label, reason)
+        if upstream.fails == self.settings.max_fails and not upstream.checking:
+            log.warning(
+                "upstream %s is down after %d failures (%s); health-checking it",
+                upstream.label,
+                upstream.fails,
+                reason,
+            )
+            upstream.checking = True
+            task = asyncio.ensure_future(self._health_check(upstream))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _health_check(self, upstream: Upstream) -> None:
+        try:
+            while upstream.fails >= self.settings.max_fails:
+                await asyncio.sleep(self.settings.health_check)
+                try:
+                    await self._exchange(upstream, HEALTH_QUESTION)
+                except EXCHANGE_ERRORS:
+                    self.stats.health_failures[upstream.label] += 1
+                    continue
+                upstream.fails = 0
+                log.warning("upstream %s answers again", upstream.label)
+        finally:
+            upstream.checking = False
+
+    async def _exchange(self, upstream: Upstream, question: bytes, *, do: bool = False) -> dnslib.DNSRecord:
+        qid = secrets.randbelow(65536)
+        query = HEADER.pack(qid, RD, 1, 0, 0, 1) + question + opt_record(self.udp_size, do=do)
+        if not self.settings.force_tcp:
+            record = await self._udp(upstream, qid, question, query)
+            if not record.header.tc:
+                return record
+        return await self._tcp(upstream, qid, question, query)
+
+    async def _udp(self, upstream: Upstream, qid: int, question: bytes, query: bytes) -> dnslib.DNSRecord:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Exchange(qid, question, done), remote_addr=(upstream.host, upstream.port)
+        )
+        try:
+            transport.sendto(query)
+            return await asyncio.wait_for(done, self.settings.timeout)
+        finally:
+            transport.close()
+
+    async def _tcp(self, upstream: Upstream, qid: int, question: bytes, query: bytes) -> dnslib.DNSRecord:
+        async def exchange() -> bytes:
+            reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
+            try:
+                writer.write(len(query).to_bytes(2, "big") + query)
+                length = int.from_bytes(await reader.readexactly(2))
+                return await reader.readexactly(length)
+            finally:
+                writer.close()
+
+        data = await asyncio.wait_for(exchange(), self.settings.timeout)
+        return read_upstream_answer(data, qid, question)
+
+    # -- loops -----------------------------------------------------------------------------------------
+    async def check_loop(self, own: set[tuple[str, int]]) -> None:
+        """Raise ``LoopDetected`` when an upstream is this server, or sends our probe back to us."""
+        for upstream in self.upstreams:
+            if (upstream.host, upstream.port) in own:
+                raise LoopDetected(f"upstream {upstream.label} is this server's own address")
+        name = f"{secrets.token_hex(8)}.{secrets.token_hex(8)}."
+        question = dnslib.DNSLabel(name).label
+        wire = b"".join(bytes((len(label),)) + label for label in question) + b"\x00"
+        self._probe = wire + struct.pack("!HH", HINFO, CLASS_IN)
+        try:
+            for upstream in self.upstreams:
+                with contextlib.suppress(*EXCHANGE_ERRORS):
+                    await self._exchange(upstream, self._probe)
+                if self.loop_hits:
+                    raise LoopDetected(
+                        f"a query for {to_text(wire)} sent to upstream {upstream.label} came back to kdns"
+                    )
+        finally:
+            self._probe = None
