@@ -168,9 +168,10 @@ def running(*args: str, timeout: float = 20, uvloop: bool = True) -> Iterator[Se
     """``kdns serve --port 0 ARGS`` as a child process, until it logs its ready line.
 
     ``uvloop=False`` runs it as on a machine without uvloop, on asyncio's own event loop. Without
-    ``--upstream`` (or a Corefile) it runs with ``--no-forward``."""
+    ``--upstream``, ``--resolv-conf`` or a Corefile it runs with ``--no-forward``: a test never reaches
+    the machine's own resolvers."""
     launcher = ["-m", "kdns"] if uvloop else ["-c", NO_UVLOOP]
-    if not {"--upstream", "--no-forward", "--corefile"} & set(args):
+    if not {"--upstream", "--no-forward", "--corefile", "--resolv-conf"} & set(args):
         args = (*args, "--no-forward")  # never the machine's own resolvers: tests stay on loopback
     process = subprocess.Popen(
         [sys.executable, *launcher, "serve", "--port", "0", *args],

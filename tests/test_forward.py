@@ -1,0 +1,273 @@
+"""Forwarding and its cache, end to end: ``kdns serve --upstream`` in front of a fake upstream on
+loopback, asked by dnspython over UDP and TCP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from tests.fake_upstream import upstream
+from tests.support import ROOT, eventually, running
+
+HOST = "127.0.0.1"
+RECORDS = """
+example.com. 300 IN A 93.184.216.34
+example.com. 300 IN AAAA 2606:2800:220:1:248:1893:25c8:1946
+www.example.org. 120 IN CNAME example.org.
+example.org. 120 IN A 93.184.216.35
+payments.example.com. 60 IN A 203.0.113.10
+8.8.8.8.in-addr.arpa. 600 IN PTR dns.google.
+big.example.net. 300 IN TXT "%s"
+""" % ("x" * 250)
+
+
+def ask(
+    port: int, name: str, qtype: str = "A", *, tcp: bool = False, timeout: float = 5
+) -> dns.message.Message:
+    query = dns.message.make_query(name, qtype)
+    return (dns.query.tcp if tcp else dns.query.udp)(query, HOST, port=port, timeout=timeout)
+
+
+def values(reply: dns.message.Message) -> list[str]:
+    return [f"{rrset.name} {rdata}" for rrset in reply.answer for rdata in rrset]
+
+
+@pytest.fixture
+def fake():
+    with upstream(RECORDS) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_forwards_names_outside_the_zones(fake, tcp):
+    with running("--upstream", fake.address) as server:
+        reply = ask(server.port, "example.com", tcp=tcp)
+        assert values(reply) == ["example.com. 93.184.216.34"]
+        assert reply.flags & dns.flags.RA and not reply.flags & dns.flags.AA
+        assert values(ask(server.port, "www.example.org", tcp=tcp)) == [
+            "www.example.org. example.org.",
+            "example.org. 93.184.216.35",
+        ]
+        assert ask(server.port, "missing.example.com", tcp=tcp).rcode() == dns.rcode.NXDOMAIN
+        # cluster names never leave kdns, search-path misses included
+        assert values(ask(server.port, "web.shop.svc.cluster.local", tcp=tcp)) == [
+            "web.shop.svc.cluster.local. 10.96.100.10"
+        ]
+        assert ask(server.port, "example.com.shop.svc.cluster.local", tcp=tcp).rcode() == dns.rcode.NXDOMAIN
+        assert fake.count("example.com.shop.svc.cluster.local") == 0
+        assert ask(server.port, "web.shop.svc.cluster.local").flags & dns.flags.RA
+
+
+def test_answers_are_cached_and_ttls_count_down(fake):
+    with running("--upstream", fake.address) as server:
+        first = ask(server.port, "example.com")
+        assert first.answer[0].ttl == 300
+        time.sleep(1.1)
+        again = ask(server.port, "EXAMPLE.com")
+        assert values(again) == ["EXAMPLE.com. 93.184.216.34"]  # the question's own case
+        assert 298 <= again.answer[0].ttl <= 299
+        assert fake.count("example.com") == 1
+        for _ in range(3):
+            assert ask(server.port, "gone.example.com").rcode() == dns.rcode.NXDOMAIN
+        assert fake.count("gone.example.com") == 1  # negative answers are cached too
+        denial = ask(server.port, "gone.example.com")
+        assert denial.authority[0].ttl <= 30  # min(SOA TTL 60, SOA minimum 30), RFC 2308
+
+
+def test_cache_ttl_caps_and_no_cache_turns_it_off(fake):
+    with running("--upstream", fake.address, "--cache-ttl", "1") as server:
+        assert ask(server.port, "example.com").answer[0].ttl == 300
+        assert ask(server.port, "example.com").answer[0].ttl <= 1
+        time.sleep(1.2)
+        ask(server.port, "example.com")
+        assert fake.count("example.com") == 2
+    with running("--upstream", fake.address, "--no-cache") as server:
+        ask(server.port, "example.org")
+        ask(server.port, "example.org")
+        assert fake.count("example.org") == 2
+
+
+def test_truncated_udp_answers_are_asked_again_over_tcp(fake):
+    fake.truncate.add("big.example.net")
+    with running("--upstream", fake.address) as server:
+        reply = ask(server.port, "big.example.net", "TXT", tcp=True)
+        assert len(values(reply)) == 1 and "x" * 250 in values(reply)[0]
+        assert fake.asked[("big.example.net", "TXT", "udp")] == 1
+        assert fake.asked[("big.example.net", "TXT", "tcp")] == 1
+
+
+def test_failover_and_health_checks():
+    with upstream(RECORDS) as dead, upstream(RECORDS) as alive:
+        dead.down = True
+        with running(
+            "--upstream",
+            dead.address,
+            alive.address,
+            "--forward-policy",
+            "sequential",
+            "--forward-timeout",
+            "0.3",
+            "--no-cache",
+        ) as server:
+            for _ in range(3):
+                assert values(ask(server.port, "example.com")) == ["example.com. 93.184.216.34"]
+            assert dead.count("example.com") == 2  # max_fails, then it is down and tried last
+            assert alive.count("example.com") == 3
+            eventually(lambda: server.logged(f"upstream {dead.address} is down after 2 failures"))
+            dead.down = False
+            eventually(lambda: server.logged(f"upstream {dead.address} answers again"))
+            assert dead.count(".", "NS") >= 1  # health checks ask ". IN NS"
+            ask(server.port, "example.com")
+            assert dead.count("example.com") == 3  # back in first place
+
+
+def test_servfail_when_every_upstream_fails_and_serve_stale(fake):
+    with running(
+        "--upstream", fake.address, "--forward-timeout", "0.3", "--cache-ttl", "1", "--serve-stale", "60"
+    ) as server:
+        assert values(ask(server.port, "example.com")) == ["example.com. 93.184.216.34"]
+        fake.down = True
+        time.sleep(1.1)
+        stale = ask(server.port, "example.com")
+        assert values(stale) == ["example.com. 93.184.216.34"] and stale.answer[0].ttl == 0
+        started = time.monotonic()
+        assert ask(server.port, "never.example.com").rcode() == dns.rcode.SERVFAIL
+        assert time.monotonic() - started < 2
+
+
+def test_spoofed_replies_are_ignored(fake):
+    fake.spoof_first.add("example.com")
+    fake.garbage.add("junk.example.com")
+    with running("--upstream", fake.address, "--forward-timeout", "0.5") as server:
+        assert values(ask(server.port, "example.com")) == ["example.com. 93.184.216.34"]
+        assert ask(server.port, "junk.example.com").rcode() == dns.rcode.SERVFAIL
+
+
+def test_refused_beyond_max_concurrent(fake):
+    fake.slow["example.com"] = 1.0
+    with running("--upstream", fake.address, "--max-concurrent", "1") as server:
+        slow = {}
+        thread = threading.Thread(target=lambda: slow.update(reply=ask(server.port, "example.com")))
+        thread.start()
+        eventually(lambda: fake.count("example.com") == 1)
+        started = time.monotonic()
+        assert ask(server.port, "example.org").rcode() == dns.rcode.REFUSED
+        assert time.monotonic() - started < 0.5
+        thread.join(5)
+        assert values(slow["reply"]) == ["example.com. 93.184.216.34"]
+
+
+def test_identical_questions_share_one_upstream_query(fake):
+    fake.slow["example.com"] = 0.5
+    with running("--upstream", fake.address) as server:
+        replies = []
+        threads = [
+            threading.Thread(target=lambda: replies.append(ask(server.port, "example.com"))) for _ in range(5)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert [values(r) for r in replies] == [["example.com. 93.184.216.34"]] * 5
+        assert fake.count("example.com") == 1
+
+
+def test_reverse_names_that_are_not_cluster_ips_go_upstream(fake):
+    with running("--upstream", fake.address) as server:
+        assert values(ask(server.port, "8.8.8.8.in-addr.arpa", "PTR")) == [
+            "8.8.8.8.in-addr.arpa. dns.google."
+        ]
+        assert values(ask(server.port, "10.0.96.10.in-addr.arpa", "PTR")) == [
+            "10.0.96.10.in-addr.arpa. kube-dns.kube-system.svc.cluster.local."
+        ]
+        assert fake.count("10.0.96.10.in-addr.arpa", "PTR") == 0
+    with running("--upstream", fake.address, "--no-fallthrough-reverse") as server:
+        assert ask(server.port, "8.8.8.8.in-addr.arpa", "PTR").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_external_name_targets_are_chased_upstream(fake):
+    with running("--upstream", fake.address) as server:
+        reply = ask(server.port, "payments.shop.svc.cluster.local")
+        assert values(reply) == [
+            "payments.shop.svc.cluster.local. payments.example.com.",
+            "payments.example.com. 203.0.113.10",
+        ]
+        assert ask(server.port, "payments.shop.svc.cluster.local", "CNAME").answer[0][0].to_text() == (
+            "payments.example.com."
+        )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def test_forwarding_to_itself_is_refused():
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "kdns", "serve", "--port", str(port), "--upstream", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert f"forwarding loop: upstream 127.0.0.1:{port} is this server's own address" in result.stderr
+
+
+def test_a_loop_through_another_resolver_is_detected():
+    """Two servers forwarding to each other: the second one started sees its probe come back."""
+    second = free_port()
+    with running("--upstream", f"127.0.0.1:{second}", "--forward-timeout", "0.5") as a:
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kdns",
+                "serve",
+                "--port",
+                str(second),
+                "--upstream",
+                f"127.0.0.1:{a.port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=ROOT,
+        )
+        assert process.returncode == 2
+        assert "forwarding loop: a query for " in process.stderr
+        assert f"sent to upstream 127.0.0.1:{a.port} came back to kdns" in process.stderr
+
+
+def test_resolv_conf_is_the_default_upstream(tmp_path):
+    """With no --upstream, the nameservers of resolv.conf (port 53) are asked, as 'forward . /etc/resolv.conf'."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search default.svc.cluster.local\nnameserver 127.0.0.153\noptions ndots:5\n")
+    with (
+        upstream(RECORDS, host="127.0.0.153", port=53) as fake,
+        running("--resolv-conf", str(resolv)) as server,
+    ):
+        assert server.logged("forwarding other names to 127.0.0.153:53")
+        assert values(ask(server.port, "example.com")) == ["example.com. 93.184.216.34"]
+        assert fake.count("example.com") == 1
+    empty = tmp_path / "empty.conf"
+    empty.write_text("# nothing\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "kdns", "serve", "--port", "0", "--resolv-conf", str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and f"{empty}: no nameserver lines" in result.stderr
