@@ -9,6 +9,7 @@ them are dropped, so an answer is packed again on its next query, not on every c
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from kdns.resolver import Resolver
@@ -29,6 +30,7 @@ from kdns.wire import (
 )
 
 log = logging.getLogger(__name__)
+UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came: the transport tells the responder
 
 
 @dataclass(slots=True)
@@ -62,21 +64,34 @@ class Responder:
         self.recursion_available = recursion_available
         self.forward_cache = forward_cache
         self._cache: dict[bytes, Packed] = {}
+        self.dropped = 0
+        self.errors: Counter[int] = Counter()  # error replies by rcode (FORMERR, NOTIMP, BADVERS)
+        self.forwarded_rcodes = [0] * 16  # forwarded answers served from the cache, by rcode
+        self.retired: Counter[tuple[int, int, int]] = (
+            Counter()
+        )  # (channel, qtype, rcode) of forgotten answers
         self._keys_by_name: dict[bytes, set[bytes]] = {}
         self._opt = {False: opt_record(max_udp_size), True: opt_record(max_udp_size, do=True)}
 
-    def respond(self, data: bytes, *, tcp: bool = False) -> bytes | Delegation | None:
+    def respond(self, data: bytes, channel: int = UDP4) -> bytes | Delegation | None:
         """The response to one query; ``None`` when it must be dropped; a ``Delegation`` when an
-        upstream must answer it (the transport hands it to the forwarder)."""
+        upstream must answer it (the transport hands it to the forwarder).
+
+        ``channel`` says how the query came (``UDP4``, ``UDP6``, ``TCP4``, ``TCP6``): it sets the
+        size limit, and each answer counts its queries by channel for the metrics."""
+        tcp = channel >= TCP4
         try:
             qid, flags, qend, end, edns_size, edns_do, edns_version = parse_query(data)
         except Drop:
+            self.dropped += 1
             return None
         except Malformed as exc:
+            self.errors[exc.rcode] += 1
             return error_response(data, exc.rcode)
         if edns_size:
             opt = self._opt[edns_do]
             if edns_version:
+                self.errors[BADVERS] += 1
                 return self._badvers(data, qid, flags, end, edns_do)
             limit = TCP_MAX_SIZE if tcp else min(edns_size, self.max_udp_size)
         else:
@@ -88,10 +103,12 @@ class Responder:
         packed = self._cache.get(key)
         if packed is None:
             packed = self._miss(key, qend - 12)
+        packed.hits[channel] += 1
         if packed.delegate:
             if packed.answer.chase is None and self.forward_cache is not None:
                 cached = self.forward_cache.get(key + b"\x01" if edns_do else key)
                 if cached is not None:
+                    self.forwarded_rcodes[cached.flags & 15] += 1
                     return cached.render(data, qid, flags, end, limit, opt)
             return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
         return packed.render(data, qid, flags, end, limit, opt)
@@ -103,8 +120,8 @@ class Responder:
                 self._forget(key)
 
     def clear(self) -> None:
-        self._cache.clear()
-        self._keys_by_name.clear()
+        for key in list(self._cache):
+            self._forget(key)
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -121,10 +138,24 @@ class Responder:
             self._keys_by_name.setdefault(name, set()).add(key)
         return packed
 
+    def query_counts(self) -> Counter[tuple[int, int, int]]:
+        """Queries answered so far by (channel, qtype, rcode); rcode -1 for those sent upstream."""
+        counts = Counter(self.retired)
+        for key, packed in list(self._cache.items()):
+            qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & 15
+            for channel, hits in enumerate(packed.hits):
+                if hits:
+                    counts[(channel, qtype, rcode)] += hits
+        return counts
+
     def _forget(self, key: bytes) -> None:
         packed = self._cache.pop(key, None)
         if packed is None:
             return
+        qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & 15
+        for channel, hits in enumerate(packed.hits):
+            if hits:
+                self.retired[(channel, qtype, rcode)] += hits
         for name in packed.depends:
             keys = self._keys_by_name.get(name)
             if keys is not None:

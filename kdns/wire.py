@@ -127,7 +127,7 @@ class Packed:
     ``delegate`` marks a question someone upstream must answer (``answer`` keeps the resolver's
     reasons: the CNAMEs that led out of the zones)."""
 
-    __slots__ = ("answer", "body", "counts", "cuts", "delegate", "depends", "flags", "ttl_offsets")
+    __slots__ = ("answer", "body", "counts", "cuts", "delegate", "depends", "flags", "hits", "ttl_offsets")
 
     def __init__(
         self,
@@ -148,6 +148,7 @@ class Packed:
         self.ttl_offsets = ttl_offsets  # where each record's TTL sits in the body
         self.delegate = delegate
         self.answer = answer
+        self.hits = [0, 0, 0, 0]  # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6)
 
     def with_ttl(self, ttl: int) -> Packed:
         """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""

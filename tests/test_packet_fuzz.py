@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdns.resolver import Resolver
-from kdns.responder import Responder
+from kdns.responder import TCP4, UDP4, Responder
 from tests.support import example_zone
 
 NAMES = ["web.shop.svc.cluster.local", "postgres.data.svc.cluster.local", "x.y", "cluster.local", ""]
@@ -25,7 +25,7 @@ def responder() -> Responder:
 
 
 def check(responder: Responder, packet: bytes, *, tcp: bool = False) -> None:
-    reply = responder.respond(packet, tcp=tcp)
+    reply = responder.respond(packet, TCP4 if tcp else UDP4)
     if reply is None:
         assert len(packet) < 12 or packet[2] & 0x80
         return

@@ -6,7 +6,7 @@ import dns.flags
 import dns.message
 
 from kdns.resolver import Resolver
-from kdns.responder import Responder
+from kdns.responder import TCP4, Responder
 from tests.support import endpoint_slice, namespace, service, zone_of
 
 
@@ -43,7 +43,7 @@ def responder_for(count: int) -> Responder:
 def test_names_past_16k_are_never_pointed_at():
     """A 14-bit pointer cannot reach past offset 16383: names there are written out again."""
     query = dns.message.make_query("wide.big.svc.cluster.local", "SRV")
-    reply = dns.message.from_wire(responder_for(400).respond(query.to_wire(), tcp=True))
+    reply = dns.message.from_wire(responder_for(400).respond(query.to_wire(), TCP4))
     targets = {rdata.target for rdata in reply.answer[0]}
     assert len(targets) == 400
     owners = [rrset.name for rrset in reply.additional]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
-from kdns.responder import Responder
+from kdns.ops.counting import Histogram
+from kdns.responder import TCP4, TCP6, Responder
 from kdns.upstream.forward import Forwarder
 from kdns.wire import error_response
 
@@ -36,12 +38,15 @@ class TcpConnections:
         self.max_connections = max_connections
         self.open: set[TcpProtocol] = set()
         self._refused_logged_at = 0.0
+        self.durations = Histogram()  # seconds from a query's arrival to its answer's writing
+        self.refused = 0  # connections closed at once, past max_connections
 
     def protocol(self) -> TcpProtocol:
         return TcpProtocol(self)
 
     def admit(self, conn: TcpProtocol) -> bool:
         if len(self.open) >= self.max_connections:
+            self.refused += 1
             now = time.monotonic()
             if now - self._refused_logged_at > 10:
                 self._refused_logged_at = now
@@ -66,12 +71,16 @@ class TcpProtocol(asyncio.Protocol):
         self._last_query = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._channel = TCP4
+        self._durations = connections.durations
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         if not self._connections.admit(self):
             transport.close()
             return
+        if transport.get_extra_info("socket").family == socket.AF_INET6:
+            self._channel = TCP6
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -83,9 +92,9 @@ class TcpProtocol(asyncio.Protocol):
                 break
             query = bytes(buffer[2 : 2 + length])
             del buffer[: 2 + length]
-            self._last_query = time.monotonic()
+            self._last_query = started = time.monotonic()
             try:
-                response = self._respond(query, tcp=True)
+                response = self._respond(query, self._channel)
             except Exception:
                 log.exception("failed to answer a %d-byte TCP query", len(query))
                 response = error_response(query, SERVFAIL) if len(query) >= 12 else None
@@ -93,16 +102,17 @@ class TcpProtocol(asyncio.Protocol):
                 continue
             if type(response) is bytes:
                 self._send(response)
+                self._durations.observe(time.monotonic() - started)
             else:  # answered when upstream replies; TCP clients match answers by ID (RFC 7766)
                 task = asyncio.ensure_future(self._connections.forwarder.answer(response))
                 self._tasks.add(task)
-                task.add_done_callback(self._forwarded)
+                task.add_done_callback(lambda done, started=started: self._forwarded(done, started))
 
     def _send(self, response: bytes) -> None:
         if not self._transport.is_closing():
             self._transport.write(len(response).to_bytes(2, "big") + response)
 
-    def _forwarded(self, task: asyncio.Task) -> None:
+    def _forwarded(self, task: asyncio.Task, started: float) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return
@@ -110,6 +120,7 @@ class TcpProtocol(asyncio.Protocol):
             log.error("failed to forward a TCP query: %r", task.exception())
             return
         self._send(task.result())
+        self._durations.observe(time.monotonic() - started)
 
     def pause_writing(self) -> None:
         self._transport.pause_reading()

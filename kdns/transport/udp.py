@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from time import perf_counter
 
-from kdns.responder import Delegation, Responder
+from kdns.ops.counting import Histogram
+from kdns.responder import UDP4, UDP6, Delegation, Responder
 from kdns.upstream.forward import Forwarder
 from kdns.wire import error_response
 
@@ -20,13 +23,18 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self._forwarder = forwarder
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.channel = UDP4
+        self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        if transport.get_extra_info("socket").family == socket.AF_INET6:
+            self.channel = UDP6
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        started = perf_counter()
         try:
-            response = self._respond(data)
+            response = self._respond(data, self.channel)
         except Exception:
             log.exception("failed to answer a %d-byte query from %s", len(data), addr[0])
             response = error_response(data, SERVFAIL) if len(data) >= 12 else None
@@ -34,15 +42,16 @@ class UdpProtocol(asyncio.DatagramProtocol):
             return
         if type(response) is bytes:
             self._transport.sendto(response, addr)
+            self.durations.observe(perf_counter() - started)
         else:
-            self._forward(response, addr)
+            self._forward(response, addr, started)
 
-    def _forward(self, delegation: Delegation, addr: tuple) -> None:
+    def _forward(self, delegation: Delegation, addr: tuple, started: float) -> None:
         task = asyncio.ensure_future(self._forwarder.answer(delegation))
         self._tasks.add(task)
-        task.add_done_callback(lambda done: self._forwarded(done, delegation, addr))
+        task.add_done_callback(lambda done: self._forwarded(done, delegation, addr, started))
 
-    def _forwarded(self, task: asyncio.Task, delegation: Delegation, addr: tuple) -> None:
+    def _forwarded(self, task: asyncio.Task, delegation: Delegation, addr: tuple, started: float) -> None:
         self._tasks.discard(task)
         if task.cancelled() or self._transport.is_closing():
             return
@@ -52,6 +61,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         else:
             response = task.result()
         self._transport.sendto(response, addr)
+        self.durations.observe(perf_counter() - started)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)
