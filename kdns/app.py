@@ -4,28 +4,37 @@ resolver and the responder, binds the listeners, and runs until SIGTERM or SIGIN
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import ipaddress
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from pathlib import Path
 
 try:
     import uvloop
 except ImportError:  # optional: plain asyncio serves too, more slowly
     uvloop = None
 
+from kdns import corefile
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import ServeConfig
 from kdns.informer import Informer, connection_of, list_cluster
+from kdns.ops import http as ops_http
+from kdns.ops.metrics import Sources, registry_for
 from kdns.resolver import Resolver
 from kdns.responder import Responder
+from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
-from kdns.transport.listen import listen
+from kdns.transport.listen import Listeners, listen
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, LoopDetected
 from kdns.upstream.resolvconf import nameservers, parse_upstream
 from kdns.zone.cluster_zone import ClusterZone
+from kdns.zone.hosts import HostsTable
 
 log = logging.getLogger("kdns")
 
@@ -65,13 +74,27 @@ def build_forwarder(config: ServeConfig) -> Forwarder | None:
     return Forwarder(settings, upstreams, cache=cache, udp_size=config.max_udp_size)
 
 
-def build_responder(zone: ClusterZone, config: ServeConfig, forwarder: Forwarder | None = None) -> Responder:
+def read_hosts_table(config: ServeConfig) -> HostsTable | None:
+    settings = config.hosts
+    if settings is None:
+        return None
+    entries = [*settings.entries, *(read_hosts(settings.path) or [])]
+    return HostsTable(entries, ttl=settings.ttl, fallthrough=settings.fallthrough)
+
+
+def build_responder(
+    zone: ClusterZone,
+    config: ServeConfig,
+    forwarder: Forwarder | None = None,
+    hosts: HostsTable | None = None,
+) -> Responder:
     resolver = Resolver(
         zone.index,
         zone.layout,
         config.zone,
         forwarding=forwarder is not None,
         fallthrough_reverse=config.forward is not None and config.forward.fallthrough_reverse,
+        hosts=hosts,
     )
     responder = Responder(
         resolver,
@@ -79,6 +102,7 @@ def build_responder(zone: ClusterZone, config: ServeConfig, forwarder: Forwarder
         cache_size=config.answer_cache_size,
         recursion_available=forwarder is not None,
         forward_cache=forwarder.cache if forwarder is not None else None,
+        loadbalance=config.loadbalance,
     )
     zone.on_change(responder.invalidate)
     return responder
@@ -98,92 +122,292 @@ async def _first(*waits: asyncio.Future | asyncio.Task, timeout: float | None = 
         task.cancel()
 
 
-async def serve(
-    config: ServeConfig, zone: ClusterZone, api: object | None = None, forwarder: Forwarder | None = None
-) -> int:
-    """Serve until SIGTERM or SIGINT; with ``api``, follow the cluster first (up to the startup timeout).
-    Returns the exit code: 0, or 2 when a forwarding loop is found."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    responder = build_responder(zone, config, forwarder)
-    informer = None
-    if api is not None:
+class Runtime:
+    """One running server: the zone, how it is answered, the sockets, and a reload that swaps them."""
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        zone: ClusterZone,
+        *,
+        api: object | None = None,
+        forwarder: Forwarder | None = None,
+    ) -> None:
+        self.config = config
+        self.zone = zone
+        self.api = api
+        self.forwarder = forwarder
+        self.hosts = read_hosts_table(config)
+        self.responder = build_responder(zone, config, forwarder, self.hosts)
+        self.informer: Informer | None = None
+        self.listeners: Listeners | None = None
+        self.endpoints: ops_http.Endpoints | None = None
+        self.stop = asyncio.Event()
+        self.shutting_down = False
+        self.failures: list[BaseException] = []
+        self.reload_failures = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self) -> int:
+        """Serve until SIGTERM or SIGINT. Returns the exit code: 0, or 2 when a forwarding loop is found."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        try:
+            if self.api is not None:
+                await self._follow_cluster()
+            if self.stop.is_set():
+                return 0
+            await self._open()
+            self._log_ready()
+            self._background(self._watch_files())
+            await self.stop.wait()
+            if self.failures:
+                log.error(
+                    "forwarding loop: %s; refusing to run (point forward at a resolver that does not "
+                    "send queries back to kdns)",
+                    self.failures[0],
+                )
+                return 2
+            await self._lameduck()
+            log.info("shutting down")
+            return 0
+        finally:
+            await self._close()
+
+    # -- start ---------------------------------------------------------------------------------------
+    async def _follow_cluster(self) -> None:
+        config = self.config
         # Reflector threads parse JSON beside the loop; hand the GIL back to the loop within 0.5 ms
         # rather than the default 5 ms, so queries do not queue behind a large list.
         sys.setswitchinterval(0.0005)
-        informer = Informer(
-            zone, api, config.kube, object_filter=object_filter_of(config), label_selector=config.labels
+        self.informer = Informer(
+            self.zone,
+            self.api,
+            config.kube,
+            object_filter=object_filter_of(config),
+            label_selector=config.labels,
         )
-        informer.start()
+        self.informer.start()
         log.info("following the Kubernetes API (%s)", connection_of(config.kube).describe())
+        loop = asyncio.get_running_loop()
         await _first(
-            loop.create_task(informer.synced.wait()),
-            loop.create_task(stop.wait()),
+            loop.create_task(self.informer.synced.wait()),
+            loop.create_task(self.stop.wait()),
             timeout=config.kube.startup_timeout,
         )
-        if not informer.synced.is_set() and not stop.is_set():
+        if not self.informer.synced.is_set() and not self.stop.is_set():
             log.warning(
                 "starting unsynced after %.1f s (still waiting for %s); answers may be incomplete",
                 config.kube.startup_timeout,
-                ", ".join(informer.waiting_for),
+                ", ".join(self.informer.waiting_for),
             )
-    if stop.is_set():
-        if informer is not None:
-            await informer.stop()
-        return 0
-    listeners = await listen(
-        responder,
-        config.listen,
-        config.port,
-        idle_timeout=config.tcp_idle_timeout,
-        max_tcp_connections=config.max_tcp_connections,
-        forwarder=forwarder,
-    )
-    failures: list[BaseException] = []
-    if forwarder is not None:
-        loop_check = asyncio.ensure_future(forwarder.check_loop(own_addresses(config.listen, listeners.port)))
-        loop_check.add_done_callback(lambda task: _stop_on_loop(task, stop, failures))
-    counts = zone.counts()
-    log.info(
-        "ready: listening on %s port %d (udp, tcp) on %s; zones %s; %d services (%d headless), "
-        "%d endpoints, %d pods, %d namespaces, %d names",
-        ", ".join(config.listen),
-        listeners.port,
-        "asyncio" if uvloop is None else "uvloop",
-        ", ".join(config.zone.zones),
-        counts["services"],
-        counts["headless"],
-        counts["endpoints"],
-        counts["pods"],
-        counts["namespaces"],
-        counts["names"],
-    )
-    if forwarder is not None:
-        log.info("forwarding other names to %s", ", ".join(u.label for u in forwarder.upstreams))
-    await stop.wait()
-    if failures:
-        log.error(
-            "forwarding loop: %s; refusing to run (point forward at a resolver that does not "
-            "send queries back to kdns)",
-            failures[0],
+
+    async def _open(self) -> None:
+        config = self.config
+        self.listeners = await listen(
+            self.responder,
+            config.listen,
+            config.port,
+            idle_timeout=config.tcp_idle_timeout,
+            max_tcp_connections=config.max_tcp_connections,
+            forwarder=self.forwarder,
         )
-        await listeners.close()
-        if informer is not None:
-            await informer.stop()
-        return 2
-    log.info("shutting down")
-    await listeners.close()
-    if informer is not None:
-        await informer.stop()
-    return 0
+        await self._open_endpoints()
+        if self.forwarder is not None:
+            self._check_loops()
+
+    async def _open_endpoints(self) -> None:
+        config = self.config
+        registry = None
+        if config.ops.metrics is not None:
+            registry = registry_for(
+                Sources(
+                    self.responder,
+                    self.listeners,
+                    self.zone,
+                    self.forwarder,
+                    self.informer,
+                    server=server_label(config),
+                    extra={"runtime": self},
+                )
+            )
+        self.endpoints = await ops_http.start(config.ops, not_ready=self._not_ready, registry=registry)
+
+    def _not_ready(self) -> list[str]:
+        waiting = []
+        if self.informer is not None and not self.informer.synced.is_set():
+            waiting.append("kubernetes")
+        if self.shutting_down:
+            waiting.append("shutting down")
+        return waiting
+
+    def _check_loops(self) -> None:
+        own = own_addresses(self.config.listen, self.listeners.port)
+        check = self._background(self.forwarder.check_loop(own))
+        check.add_done_callback(self._loop_checked)
+
+    def _loop_checked(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and isinstance(task.exception(), LoopDetected):
+            self.failures.append(task.exception())
+            self.stop.set()
+
+    def _log_ready(self) -> None:
+        config, counts = self.config, self.zone.counts()
+        http = "".join(f"; {name} on {where}" for name, where in self.endpoints.bound.items())
+        if self.forwarder is not None:
+            http += "; forwarding to " + ", ".join(u.label for u in self.forwarder.upstreams)
+        log.info(
+            "ready: listening on %s port %d (udp, tcp) on %s; zones %s; %d services (%d headless), "
+            "%d endpoints, %d pods, %d namespaces, %d names%s",
+            ", ".join(config.listen),
+            self.listeners.port,
+            "asyncio" if uvloop is None else "uvloop",
+            ", ".join(config.zone.zones),
+            counts["services"],
+            counts["headless"],
+            counts["endpoints"],
+            counts["pods"],
+            counts["namespaces"],
+            counts["names"],
+            http,
+        )
+
+    def _background(self, coroutine: Coroutine) -> asyncio.Task:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- files that change ---------------------------------------------------------------------------------
+    async def _watch_files(self) -> None:
+        """Re-read the hosts file and the Corefile when they change (CoreDNS's hosts reload and reload)."""
+        hosts = self.config.hosts
+        watched = {}
+        if hosts is not None and hosts.reload > 0:
+            watched[hosts.path] = (hosts.reload, self._reload_hosts)
+        if self.config.corefile is not None and self.config.reload > 0:
+            watched[self.config.corefile] = (self.config.reload, self._reload_corefile)
+        if not watched:
+            return
+        seen = {path: _fingerprint(path) for path in watched}
+        interval = min(every for every, _ in watched.values())
+        while True:
+            await asyncio.sleep(interval)
+            for path, (_, on_change) in list(watched.items()):
+                now = _fingerprint(path)
+                if now != seen[path]:
+                    seen[path] = now
+                    await on_change()
+
+    async def _reload_hosts(self) -> None:
+        self.hosts = read_hosts_table(self.config)
+        self.responder.resolver.hosts = self.hosts
+        self.responder.clear()
+        log.info("hosts file %s reloaded: %d names", self.config.hosts.path, len(self.hosts or ()))
+
+    async def _reload_corefile(self) -> None:
+        path = self.config.corefile
+        try:
+            config, warnings = corefile.load(path)
+        except (corefile.CorefileError, OSError) as exc:
+            self.reload_failures += 1
+            log.error("reload of %s failed, keeping the running configuration: %s", path, exc)
+            return
+        for warning in warnings:
+            log.warning("%s", warning)
+        config = dataclasses.replace(
+            config,
+            snapshots=self.config.snapshots,
+            kube=self.config.kube if config.kube and self.config.kube else config.kube,
+        )
+        await self.reload(config)
+
+    async def reload(self, config: ServeConfig) -> None:
+        """Apply a new configuration without dropping queries: build the new pieces beside the old
+        ones, then swap them in one step on the loop."""
+        old = self.config
+        if config == old:
+            return
+        unsupported = [
+            name
+            for name in ("kube", "namespaces", "labels", "snapshots")
+            if getattr(config, name) != getattr(old, name)
+        ]
+        if unsupported:
+            self.reload_failures += 1
+            log.error(
+                "reload: %s changed; restart kdns to follow the new cluster settings", ", ".join(unsupported)
+            )
+            return
+        forwarder = (
+            build_forwarder(config)
+            if (config.forward, config.cache) != (old.forward, old.cache)
+            else self.forwarder
+        )
+        zone = self.zone
+        if config.zone != old.zone:
+            zone = ClusterZone(config.zone)
+            zone.load(self.zone.objects())
+            if self.informer is not None:
+                self.informer.zone = zone
+        self.zone.off_change(self.responder.invalidate)
+        self.config, self.forwarder, self.zone = config, forwarder, zone
+        self.hosts = read_hosts_table(config)
+        self.responder = build_responder(zone, config, forwarder, self.hosts)
+        if (config.listen, config.port) != (old.listen, old.port):
+            fresh = await listen(
+                self.responder,
+                config.listen,
+                config.port,
+                idle_timeout=config.tcp_idle_timeout,
+                max_tcp_connections=config.max_tcp_connections,
+                forwarder=forwarder,
+            )
+            stale, self.listeners = self.listeners, fresh
+            await stale.close()
+        else:
+            self.listeners.use(self.responder, forwarder)
+        await self.endpoints.close()
+        await self._open_endpoints()
+        log.info("reloaded %s", config.corefile or "the configuration")
+        self._log_ready()
+
+    # -- stop ----------------------------------------------------------------------------------------
+    async def _lameduck(self) -> None:
+        seconds = self.config.ops.lameduck
+        if seconds <= 0:
+            return
+        self.shutting_down = True
+        log.info("lameduck: answering for %.1f s more before shutting down", seconds)
+        self.stop.clear()  # a second signal ends the wait
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.listeners is not None:
+            await self.listeners.close()
+        if self.endpoints is not None:
+            await self.endpoints.close()
+        if self.informer is not None:
+            await self.informer.stop()
 
 
-def _stop_on_loop(task: asyncio.Task, stop: asyncio.Event, failures: list[BaseException]) -> None:
-    if not task.cancelled() and isinstance(task.exception(), LoopDetected):
-        failures.append(task.exception())
-        stop.set()
+def _fingerprint(path: Path) -> tuple[float, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime, stat.st_size
+
+
+def server_label(config: ServeConfig) -> str:
+    """CoreDNS's ``server`` label: ``dns://:53`` for every interface."""
+    if set(config.listen) <= {"0.0.0.0", "::"}:
+        return f"dns://:{config.port}"
+    return ",".join(f"dns://{address}:{config.port}" for address in config.listen)
 
 
 def run(config: ServeConfig) -> int:
@@ -195,6 +419,10 @@ def run(config: ServeConfig) -> int:
         zone, api = build_zone(config), None
     else:
         zone, api = ClusterZone(config.zone), connection_of(config.kube).client()
+
+    async def main() -> int:
+        return await Runtime(config, zone, api=api, forwarder=forwarder).run()
+
     if uvloop is None:
-        return asyncio.run(serve(config, zone, api, forwarder))
-    return uvloop.run(serve(config, zone, api, forwarder))
+        return asyncio.run(main())
+    return uvloop.run(main())

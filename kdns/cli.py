@@ -20,12 +20,15 @@ from kdns.config import (
     DEFAULT_ZONES,
     CacheSettings,
     ForwardSettings,
+    HostsSettings,
     KubeSettings,
+    OpsSettings,
     PodMode,
     ServeConfig,
     ZoneSettings,
 )
 from kdns.dump import dump_lines
+from kdns.ops.http import split_address
 from kdns.sources.kube import Connection, ConnectionSettingsError
 from kdns.sources.snapshot import SnapshotError
 from kdns.upstream.resolvconf import ResolvConfError, parse_upstream
@@ -233,6 +236,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer from an expired entry (TTL 0) up to this long when every upstream "
         "fails (default: 0, off)",
     )
+    ops = serve.add_argument_group(
+        "probes, metrics and logs", "HOST:PORT addresses; ':8080' is every interface"
+    )
+    ops.add_argument(
+        "--health",
+        metavar="HOST:PORT",
+        nargs="?",
+        const=":8080",
+        help="serve GET /health for liveness probes (alone: :8080)",
+    )
+    ops.add_argument(
+        "--lameduck",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="on SIGTERM keep answering this long, /ready saying 503, before exiting (default: 0)",
+    )
+    ops.add_argument(
+        "--ready",
+        metavar="HOST:PORT",
+        nargs="?",
+        const=":8181",
+        help="serve GET /ready: 200 once the zone is synced (alone: :8181)",
+    )
+    ops.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        nargs="?",
+        const=":9153",
+        help="serve Prometheus metrics at /metrics under CoreDNS's names (alone: :9153)",
+    )
+    ops.add_argument(
+        "--log-queries", action="store_true", help="log one line per query, as CoreDNS's log plugin"
+    )
+    other = serve.add_argument_group("other answers")
+    other.add_argument(
+        "--hosts",
+        metavar="FILE",
+        type=Path,
+        help="answer the names of this hosts file (CoreDNS's hosts; re-read when it changes)",
+    )
+    other.add_argument(
+        "--hosts-fallthrough",
+        action="store_true",
+        help="forward names the hosts file does not hold, instead of answering NXDOMAIN",
+    )
+    other.add_argument(
+        "--loadbalance",
+        action="store_true",
+        help="rotate A and AAAA records between answers (CoreDNS's loadbalance)",
+    )
     net = serve.add_argument_group("network")
     net.add_argument(
         "--listen",
@@ -316,7 +370,24 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
             parser.error("--tcp-idle-timeout must be positive")
         if args.max_tcp_connections < 1:
             parser.error("--max-tcp-connections must be at least 1")
+        for name in ("health", "ready", "metrics"):
+            address = getattr(args, name)
+            if address is not None:
+                try:
+                    split_address(address, 0)
+                except ValueError as exc:
+                    parser.error(f"--{name}: {exc}")
+        if args.lameduck < 0:
+            parser.error("--lameduck must not be negative")
         extra = {
+            "ops": OpsSettings(
+                health=args.health, lameduck=args.lameduck, ready=args.ready, metrics=args.metrics
+            ),
+            "log_queries": args.log_queries,
+            "loadbalance": args.loadbalance,
+            "hosts": HostsSettings(path=args.hosts, fallthrough=args.hosts_fallthrough)
+            if args.hosts
+            else None,
             "forward": _forward_settings(args, parser),
             "cache": _cache_settings(args, parser),
             "port": args.port,

@@ -18,15 +18,18 @@ import gc
 import logging
 import threading
 import time
+from collections import Counter
 
 from kdns.cluster.model import ClusterObject, Event
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, PodMode
+from kdns.ops.counting import Histogram
 from kdns.sources.kube import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Connection, Resource
 from kdns.sources.reflector import ApiHealth, Reflector, WatchSettings
 from kdns.zone.cluster_zone import ClusterZone
 
 log = logging.getLogger(__name__)
+APPLY_BOUNDS = tuple(0.0001 * 2**i for i in range(14))  # 0.1 ms to 0.8 s
 
 
 def watched_resources(pods: PodMode) -> list[Resource]:
@@ -103,6 +106,9 @@ class Informer:
             for resource in watched_resources(zone.settings.pods)
         ]
         self._unsynced = {r.resource.kind for r in self.reflectors}
+        self.apply_seconds = Histogram(APPLY_BOUNDS)  # watch event handed over -> zone updated
+        self.events: Counter[tuple[str, str]] = Counter()  # applied watch events by (kind, type)
+        self.lists: Counter[str] = Counter()  # lists applied, by kind
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -132,7 +138,7 @@ class Informer:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, ("replace", (kind, objects)))
 
     def event(self, event: Event) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("event", event))
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("event", (event, time.monotonic())))
 
     # -- on the event loop -----------------------------------------------------------------------------
     async def _apply_forever(self) -> None:
@@ -140,7 +146,10 @@ class Informer:
             what, item = await self._queue.get()
             try:
                 if what == "event":
-                    self.zone.apply(item)
+                    event, received = item
+                    self.zone.apply(event)
+                    self.apply_seconds.observe(time.monotonic() - received)
+                    self.events[(type(event.object).__name__, event.type.value)] += 1
                     continue
                 kind, objects = item
                 started, changed = time.monotonic(), 0
@@ -153,6 +162,7 @@ class Informer:
                 log.exception("failed to apply a %s from the Kubernetes API; the zone keeps the rest", what)
 
     def _listed(self, kind: str, count: int, changed: int, seconds: float) -> None:
+        self.lists[kind] += 1
         if kind not in self._unsynced:
             log.info("relisted %ss: %d objects, %d changed, applied in %.2f s", kind, count, changed, seconds)
             return

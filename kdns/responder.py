@@ -8,11 +8,12 @@ them are dropped, so an answer is packed again on its next query, not on every c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from kdns.resolver import Resolver
+from kdns.resolver import Answer, Resolver
 from kdns.upstream.cache import ResponseCache
 from kdns.wire import (
     BADVERS,
@@ -28,6 +29,7 @@ from kdns.wire import (
     pack,
     parse_query,
 )
+from kdns.zone.records import AAAA, A
 
 log = logging.getLogger(__name__)
 UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came: the transport tells the responder
@@ -48,6 +50,28 @@ class Delegation:
     packed: Packed  # the resolver's delegation: CNAMEs to put first, a target to chase
 
 
+MAX_ROTATIONS = 8
+
+
+def rotations(answer: Answer) -> list[Answer]:
+    """The answer with its A and AAAA records rotated (CoreDNS's loadbalance, round robin): up to
+    ``MAX_ROTATIONS`` variants besides the answer itself."""
+    longest = max((len(r.rdatas) for r in answer.answer if r.rtype in (A, AAAA)), default=0)
+    if longest < 2:
+        return []
+    count = min(longest, MAX_ROTATIONS)
+    turned = []
+    for turn in range(1, count):
+        rrsets = tuple(
+            dataclasses.replace(r, rdatas=r.rdatas[shift:] + r.rdatas[:shift])
+            if r.rtype in (A, AAAA) and (shift := turn * len(r.rdatas) // count % len(r.rdatas))
+            else r
+            for r in answer.answer
+        )
+        turned.append(dataclasses.replace(answer, answer=rrsets))
+    return turned
+
+
 class Responder:
     def __init__(
         self,
@@ -57,12 +81,15 @@ class Responder:
         cache_size: int = 100_000,
         recursion_available: bool = False,
         forward_cache: ResponseCache | None = None,
+        loadbalance: bool = False,
     ) -> None:
         self.resolver = resolver
         self.max_udp_size = max_udp_size
         self.cache_size = cache_size
         self.recursion_available = recursion_available
         self.forward_cache = forward_cache
+        self.loadbalance = loadbalance
+        self._turn = 0
         self._cache: dict[bytes, Packed] = {}
         self.dropped = 0
         self.errors: Counter[int] = Counter()  # error replies by rcode (FORMERR, NOTIMP, BADVERS)
@@ -104,6 +131,9 @@ class Responder:
         if packed is None:
             packed = self._miss(key, qend - 12)
         packed.hits[channel] += 1
+        if packed.variants is not None:  # loadbalance: each answer starts at the next address
+            self._turn += 1
+            packed = packed.variants[self._turn % len(packed.variants)]
         if packed.delegate:
             if packed.answer.chase is None and self.forward_cache is not None:
                 cached = self.forward_cache.get(key + b"\x01" if edns_do else key)
@@ -131,6 +161,16 @@ class Responder:
         qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 : qlen + 4])
         answer = self.resolver.resolve(qname, qtype, qclass)
         packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
+        if self.loadbalance:
+            rotated = rotations(answer)
+            if rotated:
+                packed.variants = (
+                    packed,
+                    *(
+                        pack(turned, qname, key[qlen:], recursion_available=self.recursion_available)
+                        for turned in rotated
+                    ),
+                )
         if len(self._cache) >= self.cache_size:
             self._forget(next(iter(self._cache)))  # oldest first: bounded under random names
         self._cache[key] = packed

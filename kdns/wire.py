@@ -127,7 +127,18 @@ class Packed:
     ``delegate`` marks a question someone upstream must answer (``answer`` keeps the resolver's
     reasons: the CNAMEs that led out of the zones)."""
 
-    __slots__ = ("answer", "body", "counts", "cuts", "delegate", "depends", "flags", "hits", "ttl_offsets")
+    __slots__ = (
+        "answer",
+        "body",
+        "counts",
+        "cuts",
+        "delegate",
+        "depends",
+        "flags",
+        "hits",
+        "ttl_offsets",
+        "variants",
+    )
 
     def __init__(
         self,
@@ -149,6 +160,7 @@ class Packed:
         self.delegate = delegate
         self.answer = answer
         self.hits = [0, 0, 0, 0]  # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6)
+        self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
 
     def with_ttl(self, ttl: int) -> Packed:
         """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""

@@ -25,8 +25,16 @@ class ListenError(OSError):
 class Listeners:
     port: int
     udp: list[asyncio.DatagramTransport] = field(default_factory=list)
+    udp_protocols: list[UdpProtocol] = field(default_factory=list)
     tcp: list[asyncio.Server] = field(default_factory=list)
     connections: TcpConnections | None = None
+
+    def use(self, responder: Responder, forwarder: Forwarder | None) -> None:
+        """Answer with these from now on, on every socket (a reloaded configuration)."""
+        for protocol in self.udp_protocols:
+            protocol.use(responder, forwarder)
+        if self.connections is not None:
+            self.connections.responder, self.connections.forwarder = responder, forwarder
 
     async def close(self) -> None:
         for server in self.tcp:
@@ -76,10 +84,11 @@ async def listen(
         for address in addresses:
             udp_sock = _socket(address, listeners.port, socket.SOCK_DGRAM)
             listeners.port = udp_sock.getsockname()[1]
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 lambda: UdpProtocol(responder, forwarder), sock=udp_sock
             )
             listeners.udp.append(transport)
+            listeners.udp_protocols.append(protocol)
             tcp_sock = _socket(address, listeners.port, socket.SOCK_STREAM)
             server = await loop.create_server(connections.protocol, sock=tcp_sock, backlog=1024)
             listeners.tcp.append(server)

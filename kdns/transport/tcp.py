@@ -65,7 +65,6 @@ class TcpConnections:
 class TcpProtocol(asyncio.Protocol):
     def __init__(self, connections: TcpConnections) -> None:
         self._connections = connections
-        self._respond = connections.responder.respond
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._last_query = time.monotonic()
@@ -94,7 +93,7 @@ class TcpProtocol(asyncio.Protocol):
             del buffer[: 2 + length]
             self._last_query = started = time.monotonic()
             try:
-                response = self._respond(query, self._channel)
+                response = self._connections.responder.respond(query, self._channel)
             except Exception:
                 log.exception("failed to answer a %d-byte TCP query", len(query))
                 response = error_response(query, SERVFAIL) if len(query) >= 12 else None

@@ -26,6 +26,11 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.channel = UDP4
         self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
 
+    def use(self, responder: Responder, forwarder: Forwarder | None) -> None:
+        """Answer with these from now on (a reloaded configuration)."""
+        self._respond = responder.respond
+        self._forwarder = forwarder
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         if transport.get_extra_info("socket").family == socket.AF_INET6:

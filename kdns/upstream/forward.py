@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import dnslib
 
 from kdns.config import ForwardSettings
+from kdns.ops.counting import Histogram
 from kdns.resolver import REFUSED, SERVFAIL
 from kdns.responder import Delegation
 from kdns.upstream.cache import ResponseCache
@@ -72,10 +73,17 @@ class Upstream:
 @dataclass
 class ForwardStats:
     requests: Counter = field(default_factory=Counter)  # by upstream label
-    responses: Counter = field(default_factory=Counter)  # by (upstream label, rcode)
-    seconds: Counter = field(default_factory=Counter)  # summed durations by upstream label
+    durations: dict[tuple[str, int], Histogram] = field(default_factory=dict)  # by (upstream, rcode)
     health_failures: Counter = field(default_factory=Counter)  # by upstream label
+    all_down: int = 0  # queries that found every upstream down
     rejected: int = 0  # past max_concurrent
+    answered: list[int] = field(default_factory=lambda: [0] * 16)  # answers to clients by rcode
+
+    def observe(self, upstream: str, rcode: int, seconds: float) -> None:
+        histogram = self.durations.get((upstream, rcode))
+        if histogram is None:
+            histogram = self.durations[(upstream, rcode)] = Histogram()
+        histogram.observe(seconds)
 
 
 class _Exchange(asyncio.DatagramProtocol):
@@ -126,6 +134,7 @@ class Forwarder:
             return self._render_error(d, SERVFAIL)
         if self.inflight >= self.settings.max_concurrent:
             self.stats.rejected += 1
+            self.stats.answered[REFUSED] += 1
             return self._render_error(d, REFUSED)
         self.inflight += 1
         try:
@@ -138,6 +147,7 @@ class Forwarder:
                 packed = self._chased(d, prefix, record)
         finally:
             self.inflight -= 1
+        self.stats.answered[packed.flags & 15] += 1
         return packed.render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
 
     async def lookup(
@@ -194,8 +204,7 @@ class Forwarder:
             except EXCHANGE_ERRORS as exc:
                 self._failed(upstream, exc)
                 continue
-            self.stats.seconds[upstream.label] += time.monotonic() - started
-            self.stats.responses[(upstream.label, record.header.rcode)] += 1
+            self.stats.observe(upstream.label, record.header.rcode, time.monotonic() - started)
             upstream.fails = 0
             return record
         return None
@@ -208,6 +217,8 @@ class Forwarder:
             first = next(self._rotation)
             upstreams = upstreams[first:] + upstreams[:first]
         healthy = [u for u in upstreams if u.fails < self.settings.max_fails]
+        if not healthy:
+            self.stats.all_down += 1
         return healthy + [u for u in upstreams if u.fails >= self.settings.max_fails]
 
     def _failed(self, upstream: Upstream, exc: BaseException) -> None:

@@ -32,6 +32,19 @@ class ClusterZone:
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
+    def off_change(self, listener: ChangeListener) -> None:
+        self._listeners.remove(listener)
+
+    def objects(self) -> list[ClusterObject]:
+        """Every stored object, namespaces first (to build a zone with other settings)."""
+        state = self.state
+        return [
+            *state.namespaces.values(),
+            *state.services.values(),
+            *state.slices.values(),
+            *state.pods.values(),
+        ]
+
     def apply(self, event: Event) -> set[bytes]:
         return self.rebuild(self.state.apply(event))
 

@@ -1,0 +1,99 @@
+"""HTTP beside DNS, as CoreDNS serves it: ``GET /health`` (liveness), ``GET /ready`` (readiness: 200 once
+the zone is synced, 503 before and while shutting down) and ``GET /metrics`` (Prometheus).
+
+Each endpoint listens where the configuration says ("HOST:PORT"; ":8080" means every interface);
+endpoints given the same address share one listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from kdns.config import OpsSettings
+
+
+def split_address(text: str, default_port: int) -> tuple[str | None, int]:
+    """``":8080"`` -> (None, 8080): every interface; ``"127.0.0.1:0"``; ``"[::1]:8181"``; ``"localhost"``."""
+    host, port = text, default_port
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else default_port
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+        port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{text!r}: port {port} is out of range")
+    return (host or None), port
+
+
+@dataclass
+class Endpoints:
+    """The running HTTP listeners and where each endpoint ended up ("health" -> "127.0.0.1:8080")."""
+
+    runners: list[web.AppRunner] = field(default_factory=list)
+    bound: dict[str, str] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def start(
+    ops: OpsSettings, *, not_ready: Callable[[], list[str]], registry: CollectorRegistry | None
+) -> Endpoints:
+    """Start the configured endpoints; ``not_ready`` names what is not ready yet (empty: ready)."""
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    async def ready(request: web.Request) -> web.Response:
+        waiting = not_ready()
+        if waiting:
+            return web.Response(status=503, text="\n".join(waiting))
+        return web.Response(text="OK")
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    wanted = [
+        ("health", ops.health, 8080, "/health", health),
+        ("ready", ops.ready, 8181, "/ready", ready),
+        ("metrics", ops.metrics if registry is not None else None, 9153, "/metrics", metrics),
+    ]
+    apps: dict[tuple[str | None, int], tuple[web.Application, list[str]]] = {}
+    for name, address, default_port, path, handler in wanted:
+        if address is None:
+            continue
+        where = split_address(address, default_port)
+        app, names = apps.setdefault(where, (web.Application(), []))
+        app.router.add_get(path, handler)
+        names.append(name)
+    endpoints = Endpoints()
+    try:
+        for (host, port), (app, names) in apps.items():
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            endpoints.runners.append(runner)
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"cannot listen on {host or '*'} port {port}/TCP for "
+                    f"{' and '.join(names)}: {exc.strerror}",
+                ) from None
+            sockname = site._server.sockets[0].getsockname()
+            shown = f"{host or '*'}:{sockname[1]}"
+            for name in names:
+                endpoints.bound[name] = shown
+    except BaseException:
+        await endpoints.close()
+        raise
+    return endpoints

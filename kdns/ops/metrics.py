@@ -1,0 +1,272 @@
+"""Prometheus metrics under CoreDNS's names and labels, so its dashboards and alerts keep working.
+
+Nothing is counted here: at scrape time a collector reads the counters the responder, the transports,
+the forwarder, the cache and the informer keep anyway, and renders them:
+
+- ``coredns_dns_requests_total{server,zone,view,proto,family,type}``,
+  ``coredns_dns_responses_total{server,zone,view,rcode,plugin}``,
+  ``coredns_dns_request_duration_seconds{server,zone,view}`` (CoreDNS also labels it by type);
+- ``coredns_cache_entries{server,type,zones,view}``, ``coredns_cache_hits_total``,
+  ``coredns_cache_misses_total`` (the cache of forwarded answers; cluster answers are never stale);
+- ``coredns_forward_requests_total{to}``, ``coredns_forward_responses_total{to,rcode}``,
+  ``coredns_forward_request_duration_seconds{to,rcode}`` and ``coredns_proxy_request_duration_seconds``,
+  ``coredns_forward_healthcheck_failures_total{to}``, ``coredns_forward_healthcheck_broken_total``,
+  ``coredns_forward_max_concurrent_rejects_total``;
+- ``kdns_kubernetes_synced``, ``kdns_kubernetes_event_apply_seconds``, ``kdns_kubernetes_events_total``,
+  ``kdns_kubernetes_lists_total``, ``kdns_zone_names``, ``kdns_build_info``; and the process metrics.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import dnslib
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from kdns import __version__
+from kdns.informer import Informer
+from kdns.ops.counting import Histogram
+from kdns.responder import Responder
+from kdns.transport.listen import Listeners
+from kdns.upstream.forward import Forwarder
+from kdns.zone.cluster_zone import ClusterZone
+
+CHANNELS = (("udp", "1"), ("udp", "2"), ("tcp", "1"), ("tcp", "2"))  # (proto, family) by channel
+# The query types CoreDNS names in its metrics; the rest count as "other".
+KNOWN_TYPES = frozenset(
+    {
+        "A",
+        "AAAA",
+        "NS",
+        "PTR",
+        "SOA",
+        "CNAME",
+        "MX",
+        "TXT",
+        "SRV",
+        "NAPTR",
+        "DS",
+        "DNSKEY",
+        "RRSIG",
+        "NSEC",
+        "NSEC3",
+        "HINFO",
+        "HTTPS",
+        "SVCB",
+        "IXFR",
+        "AXFR",
+        "ANY",
+    }
+)
+
+
+def type_name(qtype: int) -> str:
+    name = dnslib.QTYPE.get(qtype, "other")
+    return name if name in KNOWN_TYPES else "other"
+
+
+def rcode_name(rcode: int) -> str:
+    return str(dnslib.RCODE.get(rcode, str(rcode)))
+
+
+@dataclass
+class Sources:
+    """What the collector reads; any of them may be absent."""
+
+    responder: Responder
+    listeners: Listeners | None = None
+    zone: ClusterZone | None = None
+    forwarder: Forwarder | None = None
+    informer: Informer | None = None
+    server: str = "dns://:53"
+    zones: str = "."
+    extra: dict = field(default_factory=dict)
+
+
+class KdnsCollector(Collector):
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator:
+        s = self.sources
+        base = [s.server, s.zones, ""]
+        yield from self._dns(s, base)
+        if s.forwarder is not None:
+            yield from self._forward(s.forwarder, base)
+        yield from self._kubernetes(s)
+        info = GaugeMetricFamily("kdns_build_info", "kdns version and Python.", labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+
+    def _dns(self, s: Sources, base: list[str]) -> Iterator:
+        requests = CounterMetricFamily(
+            "coredns_dns_requests",
+            "Counter of DNS requests made per zone, protocol and family.",
+            labels=["server", "zone", "view", "proto", "family", "type"],
+        )
+        responses = CounterMetricFamily(
+            "coredns_dns_responses",
+            "Counter of response status codes.",
+            labels=["server", "zone", "view", "rcode", "plugin"],
+        )
+        by_request: Counter[tuple[str, str, str]] = Counter()
+        by_rcode: Counter[tuple[str, str]] = Counter()
+        for (channel, qtype, rcode), count in s.responder.query_counts().items():
+            proto, family = CHANNELS[channel]
+            by_request[(proto, family, type_name(qtype))] += count
+            if rcode >= 0:
+                by_rcode[(rcode_name(rcode), "kubernetes")] += count
+        for rcode, count in s.responder.errors.items():
+            by_rcode[(rcode_name(rcode), "")] += count
+        for rcode, count in enumerate(s.responder.forwarded_rcodes):
+            if count:
+                by_rcode[(rcode_name(rcode), "cache")] += count
+        if s.forwarder is not None:
+            for rcode, count in enumerate(s.forwarder.stats.answered):
+                if count:
+                    by_rcode[(rcode_name(rcode), "forward")] += count
+        for labels, count in sorted(by_request.items()):
+            requests.add_metric([*base, *labels], count)
+        for labels, count in sorted(by_rcode.items()):
+            responses.add_metric([*base, *labels], count)
+        yield requests
+        yield responses
+        durations = Histogram()
+        if s.listeners is not None:
+            for protocol in s.listeners.udp_protocols:
+                durations.merge(protocol.durations)
+            if s.listeners.connections is not None:
+                durations.merge(s.listeners.connections.durations)
+        yield _histogram(
+            "coredns_dns_request_duration_seconds",
+            "Histogram of the time each request took.",
+            ["server", "zone", "view"],
+            [(base, durations)],
+        )
+
+    def _forward(self, forwarder: Forwarder, base: list[str]) -> Iterator:
+        stats = forwarder.stats
+        cache = forwarder.cache
+        if cache is not None:
+            entries = GaugeMetricFamily(
+                "coredns_cache_entries",
+                "The number of elements in the cache.",
+                labels=["server", "type", "zones", "view"],
+            )
+            hits = CounterMetricFamily(
+                "coredns_cache_hits", "The count of cache hits.", labels=["server", "type", "zones", "view"]
+            )
+            for kind, table in (("success", cache.success), ("denial", cache.denial)):
+                entries.add_metric([base[0], kind, base[1], ""], len(table))
+                hits.add_metric([base[0], kind, base[1], ""], cache.hits[kind])
+            misses = CounterMetricFamily(
+                "coredns_cache_misses", "The count of cache misses.", labels=["server", "zones", "view"]
+            )
+            misses.add_metric([base[0], base[1], ""], cache.misses)
+            yield from (entries, hits, misses)
+        requests = CounterMetricFamily(
+            "coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"]
+        )
+        for to, count in sorted(stats.requests.items()):
+            requests.add_metric([to], count)
+        responses = CounterMetricFamily(
+            "coredns_forward_responses", "Counter of responses per upstream.", labels=["to", "rcode"]
+        )
+        per_rcode = sorted(stats.durations.items())
+        for (to, rcode), histogram in per_rcode:
+            responses.add_metric([to, rcode_name(rcode)], histogram.count)
+        yield requests
+        yield responses
+        series = [([to, rcode_name(rcode)], histogram) for (to, rcode), histogram in per_rcode]
+        yield _histogram(
+            "coredns_forward_request_duration_seconds",
+            "Histogram of the time each request took.",
+            ["to", "rcode"],
+            series,
+        )
+        yield _histogram(
+            "coredns_proxy_request_duration_seconds",
+            "Histogram of the time each request took.",
+            ["proxy_name", "to", "rcode"],
+            [(["forward", *labels], h) for labels, h in series],
+        )
+        failures = CounterMetricFamily(
+            "coredns_forward_healthcheck_failures", "Health checks that failed.", labels=["to"]
+        )
+        proxy_failures = CounterMetricFamily(
+            "coredns_proxy_healthcheck_failures", "Health checks that failed.", labels=["proxy_name", "to"]
+        )
+        for upstream in forwarder.upstreams:
+            failures.add_metric([upstream.label], stats.health_failures[upstream.label])
+            proxy_failures.add_metric(["forward", upstream.label], stats.health_failures[upstream.label])
+        yield failures
+        yield proxy_failures
+        yield CounterMetricFamily(
+            "coredns_forward_healthcheck_broken",
+            "Queries that found every upstream unhealthy.",
+            value=stats.all_down,
+        )
+        yield CounterMetricFamily(
+            "coredns_forward_max_concurrent_rejects",
+            "Queries refused because max_concurrent was reached.",
+            value=stats.rejected,
+        )
+
+    def _kubernetes(self, s: Sources) -> Iterator:
+        if s.zone is not None:
+            yield GaugeMetricFamily(
+                "kdns_zone_names", "Names the cluster zone holds.", value=len(s.zone.index.nodes)
+            )
+        informer = s.informer
+        if informer is None:
+            return
+        yield GaugeMetricFamily(
+            "kdns_kubernetes_synced",
+            "1 once every watched resource has been listed from the API.",
+            value=1 if informer.synced.is_set() else 0,
+        )
+        yield GaugeMetricFamily(
+            "kdns_kubernetes_api_up",
+            "0 while the Kubernetes API cannot be reached.",
+            value=0 if informer.health.down else 1,
+        )
+        events = CounterMetricFamily(
+            "kdns_kubernetes_events", "Watch events applied to the zone.", labels=["kind", "type"]
+        )
+        for (kind, kind_of_event), count in sorted(informer.events.items()):
+            events.add_metric([kind, kind_of_event], count)
+        lists = CounterMetricFamily(
+            "kdns_kubernetes_lists", "Full lists applied to the zone.", labels=["kind"]
+        )
+        for kind, count in sorted(informer.lists.items()):
+            lists.add_metric([kind], count)
+        yield events
+        yield lists
+        yield _histogram(
+            "kdns_kubernetes_event_apply_seconds",
+            "Time from a watch event's arrival to the zone answering with it.",
+            [],
+            [([], informer.apply_seconds)],
+        )
+
+
+def _histogram(
+    name: str, documentation: str, labels: list[str], series: Iterable[tuple[list[str], Histogram]]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for values, histogram in series:
+        family.add_metric(values, histogram.cumulative(), sum_value=histogram.sum)
+    return family
+
+
+def registry_for(sources: Sources) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    registry.register(KdnsCollector(sources))
+    return registry
