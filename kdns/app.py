@@ -25,6 +25,7 @@ from kdns.config import ServeConfig
 from kdns.informer import Informer, connection_of, list_cluster
 from kdns.ops import http as ops_http
 from kdns.ops.metrics import Sources, registry_for
+from kdns.ops.querylog import log_query
 from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
@@ -212,6 +213,7 @@ class Runtime:
             idle_timeout=config.tcp_idle_timeout,
             max_tcp_connections=config.max_tcp_connections,
             forwarder=self.forwarder,
+            query_log=log_query if config.log_queries else None,
         )
         await self._open_endpoints()
         if self.forwarder is not None:
@@ -316,12 +318,7 @@ class Runtime:
             return
         for warning in warnings:
             log.warning("%s", warning)
-        config = dataclasses.replace(
-            config,
-            snapshots=self.config.snapshots,
-            kube=self.config.kube if config.kube and self.config.kube else config.kube,
-        )
-        await self.reload(config)
+        await self.reload(same_source(config, self.config))
 
     async def reload(self, config: ServeConfig) -> None:
         """Apply a new configuration without dropping queries: build the new pieces beside the old
@@ -363,11 +360,12 @@ class Runtime:
                 idle_timeout=config.tcp_idle_timeout,
                 max_tcp_connections=config.max_tcp_connections,
                 forwarder=forwarder,
+                query_log=log_query if config.log_queries else None,
             )
             stale, self.listeners = self.listeners, fresh
             await stale.close()
         else:
-            self.listeners.use(self.responder, forwarder)
+            self.listeners.use(self.responder, forwarder, log_query if config.log_queries else None)
         await self.endpoints.close()
         await self._open_endpoints()
         log.info("reloaded %s", config.corefile or "the configuration")
@@ -393,6 +391,19 @@ class Runtime:
             await self.endpoints.close()
         if self.informer is not None:
             await self.informer.stop()
+
+
+def same_source(new: ServeConfig, running: ServeConfig) -> ServeConfig:
+    """A reloaded Corefile's configuration, reading the cluster where the running one does (snapshots
+    or a kubeconfig given on the command line beside ``--corefile``)."""
+    if running.snapshots:
+        return dataclasses.replace(new, kube=None, snapshots=running.snapshots)
+    if running.kube is not None and new.kube is not None and not running.kube.in_cluster:
+        kube = dataclasses.replace(
+            new.kube, kubeconfig=running.kube.kubeconfig, context=running.kube.context, in_cluster=False
+        )
+        return dataclasses.replace(new, kube=kube)
+    return new
 
 
 def _fingerprint(path: Path) -> tuple[float, int] | None:

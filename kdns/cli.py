@@ -6,13 +6,16 @@ Exit codes: 0 after a clean shutdown, 2 for bad usage, configuration or snapshot
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from kdns import __version__
+import yaml
+
+from kdns import __version__, corefile
 from kdns.app import build_zone, load_zone_from_api, run
 from kdns.cluster.selector import LabelSelector, SelectorError
 from kdns.config import (
@@ -146,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer DNS over UDP and TCP",
         description="Answer DNS over UDP and TCP from the cluster snapshot (the example cluster when "
         "none is given). Logs one line when ready; SIGTERM or SIGINT stop it cleanly.",
+    )
+    serve.add_argument(
+        "--corefile",
+        metavar="FILE",
+        type=Path,
+        help="run a CoreDNS Corefile as written (kubeadm's, k3s's...); with it only --snapshot, "
+        "--kubeconfig, --context and --log-level may be given",
+    )
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="a YAML file of these options by long name (e.g. 'port: 5300', 'upstream: "
+        "[10.0.0.2]', 'loadbalance: true'); options on the command line come after it",
     )
     _data_options(serve)
     fwd = serve.add_argument_group(
@@ -480,13 +497,23 @@ def _kube_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = with_config_file(argv, parser)
+    except ConfigFileError as exc:
+        print(f"kdns: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     args = parser.parse_args(argv)
-    config = config_from(args, parser)
     logging.basicConfig(
         level=getattr(args, "log_level", "info").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        config = from_corefile(args, parser) if getattr(args, "corefile", None) else config_from(args, parser)
+    except corefile.CorefileError as exc:
+        print(f"kdns: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
 
     try:
         if args.command == "dump":
@@ -494,12 +521,90 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(dump_lines(zone))
             return 0
         return run(config)
-    except (SnapshotError, ConnectionSettingsError, ResolvConfError) as exc:
+    except (SnapshotError, ConnectionSettingsError, ResolvConfError, ValueError) as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as exc:
         print(f"kdns: error: {exc.strerror or exc}", file=sys.stderr)
         return USAGE_ERROR
+
+
+CORE_FILE_COMPANIONS = frozenset(
+    {"command", "help", "corefile", "config", "snapshot", "kubeconfig", "context", "log_level"}
+)
+
+
+def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
+    """The Corefile's configuration; ``--snapshot`` serves objects from files instead of the API,
+    ``--kubeconfig``/``--context`` reach the API from outside the cluster."""
+    subparser = parser._subparsers._group_actions[0].choices[args.command]
+    given = [
+        action.option_strings[0]
+        for action in subparser._actions
+        if action.dest not in CORE_FILE_COMPANIONS
+        and action.option_strings
+        and getattr(args, action.dest, None) != action.default
+    ]
+    if given:
+        parser.error(f"--corefile configures everything; {', '.join(given)} cannot be given with it")
+    config, warnings = corefile.load(args.corefile)
+    for warning in warnings:
+        log.warning("%s", warning)
+    if args.snapshot:
+        return dataclasses.replace(config, kube=None, snapshots=tuple(args.snapshot))
+    if args.kubeconfig or args.context:
+        kube = config.kube or KubeSettings()
+        kube = dataclasses.replace(kube, kubeconfig=args.kubeconfig, context=args.context, in_cluster=False)
+        return dataclasses.replace(config, kube=kube)
+    return config
+
+
+class ConfigFileError(Exception):
+    """A --config file cannot be used; the message names the file and the problem."""
+
+
+def with_config_file(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``argv`` with the options of a ``--config FILE`` put where the flag was (later flags win)."""
+    for i, word in enumerate(argv):
+        if word == "--config" and i + 1 < len(argv):
+            path, rest = Path(argv[i + 1]), argv[i + 2 :]
+        elif word.startswith("--config="):
+            path, rest = Path(word.split("=", 1)[1]), argv[i + 1 :]
+        else:
+            continue
+        return [*argv[:i], *_options_of(path, argv[0] if argv else "serve", parser), *rest]
+    return argv
+
+
+def _options_of(path: Path, command: str, parser: argparse.ArgumentParser) -> list[str]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigFileError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{path}: expected a mapping of option names to values")
+    choices = parser._subparsers._group_actions[0].choices
+    known = choices[command]._option_string_actions if command in choices else {}
+    words: list[str] = []
+    for key, value in data.items():
+        option = "--" + str(key).replace("_", "-")
+        if option not in known or option in ("--config", "--help"):
+            raise ConfigFileError(f"{path}: {key!r} is not an option of kdns {command}")
+        if value is True:
+            words.append(option)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list):
+            words += [option, *(str(v) for v in value)]
+        else:
+            words += [option, str(value)]
+    return words
 
 
 def _print(lines: Iterable[str]) -> None:

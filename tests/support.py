@@ -173,8 +173,9 @@ def running(*args: str, timeout: float = 20, uvloop: bool = True) -> Iterator[Se
     launcher = ["-m", "kdns"] if uvloop else ["-c", NO_UVLOOP]
     if not {"--upstream", "--no-forward", "--corefile", "--resolv-conf"} & set(args):
         args = (*args, "--no-forward")  # never the machine's own resolvers: tests stay on loopback
+    port_args = () if "--corefile" in args else ("--port", "0")  # a Corefile names its own port
     process = subprocess.Popen(
-        [sys.executable, *launcher, "serve", "--port", "0", *args],
+        [sys.executable, *launcher, "serve", *port_args, *args],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

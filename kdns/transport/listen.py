@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kdns.responder import Responder
 from kdns.transport.tcp import TcpConnections
-from kdns.transport.udp import UdpProtocol
+from kdns.transport.udp import QueryLog, UdpProtocol
 from kdns.upstream.forward import Forwarder
 
 
@@ -29,12 +29,13 @@ class Listeners:
     tcp: list[asyncio.Server] = field(default_factory=list)
     connections: TcpConnections | None = None
 
-    def use(self, responder: Responder, forwarder: Forwarder | None) -> None:
+    def use(self, responder: Responder, forwarder: Forwarder | None, query_log: QueryLog | None) -> None:
         """Answer with these from now on, on every socket (a reloaded configuration)."""
         for protocol in self.udp_protocols:
-            protocol.use(responder, forwarder)
+            protocol.use(responder, forwarder, query_log)
         if self.connections is not None:
             self.connections.responder, self.connections.forwarder = responder, forwarder
+            self.connections.query_log = query_log
 
     async def close(self) -> None:
         for server in self.tcp:
@@ -74,10 +75,15 @@ async def listen(
     idle_timeout: float,
     max_tcp_connections: int,
     forwarder: Forwarder | None = None,
+    query_log: QueryLog | None = None,
 ) -> Listeners:
     loop = asyncio.get_running_loop()
     connections = TcpConnections(
-        responder, idle_timeout=idle_timeout, max_connections=max_tcp_connections, forwarder=forwarder
+        responder,
+        idle_timeout=idle_timeout,
+        max_connections=max_tcp_connections,
+        forwarder=forwarder,
+        query_log=query_log,
     )
     listeners = Listeners(port=port, connections=connections)
     try:
@@ -85,7 +91,7 @@ async def listen(
             udp_sock = _socket(address, listeners.port, socket.SOCK_DGRAM)
             listeners.port = udp_sock.getsockname()[1]
             transport, protocol = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(responder, forwarder), sock=udp_sock
+                lambda: UdpProtocol(responder, forwarder, query_log=query_log), sock=udp_sock
             )
             listeners.udp.append(transport)
             listeners.udp_protocols.append(protocol)

@@ -14,6 +14,7 @@ import time
 
 from kdns.ops.counting import Histogram
 from kdns.responder import TCP4, TCP6, Responder
+from kdns.transport.udp import QueryLog
 from kdns.upstream.forward import Forwarder
 from kdns.wire import error_response
 
@@ -31,8 +32,10 @@ class TcpConnections:
         idle_timeout: float,
         max_connections: int,
         forwarder: Forwarder | None = None,
+        query_log: QueryLog | None = None,
     ) -> None:
         self.responder = responder
+        self.query_log = query_log
         self.forwarder = forwarder
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
@@ -100,26 +103,33 @@ class TcpProtocol(asyncio.Protocol):
             if response is None:
                 continue
             if type(response) is bytes:
-                self._send(response)
-                self._durations.observe(time.monotonic() - started)
+                self._sent(query, response, started)
             else:  # answered when upstream replies; TCP clients match answers by ID (RFC 7766)
                 task = asyncio.ensure_future(self._connections.forwarder.answer(response))
                 self._tasks.add(task)
-                task.add_done_callback(lambda done, started=started: self._forwarded(done, started))
+                task.add_done_callback(lambda done, q=query, t=started: self._forwarded(done, q, t))
+
+    def _sent(self, query: bytes, response: bytes, started: float) -> None:
+        self._send(response)
+        elapsed = time.monotonic() - started
+        self._durations.observe(elapsed)
+        if self._connections.query_log is not None:
+            self._connections.query_log(
+                self._transport.get_extra_info("peername"), query, response, "tcp", elapsed
+            )
 
     def _send(self, response: bytes) -> None:
         if not self._transport.is_closing():
             self._transport.write(len(response).to_bytes(2, "big") + response)
 
-    def _forwarded(self, task: asyncio.Task, started: float) -> None:
+    def _forwarded(self, task: asyncio.Task, query: bytes, started: float) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return
         if task.exception() is not None:
             log.error("failed to forward a TCP query: %r", task.exception())
             return
-        self._send(task.result())
-        self._durations.observe(time.monotonic() - started)
+        self._sent(query, task.result(), started)
 
     def pause_writing(self) -> None:
         self._transport.pause_reading()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from time import perf_counter
 
 from kdns.ops.counting import Histogram
@@ -14,22 +15,27 @@ from kdns.upstream.forward import Forwarder
 from kdns.wire import error_response
 
 log = logging.getLogger(__name__)
+QueryLog = Callable[[tuple, bytes, bytes, str, float], None]
 SERVFAIL = 2
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, responder: Responder, forwarder: Forwarder | None = None) -> None:
+    def __init__(
+        self, responder: Responder, forwarder: Forwarder | None = None, *, query_log: QueryLog | None = None
+    ) -> None:
         self._respond = responder.respond
         self._forwarder = forwarder
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task] = set()
         self.channel = UDP4
         self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
+        self._log = query_log
 
-    def use(self, responder: Responder, forwarder: Forwarder | None) -> None:
+    def use(self, responder: Responder, forwarder: Forwarder | None, query_log: QueryLog | None) -> None:
         """Answer with these from now on (a reloaded configuration)."""
         self._respond = responder.respond
         self._forwarder = forwarder
+        self._log = query_log
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -47,7 +53,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
             return
         if type(response) is bytes:
             self._transport.sendto(response, addr)
-            self.durations.observe(perf_counter() - started)
+            elapsed = perf_counter() - started
+            self.durations.observe(elapsed)
+            if self._log is not None:
+                self._log(addr, data, response, "udp", elapsed)
         else:
             self._forward(response, addr, started)
 
@@ -66,7 +75,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
         else:
             response = task.result()
         self._transport.sendto(response, addr)
-        self.durations.observe(perf_counter() - started)
+        elapsed = perf_counter() - started
+        self.durations.observe(elapsed)
+        if self._log is not None:
+            self._log(addr, delegation.data, response, "udp", elapsed)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)
