@@ -31,11 +31,13 @@ from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
 from kdns.transport.listen import Listeners, listen
+from kdns.upstream.autopath import AutoPath
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, LoopDetected
-from kdns.upstream.resolvconf import nameservers, parse_upstream
+from kdns.upstream.resolvconf import nameservers, parse_upstream, search_domains
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.hosts import HostsTable
+from kdns.zone.names import BadName, to_wire
 
 log = logging.getLogger("kdns")
 
@@ -140,6 +142,7 @@ class Runtime:
         self.forwarder = forwarder
         self.hosts = read_hosts_table(config)
         self.responder = build_responder(zone, config, forwarder, self.hosts)
+        self.autopath = self._autopath()
         self.informer: Informer | None = None
         self.listeners: Listeners | None = None
         self.endpoints: ops_http.Endpoints | None = None
@@ -175,6 +178,21 @@ class Runtime:
             return 0
         finally:
             await self._close()
+
+    def _autopath(self) -> AutoPath | None:
+        """Server-side search paths, when configured (they need ``pods verified`` to know the client)."""
+        if not self.config.autopath:
+            return None
+        resolv_conf = self.config.forward.resolv_conf if self.config.forward else Path("/etc/resolv.conf")
+        host_search = []
+        for domain in search_domains(resolv_conf):
+            with contextlib.suppress(BadName):
+                host_search.append(to_wire(domain))
+        autopath = AutoPath(
+            self.zone.state, self.forwarder, lambda: self.responder.resolver, host_search=tuple(host_search)
+        )
+        self.responder.autopath = autopath
+        return autopath
 
     # -- start ---------------------------------------------------------------------------------------
     async def _follow_cluster(self) -> None:
@@ -212,7 +230,7 @@ class Runtime:
             config.port,
             idle_timeout=config.tcp_idle_timeout,
             max_tcp_connections=config.max_tcp_connections,
-            forwarder=self.forwarder,
+            forwarder=self.autopath or self.forwarder,
             query_log=log_query if config.log_queries else None,
         )
         await self._open_endpoints()
@@ -352,6 +370,7 @@ class Runtime:
         self.config, self.forwarder, self.zone = config, forwarder, zone
         self.hosts = read_hosts_table(config)
         self.responder = build_responder(zone, config, forwarder, self.hosts)
+        self.autopath = self._autopath()
         if (config.listen, config.port) != (old.listen, old.port):
             fresh = await listen(
                 self.responder,
@@ -359,13 +378,15 @@ class Runtime:
                 config.port,
                 idle_timeout=config.tcp_idle_timeout,
                 max_tcp_connections=config.max_tcp_connections,
-                forwarder=forwarder,
+                forwarder=self.autopath or forwarder,
                 query_log=log_query if config.log_queries else None,
             )
             stale, self.listeners = self.listeners, fresh
             await stale.close()
         else:
-            self.listeners.use(self.responder, forwarder, log_query if config.log_queries else None)
+            self.listeners.use(
+                self.responder, self.autopath or forwarder, log_query if config.log_queries else None
+            )
         await self.endpoints.close()
         await self._open_endpoints()
         log.info("reloaded %s", config.corefile or "the configuration")

@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="forward names the hosts file does not hold, instead of answering NXDOMAIN",
     )
     other.add_argument(
+        "--autopath",
+        action="store_true",
+        help="walk a pod's search path on the server for names like example.com.<ns>.svc.<zone> and "
+        "answer with a CNAME (CoreDNS's autopath @kubernetes; needs --pods verified)",
+    )
+    other.add_argument(
         "--loadbalance",
         action="store_true",
         help="rotate A and AAAA records between answers (CoreDNS's loadbalance)",
@@ -396,12 +402,15 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
                     parser.error(f"--{name}: {exc}")
         if args.lameduck < 0:
             parser.error("--lameduck must not be negative")
+        if args.autopath and args.pods != PodMode.VERIFIED.value:
+            parser.error("--autopath needs --pods verified: the client's namespace comes from its pod")
         extra = {
             "ops": OpsSettings(
                 health=args.health, lameduck=args.lameduck, ready=args.ready, metrics=args.metrics
             ),
             "log_queries": args.log_queries,
             "loadbalance": args.loadbalance,
+            "autopath": args.autopath,
             "hosts": HostsSettings(path=args.hosts, fallthrough=args.hosts_fallthrough)
             if args.hosts
             else None,

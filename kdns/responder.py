@@ -12,8 +12,9 @@ import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Protocol
 
-from kdns.resolver import Answer, Resolver
+from kdns.resolver import NXDOMAIN, Answer, Resolver
 from kdns.upstream.cache import ResponseCache
 from kdns.wire import (
     BADVERS,
@@ -29,6 +30,7 @@ from kdns.wire import (
     pack,
     parse_query,
 )
+from kdns.zone.names import labels_of
 from kdns.zone.records import AAAA, A
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,12 @@ def rotations(answer: Answer) -> list[Answer]:
     return turned
 
 
+class AutoPathLike(Protocol):
+    def namespace_of(self, client: str) -> str | None: ...
+
+    def cached(self, key: bytes) -> Packed | None: ...
+
+
 class Responder:
     def __init__(
         self,
@@ -89,6 +97,7 @@ class Responder:
         self.recursion_available = recursion_available
         self.forward_cache = forward_cache
         self.loadbalance = loadbalance
+        self.autopath: AutoPathLike | None = None  # set when server-side search paths are on
         self._turn = 0
         self._cache: dict[bytes, Packed] = {}
         self.dropped = 0
@@ -100,7 +109,9 @@ class Responder:
         self._keys_by_name: dict[bytes, set[bytes]] = {}
         self._opt = {False: opt_record(max_udp_size), True: opt_record(max_udp_size, do=True)}
 
-    def respond(self, data: bytes, channel: int = UDP4) -> bytes | Delegation | None:
+    def respond(
+        self, data: bytes, channel: int = UDP4, client: str | None = None
+    ) -> bytes | Delegation | None:
         """The response to one query; ``None`` when it must be dropped; a ``Delegation`` when an
         upstream must answer it (the transport hands it to the forwarder).
 
@@ -134,7 +145,13 @@ class Responder:
         if packed.variants is not None:  # loadbalance: each answer starts at the next address
             self._turn += 1
             packed = packed.variants[self._turn % len(packed.variants)]
-        if packed.delegate:
+        if packed.autopath is not None and self.autopath is not None and client is not None:
+            if self.autopath.namespace_of(client) == packed.autopath:
+                cached = self.autopath.cached(key)
+                if cached is not None:
+                    return cached.render(data, qid, flags, end, limit, opt)
+                return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
+        elif packed.delegate:
             if packed.answer.chase is None and self.forward_cache is not None:
                 cached = self.forward_cache.get(key + b"\x01" if edns_do else key)
                 if cached is not None:
@@ -161,6 +178,8 @@ class Responder:
         qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 : qlen + 4])
         answer = self.resolver.resolve(qname, qtype, qclass)
         packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
+        if answer.rcode == NXDOMAIN:
+            packed.autopath = self._search_namespace(qname)
         if self.loadbalance:
             rotated = rotations(answer)
             if rotated:
@@ -177,6 +196,16 @@ class Responder:
         for name in packed.depends:
             self._keys_by_name.setdefault(name, set()).add(key)
         return packed
+
+    def _search_namespace(self, qname: bytes) -> str | None:
+        """``ns`` when ``qname`` is ``<something>.<ns>.svc.<zone>`` (where a search path starts)."""
+        zone = self.resolver.layout.zone_of(qname)
+        if zone is None or zone not in self.resolver.layout.forward:
+            return None
+        labels = labels_of(qname[: len(qname) - len(zone)] + b"\x00")
+        if len(labels) >= 3 and labels[-1] == b"svc":
+            return labels[-2].decode("ascii", "replace")
+        return None
 
     def query_counts(self) -> Counter[tuple[int, int, int]]:
         """Queries answered so far by (channel, qtype, rcode); rcode -1 for those sent upstream."""

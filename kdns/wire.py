@@ -129,6 +129,7 @@ class Packed:
 
     __slots__ = (
         "answer",
+        "autopath",
         "body",
         "counts",
         "cuts",
@@ -161,6 +162,7 @@ class Packed:
         self.answer = answer
         self.hits = [0, 0, 0, 0]  # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6)
         self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
+        self.autopath: str | None = None  # NXDOMAIN below <ns>.svc.<zone>: that namespace
 
     def with_ttl(self, ttl: int) -> Packed:
         """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""

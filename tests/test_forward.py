@@ -271,3 +271,43 @@ def test_resolv_conf_is_the_default_upstream(tmp_path):
         cwd=ROOT,
     )
     assert result.returncode == 2 and f"{empty}: no nameserver lines" in result.stderr
+
+
+def test_autopath_walks_the_search_path_of_the_asking_pod(fake, tmp_path):
+    """The test client (127.0.0.1) is a pod of namespace shop: its search-path misses are walked on the
+    server and answered with a CNAME to the first name that exists."""
+    me = tmp_path / "me.yaml"
+    me.write_text(
+        "kind: Pod\nmetadata: {name: client, namespace: shop}\n"
+        "status: {phase: Running, podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n"
+    )
+    args = ("--snapshot", "zones/example.yaml", str(me), "--pods", "verified", "--upstream", fake.address)
+    with running(*args, "--autopath") as server:
+        reply = ask(server.port, "web.shop.svc.cluster.local.shop.svc.cluster.local")
+        assert values(reply) == [
+            "web.shop.svc.cluster.local.shop.svc.cluster.local. web.shop.svc.cluster.local.",
+            "web.shop.svc.cluster.local. 10.96.100.10",
+        ]
+        reply = ask(server.port, "example.com.shop.svc.cluster.local")
+        assert values(reply) == [
+            "example.com.shop.svc.cluster.local. example.com.",
+            "example.com. 93.184.216.34",
+        ]
+        assert ask(server.port, "example.com.shop.svc.cluster.local", tcp=True).answer[1][0].address == (
+            "93.184.216.34"
+        )
+        assert ask(server.port, "nothing.example.shop.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
+        assert (
+            ask(server.port, "example.com.data.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
+        )  # not its ns
+        assert fake.count("example.com") == 1  # cached, and cluster candidates never left kdns
+    with running(*args) as server:
+        assert ask(server.port, "example.com.shop.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
+    result = subprocess.run(
+        [sys.executable, "-m", "kdns", "serve", "--autopath"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "--autopath needs --pods verified" in result.stderr

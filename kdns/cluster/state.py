@@ -30,6 +30,7 @@ class ClusterState:
         self.services: dict[Key, Service] = {}
         self.slices: dict[Key, EndpointSlice] = {}
         self.pods: dict[Key, Pod] = {}
+        self.pods_by_ip: dict[str, Pod] = {}  # the client's pod, for autopath
         self._slices_by_service: dict[Key, dict[str, EndpointSlice]] = {}
         self._services_by_namespace: dict[str, set[str]] = {}
 
@@ -75,10 +76,14 @@ class ClusterState:
             case EndpointSlice(namespace=ns, name=name):
                 return self._apply_slice(obj, deleted)
             case Pod(namespace=ns, name=name):
-                if deleted:
-                    self.pods.pop((ns, name), None)
-                else:
+                old = self.pods.pop((ns, name), None)
+                for ip in old.ips if old is not None else ():
+                    if self.pods_by_ip.get(ip) is old:
+                        del self.pods_by_ip[ip]
+                if not deleted:
                     self.pods[(ns, name)] = obj
+                    for ip in obj.ips:
+                        self.pods_by_ip[ip] = obj
                 return (Owner("pod", ns, name),)
         raise TypeError(f"not a cluster object: {obj!r}")
 

@@ -74,6 +74,7 @@ class TcpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._channel = TCP4
+        self._client: str | None = None
         self._durations = connections.durations
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -83,6 +84,8 @@ class TcpProtocol(asyncio.Protocol):
             return
         if transport.get_extra_info("socket").family == socket.AF_INET6:
             self._channel = TCP6
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if peer else None
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -96,7 +99,7 @@ class TcpProtocol(asyncio.Protocol):
             del buffer[: 2 + length]
             self._last_query = started = time.monotonic()
             try:
-                response = self._connections.responder.respond(query, self._channel)
+                response = self._connections.responder.respond(query, self._channel, self._client)
             except Exception:
                 log.exception("failed to answer a %d-byte TCP query", len(query))
                 response = error_response(query, SERVFAIL) if len(query) >= 12 else None

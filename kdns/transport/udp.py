@@ -45,7 +45,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         started = perf_counter()
         try:
-            response = self._respond(data, self.channel)
+            response = self._respond(data, self.channel, addr[0])
         except Exception:
             log.exception("failed to answer a %d-byte query from %s", len(data), addr[0])
             response = error_response(data, SERVFAIL) if len(data) >= 12 else None

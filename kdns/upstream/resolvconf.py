@@ -50,3 +50,19 @@ def _port(text: str, whole: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"{whole!r}: {text!r} is not a port")
     return int(text)
+
+
+def search_domains(path: Path) -> list[str]:
+    """The ``search`` domains of a resolv.conf (the last search line wins, as in glibc).
+
+    None when the file cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    domains: list[str] = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0] in ("search", "domain"):
+            domains = words[1:]
+    return domains
