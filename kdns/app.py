@@ -21,7 +21,7 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
 
 from kdns import corefile
 from kdns.cluster.selector import ObjectFilter
-from kdns.config import ServeConfig
+from kdns.config import KubeSettings, ServeConfig
 from kdns.informer import Informer, connection_of, list_cluster
 from kdns.ops import http as ops_http
 from kdns.ops.metrics import Sources, registry_for
@@ -415,13 +415,16 @@ class Runtime:
 
 
 def same_source(new: ServeConfig, running: ServeConfig) -> ServeConfig:
-    """A reloaded Corefile's configuration, reading the cluster where the running one does (snapshots
-    or a kubeconfig given on the command line beside ``--corefile``)."""
+    """A Corefile's configuration, reading the cluster where ``running`` does: from snapshots, or from
+    outside the cluster with a kubeconfig (the flags beside ``--corefile``, kept over reloads)."""
     if running.snapshots:
         return dataclasses.replace(new, kube=None, snapshots=running.snapshots)
-    if running.kube is not None and new.kube is not None and not running.kube.in_cluster:
+    if running.kube is not None and not running.kube.in_cluster:
         kube = dataclasses.replace(
-            new.kube, kubeconfig=running.kube.kubeconfig, context=running.kube.context, in_cluster=False
+            new.kube or KubeSettings(),
+            kubeconfig=running.kube.kubeconfig,
+            context=running.kube.context,
+            in_cluster=False,
         )
         return dataclasses.replace(new, kube=kube)
     return new

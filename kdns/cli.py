@@ -6,7 +6,6 @@ Exit codes: 0 after a clean shutdown, 2 for bad usage, configuration or snapshot
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ipaddress
 import logging
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from kdns import __version__, corefile
-from kdns.app import build_zone, load_zone_from_api, run
+from kdns.app import build_zone, load_zone_from_api, run, same_source
 from kdns.cluster.selector import LabelSelector, SelectorError
 from kdns.config import (
     DEFAULT_SNAPSHOT,
@@ -559,13 +558,8 @@ def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     config, warnings = corefile.load(args.corefile)
     for warning in warnings:
         log.warning("%s", warning)
-    if args.snapshot:
-        return dataclasses.replace(config, kube=None, snapshots=tuple(args.snapshot))
-    if args.kubeconfig or args.context:
-        kube = config.kube or KubeSettings()
-        kube = dataclasses.replace(kube, kubeconfig=args.kubeconfig, context=args.context, in_cluster=False)
-        return dataclasses.replace(config, kube=kube)
-    return config
+    outside = KubeSettings(args.kubeconfig, args.context) if args.kubeconfig or args.context else None
+    return same_source(config, ServeConfig(snapshots=tuple(args.snapshot), kube=outside))
 
 
 class ConfigFileError(Exception):
