@@ -180,7 +180,7 @@ def start_kdns(
     """``kdns serve --kubeconfig`` until its ready line; the sync's timings, CPU and memory."""
     command = [
         *([sys.executable, "-c", GC_TRACE] if trace_gc else servers.kdns_command()),
-        *("serve", "--kubeconfig", str(kubeconfig), "--listen", HOST, "--port", "0"),
+        *("serve", "--kubeconfig", str(kubeconfig), "--listen", HOST, "--port", "0", "--no-forward"),
         *("--startup-timeout", "600", *extra),
     ]
     cpu_before = time.process_time()

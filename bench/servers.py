@@ -132,8 +132,19 @@ def kdns_command() -> list[str]:
 
 
 def start_kdns(snapshot: Path, log: Path, cpu: int, timeout: float = 120.0) -> Server:
-    """``kdns serve --port 0``; the port is read from its ready line."""
-    command = [*kdns_command(), "serve", "--snapshot", str(snapshot), "--listen", HOST, "--port", "0"]
+    """``kdns serve --port 0``; the port is read from its ready line. Authoritative only, as Knot is here:
+    ``--no-forward`` also keeps every packet on loopback (no upstream, no loop probe)."""
+    command = [
+        *kdns_command(),
+        "serve",
+        "--snapshot",
+        str(snapshot),
+        "--listen",
+        HOST,
+        "--port",
+        "0",
+        "--no-forward",
+    ]
     process = spawn(command, log, cpu)
     server = Server("kdns", process, 0, log)
     deadline = time.monotonic() + timeout
