@@ -9,12 +9,13 @@ import socket
 from collections.abc import Callable
 from time import perf_counter
 
-from kdns.ops.counting import Histogram
+from kdns.ops.counting import DURATION_BOUNDS, Histogram
 from kdns.responder import UDP4, UDP6, Delegation, Responder
 from kdns.upstream.forward import Forwarder
 from kdns.wire import error_response
 
 log = logging.getLogger(__name__)
+FIRST_BOUND = DURATION_BOUNDS[0]
 QueryLog = Callable[[tuple, bytes, bytes, str, float], None]
 SERVFAIL = 2
 
@@ -54,7 +55,12 @@ class UdpProtocol(asyncio.DatagramProtocol):
         if type(response) is bytes:
             self._transport.sendto(response, addr)
             elapsed = perf_counter() - started
-            self.durations.observe(elapsed)
+            durations = self.durations
+            if elapsed < FIRST_BOUND:  # nearly every answer: no call, no search
+                durations.buckets[0] += 1
+                durations.sum += elapsed
+            else:
+                durations.observe(elapsed)
             if self._log is not None:
                 self._log(addr, data, response, "udp", elapsed)
         else:
