@@ -249,7 +249,6 @@ class Runtime:
                     self.forwarder,
                     self.informer,
                     server=server_label(config),
-                    extra={"runtime": self},
                 )
             )
         self.endpoints = await ops_http.start(config.ops, not_ready=self._not_ready, registry=registry)

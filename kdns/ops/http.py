@@ -89,8 +89,7 @@ async def start(
                     f"cannot listen on {host or '*'} port {port}/TCP for "
                     f"{' and '.join(names)}: {exc.strerror}",
                 ) from None
-            sockname = site._server.sockets[0].getsockname()
-            shown = f"{host or '*'}:{sockname[1]}"
+            shown = f"{host or '*'}:{runner.addresses[-1][1]}"
             for name in names:
                 endpoints.bound[name] = shown
     except BaseException:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import platform
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dnslib
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -85,7 +85,6 @@ class Sources:
     informer: Informer | None = None
     server: str = "dns://:53"
     zones: str = "."
-    extra: dict = field(default_factory=dict)
 
 
 class KdnsCollector(Collector):
