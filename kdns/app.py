@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 try:
     import uvloop
@@ -22,9 +23,6 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
 from kdns import corefile
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, ServeConfig
-from kdns.informer import Informer, connection_of, list_cluster
-from kdns.ops import http as ops_http
-from kdns.ops.metrics import Sources, registry_for
 from kdns.ops.querylog import log_query
 from kdns.resolver import Resolver
 from kdns.responder import Responder
@@ -39,6 +37,12 @@ from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.hosts import HostsTable
 from kdns.zone.names import BadName, to_wire
 
+if TYPE_CHECKING:
+    from kdns.informer import Informer
+    from kdns.ops.http import Endpoints
+
+# The kubernetes client (45 MB of models), aiohttp and prometheus_client are imported where they are
+# first needed: a server answering from a snapshot without HTTP endpoints loads none of them.
 log = logging.getLogger("kdns")
 
 
@@ -56,6 +60,8 @@ def build_zone(config: ServeConfig) -> ClusterZone:
 
 def load_zone_from_api(config: ServeConfig) -> ClusterZone:
     """The zone of the cluster as listed once now (``kdns dump`` against a live cluster)."""
+    from kdns.informer import connection_of, list_cluster
+
     api = connection_of(config.kube).client()
     zone = ClusterZone(config.zone)
     zone.load(
@@ -145,7 +151,7 @@ class Runtime:
         self.autopath = self._autopath()
         self.informer: Informer | None = None
         self.listeners: Listeners | None = None
-        self.endpoints: ops_http.Endpoints | None = None
+        self.endpoints: Endpoints | None = None
         self.stop = asyncio.Event()
         self.shutting_down = False
         self.failures: list[BaseException] = []
@@ -196,6 +202,8 @@ class Runtime:
 
     # -- start ---------------------------------------------------------------------------------------
     async def _follow_cluster(self) -> None:
+        from kdns.informer import Informer, connection_of
+
         config = self.config
         # Reflector threads parse JSON beside the loop; hand the GIL back to the loop within 0.5 ms
         # rather than the default 5 ms, so queries do not queue behind a large list.
@@ -238,7 +246,13 @@ class Runtime:
             self._check_loops()
 
     async def _open_endpoints(self) -> None:
+        """The HTTP endpoints, when any is configured."""
         config = self.config
+        if config.ops.health is None and config.ops.ready is None and config.ops.metrics is None:
+            return
+        from kdns.ops import http as ops_http
+        from kdns.ops.metrics import Sources, registry_for
+
         registry = None
         if config.ops.metrics is not None:
             registry = registry_for(
@@ -273,7 +287,8 @@ class Runtime:
 
     def _log_ready(self) -> None:
         config, counts = self.config, self.zone.counts()
-        http = "".join(f"; {name} on {where}" for name, where in self.endpoints.bound.items())
+        bound = self.endpoints.bound if self.endpoints is not None else {}
+        http = "".join(f"; {name} on {where}" for name, where in bound.items())
         if self.forwarder is not None:
             http += "; forwarding to " + ", ".join(u.label for u in self.forwarder.upstreams)
         log.info(
@@ -386,7 +401,9 @@ class Runtime:
             self.listeners.use(
                 self.responder, self.autopath or forwarder, log_query if config.log_queries else None
             )
-        await self.endpoints.close()
+        if self.endpoints is not None:
+            await self.endpoints.close()
+            self.endpoints = None
         await self._open_endpoints()
         log.info("reloaded %s", config.corefile or "the configuration")
         self._log_ready()
@@ -452,6 +469,8 @@ def run(config: ServeConfig) -> int:
     if config.kube is None:
         zone, api = build_zone(config), None
     else:
+        from kdns.informer import connection_of
+
         zone, api = ClusterZone(config.zone), connection_of(config.kube).client()
 
     async def main() -> int:

@@ -30,8 +30,8 @@ from kdns.config import (
     ZoneSettings,
 )
 from kdns.dump import dump_lines
-from kdns.ops.http import split_address
-from kdns.sources.kube import Connection, ConnectionSettingsError
+from kdns.ops.address import split_address
+from kdns.sources.connection import ConnectionSettingsError, in_cluster_available
 from kdns.sources.snapshot import SnapshotError
 from kdns.upstream.resolvconf import ResolvConfError, parse_upstream
 from kdns.zone.names import BadName, ZoneLayout
@@ -492,7 +492,7 @@ def _kube_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         parser.error("--watch-idle-timeout must be positive")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         parser.error(f"--kubeconfig: {args.kubeconfig} is not a readable file")
-    if not explicit and (args.snapshot or not Connection.in_cluster_available()):
+    if not explicit and (args.snapshot or not in_cluster_available()):
         return None
     return KubeSettings(
         kubeconfig=args.kubeconfig,

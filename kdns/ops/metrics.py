@@ -22,6 +22,7 @@ import platform
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dnslib
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -29,12 +30,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kdns import __version__
-from kdns.informer import Informer
 from kdns.ops.counting import Histogram
 from kdns.responder import Responder
 from kdns.transport.listen import Listeners
 from kdns.upstream.forward import Forwarder
 from kdns.zone.cluster_zone import ClusterZone
+
+if TYPE_CHECKING:
+    from kdns.informer import Informer
 
 CHANNELS = (("udp", "1"), ("udp", "2"), ("tcp", "1"), ("tcp", "2"))  # (proto, family) by channel
 # The query types CoreDNS names in its metrics; the rest count as "other".

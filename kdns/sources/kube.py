@@ -18,11 +18,7 @@ import kubernetes.config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-IN_CLUSTER_VARIABLES = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
-
-
-class ConnectionSettingsError(Exception):
-    """The kubeconfig or the in-cluster environment cannot be used; the message says why."""
+from kdns.sources.connection import IN_CLUSTER_VARIABLES, ConnectionSettingsError
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +28,6 @@ class Connection:
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
-
-    @staticmethod
-    def in_cluster_available() -> bool:
-        return all(os.environ.get(name) for name in IN_CLUSTER_VARIABLES)
 
     def describe(self) -> str:
         if self.in_cluster:
