@@ -142,6 +142,9 @@ def test_servfail_when_every_upstream_fails_and_serve_stale(fake):
         started = time.monotonic()
         assert ask(server.port, "never.example.com").rcode() == dns.rcode.SERVFAIL
         assert time.monotonic() - started < 2
+        eventually(
+            lambda: server.logged(f"never.example.com. A: no upstream answered ({fake.address}: timeout)")
+        )
 
 
 def test_spoofed_replies_are_ignored(fake):

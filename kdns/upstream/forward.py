@@ -54,6 +54,15 @@ HEALTH_QUESTION = b"\x00" + struct.pack("!HH", NS_TYPE, CLASS_IN)  # ". IN NS", 
 EXCHANGE_ERRORS = (TimeoutError, OSError, BadUpstreamAnswer, EOFError, asyncio.IncompleteReadError)
 
 
+def _reason(exc: BaseException) -> str:
+    return "timeout" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+
+
+def _describe(question: bytes) -> tuple[str, str]:
+    name = to_text(question[:-4])
+    return name, str(dnslib.QTYPE.get(int.from_bytes(question[-4:-2]), "?"))
+
+
 class LoopDetected(Exception):
     """Queries sent upstream come back to this server."""
 
@@ -195,7 +204,9 @@ class Forwarder:
 
     # -- asking upstreams ----------------------------------------------------------------------------
     async def query(self, question: bytes, *, do: bool = False) -> dnslib.DNSRecord | None:
-        """Ask the upstreams in turn until one answers; ``None`` when none does."""
+        """Ask the upstreams in turn until one answers; ``None`` when none does (logged, one line each
+        time, as CoreDNS's errors plugin does)."""
+        failures = []
         for upstream in self._order():
             started = time.monotonic()
             self.stats.requests[upstream.label] += 1
@@ -203,10 +214,13 @@ class Forwarder:
                 record = await self._exchange(upstream, question, do=do)
             except EXCHANGE_ERRORS as exc:
                 self._failed(upstream, exc)
+                failures.append(f"{upstream.label}: {_reason(exc)}")
                 continue
             self.stats.observe(upstream.label, record.header.rcode, time.monotonic() - started)
             upstream.fails = 0
             return record
+        name, qtype = _describe(question)
+        log.error("%s %s: no upstream answered (%s)", name, qtype, "; ".join(failures) or "no upstreams")
         return None
 
     def _order(self) -> list[Upstream]:
@@ -223,7 +237,7 @@ class Forwarder:
 
     def _failed(self, upstream: Upstream, exc: BaseException) -> None:
         upstream.fails += 1
-        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        reason = _reason(exc)
         log.debug("upstream %s failed: %s", upstream.label, reason)
         if upstream.fails == self.settings.max_fails and not upstream.checking:
             log.warning(
