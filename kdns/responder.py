@@ -4,6 +4,10 @@ A query is parsed as far as its question (``wire.parse_query``), its lowercased 
 in a dict of packed answers, and the response is rendered from that entry. Only a miss reaches the
 resolver and dnslib. The zone tells the responder which names changed; the entries that depend on
 them are dropped, so an answer is packed again on its next query, not on every change.
+
+Questions for upstream are answered from the forward cache when it holds them, else handed back as a
+``Delegation`` for the transport to forward; so are search-path misses of pods when autopath is on.
+Each entry counts its queries by channel, which is all the metrics need from the hot path.
 """
 
 from __future__ import annotations

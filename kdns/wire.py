@@ -5,6 +5,8 @@ FORMERR, NOTIMP or drop for everything a server must not answer normally. ``pack
 ``Answer`` into a ``Packed`` response body with dnslib, once; ``Packed.render`` then makes a response
 for any query with that question: the body's owner names point at the question (offset 12), so only
 the ID, flags, counts and the question itself (in the query's own letter case) vary per query.
+``pack_records`` does the same for records from an upstream, keeping where their TTLs sit so the cache
+can count them down; ``read_upstream_answer`` accepts an upstream's reply only for our ID and question.
 """
 
 from __future__ import annotations

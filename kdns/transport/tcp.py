@@ -1,4 +1,5 @@
-"""TCP (RFC 7766): length-prefixed queries, several per connection, answered in order.
+"""TCP (RFC 7766): length-prefixed queries, several per connection; cluster answers go out in order,
+forwarded ones when upstream replies (clients match them by ID).
 
 A connection is closed when it has not completed a query for ``idle_timeout`` seconds (so a client
 trickling bytes cannot hold it), and reading pauses while the client does not read its answers.
