@@ -10,6 +10,7 @@ import gc
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -28,7 +29,7 @@ from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
-from kdns.transport.listen import Listeners, listen
+from kdns.transport.listen import Bound, Listeners, listen
 from kdns.upstream.autopath import AutoPath
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, LoopDetected
@@ -38,6 +39,8 @@ from kdns.zone.hosts import HostsTable
 from kdns.zone.names import BadName, to_wire
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from kdns.informer import Informer
     from kdns.ops.http import Endpoints
 
@@ -141,8 +144,12 @@ class Runtime:
         *,
         api: object | None = None,
         forwarder: Forwarder | None = None,
+        bound: Bound | None = None,
+        control: socket.socket | None = None,
     ) -> None:
         self.config = config
+        self.bound = bound  # a worker's share of the sockets (``--workers``)
+        self.control = control  # a worker's line to its supervisor
         self.zone = zone
         self.api = api
         self.forwarder = forwarder
@@ -240,7 +247,10 @@ class Runtime:
             max_tcp_connections=config.max_tcp_connections,
             forwarder=self.autopath or self.forwarder,
             query_log=log_query if config.log_queries else None,
+            bound=self.bound,
         )
+        if self.control is not None:
+            self._background(self._answer_supervisor())
         await self._open_endpoints()
         if self.forwarder is not None:
             self._check_loops()
@@ -251,21 +261,43 @@ class Runtime:
         if config.ops.health is None and config.ops.ready is None and config.ops.metrics is None:
             return
         from kdns.ops import http as ops_http
+
+        metrics = ops_http.exposition(self.registry()) if config.ops.metrics is not None else None
+        self.endpoints = await ops_http.start(config.ops, not_ready=self._waiting, metrics=metrics)
+
+    def registry(self) -> CollectorRegistry:
+        """This server's metrics (what /metrics serves, or what a worker reports to its supervisor)."""
         from kdns.ops.metrics import Sources, registry_for
 
-        registry = None
-        if config.ops.metrics is not None:
-            registry = registry_for(
-                Sources(
-                    self.responder,
-                    self.listeners,
-                    self.zone,
-                    self.forwarder,
-                    self.informer,
-                    server=server_label(config),
-                )
+        return registry_for(
+            Sources(
+                self.responder,
+                self.listeners,
+                self.zone,
+                self.forwarder,
+                self.informer,
+                server=server_label(self.config),
             )
-        self.endpoints = await ops_http.start(config.ops, not_ready=self._not_ready, registry=registry)
+        )
+
+    async def _waiting(self) -> list[str]:
+        return self._not_ready()
+
+    async def _answer_supervisor(self) -> None:
+        """A worker tells its supervisor its metrics (``m``) and what it waits for (``r``)."""
+        from kdns.ops.http import exposition
+
+        reader, writer = await asyncio.open_connection(sock=self.control)
+        render = None
+        while command := await reader.read(1):
+            if command == b"m":
+                render = render or exposition(self.registry())
+                body = await render()
+            else:
+                body = "\n".join(self._not_ready()).encode()
+            writer.write(len(body).to_bytes(4, "big") + body)
+            await writer.drain()
+        self.stop.set()  # the supervisor is gone
 
     def _not_ready(self) -> list[str]:
         waiting = []
@@ -385,7 +417,10 @@ class Runtime:
         self.hosts = read_hosts_table(config)
         self.responder = build_responder(zone, config, forwarder, self.hosts)
         self.autopath = self._autopath()
-        if (config.listen, config.port) != (old.listen, old.port):
+        if (config.listen, config.port) != (old.listen, old.port) and self.bound is not None:
+            log.error("reload: the listen addresses changed; restart kdns to move its workers")
+            self.listeners.use(self.responder, self.autopath or forwarder, None)
+        elif (config.listen, config.port) != (old.listen, old.port):
             fresh = await listen(
                 self.responder,
                 config.listen,
@@ -462,19 +497,40 @@ def server_label(config: ServeConfig) -> str:
 
 
 def run(config: ServeConfig) -> int:
-    """Load the cluster (snapshot files, or the API client) and serve it, on uvloop when installed.
+    """Load the cluster (snapshot files, or the API client) and serve it, on uvloop when installed; with
+    ``workers`` above 1, in that many processes under a supervisor (``kdns.workers``).
 
     Raises ``SnapshotError``, ``ConnectionSettingsError`` or ``ResolvConfError`` before anything is bound."""
+    build_forwarder(config)  # a bad upstream or resolv.conf stops start-up here, before any fork
+    zone = build_zone(config) if config.kube is None else None
+    if config.kube is not None:
+        from kdns.informer import connection_of
+
+        connection_of(config.kube).client()
+    if config.workers > 1:
+        from kdns.workers import supervise
+
+        return supervise(config, lambda bound, control, settings: serve(settings, zone, bound, control))
+    return serve(config, zone)
+
+
+def serve(
+    config: ServeConfig,
+    zone: ClusterZone | None,
+    bound: Bound | None = None,
+    control: socket.socket | None = None,
+) -> int:
+    """Run one server process until it is told to stop; returns its exit code."""
     forwarder = build_forwarder(config)
-    if config.kube is None:
-        zone, api = build_zone(config), None
-    else:
+    api = None
+    if zone is None:
         from kdns.informer import connection_of
 
         zone, api = ClusterZone(config.zone), connection_of(config.kube).client()
 
     async def main() -> int:
-        return await Runtime(config, zone, api=api, forwarder=forwarder).run()
+        runtime = Runtime(config, zone, api=api, forwarder=forwarder, bound=bound, control=control)
+        return await runtime.run()
 
     if uvloop is None:
         return asyncio.run(main())

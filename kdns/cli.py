@@ -6,6 +6,7 @@ Exit codes: 0 after a clean shutdown, 2 for bad usage, configuration or snapshot
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import sys
@@ -311,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net = serve.add_argument_group("network")
     net.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="answer in N processes sharing the address and port (SO_REUSEPORT), one per core; "
+        "probes and metrics cover them all (default: 1)",
+    )
+    net.add_argument(
         "--listen",
         metavar="ADDR",
         action="extend",
@@ -403,7 +412,10 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
             parser.error("--lameduck must not be negative")
         if args.autopath and args.pods != PodMode.VERIFIED.value:
             parser.error("--autopath needs --pods verified: the client's namespace comes from its pod")
+        if not 1 <= args.workers <= 64:
+            parser.error("--workers must be between 1 and 64")
         extra = {
+            "workers": args.workers,
             "ops": OpsSettings(
                 health=args.health, lameduck=args.lameduck, ready=args.ready, metrics=args.metrics
             ),
@@ -538,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 CORE_FILE_COMPANIONS = frozenset(
-    {"command", "help", "corefile", "config", "snapshot", "kubeconfig", "context", "log_level"}
+    {"command", "help", "corefile", "config", "snapshot", "kubeconfig", "context", "log_level", "workers"}
 )
 
 
@@ -558,7 +570,10 @@ def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     config, warnings = corefile.load(args.corefile)
     for warning in warnings:
         log.warning("%s", warning)
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be between 1 and 64")
     outside = KubeSettings(args.kubeconfig, args.context) if args.kubeconfig or args.context else None
+    config = dataclasses.replace(config, workers=args.workers)
     return same_source(config, ServeConfig(snapshots=tuple(args.snapshot), kube=outside))
 
 

@@ -107,6 +107,7 @@ class ServeConfig:
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 1000
     answer_cache_size: int = 100_000
+    workers: int = 1  # processes answering on the same sockets (SO_REUSEPORT)
     forward: ForwardSettings | None = None  # None: names outside the zones are REFUSED
     cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
     hosts: HostsSettings | None = None

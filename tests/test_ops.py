@@ -227,3 +227,19 @@ def test_unsupported_corefile_plugins_are_named(tmp_path):
     )
     assert result.returncode == 2
     assert f"{corefile}:3: plugin rewrite is not supported by kdns" in result.stderr
+
+
+def test_workers_share_the_port_and_report_together():
+    with running("--workers", "2", "--metrics", "127.0.0.1:0", "--ready", "127.0.0.1:0") as server:
+        line = eventually(lambda: server.logged("ready: 2 workers"))[0]
+        metrics_port = re.search(r"metrics on 127\.0\.0\.1:(\d+)", line).group(1)
+        ready_port = re.search(r"ready on 127\.0\.0\.1:(\d+)", line).group(1)
+        eventually(lambda: len(server.logged("ready: listening on")) == 2)
+        for _ in range(40):  # each from a new socket: the kernel spreads them by source port
+            assert ask(server.port, "web.shop.svc.cluster.local").answer[0][0].address == "10.96.100.10"
+        assert get(f"http://127.0.0.1:{ready_port}/ready") == (200, "OK")
+        text = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+        assert metric(text, "coredns_dns_requests_total", type="A") == 40  # both workers, added up
+        assert metric(text, "kdns_zone_names") == 138  # the same zone in each, not added up
+        assert server.stop() == 0
+    assert server.logged("shutting down")

@@ -8,7 +8,7 @@ endpoints given the same address share one listener.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -30,28 +30,40 @@ class Endpoints:
             await runner.cleanup()
 
 
+def exposition(registry: CollectorRegistry) -> Callable[[], Awaitable[bytes]]:
+    """The text of ``registry``, made on a thread (a large answer cache takes a while to count)."""
+
+    async def render() -> bytes:
+        return await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+
+    return render
+
+
 async def start(
-    ops: OpsSettings, *, not_ready: Callable[[], list[str]], registry: CollectorRegistry | None
+    ops: OpsSettings,
+    *,
+    not_ready: Callable[[], Awaitable[list[str]]],
+    metrics: Callable[[], Awaitable[bytes]] | None,
+    healthy: Callable[[], bool] = lambda: True,
 ) -> Endpoints:
     """Start the configured endpoints; ``not_ready`` names what is not ready yet (empty: ready)."""
 
     async def health(request: web.Request) -> web.Response:
-        return web.Response(text="OK")
+        return web.Response(text="OK") if healthy() else web.Response(status=503, text="a worker stopped")
 
     async def ready(request: web.Request) -> web.Response:
-        waiting = not_ready()
+        waiting = await not_ready()
         if waiting:
             return web.Response(status=503, text="\n".join(waiting))
         return web.Response(text="OK")
 
-    async def metrics(request: web.Request) -> web.Response:
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def scrape(request: web.Request) -> web.Response:
+        return web.Response(body=await metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     wanted = [
         ("health", ops.health, 8080, "/health", health),
         ("ready", ops.ready, 8181, "/ready", ready),
-        ("metrics", ops.metrics if registry is not None else None, 9153, "/metrics", metrics),
+        ("metrics", ops.metrics if metrics is not None else None, 9153, "/metrics", scrape),
     ]
     apps: dict[tuple[str | None, int], tuple[web.Application, list[str]]] = {}
     for name, address, default_port, path, handler in wanted:

@@ -48,7 +48,7 @@ class Listeners:
             transport.close()
 
 
-def _socket(address: str, port: int, kind: int) -> socket.socket:
+def _socket(address: str, port: int, kind: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
     sock = socket.socket(family, kind)
     try:
@@ -56,6 +56,8 @@ def _socket(address: str, port: int, kind: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # "::" and "0.0.0.0" side by side
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several worker processes on one address: the kernel spreads the queries
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address, port))
     except OSError as exc:
         sock.close()
@@ -67,6 +69,25 @@ def _socket(address: str, port: int, kind: int) -> socket.socket:
     return sock
 
 
+Bound = list[tuple[socket.socket, socket.socket]]  # (UDP, TCP) per address
+
+
+def bind(addresses: tuple[str, ...], port: int, *, reuse_port: bool = False) -> tuple[int, Bound]:
+    """UDP and TCP sockets on every address, all on one port (port 0: the first free UDP port)."""
+    bound: Bound = []
+    try:
+        for address in addresses:
+            udp = _socket(address, port, socket.SOCK_DGRAM, reuse_port=reuse_port)
+            port = udp.getsockname()[1]
+            bound.append((udp, _socket(address, port, socket.SOCK_STREAM, reuse_port=reuse_port)))
+    except BaseException:
+        for pair in bound:
+            for sock in pair:
+                sock.close()
+        raise
+    return port, bound
+
+
 async def listen(
     responder: Responder,
     addresses: tuple[str, ...],
@@ -76,7 +97,9 @@ async def listen(
     max_tcp_connections: int,
     forwarder: Forwarder | None = None,
     query_log: QueryLog | None = None,
+    bound: Bound | None = None,
 ) -> Listeners:
+    """Serve on ``bound`` sockets (a worker's share), or on sockets bound here."""
     loop = asyncio.get_running_loop()
     connections = TcpConnections(
         responder,
@@ -85,17 +108,18 @@ async def listen(
         forwarder=forwarder,
         query_log=query_log,
     )
+    if bound is None:
+        port, bound = bind(addresses, port)
+    else:
+        port = bound[0][0].getsockname()[1]
     listeners = Listeners(port=port, connections=connections)
     try:
-        for address in addresses:
-            udp_sock = _socket(address, listeners.port, socket.SOCK_DGRAM)
-            listeners.port = udp_sock.getsockname()[1]
+        for udp_sock, tcp_sock in bound:
             transport, protocol = await loop.create_datagram_endpoint(
                 lambda: UdpProtocol(responder, forwarder, query_log=query_log), sock=udp_sock
             )
             listeners.udp.append(transport)
             listeners.udp_protocols.append(protocol)
-            tcp_sock = _socket(address, listeners.port, socket.SOCK_STREAM)
             server = await loop.create_server(connections.protocol, sock=tcp_sock, backlog=1024)
             listeners.tcp.append(server)
     except BaseException:
