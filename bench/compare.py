@@ -9,6 +9,7 @@ are left out: kdns numbers each load of the zone, so the dump Knot serves has a 
 from __future__ import annotations
 
 import random
+import socket
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -84,3 +85,26 @@ def compare(queries: list[tuple[str, str]], port_a: int, port_b: int) -> Compari
         elif (a.authority, a.additional) != (b.authority, b.additional):
             result.section_only.append((key, a, b))
     return result
+
+
+def exchange(port: int, query: bytes, timeout: float = 2.0) -> bytes:
+    """The raw response to ``query``, b"" when none comes within ``timeout``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(query, (HOST, port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return b""
+
+
+def identical(queries: list[tuple[str, str]], port_a: int, port_b: int) -> list[str]:
+    """The questions whose responses differ in any byte when both servers get the same query bytes; each
+    name is asked as written and upper-cased, since answers keep the query's case."""
+    differ = []
+    for name, qtype in queries:
+        for asked in (name, name.upper()):
+            query = dns.message.make_query(asked, qtype, use_edns=False).to_wire()
+            if exchange(port_a, query) != exchange(port_b, query):
+                differ.append(f"{asked} {qtype}")
+    return differ

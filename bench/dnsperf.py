@@ -1,7 +1,13 @@
-"""Running dnsperf against 127.0.0.1 and reading its statistics."""
+"""Running dnsperf against 127.0.0.1 and reading its statistics.
+
+dnsperf 2.10 prints the average latency and its standard deviation, no percentiles. With ``-v`` it
+prints one line per answer, ``> NOERROR name type 0.000123``, from which ``latencies`` takes the
+percentiles; printing costs dnsperf CPU, so runs that measure the maximum rate go without it.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import resource
 import subprocess
@@ -25,13 +31,19 @@ _RCODE = re.compile(r"([A-Z]+) (\d+) \(")
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """dnsperf settings: ``-c clients -q outstanding -l seconds``."""
+    """dnsperf settings: ``-c clients -q outstanding -l seconds``, and ``-Q rate`` when ``rate`` is set."""
 
     queries: Path
     clients: int = 8
     outstanding: int = 100
     seconds: float = 10.0
     cpu: int = 0
+    rate: int | None = None
+
+    def flags(self) -> str:
+        """The load as dnsperf options, for the report."""
+        rate = f" -Q {self.rate}" if self.rate else ""
+        return f"-c {self.clients} -q {self.outstanding} -l {self.seconds:g}{rate}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +80,15 @@ def parse(output: str) -> Stats:
     )
 
 
-def command(load: Load, port: int, *, once: bool = False) -> list[str]:
-    """The pinned dnsperf command line; ``once`` sends the query file a single time instead."""
+def command(load: Load, port: int, *, once: bool = False, verbose: bool = False) -> list[str]:
+    """The pinned dnsperf command line; ``once`` sends the query file a single time instead; ``verbose``
+    adds ``-v`` (a line per answer)."""
     limit = ["-n", "1"] if once else ["-l", f"{load.seconds:g}"]
+    rate = ["-Q", str(load.rate)] if load.rate else []
     return [
         "taskset", "-c", str(load.cpu),
         "dnsperf", "-s", HOST, "-p", str(port), "-d", str(load.queries),
-        "-c", str(load.clients), "-q", str(load.outstanding), *limit,
+        "-c", str(load.clients), "-q", str(load.outstanding), *limit, *rate, *(["-v"] if verbose else []),
     ]  # fmt: skip
 
 
@@ -92,26 +106,62 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(load: Load, port: int, output: Path, *, once: bool = False, timeout: float | None = None) -> Outcome:
-    """Run dnsperf to completion within ``timeout`` seconds and save what it printed to ``output``."""
+def run(
+    load: Load,
+    port: int,
+    output: Path,
+    *,
+    once: bool = False,
+    verbose: bool = False,
+    timeout: float | None = None,
+) -> Outcome:
+    """Run dnsperf to completion within ``timeout`` seconds and save what it printed to ``output``.
+
+    Its standard output goes straight to ``output`` (a file, so dnsperf buffers it), then is read back."""
     timeout = timeout if timeout is not None else load.seconds + 30
-    cpu, start = _children_cpu(), time.monotonic()
-    result = subprocess.run(
-        command(load, port, once=once),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        preexec_fn=die_with_parent,
-    )
-    wall, cpu = time.monotonic() - start, _children_cpu() - cpu
-    text = result.stdout + result.stderr
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    cpu, start = _children_cpu(), time.monotonic()
+    with output.open("wb") as out:
+        result = subprocess.run(
+            command(load, port, once=once, verbose=verbose),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+            preexec_fn=die_with_parent,
+        )
+    wall, cpu = time.monotonic() - start, _children_cpu() - cpu
+    text = output.read_text(encoding="utf-8", errors="replace")
     if result.returncode != 0:
         raise RuntimeError(f"dnsperf exited with {result.returncode}; see {output}")
     return Outcome(text, cpu, wall)
+
+
+def latencies(text: str) -> list[float]:
+    """The latencies in seconds of the answers a ``-v`` run printed, sorted."""
+    values = []
+    for line in text.splitlines():
+        if line.startswith("> "):
+            try:
+                values.append(float(line.rsplit(" ", 1)[1]))
+            except ValueError:
+                continue  # a lost query's line carries no latency
+    values.sort()
+    return values
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """The nearest-rank percentile of sorted values; NaN for none."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def drop_answer_lines(output: Path, text: str) -> None:
+    """Rewrite a ``-v`` run's output without its per-answer lines, which run to tens of megabytes."""
+    kept = [line for line in text.splitlines() if not line.startswith("> ")]
+    output.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
 
 def version() -> str:

@@ -10,51 +10,123 @@ HOW_TO_RUN = """\
 ## How to run
 
 ```sh
-make bench                                   # full run; rewrites this file
+make bench                                   # full run, about 5 minutes; rewrites this file
 .venv/bin/python -m bench.run --quick        # 2-second runs, once each; writes bench/out/ only
-.venv/bin/python -m bench.run --seconds 30 --repeats 5
+.venv/bin/python -m bench.run --seconds 30 --repeats 5 --profile-seconds 0
 ```
 
-`make bench` installs dnsperf and Knot DNS when they are missing. Each run regenerates the cluster
-(`python -m bench.cluster`) and the query file (`python -m bench.queries`) into `bench/out/`, which
-also keeps the raw dnsperf output, the Knot configuration and zone files, the server logs and
-`results.json`.
+`make bench` installs dnsperf and Knot DNS when they are missing; py-spy comes with the `test` extra
+(without it the profile is left out). Each run regenerates the cluster (`python -m bench.cluster`) and
+the query file (`python -m bench.queries`) into `bench/out/`, which also keeps the raw dnsperf output
+(the `-v` runs without their per-answer lines), py-spy's raw stacks, the Knot configuration and zone
+files, the server logs and `results.json` (every run, every percentile). The reference servers run on
+their own too: `python -m bench.minimal_server --kdns-port PORT --queries FILE [--loop asyncio]` and
+`python -m bench.dnslib_server --kdns-port PORT --queries FILE` take their answers from the kdns on
+PORT.
 """
+
+
+INTRO = """\
+kdns and four reference servers answer the same cluster names over UDP on 127.0.0.1 while dnsperf
+sends queries. This file is written by `python -m bench.run`; the references are:
+
+- **Minimal server, uvloop** ([minimal_server.py](minimal_server.py)): a dict of pre-packed responses
+  for exactly the questions of the query file, taken from kdns at start-up, so its answers are kdns's
+  bytes. Per query: find the end of the question, lowercase the name, one dict lookup, splice the
+  query's ID and question into the stored response, `sendto`. No Python server on uvloop does less.
+- **Minimal server, asyncio**: the same code on the standard asyncio event loop.
+- **dnslib DNSServer** ([dnslib_server.py](dnslib_server.py)): dnslib's own `DNSServer` (a thread per
+  datagram) with a resolver answering from a dict of kdns's responses parsed into dnslib records;
+  dnslib parses every query and packs every reply. Request logging is off.
+- **Knot DNS** (one UDP worker) serving the zone files that `kdns dump` prints for the generated
+  cluster.
+"""
+TARGETS = {  # issue 5: kdns's QPS as a multiple of each reference's
+    "minimal-uvloop": (0.8, ">= 0.8"),
+    "dnslib": (25.0, ">= 25"),
+}
+P99_TARGET = 0.001  # seconds, at half the maximum rate
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f}"
 
 
+def _has_other(servers: dict[str, dict[str, Any]]) -> bool:
+    """Whether the run measured other processes' CPU (runs before it was added did not)."""
+    return all("other_busy" in data["median"] for data in servers.values())
+
+
 def _table(servers: dict[str, dict[str, Any]]) -> list[str]:
+    other = _has_other(servers)
     rows = [
-        "| Server | QPS | Avg latency (ms) | Latency stddev (ms) | Lost | CPU us/query | RSS MB "
-        "| Server CPU busy | dnsperf CPU busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Server | dnsperf load | QPS | Avg latency (ms) | Latency stddev (ms) | p99 (ms), `-v` run | Lost "
+        "| CPU us/query | of which system | RSS MB | Server CPU busy | dnsperf CPU busy |"
+        + (" Other CPU load |" if other else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if other else ""),
     ]
     for data in servers.values():
         m = data["median"]
+        full = data.get("full_load", {})
+        p99 = _ms(full["latency"]["p99"]) if full else "n/a"
         rows.append(
-            f"| {data['label']} | {m['qps']:,.0f} | {_ms(m['avg_latency'])} | {_ms(m['latency_stddev'])} "
-            f"| {data['lost_total']:,} of {data['sent_total']:,} | {m['cpu_us_per_query']:.2f} "
-            f"| {data['rss_kib'] / 1024:.1f} | {m['server_busy']:.0%} | {m['client_busy']:.0%} |"
+            f"| {data['label']} | `{data['load']}` | {m['qps']:,.0f} | {_ms(m['avg_latency'])} "
+            f"| {_ms(m['latency_stddev'])} | {p99} | {data['lost_total']:,} of {data['sent_total']:,} "
+            f"| {m['cpu_us_per_query']:.2f} | {m['system_share']:.0%} | {data['rss_kib'] / 1024:.1f} "
+            f"| {m['server_busy']:.0%} | {m['client_busy']:.0%} |" + (f" {_other(m)} |" if other else "")
         )
     return rows
 
 
+def _per_repeat(kdns: dict[str, Any], other: dict[str, Any]) -> str:
+    ratios = [a["qps"] / b["qps"] for a, b in zip(kdns["runs"], other["runs"], strict=False) if b["qps"]]
+    if len(ratios) < 2:
+        return "n/a"
+    return f"{min(ratios):.3g} to {max(ratios):.3g}"
+
+
 def _ratios(servers: dict[str, dict[str, Any]]) -> list[str]:
-    kdns, knot = servers["kdns"]["median"], servers["knot"]["median"]
-    lines = [
-        f"kdns/Knot QPS ratio: {kdns['qps'] / knot['qps']:.3f}; "
-        f"kdns/Knot CPU per query: {kdns['cpu_us_per_query'] / knot['cpu_us_per_query']:.2f}",
+    kdns = servers["kdns"]
+    rows = [
+        "| kdns against | kdns QPS / its QPS | Same, per repeat | Its CPU us/query / kdns's | Target (QPS) |",
+        "|---|---:|---:|---:|---|",
     ]
+    for name, data in servers.items():
+        if name == "kdns":
+            continue
+        qps = kdns["median"]["qps"] / data["median"]["qps"]
+        cpu = data["median"]["cpu_us_per_query"] / kdns["median"]["cpu_us_per_query"]
+        target = "reported"
+        if name in TARGETS:
+            bound, text = TARGETS[name]
+            target = f"{text}: {'met' if qps >= bound else 'not met'}"
+        elif name == "minimal-asyncio":
+            target = "none"
+        rows.append(f"| {data['label']} | {qps:.3g} | {_per_repeat(kdns, data)} | {cpu:.3g} | {target} |")
+    return rows
+
+
+def _other(m: dict[str, Any]) -> str:
+    other = m.get("other_busy")
+    return "n/a" if other is None else f"{other:.2f}"
+
+
+def _notes(servers: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
     for data in servers.values():
         name, m = data["label"], data["median"]
-        if m["server_busy"] < 0.9:
+        if m["server_busy"] < 0.9 and m["client_busy"] < 0.9:
+            lines += [
+                "",
+                f"Neither {name} ({m['server_busy']:.0%}) nor dnsperf ({m['client_busy']:.0%}) kept its CPU "
+                "busy: other processes took CPU time during these runs, so this QPS is below what the "
+                "machine gives; CPU us/query is less affected.",
+            ]
+        elif m["server_busy"] < 0.9:
             lines += [
                 "",
                 f"{name} was {m['server_busy']:.0%} busy: this load does not saturate it, so its QPS is a "
-                "lower bound. CPU us/query compares the servers' cost per answer.",
+                "lower bound; CPU us/query compares the servers' cost per answer.",
             ]
         if m["client_busy"] >= 0.9:
             lines += [
@@ -62,6 +134,92 @@ def _ratios(servers: dict[str, dict[str, Any]]) -> list[str]:
                 f"dnsperf used {m['client_busy']:.0%} of its CPU during the {name} runs, so that QPS may be "
                 "bounded by the client as well as by the server.",
             ]
+    return lines
+
+
+def _half_rate(servers: dict[str, dict[str, Any]]) -> list[str]:
+    other = _has_other(servers)
+    rows = [
+        "| Server | dnsperf load | QPS | Lost | Avg (ms) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) "
+        "| max (ms) | CPU us/query | Server CPU busy |" + (" Other CPU load |" if other else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if other else ""),
+    ]
+    for data in servers.values():
+        run = data.get("half_rate")
+        if not run:
+            continue
+        lat = run["latency"]
+        rows.append(
+            f"| {data['label']} | `{run['load']}` | {run['qps']:,.0f} | {run['lost']:,} of {run['sent']:,} "
+            f"| {_ms(run['avg_latency'])} | {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} "
+            f"| {_ms(lat['p999'])} | {_ms(lat['max'])} | {run['cpu_us_per_query']:.2f} "
+            f"| {run['server_busy']:.0%} |" + (f" {_other(run)} |" if other else "")
+        )
+    kdns = servers["kdns"].get("half_rate")
+    if kdns:
+        p99 = kdns["latency"]["p99"]
+        verdict = "met" if p99 < P99_TARGET else "not met"
+        rows += [
+            "",
+            f"kdns's p99 at half its maximum rate: {_ms(p99)} ms (target < 1 ms: {verdict}), over "
+            f"{kdns['latency']['samples']:,} answers.",
+        ]
+        knot = servers.get("knot", {}).get("half_rate")
+        if p99 >= P99_TARGET and knot and knot["latency"]["p99"] >= P99_TARGET:
+            rows += [
+                "",
+                f"Knot DNS's p99 at half its rate was {_ms(knot['latency']['p99'])} ms as well: a tail this "
+                "long in every server comes from the machine (other processes taking the CPUs), not from the "
+                "servers; the figure says little about kdns until the benchmark runs on a quiet machine.",
+            ]
+    return rows
+
+
+def _profile(profile: dict[str, Any]) -> list[str]:
+    if "error" in profile:
+        return [f"No profile: {profile['error']}."]
+    lines = [
+        f"py-spy and perf sampled kdns together for {profile['seconds']:g} s while dnsperf loaded it as "
+        f"above (both on dnsperf's CPU); kdns answered {profile['qps_while_profiled']:,.0f} QPS meanwhile. "
+        "See [profiling.py](profiling.py) for why py-spy samples without stopping kdns and so sees Python "
+        "frames only.",
+    ]
+    spy = profile.get("pyspy", {"error": "py-spy is not installed"})
+    if "error" in spy:
+        lines += ["", f"No py-spy profile: {spy['error']}."]
+    else:
+        lines += [
+            "",
+            f"py-spy, `record --nonblocking --rate 200`, {spy['samples']:,} samples of the busy thread "
+            f"(idle ones left out; raw stacks in `bench/out/{spy['raw']}`). Own time is the function's "
+            "Python code and the C code it runs (for `datagram_received`, the `sendto` syscall; for "
+            "`Runner.run`, uvloop's C loop: epoll, `recvmsg`, building the callback's arguments); "
+            "inclusive time adds the Python functions it calls.",
+            "",
+            "| Python function (file) | Own | Inclusive |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| `{name}` | {own:.1%} | {inclusive:.1%} |" for name, own, inclusive in spy["functions"]]
+    perf = profile.get("perf", {"error": "perf is not installed"})
+    if "error" in perf:
+        lines += ["", f"No perf profile: {perf['error']}."]
+    else:
+        lines += [
+            "",
+            "perf, `record -F 999`, self time by shared object (`[kernel.kallsyms]` is the kernel: the "
+            "syscalls, and on loopback the delivery of each answer into dnsperf's socket, which runs in "
+            "kdns's `sendmsg`):",
+            "",
+            "| Shared object | Share |",
+            "|---|---:|",
+            *[f"| `{name}` | {share:.1%} |" for name, share in perf["dsos"]],
+            "",
+            "and by symbol:",
+            "",
+            "| Symbol (shared object) | Share |",
+            "|---|---:|",
+            *[f"| `{name}` | {share:.1%} |" for name, share in perf["symbols"]],
+        ]
     return lines
 
 
@@ -75,21 +233,65 @@ def _rcodes(servers: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _comparison(result: dict[str, Any]) -> list[str]:
-    cmp = result["comparison"]
+    byte_check = result["byte_check"]
     lines = [
-        f"{cmp['asked']} distinct queries sampled from the query file were asked of both servers "
-        f"(UDP, no EDNS, as dnsperf sends them): {len(cmp['mismatches'])} differ in rcode, AA/TC flags or "
-        f"answer section; {len(cmp['section_only'])} differ only in the authority or additional section "
-        "(SOA serials are not compared).",
+        f"The minimal servers against kdns, byte for byte: {byte_check['asked']} queries (the sampled "
+        "questions below, each as written and upper-cased), same query bytes to both; "
+        + "; ".join(
+            f"{result['servers'][name]['label']}: {len(differ)} responses differ"
+            for name, differ in byte_check["differ"].items()
+        )
+        + ".",
     ]
-    if cmp["mismatches"]:
-        lines += ["", "Differences in rcode, flags or answer:"]
-    for key, kdns, knot in cmp["mismatches"][:10]:
-        lines += ["", f"- `{key}`", f"  - kdns: {kdns}", f"  - Knot: {knot}"]
-    if cmp["section_only"]:
-        lines += ["", "Differences in the other sections:", ""]
-    lines += [f"- `{key}`: kdns {kdns}, Knot {knot}" for key, kdns, knot in cmp["section_only"][:10]]
+    for name, differ in byte_check["differ"].items():
+        lines += [f"- {name}: `{key}`" for key in differ[:5]]
+    for name, cmp in result["comparison"].items():
+        label = result["servers"][name]["label"]
+        lines += [
+            "",
+            f"kdns against {label}: {cmp['asked']} distinct queries sampled from the query file (UDP, no "
+            f"EDNS, as dnsperf sends them): {len(cmp['mismatches'])} differ in rcode, AA/TC flags or answer "
+            f"section; {len(cmp['section_only'])} differ only in the authority or additional section (SOA "
+            "serials are not compared).",
+        ]
+        if cmp["mismatches"]:
+            lines += ["", "Differences in rcode, flags or answer:"]
+        for key, kdns, other in cmp["mismatches"][:10]:
+            lines += ["", f"- `{key}`", f"  - kdns: {kdns}", f"  - {label}: {other}"]
+        if cmp["section_only"]:
+            lines += ["", "Differences in the other sections:", ""]
+        lines += [f"- `{key}`: kdns {kdns}, {label} {other}" for key, kdns, other in cmp["section_only"][:10]]
     return lines
+
+
+def _mix(load: dict[str, Any]) -> str:
+    shares = load.get("shares", {})
+    total = sum(shares.values()) or 1
+    kinds = {"hit": "A/AAAA hits", "srv": "SRV", "nxdomain": "search-path NXDOMAIN"}
+    counted = ", ".join(f"{shares.get(kind, 0) / total:.1%} {text}" for kind, text in kinds.items())
+    return f"{load['mix']} (in the file: {counted})"
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+def _dnslib_load(result: dict[str, Any]) -> str:
+    dnslib, load = result["servers"]["dnslib"], result["load"]
+    same = load["dnslib"].split(" -l ")[0] == f"-c {load['clients']} -q {load['outstanding']}"
+    lost = dnslib["lost_total"]
+    text = (
+        f"- dnslib's `DNSServer` answers {dnslib['median']['qps']:,.0f} QPS, so its runs are shorter "
+        f"(`dnsperf {load['dnslib']}`, after 1 s of warm-up) to keep it from dominating the time; "
+    )
+    if same and not lost:
+        return text + (
+            "it takes the same -c and -q as the others without losing a query (it queues them, hence its "
+            "latency), so they were not lowered (`--dnslib-clients`, `--dnslib-outstanding`)"
+        )
+    return (
+        text + f"it lost {lost:,} queries at that load (`--dnslib-clients`, `--dnslib-outstanding` lower it)"
+    )
 
 
 def render(result: dict[str, Any]) -> str:
@@ -100,36 +302,66 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "kdns and Knot DNS answer the same cluster zone over UDP on 127.0.0.1 while dnsperf sends queries.",
-        "Knot serves the zone files that `kdns dump` prints for the generated cluster, so both hold the",
-        "same records. This file is written by `python -m bench.run`.",
-        "",
+        INTRO,
         "## Latest run",
         "",
         f"- Date: {result['date']}",
         f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}",
-        f"- kdns: commit {commit}, Python {versions['python']}, {versions['event_loop']}",
-        f"- Knot DNS {versions['knot']}, dnsperf {versions['dnsperf']}",
+        f"- kdns: commit {commit}, Python {versions['python']}, {versions['event_loop']} "
+        f"{versions.get('uvloop', '')}",
+        f"- Knot DNS {versions['knot']}, dnsperf {versions['dnsperf']}, dnslib {versions.get('dnslib')}, "
+        f"py-spy {versions.get('py_spy')}",
         f"- Cluster: {cluster['services']:,} Services ({cluster['cluster_ip']} ClusterIP, "
         f"{cluster['headless']} headless, {cluster['external']} ExternalName) in {cluster['namespaces']} "
         f"namespaces, {cluster['endpoints']:,} endpoints; {cluster['records']:,} records in the dumped zones",
-        f"- Queries: {load['queries']:,} in the file ({load['distinct']:,} distinct), {load['mix']}; kdns "
-        "answers repeated questions from its answer cache, so after the warm-up every answer is a cache hit",
+        f"- Queries: {load['queries']:,} in the file ({load['distinct']:,} distinct), {_mix(load)}; NXDOMAIN "
+        "names are outside names under the search path of a pod, e.g. `example.com.<ns>.svc.cluster.local`; "
+        "kdns answers repeated questions from its answer cache, so after the warm-up every answer is a cache "
+        "hit",
         f"- Load: `dnsperf -c {load['clients']} -q {load['outstanding']} -l {load['seconds']:g}` on CPU "
         f"{load['client_cpu']}, each server alone on CPU {load['server_cpu']}; each server warmed by one "
-        f"pass over the query file, then measured {load['repeats']} times, alternating servers; figures are "
-        "medians",
+        f"pass over the query file, then measured {_times(load['repeats'])}, alternating servers; figures "
+        "are medians of those runs. Other work on the machine (tests run by other engineers) shifts absolute "
+        "figures from minute to minute: compare servers within one run, and CPU per query next to QPS",
+        _dnslib_load(result),
         "- Knot runs one UDP, one TCP and one background worker. knotd binds its UDP worker to CPU 0 itself,",
-        f"  so before each run every thread of both servers is moved back to CPU {load['server_cpu']}",
+        f"  so before each run every thread of every server is moved back to CPU {load['server_cpu']}",
         "- CPU us/query: the server's user+system time (/proc/PID/stat) over a dnsperf run divided by the",
-        "  queries completed; CPU busy: CPU seconds used per second of the dnsperf process's lifetime;",
-        "  RSS: VmRSS after the last run",
+        "  queries completed, and the share of it spent in the kernel; CPU busy: CPU seconds used per second",
+        "  of the dnsperf process's lifetime; RSS: VmRSS at the end of the benchmark",
+        *(
+            [
+                "- Other CPU load: CPU seconds per second that all other processes (and the hypervisor's",
+                "  steal) used of the two CPUs during the run, from /proc/stat",
+            ]
+            if _has_other(result["servers"])
+            else []
+        ),
+        "- p99: dnsperf 2.10 prints no percentiles, so they come from a separate run per server with `-v`",
+        "  (a line per answer with its latency); printing costs dnsperf CPU, so those runs offer a little",
+        "  less load than the QPS runs",
+        "",
+        "### Throughput",
         "",
         *_table(result["servers"]),
         "",
         *_ratios(result["servers"]),
         "",
-        "Response codes over all measured runs:",
+        "The QPS ratios are ratios of the medians; per repeat they divide runs that followed each other "
+        "within seconds. CPU per query is the fairer measure where dnsperf, not the server, is the limit.",
+        *_notes(result["servers"]),
+        "",
+        "### Latency at half the maximum rate",
+        "",
+        "Each server at half its median QPS above (`dnsperf -Q`), with `-v`:",
+        "",
+        *_half_rate(result["servers"]),
+        "",
+        "### Where kdns's CPU goes",
+        "",
+        *_profile(result.get("profile", {"error": "none recorded"})),
+        "",
+        "### Response codes over all measured runs",
         "",
         *_rcodes(result["servers"]),
         "",

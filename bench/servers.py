@@ -1,4 +1,5 @@
-"""The servers under test as child processes: kdns and Knot DNS on 127.0.0.1, pinned to one CPU.
+"""The servers under test as child processes on 127.0.0.1, pinned to one CPU: kdns, Knot DNS, and the
+Python references (``bench.minimal_server`` on uvloop and on asyncio, ``bench.dnslib_server``).
 
 Children get SIGTERM when the harness dies (``PR_SET_PDEATHSIG``) and are stopped by ``Server.stop``;
 every wait is bounded.
@@ -24,6 +25,7 @@ import dns.query
 import dns.rcode
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
 ZONES = ("cluster.local", "in-addr.arpa", "ip6.arpa")
 _PR_SET_PDEATHSIG = 1
 _READY = re.compile(r"ready: listening on 127\.0\.0\.1 port (\d+)")
@@ -47,12 +49,16 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time of the process and all its threads."""
+    def cpu_times(self) -> tuple[float, float]:
+        """User and system CPU seconds of the process and all its threads, those gone included."""
         stat = Path(f"/proc/{self.pid}/stat").read_text()
         fields = stat[stat.rindex(")") + 2 :].split()
         utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-        return (utime + stime) / _CLK_TCK
+        return utime / _CLK_TCK, stime / _CLK_TCK
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process and all its threads."""
+        return sum(self.cpu_times())
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM in KiB."""
@@ -94,7 +100,7 @@ class Server:
 
 
 def spawn(command: list[str], log: Path, cpu: int) -> subprocess.Popen:
-    """``command`` pinned to ``cpu`` with ``taskset``, stdout and stderr to ``log``."""
+    """``command`` pinned to ``cpu`` with ``taskset``, run in the repository, its output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -102,6 +108,7 @@ def spawn(command: list[str], log: Path, cpu: int) -> subprocess.Popen:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=ROOT,
             preexec_fn=die_with_parent,  # noqa: PLW1509 (the harness starts no threads)
         )
 
@@ -131,6 +138,24 @@ def kdns_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "kdns"]
 
 
+def start_announced(name: str, command: list[str], log: Path, cpu: int, timeout: float = 120.0) -> Server:
+    """Start a server that prints ``ready: listening on 127.0.0.1 port N`` and wait until it answers."""
+    server = Server(name, spawn(command, log, cpu), 0, log)
+    deadline = time.monotonic() + timeout
+    try:
+        while (match := _READY.search(log.read_text(errors="replace"))) is None:
+            server.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not ready after {timeout:.0f}s; see {log}")
+            time.sleep(0.1)
+        server.port = int(match.group(1))
+        wait_answering(server, ZONES, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def start_kdns(snapshot: Path, log: Path, cpu: int, timeout: float = 120.0) -> Server:
     """``kdns serve --port 0``; the port is read from its ready line. Authoritative only, as Knot is here:
     ``--no-forward`` also keeps every packet on loopback (no upstream, no loop probe)."""
@@ -145,21 +170,24 @@ def start_kdns(snapshot: Path, log: Path, cpu: int, timeout: float = 120.0) -> S
         "0",
         "--no-forward",
     ]
-    process = spawn(command, log, cpu)
-    server = Server("kdns", process, 0, log)
-    deadline = time.monotonic() + timeout
-    try:
-        while (match := _READY.search(log.read_text(errors="replace"))) is None:
-            server.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"kdns not ready after {timeout:.0f}s; see {log}")
-            time.sleep(0.1)
-        server.port = int(match.group(1))
-        wait_answering(server, ZONES, timeout)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return start_announced("kdns", command, log, cpu, timeout)
+
+
+def start_minimal(loop: str, kdns_port: int, queries: Path, log: Path, cpu: int) -> Server:
+    """``bench.minimal_server`` on ``loop`` ("uvloop" or "asyncio") with kdns's answers to ``queries``."""
+    command = [
+        sys.executable, "-m", "bench.minimal_server",
+        "--kdns-port", str(kdns_port), "--queries", str(queries), "--loop", loop,
+    ]  # fmt: skip
+    return start_announced(f"minimal-{loop}", command, log, cpu)
+
+
+def start_dnslib(kdns_port: int, queries: Path, log: Path, cpu: int) -> Server:
+    """``bench.dnslib_server``: dnslib's ``DNSServer`` answering kdns's responses to ``queries``."""
+    command = [
+        sys.executable, "-m", "bench.dnslib_server", "--kdns-port", str(kdns_port), "--queries", str(queries),
+    ]  # fmt: skip
+    return start_announced("dnslib", command, log, cpu)
 
 
 def split_zones(dump: str) -> dict[str, str]:

@@ -1,0 +1,151 @@
+"""Where a server's CPU goes under dnsperf load: py-spy for its Python functions, perf for native code.
+
+Both sample the server at once while dnsperf loads it, from dnsperf's CPU:
+
+- ``py-spy record --nonblocking --format raw`` writes one line per distinct stack, ``frame;frame;...
+  count``, outermost first, a frame being ``function (file:line)``. Non-blocking, because blocking
+  samples (py-spy stops the process for each) land where the kernel delivers the stop, at syscall exits:
+  here they put some 80% of the samples in ``sendmsg`` and ``recvmsg`` while /proc says the server spends
+  under half its time in the kernel. Without blocking py-spy cannot unwind native frames, so the C code a
+  Python function runs (``sendto``, dict lookups, the event loop under ``Runner.run``) is charged to it;
+  and CPython 3.11 saves the running frame's line only at calls, so lines are left out.
+- ``perf record -F 999`` (when perf is installed) sees the CPU from below: the kernel, libpython, uvloop
+  and libc, by shared object and by symbol.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import dnsperf
+from bench.dnsperf import Load
+from bench.servers import Server, die_with_parent
+
+_FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+_PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\S+)(?:\s+\[[.k]\]\s+(.*?))?\s*$")
+
+
+@dataclass
+class Profile:
+    samples: int = 0
+    own: Counter[str] = field(default_factory=Counter)  # innermost Python function -> samples
+    inclusive: Counter[str] = field(default_factory=Counter)  # function anywhere on the stack -> samples
+
+    def top(self, n: int) -> list[tuple[str, float, float]]:
+        """``(function, own share, inclusive share)`` of the ``n`` functions with the most own samples."""
+        total = self.samples or 1
+        return [
+            (name, count / total, self.inclusive[name] / total) for name, count in self.own.most_common(n)
+        ]
+
+
+def pyspy_executable() -> str | None:
+    """py-spy beside this interpreter (the venv) or on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def function_of(frame: str) -> str:
+    """``function (file)``: a py-spy frame without its line number."""
+    match = _FRAME.match(frame.strip())
+    return f"{match.group('name')} ({match.group('file')})" if match else frame.strip()
+
+
+def summarise(raw: str) -> Profile:
+    """Own and inclusive samples per function from py-spy's raw (collapsed stack) output."""
+    profile = Profile()
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        functions = [function_of(frame) for frame in stack.split(";")]
+        profile.samples += count
+        profile.own[functions[-1]] += count
+        for name in set(functions):
+            profile.inclusive[name] += count
+    return profile
+
+
+def perf_report(data: Path, sort: str, n: int) -> list[tuple[str, float]]:
+    """``perf report --sort SORT``'s top ``n`` rows as ``(what, share)``."""
+    command = ["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "--stdio", "-q"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    rows = []
+    for line in result.stdout.splitlines():
+        match = _PERF_LINE.match(line)
+        if match:
+            dso, symbol = match.group(2), match.group(3)
+            rows.append((f"{symbol} ({dso})" if symbol else dso, float(match.group(1)) / 100))
+    return rows[:n]
+
+
+def record(server: Server, load: Load, seconds: float, out: Path) -> dict[str, Any]:
+    """Profile ``server`` for ``seconds`` with py-spy and perf at once while dnsperf loads it."""
+    spy, perf = pyspy_executable(), shutil.which("perf")
+    if spy is None and perf is None:
+        return {"error": "neither py-spy (pip install py-spy) nor perf is installed"}
+    raw, perf_data = out / "pyspy-kdns.txt", out / "perf-kdns.data"
+    pin = ["taskset", "-c", str(load.cpu)]
+    profilers: dict[str, list[str]] = {}
+    if spy:
+        profilers["py-spy"] = [
+            *pin, spy, "record", "--nonblocking", "--rate", "200", "--format", "raw", "--output", str(raw),
+            "--pid", str(server.pid), "--duration", f"{seconds:g}",
+        ]  # fmt: skip
+    if perf:
+        profilers["perf"] = [
+            *pin, perf, "record", "-F", "999", "-p", str(server.pid), "-o", str(perf_data), "--",
+            "sleep", f"{seconds:g}",
+        ]  # fmt: skip
+    busy = Load(load.queries, load.clients, load.outstanding, seconds + 3, load.cpu)
+    children: list[subprocess.Popen] = []
+    returncodes: dict[str, int | None] = {}
+    try:
+        children.append(_start(dnsperf.command(busy, server.port), out / "dnsperf-kdns-profiled.txt"))
+        time.sleep(1.0)
+        started = {name: _start(command, out / f"{name}-kdns.log") for name, command in profilers.items()}
+        children += started.values()
+        for name, child in started.items():
+            returncodes[name] = child.wait(seconds + 60)
+        children[0].wait(busy.seconds + 30)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+    text = (out / "dnsperf-kdns-profiled.txt").read_text(encoding="utf-8", errors="replace")
+    outcome: dict[str, Any] = {"seconds": seconds, "qps_while_profiled": dnsperf.parse(text).qps}
+    if returncodes.get("py-spy") == 0 and raw.exists():
+        profile = summarise(raw.read_text(encoding="utf-8", errors="replace"))
+        outcome["pyspy"] = {"samples": profile.samples, "functions": profile.top(12), "raw": raw.name}
+    elif spy:
+        outcome["pyspy"] = {"error": f"py-spy exited with {returncodes.get('py-spy')}; see py-spy-kdns.log"}
+    if returncodes.get("perf") == 0 and perf_data.exists():
+        outcome["perf"] = {
+            "dsos": perf_report(perf_data, "dso", 8),
+            "symbols": perf_report(perf_data, "dso,sym", 15),
+        }
+        perf_data.unlink()
+    elif perf:
+        outcome["perf"] = {"error": f"perf exited with {returncodes.get('perf')}; see perf-kdns.log"}
+    return outcome
+
+
+def _start(command: list[str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (the harness starts no threads)
+        )
