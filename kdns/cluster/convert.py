@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ from kdns.cluster.model import (
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+_SHARED_LIMIT = 4096  # distinct ports and port lists kept for sharing; a cluster has few
+_shared_ports: dict[object, object] = {}
 
 
 class InvalidObject(ValueError):
@@ -76,6 +79,15 @@ def tombstone(raw: Mapping[str, Any]) -> ClusterObject | None:
 
 def canonical_ip(text: Any, *, version: int | None = None) -> str:
     """The canonical text form of an IPv4 or IPv6 address, rejecting anything else."""
+    return str(_ip_address(text, version))
+
+
+def packed_ip(text: Any, *, version: int | None = None) -> bytes:
+    """The 4 or 16 bytes of an IPv4 or IPv6 address, rejecting what ``canonical_ip`` rejects."""
+    return _ip_address(text, version).packed
+
+
+def _ip_address(text: Any, version: int | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(text, str):
         raise InvalidObject(f"IP address must be a string, found {text!r}")
     try:
@@ -86,7 +98,14 @@ def canonical_ip(text: Any, *, version: int | None = None) -> str:
         raise InvalidObject(f"scoped IPv6 address {text!r} cannot be served")
     if version is not None and ip.version != version:
         raise InvalidObject(f"{text!r} is not an IPv{version} address")
-    return str(ip)
+    return ip
+
+
+def _shared(value: Any) -> Any:
+    """One object for equal values that many objects hold (ports, lists of ports)."""
+    if len(_shared_ports) >= _SHARED_LIMIT:
+        _shared_ports.clear()
+    return _shared_ports.setdefault(value, value)
 
 
 def is_dns_label(text: str) -> bool:
@@ -102,9 +121,11 @@ def _metadata(raw: Mapping[str, Any], *, namespaced: bool) -> tuple[str, str]:
     if not isinstance(name, str) or not name:
         raise InvalidObject("metadata.name is missing")
     namespace = meta.get("namespace", "")
-    if namespaced and (not isinstance(namespace, str) or not is_dns_label(namespace)):
+    if not namespaced:
+        return namespace, name
+    if not isinstance(namespace, str) or not is_dns_label(namespace):
         raise InvalidObject(f"metadata.namespace {namespace!r} is not a DNS label")
-    return namespace, name
+    return sys.intern(namespace), name  # shared by every object of the namespace
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -136,25 +157,26 @@ def _port(raw: Any, field: str) -> Port | None:
     protocol = raw.get("protocol") or "TCP"
     if not isinstance(protocol, str) or not is_dns_label(protocol.lower()):
         raise InvalidObject(f"{field}.protocol {protocol!r} is not valid")
-    return Port(name=name.lower(), port=number, protocol=protocol.lower())
+    return _shared(Port(name=name.lower(), port=number, protocol=protocol.lower()))
 
 
 def _ports(value: Any, field: str) -> tuple[Port, ...]:
     ports = (_port(item, f"{field}[{i}]") for i, item in enumerate(_sequence(value, field)))
-    return tuple(p for p in ports if p is not None)
+    return _shared(tuple(p for p in ports if p is not None))
 
 
 def to_namespace(raw: Mapping[str, Any]) -> Namespace:
     _, name = _metadata(raw, namespaced=False)
     if not is_dns_label(name):
         raise InvalidObject(f"namespace name {name!r} is not a DNS label")
-    return Namespace(name=name)
+    return Namespace(name=sys.intern(name))
 
 
 def to_service(raw: Mapping[str, Any]) -> Service:
     namespace, name = _metadata(raw, namespaced=True)
     if not is_dns_label(name):
         raise InvalidObject(f"service name {name!r} is not a DNS label")
+    name = sys.intern(name)  # its slices name it too
     spec = _mapping(raw.get("spec"), "spec")
     ports = _ports(spec.get("ports"), "spec.ports")
     publish = bool(spec.get("publishNotReadyAddresses", False))
@@ -183,9 +205,7 @@ def to_service(raw: Mapping[str, Any]) -> Service:
 
 def _endpoint(raw: Any, field: str, version: int) -> Endpoint:
     raw = _mapping(raw, field)
-    addresses = tuple(
-        canonical_ip(a, version=version) for a in _sequence(raw.get("addresses"), f"{field}.addresses")
-    )
+    addresses = [packed_ip(a, version=version) for a in _sequence(raw.get("addresses"), f"{field}.addresses")]
     ready = _mapping(raw.get("conditions"), f"{field}.conditions").get("ready")
     hostname = raw.get("hostname") or ""
     if not isinstance(hostname, str) or (hostname and not is_dns_label(hostname)):
@@ -193,7 +213,8 @@ def _endpoint(raw: Any, field: str, version: int) -> Endpoint:
     target = _mapping(raw.get("targetRef"), f"{field}.targetRef")
     pod_name = target.get("name") if target.get("kind") == "Pod" else ""
     return Endpoint(
-        addresses=addresses,
+        address=addresses[0] if addresses else b"",
+        more=tuple(addresses[1:]),
         ready=ready is None or bool(ready),
         hostname=hostname,
         pod_name=pod_name if isinstance(pod_name, str) else "",
@@ -219,7 +240,7 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     return EndpointSlice(
         namespace=namespace,
         name=name,
-        service=service,
+        service=sys.intern(service),
         endpoints=endpoints,
         ports=_ports(raw.get("ports"), "ports"),
     )

@@ -1,7 +1,9 @@
 """Slim, immutable views of the Kubernetes objects that DNS needs, and the events that carry them.
 
 API edge cases are settled once, in ``convert``; everything downstream may trust these values:
-IPs are in canonical text form, names are lowercase DNS labels, protocols are lowercase.
+IPs are in canonical text form, except endpoint addresses (the bulk of a large cluster), which are
+packed (4 or 16 bytes, as DNS answers them); names are lowercase DNS labels, protocols are lowercase.
+Values that repeat across objects (ports, namespace and Service names) are shared, not copied.
 """
 
 from __future__ import annotations
@@ -45,12 +47,19 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One endpoint of a slice. ``ready`` is already true when the API leaves the condition unset."""
+    """One endpoint of a slice. Its packed addresses are ``address`` (empty if none) and ``more``, as
+    Kubernetes fills one and a large cluster has many endpoints. ``ready`` is already true when the
+    API leaves the condition unset."""
 
-    addresses: tuple[str, ...]
+    address: bytes
+    more: tuple[bytes, ...] = ()
     ready: bool = True
     hostname: str = ""
     pod_name: str = ""  # targetRef.name when targetRef.kind is Pod
+
+    @property
+    def addresses(self) -> tuple[bytes, ...]:
+        return (self.address, *self.more) if self.address else ()
 
 
 @dataclass(frozen=True, slots=True)

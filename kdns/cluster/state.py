@@ -1,7 +1,8 @@
 """The cluster as last seen: slim objects by key, EndpointSlices grouped under their Service.
 
-``apply`` stores one event and returns the owners whose DNS names it affects; ``changes_to`` turns a
-whole relist of one kind into events, so objects that vanished during a gap are deleted too.
+``apply`` stores one event and returns the owners whose DNS names it affects; ``affected`` names them
+before the event is applied, while the state still holds what the zone was built from. ``changes_to``
+turns a whole relist of one kind into events, so objects that vanished during a gap are deleted too.
 """
 
 from __future__ import annotations
@@ -31,16 +32,16 @@ class ClusterState:
         self.slices: dict[Key, EndpointSlice] = {}
         self.pods: dict[Key, Pod] = {}
         self.pods_by_ip: dict[str, Pod] = {}  # the client's pod, for autopath
-        self._slices_by_service: dict[Key, dict[str, EndpointSlice]] = {}
-        self._services_by_namespace: dict[str, set[str]] = {}
+        self._slices_by_service: dict[Key, tuple[EndpointSlice, ...]] = {}  # in the order last changed
+        self._services_by_namespace: dict[str, int] = {}  # how many
 
     # -- queries -------------------------------------------------------------------------------------
     def slices_of(self, namespace: str, service: str) -> Iterable[EndpointSlice]:
-        return self._slices_by_service.get((namespace, service), {}).values()
+        return self._slices_by_service.get((namespace, service), ())
 
     def namespace_exists(self, namespace: str) -> bool:
         """A namespace exists when its object does, or when a Service lives in it."""
-        return namespace in self.namespaces or bool(self._services_by_namespace.get(namespace))
+        return namespace in self.namespaces or namespace in self._services_by_namespace
 
     def owners(self) -> Iterator[Owner]:
         """Every owner the state holds, namespaces first."""
@@ -52,8 +53,27 @@ class ClusterState:
             yield Owner("pod", ns, name)
 
     # -- updates -------------------------------------------------------------------------------------
+    def affected(self, event: Event) -> tuple[Owner, ...]:
+        """The owners whose names ``apply(event)`` would change, read before it is applied."""
+        obj = event.object
+        match obj:
+            case Namespace(name=name):
+                return (Owner("namespace", name),)
+            case Service(namespace=ns, name=name):
+                return (Owner("service", ns, name), Owner("namespace", ns))
+            case EndpointSlice(namespace=ns, name=name):
+                old = self.slices.get((ns, name))
+                owners = [] if old is None else [Owner("service", ns, old.service)]
+                if event.type is not EventType.DELETED:
+                    owners.append(Owner("service", ns, obj.service))
+                return tuple(dict.fromkeys(owners))
+            case Pod(namespace=ns, name=name):
+                return (Owner("pod", ns, name),)
+        raise TypeError(f"not a cluster object: {obj!r}")
+
     def apply(self, event: Event) -> tuple[Owner, ...]:
-        """Store one event; return the owners whose names must be rebuilt."""
+        """Store one event; return the owners whose names must be rebuilt (``affected``)."""
+        owners = self.affected(event)
         obj, deleted = event.object, event.type is EventType.DELETED
         match obj:
             case Namespace(name=name):
@@ -61,20 +81,19 @@ class ClusterState:
                     self.namespaces.pop(name, None)
                 else:
                     self.namespaces[name] = obj
-                return (Owner("namespace", name),)
             case Service(namespace=ns, name=name):
-                names = self._services_by_namespace.setdefault(ns, set())
-                if deleted:
-                    self.services.pop((ns, name), None)
-                    names.discard(name)
-                else:
+                present, counts = (ns, name) in self.services, self._services_by_namespace
+                if deleted and present:
+                    del self.services[(ns, name)]
+                    counts[ns] -= 1
+                    if not counts[ns]:
+                        del counts[ns]
+                elif not deleted:
                     self.services[(ns, name)] = obj
-                    names.add(name)
-                if not names:
-                    del self._services_by_namespace[ns]
-                return (Owner("service", ns, name), Owner("namespace", ns))
-            case EndpointSlice(namespace=ns, name=name):
-                return self._apply_slice(obj, deleted)
+                    if not present:
+                        counts[ns] = counts.get(ns, 0) + 1
+            case EndpointSlice():
+                self._apply_slice(obj, deleted)
             case Pod(namespace=ns, name=name):
                 old = self.pods.pop((ns, name), None)
                 for ip in old.ips if old is not None else ():
@@ -84,24 +103,23 @@ class ClusterState:
                     self.pods[(ns, name)] = obj
                     for ip in obj.ips:
                         self.pods_by_ip[ip] = obj
-                return (Owner("pod", ns, name),)
-        raise TypeError(f"not a cluster object: {obj!r}")
+        return owners
 
-    def _apply_slice(self, new: EndpointSlice, deleted: bool) -> tuple[Owner, ...]:
+    def _apply_slice(self, new: EndpointSlice, deleted: bool) -> None:
         key = (new.namespace, new.name)
         old = self.slices.pop(key, None)
-        owners = []
+        groups = self._slices_by_service
         if old is not None:
-            group = self._slices_by_service[(old.namespace, old.service)]
-            del group[old.name]
-            if not group:
-                del self._slices_by_service[(old.namespace, old.service)]
-            owners.append(Owner("service", old.namespace, old.service))
+            service = (old.namespace, old.service)
+            group = tuple(s for s in groups[service] if s.name != old.name)
+            if group:
+                groups[service] = group
+            else:
+                del groups[service]
         if not deleted:
             self.slices[key] = new
-            self._slices_by_service.setdefault((new.namespace, new.service), {})[new.name] = new
-            owners.append(Owner("service", new.namespace, new.service))
-        return tuple(dict.fromkeys(owners))
+            service = (new.namespace, new.service)
+            groups[service] = (*groups.get(service, ()), new)
 
     def table(self, kind: str) -> dict:
         """The stored objects of one kind (``"Service"``...) by key."""

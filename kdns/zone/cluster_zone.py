@@ -1,8 +1,9 @@
 """The cluster state and the zone index kept in step: events in, changed names out.
 
 This is where an event becomes DNS: the state says which owners it affects, the builder computes
-each owner's records, the index applies the difference. Listeners (the answer cache) hear which
-names changed, in the same synchronous step.
+each owner's records as they were (before the state changes) and as they are, the index applies the
+difference. The index keeps no owner's records, so they are computed twice per change rather than
+held in memory. Listeners (the answer cache) hear which names changed, in the same synchronous step.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from kdns.cluster.model import ClusterObject, Event, EventType, Owner, ServiceKi
 from kdns.cluster.state import ClusterState
 from kdns.config import ZoneSettings
 from kdns.zone.index import ZoneIndex
-from kdns.zone.records import APEX_OWNER, RecordBuilder
+from kdns.zone.records import APEX_OWNER, Record, RecordBuilder
 
 ChangeListener = Callable[[set[bytes]], None]
 
@@ -27,7 +28,8 @@ class ClusterZone:
         self.layout = self.builder.layout
         self.index = ZoneIndex(self.layout.apexes)
         self._listeners: list[ChangeListener] = []
-        self.rebuild([APEX_OWNER])
+        self._held: dict[Owner, list[Record]] = {}  # the index's records of owners that failed to build
+        self._rebuild({APEX_OWNER: []})
 
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -46,14 +48,11 @@ class ClusterZone:
         ]
 
     def apply(self, event: Event) -> set[bytes]:
-        return self.rebuild(self.state.apply(event))
+        return self._apply((event,))
 
     def load(self, objects: Iterable[ClusterObject]) -> set[bytes]:
         """Add objects (a snapshot); each owner is rebuilt once, after all its objects are in."""
-        owners: dict[Owner, None] = {}
-        for obj in objects:
-            owners.update(dict.fromkeys(self.state.apply(Event(EventType.ADDED, obj))))
-        return self.rebuild(owners)
+        return self._apply(Event(EventType.ADDED, obj) for obj in objects)
 
     def replace(self, kind: str, objects: list[ClusterObject], *, step: int = 100) -> Iterator[int]:
         """Make the objects of ``kind`` exactly ``objects`` (a relist), ``step`` changes at a time.
@@ -62,19 +61,42 @@ class ClusterZone:
         the number of objects it changed, so the caller may let queries run between steps."""
         changes = self.state.changes_to(kind, objects)
         while batch := list(islice(changes, step)):
-            owners: dict[Owner, None] = {}
-            for event in batch:
-                owners.update(dict.fromkeys(self.state.apply(event)))
-            self.rebuild(owners)
+            self._apply(batch)
             yield len(batch)
 
-    def rebuild(self, owners: Iterable[Owner]) -> set[bytes]:
-        touched: set[bytes] = set()
-        for owner in owners:
-            touched |= self.index.replace(owner, self.builder.records(owner, self.state))
+    def _apply(self, events: Iterable[Event]) -> set[bytes]:
+        """Store events, then rebuild each owner they affect once, from its records before the first.
+
+        The index follows whatever the state took in, even when ``events`` fails part way."""
+        state, builder = self.state, self.builder
+        before: dict[Owner, list[Record]] = {}
+        try:
+            for event in events:
+                for owner in state.affected(event):
+                    if owner not in before:
+                        held = self._held.pop(owner, None)
+                        before[owner] = builder.records(owner, state, quiet=True) if held is None else held
+                state.apply(event)
+        finally:
+            touched = self._rebuild(before)
+        return touched
+
+    def _rebuild(self, before: dict[Owner, list[Record]]) -> set[bytes]:
+        """Give the index each owner's records as they are now. An owner whose records cannot be built
+        keeps the ones the index holds, and they are remembered (the state no longer tells them)."""
+        changes, failure = [], None
+        for owner, old in before.items():
+            try:
+                changes.append((old, self.builder.records(owner, self.state)))
+            except Exception as exc:  # raised below, once the index is whole
+                self._held[owner] = old
+                failure = failure or exc
+        touched = self.index.replace(changes)
         if touched:
             for listener in self._listeners:
                 listener(touched)
+        if failure is not None:
+            raise failure
         return touched
 
     def counts(self) -> dict[str, int]:

@@ -1,10 +1,18 @@
 """The records one owner contributes to the zone, computed from the cluster state.
 
-A record is ``(name, rtype, rdata)`` with ``name`` in lowercase wire form. Rdata by type:
-A/AAAA packed address bytes; CNAME and NS target name; PTR ``(target, rank)`` where rank 0 is a
-Service's cluster IP and rank 1 an endpoint (a cluster IP hides endpoint PTRs, as in CoreDNS);
-SRV ``(port, target)`` (priority and weight are set when answering); TXT the text bytes;
-``PRESENCE`` ``None``: the name exists with no data (a namespace, ``svc.<zone>``).
+A record is ``(name, rtype, rdata)`` with ``name`` in lowercase wire form. The forms are chosen to
+be small, as the index keeps them as they are. Rdata by type: A/AAAA packed address bytes; CNAME and
+NS target name; PTR the target name of a Service's cluster IP, and ``PTR_ENDPOINT`` (a PTR of lower
+rank: a cluster IP hides endpoint PTRs, as in CoreDNS) that of an endpoint; SRV ``(port, target)``,
+or the bare port when the target is the record's own name (priority and weight are set when
+answering); TXT the text bytes; ``PRESENCE`` ``None``: the name exists with no data (a namespace,
+``svc.<zone>``); ``ADDRESS_OF_NAME`` ``None``: the A or AAAA record of the address that the name's
+first label spells (``10-1-0-7.web...``, ``10-1-0-7.ns.pod...``).
+
+Records implied by their name (an address its label spells, an SRV to itself) carry no data of their
+own, so the records of most endpoint names are equal and the index shares them. One name's bytes
+serve every record that names it: an endpoint's name, its headless SRV targets and its PTR target
+are one object.
 """
 
 from __future__ import annotations
@@ -16,20 +24,32 @@ from collections.abc import Iterator
 from kdns.cluster.model import Endpoint, EndpointSlice, Owner, Port, Service, ServiceKind
 from kdns.cluster.state import ClusterState
 from kdns.config import PodMode, ZoneSettings
-from kdns.zone.names import BadName, ZoneLayout, dashed_ip, is_within, join, pack_ip, reverse_wire, to_wire
+from kdns.zone.names import (
+    BadName,
+    ZoneLayout,
+    dashed_ip,
+    ip_text,
+    is_within,
+    join,
+    pack_ip,
+    prepend,
+    reverse_packed,
+    to_wire,
+)
 
 log = logging.getLogger(__name__)
 
 PRESENCE = 0
 A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
+PTR_ENDPOINT = -PTR  # an endpoint's PTR, answered only where no cluster IP's PTR is
+ADDRESS_OF_NAME = -A  # A or AAAA of the address the first label spells
 APEX_OWNER = Owner("apex", "")
 DNS_SCHEMA_VERSION = b"1.1.0"
 
 Record = tuple[bytes, int, object]
 
 
-def address_record(name: bytes, ip: str) -> Record:
-    packed = pack_ip(ip)
+def packed_record(name: bytes, packed: bytes) -> Record:
     return (name, A if len(packed) == 4 else AAAA, packed)
 
 
@@ -40,25 +60,27 @@ class RecordBuilder:
         self.settings = settings
         self.layout = ZoneLayout.of(settings.zones)
 
-    def records(self, owner: Owner, state: ClusterState) -> frozenset[Record]:
+    def records(self, owner: Owner, state: ClusterState, *, quiet: bool = False) -> list[Record]:
+        """The owner's records as ``state`` holds it; ``quiet`` skips logging what is not served (for
+        records computed again to be taken out of the index)."""
         if owner.kind == "service":
             service = state.services.get((owner.namespace, owner.name))
             if service is None:
-                return frozenset()
-            return frozenset(self._service(service, list(state.slices_of(owner.namespace, owner.name))))
+                return []
+            return list(self._service(service, list(state.slices_of(owner.namespace, owner.name)), quiet))
         if owner.kind == "namespace":
-            return frozenset(self._namespace(owner.namespace, state))
+            return list(self._namespace(owner.namespace, state))
         if owner.kind == "pod":
             pod = state.pods.get((owner.namespace, owner.name))
             if pod is None or self.settings.pods is not PodMode.VERIFIED:
-                return frozenset()
-            return frozenset(
-                address_record(join((dashed_ip(ip), pod.namespace, "pod"), zone), ip)
+                return []
+            return [
+                (join((dashed_ip(ip), pod.namespace, "pod"), zone), ADDRESS_OF_NAME, None)
                 for zone in self.layout.forward
                 for ip in pod.ips
-            )
+            ]
         if owner == APEX_OWNER:
-            return frozenset(self._apex())
+            return list(self._apex())
         raise ValueError(f"unknown owner {owner!r}")
 
     # -- apex and namespaces ---------------------------------------------------------------------------
@@ -81,12 +103,12 @@ class RecordBuilder:
                 yield (join((namespace, "pod"), zone), PRESENCE, None)
 
     # -- services ----------------------------------------------------------------------------------------
-    def _service(self, service: Service, slices: list[EndpointSlice]) -> Iterator[Record]:
+    def _service(self, service: Service, slices: list[EndpointSlice], quiet: bool) -> Iterator[Record]:
         if service.kind is ServiceKind.EXTERNAL_NAME:
-            yield from self._external_name(service)
+            yield from self._external_name(service, quiet)
             return
         endpoints = [
-            (self._endpoint_label(ep, address), address, s.ports)
+            (*self._endpoint_label(ep, address), address, s.ports)
             for s in slices
             for ep in s.endpoints
             if ep.ready or service.publish_not_ready
@@ -96,71 +118,84 @@ class RecordBuilder:
         if self.settings.ignore_empty_service and not headless and not endpoints:
             return  # NXDOMAIN, so a client moves on along its search path
         is_dns_service = (service.namespace, service.name) == self.settings.dns_service
+        cluster_ips = [pack_ip(ip) for ip in service.cluster_ips]
+        named = []  # per forward zone: the Service's name and its endpoints' names
         for zone in self.layout.forward:
             base = join((service.name, service.namespace, "svc"), zone)
+            named.append((base, [prepend(label, base) for label, _, _, _ in endpoints]))
+        for zone, (base, names) in zip(self.layout.forward, named, strict=True):
+            port_names: dict[Port, bytes] = {}
             if headless:
-                for label, address, ports in endpoints:
-                    target = join((label,), base)
-                    yield address_record(base, address)
-                    yield from _srv_records(base, ports, target)
+                for name, (_, _, packed, ports) in zip(names, endpoints, strict=True):
+                    yield packed_record(base, packed)
+                    yield from _srv_records(base, ports, name, port_names)
             else:
                 yield (base, PRESENCE, None)
-                for ip in service.cluster_ips:
-                    yield address_record(base, ip)
+                for packed in cluster_ips:
+                    yield packed_record(base, packed)
                     if is_dns_service:
-                        yield address_record(join(("ns", "dns"), zone), ip)
-                yield from _srv_records(base, service.ports, base)
-            for label, address, ports in endpoints:
-                name = join((label,), base)
-                yield address_record(name, address)
+                        yield packed_record(join(("ns", "dns"), zone), packed)
+                yield from _srv_records(base, service.ports, base, port_names)
+            for name, (_, spelled, packed, ports) in zip(names, endpoints, strict=True):
+                yield (name, ADDRESS_OF_NAME, None) if spelled else packed_record(name, packed)
                 for port in ports:
-                    yield (name, SRV, (port.port, name))
-        primary = join((service.name, service.namespace, "svc"), self.layout.primary)
-        for ip in service.cluster_ips:
-            yield from self._ptr(ip, primary, rank=0)
-        for label, address, _ in endpoints:
-            yield from self._ptr(address, join((label,), primary), rank=1)
+                    yield (name, SRV, port.port)
+        base, names = named[0]  # the primary zone's names: PTRs point there
+        for packed in cluster_ips:
+            yield from self._ptr(packed, base, PTR)
+        for name, (_, _, packed, _) in zip(names, endpoints, strict=True):
+            yield from self._ptr(packed, name, PTR_ENDPOINT)
 
-    def _external_name(self, service: Service) -> Iterator[Record]:
+    def _external_name(self, service: Service, quiet: bool) -> Iterator[Record]:
         try:
             ipaddress.ip_address(service.external_name)
         except ValueError:
             pass
         else:
-            log.info(
-                "service %s/%s: externalName %s is an IP address, not served",
-                service.namespace,
-                service.name,
-                service.external_name,
-            )
+            if not quiet:
+                log.info(
+                    "service %s/%s: externalName %s is an IP address, not served",
+                    service.namespace,
+                    service.name,
+                    service.external_name,
+                )
             return
         try:
             target = to_wire(service.external_name)
         except BadName as exc:
-            log.info("service %s/%s: %s, not served", service.namespace, service.name, exc)
+            if not quiet:
+                log.info("service %s/%s: %s, not served", service.namespace, service.name, exc)
             return
         for zone in self.layout.forward:
             yield (join((service.name, service.namespace, "svc"), zone), CNAME, target)
 
-    def _endpoint_label(self, endpoint: Endpoint, address: str) -> str:
+    def _endpoint_label(self, endpoint: Endpoint, address: bytes) -> tuple[str, bool]:
+        """The label of an endpoint's name, and whether it spells the address."""
+        dashed = dashed_ip(ip_text(address))
         if endpoint.hostname:
-            return endpoint.hostname
+            return endpoint.hostname, endpoint.hostname == dashed
         if self.settings.endpoint_pod_names and _is_label(endpoint.pod_name):
-            return endpoint.pod_name
-        return dashed_ip(address)
+            return endpoint.pod_name, endpoint.pod_name == dashed
+        return dashed, True
 
-    def _ptr(self, ip: str, target: bytes, *, rank: int) -> Iterator[Record]:
-        name = reverse_wire(ip)
+    def _ptr(self, packed: bytes, target: bytes, rtype: int) -> Iterator[Record]:
+        name = reverse_packed(packed)
         if any(is_within(name, zone) for zone in self.layout.reverse):
-            yield (name, PTR, (target, rank))
+            yield (name, rtype, target)
 
 
-def _srv_records(base: bytes, ports: tuple[Port, ...], target: bytes) -> Iterator[Record]:
-    """SRV at the service name for every port, and at ``_<name>._<proto>`` for named ports."""
+def _srv_records(
+    base: bytes, ports: tuple[Port, ...], target: bytes, port_names: dict[Port, bytes]
+) -> Iterator[Record]:
+    """SRV at the service name for every port, and at ``_<name>._<proto>`` for named ports (their
+    names kept in ``port_names``, one object for all the records at each)."""
     for port in ports:
-        yield (base, SRV, (port.port, target))
+        yield (base, SRV, port.port if target == base else (port.port, target))
         if port.name:
-            yield (join((f"_{port.name}", f"_{port.protocol}"), base), SRV, (port.port, target))
+            name = port_names.get(port)
+            if name is None:
+                name = port_names[port] = join((f"_{port.name}", f"_{port.protocol}"), base)
+            yield (name, SRV, (port.port, target))
 
 
 def _is_label(text: str) -> bool:
