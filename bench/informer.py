@@ -825,14 +825,6 @@ def write_section(section: str, readme: Path) -> None:
     readme.write_text((head + "\n\n" if head else "") + section, encoding="utf-8")
 
 
-def _on_alarm(signum: int, frame: object) -> None:
-    raise TimeoutError("the benchmark ran past its time limit")
-
-
-def _on_term(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.informer", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -876,9 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BlockingIOError:
         say(f"another benchmark is running in {LOCK.parent}")
         return 1
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(int(900 + 3 * args.timeout))
+    servers.bound_in_time(int(900 + 3 * args.timeout))
     try:
         result = benchmark(args, OUT)
     finally:

@@ -314,14 +314,6 @@ def _section_counts(reply: compare.Reply) -> str:
     return f"{len(reply.authority)} authority, {len(reply.additional)} additional"
 
 
-def _on_alarm(signum: int, frame: object) -> None:
-    raise TimeoutError("the benchmark ran past its time limit")
-
-
-def _on_term(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2-second runs, one each; results in bench/out/")
@@ -378,9 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BlockingIOError:
         print(f"another benchmark is running in {OUT}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(time_limit(args))
+    servers.bound_in_time(time_limit(args))
     try:
         result = benchmark(args, OUT)
     finally:

@@ -32,6 +32,22 @@ _READY = re.compile(r"ready: listening on 127\.0\.0\.1 port (\d+)")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def _on_alarm(signum: int, frame: object) -> None:
+    raise TimeoutError("the benchmark ran past its time limit")
+
+
+def _on_term(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def bound_in_time(seconds: int) -> None:
+    """End this benchmark (and, through the cleanup that follows, its servers) after ``seconds``, or on
+    SIGTERM."""
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(seconds)
+
+
 def die_with_parent() -> None:
     """Run in the child before exec: SIGTERM it when the harness exits."""
     libc = ctypes.CDLL(None, use_errno=True)

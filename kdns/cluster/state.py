@@ -43,9 +43,13 @@ class ClusterState:
         """A namespace exists when its object does, or when a Service lives in it."""
         return namespace in self.namespaces or namespace in self._services_by_namespace
 
+    def namespace_names(self) -> set[str]:
+        """Every namespace that exists (see ``namespace_exists``)."""
+        return self.namespaces.keys() | self._services_by_namespace.keys()
+
     def owners(self) -> Iterator[Owner]:
         """Every owner the state holds, namespaces first."""
-        for ns in self.namespaces.keys() | self._services_by_namespace.keys():
+        for ns in self.namespace_names():
             yield Owner("namespace", ns)
         for ns, name in self.services.keys() | self._slices_by_service.keys():
             yield Owner("service", ns, name)

@@ -107,6 +107,6 @@ class ClusterZone:
             "headless": sum(s.kind is ServiceKind.HEADLESS for s in state.services.values()),
             "endpoints": sum(len(s.endpoints) for s in state.slices.values()),
             "pods": len(state.pods),
-            "namespaces": len({o.namespace for o in state.owners() if o.kind == "namespace"}),
+            "namespaces": len(state.namespace_names()),
             "names": len(self.index.nodes),
         }
