@@ -24,6 +24,8 @@ from kdns.wire import (
     BADVERS,
     HEADER,
     NO_EDNS_UDP_SIZE,
+    NOT_FAST,
+    OPT_SIZE,
     QR,
     TCP_MAX_SIZE,
     Drop,
@@ -39,6 +41,11 @@ from kdns.zone.records import AAAA, A
 
 log = logging.getLogger(__name__)
 UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came: the transport tells the responder
+PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # one question, no records
+EDNS_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # one question, one additional record
+ROOT_OPT = b"\x00\x00\x29"  # owner ".", type OPT
+NO_OPTIONS = b"\x00\x00"  # an OPT's RDLENGTH when it carries no options
+CD_BYTE = 0x10  # the CD flag in the flags' second byte
 
 
 @dataclass(slots=True)
@@ -101,7 +108,7 @@ class Responder:
         self.recursion_available = recursion_available
         self.forward_cache = forward_cache
         self.loadbalance = loadbalance
-        self.autopath: AutoPathLike | None = None  # set when server-side search paths are on
+        self._autopath: AutoPathLike | None = None
         self._turn = 0
         self._cache: dict[bytes, Packed] = {}
         self.dropped = 0
@@ -111,7 +118,7 @@ class Responder:
             Counter()
         )  # (channel, qtype, rcode) of forgotten answers
         self._keys_by_name: dict[bytes, set[bytes]] = {}
-        self._opt = {False: opt_record(max_udp_size), True: opt_record(max_udp_size, do=True)}
+        self._opts = (opt_record(max_udp_size), opt_record(max_udp_size, do=True))  # by the DO bit
 
     def respond(
         self, data: bytes, channel: int = UDP4, client: str | None = None
@@ -120,7 +127,53 @@ class Responder:
         upstream must answer it (the transport hands it to the forwarder).
 
         ``channel`` says how the query came (``UDP4``, ``UDP6``, ``TCP4``, ``TCP6``): it sets the
-        size limit, and each answer counts its queries by channel for the metrics."""
+        size limit, and each answer counts its queries by channel for the metrics.
+
+        Most queries take the fast path: one question, RD set and CD clear, no records or only an
+        option-less EDNS(0) OPT, and an answer already packed that fits. The name is not walked label
+        by label: the question's bytes up to the first zero form the key, and only a validated
+        question's key is ever in the cache, so a hit proves the question well formed."""
+        try:
+            qend = data.index(0, 12) + 1
+        except ValueError:
+            return self._respond(data, channel, client)
+        if data[2] == 1 and not data[3] & CD_BYTE:
+            end = qend + 4
+            tail = len(data) - end
+            if tail == 0 and data[4:12] == PLAIN_COUNTS:
+                packed = self._cache.get(data[12:qend].lower() + data[qend:end])
+                if packed is not None and end + packed.fast_size <= NO_EDNS_UDP_SIZE:
+                    packed.hits[channel] += 1
+                    return data[:2] + packed.head + data[12:end] + packed.body
+            elif (
+                tail == OPT_SIZE
+                and data[4:12] == EDNS_COUNTS
+                and data[end : end + 3] == ROOT_OPT
+                and not data[end + 6]  # EDNS version 0 (the OPT's TTL: extended rcode, version, DO)
+                and data[end + 9 :] == NO_OPTIONS
+            ):
+                packed = self._cache.get(data[12:qend].lower() + data[qend:end])
+                if packed is not None:
+                    need = end + packed.fast_size + OPT_SIZE
+                    if need <= NO_EDNS_UDP_SIZE or need <= self._edns_limit(data, end, channel):
+                        packed.hits[channel] += 1
+                        return (
+                            data[:2]
+                            + packed.head_edns
+                            + data[12:end]
+                            + packed.body
+                            + self._opts[data[end + 7] >> 7]
+                        )
+        return self._respond(data, channel, client)
+
+    def _edns_limit(self, data: bytes, end: int, channel: int) -> int:
+        """The largest response to the EDNS query ``data`` whose OPT record starts at ``end``."""
+        if channel >= TCP4:
+            return TCP_MAX_SIZE
+        return min(max(data[end + 3] << 8 | data[end + 4], NO_EDNS_UDP_SIZE), self.max_udp_size)
+
+    def _respond(self, data: bytes, channel: int, client: str | None) -> bytes | Delegation | None:
+        """``respond`` for any query: parsed in full, answered from the cache or the resolver."""
         tcp = channel >= TCP4
         try:
             qid, flags, qend, end, edns_size, edns_do, edns_version = parse_query(data)
@@ -131,7 +184,7 @@ class Responder:
             self.errors[exc.rcode] += 1
             return error_response(data, exc.rcode)
         if edns_size:
-            opt = self._opt[edns_do]
+            opt = self._opts[edns_do]
             if edns_version:
                 self.errors[BADVERS] += 1
                 return self._badvers(data, qid, flags, end, edns_do)
@@ -149,9 +202,9 @@ class Responder:
         if packed.variants is not None:  # loadbalance: each answer starts at the next address
             self._turn += 1
             packed = packed.variants[self._turn % len(packed.variants)]
-        if packed.autopath is not None and self.autopath is not None and client is not None:
-            if self.autopath.namespace_of(client) == packed.autopath:
-                cached = self.autopath.cached(key)
+        if packed.autopath is not None and self._autopath is not None and client is not None:
+            if self._autopath.namespace_of(client) == packed.autopath:
+                cached = self._autopath.cached(key)
                 if cached is not None:
                     return cached.render(data, qid, flags, end, limit, opt)
                 return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
@@ -163,6 +216,17 @@ class Responder:
                     return cached.render(data, qid, flags, end, limit, opt)
             return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
         return packed.render(data, qid, flags, end, limit, opt)
+
+    @property
+    def autopath(self) -> AutoPathLike | None:
+        """Server-side search paths, when on: NXDOMAIN answers below ``<ns>.svc`` then depend on
+        who asks."""
+        return self._autopath
+
+    @autopath.setter
+    def autopath(self, autopath: AutoPathLike | None) -> None:
+        self._autopath = autopath
+        self.clear()  # answers packed before were marked for the fast path without knowing
 
     def invalidate(self, names: set[bytes]) -> None:
         """Forget the answers that depend on any of ``names`` (the zone calls this on change)."""
@@ -194,6 +258,8 @@ class Responder:
                         for turned in rotated
                     ),
                 )
+        if packed.variants is not None or (packed.autopath is not None and self._autopath is not None):
+            packed.fast_size = NOT_FAST  # the full path picks a variant or searches for the client
         if len(self._cache) >= self.cache_size:
             self._forget(next(iter(self._cache)))  # oldest first: bounded under random names
         self._cache[key] = packed

@@ -20,6 +20,7 @@ from kdns.resolver import FORMERR, OPT, Answer, RRset
 from kdns.zone.names import labels_of
 
 HEADER = struct.Struct("!HHHHHH")
+_HEAD_AFTER_ID = struct.Struct("!HHHHH")
 _TTL = struct.Struct("!I")
 TSIG = 250
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
@@ -29,6 +30,8 @@ ECHOED_FLAGS = RD | CD  # copied from the query (RFC 1035, RFC 6840)
 NO_EDNS_UDP_SIZE = 512
 TCP_MAX_SIZE = 65535
 BADVERS = 16
+OPT_SIZE = 11  # an OPT record without options
+NOT_FAST = 1 << 20  # ``Packed.fast_size`` of an answer that must take the full path
 
 
 class Drop(Exception):
@@ -137,7 +140,10 @@ class Packed:
         "cuts",
         "delegate",
         "depends",
+        "fast_size",
         "flags",
+        "head",
+        "head_edns",
         "hits",
         "ttl_offsets",
         "variants",
@@ -165,6 +171,12 @@ class Packed:
         self.hits = [0, 0, 0, 0]  # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6)
         self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
         self.autopath: str | None = None  # NXDOMAIN below <ns>.svc.<zone>: that namespace
+        # For the responder's fast path (a query with RD set and CD clear): the header after the ID,
+        # without and with our OPT record, and the body's size (``NOT_FAST`` when it must not be used).
+        an, ns, ar = self.counts
+        self.head = _HEAD_AFTER_ID.pack(flags | RD, 1, an, ns, ar)
+        self.head_edns = _HEAD_AFTER_ID.pack(flags | RD, 1, an, ns, ar + 1)
+        self.fast_size = NOT_FAST if delegate else len(body)
 
     def with_ttl(self, ttl: int) -> Packed:
         """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import struct
 
+import dns.edns
 import dns.exception
 import dns.message
+import dns.name
 import dns.rcode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdns.resolver import Resolver
-from kdns.responder import TCP4, UDP4, Responder
+from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
 from tests.support import example_zone
 
 NAMES = ["web.shop.svc.cluster.local", "postgres.data.svc.cluster.local", "x.y", "cluster.local", ""]
@@ -76,3 +78,36 @@ def test_well_formed_queries_get_their_answers(responder):
     for name in NAMES[:2]:
         reply = dns.message.from_wire(responder.respond(dns.message.make_query(name, "A").to_wire()))
         assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+
+
+@st.composite
+def cacheable_queries(draw) -> tuple[bytes, int]:
+    """Queries of every shape the fast path looks at: any flags, letter case, EDNS size, DO bit,
+    version and options, names with a zero byte inside a label; and the channel they came by."""
+    labels = [label.encode() for label in draw(st.sampled_from(NAMES[:4])).split(".")]
+    if draw(st.booleans()):
+        labels.insert(0, draw(st.sampled_from([b"a\x00b", b"\x00", b"www"])))
+    labels = [bytes(c ^ 0x20 if draw(st.booleans()) and chr(c).isalpha() else c for c in lb) for lb in labels]
+    name = dns.name.Name([*labels, b""])
+    qtype = draw(st.sampled_from([1, 28, 33, 12, 6, 16, 255]))
+    edns = draw(st.sampled_from([-1, 0, 1]))
+    options = [dns.edns.GenericOption(65001, b"x")] if draw(st.integers(0, 4)) == 0 else []
+    message = dns.message.make_query(
+        name, qtype, use_edns=edns, payload=draw(st.integers(0, 4096)), want_dnssec=draw(st.booleans())
+    )
+    if edns >= 0:
+        message.use_edns(edns, payload=message.payload, options=options, ednsflags=message.ednsflags)
+    common = st.sampled_from([0x0100, 0x0120, 0x0110, 0])  # RD, RD+AD (dig), RD+CD, none
+    message.flags = draw(st.one_of(common, st.integers(0, 0xFFFF))) & ~0x7800 & ~0x8000
+    channel = draw(st.sampled_from([UDP4, UDP6, TCP4, TCP6]))
+    return message.to_wire(), channel
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cacheable_queries())
+def test_fast_path_answers_as_the_full_path_does(responder, query):
+    """Whatever the shortcut takes, it answers byte for byte as the full parse does."""
+    packet, channel = query
+    full = responder._respond(packet, channel, None)  # also fills the answer cache
+    assert responder.respond(packet, channel) == full
+    check(responder, packet, tcp=channel >= TCP4)
