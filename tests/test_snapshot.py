@@ -154,3 +154,76 @@ def test_filters_expose_namespaces_and_labelled_services(tmp_path):
     }
     labelled = read_snapshot(path, ObjectFilter.build(labels="app=web"))
     assert sorted(o.name for o in labelled if isinstance(o, Service)) == ["web"]
+
+
+LIST_ITEMS = [namespace("a"), service("s", "a", ip="10.96.0.9"), service("t", "a", ip="10.96.0.10")]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"apiVersion": "v1", "items": LIST_ITEMS, "kind": "List", "metadata": {"resourceVersion": ""}},
+        {"kind": "List", "apiVersion": "v1", "items": LIST_ITEMS},
+        {"items": LIST_ITEMS},
+        # a typed list as the API serves it: items carry no kind, the list's kind may come last
+        {
+            "items": [{k: v for k, v in s.items() if k != "kind"} for s in LIST_ITEMS[1:]],
+            "kind": "ServiceList",
+        },
+        {
+            "kind": "ServiceList",
+            "items": [{k: v for k, v in s.items() if k != "kind"} for s in LIST_ITEMS[1:]],
+        },
+        {"kind": "List", "items": []},
+        {"kind": "List", "items": None},
+        service("s", "a", ip="10.96.0.9"),
+    ],
+)
+def test_json_is_read_item_by_item_as_whole_documents_are(tmp_path, document, indent):
+    """The streaming JSON reader finds the objects the YAML reader finds in the same text."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(document, indent=indent))
+    as_yaml = tmp_path / "c.yaml"
+    as_yaml.write_text(" " + path.read_text())  # a leading space: read as a YAML document
+    assert read_snapshot(path) == read_snapshot(as_yaml)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"kind": "List", "items": 3}', ":1: 'items' must be a list"),
+        ('{"kind": "List", "items": []} {}', ":1:31: invalid JSON: Extra data"),
+        ('{"kind": "List", "items": [{}]\n,}', ":2:1: invalid JSON: Illegal trailing comma"),
+        ('{"kind": "List", "items": [{}, ]}', ":1:30: invalid JSON: Illegal trailing comma"),
+        (
+            '{"kind": "List", "items": [{"kind": "Namespace", "metadata": {"name": "a"}}\n, 7]}',
+            ":2: list item is not an object",
+        ),
+        ('{"kind": "List", "items": [{"a": 1} {"b": 2}]}', ":1:37: invalid JSON: Expecting ',' delimiter"),
+        ('{"kind": "Service", "items": []}', ":1: a Service has no 'items'; only a List does"),
+        ('{"kind": "List" "items": []}', ":1:17: invalid JSON: Expecting ',' delimiter"),
+        ('{"kind" "List"}', ":1:9: invalid JSON: Expecting ':' delimiter"),
+        ('{"kind": "List", 7: []}', ":1:18: invalid JSON: Expecting property name"),
+        ('{"kind": "List", "items": [', ":1:28: invalid JSON"),
+        (
+            '{"kind": "List", "items": [\n{"kind": "Namespace", "metadata": {"name": "a"}},\n'
+            '{"kind": "Service", "metadata": {"name": "s", "namespace": "a"}, "spec": {"clusterIP": "1.2.3"}}]}',
+            ":3: Service a/s: invalid IP address '1.2.3'",
+        ),
+    ],
+)
+def test_bad_json_lists_name_line_and_problem(tmp_path, text, message):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(SnapshotError) as error:
+        read_snapshot(path)
+    assert str(error.value).startswith(f"{path}:")
+    assert message in str(error.value)
+
+
+def test_json_objects_without_items_are_single_objects(tmp_path):
+    path = tmp_path / "c.json"
+    for text in ("{}", '{"kind": "List"}', '{"kind": "Widget", "items": 3}'):
+        path.write_text(text)
+        assert read_snapshot(path) == []  # no kind, or one DNS does not use: skipped with a log line

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -42,10 +43,11 @@ def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    documents = _parse(path, text)
+    streamed = _stream_json(path, text)
+    raw_objects = streamed if streamed is not None else _raw_objects(path, text, _parse(path, text))
     objects: list[ClusterObject] = []
     skipped: Counter[str] = Counter()
-    for where, raw in _raw_objects(path, text, documents):
+    for where, raw in raw_objects:
         if object_filter is not None and not object_filter.accepts(raw):
             continue
         try:
@@ -53,11 +55,109 @@ def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list
         except SkippedObject as exc:
             skipped[str(exc)] += 1
         except InvalidObject as exc:
-            line = _line_of(text, where)
+            line = f":{_line(text, where)}" if isinstance(where, int) else _line_of(text, where)
             raise SnapshotError(f"{path}{line}: {object_identity(raw)}: {exc}") from None
     for reason, count in sorted(skipped.items()):
         log.info("%s: ignored %d object%s: %s", path, count, "" if count == 1 else "s", reason)
     return objects
+
+
+_decoder = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _stream_json(path: Path, text: str) -> Iterator[tuple[int, Mapping]] | None:
+    """The objects of a JSON file that is one object (a ``List`` or a single object), each with its
+    offset in ``text``, decoded one list item at a time; ``None`` for other JSON and for YAML.
+
+    ``kubectl get ... -o json`` of a large cluster is tens of megabytes: decoded whole, its dicts fill
+    the heap at once and the few objects kept from them pin it. Decoded item by item, each item's
+    dicts are freed before the next one is read."""
+    i = _SPACE.match(text).end()
+    if text[i : i + 1] != "{":
+        return None
+    return _json_members(path, text, i)
+
+
+def _json_members(path: Path, text: str, i: int) -> Iterator[tuple[int, Mapping]]:
+    members: dict[str, Any] = {}
+    seen_items = False
+    waiting: list[tuple[int, Mapping]] = []  # items without a kind, until the list's kind is read
+    try:
+        i = _after_space(text, i + 1)
+        while text[i : i + 1] != "}":
+            if text[i : i + 1] != '"':
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+            key, i = _decoder.raw_decode(text, i)
+            i = _after_space(text, i)
+            if text[i : i + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+            i = _after_space(text, i + 1)
+            if key == "items" and text[i : i + 1] == "[" and not seen_items:
+                seen_items = True
+                i = _after_space(text, i + 1)
+                while text[i : i + 1] != "]":
+                    start = i
+                    item, i = _decoder.raw_decode(text, i)
+                    if not isinstance(item, Mapping):
+                        raise SnapshotError(f"{path}:{_line(text, start)}: list item is not an object")
+                    if "kind" in item:
+                        yield start, item
+                    elif "kind" in members:
+                        yield start, _with_kind(item, members["kind"])
+                    else:
+                        waiting.append((start, item))
+                    i = _after_comma(text, i, "]")
+                i += 1
+            else:
+                members[key], i = _decoder.raw_decode(text, i)
+            i = _after_comma(text, i, "}")
+        if i + 1 < len(text) and (extra := _after_space(text, i + 1)) < len(text):
+            raise json.JSONDecodeError("Extra data", text, extra)
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    kind = members.get("kind")
+    is_list = kind is None or (isinstance(kind, str) and kind.endswith("List"))
+    if not seen_items:
+        if "items" not in members or not is_list:
+            yield 0, members  # a single object
+        elif members["items"] is not None:
+            raise SnapshotError(f"{path}:1: 'items' must be a list")
+        return
+    if not is_list:
+        raise SnapshotError(f"{path}:1: a {kind} has no 'items'; only a List does")
+    for start, item in waiting:
+        yield start, _with_kind(item, kind)
+
+
+def _with_kind(item: Mapping, list_kind: object) -> Mapping:
+    """An item of a typed list (``ServiceList``) with the kind its list implies."""
+    if isinstance(list_kind, str) and list_kind.endswith("List") and list_kind != "List":
+        return {**item, "kind": list_kind[: -len("List")]}
+    return item
+
+
+def _after_space(text: str, i: int) -> int:
+    return _SPACE.match(text, i).end()
+
+
+def _after_comma(text: str, i: int, closing: str) -> int:
+    """Where the next member or element starts after the one ending at ``i``, or the ``closing``
+    bracket's offset."""
+    i = _after_space(text, i)
+    if text[i : i + 1] == closing:
+        return i
+    if text[i : i + 1] != ",":
+        raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+    comma, i = i, _after_space(text, i + 1)
+    if text[i : i + 1] == closing:
+        kind = "array" if closing == "]" else "object"
+        raise json.JSONDecodeError(f"Illegal trailing comma before end of {kind}", text, comma)
+    return i
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
 
 
 def _parse(path: Path, text: str) -> list[Any]:
@@ -80,7 +180,7 @@ def _parse(path: Path, text: str) -> list[Any]:
 Location = tuple[int, int | None]  # (document index, item index within its list)
 
 
-def _raw_objects(path: Path, text: str, documents: list[Any]) -> Iterator[tuple[Location, Mapping]]:
+def _raw_objects(path: Path, text: str, documents: list[Any]) -> Iterator[tuple[Location | int, Mapping]]:
     for d, doc in enumerate(documents):
         if doc is None:
             continue

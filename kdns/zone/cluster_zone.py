@@ -18,6 +18,9 @@ from kdns.zone.index import ZoneIndex
 from kdns.zone.records import APEX_OWNER, Record, RecordBuilder
 
 ChangeListener = Callable[[set[bytes]], None]
+# Owners whose records go to the index at a time: a snapshot's 100,000 records built all at once would
+# be garbage spread through the heap that the records kept pin (queries see only the whole rebuild).
+REBUILD_STEP = 500
 
 
 class ClusterZone:
@@ -84,14 +87,17 @@ class ClusterZone:
     def _rebuild(self, before: dict[Owner, list[Record]]) -> set[bytes]:
         """Give the index each owner's records as they are now. An owner whose records cannot be built
         keeps the ones the index holds, and they are remembered (the state no longer tells them)."""
-        changes, failure = [], None
+        changes, failure, touched = [], None, set()
         for owner, old in before.items():
             try:
                 changes.append((old, self.builder.records(owner, self.state)))
             except Exception as exc:  # raised below, once the index is whole
                 self._held[owner] = old
                 failure = failure or exc
-        touched = self.index.replace(changes)
+            if len(changes) >= REBUILD_STEP:
+                touched |= self.index.replace(changes)
+                changes.clear()
+        touched |= self.index.replace(changes)
         if touched:
             for listener in self._listeners:
                 listener(touched)
