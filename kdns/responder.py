@@ -22,6 +22,7 @@ from kdns.resolver import NXDOMAIN, Answer, Resolver
 from kdns.upstream.cache import ResponseCache
 from kdns.wire import (
     BADVERS,
+    ECHOED_FLAGS,
     HEADER,
     NO_EDNS_UDP_SIZE,
     NOT_FAST,
@@ -64,6 +65,7 @@ class Delegation:
 
 
 MAX_ROTATIONS = 8
+EVICTION_SCAN = 16  # answers looked at, at most, to find one to forget
 
 
 def rotations(answer: Answer) -> list[Answer]:
@@ -117,7 +119,7 @@ class Responder:
         self.retired: Counter[tuple[int, int, int]] = (
             Counter()
         )  # (channel, qtype, rcode) of forgotten answers
-        self._keys_by_name: dict[bytes, set[bytes]] = {}
+        self._keys_by_name: dict[bytes, bytes | set[bytes]] = {}  # a name -> the answers that use it
         self._opts = (opt_record(max_udp_size), opt_record(max_udp_size, do=True))  # by the DO bit
 
     def respond(
@@ -231,7 +233,8 @@ class Responder:
     def invalidate(self, names: set[bytes]) -> None:
         """Forget the answers that depend on any of ``names`` (the zone calls this on change)."""
         for name in names:
-            for key in self._keys_by_name.pop(name, ()):
+            keys = self._keys_by_name.pop(name, ())
+            for key in (keys,) if type(keys) is bytes else keys:
                 self._forget(key)
 
     def clear(self) -> None:
@@ -261,11 +264,34 @@ class Responder:
         if packed.variants is not None or (packed.autopath is not None and self._autopath is not None):
             packed.fast_size = NOT_FAST  # the full path picks a variant or searches for the client
         if len(self._cache) >= self.cache_size:
-            self._forget(next(iter(self._cache)))  # oldest first: bounded under random names
+            self._evict()
+        packed.seen = 1  # the query that made it
         self._cache[key] = packed
         for name in packed.depends:
-            self._keys_by_name.setdefault(name, set()).add(key)
+            keys = self._keys_by_name.setdefault(name, key)
+            if keys is not key:  # a second answer depends on the name: from one key to a set
+                if type(keys) is bytes:
+                    self._keys_by_name[name] = keys = {keys}
+                keys.add(key)
         return packed
+
+    def _evict(self) -> None:
+        """Make room for one answer (CLOCK): the oldest one not asked for again since the cache last
+        looked at it goes; the ones still asked for move to the back. A flood of random names then
+        displaces its own answers, not the ones pods keep asking for."""
+        cache = self._cache
+        for _ in range(EVICTION_SCAN):
+            key = next(iter(cache))
+            packed = cache[key]
+            asked = sum(packed.hits)
+            if asked <= packed.seen:
+                break
+            packed.seen = asked
+            del cache[key]
+            cache[key] = packed
+        else:
+            key = next(iter(cache))
+        self._forget(key)
 
     def _search_namespace(self, qname: bytes) -> str | None:
         """``ns`` when ``qname`` is ``<something>.<ns>.svc.<zone>`` (where a search path starts)."""
@@ -297,7 +323,9 @@ class Responder:
                 self.retired[(channel, qtype, rcode)] += hits
         for name in packed.depends:
             keys = self._keys_by_name.get(name)
-            if keys is not None:
+            if keys == key:
+                del self._keys_by_name[name]
+            elif type(keys) is set:
                 keys.discard(key)
                 if not keys:
                     del self._keys_by_name[name]
@@ -305,5 +333,5 @@ class Responder:
     def _badvers(self, data: bytes, qid: int, flags: int, end: int, do: bool) -> bytes:
         """RFC 6891: an unknown EDNS version gets BADVERS, with our OPT saying version 0."""
         opt = opt_record(self.max_udp_size, do=do, extended_rcode=BADVERS)
-        header = HEADER.pack(qid, QR | (flags & 0x0100), 1, 0, 0, 1)
+        header = HEADER.pack(qid, QR | (flags & ECHOED_FLAGS), 1, 0, 0, 1)
         return header + data[12:end] + opt

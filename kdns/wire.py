@@ -12,6 +12,7 @@ can count them down; ``read_upstream_answer`` accepts an upstream's reply only f
 from __future__ import annotations
 
 import struct
+from typing import TypeVar
 
 import dnslib
 from dnslib import AAAA, CNAME, NS, PTR, RR, SOA, SRV, TXT, A, DNSBuffer, DNSLabel
@@ -117,7 +118,7 @@ def _read_edns(data: bytes, i: int, skip: int, arcount: int) -> tuple[int, bool,
 def error_response(data: bytes, rcode: int) -> bytes:
     """A header-only reply carrying ``rcode`` to a query we will not answer normally."""
     qid, flags = struct.unpack_from("!HH", data)
-    return HEADER.pack(qid, QR | (flags & (OPCODE_MASK | RD)) | rcode, 0, 0, 0, 0)
+    return HEADER.pack(qid, QR | (flags & (OPCODE_MASK | ECHOED_FLAGS)) | rcode, 0, 0, 0, 0)
 
 
 def opt_record(udp_size: int, *, do: bool = False, extended_rcode: int = 0) -> bytes:
@@ -145,6 +146,7 @@ class Packed:
         "head",
         "head_edns",
         "hits",
+        "seen",
         "ttl_offsets",
         "variants",
     )
@@ -162,28 +164,38 @@ class Packed:
     ) -> None:
         self.flags = flags
         self.body = body
-        self.cuts = cuts  # (body length, an, ns, ar) after each whole RRset
-        self.counts = cuts[-1][1:] if cuts else (0, 0, 0)
+        # (body length, an, ns, ar) after each whole RRset; kept only when there are several (one is
+        # the whole body), and the counts and headers below are shared between answers: an answer
+        # cache full of NXDOMAINs for random names costs little more than their bodies and keys.
+        self.cuts = cuts if len(cuts) > 1 else ()
+        self.counts = _shared(cuts[-1][1:] if cuts else (0, 0, 0))
         self.depends = depends
         self.ttl_offsets = ttl_offsets  # where each record's TTL sits in the body
         self.delegate = delegate
         self.answer = answer
         self.hits = [0, 0, 0, 0]  # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6)
+        self.seen = 0  # the hits a cache last saw (to tell answers still asked for)
         self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
         self.autopath: str | None = None  # NXDOMAIN below <ns>.svc.<zone>: that namespace
         # For the responder's fast path (a query with RD set and CD clear): the header after the ID,
         # without and with our OPT record, and the body's size (``NOT_FAST`` when it must not be used).
         an, ns, ar = self.counts
-        self.head = _HEAD_AFTER_ID.pack(flags | RD, 1, an, ns, ar)
-        self.head_edns = _HEAD_AFTER_ID.pack(flags | RD, 1, an, ns, ar + 1)
+        self.head = _shared(_HEAD_AFTER_ID.pack(flags | RD, 1, an, ns, ar))
+        self.head_edns = _shared(_HEAD_AFTER_ID.pack(flags | RD, 1, an, ns, ar + 1))
         self.fast_size = NOT_FAST if delegate else len(body)
+
+    def cut_points(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Every RRset boundary, the body's end included."""
+        if self.cuts or not self.body:
+            return self.cuts
+        return ((len(self.body), *self.counts),)
 
     def with_ttl(self, ttl: int) -> Packed:
         """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""
         body = bytearray(self.body)
         for offset in self.ttl_offsets:
             _TTL.pack_into(body, offset, ttl)
-        return Packed(self.flags, bytes(body), self.cuts, self.depends, ttl_offsets=self.ttl_offsets)
+        return Packed(self.flags, bytes(body), self.cut_points(), self.depends, ttl_offsets=self.ttl_offsets)
 
     def render(self, data: bytes, qid: int, qflags: int, end: int, limit: int, opt: bytes) -> bytes:  # noqa: PLR0917 (hot path)
         """The response to the query ``data`` (question ending at ``end``), at most ``limit`` bytes."""
@@ -201,12 +213,23 @@ class Packed:
     def _fit(self, budget: int) -> tuple[bytes, int, int, int, bool]:
         """Whole RRsets that fit ``budget``; truncated unless only additional records were left out."""
         length, an, ns, ar = 0, 0, 0, 0
-        for cut in self.cuts:
+        for cut in self.cut_points():
             if cut[0] > budget:
                 break
             length, an, ns, ar = cut
         full_an, full_ns, _ = self.counts
         return self.body[:length], an, ns, ar, (an, ns) != (full_an, full_ns)
+
+
+_SHARED: dict = {}
+
+
+_Shareable = TypeVar("_Shareable", bytes, tuple)
+
+
+def _shared(value: _Shareable) -> _Shareable:
+    """One object for equal header bytes and record counts (a few hundred distinct values at most)."""
+    return _SHARED.setdefault(value, value)
 
 
 class _Buffer(DNSBuffer):

@@ -180,5 +180,19 @@ def test_cache_is_bounded():
     for i in range(1000):
         responder.respond(dns.message.make_query(f"n{i}.default.svc.cluster.local", "A").to_wire())
     assert len(responder) == 100
-    assert sum(len(keys) for keys in responder._keys_by_name.values()) == 100
+    assert sum(1 if type(keys) is bytes else len(keys) for keys in responder._keys_by_name.values()) == 100
     assert to_wire("n999.default.svc.cluster.local") in responder._keys_by_name
+
+
+def test_a_flood_of_random_names_does_not_displace_answers_still_asked_for():
+    zone = zone_of([])
+    responder = Responder(Resolver(zone.index, zone.layout, zone.settings), cache_size=100)
+    hot = [dns.message.make_query(f"hot{i}.default.svc.cluster.local", "A").to_wire() for i in range(20)]
+    resolved = []
+    resolve = responder.resolver.resolve
+    responder.resolver.resolve = lambda *question: resolved.append(question[0]) or resolve(*question)
+    for i in range(2000):
+        responder.respond(dns.message.make_query(f"r{i}.default.svc.cluster.local", "A").to_wire())
+        responder.respond(hot[i % len(hot)])
+    assert len(responder) == 100
+    assert sum(name[1:4] == b"hot" for name in resolved) == len(hot)  # each made once, then kept
