@@ -38,6 +38,8 @@ test: $(STAMP) tools-test lint
 
 bench: $(STAMP) tools-bench
 	$(VENV)/bin/python -m bench.run $(ARGS)
+	$(VENV)/bin/python -m bench.forwarded $(ARGS)
+	$(VENV)/bin/python -m bench.workers $(ARGS)
 	$(VENV)/bin/python -m bench.informer $(ARGS)
 
 clean:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import HOST, die_with_parent
+from bench.servers import HOST, CpuSet, cpu_list, die_with_parent
 
 _NUMBERS = {
     "sent": r"Queries sent:\s+(\d+)",
@@ -37,7 +37,7 @@ class Load:
     clients: int = 8
     outstanding: int = 100
     seconds: float = 10.0
-    cpu: int = 0
+    cpu: CpuSet = 0
     rate: int | None = None
 
     def flags(self) -> str:
@@ -86,7 +86,7 @@ def command(load: Load, port: int, *, once: bool = False, verbose: bool = False)
     limit = ["-n", "1"] if once else ["-l", f"{load.seconds:g}"]
     rate = ["-Q", str(load.rate)] if load.rate else []
     return [
-        "taskset", "-c", str(load.cpu),
+        "taskset", "-c", cpu_list(load.cpu),
         "dnsperf", "-s", HOST, "-p", str(port), "-d", str(load.queries),
         "-c", str(load.clients), "-q", str(load.outstanding), *limit, *rate, *(["-v"] if verbose else []),
     ]  # fmt: skip

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-INFORMER_HEADING = "## Following the Kubernetes API"  # written by bench/informer.py, kept by render's callers
+# Sections other scripts write after this one, in this order; each script replaces its own and keeps the rest
+FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
+WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
+INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
+TRAILING_HEADINGS = (FORWARDED_HEADING, WORKERS_HEADING, INFORMER_HEADING)
 HOW_TO_RUN = """\
 ## How to run
 
 ```sh
-make bench                                   # full run, about 5 minutes; rewrites this file
+make bench                                   # every benchmark, about 15 minutes; rewrites this file
+.venv/bin/python -m bench.run                # this part only, about 5 minutes; keeps the sections below
 .venv/bin/python -m bench.run --quick        # 2-second runs, once each; writes bench/out/ only
 .venv/bin/python -m bench.run --seconds 30 --repeats 5 --profile-seconds 0
 ```
@@ -374,13 +379,49 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def section_offset(text: str, heading: str) -> int:
+    """Where the line ``heading`` starts in ``text``, or -1."""
+    return ("\n" + text).find("\n" + heading + "\n")
+
+
 def informer_offset(text: str) -> int:
     """Where the informer section's heading line starts in ``text``, or -1."""
-    return ("\n" + text).find("\n" + INFORMER_HEADING + "\n")
+    return section_offset(text, INFORMER_HEADING)
+
+
+def trailing_offset(text: str) -> int:
+    """Where the first of the sections other scripts write starts in ``text``, or -1."""
+    found = [at for heading in TRAILING_HEADINGS if (at := section_offset(text, heading)) >= 0]
+    return min(found, default=-1)
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with the section under ``heading`` (up to the next of ``TRAILING_HEADINGS``) replaced by
+    ``section``; a new one goes before the sections listed after it, or at the end."""
+    later = TRAILING_HEADINGS[TRAILING_HEADINGS.index(heading) + 1 :]
+    start = section_offset(text, heading)
+    others = [section_offset(text, other) for other in TRAILING_HEADINGS if other != heading]
+    if start >= 0:
+        end = min((at for at in others if at > start), default=len(text))
+    else:
+        start = end = min(
+            (at for other in later if (at := section_offset(text, other)) >= 0), default=len(text)
+        )
+    head, tail = text[:start].rstrip("\n"), text[end:].lstrip("\n")
+    body = section.rstrip("\n") + "\n"
+    return (head + "\n\n" if head else "") + body + ("\n" + tail if tail else "")
+
+
+def write_section(readme: Path, heading: str, section: str) -> None:
+    """Replace (or add) the section under ``heading`` in ``readme``, keeping every other part."""
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    readme.parent.mkdir(parents=True, exist_ok=True)
+    readme.write_text(replace_section(text, heading, section), encoding="utf-8")
 
 
 def kept_sections(readme: Path) -> str:
-    """The trailing section another script wrote into ``readme`` (from ``INFORMER_HEADING`` on), or ""."""
+    """The trailing sections other scripts wrote into ``readme`` (from the first of ``TRAILING_HEADINGS``
+    on), or ""."""
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    at = informer_offset(text)
+    at = trailing_offset(text)
     return "" if at < 0 else "\n" + text[at:].rstrip("\n") + "\n"

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import cluster, compare, dnsperf, profiling, queries, report, servers
 from bench.dnsperf import Load
-from bench.servers import Server
+from bench.servers import CpuSet, Server
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -126,14 +126,17 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
-def measure(server: Server, load: Load, output: Path, *, verbose: bool = False) -> dict[str, Any]:
-    """One dnsperf run against ``server``, with the CPU time of both over it.
+def measure(
+    server: Server, load: Load, output: Path, *, verbose: bool = False, cpus: CpuSet = SERVER_CPU
+) -> dict[str, Any]:
+    """One dnsperf run against ``server`` (its threads first moved to ``cpus``), with the CPU time of both
+    over it.
 
     ``server_busy`` and ``client_busy`` are CPU seconds per second of the dnsperf process's lifetime;
     ``other_busy`` is what every other process (and the hypervisor's steal) used of both CPUs meanwhile.
     ``verbose`` runs dnsperf with ``-v`` and adds latency percentiles (seconds) from its answer lines."""
     server.check_alive()
-    moved = server.pin(SERVER_CPU)
+    moved = server.pin(cpus)
     user_before, system_before = server.cpu_times()
     machine_before = machine_busy()
     outcome = dnsperf.run(load, server.port, output, verbose=verbose)

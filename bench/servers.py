@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.exception
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ZONES = ("cluster.local", "in-addr.arpa", "ip6.arpa")
 _PR_SET_PDEATHSIG = 1
 _READY = re.compile(r"ready: listening on 127\.0\.0\.1 port (\d+)")
+_WORKERS_READY = re.compile(r"ready: (\d+) workers \(pids ([\d, ]+)\) sharing 127\.0\.0\.1 port (\d+)")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -46,6 +48,59 @@ def bound_in_time(seconds: int) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(seconds)
+
+
+CpuSet = int | tuple[int, ...]  # one CPU, or several (``taskset -c 0,1``)
+
+
+def cpu_set(cpus: CpuSet) -> set[int]:
+    return {cpus} if isinstance(cpus, int) else set(cpus)
+
+
+def cpu_list(cpus: CpuSet) -> str:
+    """``cpus`` as taskset's ``-c`` list."""
+    return ",".join(str(cpu) for cpu in sorted(cpu_set(cpus)))
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` and all its threads, those gone included."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return utime / _CLK_TCK, stime / _CLK_TCK
+
+
+def process_memory(pid: int, keys: tuple[str, ...] = ("VmRSS", "VmHWM")) -> dict[str, int]:
+    """``keys`` of /proc/PID/status, in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in keys:
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def proportional_kib(pid: int) -> int:
+    """The process's proportional set size (Pss, /proc/PID/smaps_rollup): its resident pages, those it
+    shares (e.g. copy-on-write after a fork) divided among their sharers."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pin_process(pid: int, cpus: CpuSet) -> int:
+    """Keep every thread of ``pid`` on ``cpus``; returns how many had to be moved."""
+    wanted, moved = cpu_set(cpus), 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        tid = int(task.name)
+        try:
+            if os.sched_getaffinity(tid) != wanted:
+                os.sched_setaffinity(tid, wanted)
+                moved += 1
+        except ProcessLookupError:
+            continue
+    return moved
 
 
 def die_with_parent() -> None:
@@ -67,10 +122,7 @@ class Server:
 
     def cpu_times(self) -> tuple[float, float]:
         """User and system CPU seconds of the process and all its threads, those gone included."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-        return utime / _CLK_TCK, stime / _CLK_TCK
+        return process_cpu(self.pid)
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time of the process and all its threads."""
@@ -78,28 +130,14 @@ class Server:
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM in KiB."""
-        values = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-        return values
+        return process_memory(self.pid)
 
-    def pin(self, cpu: int) -> int:
-        """Keep every thread on ``cpu``; returns how many had to be moved.
+    def pin(self, cpu: CpuSet) -> int:
+        """Keep every thread on ``cpu`` (or the CPUs listed); returns how many had to be moved.
 
         taskset pins the process at start, but a server may move its own threads afterwards (knotd
         binds UDP worker ``i`` to CPU ``i % ncpus``)."""
-        moved = 0
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            tid = int(task.name)
-            try:
-                if os.sched_getaffinity(tid) != {cpu}:
-                    os.sched_setaffinity(tid, {cpu})
-                    moved += 1
-            except ProcessLookupError:
-                continue
-        return moved
+        return pin_process(self.pid, cpu)
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -115,12 +153,45 @@ class Server:
                 self.process.wait(timeout)
 
 
-def spawn(command: list[str], log: Path, cpu: int) -> subprocess.Popen:
+@dataclass
+class WorkerGroup(Server):
+    """``kdns serve --workers N``: the supervisor (``process``) and the worker processes it forked."""
+
+    workers: list[int] = field(default_factory=list)
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid, *self.workers]
+
+    def cpu_times(self) -> tuple[float, float]:
+        """User and system CPU seconds of the supervisor and every worker."""
+        times = [process_cpu(pid) for pid in self.pids]
+        return sum(user for user, _ in times), sum(system for _, system in times)
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM added up over the processes (pages shared after the fork count in each)."""
+        values: dict[str, int] = {}
+        for pid in self.pids:
+            for key, kib in process_memory(pid).items():
+                values[key] = values.get(key, 0) + kib
+        return values
+
+    def pin(self, cpu: CpuSet) -> int:
+        return sum(pin_process(pid, cpu) for pid in self.pids)
+
+    def check_alive(self) -> None:
+        super().check_alive()
+        for pid in self.workers:
+            if not Path(f"/proc/{pid}").exists():
+                raise RuntimeError(f"{self.name}: worker {pid} is gone; see {self.log}")
+
+
+def spawn(command: list[str], log: Path, cpu: CpuSet) -> subprocess.Popen:
     """``command`` pinned to ``cpu`` with ``taskset``, run in the repository, its output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         return subprocess.Popen(
-            ["taskset", "-c", str(cpu), *command],
+            ["taskset", "-c", cpu_list(cpu), *command],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -154,17 +225,21 @@ def kdns_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "kdns"]
 
 
-def start_announced(name: str, command: list[str], log: Path, cpu: int, timeout: float = 120.0) -> Server:
+def wait_logged(server: Server, pattern: re.Pattern[str], count: int, deadline: float) -> list[re.Match[str]]:
+    """The first ``count`` matches of ``pattern`` in the server's log, once it holds that many."""
+    while len(found := list(pattern.finditer(server.log.read_text(errors="replace")))) < count:
+        server.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{server.name} not ready in time; see {server.log}")
+        time.sleep(0.1)
+    return found[:count]
+
+
+def start_announced(name: str, command: list[str], log: Path, cpu: CpuSet, timeout: float = 120.0) -> Server:
     """Start a server that prints ``ready: listening on 127.0.0.1 port N`` and wait until it answers."""
     server = Server(name, spawn(command, log, cpu), 0, log)
-    deadline = time.monotonic() + timeout
     try:
-        while (match := _READY.search(log.read_text(errors="replace"))) is None:
-            server.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} not ready after {timeout:.0f}s; see {log}")
-            time.sleep(0.1)
-        server.port = int(match.group(1))
+        server.port = int(wait_logged(server, _READY, 1, time.monotonic() + timeout)[0].group(1))
         wait_answering(server, ZONES, timeout)
     except BaseException:
         server.stop()
@@ -172,21 +247,50 @@ def start_announced(name: str, command: list[str], log: Path, cpu: int, timeout:
     return server
 
 
-def start_kdns(snapshot: Path, log: Path, cpu: int, timeout: float = 120.0) -> Server:
+def start_workers(
+    name: str, command: list[str], workers: int, log: Path, cpu: CpuSet, *, timeout: float = 120.0
+) -> WorkerGroup:
+    """Start ``command --workers N`` on a free port; wait for the supervisor's ready line (with the
+    workers' pids), each worker's own, and an answer."""
+    port = free_port()
+    process = spawn([*command, "--port", str(port), "--workers", str(workers)], log, cpu)
+    group = WorkerGroup(name, process, port, log)
+    deadline = time.monotonic() + timeout
+    try:
+        supervisor = wait_logged(group, _WORKERS_READY, 1, deadline)[0]
+        group.workers = [int(pid) for pid in supervisor.group(2).split(", ")]
+        if int(supervisor.group(3)) != port:
+            raise RuntimeError(f"{name} listens on port {supervisor.group(3)}, not {port}")
+        wait_logged(group, _READY, workers, deadline)
+        wait_answering(group, ZONES, timeout)
+    except BaseException:
+        group.stop()
+        raise
+    return group
+
+
+def start_kdns(
+    snapshot: Path,
+    log: Path,
+    cpu: CpuSet,
+    timeout: float = 120.0,
+    *,
+    name: str = "kdns",
+    upstream: str | None = None,
+    workers: int = 1,
+    extra: Sequence[str] = (),
+) -> Server:
     """``kdns serve --port 0``; the port is read from its ready line. Authoritative only, as Knot is here:
-    ``--no-forward`` also keeps every packet on loopback (no upstream, no loop probe)."""
-    command = [
-        *kdns_command(),
-        "serve",
-        "--snapshot",
-        str(snapshot),
-        "--listen",
-        HOST,
-        "--port",
-        "0",
-        "--no-forward",
-    ]
-    return start_announced("kdns", command, log, cpu, timeout)
+    ``--no-forward`` also keeps every packet on loopback (no upstream, no loop probe). ``upstream``
+    (``127.0.0.1:PORT``, loopback only) forwards outside names there instead; ``workers`` above 1 runs
+    ``--workers N`` on a free port."""
+    if upstream is not None and not upstream.startswith(f"{HOST}:"):
+        raise ValueError(f"upstream {upstream!r} is not on {HOST}")
+    forward = ["--upstream", upstream] if upstream is not None else ["--no-forward"]
+    command = [*kdns_command(), "serve", "--snapshot", str(snapshot), "--listen", HOST, *forward, *extra]
+    if workers > 1:
+        return start_workers(name, command, workers, log, cpu, timeout=timeout)
+    return start_announced(name, [*command, "--port", "0"], log, cpu, timeout)
 
 
 def start_minimal(loop: str, kdns_port: int, queries: Path, log: Path, cpu: int) -> Server:
@@ -264,7 +368,7 @@ def free_port() -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
-def start_knot(zones: dict[str, str], directory: Path, cpu: int, timeout: float = 120.0) -> Server:
+def start_knot(zones: dict[str, str], directory: Path, cpu: CpuSet, timeout: float = 120.0) -> Server:
     """``knotd`` in the foreground, serving ``zones`` (apex -> zone-file text)."""
     knotd = shutil.which("knotd") or "/usr/sbin/knotd"
     if directory.exists():
