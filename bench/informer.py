@@ -3,10 +3,10 @@
 A ``KubeFake`` (tests/kube_fake.py) in this process, pinned to CPU 0, serves a generated cluster of
 10,000 Services and about 100,000 endpoints; ``kdns serve --kubeconfig`` runs pinned to CPU 1. One run
 measures the initial sync (time and memory, beside CoreDNS's memory guide), the latency from a Service
-update to the new answer, serving while every reflector relists after a 410, and the official
-client's typed models against raw JSON. Raw data go to bench/out/informer/; the figures to the
-"Following the Kubernetes API" section of bench/README.md (``--quick``: a 1,000-Service cluster,
-bench/out/informer/README.md only).
+update to the new answer, serving while every reflector relists after a 410, a profile of another such
+relist (py-spy and perf), and the official client's typed models against raw JSON. Raw data go to
+bench/out/informer/; the figures to the "Following the Kubernetes API" section of bench/README.md
+(``--quick``: a 1,000-Service cluster, bench/out/informer/README.md only).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 import dns.message
 import dns.rcode
 
-from bench import cluster, informer_report, report, servers
+from bench import cluster, informer_report, profiling, report, servers
 from bench.run import machine
 from bench.servers import HOST, Server
 from tests.kube_fake import KubeFake
@@ -611,6 +611,52 @@ def relist(fake: KubeFake, kdns: Kdns, targets: Targets, before: float, out: Pat
     } | ({"gc": gc_pauses(lines, t_start, end)} if kdns.trace_gc else {})
 
 
+_RELISTED = re.compile(r"relisted (\w+?)s: (\d+) objects, (\d+) changed, applied in ([\d.]+) s")
+
+
+def profiled_relist(
+    fake: KubeFake, kdns: Kdns, targets: Targets, out: Path, timeout: float
+) -> dict[str, Any]:
+    """Another full relist (one Service write, then history compacted, as in ``relist``), recorded by
+    py-spy and perf from the fake's restart until kdns has logged every collection relisted."""
+    kinds = {"Namespace", "Service", "EndpointSlice"}
+    meta = targets.latency["metadata"]
+    service = fake.get("Service", meta["namespace"], meta["name"])
+    if service is None:
+        raise RuntimeError(f"{fqdn(targets.latency)} is not in the fake")
+    kdns.tail.poll()
+    mark = len(kdns.tail.lines)
+    fake.stop()
+    service["spec"]["clusterIP"], service["spec"]["clusterIPs"] = "10.111.0.2", ["10.111.0.2"]
+    service["metadata"].pop("resourceVersion", None)
+    fake.update(service)
+    fake.compact()
+    recording = profiling.start_recording(kdns.server.pid, out, "relist", BENCH_CPU)
+    applied: dict[str, dict[str, float]] = {}
+    try:
+        time.sleep(0.5)  # py-spy and perf attach
+        cpu_before, started = kdns.server.cpu_seconds(), time.monotonic()
+        fake.start()
+        deadline = started + timeout
+        while not kinds <= applied.keys() and time.monotonic() < deadline:
+            kdns.tail.poll()
+            for line in kdns.tail.lines[mark:]:
+                if (match := _RELISTED.search(line)) is not None:
+                    applied[match[1]] = {
+                        "objects": int(match[2]),
+                        "changed": int(match[3]),
+                        "apply_s": float(match[4]),
+                    }
+            kdns.server.check_alive()
+            time.sleep(0.01)
+        seconds, kdns_cpu = time.monotonic() - started, kdns.server.cpu_seconds() - cpu_before
+    finally:
+        profile = profiling.stop_recording(recording)
+    if not kinds <= applied.keys():
+        profile["error"] = f"kdns relisted only {sorted(applied)} within {timeout:.0f} s"
+    return profile | {"restart_to_relisted_s": seconds, "kdns_cpu_s": kdns_cpu, "applied": applied}
+
+
 def timeline(
     times: list[float], start: float, end: float, zero: float, step: float = 0.1
 ) -> list[tuple[float, int]]:
@@ -787,6 +833,11 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         result["relist"] = relist(fake, kdns, targets, args.baseline, out)
         rel = result["relist"]
         say(f"converged {rel['converged_s']} s after the restart, longest gap {rel['longest_gap_ms']:.1f} ms")
+        step("4b. profile of another full relist (py-spy and perf)")
+        result["relist_profile"] = profiled_relist(fake, kdns, targets, out, 120.0)
+        prof = result["relist_profile"]
+        say(f"relisted in {prof['restart_to_relisted_s']:.2f} s, kdns CPU {prof['kdns_cpu_s']:.2f} s, "
+            f"{prof.get('pyspy', {}).get('samples', 0)} py-spy samples")  # fmt: skip
         result["log_findings"] = {"default": log_findings(kdns.tail)}
         stop_kdns(kdns)
         kdns = None
@@ -818,11 +869,8 @@ def say(text: str) -> None:
 
 
 def write_section(section: str, readme: Path) -> None:
-    """Replace the trailing informer section of ``readme`` (or append it)."""
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    at = report.informer_offset(text)
-    head = (text[:at] if at >= 0 else text).rstrip("\n")
-    readme.write_text((head + "\n\n" if head else "") + section, encoding="utf-8")
+    """Replace the informer section of ``readme`` (or append it), keeping the other sections."""
+    report.write_section(readme, report.INFORMER_HEADING, section)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -19,8 +19,9 @@ HOW_TO_RUN = """\
 ```
 
 Raw data go to `bench/out/informer/`: `results.json` (every latency sample, the relist timeline in
-0.1 s bins, the fake's list request times), the kdns logs, and `relist-replies.f64` (float64 triples
-per reply during the relist: sent, received on `time.monotonic()`, 0 for the expected answer).
+0.1 s bins, the fake's list request times), the kdns logs, `relist-replies.f64` (float64 triples
+per reply during the relist: sent, received on `time.monotonic()`, 0 for the expected answer), and
+`pyspy-relist.txt`, py-spy's raw stacks of the profiled relist.
 """
 WIDTH = 104
 
@@ -225,6 +226,84 @@ def _relist(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def _function_rows(rows: list[list[Any]]) -> list[str]:
+    return [f"| `{name}` | {own:.1%} | {inclusive:.1%} |" for name, own, inclusive in rows]
+
+
+def _relist_profile(result: dict[str, Any]) -> list[str]:
+    p = result.get("relist_profile")
+    if p is None:
+        return []
+    lines = ["### Where a relist's time goes", ""]
+    applied = ", ".join(
+        f"{kind}s {done['objects']:,} objects, {done['changed']} changed, applied on the loop in "
+        f"{done['apply_s']:.2f} s"
+        for kind, done in p["applied"].items()
+    )
+    overhead = ", ".join(f"{tool} {cpu:.2f} s" for tool, cpu in p.get("profiler_cpu_s", {}).items())
+    lines += _para(
+        "After the relist above, kdns was made to relist everything once more (one Service changed while "
+        "the fake was down, history compacted, the fake started again) while py-spy and perf recorded it, "
+        "from CPU 0, from just before the restart until kdns had logged each collection relisted: "
+        f"{p['restart_to_relisted_s']:.2f} s, of which kdns used {p['kdns_cpu_s']:.2f} CPU seconds (the "
+        "rest is the reflectors' backoff after a second outage in a row, and waiting on the fake). kdns's "
+        f"log: {applied}. The profilers used {overhead or 'no'} CPU seconds on CPU 0."
+    )
+    spy = p["pyspy"]
+    if "error" in spy:
+        lines += ["", f"No py-spy profile: {spy['error']}."]
+    else:
+        lines += [
+            "",
+            *_para(
+                f"py-spy, `record --nonblocking --gil --rate 250`: {spy['samples']:,} samples, each a stack "
+                "of the thread holding the GIL, so threads waiting on a socket or for the GIL are left out "
+                "and the shares are shares of the Python work (raw stacks in "
+                f"`bench/out/informer/{spy['raw']}`). By thread:"
+            ),
+            "",
+            "| Thread | Share |",
+            "|---|---:|",
+            *[f"| {role} | {share:.1%} |" for role, share in spy["roles"]],
+            "",
+            "By function, most own time first (own: the function's code and the C code it calls, such as "
+            "the `_json` scanner under `raw_decode`; inclusive: with the Python functions it calls):",
+            "",
+            "| Python function (file) | Own | Inclusive |",
+            "|---|---:|---:|",
+            *_function_rows(spy["functions"]),
+            "",
+            "By inclusive time (thread entry points left out):",
+            "",
+            "| Python function (file) | Own | Inclusive |",
+            "|---|---:|---:|",
+            *_function_rows(spy["inclusive"]),
+        ]
+    perf = p["perf"]
+    if "error" in perf:
+        lines += ["", f"No perf profile: {perf['error']}."]
+    else:
+        lines += [
+            "",
+            *_para(
+                "perf, `record -F 999` over the same time, self time of kdns's native code grouped by what "
+                "it does (garbage collection: CPython's collector, `gc_collect_main` and the traversals it "
+                "drives; the interpreter loop: `_PyEval_EvalFrameDefault`, the Python code itself):"
+            ),
+            "",
+            "| Native code | Share |",
+            "|---|---:|",
+            *[f"| {group} | {share:.1%} |" for group, share in perf["groups"]],
+            "",
+            "and the symbols with the most self time:",
+            "",
+            "| Symbol (shared object) | Share |",
+            "|---|---:|",
+            *[f"| `{name}` | {share:.1%} |" for name, share in perf["symbols"]],
+        ]
+    return lines
+
+
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
@@ -284,6 +363,8 @@ def render(result: dict[str, Any]) -> str:
         *_latency(result),
         "",
         *_relist(result),
+        "",
+        *_relist_profile(result),
         "",
         *_deserialisation(result),
         "",

@@ -15,8 +15,10 @@ Both sample the server at once while dnsperf loads it, from dnsperf's CPU:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +29,7 @@ from typing import Any
 
 from bench import dnsperf
 from bench.dnsperf import Load
-from bench.servers import Server, die_with_parent
+from bench.servers import Server, die_with_parent, process_cpu
 
 _FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\S+)(?:\s+\[[.k]\]\s+(.*?))?\s*$")
@@ -149,3 +151,154 @@ def _start(command: list[str], log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,  # noqa: PLW1509 (the harness starts no threads)
         )
+
+
+# -- recording a process between two moments (a relist) -------------------------------------------------
+@dataclass
+class Recording:
+    """py-spy and perf recording one process until ``stop_recording``."""
+
+    raw: Path  # py-spy's collapsed stacks
+    perf_data: Path
+    children: dict[str, subprocess.Popen] = field(default_factory=dict)
+    started: float = 0.0
+
+
+def start_recording(pid: int, out: Path, name: str, cpu: int, *, rate: int = 250) -> Recording:
+    """Start py-spy (``--nonblocking``) and perf on ``pid`` from ``cpu``; they record until stopped.
+
+    Spawned through ``setpriv --pdeathsig`` rather than a ``preexec_fn``, so it is safe from a process
+    with threads running (the informer benchmark's fake API server)."""
+    recording = Recording(out / f"pyspy-{name}.txt", out / f"perf-{name}.data")
+    for stale in (recording.raw, recording.perf_data):
+        stale.unlink(missing_ok=True)
+    spy, perf = pyspy_executable(), shutil.which("perf")
+    commands: dict[str, list[str]] = {}
+    if spy:
+        commands["py-spy"] = [
+            spy, "record", "--nonblocking", "--gil", "--rate", str(rate), "--format", "raw", "--output",
+            str(recording.raw), "--pid", str(pid), "--duration", "600",
+        ]  # fmt: skip
+    if perf:
+        commands["perf"] = [perf, "record", "-F", "999", "-p", str(pid), "-o", str(recording.perf_data)]
+    death = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+    for tool, command in commands.items():
+        with (out / f"{tool}-{name}.log").open("wb") as log:
+            recording.children[tool] = subprocess.Popen(
+                ["taskset", "-c", str(cpu), *death, *command],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    recording.started = time.monotonic()
+    return recording
+
+
+def stop_recording(recording: Recording, *, functions: int = 15, symbols: int = 15) -> dict[str, Any]:
+    """Stop the recorders (SIGINT, as Ctrl-C: both write what they have) and summarise what they saw."""
+    seconds = time.monotonic() - recording.started
+    profiler_cpu = {}
+    for tool, child in recording.children.items():
+        if child.poll() is None:
+            with contextlib.suppress(OSError):
+                profiler_cpu[tool] = sum(process_cpu(child.pid))
+            child.send_signal(signal.SIGINT)
+    for child in recording.children.values():
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+    outcome: dict[str, Any] = {"seconds": seconds, "profiler_cpu_s": profiler_cpu}
+    if "py-spy" in recording.children:
+        if recording.raw.exists():
+            raw = recording.raw.read_text(encoding="utf-8", errors="replace")
+            profile = summarise(raw)
+            outcome["pyspy"] = {
+                "samples": profile.samples,
+                "functions": profile.top(functions),
+                "inclusive": inclusive_top(profile, functions),
+                "roles": roles(raw),
+                "raw": recording.raw.name,
+            }
+        else:
+            outcome["pyspy"] = {
+                "error": f"py-spy wrote nothing (exit {recording.children['py-spy'].returncode})"
+            }
+    else:
+        outcome["pyspy"] = {"error": "py-spy is not installed"}
+    if "perf" in recording.children and recording.perf_data.exists():
+        every = perf_report(recording.perf_data, "dso,sym", 100_000)
+        outcome["perf"] = {
+            "dsos": perf_report(recording.perf_data, "dso", 8),
+            "symbols": every[:symbols],
+            "groups": symbol_groups(every),
+        }
+        recording.perf_data.unlink()
+    else:
+        outcome["perf"] = {"error": "perf is not installed or wrote nothing"}
+    return outcome
+
+
+def inclusive_top(profile: Profile, n: int) -> list[tuple[str, float, float]]:
+    """``(function, own share, inclusive share)`` of the ``n`` functions with the most inclusive samples,
+    the outermost frames every stack has (thread entry points, ``<module>``) left out."""
+    total = profile.samples or 1
+    skipped = ("<module>", "_bootstrap", "_bootstrap_inner", "run (threading.py", "main (")
+    ranked = [
+        (name, count) for name, count in profile.inclusive.most_common() if not name.startswith(skipped)
+    ]
+    return [(name, profile.own[name] / total, count / total) for name, count in ranked[:n]]
+
+
+# Which thread a py-spy stack ran on: the first role with a marker (a file or function name) in it. A
+# stack read while the process runs can come back cut short (``--nonblocking``); the later markers place
+# those by the code they reached.
+REFLECTOR = "reflector threads: list, read, parse JSON, convert"
+LOOP = "event loop: apply to the zone, answer queries"
+ROLES = (
+    (REFLECTOR, ("reflector.py",)),
+    (LOOP, ("runners.py", "kdns/app.py")),
+    (REFLECTOR, ("convert.py", "urllib3/", "json/", "ipaddress.py", "socket.py", "http/client.py")),
+    (LOOP, ("kdns/zone/", "_apply_forever", "responder.py", "kdns/transport/")),
+)
+
+
+def roles(raw: str) -> list[tuple[str, float]]:
+    """Shares of the samples by the thread they ran on (``ROLES``), largest first."""
+    counts: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        role = next((label for label, markers in ROLES if any(m in stack for m in markers)), "unattributed")
+        counts[role] += int(count_text)
+    total = sum(counts.values()) or 1
+    return [(role, count / total) for role, count in counts.most_common()]
+
+
+# Native symbols by what they do, for the perf summary: first match wins
+SYMBOL_GROUPS = (
+    ("garbage collection (CPython's gc)", re.compile(
+        r"^(gc_collect|collect|deduce_unreachable|move_unreachable|move_legacy_finalizers|subtract_refs|"
+        r"update_refs|visit_decref|visit_reachable|visit_move|dict_traverse|list_traverse|tupletraverse|"
+        r"subtype_traverse|func_traverse|_PyGC_|gc_)"
+    )),
+    ("JSON decoding (_json)", re.compile(r"\(_json\.|scanstring|scan_once|_parse_object|_parse_array")),
+    ("kernel", re.compile(r"\[kernel\.kallsyms\]")),
+    ("memory allocation and freeing", re.compile(
+        r"^(_PyObject_Malloc|_PyObject_Free|_PyObject_Realloc|pymalloc|_Py_Dealloc|object_dealloc|"
+        r"subtype_dealloc|dict_dealloc|list_dealloc|tupledealloc|unicode_dealloc|malloc|free|_int_malloc|"
+        r"_int_free|cfree|realloc)"
+    )),
+    ("the interpreter loop", re.compile(r"^_PyEval_EvalFrameDefault")),
+)  # fmt: skip
+
+
+def symbol_groups(rows: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """perf's self time by ``SYMBOL_GROUPS`` (each ``symbol (shared object)`` row counted once)."""
+    shares: Counter[str] = Counter()
+    for name, share in rows:
+        group = next((label for label, pattern in SYMBOL_GROUPS if pattern.search(name)), "everything else")
+        shares[group] += share
+    return shares.most_common()
