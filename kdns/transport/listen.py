@@ -7,7 +7,10 @@ tools can ask for any free port and read the one chosen from the ready line.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
+import logging
+import resource
 import socket
 from dataclasses import dataclass, field
 
@@ -16,9 +19,34 @@ from kdns.transport.tcp import TcpConnections
 from kdns.transport.udp import QueryLog, UdpProtocol
 from kdns.upstream.forward import Forwarder
 
+log = logging.getLogger(__name__)
+
 
 class ListenError(OSError):
     """An address cannot be bound; the message names it."""
+
+
+FILES_BESIDES_TCP = 256  # descriptors for everything but client connections: sockets, files, upstreams
+
+
+def raise_file_limit(max_tcp_connections: int) -> int:
+    """Let the process hold ``max_tcp_connections`` plus its own files: raise the soft limit on open
+    files towards the hard one (many systems start services at 1024). Returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_tcp_connections + FILES_BESIDES_TCP
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+        if soft < wanted:
+            log.warning(
+                "open files limited to %d: fewer than --max-tcp-connections %d needs (%d); raise the "
+                "hard limit (ulimit -Hn) or lower --max-tcp-connections",
+                soft,
+                max_tcp_connections,
+                wanted,
+            )
+    return soft
 
 
 @dataclass
@@ -72,14 +100,34 @@ def _socket(address: str, port: int, kind: int, *, reuse_port: bool = False) -> 
 Bound = list[tuple[socket.socket, socket.socket]]  # (UDP, TCP) per address
 
 
+PORT_ATTEMPTS = 20  # port 0: free UDP ports tried until TCP is free on one as well
+
+
 def bind(addresses: tuple[str, ...], port: int, *, reuse_port: bool = False) -> tuple[int, Bound]:
-    """UDP and TCP sockets on every address, all on one port (port 0: the first free UDP port)."""
+    """UDP and TCP sockets on every address, all on one port. Port 0 takes a free UDP port the
+    kernel picks, and another when that port is taken for TCP (by a client connection, say)."""
+    attempts = 1 if port else PORT_ATTEMPTS
+    while True:
+        try:
+            return _bind_all(addresses, port, reuse_port)
+        except ListenError as exc:
+            attempts -= 1
+            if exc.errno != errno.EADDRINUSE or not attempts:
+                raise
+
+
+def _bind_all(addresses: tuple[str, ...], port: int, reuse_port: bool) -> tuple[int, Bound]:
     bound: Bound = []
     try:
         for address in addresses:
             udp = _socket(address, port, socket.SOCK_DGRAM, reuse_port=reuse_port)
             port = udp.getsockname()[1]
-            bound.append((udp, _socket(address, port, socket.SOCK_STREAM, reuse_port=reuse_port)))
+            try:
+                tcp = _socket(address, port, socket.SOCK_STREAM, reuse_port=reuse_port)
+            except BaseException:
+                udp.close()
+                raise
+            bound.append((udp, tcp))
     except BaseException:
         for pair in bound:
             for sock in pair:
@@ -101,6 +149,7 @@ async def listen(
 ) -> Listeners:
     """Serve on ``bound`` sockets (a worker's share), or on sockets bound here."""
     loop = asyncio.get_running_loop()
+    raise_file_limit(max_tcp_connections)
     connections = TcpConnections(
         responder,
         idle_timeout=idle_timeout,

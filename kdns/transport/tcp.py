@@ -2,8 +2,10 @@
 forwarded ones when upstream replies (clients match them by ID).
 
 A connection is closed when it has not completed a query for ``idle_timeout`` seconds (so a client
-trickling bytes cannot hold it), and reading pauses while the client does not read its answers.
-Connections past ``max_connections`` are closed at once.
+trickling bytes cannot hold it), and reading pauses while the client does not read its answers; one
+closed with answers still unread is reset rather than left waiting for a reader. At
+``max_connections``, a new connection takes the place of the one idle longest (RFC 7766 section 6.2.3:
+a server short of connections closes idle ones), or is closed at once when every one is busy.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from kdns.wire import error_response
 
 log = logging.getLogger(__name__)
 SERVFAIL = 2
+MIN_IDLE_TO_EVICT = 1.0  # seconds without a complete query before a connection may give its place
+WARN_EVERY = 10.0  # seconds between warnings about the connection limit
 
 
 class TcpConnections:
@@ -44,22 +48,37 @@ class TcpConnections:
         self._refused_logged_at = 0.0
         self.durations = Histogram()  # seconds from a query's arrival to its answer's writing
         self.refused = 0  # connections closed at once, past max_connections
+        self.evicted = 0  # idle connections closed to admit new ones
+        self.reaped = 0  # connections closed after idle_timeout without a complete query
 
     def protocol(self) -> TcpProtocol:
         return TcpProtocol(self)
 
     def admit(self, conn: TcpProtocol) -> bool:
         if len(self.open) >= self.max_connections:
-            self.refused += 1
             now = time.monotonic()
-            if now - self._refused_logged_at > 10:
-                self._refused_logged_at = now
-                log.warning(
-                    "TCP connection limit (%d) reached: closing new connections", self.max_connections
-                )
-            return False
+            idlest = min(self.open, key=TcpProtocol.last_query)
+            if now - idlest.last_query() >= MIN_IDLE_TO_EVICT:
+                idlest.abort()
+                self.evicted += 1
+                self._warn(now, "closing the connection idle longest to admit a new one")
+            else:
+                self.refused += 1
+                self._warn(now, "every connection is busy: closing new connections")
+                return False
         self.open.add(conn)
         return True
+
+    def _warn(self, now: float, action: str) -> None:
+        if now - self._refused_logged_at > WARN_EVERY:
+            self._refused_logged_at = now
+            log.warning(
+                "TCP connection limit (%d, --max-tcp-connections) reached: %s (%d closed so far, %d refused)",
+                self.max_connections,
+                action,
+                self.evicted,
+                self.refused,
+            )
 
     def close_all(self) -> None:
         for conn in list(self.open):
@@ -153,6 +172,15 @@ class TcpProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def abort(self) -> None:
+        """Close at once, dropping answers not yet written (a reset)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def last_query(self) -> float:
+        """When a query last completed here (or the connection opened)."""
+        return self._last_query
+
     def _schedule_idle_check(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(delay, self._idle_check)
@@ -160,6 +188,10 @@ class TcpProtocol(asyncio.Protocol):
     def _idle_check(self) -> None:
         remaining = self._last_query + self._connections.idle_timeout - time.monotonic()
         if remaining <= 0:
-            self._transport.close()
+            self._connections.reaped += 1
+            if self._transport.get_write_buffer_size():
+                self._transport.abort()  # the client reads no answers: close() would wait for it
+            else:
+                self._transport.close()
         else:
             self._schedule_idle_check(remaining)
