@@ -261,9 +261,19 @@ def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_availabl
     """Pack ``answer`` behind a question for ``qname`` (lowercase wire) so names compress against it."""
     if answer.delegate:
         return Packed(0, b"", (), answer.depends or (qname,), delegate=True, answer=answer)
+    flags = QR | (AA if answer.authoritative else 0) | (RA if recursion_available else 0) | answer.rcode
+    depends = answer.depends or (qname,)
+    labels = labels_of(qname)
+    only_soa = not answer.answer and not answer.additional and [r.rtype for r in answer.authority] == [6]
+    if only_soa:  # NXDOMAIN or NODATA (type 6, SOA): packed once for every question that compresses the same
+        soa = answer.authority[0]
+        shape = (len(qname), tuple(labels[-_longest_name(soa) :]), soa)
+        known = _NEGATIVE_BODIES.get(shape)
+        if known is not None:
+            return Packed(flags, known[0], known[1], depends)
     buffer = _Buffer()
     buffer.append(bytes(12))
-    buffer.encode_name(DNSLabel(labels_of(qname)))
+    buffer.encode_name(DNSLabel(labels))
     buffer.append(qtype_class)
     start = buffer.offset
     counts = [0, 0, 0]
@@ -278,8 +288,25 @@ def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_availabl
                     buffer.remember(labels_of(target), buffer.offset - len(target))
             counts[section] += len(rrset.rdatas)
             cuts.append((buffer.offset - start, *counts))
-    flags = QR | (AA if answer.authoritative else 0) | (RA if recursion_available else 0) | answer.rcode
-    return Packed(flags, bytes(buffer.data[start:]), tuple(cuts), answer.depends or (qname,))
+    body, cuts = bytes(buffer.data[start:]), tuple(cuts)
+    if only_soa:
+        if len(_NEGATIVE_BODIES) >= _NEGATIVE_BODIES_MAX:
+            _NEGATIVE_BODIES.clear()  # old serials and TTLs; refilled by the next questions
+        _NEGATIVE_BODIES[shape] = (body, cuts)
+    return Packed(flags, body, cuts, depends)
+
+
+# A negative answer's body (the SOA) compresses against the question, so it is the same for every
+# question of the same length whose last labels, as many as the SOA's longest name has, are the same:
+# a flood of random names costs one resolver lookup each, not a dnslib pack.
+_NEGATIVE_BODIES: dict[tuple[int, tuple[bytes, ...], RRset], tuple[bytes, tuple]] = {}
+_NEGATIVE_BODIES_MAX = 4096
+
+
+def _longest_name(soa: RRset) -> int:
+    """The most labels among the SOA's owner and its MNAME and RNAME."""
+    mname, rname = soa.rdatas[0][:2]
+    return max(len(labels_of(soa.name)), len(labels_of(mname)), len(labels_of(rname)))
 
 
 def pack_records(

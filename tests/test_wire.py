@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dns.flags
 import dns.message
+import dns.name
+import dns.rcode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kdns import wire
 from kdns.resolver import Resolver
 from kdns.responder import TCP4, Responder
 from tests.support import endpoint_slice, namespace, service, zone_of
@@ -61,3 +66,25 @@ def test_srv_additions_compress_against_the_targets():
     question = len(query.question[0].name.to_wire()) + 4
     answers = sum(12 + 6 + len(r.target.to_wire()) for r in reply.answer[0])
     assert len(wire) == 12 + question + answers + 3 * (16 + 28)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["a", "ns", "dns", "hostmaster", "x" * 40, "svc", "default", "a\x00b"]), max_size=4
+    ),
+    st.sampled_from([("cluster", "local"), ("svc", "cluster", "local"), ("ns", "dns", "cluster", "local")]),
+    st.sampled_from(["A", "AAAA", "TXT", "MX"]),
+)
+def test_negative_answers_packed_once_are_the_answers_packed_anew(head, tail, qtype):
+    """NXDOMAIN and NODATA bodies are reused between questions of one shape; whatever the question's
+    last labels (some the SOA's own names compress against), the reply is the one a fresh pack makes."""
+    zone = zone_of([namespace("default")])
+    resolver = Resolver(zone.index, zone.layout, zone.settings)
+    name = dns.name.Name([label.encode("latin-1") for label in (*head, *tail)] + [b""])
+    query = dns.message.make_query(name, qtype).to_wire()
+    reused = Responder(resolver).respond(query)
+    wire._NEGATIVE_BODIES.clear()
+    fresh = Responder(resolver).respond(query)
+    assert reused == fresh
+    assert dns.message.from_wire(fresh).rcode() in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR)
