@@ -244,9 +244,10 @@ def inclusive_top(profile: Profile, n: int) -> list[tuple[str, float, float]]:
     """``(function, own share, inclusive share)`` of the ``n`` functions with the most inclusive samples,
     the outermost frames every stack has (thread entry points, ``<module>``) left out."""
     total = profile.samples or 1
-    skipped = ("<module>", "_bootstrap", "_bootstrap_inner", "run (threading.py", "main (")
     ranked = [
-        (name, count) for name, count in profile.inclusive.most_common() if not name.startswith(skipped)
+        (name, count)
+        for name, count in profile.inclusive.most_common()
+        if not name.startswith("<module>") and not name.endswith(("(threading.py)", "(kdns/cli.py)"))
     ]
     return [(name, profile.own[name] / total, count / total) for name, count in ranked[:n]]
 
@@ -284,14 +285,20 @@ SYMBOL_GROUPS = (
         r"update_refs|visit_decref|visit_reachable|visit_move|dict_traverse|list_traverse|tupletraverse|"
         r"subtype_traverse|func_traverse|_PyGC_|gc_)"
     )),
-    ("JSON decoding (_json)", re.compile(r"\(_json\.|scanstring|scan_once|_parse_object|_parse_array")),
+    ("the JSON scanner's own code (_json)", re.compile(r"\(_json\.")),
     ("kernel", re.compile(r"\[kernel\.kallsyms\]")),
-    ("memory allocation and freeing", re.compile(
-        r"^(_PyObject_Malloc|_PyObject_Free|_PyObject_Realloc|pymalloc|_Py_Dealloc|object_dealloc|"
-        r"subtype_dealloc|dict_dealloc|list_dealloc|tupledealloc|unicode_dealloc|malloc|free|_int_malloc|"
-        r"_int_free|cfree|realloc)"
+    ("allocating and freeing objects", re.compile(
+        r"^(_PyObject_Malloc|_PyObject_Free|_PyObject_Realloc|_PyObject_GC_|PyObject_GC_|pymalloc|_Py_Dealloc|"
+        r"_Py_NewReference|object_dealloc|subtype_dealloc|dict_dealloc|list_dealloc|tupledealloc|"
+        r"unicode_dealloc|free_keys_object|new_keys_object|dictresize|_PyTrash_|_PyMem_|PyMem_|"
+        r"malloc|free|_int_malloc|_int_free|cfree|realloc|__libc_)"
     )),
-    ("the interpreter loop", re.compile(r"^_PyEval_EvalFrameDefault")),
+    ("dict, attribute and type lookups", re.compile(
+        r"^(_Py_dict_lookup|unicodekeys_lookup|dict_get|dict_subscript|_PyType_Lookup|insertdict|"
+        r"insert_to_emptydict|_PyDict_|PyDict_|dict_ass_sub|lookdict|_PyObject_GenericGetAttr|"
+        r"PyObject_GetAttr|_PyObject_LookupAttr|update_one_slot|slot_tp_)"
+    )),
+    ("the interpreter loop (the Python code itself)", re.compile(r"^(_PyEval_EvalFrameDefault|_PyFrame_)")),
 )  # fmt: skip
 
 

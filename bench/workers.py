@@ -250,6 +250,15 @@ def _findings(result: dict[str, Any]) -> list[str]:
         if pinned_cpu > 1.03
         else "splitting one core between two processes costs no measurable CPU per query"
     )
+    one_two = servers["two-pinned"]["median"]
+    if one_two["server_busy"] > one["server_busy"] + 0.05:
+        cost += (
+            f". The two workers got {one_two['server_busy']:.2f} CPU seconds per second of CPU 1 against "
+            f"{one['server_busy']:.2f} for one process: where other processes also ran on CPU 1 (other CPU "
+            f"load {one['other_busy']:.2f} and {one_two['other_busy']:.2f}), the scheduler gives two "
+            "processes a larger share of it than one, and that, not the workers, is where a higher QPS "
+            "on one CPU comes from"
+        )
     return [
         "### What this shows, and what it cannot",
         "",
