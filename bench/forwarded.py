@@ -438,7 +438,8 @@ def render(result: dict[str, Any]) -> str:
         "bench.forwarded`.",
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}",
+        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
+        + report.niceness(machine),
         f"- kdns: commit {versions['kdns_commit']}{dirty}, Python {versions['python']}; Knot DNS "
         f"{versions['knot']}, dnsperf {versions['dnsperf']}",
         f"- Upstream: Knot DNS on 127.0.0.1, pinned to CPU {CLIENT_CPU} with dnsperf, authoritative for "

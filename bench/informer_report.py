@@ -6,6 +6,7 @@ import statistics
 import textwrap
 from typing import Any
 
+from bench import report
 from bench.report import INFORMER_HEADING
 
 HOW_TO_RUN = """\
@@ -67,7 +68,8 @@ def _header(result: dict[str, Any]) -> list[str]:
         ),
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}",
+        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
+        + report.niceness(machine),
         f"- kdns: commit {versions['kdns_commit']}{dirty}, Python {versions['python']}, "
         f"kubernetes client {versions['kubernetes_client']}",
         *_item(

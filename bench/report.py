@@ -9,7 +9,9 @@ from typing import Any
 FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
 WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
-TRAILING_HEADINGS = (FORWARDED_HEADING, WORKERS_HEADING, INFORMER_HEADING)
+ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
+SOAK_HEADING = "## Soak"  # bench/soak.py
+TRAILING_HEADINGS = (FORWARDED_HEADING, WORKERS_HEADING, INFORMER_HEADING, ABUSE_HEADING, SOAK_HEADING)
 HOW_TO_RUN = """\
 ## How to run
 
@@ -51,6 +53,17 @@ TARGETS = {  # issue 5: kdns's QPS as a multiple of each reference's
     "dnslib": (25.0, ">= 25"),
 }
 P99_TARGET = 0.001  # seconds, at half the maximum rate
+
+
+def niceness(machine: dict[str, Any]) -> str:
+    """A note on the benchmark's scheduling priority when it ran above the default."""
+    nice = machine.get("nice", 0)
+    if nice >= 0:
+        return ""
+    return (
+        f"; the benchmark and every server and client it started ran at nice {nice}, ahead of other work "
+        "on the machine"
+    )
 
 
 def _ms(seconds: float) -> str:
@@ -311,7 +324,8 @@ def render(result: dict[str, Any]) -> str:
         "## Latest run",
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}",
+        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
+        + niceness(machine),
         f"- kdns: commit {commit}, Python {versions['python']}, {versions['event_loop']} "
         f"{versions.get('uvloop', '')}",
         f"- Knot DNS {versions['knot']}, dnsperf {versions['dnsperf']}, dnslib {versions.get('dnslib')}, "

@@ -61,7 +61,12 @@ def _sh(command: list[str], timeout: float = 30) -> str:
 def machine() -> dict[str, Any]:
     models = [line.split(":", 1)[1].strip() for line in _sh(["lscpu"]).splitlines() if "Model name" in line]
     model = models[0] if models else platform.processor() or "unknown"
-    return {"cpu": model, "nproc": _sh(["nproc"]) or str(os.cpu_count()), "kernel": platform.release()}
+    return {
+        "cpu": model,
+        "nproc": _sh(["nproc"]) or str(os.cpu_count()),
+        "kernel": platform.release(),
+        "nice": os.nice(0),
+    }
 
 
 def versions() -> dict[str, Any]:

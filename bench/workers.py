@@ -321,7 +321,8 @@ def render(result: dict[str, Any]) -> str:
         "a supervisor (kdns/workers.py). This section is written by `python -m bench.workers`.",
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}",
+        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
+        + report.niceness(machine),
         f"- kdns: commit {versions['kdns_commit']}{dirty}, Python {versions['python']}, dnsperf "
         f"{versions['dnsperf']}",
         f"- Cluster and queries: `bench.run`'s ({c['services']:,} Services, {c['endpoints']:,} endpoints; "
