@@ -1,12 +1,15 @@
 """A scriptable upstream resolver on 127.0.0.1 (UDP and TCP) for forwarding tests.
 
 It answers from a table of zone-file records (NXDOMAIN with an SOA for anything else) and can be told
-to misbehave per name: stay silent, answer late, truncate over UDP, answer with a wrong ID first, or
-send garbage. It counts what it was asked, by (name, type, transport).
+to misbehave per name: stay silent, answer late, truncate over UDP, answer with a wrong ID or another
+question first, race its own answer with a forged one sent from another address, cut a reply short,
+rewrite TTLs, add records of other names, or send garbage. It counts what it was asked, by (name,
+type, transport), and notes the source address, port and ID of every UDP query.
 """
 
 from __future__ import annotations
 
+import copy
 import socket
 import socketserver
 import threading
@@ -15,9 +18,19 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dnslib import QTYPE, RCODE, RR, DNSRecord
+from dnslib import QTYPE, RCODE, RR, DNSQuestion, DNSRecord
 
 SOA = "example. 60 IN SOA ns.example. hostmaster.example. 1 7200 1800 86400 30"
+FORGED = "6.6.6.6"  # the address every forged or out-of-place record points at
+
+
+def forged_answer(query: DNSRecord, name: str | None = None) -> bytes:
+    """A reply to ``query`` (same ID) for ``name`` (default: its own question) pointing at ``FORGED``."""
+    reply = query.reply(ra=True, aa=True)
+    if name is not None:
+        reply.questions = [DNSQuestion(name, query.q.qtype)]
+    reply.add_answer(*RR.fromZone(f"{name or query.q.qname} 86400 IN A {FORGED}"))
+    return reply.pack()
 
 
 class FakeUpstream:
@@ -29,15 +42,37 @@ class FakeUpstream:
         self.truncate: set[str] = set()  # names answered with TC over UDP
         self.spoof_first: set[str] = set()  # names answered first with a wrong ID, then rightly
         self.garbage: set[str] = set()  # names answered with bytes that are not DNS
+        self.wrong_question: set[str] = set()  # answered first with the right ID for another name
+        self.race: dict[str, tuple[str, ...]] = {}  # name -> hosts a forged answer comes from first
+        self.cut: dict[str, tuple[str, ...]] = {}  # name -> transports its replies are cut short on
+        self.ttl: dict[str, int] = {}  # name -> TTL given to every record of its answer
+        self.extra: dict[str, list[RR]] = {}  # name -> records of other names added to its answer
         self.down = False  # nothing is answered
-        self._udp = socketserver.ThreadingUDPServer((host, port), self._udp_handler())
-        port = self._udp.server_address[1]
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._tcp = socketserver.ThreadingTCPServer((host, port), self._tcp_handler())
-        self.host, self.port = host, port
+        self.delay = 0.0  # seconds every answer waits (besides ``slow``)
+        self.sources: list[tuple[str, int, int, str]] = []  # (address, port, ID, name) per UDP query
+        self._lock = threading.Lock()
+        self._udp, self._tcp = self._bind(host, port)
+        self.host, self.port = host, self._udp.server_address[1]
         for server in (self._udp, self._tcp):
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def _bind(self, host: str, port: int) -> tuple[socketserver.UDPServer, socketserver.TCPServer]:
+        """UDP and TCP servers on one port; with port 0, a port free for both (a free UDP port may be
+        taken for TCP by another process: then another one is tried)."""
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        attempts = 1 if port else 20
+        while True:
+            attempts -= 1
+            udp = socketserver.ThreadingUDPServer((host, port), self._udp_handler())
+            try:
+                tcp = socketserver.ThreadingTCPServer((host, udp.server_address[1]), self._tcp_handler())
+            except OSError:
+                udp.server_close()
+                if attempts <= 0:
+                    raise
+                continue
+            return udp, tcp
 
     @property
     def address(self) -> str:
@@ -51,6 +86,11 @@ class FakeUpstream:
             server.shutdown()
             server.server_close()
 
+    def add_extra(self, name: str, records: str) -> None:
+        """Add ``records`` (zone-file text, other names) to the answer, authority and additional
+        sections of every answer for ``name``."""
+        self.extra[name] = RR.fromZone(records)
+
     def count(self, name: str, qtype: str = "A") -> int:
         return sum(n for (q, t, _), n in self.asked.items() if q == name.lower().rstrip(".") and t == qtype)
 
@@ -63,13 +103,26 @@ class FakeUpstream:
             return []
         qname = str(query.q.qname).lower().rstrip(".")
         qtype = QTYPE.get(query.q.qtype)
-        self.asked[(qname, qtype, transport)] += 1
+        with self._lock:
+            self.asked[(qname, qtype, transport)] += 1
         if self.down or qname in self.silent:
             return []
-        if qname in self.slow:
-            time.sleep(self.slow[qname])
+        if qname in self.slow or self.delay:
+            time.sleep(self.slow.get(qname, self.delay))
         if qname in self.garbage:
             return [b"\xde\xad\xbe\xef" * 4]
+        packed = self._answer(query, qname, transport)
+        if transport in self.cut.get(qname, ()):
+            return [packed[: len(packed) - 3]]
+        if qname in self.spoof_first:
+            wrong = bytearray(packed)
+            wrong[0] ^= 0xFF
+            return [bytes(wrong), packed]
+        if qname in self.wrong_question:
+            return [forged_answer(query, f"other.{qname}"), packed]
+        return [packed]
+
+    def _answer(self, query: DNSRecord, qname: str, transport: str) -> bytes:
         reply = query.reply(ra=True, aa=True)
         name = qname
         for _ in range(8):  # a recursive resolver follows CNAMEs for its client
@@ -84,15 +137,28 @@ class FakeUpstream:
                 break
             reply.add_answer(cname)
             name = str(cname.rdata.label).lower().rstrip(".")
+        for extra in self.extra.get(qname, ()):
+            reply.add_answer(extra)
+            reply.add_auth(extra)
+            reply.add_ar(extra)
+        if qname in self.ttl:  # on copies: the table keeps its own TTLs
+            reply.rr, reply.auth, reply.ar = (
+                [copy.copy(rr) for rr in section] for section in (reply.rr, reply.auth, reply.ar)
+            )
+            for rr in (*reply.rr, *reply.auth, *reply.ar):
+                rr.ttl = self.ttl[qname]
         if transport == "udp" and qname in self.truncate:
             reply.rr = []
             reply.header.tc = 1
-        packed = reply.pack()
-        if qname in self.spoof_first:
-            wrong = bytearray(packed)
-            wrong[0] ^= 0xFF
-            return [bytes(wrong), packed]
-        return [packed]
+        return reply.pack()
+
+    def _race(self, data: bytes, client: tuple[str, int]) -> None:
+        """Send forged answers to ``client`` from other sockets, before the real answer."""
+        query = DNSRecord.parse(data)
+        for host in self.race.get(str(query.q.qname).lower().rstrip("."), ()):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
+                forger.bind((host, 0))
+                forger.sendto(forged_answer(query), client)
 
     def _udp_handler(self) -> type:
         fake = self
@@ -100,7 +166,13 @@ class FakeUpstream:
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 data, sock = self.request
-                for message in fake.reply(data, "udp"):
+                replies = fake.reply(data, "udp")
+                with fake._lock:
+                    fake.sources.append((*self.client_address[:2], int.from_bytes(data[:2]), _name(data)))
+                if replies and fake.race:
+                    fake._race(data, self.client_address)
+                    time.sleep(0.05)  # the forgeries arrive well before the real answer
+                for message in replies:
                     sock.sendto(message, self.client_address)
 
         return Handler
@@ -130,6 +202,13 @@ class FakeUpstream:
                     return
 
         return Handler
+
+
+def _name(data: bytes) -> str:
+    try:
+        return str(DNSRecord.parse(data).q.qname).lower().rstrip(".")
+    except Exception:
+        return ""
 
 
 @contextmanager

@@ -1,8 +1,9 @@
 """The cache of forwarded answers (CoreDNS's ``cache``), on cachetools' time-aware LRU.
 
 Positive answers live for their smallest TTL, negative ones for their SOA's negative TTL (RFC 2308
-section 5), SERVFAIL briefly; each capped and floored by the settings. Served answers carry every
-record's TTL counted down to what remains, re-packed at most once a second. With ``serve_stale`` an
+section 5), SERVFAIL briefly; each capped and floored by the settings. Served answers, the first one
+included (as CoreDNS's cache caps it), carry every record's TTL counted down to what remains,
+re-packed at most once a second. With ``serve_stale`` an
 expired answer is kept that much longer, to answer (with TTL 0) when every upstream fails.
 """
 
@@ -75,26 +76,28 @@ class ResponseCache:
                 return entry.packed.with_ttl(0)
         return None
 
-    def put(self, key: bytes, packed: Packed, record: dnslib.DNSRecord) -> None:
-        """Keep ``packed`` (made from the upstream ``record``) for as long as its TTLs allow."""
+    def put(self, key: bytes, packed: Packed, record: dnslib.DNSRecord) -> Packed:
+        """Keep ``packed`` (made from the upstream ``record``) for as long as its TTLs allow; return
+        it as the client gets it (its TTLs those of the cache), or unchanged when it is not kept."""
         rcode = record.header.rcode
         settings = self.settings
         if rcode == SERVFAIL:
             if settings.servfail_ttl:
-                self._store(self.denial, key, packed, settings.servfail_ttl)
-            return
+                return self._store(self.denial, key, packed, settings.servfail_ttl)
+            return packed
         if rcode not in (NOERROR, NXDOMAIN):
-            return
+            return packed
         if rcode == NOERROR and record.rr:
             ttl = min(rr.ttl for rr in (*record.rr, *record.auth) if rr.rtype != 41)
-            self._store(self.success, key, packed, _clamp(ttl, settings.min_ttl, settings.success_ttl))
-            return
+            return self._store(self.success, key, packed, _clamp(ttl, settings.min_ttl, settings.success_ttl))
         soa = next((rr for rr in record.auth if rr.rtype == SOA), None)
         ttl = min(soa.ttl, soa.rdata.times[-1]) if soa is not None else settings.min_ttl
-        self._store(self.denial, key, packed, _clamp(ttl, settings.min_ttl, settings.denial_ttl))
+        return self._store(self.denial, key, packed, _clamp(ttl, settings.min_ttl, settings.denial_ttl))
 
-    def _store(self, table: TLRUCache, key: bytes, packed: Packed, ttl: int) -> None:
-        table[key] = Entry(packed, ttl, self.clock(), self.settings.serve_stale)
+    def _store(self, table: TLRUCache, key: bytes, packed: Packed, ttl: int) -> Packed:
+        now = self.clock()
+        entry = table[key] = Entry(packed, ttl, now, self.settings.serve_stale)
+        return entry.view(now)
 
     def __len__(self) -> int:
         return len(self.success) + len(self.denial)

@@ -7,8 +7,9 @@
 - An upstream that fails ``max_fails`` times in a row is down until a health check (``. IN NS``
   every ``health_check`` seconds) gets a reply; down upstreams are tried last. Upstreams are ordered
   by ``policy``; a failed try moves on to the next one.
-- Answers go into the response cache; when every upstream fails, a stale cached answer (with
-  ``serve_stale``) or SERVFAIL goes back.
+- TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
+  which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
+  (with ``serve_stale``) or SERVFAIL goes back.
 - ``check_loop`` is CoreDNS's ``loop``: a query for a random name sent upstream must not come back.
 """
 
@@ -52,6 +53,16 @@ HEALTH_QUESTION = b"\x00" + struct.pack("!HH", NS_TYPE, CLASS_IN)  # ". IN NS", 
 
 
 EXCHANGE_ERRORS = (TimeoutError, OSError, BadUpstreamAnswer, EOFError, asyncio.IncompleteReadError)
+DRAIN_LIMIT = 5.0  # longest wait for queries in flight when the server stops
+MAX_TTL = 2**31 - 1  # larger TTLs mean 0 (RFC 2181 section 8)
+
+
+def _sane_ttls(record: dnslib.DNSRecord) -> dnslib.DNSRecord:
+    """``record`` with every TTL above ``MAX_TTL`` (a negative one, to a signed reader) set to 0."""
+    for rr in (*record.rr, *record.auth, *record.ar):
+        if rr.ttl > MAX_TTL:
+            rr.ttl = 0
+    return record
 
 
 def _reason(exc: BaseException) -> str:
@@ -189,7 +200,7 @@ class Forwarder:
             return stale or pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
         packed = pack_records(record.header.rcode, (record.rr, record.auth, record.ar), qname, qtype_class)
         if self.cache is not None and not record.header.tc:
-            self.cache.put(cache_key, packed, record)
+            return self.cache.put(cache_key, packed, record)
         return packed
 
     def _chased(self, d: Delegation, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
@@ -201,6 +212,16 @@ class Forwarder:
 
     def _render_error(self, d: Delegation, rcode: int) -> bytes:
         return Packed(QR | RA | rcode, b"", (), ()).render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
+
+    async def drain(self) -> int:
+        """Wait until no client query is in flight, at most as long as one can take (every upstream
+        tried over UDP then TCP, within ``DRAIN_LIMIT``); return how many still are."""
+        settings = self.settings
+        limit = min(2 * settings.timeout * max(1, len(self.upstreams)), DRAIN_LIMIT)
+        deadline = time.monotonic() + limit
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return self.inflight
 
     # -- asking upstreams ----------------------------------------------------------------------------
     async def query(self, question: bytes, *, do: bool = False) -> dnslib.DNSRecord | None:
@@ -218,7 +239,7 @@ class Forwarder:
                 continue
             self.stats.observe(upstream.label, record.header.rcode, time.monotonic() - started)
             upstream.fails = 0
-            return record
+            return _sane_ttls(record)
         name, qtype = _describe(question)
         log.error("%s %s: no upstream answered (%s)", name, qtype, "; ".join(failures) or "no upstreams")
         return None
