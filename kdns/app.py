@@ -187,6 +187,7 @@ class Runtime:
                 )
                 return 2
             await self._lameduck()
+            await self._drain()
             log.info("shutting down")
             return 0
         finally:
@@ -453,6 +454,16 @@ class Runtime:
         self.stop.clear()  # a second signal ends the wait
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _drain(self) -> None:
+        """Answer the forwarded queries still in flight before the sockets close."""
+        self.shutting_down = True
+        if self.forwarder is None or not self.forwarder.inflight:
+            return
+        log.info("waiting for %d forwarded queries in flight", self.forwarder.inflight)
+        left = await self.forwarder.drain()
+        if left:
+            log.warning("%d forwarded queries still in flight are dropped", left)
 
     async def _close(self) -> None:
         for task in list(self._tasks):
