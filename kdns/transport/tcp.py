@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 SERVFAIL = 2
 MIN_IDLE_TO_EVICT = 1.0  # seconds without a complete query before a connection may give its place
 WARN_EVERY = 10.0  # seconds between warnings about the connection limit
+SEND_BUFFER = 64 * 1024  # bytes of answers the kernel holds for one connection
 
 
 class TcpConnections:
@@ -102,7 +103,11 @@ class TcpProtocol(asyncio.Protocol):
         if not self._connections.admit(self):
             transport.close()
             return
-        if transport.get_extra_info("socket").family == socket.AF_INET6:
+        sock = transport.get_extra_info("socket")
+        # A fixed send buffer (the kernel would grow it to megabytes) bounds what a client that reads
+        # nothing can make kdns answer before reading pauses; one answer is at most 64 KiB.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        if sock.family == socket.AF_INET6:
             self._channel = TCP6
         peer = transport.get_extra_info("peername")
         self._client = peer[0] if peer else None
