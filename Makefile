@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS    ?=
 
-.PHONY: serve test lint bench dump clean tools-test tools-bench
+.PHONY: serve test lint bench soak dump clean tools-test tools-bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

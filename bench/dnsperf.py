@@ -80,15 +80,18 @@ def parse(output: str) -> Stats:
     )
 
 
-def command(load: Load, port: int, *, once: bool = False, verbose: bool = False) -> list[str]:
+def command(
+    load: Load, port: int, *, once: bool = False, verbose: bool = False, extra: tuple[str, ...] = ()
+) -> list[str]:
     """The pinned dnsperf command line; ``once`` sends the query file a single time instead; ``verbose``
-    adds ``-v`` (a line per answer)."""
+    adds ``-v`` (a line per answer); ``extra`` are further options (``-m tcp``)."""
     limit = ["-n", "1"] if once else ["-l", f"{load.seconds:g}"]
     rate = ["-Q", str(load.rate)] if load.rate else []
     return [
         "taskset", "-c", cpu_list(load.cpu),
         "dnsperf", "-s", HOST, "-p", str(port), "-d", str(load.queries),
         "-c", str(load.clients), "-q", str(load.outstanding), *limit, *rate, *(["-v"] if verbose else []),
+        *extra,
     ]  # fmt: skip
 
 
@@ -114,6 +117,7 @@ def run(
     once: bool = False,
     verbose: bool = False,
     timeout: float | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Outcome:
     """Run dnsperf to completion within ``timeout`` seconds and save what it printed to ``output``.
 
@@ -123,7 +127,7 @@ def run(
     cpu, start = _children_cpu(), time.monotonic()
     with output.open("wb") as out:
         result = subprocess.run(
-            command(load, port, once=once, verbose=verbose),
+            command(load, port, once=once, verbose=verbose, extra=extra),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,293 @@
+"""``python -m bench.soak``: kdns for ten minutes at 80% of its measured capacity, on a mix of cluster
+names, forwarded names and TCP, with its memory sampled throughout.
+
+kdns serves the 1000-Service cluster of ``bench.run`` on CPU 1 and forwards outside names to Knot DNS
+on 127.0.0.1 (the outside zones of ``bench.forwarded``); dnsperf and Knot run on CPU 0. The UDP mix is
+the cluster mix of ``bench.run`` with a fifth of its lines replaced by forwarded names. After one pass
+over each file, a 5-second run at full load measures kdns's capacity on the mix; the soak then offers
+80% of it: UDP at a fixed rate, plus a TCP stream (``dnsperf -m tcp``) of ``--tcp-share`` of it.
+
+Measured: resident memory every ``--sample`` seconds (growth after the warm-up, target under 5%),
+queries lost (UDP and TCP), kdns's log lines at WARNING and above, and kdns's CPU. Raw data go to
+bench/out/soak/; the figures to the "Soak" section of bench/README.md (``--quick``: a one-minute soak,
+bench/out/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import cluster, dnsperf, forwarded, queries, report, run, servers
+from bench.dnsperf import Load
+from bench.servers import HOST, Server
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out" / "soak"
+LOCK = BENCH / "out" / ".lock"
+SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
+SECTION = report.SOAK_HEADING
+FORWARDED_SHARE = 0.2
+GROWTH_TARGET = 0.05
+
+
+def mixed_lines(cluster_file: Path, outside: list[str], seed: int) -> list[str]:
+    """The cluster mix with ``FORWARDED_SHARE`` of its lines replaced by forwarded names."""
+    rng = random.Random(seed)
+    lines = cluster_file.read_text(encoding="utf-8").splitlines()
+    return [rng.choice(outside) if rng.random() < FORWARDED_SHARE else line for line in lines]
+
+
+class Sampler:
+    """kdns's resident memory and CPU every ``interval`` seconds, on a thread, until ``stop``."""
+
+    def __init__(self, server: Server, interval: float) -> None:
+        self.server, self.interval = server, interval
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._start = time.monotonic()
+
+    def start(self) -> Sampler:
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append({
+                "t": time.monotonic() - self._start,
+                "rss_mb": self.server.memory_kib().get("VmRSS", 0) / 1024,
+                "cpu_s": sum(self.server.cpu_times()),
+            })  # fmt: skip
+            if self._stop.wait(self.interval):
+                return
+
+
+def log_problems(log: Path) -> list[str]:
+    """kdns's log lines at WARNING and above, and tracebacks."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if any(word in line for word in (" WARNING ", " ERROR ", "Traceback"))]
+
+
+def growth(samples: list[dict[str, float]], warmup: float) -> dict[str, float]:
+    """Resident memory at the end of the warm-up, its highest after it, at the end, and the growth."""
+    after = [s for s in samples if s["t"] >= warmup] or samples
+    first, last = after[0]["rss_mb"], after[-1]["rss_mb"]
+    peak = max(s["rss_mb"] for s in after)
+    return {"after_warmup_mb": first, "peak_mb": peak, "end_mb": last, "growth": (last - first) / first}
+
+
+def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    snapshot = cluster.generate(args.services, seed=args.seed)
+    snapshot_path, cluster_file = out / "cluster.json", out / "queries-cluster.txt"
+    cluster.write(snapshot, snapshot_path)
+    queries.write(queries.build(snapshot, args.queries, seed=args.seed), cluster_file)
+    names = forwarded.outside_names(args.names)
+    outside = forwarded.forwarded_queries(names, args.queries, args.seed)
+    mix_file = forwarded.write_lines(mixed_lines(cluster_file, outside, args.seed), out / "queries-mix.txt")
+    zones = forwarded.upstream_zones(names, forwarded.external_targets(snapshot))
+    full = Load(mix_file, args.clients, args.outstanding, args.capacity_seconds, CLIENT_CPU)
+    started: list[Server] = []
+    try:
+        knot = servers.start_knot(zones, out / "knot", CLIENT_CPU)
+        started.append(knot)
+        kdns = forwarded.start(snapshot_path, out / "kdns.log", f"{HOST}:{knot.port}")
+        started.append(kdns.server)
+        say(f"kdns on port {kdns.server.port} forwarding to Knot on port {knot.port}")
+        dnsperf.run(full, kdns.server.port, out / "dnsperf-warmup.txt", once=True, timeout=120)
+        capacity = run.measure(kdns.server, full, out / "dnsperf-capacity.txt")
+        total = int(capacity["qps"] * args.load)
+        tcp_rate = max(1, int(total * args.tcp_share))
+        udp = replace(full, seconds=args.seconds, rate=total - tcp_rate)
+        tcp = replace(full, seconds=args.seconds, rate=tcp_rate, clients=2, outstanding=20)
+        say(f"capacity {capacity['qps']:,.0f} qps; soaking at {total:,} qps ({tcp_rate:,} over TCP)")
+        problems_before = len(log_problems(kdns.server.log))
+        before = forwarded.scrape(kdns.metrics_port, ("coredns_dns_requests_total",))
+        sampler = Sampler(kdns.server, args.sample).start()
+        try:
+            udp_out, tcp_out = concurrently(
+                (udp, kdns.server.port, out / "dnsperf-soak-udp.txt", ()),
+                (tcp, kdns.server.port, out / "dnsperf-soak-tcp.txt", ("-m", "tcp")),
+            )
+        finally:
+            sampler.stop()
+        after = forwarded.scrape(kdns.metrics_port, ("coredns_dns_requests_total",))
+        kdns.server.check_alive()
+        problems = log_problems(kdns.server.log)[problems_before:]
+    finally:
+        for server in started:
+            server.stop()
+    udp_stats, tcp_stats = dnsperf.parse(udp_out.text), dnsperf.parse(tcp_out.text)
+    samples = sampler.samples
+    cpu = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": run.machine(),
+        "services": args.services,
+        "capacity": {"qps": capacity["qps"], "load": full.flags(), "cpu_us": capacity["cpu_us_per_query"]},
+        "offered": {"total": total, "udp": udp.flags(), "tcp": tcp.flags() + " -m tcp", "share": args.load},
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "udp": _brief(udp_stats),
+        "tcp": _brief(tcp_stats),
+        "requests_counted": after["coredns_dns_requests_total"] - before["coredns_dns_requests_total"],
+        "server_busy": cpu / (samples[-1]["t"] - samples[0]["t"]) if len(samples) > 1 else float("nan"),
+        "memory": growth(samples, args.warmup),
+        "samples": samples,
+        "problems": problems[:20],
+        "problem_count": len(problems),
+    }
+
+
+def concurrently(*jobs: tuple[Load, int, Path, tuple[str, ...]]) -> list[dnsperf.Outcome]:
+    """Several dnsperf processes at once (each with extra options); their outcomes in order."""
+    outcomes: list[dnsperf.Outcome | None] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def one(i: int, load: Load, port: int, output: Path, extra: tuple[str, ...]) -> None:
+        try:
+            outcomes[i] = dnsperf.run(load, port, output, extra=extra)
+        except BaseException as exc:  # raised below, on the harness's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i, *job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(job[0].seconds for job in jobs) + 120)
+    if errors:
+        raise errors[0]
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _brief(stats: dnsperf.Stats) -> dict[str, Any]:
+    return {
+        "qps": stats.qps,
+        "sent": stats.sent,
+        "completed": stats.completed,
+        "lost": stats.lost,
+        "avg_latency_ms": stats.avg_latency * 1e3,
+        "rcodes": stats.rcodes,
+    }
+
+
+# -- report ---------------------------------------------------------------------------------------------
+def render(result: dict[str, Any]) -> str:
+    memory, udp, tcp = result["memory"], result["udp"], result["tcp"]
+    capacity, offered, machine = result["capacity"], result["offered"], result["machine"]
+    met = "met" if memory["growth"] < GROWTH_TARGET else "not met"
+    samples = result["samples"]
+    every = samples[1]["t"] - samples[0]["t"] if len(samples) > 1 else 0
+    lines = [
+        SECTION,
+        "",
+        f"Written by `python -m bench.soak` on {result['date']} ({machine['cpu']}, {machine['nproc']} "
+        f"CPUs): kdns on CPU {SERVER_CPU} forwarding to Knot DNS on 127.0.0.1; dnsperf and Knot on CPU "
+        f"{CLIENT_CPU}; the {result['services']:,}-Service cluster of `bench.run`. The UDP mix is "
+        f"`bench.run`'s with {FORWARDED_SHARE:.0%} of its lines replaced by forwarded names (answered from "
+        "the forward cache after the first pass).",
+        "",
+        f"- Capacity on the mix: {capacity['qps']:,.0f} QPS (`dnsperf {capacity['load']}`, "
+        f"{capacity['cpu_us']:.2f} us of kdns CPU per query).",
+        f"- Soak: {result['seconds'] / 60:g} minutes at {offered['share']:.0%} of it, "
+        f"{offered['total']:,} QPS: UDP `dnsperf {offered['udp']}` and TCP `dnsperf {offered['tcp']}`.",
+        "",
+        "| | QPS | Sent | Lost | Avg latency (ms) | Response codes |",
+        "|---|---:|---:|---:|---:|---|",
+        _row("UDP", udp),
+        _row("TCP", tcp),
+        "",
+        f"- Resident memory after the {result['warmup']:g}-second warm-up "
+        f"{memory['after_warmup_mb']:.1f} MB, highest after it {memory['peak_mb']:.1f} MB, at the end "
+        f"{memory['end_mb']:.1f} MB: growth {memory['growth']:+.1%} (target under {GROWTH_TARGET:.0%}: "
+        f"{met}).",
+        f"- kdns CPU busy {result['server_busy']:.0%}; its own request counter went up "
+        f"{result['requests_counted']:,.0f} (dnsperf completed {udp['completed'] + tcp['completed']:,}).",
+        f"- kdns log lines at WARNING or above during the soak: {result['problem_count']}"
+        + (": " + "; ".join(f"`{p[:160]}`" for p in result["problems"][:3]) if result["problems"] else "."),
+        "",
+        f"Resident memory over the soak (MB, every {every:.0f} s): "
+        + ", ".join(f"{s['rss_mb']:.1f}" for s in samples[:: max(1, len(samples) // 30)]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _row(label: str, stats: dict[str, Any]) -> str:
+    codes = ", ".join(f"{name} {n:,}" for name, n in sorted(stats["rcodes"].items(), key=lambda kv: -kv[1]))
+    return (
+        f"| {label} | {stats['qps']:,.0f} | {stats['sent']:,} | {stats['lost']:,} | "
+        f"{stats['avg_latency_ms']:.3f} | {codes} |"
+    )
+
+
+# -- command line ---------------------------------------------------------------------------------------
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a one-minute soak; writes bench/out/ only")
+    parser.add_argument("--seconds", type=float, help="length of the soak (default: 600; quick: 60)")
+    parser.add_argument("--warmup", type=float, help="seconds before memory counts (default: 60; quick: 10)")
+    parser.add_argument(
+        "--load", type=float, default=0.8, help="share of the capacity offered (default: 0.8)"
+    )
+    parser.add_argument("--tcp-share", type=float, default=0.02, help="share of it over TCP (default: 0.02)")
+    parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples (default: 5)")
+    parser.add_argument("--services", type=int, default=1000, help="Services in the cluster (default: 1000)")
+    parser.add_argument(
+        "--queries", type=int, default=100_000, help="lines in the query file (default: 100000)"
+    )
+    parser.add_argument("--names", type=int, default=200, help="outside names per zone (default: 200)")
+    parser.add_argument("--capacity-seconds", type=float, default=5.0, help="capacity run (default: 5)")
+    parser.add_argument("--clients", type=int, default=8, help="dnsperf -c (default: 8)")
+    parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (default: 100)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of cluster and queries (default: 1)")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (60.0 if args.quick else 600.0)
+    args.warmup = args.warmup if args.warmup is not None else (10.0 if args.quick else 60.0)
+    if not 0 < args.load <= 1 or not 0 < args.tcp_share < 1 or args.warmup >= args.seconds:
+        parser.error("--load must be in (0, 1], --tcp-share in (0, 1), --warmup shorter than --seconds")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    lock = LOCK.open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say(f"another benchmark is running in {LOCK.parent}")
+        return 1
+    servers.bound_in_time(int(args.seconds + 600))
+    try:
+        result = benchmark(args, OUT)
+    finally:
+        signal.alarm(0)
+    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    readme = OUT / "README.md" if args.quick else BENCH / "README.md"
+    report.write_section(readme, SECTION, render(result))
+    say(f"wrote {readme} and {OUT / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
