@@ -60,10 +60,7 @@ def niceness(machine: dict[str, Any]) -> str:
     nice = machine.get("nice", 0)
     if nice >= 0:
         return ""
-    return (
-        f"; the benchmark and every server and client it started ran at nice {nice}, ahead of other work "
-        "on the machine"
-    )
+    return f"; the benchmark and every server and client it started ran at nice {nice}"
 
 
 def _ms(seconds: float) -> str:
