@@ -41,6 +41,11 @@ bench: $(STAMP) tools-bench
 	$(VENV)/bin/python -m bench.forwarded $(ARGS)
 	$(VENV)/bin/python -m bench.workers $(ARGS)
 	$(VENV)/bin/python -m bench.informer $(ARGS)
+	$(VENV)/bin/python -m bench.abuse $(ARGS)
+
+# Ten minutes at 80% of kdns's capacity on cluster, forwarded and TCP queries (bench/soak.py).
+soak: $(STAMP) tools-bench
+	$(VENV)/bin/python -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/out
