@@ -5,6 +5,12 @@ to it: one global resourceVersion, paginated lists pinned to the first page's re
 replayed from a resourceVersion out of a retained event log, 410 Gone after ``compact()``, bookmarks,
 label selectors with the watch cache's ADDED/DELETED-on-transition rule, and chunked watch streams.
 
+Faults, as a real API server (or the load balancer in front of it) produces them: ``fail`` (error statuses,
+with Retry-After), ``stop``/``start`` (an outage), ``close_watches`` (a restart), ``hang_watches`` (a
+silent watch), ``reset_connections`` (every connection reset mid-list or mid-watch), ``list_delay`` (slow
+list pages, sent half then the rest) and ``expire_watches`` (a 410 storm: every watch from a version is
+too old).
+
 Served: namespaces, services, pods (``/api/v1``) and endpointslices (``/apis/discovery.k8s.io/v1``),
 cluster-wide and per namespace, plus ``GET /version``. Tests drive it through Python methods
 (``create``, ``update``, ``delete``, ``fail``, ``stop`` ...); nothing is writable over HTTP.
@@ -19,6 +25,7 @@ import json
 import re
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -317,6 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120  # idle keep-alive connections and stalled writes give up eventually
     server: _Server
+    counted: tuple[str, str] | None = None  # (kind, verb) of the request being answered
 
     def setup(self) -> None:
         super().setup()
@@ -334,7 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.conns.pop(self.connection, None)
 
     def do_GET(self) -> None:
+        self.counted = None
         self.server.fake._handle(self)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        if self.counted is not None:
+            self.server.fake._responded(self.counted, code)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
@@ -369,6 +383,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
 
+class _Reset(Exception):
+    """Raised in a handler whose connection ``reset_connections`` is resetting."""
+
+
+def _abort(sock: socket.socket) -> None:
+    """Close so that the peer gets a TCP reset, not an orderly end (the close happens once the handler's
+    files are closed too, right after the handler returns)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
 def _peer_closed(sock: socket.socket) -> bool:
     """True when the client has closed its end (readable with nothing to read)."""
     try:
@@ -390,6 +416,8 @@ class KubeFake:
     ``bookmark_interval``: seconds between BOOKMARK events on watches that allow them.
     ``watch_timeout``: how long a watch without ``timeoutSeconds`` lasts.
     ``token``: when set, requests must carry ``Authorization: Bearer <token>`` (else 401).
+    ``list_delay``: seconds each list page takes: half of it is sent, then the rest after this long (a
+    slow server or link); the page is read before the wait, so a compaction meanwhile expires its token.
     """
 
     def __init__(
@@ -401,8 +429,10 @@ class KubeFake:
         watch_timeout: float = 1800.0,
         token: str | None = None,
         max_snapshots: int = 256,
+        list_delay: float = 0.0,
     ) -> None:
         self.host = host
+        self.list_delay = list_delay
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self.token = token
@@ -419,10 +449,13 @@ class KubeFake:
         self._watchers: dict[int, int] = {}
         self._close_generation = 0
         self._hang = False
+        self._expire_watches = False
+        self._reset_generation = 0
         self._failures: list[_Failure] = []
         self._requests: list[Request] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._times: dict[tuple[str, str], list[float]] = {}
+        self._statuses: Counter[tuple[str, str, int]] = Counter()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -597,6 +630,32 @@ class KubeFake:
             self._hang = hang
             self._cond.notify_all()
 
+    def expire_watches(self, expire: bool = True) -> None:
+        """While set, every watch from a resourceVersion gets ``410 Gone`` as an ERROR event (a 410 storm,
+        as after an etcd restore); the lists that follow still work."""
+        with self._lock:
+            self._expire_watches = expire
+
+    def reset_connections(self) -> None:
+        """Reset (TCP RST) every open connection at once: lists stop mid-body, watches mid-stream, idle
+        keep-alive connections die; the server keeps listening (a load balancer dropping its flows)."""
+        server, socks = self._server, []
+        if server is not None:
+            with server.conns_lock:
+                socks = list(server.conns)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RD)  # an idle handler reads EOF and closes: a reset
+        with self._cond:
+            self._reset_generation += 1  # busy handlers notice and reset their connection
+            self._cond.notify_all()
+
+    def clear_failures(self) -> None:
+        """Forget the failures ``fail`` queued that have not happened yet."""
+        with self._lock:
+            self._failures.clear()
+
     def fail(
         self,
         status: int,
@@ -636,12 +695,24 @@ class KubeFake:
         with self._lock:
             return list(self._times.get((self.resource(kind).kind, verb), ()))
 
+    def statuses(self, kind: str, verb: str = "list") -> Counter[int]:
+        """The HTTP status of each list/watch/get response for ``kind`` (a watch: when its stream began);
+        a request whose connection died before the status line has none."""
+        kind = self.resource(kind).kind
+        with self._lock:
+            return Counter({code: n for (k, v, code), n in self._statuses.items() if (k, v) == (kind, verb)})
+
     def reset_requests(self) -> None:
         """Forget the request log and counters."""
         with self._lock:
             self._requests.clear()
             self._counts.clear()
             self._times.clear()
+            self._statuses.clear()
+
+    def _responded(self, key: tuple[str, str], code: int) -> None:
+        with self._lock:
+            self._statuses[(*key, code)] += 1
 
     # -- internals: storage -----------------------------------------------------------------------------
     def _write(self, obj: dict[str, Any], mode: str, *, notify: bool = True, render: bool = True) -> Any:
@@ -732,8 +803,12 @@ class KubeFake:
                 key = (route[0].kind, verb)
                 self._counts[key] += 1
                 self._times.setdefault(key, []).append(time.monotonic())
+                h.counted = key
         try:
             self._respond(h, path, query, route, verb)
+        except _Reset:
+            h.close_connection = True
+            _abort(h.connection)
         except OSError:
             h.close_connection = True
 
@@ -748,6 +823,8 @@ class KubeFake:
         if self.token is not None and h.headers.get("Authorization") != f"Bearer {self.token}":
             h.send_status(_status(401, "Unauthorized"))
             return
+        with self._lock:
+            resets = self._reset_generation
         if (failure := self._take_failure(route[0].kind if route else None, verb)) is not None:
             code = failure.status
             details: dict[str, Any] = {}
@@ -794,10 +871,32 @@ class KubeFake:
             h.send_status(_status(400, str(error)))
             return
         if verb == "watch":
-            self._watch(h, res, ns, selector, query)
+            self._watch(h, res, ns, selector, query, resets)
         else:
             code, body = self._list(res, ns, selector, query)
-            h.send_body(code, body)
+            if code == 200 and self.list_delay > 0:
+                self._send_slowly(h, body, resets)
+            else:
+                h.send_body(code, body)
+
+    def _send_slowly(self, h: _Handler, body: bytes, resets: int) -> None:
+        """Headers and half the page, then the rest after ``list_delay`` (unless reset meanwhile)."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Cache-Control", "no-cache, private")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[: len(body) // 2])
+        h.wfile.flush()
+        deadline = time.monotonic() + self.list_delay
+        with self._cond:
+            while (left := deadline - time.monotonic()) > 0:
+                if self._reset_generation != resets:
+                    raise _Reset
+                self._cond.wait(min(left, WAIT_SLICE))
+            if self._reset_generation != resets:
+                raise _Reset
+        h.wfile.write(body[len(body) // 2 :])
 
     def _take_failure(self, kind: str | None, verb: str | None) -> _Failure | None:
         with self._lock:
@@ -852,7 +951,13 @@ class KubeFake:
         return 200, head + b",".join(s.raw for s in page) + b"]}"
 
     def _watch(
-        self, h: _Handler, res: Resource, ns: str | None, selector: Selector | None, query: dict[str, str]
+        self,
+        h: _Handler,
+        res: Resource,
+        ns: str | None,
+        selector: Selector | None,
+        query: dict[str, str],
+        resets: int,
     ) -> None:
         bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
         try:
@@ -867,8 +972,9 @@ class KubeFake:
         expired: dict[str, Any] | None = None
         wid = id(h)
         with self._lock:
-            if since is not None and since < self._compacted:
-                expired = _status(410, f"too old resource version: {since} ({self._compacted})", "Expired")
+            if since is not None and (since < self._compacted or self._expire_watches):
+                oldest = max(self._compacted, self._rv) if self._expire_watches else self._compacted
+                expired = _status(410, f"too old resource version: {since} ({oldest})", "Expired")
                 del expired["details"]
             else:
                 if (
@@ -885,7 +991,7 @@ class KubeFake:
             return
         try:
             h.start_stream()
-            self._stream(h, res, ns, selector, since, initial, bookmarks, deadline, generation, wid)
+            self._stream(h, res, ns, selector, since, initial, bookmarks, deadline, (generation, resets), wid)
         finally:
             with self._lock:
                 self._watchers.pop(wid, None)
@@ -900,10 +1006,12 @@ class KubeFake:
         initial: list[bytes],
         bookmarks: bool,
         deadline: float,
-        generation: int,
+        generations: tuple[int, int],
         wid: int,
     ) -> None:
-        """Send events after ``last`` as they come, and bookmarks, until timeout, close, stop or hang-up."""
+        """Send events after ``last`` as they come, and bookmarks, until timeout, close, stop or hang-up;
+        ``generations`` are the close and reset counts when the watch began."""
+        generation, resets = generations
         log = self._logs[res.kind]
         interval = max(self.bookmark_interval, 0.001)
         next_bookmark = time.monotonic() + interval
@@ -915,6 +1023,8 @@ class KubeFake:
                     if h.server.stopped:
                         h.close_connection = True
                         return
+                    if self._reset_generation != resets:
+                        raise _Reset
                     now = time.monotonic()
                     if self._close_generation != generation or now >= deadline:
                         ended = True
@@ -928,6 +1038,8 @@ class KubeFake:
                         if bookmarks:
                             wake = min(wake, next_bookmark)
                     self._cond.wait(min(wake - now, WAIT_SLICE))
+                    if self._reset_generation != resets:
+                        raise _Reset
                     if _peer_closed(h.connection):  # the client went away: stop holding back compaction
                         h.close_connection = True
                         return

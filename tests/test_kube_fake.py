@@ -487,6 +487,7 @@ def test_fail_429_with_retry_after(
         assert (status["reason"], status["details"]) == ("TooManyRequests", {"retryAfterSeconds": 3})
     assert core.list_service_for_all_namespaces(_preload_content=False).status == 200
     assert kube_api.list_count("Service") == 3
+    assert kube_api.statuses("Service") == {429: 2, 200: 1}
     times = kube_api.request_times("Service")
     assert len(times) == 3 and times == sorted(times)
 
@@ -520,6 +521,98 @@ def test_stop_and_start_on_the_same_port(kube_api: KubeFake, core: kubernetes.cl
     kube_api.start()
     assert kube_api.port == port
     assert names(body(core.list_service_for_all_namespaces(_preload_content=False))) == ["default/a"]
+
+
+def test_reset_connections_cuts_lists_and_watches_mid_response(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api
+) -> None:
+    kube_api.load(service(f"s{i}") for i in range(20))
+    watch = core.list_service_for_all_namespaces(
+        watch=True,
+        resource_version=str(kube_api.resource_version),
+        timeout_seconds=30,
+        _preload_content=False,
+        _request_timeout=WATCH_TIMEOUT,
+    )
+    kube_api.list_delay = 5.0
+    slow = core.list_service_for_all_namespaces(_preload_content=False, _request_timeout=(2, 10))
+    assert slow.status == 200  # headers and half the page arrived; the rest is 5 s away
+    started = time.monotonic()
+    threading.Timer(0.2, kube_api.reset_connections).start()
+    with pytest.raises(urllib3.exceptions.ProtocolError, match="Connection reset by peer"):
+        slow.read()
+    with pytest.raises(urllib3.exceptions.ProtocolError, match="Connection reset by peer"):
+        list(events(watch))
+    assert time.monotonic() - started < 2  # cut at once, not after the delay or a read timeout
+    hang_up(slow)
+    hang_up(watch)
+
+    kube_api.list_delay = 0.0  # the server itself keeps serving
+    assert len(body(core.list_service_for_all_namespaces(_preload_content=False))["items"]) == 20
+    assert kube_api.list_count("Service") == 2 and kube_api.watch_count("Service") == 1
+
+
+def test_slow_list_pages_and_a_compaction_meanwhile_expire_the_continue_token(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api
+) -> None:
+    kube_api.load(service(f"s{i}") for i in range(3))
+    listed_at = kube_api.resource_version
+    kube_api.list_delay = 0.5
+    pages: list[dict[str, Any]] = []
+    reader = threading.Thread(
+        target=lambda: pages.append(
+            body(core.list_service_for_all_namespaces(limit=2, _preload_content=False))
+        )
+    )
+    started = time.monotonic()
+    reader.start()
+    deadline = time.monotonic() + 5
+    while kube_api.list_count("Service") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kube_api.create(service("late"))  # while the first page is on its way
+    kube_api.compact()
+    reader.join(5)
+    assert time.monotonic() - started >= 0.5
+    assert pages[0]["metadata"]["resourceVersion"] == str(listed_at)  # read before the wait
+    assert names(pages[0]) == ["default/s0", "default/s1"]
+    with pytest.raises(kubernetes.client.ApiException) as error:
+        core.list_service_for_all_namespaces(
+            limit=2, _continue=pages[0]["metadata"]["continue"], _preload_content=False
+        )
+    assert (error.value.status, json.loads(error.value.body)["reason"]) == (410, "Expired")
+
+
+def test_expire_watches_is_a_410_storm_lists_still_work(
+    kube_api: KubeFake, core: kubernetes.client.CoreV1Api
+) -> None:
+    kube_api.create(service("a"))
+    kube_api.expire_watches(True)
+    for _ in range(2):  # even from the version a list just returned
+        rv = body(core.list_service_for_all_namespaces(_preload_content=False))["metadata"]["resourceVersion"]
+        resp = core.list_service_for_all_namespaces(
+            watch=True,
+            resource_version=rv,
+            timeout_seconds=5,
+            _preload_content=False,
+            _request_timeout=WATCH_TIMEOUT,
+        )
+        (event,) = list(events(resp))
+        assert (event["type"], event["object"]["code"], event["object"]["reason"]) == (
+            "ERROR",
+            410,
+            "Expired",
+        )
+    kube_api.expire_watches(False)
+    resp = core.list_service_for_all_namespaces(
+        watch=True,
+        resource_version=rv,
+        timeout_seconds=5,
+        _preload_content=False,
+        _request_timeout=WATCH_TIMEOUT,
+    )
+    kube_api.create(service("b"))
+    assert summary(next(events(resp)))[:2] == ("ADDED", "b")
+    hang_up(resp)
 
 
 def test_bearer_token_is_checked_when_configured(tmp_path: Path) -> None:

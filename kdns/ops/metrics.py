@@ -12,8 +12,13 @@ the forwarder, the cache and the informer keep anyway, and renders them:
   ``coredns_forward_request_duration_seconds{to,rcode}`` and ``coredns_proxy_request_duration_seconds``,
   ``coredns_forward_healthcheck_failures_total{to}``, ``coredns_forward_healthcheck_broken_total``,
   ``coredns_forward_max_concurrent_rejects_total``;
-- ``kdns_kubernetes_synced``, ``kdns_kubernetes_event_apply_seconds``, ``kdns_kubernetes_events_total``,
-  ``kdns_kubernetes_lists_total``, ``kdns_zone_names``, ``kdns_build_info``; and the process metrics.
+- ``kdns_kubernetes_synced``, ``kdns_kubernetes_api_up``, ``kdns_kubernetes_event_apply_seconds``,
+  ``kdns_kubernetes_events_total``, ``kdns_kubernetes_lists_total``;
+- per watched kind, from the reflectors: ``kdns_kubernetes_requests_total{kind,verb,code}`` (as client-go's
+  ``rest_client_requests_total``, ``<error>`` when no response came), ``kdns_kubernetes_watch_ends_total
+  {kind,reason}``, ``kdns_kubernetes_watch_open{kind}`` and ``kdns_kubernetes_last_sync_timestamp_seconds
+  {kind}`` (the last list, event or bookmark: how current the zone's copy is known to be);
+- ``kdns_zone_names``, ``kdns_build_info``; and the process metrics.
 """
 
 from __future__ import annotations
@@ -249,12 +254,44 @@ class KdnsCollector(Collector):
             lists.add_metric([kind], count)
         yield events
         yield lists
+        yield from _reflectors(informer)
         yield _histogram(
             "kdns_kubernetes_event_apply_seconds",
             "Time from a watch event's arrival to the zone answering with it.",
             [],
             [([], informer.apply_seconds)],
         )
+
+
+def _reflectors(informer: Informer) -> Iterator:
+    """What each reflector counted: requests, watch ends, an open watch, the last word from the API."""
+    requests = CounterMetricFamily(
+        "kdns_kubernetes_requests",
+        "List and watch requests to the Kubernetes API by HTTP status code (<error>: no response).",
+        labels=["kind", "verb", "code"],
+    )
+    ends = CounterMetricFamily(
+        "kdns_kubernetes_watch_ends",
+        "Watch streams ended, by reason: closed, dropped, silent, expired (410), error.",
+        labels=["kind", "reason"],
+    )
+    open_ = GaugeMetricFamily(
+        "kdns_kubernetes_watch_open", "1 while a watch stream is open.", labels=["kind"]
+    )
+    last = GaugeMetricFamily(
+        "kdns_kubernetes_last_sync_timestamp_seconds",
+        "Unix time of the last list, watch event or bookmark from the API (0: none yet).",
+        labels=["kind"],
+    )
+    for reflector in informer.reflectors:
+        kind = reflector.resource.kind
+        for (verb, code), count in sorted(reflector.requests.copy().items()):
+            requests.add_metric([kind, verb, code], count)
+        for reason, count in sorted(reflector.watch_ends.copy().items()):
+            ends.add_metric([kind, reason], count)
+        open_.add_metric([kind], 1 if reflector.watching else 0)
+        last.add_metric([kind], reflector.last_sync)
+    yield from (requests, ends, open_, last)
 
 
 def _histogram(

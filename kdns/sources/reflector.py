@@ -2,12 +2,17 @@
 
 - LIST in pages (``limit``/``continue``) and hand the whole result over as a replacement, so objects
   deleted while nobody watched disappear;
+- a continue token that expires mid-list (``410``) means one unpaginated LIST, as client-go's pager;
 - WATCH from the list's resourceVersion with bookmarks and a server-side timeout of 5-10 minutes,
-  resuming from the last resourceVersion seen after the stream ends or drops;
+  resuming from the last resourceVersion seen after the stream ends or drops: at once when the stream
+  carried something or lasted a second, with backoff when it ended as soon as it began;
 - ``410 Gone`` (the version was compacted away) means LIST again;
 - errors back off from 0.8 s, doubling to 30 s, with jitter, honouring Retry-After; the backoff resets
   after two healthy minutes; a watch that stays silent past ``idle_timeout`` is restarted;
 - bad objects are logged and skipped, never handed on.
+
+Each reflector counts what it did for the metrics: requests by verb and status, how watches ended,
+whether one is open, and when the API last confirmed the collection (a list, an event, a bookmark).
 
 The thread only reads and converts; the sink applies changes on the event loop.
 """
@@ -20,6 +25,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +39,8 @@ from kdns.sources.kube import Resource, api_error_text, retry_after, status_code
 
 log = logging.getLogger(__name__)
 GONE = 410
+SHORT_WATCH = 1.0  # a watch that ends within this long having carried nothing is a failure (client-go)
+NO_RESPONSE = "<error>"  # the status of a request that got no HTTP response, as client-go's metrics say
 
 
 class Sink(Protocol):
@@ -143,6 +151,10 @@ class Reflector:
         self.resource_version: str | None = None
         self.lists = 0
         self.watches = 0
+        self.requests: Counter[tuple[str, str]] = Counter()  # (verb, HTTP status) of every request
+        self.watch_ends: Counter[str] = Counter()  # closed, dropped, silent, expired, error
+        self.watching = False  # a watch stream is open
+        self.last_sync = 0.0  # time.time() of the last list, event or bookmark; 0 before the first
         self._skip_reasons: set[str] = set()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -153,10 +165,11 @@ class Reflector:
                 if self.resource_version is None:
                     self.resource_version = self.list_once()
                 started = time.monotonic()
-                received = self.watch_once(self.resource_version, stop)
-                if received or time.monotonic() - started > 1.0:
-                    continue  # a watch that ended normally resumes at once
-                delay = self.backoff.next()  # ended at once with nothing: do not spin
+                received, ended = self.watch_once(self.resource_version, stop)
+                if received or time.monotonic() - started > SHORT_WATCH:
+                    continue  # a watch that ran resumes at once, however it ended
+                # ended as soon as it began, with nothing: do not spin
+                delay = self.backoff.next() if ended == "closed" else self.backoff.routine("dropped")
             except Gone:
                 log.info(
                     "%s: resourceVersion %s expired; listing again",
@@ -165,34 +178,48 @@ class Reflector:
                 )
                 self.resource_version = None
                 delay = self.backoff.routine("gone")
-            except (ReadTimeoutError, ProtocolError) as exc:  # the stream died, not (yet) the API
-                how = "went silent" if isinstance(exc, ReadTimeoutError) else "broke"
-                log.info("%s: watch %s; again from %s", self.resource.plural, how, self.resource_version)
+            except (ReadTimeoutError, ProtocolError) as exc:  # a connection cut short, not (yet) the API
+                log.info("%s: request broke (%s); trying again", self.resource.plural, api_error_text(exc))
                 delay = self.backoff.routine("dropped")
             except Exception as exc:  # every failure backs off; none ends the reflector
                 self.health.failed(self.resource.plural, api_error_text(exc))
-                if status_code(exc) == GONE:
-                    self.resource_version = None
                 delay = self.backoff.next(at_least=retry_after(exc))
             stop.wait(delay)
+
+    def _request(self, verb: str, timeout: tuple[float, float], params: dict[str, Any]) -> Any:
+        """One list or watch request, counted by its HTTP status (``<error>`` when none came)."""
+        try:
+            response = self.resource.call(self.api, _request_timeout=timeout, **params)
+        except Exception as exc:
+            self.requests[(verb, str(status_code(exc) or NO_RESPONSE))] += 1
+            raise
+        self.requests[(verb, str(response.status))] += 1
+        return response
 
     # -- list ----------------------------------------------------------------------------------------
     def list_once(self) -> str:
         """List every page, hand the objects over as a replacement, return the list's resourceVersion."""
         objects: list[ClusterObject] = []
         token: str | None = None
+        paged = True
         version = ""
         while True:
-            params: dict[str, Any] = {"limit": self.settings.page_size}
+            params: dict[str, Any] = {"limit": self.settings.page_size} if paged else {}
             if token:
                 params["_continue"] = token
             if self.label_selector:
                 params["label_selector"] = self.label_selector
-            response = self.resource.call(
-                self.api,
-                _request_timeout=(self.settings.connect_timeout, self.settings.list_timeout),
-                **params,
-            )
+            timeout = (self.settings.connect_timeout, self.settings.list_timeout)
+            try:
+                response = self._request("list", timeout, params)
+            except Exception as exc:
+                if not token or status_code(exc) != GONE:
+                    raise
+                log.info(
+                    "%s: the list's continue token expired; listing again in one page", self.resource.plural
+                )
+                objects, token, paged = [], None, False
+                continue
             try:
                 page = json.loads(response.data)
             finally:
@@ -210,14 +237,16 @@ class Reflector:
             if not token:
                 break
         self.lists += 1
+        self.last_sync = time.time()
         self.health.succeeded()
         self.sink.replace(self.resource.kind, objects)
         log.debug("%s: listed %d at resourceVersion %s", self.resource.plural, len(objects), version)
         return version
 
     # -- watch ---------------------------------------------------------------------------------------
-    def watch_once(self, version: str, stop: threading.Event) -> int:
-        """Follow one watch stream from ``version``; return how many events it carried."""
+    def watch_once(self, version: str, stop: threading.Event) -> tuple[int, str]:
+        """Follow one watch stream from ``version``; return how many messages it carried and how it
+        ended: ``closed`` (by the server, or ``stop``), ``dropped`` (broken) or ``silent`` (idle)."""
         timeout = int(self.settings.watch_timeout * (1 + random.random()))
         params: dict[str, Any] = {
             "watch": True,
@@ -227,22 +256,41 @@ class Reflector:
         }
         if self.label_selector:
             params["label_selector"] = self.label_selector
-        response = self.resource.call(
-            self.api, _request_timeout=(self.settings.connect_timeout, self.settings.idle_timeout), **params
-        )
+        try:
+            response = self._request(
+                "watch", (self.settings.connect_timeout, self.settings.idle_timeout), params
+            )
+        except Exception as exc:
+            if status_code(exc) == GONE:  # as an HTTP status rather than an ERROR event
+                self.watch_ends["expired"] += 1
+                raise Gone from None
+            raise
         self.watches += 1
         self.health.succeeded()
-        received = 0
+        self.watching = True
+        received, ended = 0, "closed"
         try:
             for line in _lines(response):
                 if stop.is_set():
                     break
                 received += 1
                 self._handle(json.loads(line))
+        except (ReadTimeoutError, ProtocolError) as exc:  # the stream died, not (yet) the API
+            ended = "silent" if isinstance(exc, ReadTimeoutError) else "dropped"
+            how = "went silent" if ended == "silent" else "broke"
+            log.info("%s: watch %s; again from %s", self.resource.plural, how, self.resource_version)
+        except Gone:
+            ended = "expired"
+            raise
+        except Exception:
+            ended = "error"
+            raise
         finally:
+            self.watching = False
+            self.watch_ends[ended] += 1
             response.close()  # a half-read stream must not go back to the pool
             response.release_conn()
-        return received
+        return received, ended
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind, raw = message.get("type"), message.get("object") or {}
@@ -251,6 +299,7 @@ class Reflector:
                 raise Gone
             raise RuntimeError(f"watch error {raw.get('code')}: {raw.get('message')}")
         version = (raw.get("metadata") or {}).get("resourceVersion")
+        self.last_sync = time.time()
         if kind == "BOOKMARK":
             if version:
                 self.resource_version = version
