@@ -49,3 +49,9 @@ soak: $(STAMP) tools-bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/out
+
+# A million generated packets and coverage-guided raw bytes through the packet path (bench/fuzz.py).
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(VENV)/bin/pip install -q atheris
+	$(VENV)/bin/python -m bench.fuzz --packets 1000000 --atheris-runs 500000 $(ARGS)

@@ -10,6 +10,7 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
 - ``<a-b-c-d>.<ns>.pod.<zone>`` is computed in ``insecure`` pod mode (the index holds pod names only in
   ``verified`` mode); the namespace must exist;
 - SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``;
+  ANY gets one RRset and nothing more (RFC 8482: the smallest answer, no additional records);
 - a question outside every authoritative zone is answered from the hosts file when one is configured,
   else delegated upstream when forwarding is on (also NXDOMAIN names of reverse zones, with
   ``fallthrough_reverse``, and ExternalName targets outside the zones, for upstream to chase), else
@@ -111,7 +112,7 @@ class Resolver:
                 return Answer(
                     rcode=NOERROR,
                     answer=tuple(answer),
-                    additional=self._additional(found, depends),
+                    additional=self._additional(found, depends) if qtype != ANY else (),
                     depends=tuple(depends),
                 )
             targets = rrsets.get(CNAME)

@@ -1,49 +1,98 @@
-"""Any bytes in, a well-formed reply or nothing out: the packet path never raises."""
+"""Any bytes in, a well-formed reply or nothing out: the packet path never raises, and answers by the rules.
+
+The rules (``bench.fuzz.verdict``) and the checks of each reply (``bench.fuzz.check_packet``) are the
+ones ``python -m bench.fuzz`` applies to millions of packets; here hypothesis drives the same
+structure-aware generator, so a failure shrinks to a small packet.
+"""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import dns.edns
-import dns.exception
+import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kdns.resolver import Resolver
-from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
-from tests.support import example_zone
+from bench.fuzz import (
+    ANSWER,
+    BAD_VERSION,
+    DROP,
+    ERROR,
+    Target,
+    big_service,
+    build_zone,
+    check_packet,
+    make_opt,
+    make_query,
+    make_targets,
+    verdict,
+    zone_names,
+)
+from kdns.responder import TCP4, TCP6, UDP4, UDP6
+from tests.support import EXAMPLE, running
 
+HOST = "127.0.0.1"
 NAMES = ["web.shop.svc.cluster.local", "postgres.data.svc.cluster.local", "x.y", "cluster.local", ""]
+FORMERR, NOTIMP, REFUSED, BADVERS = 1, 4, 5, 16
 
 
 @pytest.fixture(scope="module")
-def responder() -> Responder:
-    zone = example_zone()
-    return Responder(Resolver(zone.index, zone.layout, zone.settings), cache_size=1000)
+def targets() -> list[Target]:
+    return make_targets(cache_size=500)
 
 
-def check(responder: Responder, packet: bytes, *, tcp: bool = False) -> None:
-    reply = responder.respond(packet, TCP4 if tcp else UDP4)
-    if reply is None:
-        assert len(packet) < 12 or packet[2] & 0x80
-        return
-    assert reply[:2] == packet[:2]
-    assert len(reply) <= (65535 if tcp else 1232)
-    try:
-        parsed = dns.message.from_wire(reply, ignore_trailing=False)
-    except dns.exception.DNSException as exc:
-        raise AssertionError(f"unparseable reply {reply!r} to {packet!r}: {exc}") from exc
-    assert parsed.flags & 0x8000
+@pytest.fixture(scope="module")
+def names() -> list[bytes]:
+    return zone_names(build_zone())
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+class DrawnChoices:
+    """The generator's choices drawn by hypothesis: a failing packet shrinks towards plain choices."""
+
+    def __init__(self, data: st.DataObject) -> None:
+        self._data = data
+
+    def integer(self, low: int, high: int) -> int:
+        return self._data.draw(st.integers(low, high))
+
+    def chance(self, probability: float) -> bool:
+        return self._data.draw(st.integers(0, 999)) >= 1000 * (1 - probability)
+
+    def choice(self, options: Sequence):
+        return self._data.draw(st.sampled_from(options))
+
+    def binary(self, low: int, high: int) -> bytes:
+        return self._data.draw(st.binary(min_size=low, max_size=high))
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_structured_queries_are_answered_by_the_rules(targets, names, data):
+    check_packet(targets, make_query(DrawnChoices(data), names))
+
+
+@settings(max_examples=3000, deadline=None)
 @given(st.binary(max_size=600))
-def test_random_bytes(responder, packet):
-    check(responder, packet)
+def test_random_bytes(targets, packet):
+    check_packet(targets, packet)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.binary(min_size=12, max_size=12), st.data())
+def test_any_header_in_front_of_a_question(targets, names, header, data):
+    """Every combination of ID, flags and counts before a good question (and maybe an OPT)."""
+    choices = DrawnChoices(data)
+    question = choices.choice(names) + struct.pack("!HH", choices.choice((1, 28, 33, 255, 252)), 1)
+    check_packet(targets, header + question + (make_opt(choices) if choices.chance(0.5) else b""))
 
 
 @st.composite
@@ -68,16 +117,17 @@ def mutated_queries(draw) -> bytes:
     return bytes(wire)
 
 
-@settings(max_examples=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutated_queries(), st.booleans())
-def test_mutated_queries(responder, packet, tcp):
-    check(responder, packet, tcp=tcp)
+@settings(max_examples=1500, deadline=None)
+@given(mutated_queries())
+def test_mutated_queries(targets, packet):
+    check_packet(targets, packet)
 
 
-def test_well_formed_queries_get_their_answers(responder):
+def test_well_formed_queries_get_their_answers(targets):
     for name in NAMES[:2]:
-        reply = dns.message.from_wire(responder.respond(dns.message.make_query(name, "A").to_wire()))
-        assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+        reply = targets[0].responder.respond(dns.message.make_query(name, "A").to_wire())
+        parsed = dns.message.from_wire(reply)
+        assert parsed.rcode() == dns.rcode.NOERROR and parsed.answer
 
 
 @st.composite
@@ -103,11 +153,150 @@ def cacheable_queries(draw) -> tuple[bytes, int]:
     return message.to_wire(), channel
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1500, deadline=None)
 @given(cacheable_queries())
-def test_fast_path_answers_as_the_full_path_does(responder, query):
+def test_fast_path_answers_as_the_full_path_does(targets, query):
     """Whatever the shortcut takes, it answers byte for byte as the full parse does."""
     packet, channel = query
+    responder = targets[0].responder
     full = responder._respond(packet, channel, None)  # also fills the answer cache
     assert responder.respond(packet, channel) == full
-    check(responder, packet, tcp=channel >= TCP4)
+    check_packet(targets, packet)
+
+
+# -- the rules, case by case ----------------------------------------------------------------------------
+def _query(name: str = "web.shop.svc.cluster.local", qtype: int = 1, qclass: int = 1, **header: int) -> bytes:
+    wire = dns.name.from_text(name).to_wire()
+    fields = {"qid": 0x4242, "flags": 0x0100, "qd": 1, "an": 0, "ns": 0, "ar": 0} | header
+    return struct.pack("!6H", *fields.values()) + wire + struct.pack("!HH", qtype, qclass)
+
+
+def _opt(*, version: int = 0, size: int = 1232, owner: bytes = b"\x00") -> bytes:
+    return owner + struct.pack("!HHIH", 41, size, version << 16, 0)
+
+
+def _name(total: int) -> str:
+    """A name whose wire form is ``total`` octets, ending in cluster.local."""
+    room = total - len(b"\x07cluster\x05local\x00")
+    labels = []
+    while room > 0:
+        size = min(63, room - 1) if room - 1 > 0 else 1
+        labels.append("a" * size)
+        room -= size + 1
+    return ".".join([*labels, "cluster.local"])
+
+
+RULES = {
+    "11 octets: no room for an ID": (_query()[:11], DROP, None),
+    "a response (QR)": (_query(flags=0x8100), DROP, None),
+    "opcode IQUERY": (_query(flags=0x0900), ERROR, NOTIMP),
+    "opcode STATUS": (_query(flags=0x1100), ERROR, NOTIMP),
+    "opcode NOTIFY": (_query(flags=0x2100), ERROR, NOTIMP),
+    "opcode UPDATE": (_query(flags=0x2900), ERROR, NOTIMP),
+    "opcode 15": (_query(flags=0x7900), ERROR, NOTIMP),
+    "no question": (_query()[:12], ERROR, FORMERR),
+    "QDCOUNT 0 with a question": (_query(qd=0), ERROR, FORMERR),
+    "two questions": (_query(qd=2) + _query()[12:], ERROR, FORMERR),
+    "question cut short": (_query()[:-2], ERROR, FORMERR),
+    "pointer in the question": (
+        struct.pack("!6H", 1, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 1, 1),
+        ERROR,
+        FORMERR,
+    ),
+    "label of 64 octets": (_query("x.cluster.local").replace(b"\x01x", b"\x40" + b"a" * 64), ERROR, FORMERR),
+    "label of 63 octets": (_query("x.cluster.local").replace(b"\x01x", b"\x3f" + b"a" * 63), ANSWER, 3),
+    "name of 255 octets": (_query(_name(255)), ANSWER, None),
+    "name of 256 octets": (
+        _query(_name(255)).replace(b"\x07cluster", b"\x08clusterx"),
+        ERROR,
+        FORMERR,
+    ),
+    "QTYPE OPT": (_query(qtype=41), ERROR, FORMERR),
+    "trailing garbage": (_query() + b"\x00", ERROR, FORMERR),
+    "ARCOUNT without the record": (_query(ar=1), ERROR, FORMERR),
+    "two OPT records": (_query(ar=2) + _opt() + _opt(), ERROR, FORMERR),
+    "OPT in the answer section": (_query(an=1) + _opt(), ERROR, FORMERR),
+    "OPT not owned by the root": (_query(ar=1) + _opt(owner=b"\x01a\x00"), ERROR, FORMERR),
+    "EDNS version 1": (_query(ar=1) + _opt(version=1), BAD_VERSION, BADVERS),
+    "EDNS version 1 with CD": (_query(flags=0x0110, ar=1) + _opt(version=1), BAD_VERSION, BADVERS),
+    "EDNS size 0 counts as 512": (_query(ar=1) + _opt(size=0), ANSWER, None),
+    "AXFR": (_query(qtype=252), ANSWER, REFUSED),
+    "IXFR": (_query(qtype=251), ANSWER, REFUSED),
+    "class CH": (_query("version.bind", 16, 3), ANSWER, REFUSED),
+    "class ANY": (_query(qclass=255), ANSWER, REFUSED),
+    "class NONE": (_query(qclass=254), ANSWER, REFUSED),
+    "outside the zones, not forwarding": (_query("example.com"), ANSWER, REFUSED),
+}
+
+
+@pytest.mark.parametrize("case", RULES.values(), ids=RULES.keys())
+def test_rules(targets, case):
+    """Each rule on its own: the verdict names it, and kdns replies as it says."""
+    packet, action, rcode = case
+    v = verdict(packet)
+    assert v.action == action
+    check_packet(targets, packet)
+    reply = targets[0].responder.respond(packet, UDP4)
+    if action == DROP:
+        assert reply is None
+        return
+    parsed = dns.message.from_wire(reply)
+    assert parsed.id == struct.unpack_from("!H", packet)[0]
+    assert parsed.flags & dns.flags.CD == struct.unpack_from("!H", packet, 2)[0] & dns.flags.CD
+    if rcode is not None:
+        assert parsed.rcode() == rcode
+    if action == ERROR:
+        assert len(reply) == 12
+
+
+def test_errors_and_badvers_copy_the_cd_bit(targets):
+    """RFC 4035 3.2.2: CD is copied to every response, BADVERS and header-only errors too."""
+    for packet in (_query(flags=0x0110, ar=1) + _opt(version=1), _query(flags=0x0110, qd=2)):
+        reply = targets[0].responder.respond(packet, UDP4)
+        assert dns.message.from_wire(reply).flags & dns.flags.CD
+
+
+# -- ANY over a real socket (RFC 8482) ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def crowd_server(tmp_path_factory):
+    crowd = tmp_path_factory.mktemp("any") / "crowd.yaml"
+    crowd.write_text(yaml.safe_dump({"kind": "List", "items": big_service()}))
+    with running("--snapshot", str(EXAMPLE), "--snapshot", str(crowd)) as server:
+        yield server
+
+
+ANY_NAMES = {
+    "cluster.local": "SOA",  # the apex: its SOA
+    "web.shop.svc.cluster.local": "A",
+    "crowd.shop.svc.cluster.local": "A",  # 100 A and 40 AAAA records: the A RRset alone
+    "_http._tcp.crowd.shop.svc.cluster.local": "SRV",
+    "10.0.96.10.in-addr.arpa": "PTR",
+}
+
+
+@pytest.mark.parametrize(("name", "rrtype"), ANY_NAMES.items())
+def test_any_gets_one_rrset(crowd_server, name, rrtype):
+    """ANY is answered with one RRset, the one asking for its type gets (RFC 8482 4.1), and no
+    additional records; over UDP it fits the client's buffer like any answer."""
+    port = crowd_server.port
+    full = dns.query.tcp(dns.message.make_query(name, "ANY"), HOST, port=port, timeout=3)
+    assert full.rcode() == dns.rcode.NOERROR
+    assert [dns.rdatatype.to_text(r.rdtype) for r in full.answer] == [rrtype]
+    assert not full.additional
+    typed = dns.query.tcp(dns.message.make_query(name, rrtype), HOST, port=port, timeout=3)
+    assert {r.to_text() for r in full.answer[0]} == {r.to_text() for r in typed.answer[0]}
+    for use_edns in (False, 0):
+        query = dns.message.make_query(name, "ANY", use_edns=use_edns, payload=1232)
+        udp = dns.query.udp(query, HOST, port=port, timeout=3)
+        assert len(udp.to_wire()) <= (512 if use_edns is False else 1232)
+        fits = len(full.to_wire()) + (11 if use_edns == 0 else 0) <= (512 if use_edns is False else 1232)
+        assert bool(udp.flags & dns.flags.TC) != fits
+        assert len(udp.answer) == (1 if fits else 0)
+
+
+def test_any_for_a_name_without_data_is_nodata(crowd_server):
+    reply = dns.query.udp(
+        dns.message.make_query("shop.svc.cluster.local", "ANY"), HOST, port=crowd_server.port, timeout=3
+    )
+    assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+    assert [r.rdtype for r in reply.authority] == [dns.rdatatype.SOA]

@@ -110,7 +110,7 @@ def _shared(value: Any) -> Any:
 
 def is_dns_label(text: str) -> bool:
     """RFC 1123 label: lowercase letters, digits and inner hyphens, 1-63 characters."""
-    return bool(_DNS_LABEL.match(text))
+    return bool(_DNS_LABEL.fullmatch(text))  # not ``match``: its ``$`` accepts a trailing newline
 
 
 def _metadata(raw: Mapping[str, Any], *, namespaced: bool) -> tuple[str, str]:
@@ -249,7 +249,8 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
 def to_pod(raw: Mapping[str, Any]) -> Pod:
     namespace, name = _metadata(raw, namespaced=True)
     status = _mapping(raw.get("status"), "status")
-    if status.get("phase") in _TERMINAL_POD_PHASES:
+    phase = status.get("phase")
+    if isinstance(phase, str) and phase in _TERMINAL_POD_PHASES:  # a list here is unhashable
         return Pod(namespace=namespace, name=name)
     listed = [
         _mapping(p, "status.podIPs").get("ip") for p in _sequence(status.get("podIPs"), "status.podIPs")

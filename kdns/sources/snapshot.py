@@ -8,6 +8,7 @@ A file that does not parse, or holds an object the API could not have produced, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -98,7 +99,7 @@ def _json_members(path: Path, text: str, i: int) -> Iterator[tuple[int, Mapping]
                 i = _after_space(text, i + 1)
                 while text[i : i + 1] != "]":
                     start = i
-                    item, i = _decoder.raw_decode(text, i)
+                    item, i = _decode(path, text, i)
                     if not isinstance(item, Mapping):
                         raise SnapshotError(f"{path}:{_line(text, start)}: list item is not an object")
                     if "kind" in item:
@@ -110,7 +111,7 @@ def _json_members(path: Path, text: str, i: int) -> Iterator[tuple[int, Mapping]
                     i = _after_comma(text, i, "]")
                 i += 1
             else:
-                members[key], i = _decoder.raw_decode(text, i)
+                members[key], i = _decode(path, text, i)
             i = _after_comma(text, i, "}")
         if i + 1 < len(text) and (extra := _after_space(text, i + 1)) < len(text):
             raise json.JSONDecodeError("Extra data", text, extra)
@@ -128,6 +129,47 @@ def _json_members(path: Path, text: str, i: int) -> Iterator[tuple[int, Mapping]
         raise SnapshotError(f"{path}:1: a {kind} has no 'items'; only a List does")
     for start, item in waiting:
         yield start, _with_kind(item, kind)
+
+
+def _decode(path: Path, text: str, i: int) -> tuple[Any, int]:
+    """One JSON value at ``i``; nesting deeper than the decoder's recursion is an error in the file."""
+    try:
+        return _decoder.raw_decode(text, i)
+    except RecursionError:
+        raise _too_deep(path, text) from None
+
+
+MAX_DEPTH = 200  # levels of nesting the C YAML loader is trusted with (a Kubernetes object has ~10)
+_BRACKET_DEPTH = {"[": 1, "{": 1, "]": -1, "}": -1}
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+_BLOCK_INDENT = re.compile(r"^[ \t?:-]*", re.MULTILINE)
+
+
+def _nesting(text: str) -> tuple[int, int]:
+    """An upper bound of the nesting depth of YAML or JSON ``text``, and an offset where it is reached:
+    brackets (flow collections, counted even inside strings) plus the deepest block indentation (each
+    block level takes at least one column of spaces or indicators)."""
+    flow = list(itertools.accumulate(_BRACKET_DEPTH[c] for c in _BRACKETS.sub("", text)))
+    deepest_flow = max(flow, default=0)
+    block = max(_BLOCK_INDENT.finditer(text), key=lambda m: m.end() - m.start(), default=None)
+    block_depth = block.end() - block.start() if block is not None else 0
+    if deepest_flow >= block_depth:
+        where = _nth_bracket(text, flow.index(deepest_flow)) if flow else 0
+    else:
+        where = block.start()
+    return deepest_flow + block_depth, where
+
+
+def _nth_bracket(text: str, n: int) -> int:
+    for count, match in enumerate(re.finditer(r"[\[\]{}]", text)):
+        if count == n:
+            return match.start()
+    return 0
+
+
+def _too_deep(path: Path, text: str) -> SnapshotError:
+    _, where = _nesting(text)
+    return SnapshotError(f"{path}:{_line(text, where)}: nested too deeply to be a Kubernetes object")
 
 
 def _with_kind(item: Mapping, list_kind: object) -> Mapping:
@@ -166,11 +208,24 @@ def _parse(path: Path, text: str) -> list[Any]:
             return [json.loads(text)]
         except json.JSONDecodeError as exc:
             raise SnapshotError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise _too_deep(path, text) from None
+    # libyaml composes nested nodes by C recursion: a deep enough file overflows the C stack and
+    # kills the process. Text that may nest deeply is read by the Python loader, whose recursion
+    # ends in RecursionError.
+    loader = _Loader if _nesting(text)[0] <= MAX_DEPTH else yaml.SafeLoader
     try:
-        return list(yaml.load_all(text, Loader=_Loader))
+        return list(yaml.load_all(text, Loader=loader))
+    except RecursionError:
+        raise _too_deep(path, text) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        if mark is not None:
+            where = f":{mark.line + 1}:{mark.column + 1}"
+        elif isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: its offset
+            where = f":{_line(text, exc.position)}"
+        else:
+            where = ""
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         detail = f"{problem} ({context})" if context else problem
@@ -206,12 +261,13 @@ def _raw_objects(path: Path, text: str, documents: list[Any]) -> Iterator[tuple[
 def _line_of(text: str, where: Location) -> str:
     """``":LINE"`` of an object, found by composing the text again (only on the error path)."""
     document, item = where
+    loader = _Loader if _nesting(text)[0] <= MAX_DEPTH else yaml.SafeLoader  # the one that read it
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=loader))
         node = nodes[document]
         if item is not None:
             items = next(v for k, v in node.value if getattr(k, "value", None) == "items")
             node = items.value[item]
     except Exception:  # the line is a courtesy; the message stands without it
-        return ""
+        return ":1" if where == (0, None) else ""
     return f":{node.start_mark.line + 1}"
