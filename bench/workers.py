@@ -254,10 +254,10 @@ def _findings(result: dict[str, Any]) -> list[str]:
     if one_two["server_busy"] > one["server_busy"] + 0.05:
         cost += (
             f". The two workers got {one_two['server_busy']:.2f} CPU seconds per second of CPU 1 against "
-            f"{one['server_busy']:.2f} for one process: where other processes also ran on CPU 1 (other CPU "
-            f"load {one['other_busy']:.2f} and {one_two['other_busy']:.2f}), the scheduler gives two "
-            "processes a larger share of it than one, and that, not the workers, is where a higher QPS "
-            "on one CPU comes from"
+            f"{one['server_busy']:.2f} for one process (other CPU load {one['other_busy']:.2f} and "
+            f"{one_two['other_busy']:.2f}): on a CPU shared with other work the scheduler gives two "
+            "processes a larger share than one"
+            + (", and that, not the workers, is where their higher QPS comes from" if pinned_qps > 1 else "")
         )
     return [
         "### What this shows, and what it cannot",
