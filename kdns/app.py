@@ -153,6 +153,12 @@ class Runtime:
         self.zone = zone
         self.api = api
         self.forwarder = forwarder
+        # the files as they were read, so that a change made before the watch starts is not missed
+        self._read_as = {
+            path: _fingerprint(path)
+            for path in (config.corefile, config.hosts.path if config.hosts else None)
+            if path is not None
+        }
         self.hosts = read_hosts_table(config)
         self.responder = build_responder(zone, config, forwarder, self.hosts)
         self.autopath = self._autopath()
@@ -357,7 +363,7 @@ class Runtime:
             watched[self.config.corefile] = (self.config.reload, self._reload_corefile)
         if not watched:
             return
-        seen = {path: _fingerprint(path) for path in watched}
+        seen = {path: self._read_as.get(path) for path in watched}
         interval = min(every for every, _ in watched.values())
         while True:
             await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from kdns.upstream import forward
 from tests.fake_upstream import upstream
 from tests.support import ROOT, eventually, running
 
@@ -142,9 +143,8 @@ def test_servfail_when_every_upstream_fails_and_serve_stale(fake):
         started = time.monotonic()
         assert ask(server.port, "never.example.com").rcode() == dns.rcode.SERVFAIL
         assert time.monotonic() - started < 2
-        eventually(
-            lambda: server.logged(f"never.example.com. A: no upstream answered ({fake.address}: timeout)")
-        )
+        # the first failure's line; later ones within 10 s are counted into the next (consolidated)
+        eventually(lambda: server.logged(f"example.com. A: no upstream answered ({fake.address}: timeout)"))
 
 
 def test_spoofed_replies_are_ignored(fake):
@@ -314,3 +314,37 @@ def test_autopath_walks_the_search_path_of_the_asking_pod(fake, tmp_path):
         cwd=ROOT,
     )
     assert result.returncode == 2 and "--autopath needs --pods verified" in result.stderr
+
+
+def test_a_flood_of_unanswerable_queries_logs_one_line_per_ten_seconds(fake):
+    """As CoreDNS's ``errors { consolidate }``: every query still gets SERVFAIL, the log a line."""
+    fake.down = True
+    with running("--upstream", fake.address, "--forward-timeout", "0.2") as server:
+        rcodes = []
+        threads = [
+            threading.Thread(target=lambda i=i: rcodes.append(ask(server.port, f"n{i}.example.com").rcode()))
+            for i in range(30)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert rcodes == [dns.rcode.SERVFAIL] * 30
+        time.sleep(0.5)
+        assert len(server.logged("no upstream answered")) == 1
+
+
+def test_consolidated_lines_say_how_many_were_held_back(caplog, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(forward.time, "monotonic", lambda: now[0])
+    lines = forward.Consolidated(every=10)
+    with caplog.at_level("ERROR", logger="kdns.upstream.forward"):
+        for second in range(25):  # three failures a second for 25 s
+            now[0] = 1000.0 + second
+            for i in range(3):
+                lines.error("q%d: no upstream answered", second * 3 + i)
+    assert [r.getMessage() for r in caplog.records] == [
+        "q0: no upstream answered",
+        "q30: no upstream answered; 29 more like it in the last 10 s",
+        "q60: no upstream answered; 29 more like it in the last 10 s",
+    ]

@@ -125,6 +125,26 @@ class _Exchange(asyncio.DatagramProtocol):
             self.done.set_exception(exc)
 
 
+class Consolidated:
+    """One kind of error line at most once per ``every`` seconds (CoreDNS's ``errors { consolidate }``):
+    a flood of failing queries costs a line per interval, each saying how many were held back."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._logged_at = -every
+        self._held = 0
+
+    def error(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._logged_at < self.every:
+            self._held += 1
+            return
+        if self._held:
+            message += f"; {self._held} more like it in the last {now - self._logged_at:.0f} s"
+        log.error(message, *args)
+        self._logged_at, self._held = now, 0
+
+
 class Forwarder:
     def __init__(
         self,
@@ -139,6 +159,7 @@ class Forwarder:
         self.cache = cache
         self.udp_size = udp_size
         self.stats = ForwardStats()
+        self._unanswered = Consolidated()  # "no upstream answered" lines
         self.inflight = 0
         self._pending: dict[tuple[bytes, bool], asyncio.Future] = {}
         self._tasks: set[asyncio.Future] = set()
@@ -241,7 +262,9 @@ class Forwarder:
             upstream.fails = 0
             return _sane_ttls(record)
         name, qtype = _describe(question)
-        log.error("%s %s: no upstream answered (%s)", name, qtype, "; ".join(failures) or "no upstreams")
+        self._unanswered.error(
+            "%s %s: no upstream answered (%s)", name, qtype, "; ".join(failures) or "no upstreams"
+        )
         return None
 
     def _order(self) -> list[Upstream]:
