@@ -36,6 +36,7 @@ GAUGE_MERGE = {
     "kdns_zone_names": max,
     "kdns_kubernetes_synced": min,
     "kdns_kubernetes_api_up": min,
+    "kdns_kubernetes_last_sync_timestamp_seconds": min,  # the worker furthest behind
     "kdns_build_info": max,
     "process_start_time_seconds": min,
     "python_info": max,

@@ -395,6 +395,13 @@ def _abort(sock: socket.socket) -> None:
         sock.close()
 
 
+def _bearer_is(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries ``token`` (the scheme is case-insensitive, RFC 7235:
+    the in-cluster client sends ``bearer``)."""
+    scheme, _, value = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and value == token
+
+
 def _peer_closed(sock: socket.socket) -> bool:
     """True when the client has closed its end (readable with nothing to read)."""
     try:
@@ -415,7 +422,8 @@ class KubeFake:
 
     ``bookmark_interval``: seconds between BOOKMARK events on watches that allow them.
     ``watch_timeout``: how long a watch without ``timeoutSeconds`` lasts.
-    ``token``: when set, requests must carry ``Authorization: Bearer <token>`` (else 401).
+    ``token``: when set, requests must carry ``Authorization: Bearer <token>`` (else 401; the
+    scheme in any case).
     ``list_delay``: seconds each list page takes: half of it is sent, then the rest after this long (a
     slow server or link); the page is read before the wait, so a compaction meanwhile expires its token.
     """
@@ -820,7 +828,7 @@ class KubeFake:
         route: tuple[Resource, str | None, str | None] | None,
         verb: str | None,
     ) -> None:
-        if self.token is not None and h.headers.get("Authorization") != f"Bearer {self.token}":
+        if self.token is not None and not _bearer_is(h.headers.get("Authorization"), self.token):
             h.send_status(_status(401, "Unauthorized"))
             return
         with self._lock:

@@ -269,3 +269,28 @@ def test_connection_problems_stop_startup(args, env, message):
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_kubeconfig_that_is_not_yaml_stops_startup_naming_it(tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nclusters: [\n  - {name: c\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kdns",
+            "serve",
+            "--port",
+            "0",
+            "--no-forward",
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert f"{kubeconfig}: invalid YAML at line" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -622,6 +622,11 @@ def test_bearer_token_is_checked_when_configured(tmp_path: Path) -> None:
         assert kubernetes.client.CoreV1Api(client).list_namespace(_preload_content=False).status == 200
         raw = client.rest_client.pool_manager.request("GET", fake.url + "/api/v1/namespaces")
         assert raw.status == 401 and json.loads(raw.data)["reason"] == "Unauthorized"
+        for header, status in (("bearer s3cret", 200), ("BEARER s3cret", 200), ("Bearer wrong", 401)):
+            raw = client.rest_client.pool_manager.request(
+                "GET", fake.url + "/api/v1/namespaces", headers={"Authorization": header}
+            )
+            assert raw.status == status, header  # the scheme in any case, as the API server takes it
         client.close()
 
 

@@ -19,6 +19,7 @@ import dns.rcode
 import pytest
 
 from tests.support import eventually, running
+from tests.test_ops import endpoint, get, metric
 
 HOST = "127.0.0.1"
 NAME = "web.shop.svc.cluster.local"
@@ -82,7 +83,8 @@ def closed_by_server(sock: socket.socket, timeout: float) -> bool:
 
 
 def test_idle_connections_at_the_limit_give_their_place_to_new_clients():
-    with running("--max-tcp-connections", "50", "--tcp-idle-timeout", "30") as server:
+    limits = ("--max-tcp-connections", "50", "--tcp-idle-timeout", "30")
+    with running(*limits, "--metrics", "127.0.0.1:0") as server:
         with connections(server.port, 50) as idle:
             time.sleep(1.2)  # idle for longer than a connection may be before it gives its place
             with connections(server.port, 20) as new:
@@ -91,7 +93,11 @@ def test_idle_connections_at_the_limit_give_their_place_to_new_clients():
                     reply, _ = dns.query.receive_tcp(sock, expiration=time.time() + 3)
                     assert reply.id == i and reply.answer
                 closed = closed_among(idle, 0.2)
+                text = get(endpoint(server, "metrics") + "/metrics")[1]
+                assert metric(text, "kdns_tcp_connections") == 50
             assert closed == 20  # one idle connection for each new client
+            assert metric(text, "kdns_tcp_connections_closed_total", reason="evicted") == 20
+            assert metric(text, "kdns_tcp_connections_closed_total", reason="refused") == 0
         eventually(lambda: server.logged("closing the connection idle longest to admit a new one"))
         warning = server.logged("TCP connection limit (50, --max-tcp-connections) reached")
         assert len(warning) == 1  # one warning per 10 s, not one per connection

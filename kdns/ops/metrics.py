@@ -18,7 +18,9 @@ the forwarder, the cache and the informer keep anyway, and renders them:
   ``rest_client_requests_total``, ``<error>`` when no response came), ``kdns_kubernetes_watch_ends_total
   {kind,reason}``, ``kdns_kubernetes_watch_open{kind}`` and ``kdns_kubernetes_last_sync_timestamp_seconds
   {kind}`` (the last list, event or bookmark: how current the zone's copy is known to be);
-- ``kdns_zone_names``, ``kdns_build_info``; and the process metrics.
+- ``kdns_zone_names``, ``kdns_answer_cache_entries``, ``kdns_tcp_connections``,
+  ``kdns_tcp_connections_closed_total{reason}`` (idle, evicted, refused), ``kdns_build_info``; and the
+  process metrics.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class KdnsCollector(Collector):
         if s.forwarder is not None:
             yield from self._forward(s.forwarder, base)
         yield from self._kubernetes(s)
+        yield from self._server(s)
         info = GaugeMetricFamily("kdns_build_info", "kdns version and Python.", labels=["version", "python"])
         info.add_metric([__version__, platform.python_version()], 1)
         yield info
@@ -155,6 +158,27 @@ class KdnsCollector(Collector):
             ["server", "zone", "view"],
             [(base, durations)],
         )
+
+    def _server(self, s: Sources) -> Iterator:
+        """The answer cache and TCP connections: what clients make kdns hold."""
+        yield GaugeMetricFamily(
+            "kdns_answer_cache_entries", "Packed answers held for questions asked.", value=len(s.responder)
+        )
+        connections = s.listeners.connections if s.listeners is not None else None
+        if connections is None:
+            return
+        yield GaugeMetricFamily("kdns_tcp_connections", "TCP connections open.", value=len(connections.open))
+        closed = CounterMetricFamily(
+            "kdns_tcp_connections_closed",
+            "TCP connections closed by kdns: idle (no complete query for --tcp-idle-timeout), "
+            "evicted (the idlest, to admit one at --max-tcp-connections), refused (at the limit, "
+            "every connection busy).",
+            labels=["reason"],
+        )
+        closed.add_metric(["idle"], connections.reaped)
+        closed.add_metric(["evicted"], connections.evicted)
+        closed.add_metric(["refused"], connections.refused)
+        yield closed
 
     def _forward(self, forwarder: Forwarder, base: list[str]) -> Iterator:
         stats = forwarder.stats

@@ -15,6 +15,7 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -52,6 +53,11 @@ class Connection:
                     client_configuration=configuration,
                     persist_config=False,
                 )
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ConnectionSettingsError(f"{self.describe()}: invalid YAML{where}: {problem}") from None
         except (ConfigException, OSError, ValueError, TypeError) as exc:
             raise ConnectionSettingsError(f"{self.describe()}: {exc}") from None
         configuration.retries = False
