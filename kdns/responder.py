@@ -211,7 +211,7 @@ class Responder:
                     return cached.render(data, qid, flags, end, limit, opt)
                 return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
         elif packed.delegate:
-            if packed.answer.chase is None and self.forward_cache is not None:
+            if self.forward_cache is not None:  # forwarded, or an ExternalName's target chased
                 cached = self.forward_cache.get(key + b"\x01" if edns_do else key)
                 if cached is not None:
                     self.forwarded_rcodes[cached.flags & 15] += 1

@@ -18,6 +18,7 @@ import pytest
 from kdns.upstream import forward
 from tests.fake_upstream import upstream
 from tests.support import ROOT, eventually, running
+from tests.test_ops import endpoint, get, metric
 
 HOST = "127.0.0.1"
 RECORDS = """
@@ -207,6 +208,9 @@ def test_external_name_targets_are_chased_upstream(fake):
         assert ask(server.port, "payments.shop.svc.cluster.local", "CNAME").answer[0][0].to_text() == (
             "payments.example.com."
         )
+        again = ask(server.port, "payments.shop.svc.cluster.local")  # from the cache now
+        assert values(again) == values(reply) and fake.count("payments.example.com") == 1
+        assert all(rrset.ttl <= 5 for rrset in again.answer)  # no longer than the CNAME's TTL
 
 
 def free_port() -> int:
@@ -348,3 +352,13 @@ def test_consolidated_lines_say_how_many_were_held_back(caplog, monkeypatch):
         "q30: no upstream answered; 29 more like it in the last 10 s",
         "q60: no upstream answered; 29 more like it in the last 10 s",
     ]
+
+
+def test_each_cache_miss_is_counted_once(fake):
+    with running("--upstream", fake.address, "--metrics", "127.0.0.1:0") as server:
+        for name in ("example.com", "example.org", "example.com", "payments.shop.svc.cluster.local"):
+            ask(server.port, name)
+        text = get(endpoint(server, "metrics") + "/metrics")[1]
+        # example.com, example.org and the first look for the ExternalName's chased answer
+        assert metric(text, "coredns_cache_misses_total") == 3
+        assert metric(text, "coredns_cache_hits_total") == 1

@@ -180,8 +180,8 @@ class Forwarder:
         self.inflight += 1
         try:
             chase, prefix = d.packed.answer.chase, d.packed.answer.answer
-            if chase is None:
-                packed = await self.lookup(d.key, d.data[12 : d.end], do=d.do)
+            if chase is None:  # the responder found no fresh answer in the cache
+                packed = await self.lookup(d.key, d.data[12 : d.end], do=d.do, cache_checked=True)
             else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
                 question = chase + d.key[-4:]
                 record = await self.lookup(question, question, do=d.do, keep_record=True)
@@ -192,13 +192,20 @@ class Forwarder:
         return packed.render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
 
     async def lookup(
-        self, key: bytes, question: bytes, *, do: bool = False, keep_record: bool = False
+        self,
+        key: bytes,
+        question: bytes,
+        *,
+        do: bool = False,
+        keep_record: bool = False,
+        cache_checked: bool = False,
     ) -> Packed | dnslib.DNSRecord | None:
         """The answer to ``question`` (wire name, type, class) from the cache or the upstreams.
 
-        With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure)."""
+        With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure);
+        ``cache_checked`` says the caller has just missed in the cache (a miss is counted once)."""
         cache_key = key + b"\x01" if do else key
-        if not keep_record and self.cache is not None:
+        if not keep_record and not cache_checked and self.cache is not None:
             cached = self.cache.get(cache_key)
             if cached is not None:
                 return cached
@@ -225,11 +232,17 @@ class Forwarder:
         return packed
 
     def _chased(self, d: Delegation, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
+        """Our CNAMEs, then the target's answer; cached under the client's question (for no longer
+        than the CNAMEs' TTL, so a changed ExternalName shows as CoreDNS's cache would show it)."""
         qname, qtype_class = d.key[:-4], d.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
         answer = [*to_records(prefix), *record.rr]
-        return pack_records(record.header.rcode, (answer, record.auth, []), qname, qtype_class)
+        packed = pack_records(record.header.rcode, (answer, record.auth, []), qname, qtype_class)
+        if self.cache is None or record.header.tc:
+            return packed
+        whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
+        return self.cache.put(d.key + b"\x01" if d.do else d.key, packed, whole)
 
     def _render_error(self, d: Delegation, rcode: int) -> bytes:
         return Packed(QR | RA | rcode, b"", (), ()).render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
