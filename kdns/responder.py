@@ -28,6 +28,7 @@ from kdns.wire import (
     NOT_FAST,
     OPT_SIZE,
     QR,
+    RD,
     TCP_MAX_SIZE,
     Drop,
     Malformed,
@@ -46,6 +47,7 @@ PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # one question, no records
 EDNS_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # one question, one additional record
 ROOT_OPT = b"\x00\x00\x29"  # owner ".", type OPT
 NO_OPTIONS = b"\x00\x00"  # an OPT's RDLENGTH when it carries no options
+DO_BYTE = 0x80  # the DO flag in the first byte of the OPT's flags
 CD_BYTE = 0x10  # the CD flag in the flags' second byte
 
 
@@ -143,10 +145,16 @@ class Responder:
             end = qend + 4
             tail = len(data) - end
             if tail == 0 and data[4:12] == PLAIN_COUNTS:
-                packed = self._cache.get(data[12:qend].lower() + data[qend:end])
-                if packed is not None and end + packed.fast_size <= NO_EDNS_UDP_SIZE:
-                    packed.hits[channel] += 1
-                    return data[:2] + packed.head + data[12:end] + packed.body
+                packed = self._cache.get(key := data[12:qend].lower() + data[qend:end])
+                if packed is not None:
+                    if end + packed.fast_size <= NO_EDNS_UDP_SIZE:
+                        packed.hits[channel] += 1
+                        return data[:2] + packed.head + data[12:end] + packed.body
+                    if packed.delegate and packed.autopath is None and self.forward_cache is not None:
+                        limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
+                        cached = self._forwarded(packed, key, data, end, limit, b"", channel)
+                        if cached is not None:
+                            return cached
             elif (
                 tail == OPT_SIZE
                 and data[4:12] == EDNS_COUNTS
@@ -154,7 +162,7 @@ class Responder:
                 and not data[end + 6]  # EDNS version 0 (the OPT's TTL: extended rcode, version, DO)
                 and data[end + 9 :] == NO_OPTIONS
             ):
-                packed = self._cache.get(data[12:qend].lower() + data[qend:end])
+                packed = self._cache.get(key := data[12:qend].lower() + data[qend:end])
                 if packed is not None:
                     need = end + packed.fast_size + OPT_SIZE
                     if need <= NO_EDNS_UDP_SIZE or need <= self._edns_limit(data, end, channel):
@@ -166,7 +174,28 @@ class Responder:
                             + packed.body
                             + self._opts[data[end + 7] >> 7]
                         )
+                    if (
+                        packed.delegate
+                        and packed.autopath is None
+                        and self.forward_cache is not None
+                        and data[end + 7] < DO_BYTE  # the cache keeps DO answers apart
+                    ):
+                        limit = self._edns_limit(data, end, channel)
+                        cached = self._forwarded(packed, key, data, end, limit, self._opts[0], channel)
+                        if cached is not None:
+                            return cached
         return self._respond(data, channel, client)
+
+    def _forwarded(  # noqa: PLR0917 (hot path)
+        self, packed: Packed, key: bytes, data: bytes, end: int, limit: int, opt: bytes, channel: int
+    ) -> bytes | None:
+        """A query with RD set and CD clear for a name upstream, answered from the forward cache."""
+        cached = self.forward_cache.get(key)
+        if cached is None:
+            return None
+        packed.hits[channel] += 1
+        self.forwarded_rcodes[cached.flags & 15] += 1
+        return cached.render(data, data[0] << 8 | data[1], RD, end, limit, opt)
 
     def _edns_limit(self, data: bytes, end: int, channel: int) -> int:
         """The largest response to the EDNS query ``data`` whose OPT record starts at ``end``."""

@@ -28,6 +28,7 @@ from bench.fuzz import (
     DROP,
     ERROR,
     Target,
+    _forward_cache,
     big_service,
     build_zone,
     check_packet,
@@ -37,7 +38,8 @@ from bench.fuzz import (
     verdict,
     zone_names,
 )
-from kdns.responder import TCP4, TCP6, UDP4, UDP6
+from kdns.resolver import Resolver
+from kdns.responder import TCP4, TCP6, UDP4, UDP6, Delegation, Responder
 from tests.support import EXAMPLE, running
 
 HOST = "127.0.0.1"
@@ -131,10 +133,10 @@ def test_well_formed_queries_get_their_answers(targets):
 
 
 @st.composite
-def cacheable_queries(draw) -> tuple[bytes, int]:
+def cacheable_queries(draw, names: Sequence[str] = tuple(NAMES[:4])) -> tuple[bytes, int]:
     """Queries of every shape the fast path looks at: any flags, letter case, EDNS size, DO bit,
     version and options, names with a zero byte inside a label; and the channel they came by."""
-    labels = [label.encode() for label in draw(st.sampled_from(NAMES[:4])).split(".")]
+    labels = [label.encode() for label in draw(st.sampled_from(names)).split(".")]
     if draw(st.booleans()):
         labels.insert(0, draw(st.sampled_from([b"a\x00b", b"\x00", b"www"])))
     labels = [bytes(c ^ 0x20 if draw(st.booleans()) and chr(c).isalpha() else c for c in lb) for lb in labels]
@@ -162,6 +164,30 @@ def test_fast_path_answers_as_the_full_path_does(targets, query):
     full = responder._respond(packet, channel, None)  # also fills the answer cache
     assert responder.respond(packet, channel) == full
     check_packet(targets, packet)
+
+
+@pytest.fixture(scope="module")
+def forwarding() -> Responder:
+    """A forwarding responder (no rotation) whose forward cache holds answers for example.com names."""
+    zone = build_zone()
+    cache, _ = _forward_cache()
+    return Responder(
+        Resolver(zone.index, zone.layout, zone.settings, forwarding=True),
+        recursion_available=True,
+        forward_cache=cache,
+    )
+
+
+FORWARDED = ("example.com", "www.example.com", "big.example.com", "nx.example.com", "not-cached.example.org")
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cacheable_queries(FORWARDED))
+def test_forward_cache_hits_on_the_fast_path_answer_as_the_full_path_does(forwarding, query):
+    packet, channel = query
+    full = forwarding._respond(packet, channel, None)
+    fast = forwarding.respond(packet, channel)
+    assert fast == full or (isinstance(fast, Delegation) and isinstance(full, Delegation))
 
 
 # -- the rules, case by case ----------------------------------------------------------------------------
