@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import json
 import os
 import random
-import signal
 import socket
 import statistics
 import sys
@@ -43,13 +40,13 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from bench import cluster, dnsperf, queries, report, run, servers
+from bench import cluster, dnsperf, harness, queries, report, run, servers
 from bench.dnsperf import Load
+from bench.harness import say
 from bench.servers import HOST, Server
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "abuse"
-LOCK = BENCH / "out" / ".lock"
 SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
 SECTION = report.ABUSE_HEADING
 
@@ -62,7 +59,7 @@ def query_frame(name: str, qid: int = 0) -> bytes:
 
 
 @dataclass
-class Abusers:
+class Abusers(harness.Background):
     """Idle, slow-loris and never-reading TCP clients of one server, each reopened when closed, on a
     thread of their own until ``stop``."""
 
@@ -76,18 +73,9 @@ class Abusers:
     closed: dict[str, int] = field(default_factory=lambda: {"idle": 0, "slow": 0, "greedy": 0})
     held: dict[str, int] = field(default_factory=dict)
     refused: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def start(self) -> Abusers:
-        self._thread = threading.Thread(target=self._run, name="abusers", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+    def __post_init__(self) -> None:
+        harness.Background.__init__(self, "abusers")
 
     def _connect(self, kind: str) -> socket.socket | None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -153,7 +141,7 @@ def _closed(sock: socket.socket) -> bool:
 
 
 @dataclass
-class TcpProbe:
+class TcpProbe(harness.Background):
     """One TCP question every ``interval`` seconds on a new connection; answers and failures counted."""
 
     port: int
@@ -163,18 +151,9 @@ class TcpProbe:
     failed: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def start(self) -> TcpProbe:
-        self._thread = threading.Thread(target=self._run, name="tcp-probe", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+    def __post_init__(self) -> None:
+        harness.Background.__init__(self, "tcp-probe")
 
     def _run(self) -> None:
         query = dns.message.make_query(self.name, "A")
@@ -335,27 +314,6 @@ def random_names(count: int, seed: int) -> list[str]:
     ]
 
 
-def concurrently(*jobs: tuple[Load, int, Path]) -> list[dnsperf.Outcome]:
-    """Run several dnsperf processes at once; their outcomes in order."""
-    outcomes: list[dnsperf.Outcome | None] = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def one(i: int, load: Load, port: int, output: Path) -> None:
-        try:
-            outcomes[i] = dnsperf.run(load, port, output)
-        except BaseException as exc:  # reported below, on the harness's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i, *job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(load.seconds for load, _, _ in jobs) + 60)
-    if errors:
-        raise errors[0]
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
 def random_flood(
     args: argparse.Namespace, snapshot: Path, cluster_queries: Path, out: Path
 ) -> dict[str, Any]:
@@ -371,9 +329,9 @@ def random_flood(
         alone = dnsperf.parse(dnsperf.run(steady, server.port, out / "dnsperf-steady-alone.txt").text)
         rss_before = rss_mb(server)
         cpu_before = server.cpu_times()
-        steady_out, flood_out = concurrently(
-            (steady, server.port, out / "dnsperf-steady-during.txt"),
-            (flood, server.port, out / "dnsperf-flood.txt"),
+        steady_out, flood_out = harness.concurrently(
+            (steady, server.port, out / "dnsperf-steady-during.txt", ()),
+            (flood, server.port, out / "dnsperf-flood.txt", ()),
         )
         cpu_after = server.cpu_times()
         rss_after_flood = rss_mb(server)
@@ -388,11 +346,11 @@ def random_flood(
         "steady": steady.flags(),
         "flood": flood.flags(),
         "flood_names": args.flood_names,
-        "steady_alone": _brief(alone),
-        "steady_during": _brief(during),
-        "steady_after": _brief(recovered),
-        "flood_answered": _brief(flooded),
-        "second_flood": _brief(flood2),
+        "steady_alone": harness.brief(alone),
+        "steady_during": harness.brief(during),
+        "steady_after": harness.brief(recovered),
+        "flood_answered": harness.brief(flooded),
+        "second_flood": harness.brief(flood2),
         "server_busy": cpu / max(steady_out.wall, flood_out.wall),
         "rss_before_mb": rss_before,
         "rss_after_flood_mb": rss_after_flood,
@@ -439,17 +397,6 @@ def forwarded_flood(
         "rss_after_mb": rss_after,
         "rss_settled_mb": rss_settled,
         "cluster_answer_after": dns.rcode.to_text(probe.rcode()),
-    }
-
-
-def _brief(stats: dnsperf.Stats) -> dict[str, Any]:
-    return {
-        "qps": stats.qps,
-        "sent": stats.sent,
-        "completed": stats.completed,
-        "lost": stats.lost,
-        "avg_latency_ms": stats.avg_latency * 1e3,
-        "rcodes": stats.rcodes,
     }
 
 
@@ -581,10 +528,6 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     }
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.abuse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2-second runs, once; writes bench/out/ only")
@@ -632,20 +575,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = LOCK.open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        say(f"another benchmark is running in {LOCK.parent}")
+    limit = int(600 + 20 * args.seconds * args.repeats)
+    result = harness.run_exclusively(OUT, limit, lambda: benchmark(args, OUT))
+    if result is None:
         return 1
-    servers.bound_in_time(int(600 + 20 * args.seconds * args.repeats))
-    try:
-        result = benchmark(args, OUT)
-    finally:
-        signal.alarm(0)
-    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    readme = OUT / "README.md" if args.quick else BENCH / "README.md"
+    readme = harness.readme_for(args.quick)
     report.write_section(readme, SECTION, render(result))
     say(f"wrote {readme} and {OUT / 'results.json'}")
     return 0

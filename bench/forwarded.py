@@ -15,10 +15,7 @@ bench/out/README.md).
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import random
-import signal
 import statistics
 import sys
 import time
@@ -33,13 +30,13 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from bench import cluster, dnsperf, queries, report, run, servers
+from bench import cluster, dnsperf, harness, queries, report, run, servers
 from bench.dnsperf import Load
+from bench.harness import say
 from bench.servers import HOST, Server
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "forwarded"
-LOCK = BENCH / "out" / ".lock"
 SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
 OUTSIDE_ZONES = ("example.com", "example.org")
 MISS_ZONE = "misses.example"  # every name answered by a wildcard: each new name is a cache miss
@@ -299,10 +296,6 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     }
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 # -- the README section ---------------------------------------------------------------------------------
 HOW_TO_RUN = """\
 ### How to run
@@ -513,20 +506,10 @@ def time_limit(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = LOCK.open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        say(f"another benchmark is running in {LOCK.parent}")
+    result = harness.run_exclusively(OUT, time_limit(args), lambda: benchmark(args, OUT))
+    if result is None:
         return 1
-    servers.bound_in_time(time_limit(args))
-    try:
-        result = benchmark(args, OUT)
-    finally:
-        signal.alarm(0)
-    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    readme = BENCH / "out" / "README.md" if args.quick else BENCH / "README.md"
+    readme = harness.readme_for(args.quick)
     report.write_section(readme, report.FORWARDED_HEADING, render(result))
     qps, _, cpu = _ratio(result["servers"])
     say(f"forwarded/cluster: {qps:.3g} QPS, {cpu:.3g} by CPU per query; wrote {readme}")

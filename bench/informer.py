@@ -12,14 +12,12 @@ bench/out/informer/; the figures to the "Following the Kubernetes API" section o
 from __future__ import annotations
 
 import argparse
-import fcntl
 import itertools
 import json
 import multiprocessing
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -37,7 +35,8 @@ from typing import Any
 import dns.message
 import dns.rcode
 
-from bench import cluster, informer_report, profiling, report, servers
+from bench import cluster, harness, informer_report, profiling, report, servers
+from bench.harness import say
 from bench.run import machine
 from bench.servers import HOST, Server
 from tests.kube_fake import KubeFake
@@ -45,7 +44,6 @@ from tests.kube_fake import KubeFake
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out" / "informer"
-LOCK = BENCH / "out" / ".lock"
 BENCH_CPU, SERVER_CPU = 0, 1
 PAGE = 500  # the page size kdns's reflectors and the client comparison use
 COREDNS_BASE_MB, COREDNS_PER_1000 = 54.0, 1.0  # CoreDNS: (pods + services) / 1000 + 54 MB
@@ -864,15 +862,6 @@ def step(text: str) -> None:
     say(f"-- {text}")
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def write_section(section: str, readme: Path) -> None:
-    """Replace the informer section of ``readme`` (or append it), keeping the other sections."""
-    report.write_section(readme, report.INFORMER_HEADING, section)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.informer", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -909,22 +898,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = LOCK.open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        say(f"another benchmark is running in {LOCK.parent}")
+    result = harness.run_exclusively(OUT, int(900 + 3 * args.timeout), lambda: benchmark(args, OUT))
+    if result is None:
         return 1
-    servers.bound_in_time(int(900 + 3 * args.timeout))
-    try:
-        result = benchmark(args, OUT)
-    finally:
-        signal.alarm(0)
-    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    section = informer_report.render(result)
-    readme = OUT / "README.md" if args.quick or args.trace_gc else BENCH / "README.md"
-    write_section(section, readme)
+    readme = harness.readme_for(args.quick or args.trace_gc)
+    report.write_section(readme, report.INFORMER_HEADING, informer_report.render(result))
     say(f"wrote {readme} and {OUT / 'results.json'}")
     return 0
 

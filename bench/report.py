@@ -16,8 +16,11 @@ HOW_TO_RUN = """\
 ## How to run
 
 ```sh
-make bench                                   # every benchmark, about 15 minutes; rewrites this file
+make bench                                   # every benchmark, about 25 minutes; rewrites this file
+make soak                                    # ten minutes at 80% of capacity (the Soak section)
 .venv/bin/python -m bench.run                # this part only, about 5 minutes; keeps the sections below
+.venv/bin/python -m bench.forwarded          # each other section alone: forwarded, workers, informer,
+.venv/bin/python -m bench.abuse --quick      #   abuse, soak; --quick writes bench/out/README.md only
 .venv/bin/python -m bench.run --quick        # 2-second runs, once each; writes bench/out/ only
 .venv/bin/python -m bench.run --seconds 30 --repeats 5 --profile-seconds 0
 ```

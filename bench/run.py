@@ -11,12 +11,9 @@ bench/README.md (``--quick``: bench/out/README.md).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib.metadata
-import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, compare, dnsperf, profiling, queries, report, servers
+from bench import cluster, compare, dnsperf, harness, profiling, queries, report, servers
 from bench.dnsperf import Load
 from bench.servers import CpuSet, Server
 
@@ -371,20 +368,10 @@ def time_limit(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = (OUT / ".lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"another benchmark is running in {OUT}", file=sys.stderr)
+    result = harness.run_exclusively(OUT, time_limit(args), lambda: benchmark(args, OUT))
+    if result is None:
         return 1
-    servers.bound_in_time(time_limit(args))
-    try:
-        result = benchmark(args, OUT)
-    finally:
-        signal.alarm(0)
-    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    readme = OUT / "README.md" if args.quick else BENCH / "README.md"
+    readme = harness.readme_for(args.quick)
     readme.write_text(report.render(result) + report.kept_sections(readme), encoding="utf-8")
     medians = {name: data["median"]["qps"] for name, data in result["servers"].items()}
     ratios = ", ".join(f"/{name} {medians['kdns'] / medians[name]:.3g}" for name in ORDER[1:])

@@ -16,25 +16,21 @@ bench/out/README.md).
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import random
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, dnsperf, forwarded, queries, report, run, servers
+from bench import cluster, dnsperf, forwarded, harness, queries, report, run, servers
 from bench.dnsperf import Load
+from bench.harness import say
 from bench.servers import HOST, Server
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "soak"
-LOCK = BENCH / "out" / ".lock"
 SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
 SECTION = report.SOAK_HEADING
 FORWARDED_SHARE = 0.2
@@ -48,24 +44,14 @@ def mixed_lines(cluster_file: Path, outside: list[str], seed: int) -> list[str]:
     return [rng.choice(outside) if rng.random() < FORWARDED_SHARE else line for line in lines]
 
 
-class Sampler:
+class Sampler(harness.Background):
     """kdns's resident memory and CPU every ``interval`` seconds, on a thread, until ``stop``."""
 
     def __init__(self, server: Server, interval: float) -> None:
+        super().__init__("sampler")
         self.server, self.interval = server, interval
         self.samples: list[dict[str, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._start = time.monotonic()
-
-    def start(self) -> Sampler:
-        self._start = time.monotonic()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         while True:
@@ -120,7 +106,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         before = forwarded.scrape(kdns.metrics_port, ("coredns_dns_requests_total",))
         sampler = Sampler(kdns.server, args.sample).start()
         try:
-            udp_out, tcp_out = concurrently(
+            udp_out, tcp_out = harness.concurrently(
                 (udp, kdns.server.port, out / "dnsperf-soak-udp.txt", ()),
                 (tcp, kdns.server.port, out / "dnsperf-soak-tcp.txt", ("-m", "tcp")),
             )
@@ -143,46 +129,14 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "offered": {"total": total, "udp": udp.flags(), "tcp": tcp.flags() + " -m tcp", "share": args.load},
         "seconds": args.seconds,
         "warmup": args.warmup,
-        "udp": _brief(udp_stats),
-        "tcp": _brief(tcp_stats),
+        "udp": harness.brief(udp_stats),
+        "tcp": harness.brief(tcp_stats),
         "requests_counted": after["coredns_dns_requests_total"] - before["coredns_dns_requests_total"],
         "server_busy": cpu / (samples[-1]["t"] - samples[0]["t"]) if len(samples) > 1 else float("nan"),
         "memory": growth(samples, args.warmup),
         "samples": samples,
         "problems": problems[:20],
         "problem_count": len(problems),
-    }
-
-
-def concurrently(*jobs: tuple[Load, int, Path, tuple[str, ...]]) -> list[dnsperf.Outcome]:
-    """Several dnsperf processes at once (each with extra options); their outcomes in order."""
-    outcomes: list[dnsperf.Outcome | None] = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def one(i: int, load: Load, port: int, output: Path, extra: tuple[str, ...]) -> None:
-        try:
-            outcomes[i] = dnsperf.run(load, port, output, extra=extra)
-        except BaseException as exc:  # raised below, on the harness's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i, *job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(job[0].seconds for job in jobs) + 120)
-    if errors:
-        raise errors[0]
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-def _brief(stats: dnsperf.Stats) -> dict[str, Any]:
-    return {
-        "qps": stats.qps,
-        "sent": stats.sent,
-        "completed": stats.completed,
-        "lost": stats.lost,
-        "avg_latency_ms": stats.avg_latency * 1e3,
-        "rcodes": stats.rcodes,
     }
 
 
@@ -237,10 +191,6 @@ def _row(label: str, stats: dict[str, Any]) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------------------
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a one-minute soak; writes bench/out/ only")
@@ -270,20 +220,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = LOCK.open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        say(f"another benchmark is running in {LOCK.parent}")
+    result = harness.run_exclusively(OUT, int(args.seconds + 600), lambda: benchmark(args, OUT))
+    if result is None:
         return 1
-    servers.bound_in_time(int(args.seconds + 600))
-    try:
-        result = benchmark(args, OUT)
-    finally:
-        signal.alarm(0)
-    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    readme = OUT / "README.md" if args.quick else BENCH / "README.md"
+    readme = harness.readme_for(args.quick)
     report.write_section(readme, SECTION, render(result))
     say(f"wrote {readme} and {OUT / 'results.json'}")
     return 0

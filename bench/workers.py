@@ -14,9 +14,6 @@ count. Raw data go to bench/out/workers/; the figures to the "Several cores" sec
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
-import signal
 import statistics
 import sys
 import time
@@ -25,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, dnsperf, queries, report, run, servers
+from bench import cluster, dnsperf, harness, queries, report, run, servers
 from bench.dnsperf import Load
 from bench.forwarded import scrape
+from bench.harness import say
 from bench.servers import HOST, CpuSet, Server, WorkerGroup
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "workers"
-LOCK = BENCH / "out" / ".lock"
 REQUESTS = "coredns_dns_requests_total"
 
 
@@ -155,10 +152,6 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "setups": {s.name: {"label": s.label, "workers": s.workers} for s in SETUPS},
         "servers": summaries,
     }
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # -- the README section ---------------------------------------------------------------------------------
@@ -374,20 +367,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = LOCK.open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        say(f"another benchmark is running in {LOCK.parent}")
+    limit = int(600 + args.repeats * len(SETUPS) * (args.seconds + 20))
+    result = harness.run_exclusively(OUT, limit, lambda: benchmark(args, OUT))
+    if result is None:
         return 1
-    servers.bound_in_time(int(600 + args.repeats * len(SETUPS) * (args.seconds + 20)))
-    try:
-        result = benchmark(args, OUT)
-    finally:
-        signal.alarm(0)
-    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    readme = BENCH / "out" / "README.md" if args.quick else BENCH / "README.md"
+    readme = harness.readme_for(args.quick)
     report.write_section(readme, report.WORKERS_HEADING, render(result))
     pinned, _ = _compare(result, "one-pinned", "two-pinned")
     shared, _ = _compare(result, "one-shared", "two-shared")
