@@ -218,6 +218,28 @@ def start_kdns(
     }
 
 
+def from_snapshot(snapshot: Path, out: Path) -> dict[str, Any]:
+    """``kdns serve --snapshot`` of the same cluster: time to the ready line and memory; then the bytes
+    held by area and per object (``bench.memory``, in a fresh interpreter)."""
+    started = time.monotonic()
+    server = servers.start_kdns(snapshot, out / "kdns-snapshot.log", SERVER_CPU, timeout=300)
+    try:
+        ready = time.monotonic() - started
+        time.sleep(1.0)  # let allocations settle before reading memory
+        memory = server.memory_kib()
+    finally:
+        server.stop()
+    command = [sys.executable, "-m", "bench.memory", "--snapshot", str(snapshot)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True, cwd=BENCH.parent)
+    return {
+        "snapshot_mb": snapshot.stat().st_size / 2**20,
+        "ready_s": ready,
+        "rss_kib": memory.get("VmRSS", 0),
+        "hwm_kib": memory.get("VmHWM", 0),
+        "breakdown": json.loads(done.stdout),
+    }
+
+
 # -- DNS over a blocking UDP socket ---------------------------------------------------------------------
 class Asker:
     """Raw A queries without EDNS from one connected, blocking UDP socket; replies matched by ID."""
@@ -816,6 +838,8 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         started = time.perf_counter()
         fake.load(items)
         result["cluster"]["load_s"] = time.perf_counter() - started
+        snapshot_path = out / "cluster.json"
+        cluster.write(snapshot, snapshot_path)
         del snapshot, items
         kubeconfig = fake.write_kubeconfig(out / "kubeconfig")
         step("1-2. initial sync (kdns serve, default --pods insecure)")
@@ -848,6 +872,10 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             f"VmRSS {result['sync_pods']['rss_kib'] / 1024:.0f} MB")  # fmt: skip
         stop_kdns(kdns)
         kdns = None
+        step("2c. the same cluster from a snapshot file, and where the bytes go")
+        result["snapshot"] = from_snapshot(snapshot_path, out)
+        snap = result["snapshot"]
+        say(f"ready in {snap['ready_s']:.2f} s, VmRSS {snap['rss_kib'] / 1024:.0f} MB")
         step("5. typed models against raw JSON")
         result["deserialisation"] = deserialisation(kubeconfig, args.repeats, args.subset_pages)
     finally:
