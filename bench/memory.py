@@ -3,7 +3,8 @@
 The snapshot is loaded into a zone as ``kdns serve --snapshot`` loads it, with ``tracemalloc`` counting
 the Python allocations still held afterwards by the module that made them: the cluster state (the slim
 objects), the zone (its index of names and records), the rest. Dividing by the objects held gives
-bytes per Service, per endpoint and per name. Resident memory is read before the load and after it.
+bytes per Service, per endpoint and per name. (Resident memory is not read here: tracemalloc's own
+records would count in it; ``bench.informer`` reads it from ``kdns serve``.)
 """
 
 from __future__ import annotations
@@ -24,13 +25,6 @@ AREAS = (
 )
 
 
-def rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def area_of(filename: str) -> str:
     for fragment, area in AREAS:
         if fragment in filename:
@@ -45,13 +39,11 @@ def breakdown(snapshot: Path) -> dict[str, object]:
     parser = build_parser()
     config = config_from(parser.parse_args(["serve", "--snapshot", str(snapshot), "--no-forward"]), parser)
     gc.collect()
-    before = rss_kib()
     tracemalloc.start()
     zone = build_zone(config)
     gc.collect()
     held = tracemalloc.take_snapshot()
     tracemalloc.stop()
-    after = rss_kib()
     by_area: Counter[str] = Counter()
     for stat in held.statistics("filename"):
         by_area[area_of(stat.traceback[0].filename)] += stat.size
@@ -59,8 +51,6 @@ def breakdown(snapshot: Path) -> dict[str, object]:
     state_bytes, zone_bytes = by_area["cluster state"], by_area["zone index"]
     return {
         "snapshot_mb": snapshot.stat().st_size / 2**20,
-        "rss_before_mb": before / 1024,
-        "rss_after_mb": after / 1024,
         "traced_mb": {area: size / 2**20 for area, size in by_area.most_common()},
         "counts": counts,
         "bytes_per": {
