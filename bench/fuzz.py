@@ -851,7 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.libfuzzer:
         _libfuzzer([a for a in rest if a != "--"])
         return 0
-    total = Tally()
+    total, figures = Tally(), {"seed": args.seed, "jobs": args.jobs}
     if args.packets:
         share = -(-args.packets // args.jobs)
         jobs = [(share, args.seed + job, args.seconds) for job in range(args.jobs)]
@@ -866,17 +866,65 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"each through 2 responders x UDP and TCP"
         )
         print("  verdicts: " + ", ".join(f"{k} {v:,}" for k, v in sorted(total.verdicts.items())))
+        figures |= {"packets": total.packets, "seconds": wall, "verdicts": dict(total.verdicts)}
     raw = 0
     if args.atheris_runs:
         raw, seconds = run_atheris(args.atheris_runs, jobs=args.jobs)
         print(f"atheris: {raw:,} raw inputs in {seconds:.1f} s ({raw / seconds:,.0f}/s, coverage-guided)")
+        figures |= {"atheris_inputs": raw, "atheris_seconds": seconds}
     if args.distill:
         print(f"distilled corpus: {distill()} files in {CORPUS.relative_to(ROOT)}")
     print(f"total: {total.packets + raw:,} packets, {len(total.defects)} defects")
+    defects = []
     for packet, message in total.defects:
         path = save(packet, OUT / "defects")
-        print(f"DEFECT {path.relative_to(ROOT)}: {message}")
+        defects.append(f"{path.relative_to(ROOT)}: {message}")
+        print(f"DEFECT {defects[-1]}")
+    figures |= {"total": total.packets + raw, "defects": defects, "corpus": len(list(CORPUS.glob("*")))}
+    readme = report_figures(figures, full=total.packets + raw >= 1_000_000)
+    print(f"wrote {readme.relative_to(ROOT)}")
     return 1 if total.defects else 0
+
+
+def report_figures(figures: dict, *, full: bool) -> Path:
+    """The Fuzzing section of bench/README.md (bench/out/README.md for a run under a million)."""
+    from bench import report  # noqa: PLC0415 (the libFuzzer children need none of the harness)
+    from bench.run import machine  # noqa: PLC0415
+
+    m, now = machine(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    verdicts = ", ".join(f"{name} {n:,}" for name, n in sorted(figures.get("verdicts", {}).items()))
+    lines = [
+        report.FUZZ_HEADING,
+        "",
+        f"Written by `python -m bench.fuzz` (`make fuzz`) on {now} ({m['cpu']}, {m['nproc']} CPUs), seed "
+        f"{figures['seed']}, {figures['jobs']} processes. Every packet goes through an authoritative "
+        "responder (the example cluster and a 140-endpoint headless Service) and a forwarding one (forward "
+        "cache, rotation, search paths), over UDP and TCP, and is checked against the RFC rules of "
+        "`verdict()`: no exception escapes, drops only where allowed, every reply parses with dnspython "
+        "with the query's ID, error replies header-only, UDP replies within the client's size with TC "
+        "exactly when records were cut, ANY one RRset, the fast path byte for byte the full parse.",
+        "",
+    ]
+    if "packets" in figures:
+        packets, seconds = figures["packets"], figures["seconds"]
+        lines.append(
+            f"- Structure-aware queries: {packets:,} in {seconds:.0f} s ({packets / seconds:,.0f}/s); "
+            f"verdicts: {verdicts}."
+        )
+    if "atheris_inputs" in figures:
+        raw, seconds = figures["atheris_inputs"], figures["atheris_seconds"]
+        lines.append(
+            f"- Coverage-guided raw bytes (atheris): {raw:,} in {seconds:.0f} s ({raw / seconds:,.0f}/s)."
+        )
+    found = "; ".join(figures["defects"]) or "none"
+    lines += [
+        f"- In all {figures['total']:,} packets; defects: {found}.",
+        f"- The corpus replayed by `make test` (`tests/corpus/packets`): {figures['corpus']} files.",
+        "",
+    ]
+    readme = ROOT / "bench" / ("README.md" if full else "out/README.md")
+    report.write_section(readme, report.FUZZ_HEADING, "\n".join(lines))
+    return readme
 
 
 if __name__ == "__main__":

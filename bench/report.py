@@ -11,7 +11,15 @@ WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
-TRAILING_HEADINGS = (FORWARDED_HEADING, WORKERS_HEADING, INFORMER_HEADING, ABUSE_HEADING, SOAK_HEADING)
+FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
+TRAILING_HEADINGS = (
+    FORWARDED_HEADING,
+    WORKERS_HEADING,
+    INFORMER_HEADING,
+    ABUSE_HEADING,
+    SOAK_HEADING,
+    FUZZ_HEADING,
+)
 HOW_TO_RUN = """\
 ## How to run
 
