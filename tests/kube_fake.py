@@ -383,6 +383,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
 
+NO_RESPONSE = 0  # a status for ``fail``: the connection is reset, no response is sent
+
+
 class _Reset(Exception):
     """Raised in a handler whose connection ``reset_connections`` is resetting."""
 
@@ -673,7 +676,8 @@ class KubeFake:
         kind: str | None = None,
         verb: str | None = None,
     ) -> None:
-        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/get) get ``status``."""
+        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/get) get ``status``;
+        ``NO_RESPONSE`` (0) resets the connection without one, as a proxy in front of a dead API does."""
         if count <= 0:
             return
         with self._lock:
@@ -835,6 +839,8 @@ class KubeFake:
             resets = self._reset_generation
         if (failure := self._take_failure(route[0].kind if route else None, verb)) is not None:
             code = failure.status
+            if code == NO_RESPONSE:
+                raise _Reset
             details: dict[str, Any] = {}
             headers = []
             if failure.retry_after is not None:

@@ -12,7 +12,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.kube_fake import KubeFake
+from tests.kube_fake import NO_RESPONSE, KubeFake
 from tests.support import ROOT, endpoint_slice, eventually, namespace, running, service
 
 HOST = "127.0.0.1"
@@ -161,6 +161,19 @@ def test_api_outage_keeps_the_zone_and_converges_when_back(cluster, kubeconfig):
         eventually(lambda: server.logged("Kubernetes API available again"))
         assert len(server.logged("Kubernetes API unavailable")) == 1
         assert len(server.logged("Kubernetes API available again")) == 1
+
+
+def test_an_api_that_resets_every_request_is_reported_unavailable(cluster, kubeconfig):
+    """A proxy in front of a dead API accepts connections and closes them: after a few broken
+    requests in a row that is an outage, logged once, and its end once."""
+    with running("--kubeconfig", kubeconfig) as server:
+        cluster.fail(NO_RESPONSE, count=10_000)
+        cluster.reset_connections()  # the open watches break; every retry breaks too
+        eventually(lambda: server.logged("Kubernetes API unavailable"))
+        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        cluster.clear_failures()
+        eventually(lambda: server.logged("Kubernetes API available again"), timeout=40)
+        assert len(server.logged("Kubernetes API unavailable")) == 1
 
 
 def test_a_silent_watch_is_restarted(cluster, kubeconfig):

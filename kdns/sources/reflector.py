@@ -84,6 +84,7 @@ class ApiHealth:
 
 
 ROUTINE_WINDOW = 10.0
+BROKEN_IS_OUTAGE = 3  # requests in a row cut short before the API counts as unavailable
 
 
 class Backoff:
@@ -155,6 +156,7 @@ class Reflector:
         self.watch_ends: Counter[str] = Counter()  # closed, dropped, silent, expired, error
         self.watching = False  # a watch stream is open
         self.last_sync = 0.0  # time.time() of the last list, event or bookmark; 0 before the first
+        self.broken = 0  # requests in a row cut short without a response
         self._skip_reasons: set[str] = set()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -179,7 +181,13 @@ class Reflector:
                 self.resource_version = None
                 delay = self.backoff.routine("gone")
             except (ReadTimeoutError, ProtocolError) as exc:  # a connection cut short, not (yet) the API
-                log.info("%s: request broke (%s); trying again", self.resource.plural, api_error_text(exc))
+                self.broken += 1
+                if self.broken < BROKEN_IS_OUTAGE:
+                    log.info(
+                        "%s: request broke (%s); trying again", self.resource.plural, api_error_text(exc)
+                    )
+                else:  # every request breaks: the API (or what is in front of it) is down
+                    self.health.failed(self.resource.plural, api_error_text(exc))
                 delay = self.backoff.routine("dropped")
             except Exception as exc:  # every failure backs off; none ends the reflector
                 self.health.failed(self.resource.plural, api_error_text(exc))
@@ -238,6 +246,7 @@ class Reflector:
                 break
         self.lists += 1
         self.last_sync = time.time()
+        self.broken = 0
         self.health.succeeded()
         self.sink.replace(self.resource.kind, objects)
         log.debug("%s: listed %d at resourceVersion %s", self.resource.plural, len(objects), version)
@@ -266,6 +275,7 @@ class Reflector:
                 raise Gone from None
             raise
         self.watches += 1
+        self.broken = 0
         self.health.succeeded()
         self.watching = True
         received, ended = 0, "closed"
