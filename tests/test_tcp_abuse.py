@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.exception
 import dns.message
@@ -18,6 +19,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from kdns.transport.listen import UDP_RECEIVE_BUFFER, bind
 from tests.support import eventually, running
 from tests.test_ops import endpoint, get, metric
 
@@ -188,3 +190,16 @@ def test_the_open_files_limit_is_raised_for_the_connection_limit(soft):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
     )
     assert int(out.stdout) == min(1256, hard) if hard != resource.RLIM_INFINITY else 1256
+
+
+def test_udp_sockets_have_room_for_bursts():
+    """The UDP receive buffer holds a burst of thousands of queries (as far as net.core.rmem_max lets
+    it), not the default's few hundred."""
+    _port, bound = bind(("127.0.0.1",), 0)
+    try:
+        udp, _tcp = bound[0]
+        wanted = min(UDP_RECEIVE_BUFFER, int(Path("/proc/sys/net/core/rmem_max").read_text()))
+        assert udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= wanted  # Linux reports it doubled
+    finally:
+        for sock in bound[0]:
+            sock.close()

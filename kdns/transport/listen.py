@@ -26,6 +26,7 @@ class ListenError(OSError):
     """An address cannot be bound; the message names it."""
 
 
+UDP_RECEIVE_BUFFER = 1 << 20  # bytes asked for; the kernel caps it at net.core.rmem_max
 FILES_BESIDES_TCP = 256  # descriptors for everything but client connections: sockets, files, upstreams
 
 
@@ -84,6 +85,8 @@ def _socket(address: str, port: int, kind: int, *, reuse_port: bool = False) -> 
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # "::" and "0.0.0.0" side by side
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:  # room for bursts: the default (about 270 queries) overflows under a few hundred at once
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         if reuse_port:  # several worker processes on one address: the kernel spreads the queries
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address, port))
