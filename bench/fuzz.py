@@ -892,7 +892,10 @@ def report_figures(figures: dict, *, full: bool) -> Path:
     from bench.run import machine  # noqa: PLC0415
 
     m, now = machine(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    verdicts = ", ".join(f"{name} {n:,}" for name, n in sorted(figures.get("verdicts", {}).items()))
+    names = {"rcode 1": "FORMERR", "rcode 4": "NOTIMP", "rcode 5": "REFUSED", "badvers": "BADVERS"}
+    verdicts = ", ".join(
+        f"{names.get(name, name)} {n:,}" for name, n in sorted(figures.get("verdicts", {}).items())
+    )
     lines = [
         report.FUZZ_HEADING,
         "",
