@@ -132,6 +132,8 @@ class TcpProtocol(asyncio.Protocol):
                 continue
             if type(response) is bytes:
                 self._sent(query, response, started)
+            elif (refused := self._connections.forwarder.refused(response)) is not None:
+                self._sent(query, refused, started)  # past max_concurrent: answered now, no task
             else:  # answered when upstream replies; TCP clients match answers by ID (RFC 7766)
                 task = asyncio.ensure_future(self._connections.forwarder.answer(response))
                 self._tasks.add(task)

@@ -67,6 +67,14 @@ class UdpProtocol(asyncio.DatagramProtocol):
             self._forward(response, addr, started)
 
     def _forward(self, delegation: Delegation, addr: tuple, started: float) -> None:
+        refused = self._forwarder.refused(delegation)
+        if refused is not None:  # past max_concurrent: answered now, no task
+            self._transport.sendto(refused, addr)
+            elapsed = perf_counter() - started
+            self.durations.observe(elapsed)
+            if self._log is not None:
+                self._log(addr, delegation.data, refused, "udp", elapsed)
+            return
         task = asyncio.ensure_future(self._forwarder.answer(delegation))
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._forwarded(done, delegation, addr, started))

@@ -51,6 +51,12 @@ class AutoPath:
         entry = self.cache.get(key)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
+    def refused(self, d: Delegation) -> bytes | None:
+        """The forwarder's immediate REFUSED past its limit, for queries it would get."""
+        if (d.packed.autopath is None or d.packed.delegate) and self.forwarder is not None:
+            return self.forwarder.refused(d)
+        return None
+
     async def answer(self, d: Delegation) -> bytes:
         """Answer a delegated query: search-path misses here, the rest through the forwarder."""
         if d.packed.autopath is None or d.packed.delegate:

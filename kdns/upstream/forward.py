@@ -168,6 +168,15 @@ class Forwarder:
         self.loop_hits = 0
 
     # -- answering clients ---------------------------------------------------------------------------
+    def refused(self, d: Delegation) -> bytes | None:
+        """REFUSED at once when ``max_concurrent`` queries are in flight, before a task is made for the
+        query (a flood past the limit then costs little more than a cached answer); else ``None``."""
+        if self.inflight < self.settings.max_concurrent or d.key == self._probe:
+            return None
+        self.stats.rejected += 1
+        self.stats.answered[REFUSED] += 1
+        return self._render_error(d, REFUSED)
+
     async def answer(self, d: Delegation) -> bytes:
         """The response to a delegated query, rendered for the client that asked."""
         if d.key == self._probe:
