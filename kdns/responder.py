@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -114,7 +114,9 @@ class Responder:
         self.loadbalance = loadbalance
         self._autopath: AutoPathLike | None = None
         self._turn = 0
-        self._cache: dict[bytes, Packed] = {}
+        # in the order answers were made or last kept by eviction: an OrderedDict, whose first key is
+        # found at once (a dict's first key is found past every key deleted before it)
+        self._cache: OrderedDict[bytes, Packed] = OrderedDict()
         self.dropped = 0
         self.errors: Counter[int] = Counter()  # error replies by rcode (FORMERR, NOTIMP, BADVERS)
         self.forwarded_rcodes = [0] * 16  # forwarded answers served from the cache, by rcode
@@ -316,8 +318,7 @@ class Responder:
             if asked <= packed.seen:
                 break
             packed.seen = asked
-            del cache[key]
-            cache[key] = packed
+            cache.move_to_end(key)
         else:
             key = next(iter(cache))
         self._forget(key)
