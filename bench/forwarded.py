@@ -451,7 +451,7 @@ def render(result: dict[str, Any]) -> str:
         f"{_times(load['repeats'])} each, alternating; medians. CPU us/query is kdns's user+system time "
         'over the run (/proc) divided by the answers; "Sent upstream per answer" comes from kdns\'s '
         "`coredns_forward_requests_total` over the run, Knot's CPU from /proc; other CPU load: CPU seconds "
-        "per second that every other process used of the two CPUs (tests run by other engineers shift the "
+        "per second that every other process used of the two CPUs (other work on the machine shifts the "
         "figures: compare rows of one run)",
         "",
         "### Cache hits against cluster names",

@@ -348,7 +348,7 @@ def render(result: dict[str, Any]) -> str:
         f"- Load: `dnsperf -c {load['clients']} -q {load['outstanding']} -l {load['seconds']:g}` on CPU "
         f"{load['client_cpu']}, each server alone on CPU {load['server_cpu']}; each server warmed by one "
         f"pass over the query file, then measured {_times(load['repeats'])}, alternating servers; figures "
-        "are medians of those runs. Other work on the machine (tests run by other engineers) shifts absolute "
+        "are medians of those runs. Other work on the machine shifts absolute "
         "figures from minute to minute: compare servers within one run, and CPU per query next to QPS",
         _dnslib_load(result),
         "- Knot runs one UDP, one TCP and one background worker. knotd binds its UDP worker to CPU 0 itself,",
