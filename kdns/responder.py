@@ -152,10 +152,13 @@ class Responder:
                     if end + packed.fast_size <= NO_EDNS_UDP_SIZE:
                         packed.hits[channel] += 1
                         return data[:2] + packed.head + data[12:end] + packed.body
-                    if packed.delegate and packed.autopath is None and self.forward_cache is not None:
+                    if packed.delegate and packed.autopath is None:
                         limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
-                        cached = self._forwarded(packed, key, data, end, limit, b"", channel)
+                        cached = self._from_forward_cache(
+                            key, data, data[0] << 8 | data[1], RD, end, limit, b""
+                        )
                         if cached is not None:
+                            packed.hits[channel] += 1
                             return cached
             elif (
                 tail == OPT_SIZE
@@ -176,28 +179,27 @@ class Responder:
                             + packed.body
                             + self._opts[data[end + 7] >> 7]
                         )
-                    if (
-                        packed.delegate
-                        and packed.autopath is None
-                        and self.forward_cache is not None
-                        and data[end + 7] < DO_BYTE  # the cache keeps DO answers apart
-                    ):
+                    # DO clear: the forward cache keeps answers to DO queries apart
+                    if packed.delegate and packed.autopath is None and data[end + 7] < DO_BYTE:
                         limit = self._edns_limit(data, end, channel)
-                        cached = self._forwarded(packed, key, data, end, limit, self._opts[0], channel)
+                        qid, opt = data[0] << 8 | data[1], self._opts[0]
+                        cached = self._from_forward_cache(key, data, qid, RD, end, limit, opt)
                         if cached is not None:
+                            packed.hits[channel] += 1
                             return cached
         return self._respond(data, channel, client)
 
-    def _forwarded(  # noqa: PLR0917 (hot path)
-        self, packed: Packed, key: bytes, data: bytes, end: int, limit: int, opt: bytes, channel: int
+    def _from_forward_cache(  # noqa: PLR0917 (hot path)
+        self, cache_key: bytes, data: bytes, qid: int, flags: int, end: int, limit: int, opt: bytes
     ) -> bytes | None:
-        """A query with RD set and CD clear for a name upstream, answered from the forward cache."""
-        cached = self.forward_cache.get(key)
+        """The response to a query for a name upstream from the forward cache, or ``None``."""
+        if self.forward_cache is None:
+            return None
+        cached = self.forward_cache.get(cache_key)
         if cached is None:
             return None
-        packed.hits[channel] += 1
         self.forwarded_rcodes[cached.flags & 15] += 1
-        return cached.render(data, data[0] << 8 | data[1], RD, end, limit, opt)
+        return cached.render(data, qid, flags, end, limit, opt)
 
     def _edns_limit(self, data: bytes, end: int, channel: int) -> int:
         """The largest response to the EDNS query ``data`` whose OPT record starts at ``end``."""
@@ -241,12 +243,11 @@ class Responder:
                 if cached is not None:
                     return cached.render(data, qid, flags, end, limit, opt)
                 return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
-        elif packed.delegate:
-            if self.forward_cache is not None:  # forwarded, or an ExternalName's target chased
-                cached = self.forward_cache.get(key + b"\x01" if edns_do else key)
-                if cached is not None:
-                    self.forwarded_rcodes[cached.flags & 15] += 1
-                    return cached.render(data, qid, flags, end, limit, opt)
+        elif packed.delegate:  # forwarded, or an ExternalName's target chased
+            cache_key = key + b"\x01" if edns_do else key
+            cached = self._from_forward_cache(cache_key, data, qid, flags, end, limit, opt)
+            if cached is not None:
+                return cached
             return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
         return packed.render(data, qid, flags, end, limit, opt)
 

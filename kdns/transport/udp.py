@@ -69,11 +69,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def _forward(self, delegation: Delegation, addr: tuple, started: float) -> None:
         refused = self._forwarder.refused(delegation)
         if refused is not None:  # past max_concurrent: answered now, no task
-            self._transport.sendto(refused, addr)
-            elapsed = perf_counter() - started
-            self.durations.observe(elapsed)
-            if self._log is not None:
-                self._log(addr, delegation.data, refused, "udp", elapsed)
+            self._answer(delegation.data, refused, addr, started)
             return
         task = asyncio.ensure_future(self._forwarder.answer(delegation))
         self._tasks.add(task)
@@ -88,11 +84,15 @@ class UdpProtocol(asyncio.DatagramProtocol):
             response = error_response(delegation.data, SERVFAIL)
         else:
             response = task.result()
+        self._answer(delegation.data, response, addr, started)
+
+    def _answer(self, query: bytes, response: bytes, addr: tuple, started: float) -> None:
+        """Send an answer made outside ``datagram_received`` (which does this inline), timed and logged."""
         self._transport.sendto(response, addr)
         elapsed = perf_counter() - started
         self.durations.observe(elapsed)
         if self._log is not None:
-            self._log(addr, delegation.data, response, "udp", elapsed)
+            self._log(addr, query, response, "udp", elapsed)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)
