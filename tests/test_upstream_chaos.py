@@ -19,6 +19,7 @@ import pytest
 
 from tests.fake_upstream import FORGED, FakeUpstream, upstream
 from tests.support import running
+from tests.test_forward import ask
 
 HOST = "127.0.0.1"
 TIMEOUT = 0.3  # --forward-timeout of these tests
@@ -36,13 +37,6 @@ huge.example.com. 300 IN A 192.0.2.9
 negative.example.com. 300 IN A 192.0.2.10
 minus-one.example.com. 300 IN A 192.0.2.11
 """
-
-
-def ask(
-    port: int, name: str, qtype: str = "A", *, tcp: bool = False, timeout: float = 5
-) -> dns.message.Message:
-    query = dns.message.make_query(name, qtype)
-    return (dns.query.tcp if tcp else dns.query.udp)(query, HOST, port=port, timeout=timeout)
 
 
 def addresses(reply: dns.message.Message) -> list[str]:
