@@ -44,6 +44,7 @@ from bench import cluster, dnsperf, harness, queries, report, run, servers
 from bench.dnsperf import Load
 from bench.harness import say
 from bench.servers import HOST, Server
+from kdns.transport.listen import bind
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "abuse"
@@ -176,8 +177,7 @@ class TcpProbe(harness.Background):
 @contextlib.contextmanager
 def black_hole() -> Iterator[int]:
     """A UDP and TCP port on 127.0.0.1 that takes queries and never answers."""
-    udp, tcp = _same_port_pair()
-    port = udp.getsockname()[1]
+    port, [(udp, tcp)] = bind((HOST,), 0)  # kdns's own: one port free for both UDP and TCP
     tcp.listen(64)
     stop = threading.Event()
 
@@ -196,22 +196,6 @@ def black_hole() -> Iterator[int]:
         thread.join(5)
         udp.close()
         tcp.close()
-
-
-def _same_port_pair(attempts: int = 20) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a TCP socket on 127.0.0.1 with the same free port."""
-    for _ in range(attempts):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind((HOST, 0))
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            tcp.bind((HOST, udp.getsockname()[1]))
-        except OSError:  # the port is taken for TCP: another one
-            udp.close()
-            tcp.close()
-            continue
-        return udp, tcp
-    raise OSError(f"no port free for both UDP and TCP in {attempts} attempts")
 
 
 # -- measuring ------------------------------------------------------------------------------------------
