@@ -48,12 +48,13 @@ import dns.rdatatype
 import dnslib
 
 from kdns.cluster.convert import to_object
-from kdns.config import CacheSettings, ZoneSettings
+from kdns.config import CacheSettings, ServeConfig, ZoneSettings
 from kdns.resolver import Resolver
-from kdns.responder import TCP4, TCP6, UDP4, UDP6, Delegation, Responder
+from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
 from kdns.sources.snapshot import read_snapshot
 from kdns.upstream.cache import ResponseCache
-from kdns.wire import Packed, pack_records
+from kdns.wire.packed import Packed, pack_records
+from kdns.wire.pending import PendingQuery
 from kdns.zone.cluster_zone import ClusterZone
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -464,13 +465,17 @@ def make_targets(zone: ClusterZone | None = None, *, cache_size: int = 2000) -> 
         tuple(label.lower() for label in apex.split(b".") if label)
         for apex in (z.encode() for z in zone.settings.zones)
     )
-    authoritative = Responder(Resolver(zone.index, zone.layout, zone.settings), cache_size=cache_size)
+    max_udp_size = ServeConfig().max_udp_size
+    authoritative = Responder(
+        Resolver(zone.index, zone.layout, zone.settings), max_udp_size=max_udp_size, cache_size=cache_size
+    )
     cache, keys = _forward_cache()
     forwarding = Responder(
         Resolver(zone.index, zone.layout, zone.settings, forwarding=True),
+        max_udp_size=max_udp_size,
         cache_size=cache_size,
         recursion_available=True,
-        forward_cache=cache,
+        forward_cache=cache.get,
         loadbalance=True,
     )
     forwarding.autopath = NamespaceOf()
@@ -552,7 +557,7 @@ def check_reply(
     if reply is None:
         _fail("dropped a query that must be answered")
     qid, qflags = struct.unpack_from("!HH", packet)
-    if isinstance(reply, Delegation):
+    if isinstance(reply, PendingQuery):
         _check_delegation(packet, v, target, tcp, reply)
         return None
     if not isinstance(reply, bytes):
@@ -617,7 +622,7 @@ def _check_in_zone(message: dns.message.Message) -> None:
             _fail(f"additional records nobody asked for: {extra[0].name} {extra[0].rdtype}")
 
 
-def _check_delegation(packet: bytes, v: Verdict, target: Target, tcp: bool, d: Delegation) -> None:
+def _check_delegation(packet: bytes, v: Verdict, target: Target, tcp: bool, d: PendingQuery) -> None:
     if v.action != ANSWER or not target.forwarding or v.qclass != 1 or v.qtype in (AXFR, IXFR):
         _fail(f"delegated a query that must be answered here ({v.action})")
     if not target.within(v.qname) and _wire_key(v) in target.cached:

@@ -22,6 +22,7 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
     uvloop = None
 
 from kdns import corefile
+from kdns.autopath import AutoPath
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, ServeConfig
 from kdns.ops.querylog import log_query
@@ -29,8 +30,9 @@ from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
+from kdns.transport.exchange import Exchange, QueryLog
 from kdns.transport.listen import Bound, Listeners, listen
-from kdns.upstream.autopath import AutoPath
+from kdns.upstream.answerer import Answerer
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, LoopDetected
 from kdns.upstream.resolvconf import nameservers, parse_upstream, search_domains
@@ -83,7 +85,7 @@ def build_forwarder(config: ServeConfig) -> Forwarder | None:
     settings = config.forward
     upstreams = [parse_upstream(u) for u in settings.upstreams] or nameservers(settings.resolv_conf)
     cache = ResponseCache(config.cache) if config.cache is not None else None
-    return Forwarder(settings, upstreams, cache=cache, udp_size=config.max_udp_size)
+    return Forwarder(settings, upstreams, udp_size=config.max_udp_size, cache=cache)
 
 
 def read_hosts_table(config: ServeConfig) -> HostsTable | None:
@@ -100,6 +102,7 @@ def build_responder(
     forwarder: Forwarder | None = None,
     hosts: HostsTable | None = None,
 ) -> Responder:
+    """The resolver of ``zone`` behind its answer cache, told by the zone what changes."""
     resolver = Resolver(
         zone.index,
         zone.layout,
@@ -113,11 +116,46 @@ def build_responder(
         max_udp_size=config.max_udp_size,
         cache_size=config.answer_cache_size,
         recursion_available=forwarder is not None,
-        forward_cache=forwarder.cache if forwarder is not None else None,
+        forward_cache=forwarder.cache.get if forwarder is not None and forwarder.cache is not None else None,
         loadbalance=config.loadbalance,
     )
     zone.on_change(responder.invalidate)
     return responder
+
+
+def build_autopath(
+    config: ServeConfig, zone: ClusterZone, forwarder: Forwarder | None, responder: Responder
+) -> AutoPath | None:
+    """Server-side search paths, when configured (they need ``pods verified`` to know the client)."""
+    if not config.autopath:
+        return None
+    resolv_conf = config.forward.resolv_conf if config.forward else Path("/etc/resolv.conf")
+    host_search = []
+    for domain in search_domains(resolv_conf):
+        with contextlib.suppress(BadName):
+            host_search.append(to_wire(domain))
+    autopath = AutoPath(zone.state, forwarder, lambda: responder.resolver, host_search=tuple(host_search))
+    responder.autopath = autopath
+    return autopath
+
+
+@dataclasses.dataclass(frozen=True)
+class Answering:
+    """How one configuration answers: the responder (packed answers, at once), and the answerer of
+    the queries it leaves for later (the forwarder, or autopath wrapping it)."""
+
+    responder: Responder
+    answerer: Answerer | None
+    autopath: AutoPath | None
+    query_log: QueryLog | None
+
+
+def build_answering(config: ServeConfig, zone: ClusterZone, forwarder: Forwarder | None) -> Answering:
+    """Everything that answers queries for ``config``, at start-up and again on each reload."""
+    responder = build_responder(zone, config, forwarder, read_hosts_table(config))
+    autopath = build_autopath(config, zone, forwarder, responder)
+    query_log = log_query if config.log_queries else None
+    return Answering(responder, autopath or forwarder, autopath, query_log)
 
 
 def own_addresses(listen: tuple[str, ...], port: int) -> set[tuple[str, int]]:
@@ -159,9 +197,10 @@ class Runtime:
             for path in (config.corefile, config.hosts.path if config.hosts else None)
             if path is not None
         }
-        self.hosts = read_hosts_table(config)
-        self.responder = build_responder(zone, config, forwarder, self.hosts)
-        self.autopath = self._autopath()
+        self.answering = build_answering(config, zone, forwarder)
+        self.exchange = Exchange(
+            self.answering.responder, self.answering.answerer, query_log=self.answering.query_log
+        )
         self.informer: Informer | None = None
         self.listeners: Listeners | None = None
         self.endpoints: Endpoints | None = None
@@ -199,21 +238,6 @@ class Runtime:
         finally:
             await self._close()
 
-    def _autopath(self) -> AutoPath | None:
-        """Server-side search paths, when configured (they need ``pods verified`` to know the client)."""
-        if not self.config.autopath:
-            return None
-        resolv_conf = self.config.forward.resolv_conf if self.config.forward else Path("/etc/resolv.conf")
-        host_search = []
-        for domain in search_domains(resolv_conf):
-            with contextlib.suppress(BadName):
-                host_search.append(to_wire(domain))
-        autopath = AutoPath(
-            self.zone.state, self.forwarder, lambda: self.responder.resolver, host_search=tuple(host_search)
-        )
-        self.responder.autopath = autopath
-        return autopath
-
     # -- start ---------------------------------------------------------------------------------------
     async def _follow_cluster(self) -> None:
         from kdns.informer import Informer, connection_of
@@ -246,16 +270,7 @@ class Runtime:
 
     async def _open(self) -> None:
         config = self.config
-        self.listeners = await listen(
-            self.responder,
-            config.listen,
-            config.port,
-            idle_timeout=config.tcp_idle_timeout,
-            max_tcp_connections=config.max_tcp_connections,
-            forwarder=self.autopath or self.forwarder,
-            query_log=log_query if config.log_queries else None,
-            bound=self.bound,
-        )
+        self.listeners = await listen(self.exchange, config, bound=self.bound)
         if self.control is not None:
             self._background(self._answer_supervisor())
         await self._open_endpoints()
@@ -278,7 +293,7 @@ class Runtime:
 
         return registry_for(
             Sources(
-                self.responder,
+                self.answering.responder,
                 self.listeners,
                 self.zone,
                 self.forwarder,
@@ -374,10 +389,10 @@ class Runtime:
                     await on_change()
 
     async def _reload_hosts(self) -> None:
-        self.hosts = read_hosts_table(self.config)
-        self.responder.resolver.hosts = self.hosts
-        self.responder.clear()
-        log.info("hosts file %s reloaded: %d names", self.config.hosts.path, len(self.hosts or ()))
+        hosts = read_hosts_table(self.config)
+        self.answering.responder.resolver.hosts = hosts
+        self.answering.responder.clear()
+        log.info("hosts file %s reloaded: %d names", self.config.hosts.path, len(hosts or ()))
 
     async def _reload_corefile(self) -> None:
         path = self.config.corefile
@@ -419,30 +434,16 @@ class Runtime:
             zone.load(self.zone.objects())
             if self.informer is not None:
                 self.informer.zone = zone
-        self.zone.off_change(self.responder.invalidate)
+        self.zone.off_change(self.answering.responder.invalidate)
         self.config, self.forwarder, self.zone = config, forwarder, zone
-        self.hosts = read_hosts_table(config)
-        self.responder = build_responder(zone, config, forwarder, self.hosts)
-        self.autopath = self._autopath()
-        if (config.listen, config.port) != (old.listen, old.port) and self.bound is not None:
-            log.error("reload: the listen addresses changed; restart kdns to move its workers")
-            self.listeners.use(self.responder, self.autopath or forwarder, None)
-        elif (config.listen, config.port) != (old.listen, old.port):
-            fresh = await listen(
-                self.responder,
-                config.listen,
-                config.port,
-                idle_timeout=config.tcp_idle_timeout,
-                max_tcp_connections=config.max_tcp_connections,
-                forwarder=self.autopath or forwarder,
-                query_log=log_query if config.log_queries else None,
-            )
-            stale, self.listeners = self.listeners, fresh
-            await stale.close()
-        else:
-            self.listeners.use(
-                self.responder, self.autopath or forwarder, log_query if config.log_queries else None
-            )
+        self.answering = build_answering(config, zone, forwarder)
+        self.exchange.use(self.answering.responder, self.answering.answerer, self.answering.query_log)
+        if (config.listen, config.port) != (old.listen, old.port):
+            if self.bound is not None:
+                log.error("reload: the listen addresses changed; restart kdns to move its workers")
+            else:
+                stale, self.listeners = self.listeners, await listen(self.exchange, config)
+                await stale.close()
         if self.endpoints is not None:
             await self.endpoints.close()
             self.endpoints = None
@@ -462,18 +463,19 @@ class Runtime:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def _drain(self) -> None:
-        """Answer the forwarded queries still in flight before the sockets close."""
+        """Answer the queries still in flight upstream before the sockets close."""
         self.shutting_down = True
-        if self.forwarder is None or not self.forwarder.inflight:
+        if not self.exchange.in_flight:
             return
-        log.info("waiting for %d forwarded queries in flight", self.forwarder.inflight)
-        left = await self.forwarder.drain()
+        log.info("waiting for %d forwarded queries in flight", self.exchange.in_flight)
+        left = await self.exchange.drain()
         if left:
             log.warning("%d forwarded queries still in flight are dropped", left)
 
     async def _close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        self.exchange.cancel()
         if self.listeners is not None:
             await self.listeners.close()
         if self.endpoints is not None:

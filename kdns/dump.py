@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kdns.codes import SOA
 from kdns.config import PodMode
-from kdns.resolver import SOA, Resolver
-from kdns.wire import rrset_lines
+from kdns.resolver import Resolver
+from kdns.wire.records import rrset_lines
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.names import is_within, labels_of, to_text
 from kdns.zone.records import PRESENCE

@@ -23,7 +23,7 @@ from collections import Counter
 from kdns.cluster.model import ClusterObject, Event
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, PodMode
-from kdns.ops.counting import Histogram
+from kdns.counting import Histogram
 from kdns.sources.kube import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Connection, Resource
 from kdns.sources.reflector import ApiHealth, Reflector, WatchSettings
 from kdns.zone.cluster_zone import ClusterZone

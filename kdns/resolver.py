@@ -21,16 +21,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdns.codes import (
+    AAAA,
+    ANY,
+    AXFR,
+    CNAME,
+    IN,
+    IXFR,
+    NOERROR,
+    NS,
+    NXDOMAIN,
+    PTR,
+    REFUSED,
+    SERVFAIL,
+    SOA,
+    SRV,
+    TXT,
+    A,
+)
 from kdns.config import PodMode, ZoneSettings
 from kdns.zone.hosts import HostsTable
 from kdns.zone.index import ZoneIndex
 from kdns.zone.names import ZoneLayout, ip_of_dashed, join
-from kdns.zone.records import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A
 
-NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
-CLASS_IN = 1
-OPT, IXFR, AXFR, ANY = 41, 251, 252, 255
 SCHEMA_TXT_TTL = 28800  # CoreDNS serves dns-version with this TTL
+SOA_TIMERS = (7200, 1800, 86400)  # refresh, retry, expire: CoreDNS's
+SOA_MAX_TTL = 300  # CoreDNS's cap on the SOA's own TTL
+SRV_TOTAL_WEIGHT = 100  # shared out among the records of an SRV answer, as CoreDNS does
+SERIAL_MASK = 0xFFFFFFFF  # a SOA serial is 32 bits
 MAX_CNAME_CHAIN = 8
 _ANY_PREFERENCE = (A, AAAA, CNAME, SRV, PTR, TXT, NS)
 _HOSTMASTER = b"\x0ahostmaster"
@@ -89,10 +107,10 @@ class Resolver:
         self.ttl = settings.ttl
         self._pod_labels = {zone: b"\x03pod" + zone for zone in layout.forward}
 
-    def resolve(self, qname: bytes, qtype: int, qclass: int = CLASS_IN) -> Answer:
+    def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         """Answer ``qname`` (lowercase wire form) for ``qtype``."""
         zone = self.layout.zone_of(qname)
-        if qclass != CLASS_IN or qtype in (AXFR, IXFR):
+        if qclass != IN or qtype in (AXFR, IXFR):
             return REFUSED_ANSWER
         if zone is None:
             return self._beyond(qname, qtype)
@@ -178,7 +196,7 @@ class Resolver:
         if not rdatas:
             return None
         if qtype == SRV:
-            weight = max(1, 100 // len(rdatas))
+            weight = max(1, SRV_TOTAL_WEIGHT // len(rdatas))
             return RRset(name, SRV, self.ttl, tuple((0, weight, port, target) for port, target in rdatas))
         if qtype == PTR:
             ranked = min(rank for _, rank in rdatas)
@@ -211,8 +229,8 @@ class Resolver:
         mname = join(("ns", "dns"), self.layout.primary)
         rname = _HOSTMASTER + self.layout.primary
         minimum = self.ttl
-        soa = (mname, rname, self.index.serial & 0xFFFFFFFF, 7200, 1800, 86400, minimum)
-        return RRset(zone, SOA, min(self.ttl, 300), (soa,))
+        soa = (mname, rname, self.index.serial & SERIAL_MASK, *SOA_TIMERS, minimum)
+        return RRset(zone, SOA, min(self.ttl, SOA_MAX_TTL), (soa,))
 
     def _negative(self, rcode: int, zone: bytes, answer: list[RRset], depends: list[bytes]) -> Answer:
         """NXDOMAIN or NODATA, with the SOA whose TTL is the negative TTL (RFC 2308 section 3)."""

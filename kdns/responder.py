@@ -1,13 +1,14 @@
 """Query bytes -> response bytes: the hot path shared by the UDP and TCP transports.
 
-A query is parsed as far as its question (``wire.parse_query``), its lowercased question is looked up
-in a dict of packed answers, and the response is rendered from that entry. Only a miss reaches the
+A query is parsed as far as its question (``parse_query``), its lowercased question is looked up in a
+dict of packed answers, and the response is rendered from that entry. Only a miss reaches the
 resolver and dnslib. The zone tells the responder which names changed; the entries that depend on
 them are dropped, so an answer is packed again on its next query, not on every change.
 
-Questions for upstream are answered from the forward cache when it holds them, else handed back as a
-``Delegation`` for the transport to forward; so are search-path misses of pods when autopath is on.
-Each entry counts its queries by channel, which is all the metrics need from the hot path.
+Questions for upstream are answered from the forward cache (a lookup the responder is given) when it
+holds them, else handed back as a ``PendingQuery`` for the exchange to have answered later; so are
+search-path misses of pods when autopath is on. Each entry counts its queries by channel, which is
+all the metrics need from the hot path.
 """
 
 from __future__ import annotations
@@ -15,55 +16,53 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
-from kdns.resolver import NXDOMAIN, Answer, Resolver
-from kdns.upstream.cache import ResponseCache
-from kdns.wire import (
+from kdns.codes import (
+    AAAA,
     BADVERS,
-    ECHOED_FLAGS,
-    HEADER,
+    CD,
+    EDNS_DO,
+    HEADER_SIZE,
     NO_EDNS_UDP_SIZE,
-    NOT_FAST,
-    OPT_SIZE,
-    QR,
+    NXDOMAIN,
+    OPT,
+    RCODE_MASK,
     RD,
     TCP_MAX_SIZE,
+    A,
+)
+from kdns.resolver import Answer, Resolver
+from kdns.wire.packed import NOT_FAST, Packed, pack
+from kdns.wire.pending import PendingQuery, forward_key
+from kdns.wire.query import (
+    COUNTS,
+    ID,
+    OPT_FLAGS_AT,
+    OPT_RDLENGTH_AT,
+    OPT_SIZE,
+    OPT_UDP_SIZE_AT,
+    OPT_VERSION_AT,
     Drop,
     Malformed,
-    Packed,
+    badvers_response,
     error_response,
     opt_record,
-    pack,
     parse_query,
 )
 from kdns.zone.names import labels_of
-from kdns.zone.records import AAAA, A
 
 log = logging.getLogger(__name__)
 UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came: the transport tells the responder
 PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # one question, no records
 EDNS_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # one question, one additional record
-ROOT_OPT = b"\x00\x00\x29"  # owner ".", type OPT
+ROOT_OPT = b"\x00" + OPT.to_bytes(2, "big")  # owner ".", type OPT
 NO_OPTIONS = b"\x00\x00"  # an OPT's RDLENGTH when it carries no options
-DO_BYTE = 0x80  # the DO flag in the first byte of the OPT's flags
-CD_BYTE = 0x10  # the CD flag in the flags' second byte
-
-
-@dataclass(slots=True)
-class Delegation:
-    """A query the responder cannot answer itself: what answering it later needs."""
-
-    data: bytes
-    key: bytes  # the lowercased question (name, type, class)
-    qid: int
-    flags: int
-    end: int  # where the question ends in ``data``
-    limit: int  # the largest response the client takes
-    opt: bytes  # our OPT record for the response, or b""
-    do: bool
-    packed: Packed  # the resolver's delegation: CNAMEs to put first, a target to chase
+RD_ONLY = RD >> 8  # the flags' first byte of a standard query with RD set
+DO_BYTE = EDNS_DO >> 8  # the DO flag in its byte of the OPT's flags
+CD_BYTE = CD  # the CD flag in the flags' second byte
+ForwardCache = Callable[[bytes], Packed | None]  # a forwarded answer still fresh, by ``forward_key``
 
 
 MAX_ROTATIONS = 8
@@ -89,7 +88,9 @@ def rotations(answer: Answer) -> list[Answer]:
     return turned
 
 
-class AutoPathLike(Protocol):
+class SearchPaths(Protocol):
+    """Autopath, as the responder sees it: whose search path a client walks, and walks done before."""
+
     def namespace_of(self, client: str) -> str | None: ...
 
     def cached(self, key: bytes) -> Packed | None: ...
@@ -100,10 +101,10 @@ class Responder:
         self,
         resolver: Resolver,
         *,
-        max_udp_size: int = 1232,
-        cache_size: int = 100_000,
+        max_udp_size: int,
+        cache_size: int,
         recursion_available: bool = False,
-        forward_cache: ResponseCache | None = None,
+        forward_cache: ForwardCache | None = None,
         loadbalance: bool = False,
     ) -> None:
         self.resolver = resolver
@@ -112,7 +113,7 @@ class Responder:
         self.recursion_available = recursion_available
         self.forward_cache = forward_cache
         self.loadbalance = loadbalance
-        self._autopath: AutoPathLike | None = None
+        self._autopath: SearchPaths | None = None
         self._turn = 0
         # in the order answers were made or last kept by eviction: an OrderedDict, whose first key is
         # found at once (a dict's first key is found past every key deleted before it)
@@ -128,9 +129,9 @@ class Responder:
 
     def respond(
         self, data: bytes, channel: int = UDP4, client: str | None = None
-    ) -> bytes | Delegation | None:
-        """The response to one query; ``None`` when it must be dropped; a ``Delegation`` when an
-        upstream must answer it (the transport hands it to the forwarder).
+    ) -> bytes | PendingQuery | None:
+        """The response to one query; ``None`` when it must be dropped; a ``PendingQuery`` when it is
+        answered later (the transport hands it to its exchange).
 
         ``channel`` says how the query came (``UDP4``, ``UDP6``, ``TCP4``, ``TCP6``): it sets the
         size limit, and each answer counts its queries by channel for the metrics.
@@ -140,49 +141,48 @@ class Responder:
         by label: the question's bytes up to the first zero form the key, and only a validated
         question's key is ever in the cache, so a hit proves the question well formed."""
         try:
-            qend = data.index(0, 12) + 1
+            qend = data.index(0, HEADER_SIZE) + 1
         except ValueError:
             return self._respond(data, channel, client)
-        if data[2] == 1 and not data[3] & CD_BYTE:
+        if data[2] == RD_ONLY and not data[3] & CD_BYTE:
             end = qend + 4
             tail = len(data) - end
-            if tail == 0 and data[4:12] == PLAIN_COUNTS:
-                packed = self._cache.get(key := data[12:qend].lower() + data[qend:end])
+            if tail == 0 and data[COUNTS] == PLAIN_COUNTS:
+                packed = self._cache.get(key := data[HEADER_SIZE:qend].lower() + data[qend:end])
                 if packed is not None:
                     if end + packed.fast_size <= NO_EDNS_UDP_SIZE:
                         packed.hits[channel] += 1
-                        return data[:2] + packed.head + data[12:end] + packed.body
+                        return data[ID] + packed.head + data[HEADER_SIZE:end] + packed.body
                     if packed.delegate and packed.autopath is None:
                         limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
-                        cached = self._from_forward_cache(
-                            key, data, data[0] << 8 | data[1], RD, end, limit, b""
-                        )
+                        qid = int.from_bytes(data[ID])
+                        cached = self._from_forward_cache(key, data, qid, RD, end, limit, b"")
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
             elif (
                 tail == OPT_SIZE
-                and data[4:12] == EDNS_COUNTS
+                and data[COUNTS] == EDNS_COUNTS
                 and data[end : end + 3] == ROOT_OPT
-                and not data[end + 6]  # EDNS version 0 (the OPT's TTL: extended rcode, version, DO)
-                and data[end + 9 :] == NO_OPTIONS
+                and not data[end + OPT_VERSION_AT]  # EDNS version 0
+                and data[end + OPT_RDLENGTH_AT :] == NO_OPTIONS
             ):
-                packed = self._cache.get(key := data[12:qend].lower() + data[qend:end])
+                packed = self._cache.get(key := data[HEADER_SIZE:qend].lower() + data[qend:end])
                 if packed is not None:
                     need = end + packed.fast_size + OPT_SIZE
                     if need <= NO_EDNS_UDP_SIZE or need <= self._edns_limit(data, end, channel):
                         packed.hits[channel] += 1
                         return (
-                            data[:2]
+                            data[ID]
                             + packed.head_edns
-                            + data[12:end]
+                            + data[HEADER_SIZE:end]
                             + packed.body
-                            + self._opts[data[end + 7] >> 7]
+                            + self._opts[data[end + OPT_FLAGS_AT] >= DO_BYTE]
                         )
                     # DO clear: the forward cache keeps answers to DO queries apart
-                    if packed.delegate and packed.autopath is None and data[end + 7] < DO_BYTE:
+                    if packed.delegate and packed.autopath is None and data[end + OPT_FLAGS_AT] < DO_BYTE:
                         limit = self._edns_limit(data, end, channel)
-                        qid, opt = data[0] << 8 | data[1], self._opts[0]
+                        qid, opt = int.from_bytes(data[ID]), self._opts[0]
                         cached = self._from_forward_cache(key, data, qid, RD, end, limit, opt)
                         if cached is not None:
                             packed.hits[channel] += 1
@@ -195,19 +195,20 @@ class Responder:
         """The response to a query for a name upstream from the forward cache, or ``None``."""
         if self.forward_cache is None:
             return None
-        cached = self.forward_cache.get(cache_key)
+        cached = self.forward_cache(cache_key)
         if cached is None:
             return None
-        self.forwarded_rcodes[cached.flags & 15] += 1
+        self.forwarded_rcodes[cached.flags & RCODE_MASK] += 1
         return cached.render(data, qid, flags, end, limit, opt)
 
     def _edns_limit(self, data: bytes, end: int, channel: int) -> int:
         """The largest response to the EDNS query ``data`` whose OPT record starts at ``end``."""
         if channel >= TCP4:
             return TCP_MAX_SIZE
-        return min(max(data[end + 3] << 8 | data[end + 4], NO_EDNS_UDP_SIZE), self.max_udp_size)
+        at = end + OPT_UDP_SIZE_AT
+        return min(max(data[at] << 8 | data[at + 1], NO_EDNS_UDP_SIZE), self.max_udp_size)
 
-    def _respond(self, data: bytes, channel: int, client: str | None) -> bytes | Delegation | None:
+    def _respond(self, data: bytes, channel: int, client: str | None) -> bytes | PendingQuery | None:
         """``respond`` for any query: parsed in full, answered from the cache or the resolver."""
         tcp = channel >= TCP4
         try:
@@ -222,17 +223,17 @@ class Responder:
             opt = self._opts[edns_do]
             if edns_version:
                 self.errors[BADVERS] += 1
-                return self._badvers(data, qid, flags, end, edns_do)
+                return badvers_response(data, qid, flags, end, udp_size=self.max_udp_size, do=edns_do)
             limit = TCP_MAX_SIZE if tcp else min(edns_size, self.max_udp_size)
         else:
             opt = b""
             limit = TCP_MAX_SIZE if tcp else NO_EDNS_UDP_SIZE
-        key = data[12:end].lower()
+        key = data[HEADER_SIZE:end].lower()
         if key[-4:] != data[end - 4 : end]:  # lower() also changed a qtype or qclass byte
             key = key[:-4] + data[end - 4 : end]
         packed = self._cache.get(key)
         if packed is None:
-            packed = self._miss(key, qend - 12)
+            packed = self._miss(key, qend - HEADER_SIZE)
         packed.hits[channel] += 1
         if packed.variants is not None:  # loadbalance: each answer starts at the next address
             self._turn += 1
@@ -242,23 +243,36 @@ class Responder:
                 cached = self._autopath.cached(key)
                 if cached is not None:
                     return cached.render(data, qid, flags, end, limit, opt)
-                return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
+                return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed)
         elif packed.delegate:  # forwarded, or an ExternalName's target chased
-            cache_key = key + b"\x01" if edns_do else key
-            cached = self._from_forward_cache(cache_key, data, qid, flags, end, limit, opt)
+            cached = self._from_forward_cache(forward_key(key, edns_do), data, qid, flags, end, limit, opt)
             if cached is not None:
                 return cached
-            return Delegation(data, key, qid, flags, end, limit, opt, edns_do, packed)
+            return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed)
         return packed.render(data, qid, flags, end, limit, opt)
 
+    def _pending(  # noqa: PLR0917 (the fields of the query, as parsed)
+        self,
+        data: bytes,
+        key: bytes,
+        qid: int,
+        flags: int,
+        end: int,
+        limit: int,
+        opt: bytes,
+        do: bool,
+        packed: Packed,
+    ) -> PendingQuery:
+        return PendingQuery(data, key, qid, flags, end, limit, opt, do, packed, self.recursion_available)
+
     @property
-    def autopath(self) -> AutoPathLike | None:
+    def autopath(self) -> SearchPaths | None:
         """Server-side search paths, when on: NXDOMAIN answers below ``<ns>.svc`` then depend on
         who asks."""
         return self._autopath
 
     @autopath.setter
-    def autopath(self, autopath: AutoPathLike | None) -> None:
+    def autopath(self, autopath: SearchPaths | None) -> None:
         self._autopath = autopath
         self.clear()  # answers packed before were marked for the fast path without knowing
 
@@ -278,7 +292,7 @@ class Responder:
 
     def _miss(self, key: bytes, qlen: int) -> Packed:
         qname = key[:qlen]
-        qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 : qlen + 4])
+        qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 :])
         answer = self.resolver.resolve(qname, qtype, qclass)
         packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
         if answer.rcode == NXDOMAIN:
@@ -338,7 +352,7 @@ class Responder:
         """Queries answered so far by (channel, qtype, rcode); rcode -1 for those sent upstream."""
         counts = Counter(self.retired)
         for key, packed in list(self._cache.items()):
-            qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & 15
+            qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & RCODE_MASK
             for channel, hits in enumerate(packed.hits):
                 if hits:
                     counts[(channel, qtype, rcode)] += hits
@@ -348,7 +362,7 @@ class Responder:
         packed = self._cache.pop(key, None)
         if packed is None:
             return
-        qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & 15
+        qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & RCODE_MASK
         for channel, hits in enumerate(packed.hits):
             if hits:
                 self.retired[(channel, qtype, rcode)] += hits
@@ -360,9 +374,3 @@ class Responder:
                 keys.discard(key)
                 if not keys:
                     del self._keys_by_name[name]
-
-    def _badvers(self, data: bytes, qid: int, flags: int, end: int, do: bool) -> bytes:
-        """RFC 6891: an unknown EDNS version gets BADVERS, with our OPT saying version 0."""
-        opt = opt_record(self.max_udp_size, do=do, extended_rcode=BADVERS)
-        header = HEADER.pack(qid, QR | (flags & ECHOED_FLAGS), 1, 0, 0, 1)
-        return header + data[12:end] + opt

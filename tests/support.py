@@ -19,7 +19,7 @@ from kdns.cluster.convert import to_object
 from kdns.config import ZoneSettings
 from kdns.resolver import Resolver
 from kdns.sources.snapshot import read_snapshot
-from kdns.wire import rrset_lines
+from kdns.wire.records import rrset_lines
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.names import to_wire
 

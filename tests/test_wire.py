@@ -9,9 +9,10 @@ import dns.rcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdns import wire
-from kdns.resolver import Resolver
+from kdns.app import build_responder
+from kdns.config import ServeConfig
 from kdns.responder import TCP4, Responder
+from kdns.wire import packed
 from tests.support import endpoint_slice, namespace, service, zone_of
 
 
@@ -42,7 +43,7 @@ def responder_for(count: int) -> Responder:
             ),
         ]
     )
-    return Responder(Resolver(zone.index, zone.layout, zone.settings))
+    return build_responder(zone, ServeConfig())
 
 
 def test_names_past_16k_are_never_pointed_at():
@@ -80,11 +81,10 @@ def test_negative_answers_packed_once_are_the_answers_packed_anew(head, tail, qt
     """NXDOMAIN and NODATA bodies are reused between questions of one shape; whatever the question's
     last labels (some the SOA's own names compress against), the reply is the one a fresh pack makes."""
     zone = zone_of([namespace("default")])
-    resolver = Resolver(zone.index, zone.layout, zone.settings)
     name = dns.name.Name([label.encode("latin-1") for label in (*head, *tail)] + [b""])
     query = dns.message.make_query(name, qtype).to_wire()
-    reused = Responder(resolver).respond(query)
-    wire._NEGATIVE_BODIES.clear()
-    fresh = Responder(resolver).respond(query)
+    reused = build_responder(zone, ServeConfig()).respond(query)
+    packed._NEGATIVE_BODIES.clear()
+    fresh = build_responder(zone, ServeConfig()).respond(query)
     assert reused == fresh
     assert dns.message.from_wire(fresh).rcode() in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR)

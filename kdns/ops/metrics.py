@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kdns import __version__
-from kdns.ops.counting import Histogram
+from kdns.counting import Histogram
 from kdns.responder import Responder
 from kdns.transport.listen import Listeners
 from kdns.upstream.forward import Forwarder
@@ -146,12 +146,7 @@ class KdnsCollector(Collector):
             responses.add_metric([*base, *labels], count)
         yield requests
         yield responses
-        durations = Histogram()
-        if s.listeners is not None:
-            for protocol in s.listeners.udp_protocols:
-                durations.merge(protocol.durations)
-            if s.listeners.connections is not None:
-                durations.merge(s.listeners.connections.durations)
+        durations = s.listeners.exchange.durations if s.listeners is not None else Histogram()
         yield _histogram(
             "coredns_dns_request_duration_seconds",
             "Histogram of the time each request took.",
@@ -164,9 +159,9 @@ class KdnsCollector(Collector):
         yield GaugeMetricFamily(
             "kdns_answer_cache_entries", "Packed answers held for questions asked.", value=len(s.responder)
         )
-        connections = s.listeners.connections if s.listeners is not None else None
-        if connections is None:
+        if s.listeners is None:
             return
+        connections = s.listeners.connections
         yield GaugeMetricFamily("kdns_tcp_connections", "TCP connections open.", value=len(connections.open))
         closed = CounterMetricFamily(
             "kdns_tcp_connections_closed",

@@ -10,18 +10,11 @@ import logging
 
 import dnslib
 
+from kdns.codes import EDNS_DO, FLAG_NAMES, NO_EDNS_UDP_SIZE, OPT, RCODE_MASK
+from kdns.wire.query import FLAGS, ID
 from kdns.zone.names import to_text
 
 log = logging.getLogger("kdns.query")
-_FLAGS = (
-    ("qr", 0x8000),
-    ("aa", 0x0400),
-    ("tc", 0x0200),
-    ("rd", 0x0100),
-    ("ra", 0x0080),
-    ("ad", 0x0020),
-    ("cd", 0x0010),
-)
 
 
 def log_query(client: tuple, query: bytes, response: bytes, proto: str, seconds: float) -> None:
@@ -30,11 +23,11 @@ def log_query(client: tuple, query: bytes, response: bytes, proto: str, seconds:
 
 def describe(client: tuple, query: bytes, response: bytes, proto: str, seconds: float) -> str:
     host = f"[{client[0]}]" if ":" in client[0] else client[0]
-    qid = int.from_bytes(query[:2]) if len(query) >= 2 else 0
+    qid = int.from_bytes(query[ID]) if len(query) >= ID.stop else 0
     question, do, size = _question(query)
-    flags = int.from_bytes(response[2:4]) if len(response) >= 4 else 0
-    rcode = dnslib.RCODE.get(flags & 15, str(flags & 15))
-    names = ",".join(name for name, bit in _FLAGS if flags & bit)
+    flags = int.from_bytes(response[FLAGS]) if len(response) >= FLAGS.stop else 0
+    rcode = dnslib.RCODE.get(flags & RCODE_MASK, str(flags & RCODE_MASK))
+    names = ",".join(name for name, bit in FLAG_NAMES if flags & bit)
     return (
         f'{host}:{client[1]} - {qid} "{question} {proto} {len(query)} {str(do).lower()} {size}" '
         f"{rcode} {names} {len(response)} {seconds:.6f}s"
@@ -45,11 +38,11 @@ def _question(query: bytes) -> tuple[str, bool, int]:
     try:
         record = dnslib.DNSRecord.parse(query)
         q = record.q
-        opt = next((rr for rr in record.ar if rr.rtype == 41), None)
+        opt = next((rr for rr in record.ar if rr.rtype == OPT), None)
         name = to_text(b"".join(bytes((len(label),)) + label for label in q.qname.label) + b"\x00")
         text = f"{dnslib.QTYPE.get(q.qtype, q.qtype)} {dnslib.CLASS.get(q.qclass, q.qclass)} {name}"
         if opt is None:
-            return text, False, 512
-        return text, bool(opt.ttl & 0x8000), opt.rclass
+            return text, False, NO_EDNS_UDP_SIZE
+        return text, bool(opt.ttl & EDNS_DO), opt.rclass
     except Exception:  # a malformed query still gets its line
         return "- - -", False, 0

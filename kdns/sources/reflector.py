@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 GONE = 410
 SHORT_WATCH = 1.0  # a watch that ends within this long having carried nothing is a failure (client-go)
 NO_RESPONSE = "<error>"  # the status of a request that got no HTTP response, as client-go's metrics say
+Clock = Callable[[], float]
 
 
 class Sink(Protocol):
@@ -54,7 +55,8 @@ class Sink(Protocol):
 class ApiHealth:
     """Logs an API outage once when it starts and once when it ends, whichever reflector sees it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._down_since: float | None = None
 
@@ -65,7 +67,7 @@ class ApiHealth:
     def failed(self, what: str, error: str) -> None:
         with self._lock:
             if self._down_since is None:
-                self._down_since = time.monotonic()
+                self._down_since = self.clock()
                 log.warning(
                     "Kubernetes API unavailable (%s: %s); serving the last good zone and retrying",
                     what,
@@ -78,7 +80,7 @@ class ApiHealth:
         with self._lock:
             if self._down_since is not None:
                 log.warning(
-                    "Kubernetes API available again after %.1f s", time.monotonic() - self._down_since
+                    "Kubernetes API available again after %.1f s", self.clock() - self._down_since
                 )
                 self._down_since = None
 
@@ -90,27 +92,36 @@ BROKEN_IS_OUTAGE = 3  # requests in a row cut short before the API counts as una
 class Backoff:
     """client-go's reflector backoff: 0.8 s doubling to 30 s, jitter 1.0, reset after 2 healthy minutes."""
 
-    def __init__(self, initial: float = 0.8, cap: float = 30.0, reset_after: float = 120.0) -> None:
+    def __init__(
+        self,
+        initial: float = 0.8,
+        cap: float = 30.0,
+        reset_after: float = 120.0,
+        *,
+        clock: Clock = time.monotonic,
+        jitter: Clock = random.random,
+    ) -> None:
         self.initial, self.cap, self.reset_after = initial, cap, reset_after
+        self.clock, self.jitter = clock, jitter
         self._current = 0.0
         self._last = -reset_after
         self._last_routine: dict[str, float] = {}
 
     def next(self, at_least: float | None = None) -> float:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last > self.reset_after or not self._current:
             self._current = self.initial
         else:
             self._current = min(self.cap, self._current * 2)
         self._last = now
-        delay = self._current * (1 + random.random())
+        delay = self._current * (1 + self.jitter())  # jitter 1.0: up to twice the step
         return max(delay, at_least or 0.0)
 
     def routine(self, event: str) -> float:
         """For what a healthy API does now and then (``"gone"``: a 410, ``"dropped"``: a broken
         stream): no wait the first time, backing off when the same event repeats within
         ``ROUTINE_WINDOW`` seconds."""
-        now = time.monotonic()
+        now = self.clock()
         last = self._last_routine.get(event, -ROUTINE_WINDOW)
         self._last_routine[event] = now
         return 0.0 if now - last > ROUTINE_WINDOW else self.next()
@@ -140,15 +151,17 @@ class Reflector:
         object_filter: ObjectFilter | None = None,
         label_selector: str | None = None,
         settings: WatchSettings | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.api = api
+        self.clock = clock
         self.resource = resource
         self.sink = sink
         self.health = health
         self.filter = object_filter or ObjectFilter()
         self.label_selector = label_selector
         self.settings = settings or WatchSettings()
-        self.backoff = Backoff()
+        self.backoff = Backoff(clock=clock)
         self.resource_version: str | None = None
         self.lists = 0
         self.watches = 0
@@ -166,9 +179,9 @@ class Reflector:
             try:
                 if self.resource_version is None:
                     self.resource_version = self.list_once()
-                started = time.monotonic()
+                started = self.clock()
                 received, ended = self.watch_once(self.resource_version, stop)
-                if received or time.monotonic() - started > SHORT_WATCH:
+                if received or self.clock() - started > SHORT_WATCH:
                     continue  # a watch that ran resumes at once, however it ended
                 # ended as soon as it began, with nothing: do not spin
                 delay = self.backoff.next() if ended == "closed" else self.backoff.routine("dropped")

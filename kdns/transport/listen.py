@@ -14,10 +14,10 @@ import resource
 import socket
 from dataclasses import dataclass, field
 
-from kdns.responder import Responder
+from kdns.config import ServeConfig
+from kdns.transport.exchange import Exchange
 from kdns.transport.tcp import TcpConnections
-from kdns.transport.udp import QueryLog, UdpProtocol
-from kdns.upstream.forward import Forwarder
+from kdns.transport.udp import UdpProtocol
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +52,18 @@ def raise_file_limit(max_tcp_connections: int) -> int:
 
 @dataclass
 class Listeners:
-    port: int
-    udp: list[asyncio.DatagramTransport] = field(default_factory=list)
-    udp_protocols: list[UdpProtocol] = field(default_factory=list)
-    tcp: list[asyncio.Server] = field(default_factory=list)
-    connections: TcpConnections | None = None
+    """A server's sockets, and the exchange that answers on all of them."""
 
-    def use(self, responder: Responder, forwarder: Forwarder | None, query_log: QueryLog | None) -> None:
-        """Answer with these from now on, on every socket (a reloaded configuration)."""
-        for protocol in self.udp_protocols:
-            protocol.use(responder, forwarder, query_log)
-        if self.connections is not None:
-            self.connections.responder, self.connections.forwarder = responder, forwarder
-            self.connections.query_log = query_log
+    port: int
+    exchange: Exchange
+    connections: TcpConnections
+    udp: list[asyncio.DatagramTransport] = field(default_factory=list)
+    tcp: list[asyncio.Server] = field(default_factory=list)
 
     async def close(self) -> None:
         for server in self.tcp:
             server.close()
-        if self.connections is not None:
-            self.connections.close_all()
+        self.connections.close_all()
         for server in self.tcp:
             await server.wait_closed()
         for transport in self.udp:
@@ -139,39 +132,23 @@ def _bind_all(addresses: tuple[str, ...], port: int, reuse_port: bool) -> tuple[
     return port, bound
 
 
-async def listen(
-    responder: Responder,
-    addresses: tuple[str, ...],
-    port: int,
-    *,
-    idle_timeout: float,
-    max_tcp_connections: int,
-    forwarder: Forwarder | None = None,
-    query_log: QueryLog | None = None,
-    bound: Bound | None = None,
-) -> Listeners:
-    """Serve on ``bound`` sockets (a worker's share), or on sockets bound here."""
+async def listen(exchange: Exchange, config: ServeConfig, *, bound: Bound | None = None) -> Listeners:
+    """Serve ``exchange`` on ``config``'s addresses and port over UDP and TCP, on sockets bound here,
+    or on ``bound`` ones (a worker's share)."""
     loop = asyncio.get_running_loop()
-    raise_file_limit(max_tcp_connections)
+    raise_file_limit(config.max_tcp_connections)
     connections = TcpConnections(
-        responder,
-        idle_timeout=idle_timeout,
-        max_connections=max_tcp_connections,
-        forwarder=forwarder,
-        query_log=query_log,
+        exchange, idle_timeout=config.tcp_idle_timeout, max_connections=config.max_tcp_connections
     )
     if bound is None:
-        port, bound = bind(addresses, port)
+        port, bound = bind(config.listen, config.port)
     else:
         port = bound[0][0].getsockname()[1]
-    listeners = Listeners(port=port, connections=connections)
+    listeners = Listeners(port, exchange, connections)
     try:
         for udp_sock, tcp_sock in bound:
-            transport, protocol = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(responder, forwarder, query_log=query_log), sock=udp_sock
-            )
+            transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(exchange), sock=udp_sock)
             listeners.udp.append(transport)
-            listeners.udp_protocols.append(protocol)
             server = await loop.create_server(connections.protocol, sock=tcp_sock, backlog=1024)
             listeners.tcp.append(server)
     except BaseException:

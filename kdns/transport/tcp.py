@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 
-from kdns.ops.counting import Histogram
-from kdns.responder import TCP4, TCP6, Responder
-from kdns.transport.udp import QueryLog
-from kdns.upstream.forward import Forwarder
-from kdns.wire import error_response
+from kdns.responder import TCP4, TCP6
+from kdns.transport.exchange import Client, Exchange
 
 log = logging.getLogger(__name__)
-SERVFAIL = 2
+PROTO = "tcp"
+LENGTH_SIZE = 2  # each message is preceded by its length in two bytes (RFC 1035 4.2.2)
 MIN_IDLE_TO_EVICT = 1.0  # seconds without a complete query before a connection may give its place
 WARN_EVERY = 10.0  # seconds between warnings about the connection limit
 SEND_BUFFER = 64 * 1024  # bytes of answers the kernel holds for one connection
@@ -31,23 +28,13 @@ SEND_BUFFER = 64 * 1024  # bytes of answers the kernel holds for one connection
 class TcpConnections:
     """Settings and bookkeeping shared by every connection of one server."""
 
-    def __init__(
-        self,
-        responder: Responder,
-        *,
-        idle_timeout: float,
-        max_connections: int,
-        forwarder: Forwarder | None = None,
-        query_log: QueryLog | None = None,
-    ) -> None:
-        self.responder = responder
-        self.query_log = query_log
-        self.forwarder = forwarder
+    def __init__(self, exchange: Exchange, *, idle_timeout: float, max_connections: int) -> None:
+        self.exchange = exchange
+        self.clock = exchange.clock
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.open: set[TcpProtocol] = set()
-        self._refused_logged_at = 0.0
-        self.durations = Histogram()  # seconds from a query's arrival to its answer's writing
+        self._refused_logged_at = -WARN_EVERY
         self.refused = 0  # connections closed at once, past max_connections
         self.evicted = 0  # idle connections closed to admit new ones
         self.reaped = 0  # connections closed after idle_timeout without a complete query
@@ -57,7 +44,7 @@ class TcpConnections:
 
     def admit(self, conn: TcpProtocol) -> bool:
         if len(self.open) >= self.max_connections:
-            now = time.monotonic()
+            now = self.clock()
             idlest = min(self.open, key=TcpProtocol.last_query)
             if now - idlest.last_query() >= MIN_IDLE_TO_EVICT:
                 idlest.abort()
@@ -91,12 +78,10 @@ class TcpProtocol(asyncio.Protocol):
         self._connections = connections
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
-        self._last_query = time.monotonic()
+        self._last_query = connections.clock()
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
         self._channel = TCP4
-        self._client: str | None = None
-        self._durations = connections.durations
+        self._client = Client(self._send, ("", 0), PROTO)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -109,57 +94,35 @@ class TcpProtocol(asyncio.Protocol):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         if sock.family == socket.AF_INET6:
             self._channel = TCP6
-        peer = transport.get_extra_info("peername")
-        self._client = peer[0] if peer else None
+        self._client = Client(self._send, transport.get_extra_info("peername") or ("", 0), PROTO)
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
         buffer += data
-        while len(buffer) >= 2:
-            length = (buffer[0] << 8) | buffer[1]
-            if len(buffer) < 2 + length:
+        exchange = self._connections.exchange
+        while len(buffer) >= LENGTH_SIZE:
+            end = LENGTH_SIZE + int.from_bytes(buffer[:LENGTH_SIZE])
+            if len(buffer) < end:
                 break
-            query = bytes(buffer[2 : 2 + length])
-            del buffer[: 2 + length]
-            self._last_query = started = time.monotonic()
+            query = bytes(buffer[LENGTH_SIZE:end])
+            del buffer[:end]
+            self._last_query = started = exchange.clock()
+            client = self._client
             try:
-                response = self._connections.responder.respond(query, self._channel, self._client)
+                response = exchange.respond(query, self._channel, client.address[0])
             except Exception:
-                log.exception("failed to answer a %d-byte TCP query", len(query))
-                response = error_response(query, SERVFAIL) if len(query) >= 12 else None
+                response = exchange.failed(query, client.address)
             if response is None:
                 continue
             if type(response) is bytes:
-                self._sent(query, response, started)
-            elif (refused := self._connections.forwarder.refused(response)) is not None:
-                self._sent(query, refused, started)  # past max_concurrent: answered now, no task
-            else:  # answered when upstream replies; TCP clients match answers by ID (RFC 7766)
-                task = asyncio.ensure_future(self._connections.forwarder.answer(response))
-                self._tasks.add(task)
-                task.add_done_callback(lambda done, q=query, t=started: self._forwarded(done, q, t))
-
-    def _sent(self, query: bytes, response: bytes, started: float) -> None:
-        self._send(response)
-        elapsed = time.monotonic() - started
-        self._durations.observe(elapsed)
-        if self._connections.query_log is not None:
-            self._connections.query_log(
-                self._transport.get_extra_info("peername"), query, response, "tcp", elapsed
-            )
+                exchange.finish(client, query, response, started)
+            else:  # answered when it comes; TCP clients match answers by ID (RFC 7766)
+                exchange.later(response, client, started)
 
     def _send(self, response: bytes) -> None:
         if not self._transport.is_closing():
-            self._transport.write(len(response).to_bytes(2, "big") + response)
-
-    def _forwarded(self, task: asyncio.Task, query: bytes, started: float) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        if task.exception() is not None:
-            log.error("failed to forward a TCP query: %r", task.exception())
-            return
-        self._sent(query, task.result(), started)
+            self._transport.write(len(response).to_bytes(LENGTH_SIZE, "big") + response)
 
     def pause_writing(self) -> None:
         self._transport.pause_reading()
@@ -193,7 +156,7 @@ class TcpProtocol(asyncio.Protocol):
         self._timer = loop.call_later(delay, self._idle_check)
 
     def _idle_check(self) -> None:
-        remaining = self._last_query + self._connections.idle_timeout - time.monotonic()
+        remaining = self._last_query + self._connections.idle_timeout - self._connections.clock()
         if remaining <= 0:
             self._connections.reaped += 1
             if self._transport.get_write_buffer_size():

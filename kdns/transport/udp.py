@@ -1,42 +1,27 @@
-"""UDP: one datagram in, at most one datagram out. Cluster answers are made inside
-``datagram_received``; a query for upstream becomes a task whose answer is sent when it comes."""
+"""UDP: one datagram in, at most one datagram out. Responses the responder makes at once are sent
+inside ``datagram_received`` (the hot path: no call beyond ``respond`` and ``sendto``); a query
+answered later goes to the exchange, which sends its response when it comes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
-from time import perf_counter
 
-from kdns.ops.counting import DURATION_BOUNDS, Histogram
-from kdns.responder import UDP4, UDP6, Delegation, Responder
-from kdns.upstream.forward import Forwarder
-from kdns.wire import error_response
+from kdns.counting import DURATION_BOUNDS
+from kdns.responder import UDP4, UDP6
+from kdns.transport.exchange import Client, Exchange
 
 log = logging.getLogger(__name__)
 FIRST_BOUND = DURATION_BOUNDS[0]
-QueryLog = Callable[[tuple, bytes, bytes, str, float], None]
-SERVFAIL = 2
+PROTO = "udp"
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(
-        self, responder: Responder, forwarder: Forwarder | None = None, *, query_log: QueryLog | None = None
-    ) -> None:
-        self._respond = responder.respond
-        self._forwarder = forwarder
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
         self._transport: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task] = set()
         self.channel = UDP4
-        self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
-        self._log = query_log
-
-    def use(self, responder: Responder, forwarder: Forwarder | None, query_log: QueryLog | None) -> None:
-        """Answer with these from now on (a reloaded configuration)."""
-        self._respond = responder.respond
-        self._forwarder = forwarder
-        self._log = query_log
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -44,55 +29,32 @@ class UdpProtocol(asyncio.DatagramProtocol):
             self.channel = UDP6
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        started = perf_counter()
+        exchange = self._exchange
+        started = exchange.clock()
         try:
-            response = self._respond(data, self.channel, addr[0])
+            response = exchange.respond(data, self.channel, addr[0])
         except Exception:
-            log.exception("failed to answer a %d-byte query from %s", len(data), addr[0])
-            response = error_response(data, SERVFAIL) if len(data) >= 12 else None
+            response = exchange.failed(data, addr)
         if response is None:
             return
         if type(response) is bytes:
             self._transport.sendto(response, addr)
-            elapsed = perf_counter() - started
-            durations = self.durations
+            elapsed = exchange.clock() - started
+            durations = exchange.durations
             if elapsed < FIRST_BOUND:  # nearly every answer: no call, no search
                 durations.buckets[0] += 1
                 durations.sum += elapsed
             else:
                 durations.observe(elapsed)
-            if self._log is not None:
-                self._log(addr, data, response, "udp", elapsed)
+            if exchange.query_log is not None:
+                exchange.query_log(addr, data, response, PROTO, elapsed)
         else:
-            self._forward(response, addr, started)
+            client = Client(lambda reply: self._send(reply, addr), addr, PROTO)
+            exchange.later(response, client, started)
 
-    def _forward(self, delegation: Delegation, addr: tuple, started: float) -> None:
-        refused = self._forwarder.refused(delegation)
-        if refused is not None:  # past max_concurrent: answered now, no task
-            self._answer(delegation.data, refused, addr, started)
-            return
-        task = asyncio.ensure_future(self._forwarder.answer(delegation))
-        self._tasks.add(task)
-        task.add_done_callback(lambda done: self._forwarded(done, delegation, addr, started))
-
-    def _forwarded(self, task: asyncio.Task, delegation: Delegation, addr: tuple, started: float) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or self._transport.is_closing():
-            return
-        if task.exception() is not None:
-            log.error("failed to forward a query: %r", task.exception())
-            response = error_response(delegation.data, SERVFAIL)
-        else:
-            response = task.result()
-        self._answer(delegation.data, response, addr, started)
-
-    def _answer(self, query: bytes, response: bytes, addr: tuple, started: float) -> None:
-        """Send an answer made outside ``datagram_received`` (which does this inline), timed and logged."""
-        self._transport.sendto(response, addr)
-        elapsed = perf_counter() - started
-        self.durations.observe(elapsed)
-        if self._log is not None:
-            self._log(addr, query, response, "udp", elapsed)
+    def _send(self, response: bytes, addr: tuple) -> None:
+        if not self._transport.is_closing():
+            self._transport.sendto(response, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)

@@ -15,11 +15,9 @@ from collections.abc import Callable
 import dnslib
 from cachetools import TLRUCache
 
+from kdns.codes import NOERROR, NXDOMAIN, OPT, SERVFAIL, SOA
 from kdns.config import CacheSettings
-from kdns.resolver import NOERROR, NXDOMAIN, SERVFAIL
-from kdns.wire import Packed
-
-SOA = 6
+from kdns.wire.packed import Packed
 
 
 class Entry:
@@ -35,7 +33,7 @@ class Entry:
         self._view = packed
 
     def view(self, now: float) -> Packed:
-        remaining = max(0, int(self.expires - now))
+        remaining = max(0, self.ttl - int(now - self.stored))  # whole seconds gone, no float error
         if remaining != self._second:
             self._second = remaining
             self._view = self.packed.with_ttl(remaining)
@@ -88,7 +86,9 @@ class ResponseCache:
         if rcode not in (NOERROR, NXDOMAIN):
             return packed
         if rcode == NOERROR and record.rr:
-            ttl = min(rr.ttl for rr in (*record.rr, *record.auth) if rr.rtype != 41)
+            # an answer of nothing but OPT records (no server should send one) is kept briefly
+            ttls = (rr.ttl for rr in (*record.rr, *record.auth) if rr.rtype != OPT)
+            ttl = min(ttls, default=settings.min_ttl)
             return self._store(self.success, key, packed, _clamp(ttl, settings.min_ttl, settings.success_ttl))
         soa = next((rr for rr in record.auth if rr.rtype == SOA), None)
         ttl = min(soa.ttl, soa.rdata.times[-1]) if soa is not None else settings.min_ttl

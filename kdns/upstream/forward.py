@@ -24,37 +24,26 @@ import secrets
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dnslib
 
+from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
 from kdns.config import ForwardSettings
-from kdns.ops.counting import Histogram
-from kdns.resolver import REFUSED, SERVFAIL
-from kdns.responder import Delegation
+from kdns.counting import Histogram
 from kdns.upstream.cache import ResponseCache
-from kdns.wire import (
-    HEADER,
-    QR,
-    RA,
-    BadUpstreamAnswer,
-    Packed,
-    opt_record,
-    pack_records,
-    read_upstream_answer,
-    to_records,
-)
+from kdns.wire.packed import Packed, error_packed, pack_records
+from kdns.wire.pending import PendingQuery, forward_key
+from kdns.wire.records import to_records
+from kdns.wire.upstream import BadUpstreamAnswer, read_upstream_answer, upstream_query
 from kdns.zone.names import to_text
 
 log = logging.getLogger(__name__)
-RD, CD = 0x0100, 0x0010
-HINFO, NS_TYPE, CLASS_IN = 13, 2, 1
-HEALTH_QUESTION = b"\x00" + struct.pack("!HH", NS_TYPE, CLASS_IN)  # ". IN NS", as CoreDNS asks
-
-
+QUESTION_TAIL = struct.Struct("!HH")  # a question's type and class
+HEALTH_QUESTION = b"\x00" + QUESTION_TAIL.pack(NS, IN)  # ". IN NS", as CoreDNS asks
 EXCHANGE_ERRORS = (TimeoutError, OSError, BadUpstreamAnswer, EOFError, asyncio.IncompleteReadError)
-DRAIN_LIMIT = 5.0  # longest wait for queries in flight when the server stops
-MAX_TTL = 2**31 - 1  # larger TTLs mean 0 (RFC 2181 section 8)
+Clock = Callable[[], float]
 
 
 def _sane_ttls(record: dnslib.DNSRecord) -> dnslib.DNSRecord:
@@ -129,13 +118,14 @@ class Consolidated:
     """One kind of error line at most once per ``every`` seconds (CoreDNS's ``errors { consolidate }``):
     a flood of failing queries costs a line per interval, each saying how many were held back."""
 
-    def __init__(self, every: float = 10.0) -> None:
+    def __init__(self, every: float = 10.0, *, clock: Clock = time.monotonic) -> None:
         self.every = every
+        self.clock = clock
         self._logged_at = -every
         self._held = 0
 
     def error(self, message: str, *args: object) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._logged_at < self.every:
             self._held += 1
             return
@@ -146,20 +136,24 @@ class Consolidated:
 
 
 class Forwarder:
+    """Answers pending queries from the upstreams (an ``Answerer``), and looks names up for others."""
+
     def __init__(
         self,
         settings: ForwardSettings,
         upstreams: list[tuple[str, int]],
         *,
+        udp_size: int,
         cache: ResponseCache | None = None,
-        udp_size: int = 1232,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self.upstreams = [Upstream(host, port) for host, port in upstreams]
         self.cache = cache
         self.udp_size = udp_size
+        self.clock = clock
         self.stats = ForwardStats()
-        self._unanswered = Consolidated()  # "no upstream answered" lines
+        self._unanswered = Consolidated(clock=clock)  # "no upstream answered" lines
         self.inflight = 0
         self._pending: dict[tuple[bytes, bool], asyncio.Future] = {}
         self._tasks: set[asyncio.Future] = set()
@@ -168,37 +162,37 @@ class Forwarder:
         self.loop_hits = 0
 
     # -- answering clients ---------------------------------------------------------------------------
-    def refused(self, d: Delegation) -> bytes | None:
-        """REFUSED at once when ``max_concurrent`` queries are in flight, before a task is made for the
-        query (a flood past the limit then costs little more than a cached answer); else ``None``."""
-        if self.inflight < self.settings.max_concurrent or d.key == self._probe:
-            return None
+    def admits(self, query: PendingQuery) -> bool:
+        """``False``, counted as a REFUSED answer, when ``max_concurrent`` queries are in flight."""
+        if self.inflight < self.settings.max_concurrent or query.key == self._probe:
+            return True
         self.stats.rejected += 1
         self.stats.answered[REFUSED] += 1
-        return self._render_error(d, REFUSED)
+        return False
 
-    async def answer(self, d: Delegation) -> bytes:
-        """The response to a delegated query, rendered for the client that asked."""
-        if d.key == self._probe:
+    async def answer(self, query: PendingQuery) -> Packed:
+        """The answer to a pending query: the cache or the upstreams', after the resolver's CNAMEs when
+        an ExternalName's target is chased."""
+        if query.key == self._probe:
             self.loop_hits += 1
-            return self._render_error(d, SERVFAIL)
-        if self.inflight >= self.settings.max_concurrent:
+            return error_packed(SERVFAIL)
+        if self.inflight >= self.settings.max_concurrent:  # admitted, then overtaken by others
             self.stats.rejected += 1
             self.stats.answered[REFUSED] += 1
-            return self._render_error(d, REFUSED)
+            return error_packed(REFUSED)
         self.inflight += 1
         try:
-            chase, prefix = d.packed.answer.chase, d.packed.answer.answer
+            chase, prefix = query.packed.answer.chase, query.packed.answer.answer
             if chase is None:  # the responder found no fresh answer in the cache
-                packed = await self.lookup(d.key, d.data[12 : d.end], do=d.do, cache_checked=True)
+                packed = await self.lookup(query.key, query.question, do=query.do, cache_checked=True)
             else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
-                question = chase + d.key[-4:]
-                record = await self.lookup(question, question, do=d.do, keep_record=True)
-                packed = self._chased(d, prefix, record)
+                question = chase + query.key[-4:]
+                record = await self.lookup(question, question, do=query.do, keep_record=True)
+                packed = self._chased(query, prefix, record)
         finally:
             self.inflight -= 1
-        self.stats.answered[packed.flags & 15] += 1
-        return packed.render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
+        self.stats.answered[packed.flags & RCODE_MASK] += 1
+        return packed
 
     async def lookup(
         self,
@@ -213,7 +207,7 @@ class Forwarder:
 
         With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure);
         ``cache_checked`` says the caller has just missed in the cache (a miss is counted once)."""
-        cache_key = key + b"\x01" if do else key
+        cache_key = forward_key(key, do)
         if not keep_record and not cache_checked and self.cache is not None:
             cached = self.cache.get(cache_key)
             if cached is not None:
@@ -240,10 +234,10 @@ class Forwarder:
             return self.cache.put(cache_key, packed, record)
         return packed
 
-    def _chased(self, d: Delegation, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
+    def _chased(self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
         """Our CNAMEs, then the target's answer; cached under the client's question (for no longer
         than the CNAMEs' TTL, so a changed ExternalName shows as CoreDNS's cache would show it)."""
-        qname, qtype_class = d.key[:-4], d.key[-4:]
+        qname, qtype_class = query.key[:-4], query.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
         answer = [*to_records(prefix), *record.rr]
@@ -251,20 +245,7 @@ class Forwarder:
         if self.cache is None or record.header.tc:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
-        return self.cache.put(d.key + b"\x01" if d.do else d.key, packed, whole)
-
-    def _render_error(self, d: Delegation, rcode: int) -> bytes:
-        return Packed(QR | RA | rcode, b"", (), ()).render(d.data, d.qid, d.flags, d.end, d.limit, d.opt)
-
-    async def drain(self) -> int:
-        """Wait until no client query is in flight, at most as long as one can take (every upstream
-        tried over UDP then TCP, within ``DRAIN_LIMIT``); return how many still are."""
-        settings = self.settings
-        limit = min(2 * settings.timeout * max(1, len(self.upstreams)), DRAIN_LIMIT)
-        deadline = time.monotonic() + limit
-        while self.inflight and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        return self.inflight
+        return self.cache.put(query.cache_key, packed, whole)
 
     # -- asking upstreams ----------------------------------------------------------------------------
     async def query(self, question: bytes, *, do: bool = False) -> dnslib.DNSRecord | None:
@@ -272,7 +253,7 @@ class Forwarder:
         time, as CoreDNS's errors plugin does)."""
         failures = []
         for upstream in self._order():
-            started = time.monotonic()
+            started = self.clock()
             self.stats.requests[upstream.label] += 1
             try:
                 record = await self._exchange(upstream, question, do=do)
@@ -280,7 +261,7 @@ class Forwarder:
                 self._failed(upstream, exc)
                 failures.append(f"{upstream.label}: {_reason(exc)}")
                 continue
-            self.stats.observe(upstream.label, record.header.rcode, time.monotonic() - started)
+            self.stats.observe(upstream.label, record.header.rcode, self.clock() - started)
             upstream.fails = 0
             return _sane_ttls(record)
         name, qtype = _describe(question)
@@ -332,8 +313,8 @@ class Forwarder:
             upstream.checking = False
 
     async def _exchange(self, upstream: Upstream, question: bytes, *, do: bool = False) -> dnslib.DNSRecord:
-        qid = secrets.randbelow(65536)
-        query = HEADER.pack(qid, RD, 1, 0, 0, 1) + question + opt_record(self.udp_size, do=do)
+        qid = secrets.randbelow(1 << 16)
+        query = upstream_query(qid, question, udp_size=self.udp_size, do=do)
         if not self.settings.force_tcp:
             record = await self._udp(upstream, qid, question, query)
             if not record.header.tc:
@@ -374,7 +355,7 @@ class Forwarder:
         name = f"{secrets.token_hex(8)}.{secrets.token_hex(8)}."
         question = dnslib.DNSLabel(name).label
         wire = b"".join(bytes((len(label),)) + label for label in question) + b"\x00"
-        self._probe = wire + struct.pack("!HH", HINFO, CLASS_IN)
+        self._probe = wire + QUESTION_TAIL.pack(HINFO, IN)
         try:
             for upstream in self.upstreams:
                 with contextlib.suppress(*EXCHANGE_ERRORS):

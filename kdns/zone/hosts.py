@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kdns.codes import AAAA, PTR, A
 from kdns.zone.names import BadName, pack_ip, reverse_wire, to_wire
-from kdns.zone.records import AAAA, PTR, A
 
 
 class HostsTable:

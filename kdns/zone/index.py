@@ -23,8 +23,9 @@ import time
 from collections.abc import Iterable
 from itertools import chain
 
+from kdns.codes import AAAA, PTR, SRV, A
 from kdns.zone.names import packed_of_dashed, parent
-from kdns.zone.records import AAAA, ADDRESS_OF_NAME, PTR, PTR_ENDPOINT, SRV, A, Record
+from kdns.zone.records import ADDRESS_OF_NAME, PTR_ENDPOINT, Record
 
 Pair = tuple[int, object]
 SHARED_LIMIT = 4096  # distinct shared records kept (a cluster has few: its lists of ports)

@@ -12,6 +12,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kdns.codes import MAX_LABEL_LENGTH, MAX_NAME_LENGTH
+
 ROOT = b"\x00"
 _IN_ADDR_ARPA = b"\x07in-addr\x04arpa\x00"
 _IP6_ARPA = b"\x03ip6\x04arpa\x00"
@@ -29,13 +31,13 @@ def to_wire(text: str) -> bytes:
     out = bytearray()
     for label in text.lower().split("."):
         raw = label.encode("ascii", "strict") if label.isascii() else None
-        if raw is None or not 0 < len(raw) < 64:
+        if raw is None or not 0 < len(raw) <= MAX_LABEL_LENGTH:
             raise BadName(f"invalid label {label!r} in {text!r}")
         out.append(len(raw))
         out += raw
     out.append(0)
-    if len(out) > 255:
-        raise BadName(f"name {text!r} is longer than 255 octets")
+    if len(out) > MAX_NAME_LENGTH:
+        raise BadName(f"name {text!r} is longer than {MAX_NAME_LENGTH} octets")
     return bytes(out)
 
 

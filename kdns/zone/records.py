@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from kdns.cluster.model import Endpoint, EndpointSlice, Owner, Port, Service, ServiceKind
 from kdns.cluster.state import ClusterState
+from kdns.codes import AAAA, CNAME, MAX_LABEL_LENGTH, NS, PTR, SRV, TXT, A
 from kdns.config import PodMode, ZoneSettings
 from kdns.zone.names import (
     BadName,
@@ -40,7 +41,6 @@ from kdns.zone.names import (
 log = logging.getLogger(__name__)
 
 PRESENCE = 0
-A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
 PTR_ENDPOINT = -PTR  # an endpoint's PTR, answered only where no cluster IP's PTR is
 ADDRESS_OF_NAME = -A  # A or AAAA of the address the first label spells
 APEX_OWNER = Owner("apex", "")
@@ -199,4 +199,4 @@ def _srv_records(
 
 
 def _is_label(text: str) -> bool:
-    return 0 < len(text) < 64 and "." not in text and text.isascii()
+    return 0 < len(text) <= MAX_LABEL_LENGTH and "." not in text and text.isascii()

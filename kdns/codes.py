@@ -1,0 +1,66 @@
+"""The DNS's own numbers, named once: record types, classes, rcodes, opcodes, header and EDNS flags, sizes.
+
+Every other module imports these names rather than writing a DNS number as a literal (dnspython keeps
+the same vocabulary in ``rdatatype``, ``rdataclass``, ``rcode`` and ``flags``). They are plain ints:
+the hot path compares and masks them, and dnslib takes them where it wants a type or class.
+"""
+
+from __future__ import annotations
+
+# Record types (RFC 1035, 3596, 2782, 6891, 8945) and query-only types (RFC 1995, 5936, 8482).
+A = 1
+NS = 2
+CNAME = 5
+SOA = 6
+PTR = 12
+HINFO = 13
+MX = 15
+TXT = 16
+AAAA = 28
+SRV = 33
+OPT = 41
+TSIG = 250
+IXFR = 251
+AXFR = 252
+ANY = 255
+
+# Classes.
+IN = 1
+
+# Response codes (RFC 1035, RFC 6891: BADVERS is extended, its upper bits ride in the OPT record).
+NOERROR = 0
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+BADVERS = 16
+RCODE_MASK = 0x000F  # the header's share of an rcode
+EXTENDED_RCODE_SHIFT = 4  # the rest sits in the OPT TTL's top byte
+
+# Header flags (the 16 bits after the ID), and the opcode's place among them.
+QR = 0x8000
+OPCODE_MASK = 0x7800
+AA = 0x0400
+TC = 0x0200
+RD = 0x0100
+RA = 0x0080
+AD = 0x0020
+CD = 0x0010
+ECHOED_FLAGS = RD | CD  # copied from the query into the response (RFC 1035, RFC 6840)
+FLAG_NAMES = (("qr", QR), ("aa", AA), ("tc", TC), ("rd", RD), ("ra", RA), ("ad", AD), ("cd", CD))
+
+# EDNS (RFC 6891): the OPT record's TTL holds the extended rcode, the version and the DO bit.
+EDNS_DO = 0x8000
+EDNS_VERSION_SHIFT = 16
+
+# Sizes and limits (RFC 1035, RFC 2181, RFC 7766).
+HEADER_SIZE = 12
+MAX_NAME_LENGTH = 255  # octets of a wire name, the root's zero included
+MAX_LABEL_LENGTH = 63
+POINTER_MARK = 0xC0  # a length byte with both top bits set starts a compression pointer
+POINTER_LIMIT = 0x4000  # a pointer's 14 bits reach offsets below this
+NO_EDNS_UDP_SIZE = 512  # the largest UDP message to a client without EDNS
+TCP_MAX_SIZE = 65535  # a TCP message's two-byte length
+MAX_TTL = 2**31 - 1  # larger TTLs mean 0 (RFC 2181 section 8)
+PORT = 53

@@ -1,0 +1,118 @@
+"""Everything after ``respond()``, one object shared by a server's UDP sockets and TCP connections.
+
+The transports only frame, time out and close; what happens to a query once the responder has seen
+it is decided here, once for both:
+
+- a response made at once is sent, timed on the exchange's clock and logged (UDP does this inline
+  for the responses it makes in ``datagram_received``: that is the hot path);
+- a ``PendingQuery`` goes to the answerer: REFUSED at once past its limit, else a task whose answer
+  is rendered for the client when it comes, or SERVFAIL when answering it fails in any way;
+- ``respond()`` itself failing is SERVFAIL too (``failed``).
+
+A reload swaps the responder, the answerer and the query log with ``use``; queries in flight finish
+with what they started with. On shutdown ``drain`` waits for them, within a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from kdns.codes import HEADER_SIZE, REFUSED, SERVFAIL
+from kdns.counting import Histogram
+from kdns.responder import Responder
+from kdns.upstream.answerer import Answerer
+from kdns.wire.pending import PendingQuery
+from kdns.wire.query import error_response
+
+log = logging.getLogger(__name__)
+QueryLog = Callable[[tuple, bytes, bytes, str, float], None]  # client, query, response, proto, seconds
+DRAIN_LIMIT = 5.0  # longest wait for queries in flight when the server stops
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who asked, and how their answers go back."""
+
+    send: Callable[[bytes], None]
+    address: tuple  # (host, port, ...) as the socket names it
+    proto: str  # "udp" or "tcp", for the query log
+
+
+class Exchange:
+    def __init__(
+        self,
+        responder: Responder,
+        answerer: Answerer | None = None,
+        *,
+        query_log: QueryLog | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.clock = clock
+        self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
+        self._tasks: set[asyncio.Task] = set()
+        self.use(responder, answerer, query_log)
+
+    def use(self, responder: Responder, answerer: Answerer | None, query_log: QueryLog | None) -> None:
+        """Answer with these from now on (a reloaded configuration)."""
+        self.responder = responder
+        self.respond = responder.respond
+        self.answerer = answerer
+        self.query_log = query_log
+
+    def failed(self, data: bytes, client: tuple) -> bytes | None:
+        """The reply to a query ``respond()`` raised on (logged with the exception): SERVFAIL, or
+        nothing for a packet too short to carry an ID."""
+        log.exception("failed to answer a %d-byte query from %s", len(data), client[0])
+        return error_response(data, SERVFAIL) if len(data) >= HEADER_SIZE else None
+
+    def later(self, query: PendingQuery, client: Client, started: float) -> None:
+        """Have ``query`` answered by the answerer and its response sent to ``client``."""
+        answerer = self.answerer
+        if answerer is None or not answerer.admits(query):  # past the limit: answered now, no task
+            self.finish(client, query.data, query.error(REFUSED), started)
+            return
+        task = asyncio.ensure_future(answerer.answer(query))
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._answered, query, client, started))
+
+    def _answered(self, query: PendingQuery, client: Client, started: float, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            response = query.reply(task.result())
+        else:
+            log.error("failed to answer a query for upstream: %r", exc, exc_info=exc)
+            response = query.error(SERVFAIL)
+        self.finish(client, query.data, response, started)
+
+    def finish(self, client: Client, query: bytes, response: bytes, started: float) -> None:
+        """Send ``response`` to ``query`` and account for it: its time, and its line in the query log."""
+        client.send(response)
+        elapsed = self.clock() - started
+        self.durations.observe(elapsed)
+        if self.query_log is not None:
+            self.query_log(client.address, query, response, client.proto, elapsed)
+
+    @property
+    def in_flight(self) -> int:
+        """Queries being answered later, not yet sent."""
+        return len(self._tasks)
+
+    async def drain(self, limit: float = DRAIN_LIMIT) -> int:
+        """Wait until every query in flight is answered, at most ``limit`` seconds; return how many
+        are still in flight."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=limit)
+        return len(self._tasks)
+
+    def cancel(self) -> None:
+        """Give up on the queries in flight (the sockets are closing)."""
+        for task in list(self._tasks):
+            task.cancel()

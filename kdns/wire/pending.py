@@ -1,0 +1,56 @@
+"""A query that kdns answers later, and the one place its answer is rendered for the client.
+
+The responder makes a ``PendingQuery`` when no packed answer of its own fits: a name upstream, an
+ExternalName target to chase, a search-path miss for autopath to walk. Whatever answers it (see
+``kdns.upstream.answerer``) gives back a ``Packed`` for the question, or fails; the exchange then
+renders it with ``reply``, or ``error`` with an rcode, for this query's ID, flags, question, size
+limit and OPT record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdns.codes import HEADER_SIZE
+from kdns.wire.packed import Packed, error_packed
+
+DO_MARK = b"\x01"  # after a question: the client set DO, so DNSSEC records are part of the answer
+
+
+def forward_key(key: bytes, do: bool) -> bytes:
+    """The key a forwarded answer is cached under: the lowercased question, and the DO bit, since an
+    answer to a DO query carries records another client must not get."""
+    return key + DO_MARK if do else key
+
+
+@dataclass(slots=True, eq=False)
+class PendingQuery:
+    """What answering a query later needs."""
+
+    data: bytes  # the query as it came
+    key: bytes  # its lowercased question (name, type, class)
+    qid: int
+    flags: int
+    end: int  # where the question ends in ``data``
+    limit: int  # the largest response the client takes
+    opt: bytes  # our OPT record for the response, or b""
+    do: bool
+    packed: Packed  # the responder's answer: a delegation, or a search-path NXDOMAIN for autopath
+    recursion_available: bool
+
+    @property
+    def question(self) -> bytes:
+        """The question as the client wrote it (its letter case kept)."""
+        return self.data[HEADER_SIZE : self.end]
+
+    @property
+    def cache_key(self) -> bytes:
+        return forward_key(self.key, self.do)
+
+    def reply(self, packed: Packed) -> bytes:
+        """The response carrying ``packed``, an answer to this question."""
+        return packed.render(self.data, self.qid, self.flags, self.end, self.limit, self.opt)
+
+    def error(self, rcode: int) -> bytes:
+        """The response carrying only ``rcode``."""
+        return self.reply(error_packed(rcode, recursion_available=self.recursion_available))

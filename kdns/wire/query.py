@@ -1,0 +1,142 @@
+"""A client's query: what answering it needs, read straight from its bytes.
+
+``parse_query`` reads only the header, the one question and an OPT record, and says FORMERR, NOTIMP or
+drop for everything a server must not answer normally; ``error_response`` is the header-only reply
+to such a query. ``opt_record`` is the OPT record kdns puts in its responses.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kdns.codes import (
+    BADVERS,
+    ECHOED_FLAGS,
+    EDNS_DO,
+    EDNS_VERSION_SHIFT,
+    EXTENDED_RCODE_SHIFT,
+    FORMERR,
+    HEADER_SIZE,
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    NO_EDNS_UDP_SIZE,
+    NOTIMP,
+    OPCODE_MASK,
+    OPT,
+    POINTER_MARK,
+    QR,
+)
+
+HEADER = struct.Struct("!HHHHHH")  # ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT
+ID_AND_FLAGS = struct.Struct("!HH")
+RR_FIXED = struct.Struct("!HHIH")  # a record's type, class, TTL and RDLENGTH
+OPT_SIZE = 1 + RR_FIXED.size  # an OPT record without options: the root name and the fixed part
+OPT_QUESTION = OPT.to_bytes(2, "big")  # a question's type bytes that ask for OPT
+# Where the header's fields sit, for code that reads them without unpacking the header.
+ID = slice(0, 2)
+FLAGS = slice(2, 4)
+COUNTS = slice(4, HEADER_SIZE)
+# Where an OPT record's fields sit, from its first byte (the root name).
+OPT_UDP_SIZE_AT = 3  # two bytes: the class field
+OPT_VERSION_AT = 6  # the TTL's second byte
+OPT_FLAGS_AT = 7  # the TTL's third byte: DO is its top bit
+OPT_RDLENGTH_AT = 9
+
+
+class Drop(Exception):
+    """No reply is possible or wise (too short to carry an ID, or itself a response)."""
+
+
+class Malformed(Exception):
+    """The query gets an error reply with this rcode and no question."""
+
+    def __init__(self, rcode: int) -> None:
+        super().__init__(rcode)
+        self.rcode = rcode
+
+
+# (qid, flags, qend, end, edns_size, edns_do, edns_version); qend is the end of the qname,
+# end the end of the question; edns_size is 0 when the query has no OPT record.
+Query = tuple[int, int, int, int, int, bool, int]
+
+
+def parse_query(data: bytes) -> Query:
+    if len(data) < HEADER_SIZE:
+        raise Drop
+    qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
+    if flags & QR:
+        raise Drop
+    if flags & OPCODE_MASK:
+        raise Malformed(NOTIMP)  # only standard queries are answered
+    if qdcount != 1:
+        raise Malformed(FORMERR)
+    i = HEADER_SIZE
+    try:
+        length = data[i]
+        while length:
+            if length > MAX_LABEL_LENGTH:  # a compression pointer or a reserved label type
+                raise Malformed(FORMERR)
+            i += length + 1
+            length = data[i]
+    except IndexError:
+        raise Malformed(FORMERR) from None
+    qend = i + 1
+    end = qend + 4
+    if qend - HEADER_SIZE > MAX_NAME_LENGTH or end > len(data):
+        raise Malformed(FORMERR)
+    if data[qend : qend + 2] == OPT_QUESTION:  # a question for OPT is meaningless (RFC 6891)
+        raise Malformed(FORMERR)
+    if not (ancount or nscount or arcount):
+        if end != len(data):
+            raise Malformed(FORMERR)
+        return qid, flags, qend, end, 0, False, 0
+    size, do, version = _read_edns(data, end, ancount + nscount, arcount)
+    return qid, flags, qend, end, size, do, version
+
+
+def _read_edns(data: bytes, i: int, skip: int, arcount: int) -> tuple[int, bool, int]:
+    """Walk the records after the question; return the OPT's (size, DO, version), or zeros."""
+    found = None
+    try:
+        for n in range(skip + arcount):
+            owner = i
+            length = data[i]
+            while length:
+                if length >= POINTER_MARK:
+                    i += 1
+                    break
+                if length > MAX_LABEL_LENGTH:
+                    raise Malformed(FORMERR)
+                i += length + 1
+                length = data[i]
+            i += 1
+            rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, i)
+            i += RR_FIXED.size + rdlength
+            if rtype == OPT:
+                if n < skip or found is not None or data[owner] != 0:
+                    raise Malformed(FORMERR)  # RFC 6891: one OPT, in additional, owned by the root
+                version = (ttl >> EDNS_VERSION_SHIFT) & 0xFF
+                found = (max(rclass, NO_EDNS_UDP_SIZE), bool(ttl & EDNS_DO), version)
+    except (IndexError, struct.error):
+        raise Malformed(FORMERR) from None
+    if i != len(data):
+        raise Malformed(FORMERR)
+    return found or (0, False, 0)
+
+
+def error_response(data: bytes, rcode: int) -> bytes:
+    """A header-only reply carrying ``rcode`` to a query we will not answer normally."""
+    qid, flags = ID_AND_FLAGS.unpack_from(data)
+    return HEADER.pack(qid, QR | (flags & (OPCODE_MASK | ECHOED_FLAGS)) | rcode, 0, 0, 0, 0)
+
+
+def badvers_response(data: bytes, qid: int, flags: int, end: int, *, udp_size: int, do: bool) -> bytes:
+    """RFC 6891: an unknown EDNS version gets BADVERS, with our OPT saying version 0."""
+    opt = opt_record(udp_size, do=do, extended_rcode=BADVERS)
+    return HEADER.pack(qid, QR | (flags & ECHOED_FLAGS), 1, 0, 0, 1) + data[HEADER_SIZE:end] + opt
+
+
+def opt_record(udp_size: int, *, do: bool = False, extended_rcode: int = 0) -> bytes:
+    """The OPT pseudo-record we echo: our UDP size, version 0, the client's DO bit."""
+    ttl = (extended_rcode >> EXTENDED_RCODE_SHIFT) << 24 | (EDNS_DO if do else 0)
+    return b"\x00" + RR_FIXED.pack(OPT, udp_size, ttl, 0)

@@ -1,0 +1,188 @@
+"""The forwarder and its cache, in process and fast: no ``kdns serve``, a real forwarder asking the fake
+upstream over loopback sockets, and the answer cache on a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import dnslib
+import pytest
+
+from kdns.app import build_forwarder
+from kdns.codes import IN, NOERROR, NXDOMAIN, SERVFAIL, A
+from kdns.config import CacheSettings, ForwardSettings, ServeConfig
+from kdns.upstream.cache import ResponseCache
+from kdns.upstream.forward import Forwarder
+from kdns.wire.packed import Packed, pack_records
+from kdns.zone.names import to_wire
+from tests.fake_upstream import upstream
+
+
+def question(name: str, qtype: int = A) -> bytes:
+    return to_wire(name) + struct.pack("!HH", qtype, IN)
+
+
+def forwarder_to(*addresses: str, **settings: object) -> Forwarder:
+    """The forwarder ``kdns serve --upstream ADDRESS...`` builds, with these forward settings."""
+    forward = ForwardSettings(upstreams=addresses, **settings)  # type: ignore[arg-type]
+    return build_forwarder(ServeConfig(forward=forward))
+
+
+def addresses(packed: Packed, name: str) -> list[str]:
+    reply = dnslib.DNSRecord.parse(
+        packed.render(
+            b"\x00\x00\x01\x00" + bytes(8) + question(name), 0, 0, 12 + len(question(name)), 65535, b""
+        )
+    )
+    return [str(rr.rdata) for rr in reply.rr if rr.rtype == A]
+
+
+def test_identical_questions_in_flight_share_one_upstream_query():
+    async def test() -> None:
+        with upstream("shared.example.com. 60 IN A 192.0.2.1") as fake:
+            fake.slow["shared.example.com"] = 0.3
+            forwarder = forwarder_to(fake.address)
+            asked = question("shared.example.com")
+            answers = await asyncio.gather(*(forwarder.lookup(asked, asked) for _ in range(5)))
+            assert fake.count("shared.example.com") == 1
+            assert all(addresses(packed, "shared.example.com") == ["192.0.2.1"] for packed in answers)
+            again = await forwarder.lookup(asked, asked)  # from the cache now
+            assert addresses(again, "shared.example.com") == ["192.0.2.1"]
+            assert fake.count("shared.example.com") == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_silent_upstream_is_passed_over_marked_down_and_taken_back_when_it_answers():
+    async def test() -> None:
+        with (
+            upstream("a.example.com. 60 IN A 192.0.2.1") as first,
+            upstream("a.example.com. 60 IN A 192.0.2.2") as second,
+        ):
+            first.down = True
+            forwarder = forwarder_to(
+                first.address, second.address, policy="sequential", timeout=0.2, max_fails=2, health_check=0.1
+            )
+            forwarder.cache = None  # each lookup goes upstream
+            asked = question("a.example.com")
+            for _ in range(2):  # the first fails each time; the second answers
+                assert addresses(await forwarder.lookup(asked, asked), "a.example.com") == ["192.0.2.2"]
+            assert first.count("a.example.com") == 2
+            assert forwarder.upstreams[0].fails == 2 and forwarder.upstreams[0].checking
+            await forwarder.lookup(asked, asked)  # down: tried last, so not at all
+            assert first.count("a.example.com") == 2
+            label = forwarder.upstreams[0].label
+            while not forwarder.stats.health_failures[label]:  # health checks (". IN NS") go unanswered
+                await asyncio.sleep(0.05)
+            first.down = False
+            while forwarder.upstreams[0].fails:  # until one gets its reply
+                await asyncio.sleep(0.05)
+            assert addresses(await forwarder.lookup(asked, asked), "a.example.com") == ["192.0.2.1"]
+            assert first.count(".", "NS") >= 2
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_servfail_when_no_upstream_answers():
+    async def test() -> None:
+        with upstream() as fake:
+            fake.down = True
+            forwarder = forwarder_to(fake.address, timeout=0.2)
+            asked = question("nobody.example.com")
+            packed = await forwarder.lookup(asked, asked)
+            assert packed.flags & 0xF == SERVFAIL
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+# -- the cache, on a clock the test moves ------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def upstream_reply(name: str, rcode: int = NOERROR, zone_records: str = "") -> dnslib.DNSRecord:
+    reply = dnslib.DNSRecord(dnslib.DNSHeader(qr=1, rcode=rcode), q=dnslib.DNSQuestion(name))
+    for rr in dnslib.RR.fromZone(zone_records) if zone_records else []:
+        (reply.add_auth if rr.rtype == dnslib.QTYPE.SOA else reply.add_answer)(rr)
+    return reply
+
+
+def cached(cache: ResponseCache, name: str, reply: dnslib.DNSRecord) -> Packed:
+    key = question(name)
+    packed = pack_records(reply.header.rcode, (reply.rr, reply.auth, reply.ar), key[:-4], key[-4:])
+    return cache.put(key, packed, reply)
+
+
+def ttls(packed: Packed, name: str) -> list[int]:
+    end = 12 + len(question(name))
+    reply = dnslib.DNSRecord.parse(packed.render(bytes(12) + question(name), 0, 0, end, 65535, b""))
+    return [rr.ttl for rr in (*reply.rr, *reply.auth)]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_cached_answers_count_their_ttls_down_and_expire(clock):
+    cache = ResponseCache(CacheSettings(), clock=clock)
+    first = cached(
+        cache, "example.com", upstream_reply("example.com", zone_records="example.com. 300 IN A 192.0.2.1")
+    )
+    assert ttls(first, "example.com") == [300]
+    clock.now += 1.1
+    assert ttls(cache.get(question("example.com")), "example.com") == [299]
+    clock.now += 250
+    assert ttls(cache.get(question("example.com")), "example.com") == [49]
+    clock.now += 49
+    assert cache.get(question("example.com")) is None
+    assert cache.hits["success"] == 2 and cache.misses == 1
+
+
+def test_negative_answers_live_for_the_soa_minimum_and_caps_hold(clock):
+    soa = "example.com. 600 IN SOA ns.example.com. h.example.com. 1 2 3 4 30"
+    cache = ResponseCache(CacheSettings(success_ttl=60), clock=clock)
+    negative = cached(cache, "nx.example.com", upstream_reply("nx.example.com", NXDOMAIN, soa))
+    assert ttls(negative, "nx.example.com") == [30]  # min(SOA TTL, SOA minimum): RFC 2308
+    long = cached(
+        cache,
+        "long.example.com",
+        upstream_reply("long.example.com", zone_records="long.example.com. 86400 IN A 192.0.2.3"),
+    )
+    assert ttls(long, "long.example.com") == [60]  # capped as 'cache 60' caps it
+    clock.now += 31
+    assert cache.get(question("nx.example.com")) is None
+    assert ttls(cache.get(question("long.example.com")), "long.example.com") == [29]
+
+
+def test_servfail_is_cached_briefly_and_stale_answers_wait_for_failure(clock):
+    cache = ResponseCache(CacheSettings(servfail_ttl=5, serve_stale=3600), clock=clock)
+    cached(cache, "broken.example.com", upstream_reply("broken.example.com", SERVFAIL))
+    assert cache.get(question("broken.example.com")) is not None
+    clock.now += 6
+    assert cache.get(question("broken.example.com")) is None
+    cached(
+        cache,
+        "old.example.com",
+        upstream_reply("old.example.com", zone_records="old.example.com. 10 IN A 192.0.2.4"),
+    )
+    clock.now += 100
+    assert cache.get(question("old.example.com")) is None  # expired: a fresh answer is wanted first
+    stale = cache.stale(question("old.example.com"))  # every upstream failed
+    assert ttls(stale, "old.example.com") == [0]
+
+
+def test_an_answer_of_nothing_but_opt_records_is_cached_for_the_minimum_ttl(clock):
+    reply = upstream_reply("odd.example.com")
+    reply.add_answer(dnslib.EDNS0(udp_len=1232))
+    packed = cached(cache := ResponseCache(CacheSettings(min_ttl=5), clock=clock), "odd.example.com", reply)
+    assert ttls(packed, "odd.example.com") == []  # the sender's OPT is not passed on
+    clock.now += 4
+    assert cache.get(question("odd.example.com")) is not None
+    clock.now += 2
+    assert cache.get(question("odd.example.com")) is None
