@@ -1,1 +1,1 @@
-"""Running kdns: HTTP probes, Prometheus metrics, and the light counters the hot path keeps."""
+"""Running kdns: HTTP probes, Prometheus metrics read from the counters other parts keep, the query log."""

@@ -1,1 +1,2 @@
-"""Names outside the cluster zones: the upstream resolvers, and the cache of what they answered."""
+"""Names outside the cluster zones: the upstream resolvers, the cache of what they answered, and the
+``Answerer`` protocol through which pending queries reach them."""
