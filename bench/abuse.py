@@ -500,7 +500,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     fwd = forwarded_flood(args, snapshot_path, query_path, out)
     say(f"forwarded flood: {fwd['qps']:,.0f} qps answered, {fwd['rcodes']}")
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": machine,
         "services": args.services,
         "repeats": args.repeats,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -181,7 +180,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     }
     externals = sum(1 for q in cluster_list if q.name in external)
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": host.machine(),
         "versions": host.versions(),
         "quick": args.quick,

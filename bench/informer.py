@@ -647,7 +647,7 @@ def stop_kdns(server: Kdns | None) -> None:
 
 def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": host.machine(),  # before pinning: nproc counts the CPUs this process may use
         "versions": host.versions(),
         "quick": args.quick,

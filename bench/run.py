@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cluster, queries, report
-from bench.lib import compare, dnsperf, harness, kdns, options, profiling, servers
+from bench.lib import compare, dnsperf, harness, host, kdns, options, profiling, servers
 from bench.lib.dnsperf import Load
 from bench.lib.harness import say
 from bench.lib.host import machine, versions
@@ -137,7 +136,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for server in started:
             server.stop()
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": machine(),
         "versions": versions(),
         "cluster": cluster.summary(snapshot) | {"records": records(zones)},

@@ -123,7 +123,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     samples = sampler.samples
     cpu = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": host.machine(),
         "services": args.services,
         "capacity": {"qps": capacity["qps"], "load": full.flags(), "cpu_us": capacity["cpu_us_per_query"]},

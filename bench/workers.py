@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +123,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for server in started.values():
             server.stop()
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": host.machine(),
         "versions": host.versions(),
         "quick": args.quick,

@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import time
 from typing import Any
 
 from bench.lib import dnsperf
@@ -21,6 +22,11 @@ def _sh(command: list[str], timeout: float = 30) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return result.stdout.strip()
+
+
+def date() -> str:
+    """Now, as a report dates its run: "2026-05-09 18:41 UTC"."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
 def machine() -> dict[str, Any]:
