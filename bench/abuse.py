@@ -25,7 +25,6 @@ import contextlib
 import os
 import random
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -40,15 +39,19 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from bench import cluster, dnsperf, harness, queries, report, run, servers
-from bench.dnsperf import Load
-from bench.harness import say
-from bench.servers import HOST, Server
+from bench import cluster, queries, report
+from bench.lib import dnsperf, harness, host, kdns, options, stats
+from bench.lib.dnsperf import Load
+from bench.lib.harness import say
+from bench.lib.kdns import Kdns
+from bench.lib.measure import measure
+from bench.lib.processes import CLIENT_CPU, SERVER_CPU, cpu_set
+from bench.lib.servers import HOST
+from bench.lib.tables import codes, table
 from kdns.transport.listen import bind
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "abuse"
-SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
 SECTION = report.ABUSE_HEADING
 
 
@@ -199,30 +202,14 @@ def black_hole() -> Iterator[int]:
 
 
 # -- measuring ------------------------------------------------------------------------------------------
-def start_kdns(snapshot: Path, log: Path, *extra: str) -> Server:
-    command = [
-        *servers.kdns_command(), "serve", "--snapshot", str(snapshot), "--listen", HOST, "--port", "0",
-        *extra,
-    ]  # fmt: skip
-    if "--upstream" not in extra:
-        command.append("--no-forward")  # nothing leaves loopback
-    server = servers.start_announced("kdns", command, log, SERVER_CPU)
+def start(snapshot: Path, log: Path, *extra: str, upstream: str | None = None) -> Kdns:
+    server = kdns.start(snapshot=snapshot, log=log, cpus=SERVER_CPU, upstream=upstream, extra=extra)
     server.pin(SERVER_CPU)
     return server
 
 
-def rss_mb(server: Server) -> float:
-    return server.memory_kib().get("VmRSS", 0) / 1024
-
-
-def measured(server: Server, load: Load, output: Path) -> dict[str, Any]:
-    result = run.measure(server, load, output)
-    result["rss_mb"] = rss_mb(server)
-    return result
-
-
-def median_of(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+def measured(server: Kdns, load: Load, output: Path) -> dict[str, Any]:
+    return measure(server, load, output) | {"rss_mb": server.rss_mb()}
 
 
 def service_name(cluster_queries: Path) -> str:
@@ -236,11 +223,11 @@ def service_name(cluster_queries: Path) -> str:
 
 def tcp_abuse(args: argparse.Namespace, snapshot: Path, cluster_queries: Path, out: Path) -> dict[str, Any]:
     load = Load(cluster_queries, args.clients, args.outstanding, args.seconds, CLIENT_CPU)
-    server = start_kdns(snapshot, out / "kdns-tcp.log", "--tcp-idle-timeout", "10")
+    server = start(snapshot, out / "kdns-tcp.log", "--tcp-idle-timeout", "10")
     try:
         dnsperf.run(load, server.port, out / "dnsperf-tcp-warmup.txt", once=True, timeout=120)
         before = [measured(server, load, out / f"dnsperf-tcp-before-{i}.txt") for i in range(args.repeats)]
-        rss_before = rss_mb(server)
+        rss_before = server.rss_mb()
         limit = time.monotonic() + args.seconds * args.repeats * 3 + 120
         name = service_name(cluster_queries)
         abusers = Abusers(server.port, args.idle, args.slow, args.greedy, name, limit).start()
@@ -253,7 +240,7 @@ def tcp_abuse(args: argparse.Namespace, snapshot: Path, cluster_queries: Path, o
                 measured(server, load, out / f"dnsperf-tcp-during-{i}.txt") for i in range(args.repeats)
             ]
             held_at_end = dict(abusers.held)
-            rss_during = rss_mb(server)
+            rss_during = server.rss_mb()
         finally:
             probe.stop()
             abusers.stop()
@@ -261,7 +248,7 @@ def tcp_abuse(args: argparse.Namespace, snapshot: Path, cluster_queries: Path, o
         after = [measured(server, load, out / f"dnsperf-tcp-after-{i}.txt") for i in range(args.repeats)]
     finally:
         server.stop()
-    qps_before, qps_during = median_of(before, "qps"), median_of(during, "qps")
+    qps_before, qps_during = stats.median_of(before, "qps"), stats.median_of(during, "qps")
     return {
         "load": load.flags(),
         "abusers": {"idle": args.idle, "slow": args.slow, "greedy": args.greedy},
@@ -272,10 +259,10 @@ def tcp_abuse(args: argparse.Namespace, snapshot: Path, cluster_queries: Path, o
         "refused_connects": abusers.refused,
         "qps_before": qps_before,
         "qps_during": qps_during,
-        "qps_after": median_of(after, "qps"),
-        "ratio": qps_during / qps_before if qps_before else float("nan"),
-        "cpu_us_before": median_of(before, "cpu_us_per_query"),
-        "cpu_us_during": median_of(during, "cpu_us_per_query"),
+        "qps_after": stats.median_of(after, "qps"),
+        "ratio": stats.ratio(qps_during, qps_before),
+        "cpu_us_before": stats.median_of(before, "cpu_us_per_query"),
+        "cpu_us_during": stats.median_of(during, "cpu_us_per_query"),
         "lost_during": sum(r["lost"] for r in during),
         "sent_during": sum(r["sent"] for r in during),
         "rss_before_mb": rss_before,
@@ -284,7 +271,7 @@ def tcp_abuse(args: argparse.Namespace, snapshot: Path, cluster_queries: Path, o
             "answered": probe.answered,
             "failed": probe.failed,
             "failures": dict(probe.failures),
-            "p50_ms": statistics.median(probe.latencies) * 1e3 if probe.latencies else float("nan"),
+            "p50_ms": stats.median(probe.latencies) * 1e3 if probe.latencies else float("nan"),
             "max_ms": max(probe.latencies) * 1e3 if probe.latencies else float("nan"),
         },
     }
@@ -301,26 +288,25 @@ def random_names(count: int, seed: int) -> list[str]:
 def random_flood(
     args: argparse.Namespace, snapshot: Path, cluster_queries: Path, out: Path
 ) -> dict[str, Any]:
-    flood_file = out / "random-names.txt"
-    flood_file.write_text("\n".join(random_names(args.flood_names, args.seed)) + "\n", encoding="utf-8")
+    flood_file = queries.write_lines(random_names(args.flood_names, args.seed), out / "random-names.txt")
     steady = Load(cluster_queries, 2, 20, args.seconds, CLIENT_CPU, rate=args.steady_rate)
     flood = Load(flood_file, args.clients, args.flood_outstanding, args.seconds, CLIENT_CPU)
-    server = start_kdns(snapshot, out / "kdns-flood.log")
+    server = start(snapshot, out / "kdns-flood.log")
     try:
         dnsperf.run(
             replace(steady, rate=None), server.port, out / "dnsperf-flood-warmup.txt", once=True, timeout=120
         )
         alone = dnsperf.parse(dnsperf.run(steady, server.port, out / "dnsperf-steady-alone.txt").text)
-        rss_before = rss_mb(server)
+        rss_before = server.rss_mb()
         cpu_before = server.cpu_times()
         steady_out, flood_out = harness.concurrently(
             (steady, server.port, out / "dnsperf-steady-during.txt", ()),
             (flood, server.port, out / "dnsperf-flood.txt", ()),
         )
         cpu_after = server.cpu_times()
-        rss_after_flood = rss_mb(server)
+        rss_after_flood = server.rss_mb()
         flood2 = dnsperf.parse(dnsperf.run(flood, server.port, out / "dnsperf-flood-2.txt").text)
-        rss_after_second = rss_mb(server)
+        rss_after_second = server.rss_mb()
         recovered = dnsperf.parse(dnsperf.run(steady, server.port, out / "dnsperf-steady-after.txt").text)
     finally:
         server.stop()
@@ -330,11 +316,11 @@ def random_flood(
         "steady": steady.flags(),
         "flood": flood.flags(),
         "flood_names": args.flood_names,
-        "steady_alone": harness.brief(alone),
-        "steady_during": harness.brief(during),
-        "steady_after": harness.brief(recovered),
-        "flood_answered": harness.brief(flooded),
-        "second_flood": harness.brief(flood2),
+        "steady_alone": alone.brief(),
+        "steady_during": during.brief(),
+        "steady_after": recovered.brief(),
+        "flood_answered": flooded.brief(),
+        "second_flood": flood2.brief(),
         "server_busy": cpu / max(steady_out.wall, flood_out.wall),
         "rss_before_mb": rss_before,
         "rss_after_flood_mb": rss_after_flood,
@@ -345,25 +331,21 @@ def random_flood(
 def forwarded_flood(
     args: argparse.Namespace, snapshot: Path, cluster_queries: Path, out: Path
 ) -> dict[str, Any]:
-    names = out / "outside-names.txt"
     rng = random.Random(args.seed)
-    names.write_text(
-        "\n".join(f"{rng.getrandbits(48):012x}.example.net A" for _ in range(args.flood_names)) + "\n",
-        encoding="utf-8",
-    )
+    lines = [f"{rng.getrandbits(48):012x}.example.net A" for _ in range(args.flood_names)]
+    names = queries.write_lines(lines, out / "outside-names.txt")
     flood = Load(names, args.clients, args.forward_outstanding, args.seconds, CLIENT_CPU)
     with black_hole() as port:
-        server = start_kdns(
-            snapshot, out / "kdns-forward.log",
-            "--upstream", f"{HOST}:{port}", "--max-concurrent", str(args.max_concurrent),
-            "--forward-timeout", "2",
+        server = start(
+            snapshot, out / "kdns-forward.log", "--max-concurrent", str(args.max_concurrent),
+            "--forward-timeout", "2", upstream=f"{HOST}:{port}",
         )  # fmt: skip
         try:
-            rss_before = rss_mb(server)
+            rss_before = server.rss_mb()
             result = measured(server, flood, out / "dnsperf-forwarded-flood.txt")
-            rss_after = rss_mb(server)
+            rss_after = server.rss_mb()
             time.sleep(3)  # the queries in flight time out
-            rss_settled = rss_mb(server)
+            rss_settled = server.rss_mb()
             question = dns.message.make_query(service_name(cluster_queries), "A")
             probe = dns.query.udp(question, HOST, port=server.port, timeout=2)
         finally:
@@ -411,11 +393,24 @@ def _tcp_lines(tcp: dict[str, Any], repeats: int) -> list[str]:
         "soon as kdns closes it (`--tcp-idle-timeout 10`, `--max-tcp-connections 1000`). UDP measured "
         f"with `dnsperf {tcp['load']}`, medians of {repeats} runs.",
         "",
-        "| | UDP QPS | CPU us/query | RSS MB |",
-        "|---|---:|---:|---:|",
-        f"| Before | {tcp['qps_before']:,.0f} | {tcp['cpu_us_before']:.2f} | {tcp['rss_before_mb']:.1f} |",
-        f"| During | {tcp['qps_during']:,.0f} | {tcp['cpu_us_during']:.2f} | {tcp['rss_during_mb']:.1f} |",
-        f"| After | {tcp['qps_after']:,.0f} | | |",
+        *table(
+            ["", "UDP QPS", "CPU us/query", "RSS MB"],
+            [
+                [
+                    "Before",
+                    f"{tcp['qps_before']:,.0f}",
+                    f"{tcp['cpu_us_before']:.2f}",
+                    f"{tcp['rss_before_mb']:.1f}",
+                ],
+                [
+                    "During",
+                    f"{tcp['qps_during']:,.0f}",
+                    f"{tcp['cpu_us_during']:.2f}",
+                    f"{tcp['rss_during_mb']:.1f}",
+                ],
+                ["After", f"{tcp['qps_after']:,.0f}", "", ""],
+            ],
+        ),
         "",
         f"- UDP during abuse: {tcp['ratio']:.2f} of before; {tcp['lost_during']:,} of "
         f"{tcp['sent_during']:,} queries lost.",
@@ -425,7 +420,7 @@ def _tcp_lines(tcp: dict[str, Any], repeats: int) -> list[str]:
         f"{_held(tcp['closed_by_kdns'])}, of {_held(tcp['opened'])} opened; connects that failed: "
         f"{tcp['refused_connects']}.",
         f"- A TCP client asking every 100 ms while the dnsperf runs: {probe['answered']} answered, "
-        f"{probe['failed']} failed ({_codes(probe['failures'])}); latency p50 {probe['p50_ms']:.2f} ms, "
+        f"{probe['failed']} failed ({codes(probe['failures'])}); latency p50 {probe['p50_ms']:.2f} ms, "
         f"max {probe['max_ms']:.1f} ms.",
         "",
     ]
@@ -439,12 +434,15 @@ def _flood_lines(flood: dict[str, Any]) -> list[str]:
         "(`<random>.example.<ns>.svc.cluster.local`, each a miss answered NXDOMAIN by the resolver) with "
         f"`{flood['flood']}`, while a second dnsperf asks the cluster mix at `{flood['steady']}`.",
         "",
-        "| | QPS | Lost | Avg latency (ms) |",
-        "|---|---:|---:|---:|",
-        _row("Cluster mix alone", flood["steady_alone"]),
-        _row("Cluster mix during the flood", flood["steady_during"]),
-        _row("The flood (answered)", flood["flood_answered"]),
-        _row("Cluster mix after", flood["steady_after"]),
+        *table(
+            ["", "QPS", "Lost", "Avg latency (ms)"],
+            [
+                _row("Cluster mix alone", flood["steady_alone"]),
+                _row("Cluster mix during the flood", flood["steady_during"]),
+                _row("The flood (answered)", flood["flood_answered"]),
+                _row("Cluster mix after", flood["steady_after"]),
+            ],
+        ),
         "",
         f"- kdns CPU busy during the flood: {flood['server_busy']:.0%}. RSS: "
         f"{flood['rss_before_mb']:.1f} MB before, {flood['rss_after_flood_mb']:.1f} MB after the flood, "
@@ -462,7 +460,7 @@ def _forwarded_lines(fwd: dict[str, Any], names: int) -> list[str]:
         f"names with `{fwd['load']}`, `--max-concurrent {fwd['max_concurrent']}`, `--forward-timeout 2`.",
         "",
         f"- Answered {fwd['qps']:,.0f} QPS ({fwd['completed']:,} answers, {fwd['lost']:,} lost), "
-        f"response codes {_codes(fwd['rcodes'])}; average latency {fwd['avg_latency_ms']:.2f} ms; "
+        f"response codes {codes(fwd['rcodes'])}; average latency {fwd['avg_latency_ms']:.2f} ms; "
         f"{fwd['cpu_us_per_query']:.1f} us of kdns CPU per answer.",
         f"- RSS {fwd['rss_before_mb']:.1f} MB before, {fwd['rss_after_mb']:.1f} MB after, "
         f"{fwd['rss_settled_mb']:.1f} MB once the queries in flight timed out; a cluster name right "
@@ -475,13 +473,13 @@ def _held(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
 
 
-def _codes(rcodes: dict[str, int]) -> str:
-    return ", ".join(f"{name} {n:,}" for name, n in sorted(rcodes.items(), key=lambda kv: -kv[1])) or "none"
-
-
-def _row(label: str, stats: dict[str, Any]) -> str:
-    lost = f"{stats['lost']:,} of {stats['sent']:,}"
-    return f"| {label} | {stats['qps']:,.0f} | {lost} | {stats['avg_latency_ms']:.3f} |"
+def _row(label: str, run: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        f"{run['qps']:,.0f}",
+        f"{run['lost']:,} of {run['sent']:,}",
+        f"{run['avg_latency_ms']:.3f}",
+    ]
 
 
 # -- command line ---------------------------------------------------------------------------------------
@@ -490,8 +488,8 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     snapshot_path, query_path = out / "cluster.json", out / "queries.txt"
     cluster.write(snapshot, snapshot_path)
     queries.write(queries.build(snapshot, args.queries, seed=args.seed), query_path)
-    machine = run.machine()
-    os.sched_setaffinity(0, servers.cpu_set(CLIENT_CPU))  # the abusive clients share dnsperf's CPU
+    machine = host.machine()
+    os.sched_setaffinity(0, cpu_set(CLIENT_CPU))  # the abusive clients share dnsperf's CPU
     say("-- TCP abuse")
     tcp = tcp_abuse(args, snapshot_path, query_path, out)
     say(f"UDP {tcp['qps_before']:,.0f} qps before, {tcp['qps_during']:,.0f} during ({tcp['ratio']:.2f})")
@@ -502,7 +500,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     fwd = forwarded_flood(args, snapshot_path, query_path, out)
     say(f"forwarded flood: {fwd['qps']:,.0f} qps answered, {fwd['rcodes']}")
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": host.date(),
         "machine": machine,
         "services": args.services,
         "repeats": args.repeats,
@@ -513,16 +511,10 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.abuse", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2-second runs, once; writes bench/out/ only")
-    parser.add_argument("--services", type=int, default=1000, help="Services in the cluster (default: 1000)")
-    parser.add_argument(
-        "--queries", type=int, default=100_000, help="queries in the cluster mix (default: 100000)"
-    )
-    parser.add_argument("--seconds", type=float, help="length of each dnsperf run (default: 5; quick: 2)")
-    parser.add_argument("--repeats", type=int, help="runs before and during (default: 3; quick: 1)")
-    parser.add_argument("--clients", type=int, default=8, help="dnsperf -c (default: 8)")
-    parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (default: 100)")
+    parser = options.Parser("bench.abuse", __doc__, quick="2-second runs, once; writes bench/out/ only")
+    parser.cluster(queries="queries in the cluster mix", seed="cluster and names")
+    parser.runs(seconds=(5, 2), repeats="runs before and during")
+    parser.dnsperf()
     parser.add_argument("--idle", type=int, default=900, help="idle TCP connections (default: 900)")
     parser.add_argument("--slow", type=int, default=80, help="slow-loris clients (default: 80)")
     parser.add_argument("--greedy", type=int, default=20, help="clients that never read (default: 20)")
@@ -548,10 +540,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=2000,
         help="dnsperf -q of the forwarded flood (default: 2000)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of cluster and names (default: 1)")
-    args = parser.parse_args(argv)
-    args.seconds = args.seconds or (2.0 if args.quick else 5.0)
-    args.repeats = args.repeats or (1 if args.quick else 3)
+    args = parser.parse(argv)
     if args.quick:
         args.flood_names = min(args.flood_names, 100_000)
     return args

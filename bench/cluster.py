@@ -18,6 +18,7 @@ import json
 import random
 import string
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,27 @@ def generate(
             ports = rng.sample(_PORTS, rng.randint(1, 2))
             items += cluster_ip_service(namespace, name, rng, alloc, ports, endpoints=endpoints_per_service)
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+
+def summary(snapshot: dict[str, Any]) -> dict[str, int]:
+    """What a report says of a cluster: its Services by kind, namespaces, EndpointSlices, endpoints,
+    Pods and objects."""
+    items = snapshot["items"]
+    kinds = Counter(item["kind"] for item in items)
+    services = [item["spec"] for item in items if item["kind"] == "Service"]
+    external = sum(spec.get("type") == "ExternalName" for spec in services)
+    headless = sum(spec.get("clusterIP") == "None" for spec in services)
+    return {
+        "services": len(services),
+        "cluster_ip": len(services) - headless - external,
+        "headless": headless,
+        "external": external,
+        "namespaces": kinds["Namespace"],
+        "endpoint_slices": kinds["EndpointSlice"],
+        "endpoints": sum(len(item["endpoints"]) for item in items if item["kind"] == "EndpointSlice"),
+        "pods": kinds["Pod"],
+        "objects": len(items),
+    }
 
 
 def write(snapshot: dict[str, Any], path: Path) -> None:

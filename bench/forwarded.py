@@ -15,13 +15,9 @@ bench/out/README.md).
 from __future__ import annotations
 
 import argparse
-import random
-import statistics
 import sys
-import time
-import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +26,18 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from bench import cluster, dnsperf, harness, queries, report, run, servers
-from bench.dnsperf import Load
-from bench.harness import say
-from bench.servers import HOST, Server
+from bench import cluster, outside, queries, report
+from bench.lib import compare, dnsperf, harness, host, kdns, options, servers, stats
+from bench.lib.dnsperf import Load
+from bench.lib.harness import say
+from bench.lib.kdns import Kdns
+from bench.lib.measure import measure, summarise
+from bench.lib.processes import CLIENT_CPU, SERVER_CPU
+from bench.lib.servers import HOST, Server
+from bench.lib.tables import ms, span, table, times
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "forwarded"
-SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
-OUTSIDE_ZONES = ("example.com", "example.org")
-MISS_ZONE = "misses.example"  # every name answered by a wildcard: each new name is a cache miss
-TTL = 3600
-WORDS = ("www", "api", "cdn", "img", "login", "static", "mail", "auth", "assets", "status")
 TARGET = 0.5  # issue 5: forwarded cache hits at least half the QPS of cluster names
 KINDS = ("cluster", "forwarded", "cluster_forwarding")  # measured in turn, ``repeats`` times
 FILES_OF = {"cluster": "cluster", "forwarded": "forwarded", "cluster_forwarding": "cluster", "miss": "miss"}
@@ -54,111 +50,18 @@ LABELS = {
 COUNTERS = ("coredns_forward_requests_total", "coredns_cache_hits_total", "coredns_cache_misses_total")
 
 
-# -- the outside zones Knot serves ----------------------------------------------------------------------
-def outside_names(per_zone: int) -> list[str]:
-    """``per_zone`` names in each of ``OUTSIDE_ZONES``, e.g. ``api-3.example.com``."""
-    return [
-        f"{WORDS[i % len(WORDS)]}-{i // len(WORDS)}.{apex}" for apex in OUTSIDE_ZONES for i in range(per_zone)
-    ]
-
-
-def external_targets(snapshot: dict[str, Any]) -> list[str]:
-    """The ExternalName targets of the cluster's Services (kdns follows them upstream)."""
-    return sorted({
-        item["spec"]["externalName"].rstrip(".").lower()
-        for item in snapshot["items"]
-        if item["kind"] == "Service" and item["spec"].get("type") == "ExternalName"
-    })  # fmt: skip
-
-
-def apex_of(name: str) -> str:
-    return ".".join(name.split(".")[-2:])
-
-
-def zone_text(apex: str, names: Sequence[str]) -> str:
-    """A zone file: SOA, NS, and an A and an AAAA for each of ``names`` (``*`` for a wildcard)."""
-    lines = [
-        f"$ORIGIN {apex}.",
-        f"$TTL {TTL}",
-        f"@ SOA ns.{apex}. hostmaster.{apex}. 1 7200 1800 86400 {TTL}",
-        "@ NS ns",
-        "ns A 192.0.2.53",
-    ]
-    for i, name in enumerate(names):
-        owner = name.removesuffix("." + apex) if name != "*" else "*"
-        lines += [f"{owner} A 198.51.{i // 250}.{i % 250 + 1}", f"{owner} AAAA 2001:db8::{i + 1:x}"]
-    return "\n".join(lines) + "\n"
-
-
-def upstream_zones(names: list[str], targets: list[str]) -> dict[str, str]:
-    """Apex -> zone-file text: the outside names, the ExternalName targets and the wildcard zone."""
-    by_apex: dict[str, list[str]] = {}
-    for name in [*names, *targets]:
-        by_apex.setdefault(apex_of(name), []).append(name)
-    zones = {apex: zone_text(apex, sorted(set(owners))) for apex, owners in sorted(by_apex.items())}
-    zones[MISS_ZONE] = zone_text(MISS_ZONE, ["*"])
-    return zones
-
-
-def forwarded_queries(names: list[str], count: int, seed: int) -> list[str]:
-    """``count`` dnsperf lines over ``names``: 80% A, 20% AAAA."""
-    rng = random.Random(seed)
-    return [f"{rng.choice(names)} {'AAAA' if rng.random() < 0.2 else 'A'}" for _ in range(count)]
-
-
-def miss_queries(count: int, seed: int) -> list[str]:
-    """``count`` distinct names under the wildcard zone, none of them asked before in this run."""
-    return [f"q{i}-{seed}.{MISS_ZONE} A" for i in range(count)]
-
-
-def write_lines(lines: list[str], path: Path) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-# -- kdns's counters ------------------------------------------------------------------------------------
-def scrape(port: int, names: Sequence[str] = COUNTERS) -> dict[str, float]:
-    """``names`` from the Prometheus text at 127.0.0.1:``port``/metrics, each summed over its labels."""
-    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
-
-    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    totals = dict.fromkeys(names, 0.0)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in totals:
-                totals[sample.name] += sample.value
-    return totals
-
-
-@dataclass
-class Kdns:
-    server: Server
-    metrics_port: int
-
-
-def start(snapshot: Path, log: Path, upstream: str | None) -> Kdns:
-    """kdns on the server CPU with its metrics on 127.0.0.1: forwarding to ``upstream`` (on 127.0.0.1),
-    or ``--no-forward`` without one."""
-    metrics_port = servers.free_port()
-    extra = ["--metrics", f"{HOST}:{metrics_port}"] + (["--cache-ttl", str(TTL)] if upstream else [])
-    name = "kdns-forward" if upstream else "kdns-no-forward"
-    server = servers.start_kdns(snapshot, log, SERVER_CPU, name=name, upstream=upstream, extra=extra)
-    return Kdns(server, metrics_port)
-
-
-def counted(kdns: Kdns, load: Load, output: Path, upstream: Server) -> dict[str, Any]:
-    """``run.measure`` with kdns's forward and cache counters, and Knot's CPU, over the run."""
-    before, knot_before = scrape(kdns.metrics_port), upstream.cpu_seconds()
-    result = run.measure(kdns.server, load, output)
-    after, knot_cpu = scrape(kdns.metrics_port), upstream.cpu_seconds() - knot_before
+def counted(server: Kdns, load: Load, output: Path, upstream: Server) -> dict[str, Any]:
+    """``measure`` with kdns's forward and cache counters, and Knot's CPU, over the run."""
+    before, knot_before = server.metrics(), upstream.cpu_seconds()
+    result = measure(server, load, output)
+    after, knot_cpu = server.metrics(), upstream.cpu_seconds() - knot_before
     deltas = {
-        name.removeprefix("coredns_").removesuffix("_total"): after[name] - before[name] for name in COUNTERS
+        name.removeprefix("coredns_").removesuffix("_total"): after.value(name) - before.value(name)
+        for name in COUNTERS
     }
-    answered = result["completed"] or 1
     return result | {
         "counters": deltas,
-        "upstream_per_query": deltas["forward_requests"] / answered,
+        "upstream_per_query": deltas["forward_requests"] / (result["completed"] or 1),
         "knot_cpu_seconds": knot_cpu,
     }
 
@@ -180,9 +83,7 @@ def answer_of(port: int, name: str, qtype: str) -> tuple[str, tuple[str, ...], i
 
 def check(lines: list[str], size: int, kdns_port: int, knot_port: int, seed: int) -> dict[str, Any]:
     """A sample of distinct forwarded questions asked of kdns and of Knot: rcode and records must agree."""
-    rng = random.Random(seed)
-    distinct = sorted({tuple(line.split()) for line in lines})
-    sample = rng.sample(distinct, min(size, len(distinct)))
+    sample = compare.sample(lines, size, seed)
     differ, ttls = [], []
     for name, qtype in sample:
         ours, theirs = answer_of(kdns_port, name, qtype), answer_of(knot_port, name, qtype)
@@ -200,6 +101,16 @@ def check(lines: list[str], size: int, kdns_port: int, knot_port: int, seed: int
 
 
 # -- the run --------------------------------------------------------------------------------------------
+def start(snapshot: Path, log: Path, upstream: str | None) -> Kdns:
+    """kdns with its metrics: forwarding to ``upstream`` and caching for up to its TTL, or without one
+    ``--no-forward``."""
+    extra = ["--cache-ttl", str(outside.TTL)] if upstream else []
+    name = "kdns-forward" if upstream else "kdns-no-forward"
+    return kdns.start(
+        snapshot=snapshot, log=log, cpus=SERVER_CPU, name=name, upstream=upstream, metrics=True, extra=extra
+    )
+
+
 def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     snapshot_path = out / "cluster.json"
     for old in out.glob("dnsperf-*.txt"):
@@ -207,39 +118,41 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     snapshot = cluster.generate(args.services, seed=args.seed)
     cluster.write(snapshot, snapshot_path)
     cluster_list = queries.build(snapshot, args.queries, seed=args.seed)
-    queries.write(cluster_list, out / "queries-cluster.txt")
-    names = outside_names(args.names)
-    targets = external_targets(snapshot)
-    forwarded_lines = forwarded_queries(names, args.queries, args.seed)
+    names = outside.outside_names(args.names)
+    targets = outside.external_targets(snapshot)
+    forwarded_lines = outside.forwarded_queries(names, args.queries, args.seed)
     files = {
-        "cluster": out / "queries-cluster.txt",
-        "forwarded": write_lines(forwarded_lines, out / "queries-forwarded.txt"),
-        "miss": write_lines(miss_queries(args.miss_names, args.seed), out / "queries-miss.txt"),
+        "cluster": queries.write(cluster_list, out / "queries-cluster.txt"),
+        "forwarded": queries.write_lines(forwarded_lines, out / "queries-forwarded.txt"),
+        "miss": queries.write_lines(
+            outside.miss_queries(args.miss_names, args.seed), out / "queries-miss.txt"
+        ),
     }
     loads = {
         kind: Load(path, args.clients, args.outstanding, args.seconds, CLIENT_CPU)
         for kind, path in files.items()
     }
     loads["miss"] = replace(loads["miss"], seconds=args.miss_seconds)
-    zones = upstream_zones(names, targets)
+    zones = outside.upstream_zones(names, targets)
     started: list[Server] = []
     try:
         knot = servers.start_knot(zones, out / "knot", CLIENT_CPU)
         started.append(knot)
         authoritative = start(snapshot_path, out / "kdns-no-forward.log", None)
+        started.append(authoritative)
         forwarding = start(snapshot_path, out / "kdns-forward.log", f"{HOST}:{knot.port}")
-        started += [authoritative.server, forwarding.server]
+        started.append(forwarding)
         by_kind = dict.fromkeys(KINDS, forwarding) | {"cluster": authoritative}
-        say(f"kdns --no-forward on port {authoritative.server.port}, kdns on port {forwarding.server.port} "
+        say(f"kdns --no-forward on port {authoritative.port}, kdns on port {forwarding.port} "
             f"forwarding to Knot on port {knot.port}")  # fmt: skip
         warm = {}
         for kind in KINDS:
-            kdns = by_kind[kind]
-            before = scrape(kdns.metrics_port)
+            server = by_kind[kind]
+            before = server.metrics()
             output = out / f"dnsperf-{kind}-warmup.txt"
-            dnsperf.run(loads[FILES_OF[kind]], kdns.server.port, output, once=True, timeout=120)
-            after = scrape(kdns.metrics_port)
-            warm[kind] = {name: after[name] - before[name] for name in COUNTERS}
+            dnsperf.run(loads[FILES_OF[kind]], server.port, output, once=True, timeout=120)
+            after = server.metrics()
+            warm[kind] = {name: after.value(name) - before.value(name) for name in COUNTERS}
         runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         for i in range(1, args.repeats + 1):
             for kind in KINDS:
@@ -250,13 +163,13 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 sent = result["counters"]["forward_requests"]
                 say(f"run {i} {kind}: {result['qps']:,.0f} qps, {result['cpu_us_per_query']:.2f} us/query, "
                     f"{result['lost']} lost, {sent:.0f} sent upstream")  # fmt: skip
-        summaries = {kind: run.summarise(LABELS[kind], runs[kind]) for kind in KINDS}
-        checked = check(forwarded_lines, args.compare, forwarding.server.port, knot.port, args.seed)
+        summaries = {kind: summarise(LABELS[kind], runs[kind]) for kind in KINDS}
+        checked = check(forwarded_lines, args.compare, forwarding.port, knot.port, args.seed)
         knot.pin(CLIENT_CPU)
         miss = counted(forwarding, loads["miss"], out / "dnsperf-miss.txt", knot)
         say(f"misses: {miss['qps']:,.0f} qps, {miss['cpu_us_per_query']:.2f} us/query, {miss['lost']} lost")
-        summaries["miss"] = run.summarise(LABELS["miss"], [miss])
-        memory = forwarding.server.memory_kib()
+        summaries["miss"] = summarise(LABELS["miss"], [miss])
+        memory = forwarding.memory_kib()
     finally:
         for server in started:
             server.stop()
@@ -267,13 +180,13 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     }
     externals = sum(1 for q in cluster_list if q.name in external)
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": run.machine(),
-        "versions": run.versions(),
+        "date": host.date(),
+        "machine": host.machine(),
+        "versions": host.versions(),
         "quick": args.quick,
-        "cluster": run.cluster_summary(snapshot, {}),
+        "cluster": cluster.summary(snapshot),
         "upstream": {
-            "outside_zones": list(OUTSIDE_ZONES),
+            "outside_zones": list(outside.OUTSIDE_ZONES),
             "names": len(names),
             "distinct_questions": len(set(forwarded_lines)),
             "external_targets": len(targets),
@@ -310,28 +223,19 @@ counters), the query files, dnsperf's output, the kdns log and Knot's configurat
 """
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f}"
-
-
-def _row(data: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-    m = data["median"]
-    upstream = statistics.median(r["upstream_per_query"] for r in runs)
-    knot = statistics.median(r["knot_cpu_seconds"] for r in runs)
-    return (
-        f"| {data['label']} | `{data['load']}` | {m['qps']:,.0f} | {_ms(m['avg_latency'])} "
-        f"| {data['lost_total']:,} of {data['sent_total']:,} | {m['cpu_us_per_query']:.2f} "
-        f"| {m['system_share']:.0%} | {m['server_busy']:.0%} | {m['client_busy']:.0%} "
-        f"| {m['other_busy']:.2f} | {upstream:.3f} | {knot:.2f} |"
-    )
+def _row(data: dict[str, Any]) -> list[str]:
+    m, runs = data["median"], data["runs"]
+    return [
+        data["label"], f"`{data['load']}`", f"{m['qps']:,.0f}", ms(m["avg_latency"]),
+        f"{data['lost_total']:,} of {data['sent_total']:,}", f"{m['cpu_us_per_query']:.2f}",
+        f"{m['system_share']:.0%}", f"{m['server_busy']:.0%}", f"{m['client_busy']:.0%}",
+        f"{m['other_busy']:.2f}", f"{stats.median_of(runs, 'upstream_per_query'):.3f}",
+        f"{stats.median_of(runs, 'knot_cpu_seconds'):.2f}",
+    ]  # fmt: skip
 
 
 def _met(ratio: float) -> str:
     return "met" if ratio >= TARGET else "not met"
-
-
-def _times(n: int) -> str:
-    return "once" if n == 1 else f"{n} times"
 
 
 def _ratio(servers: dict[str, Any], reference: str = "cluster") -> tuple[float, str, float]:
@@ -339,34 +243,42 @@ def _ratio(servers: dict[str, Any], reference: str = "cluster") -> tuple[float, 
     and the ratio of CPU per query (reference / forwarded)."""
     cluster, forwarded = servers[reference], servers["forwarded"]
     qps = forwarded["median"]["qps"] / cluster["median"]["qps"]
-    per_repeat = [f["qps"] / c["qps"] for f, c in zip(forwarded["runs"], cluster["runs"], strict=False)]
-    spread = f"{min(per_repeat):.3g} to {max(per_repeat):.3g}" if len(per_repeat) > 1 else "n/a"
+    per_repeat = span(stats.per_repeat(forwarded["runs"], cluster["runs"], "qps"))
     cpu = cluster["median"]["cpu_us_per_query"] / forwarded["median"]["cpu_us_per_query"]
-    return qps, spread, cpu
+    return qps, per_repeat, cpu
 
 
 def _table(result: dict[str, Any]) -> list[str]:
     servers = result["servers"]
-    rows = [
-        "| Queries, server | dnsperf load | QPS | Avg latency (ms) | Lost | CPU us/query | of which system "
-        "| kdns CPU busy | dnsperf CPU busy | Other CPU load | Sent upstream per answer | Knot CPU s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = [
+        "Queries, server", "dnsperf load", "QPS", "Avg latency (ms)", "Lost", "CPU us/query",
+        "of which system", "kdns CPU busy", "dnsperf CPU busy", "Other CPU load", "Sent upstream per answer",
+        "Knot CPU s",
+    ]  # fmt: skip
     order = ("cluster", "forwarded", "cluster_forwarding", "miss")
-    rows += [_row(servers[kind], servers[kind]["runs"]) for kind in order if kind in servers]
     qps, spread, cpu = _ratio(servers)
     qps_fwd, spread_fwd, cpu_fwd = _ratio(servers, "cluster_forwarding")
-    verdict = f"QPS: {_met(qps)}; CPU per query: {_met(cpu)}"
+    ratios = [
+        ["QPS, forwarded / cluster (medians)", f"{qps:.3g}", f"{qps_fwd:.3g}"],
+        ["Same, per repeat", spread, spread_fwd],
+        ["CPU us/query, cluster / forwarded", f"{cpu:.3g}", f"{cpu_fwd:.3g}"],
+        [
+            f"Target: at least {TARGET:g}x the speed of cluster names",
+            f"QPS: {_met(qps)}; CPU per query: {_met(cpu)}",
+            "",
+        ],
+    ]
     return [
-        *rows,
+        *table(header, [_row(servers[kind]) for kind in order if kind in servers], "llr"),
         "",
-        "| Forwarded names from the cache against | Cluster names, `--no-forward` "
-        "| Cluster names, `--upstream` |",
-        "|---|---:|---:|",
-        f"| QPS, forwarded / cluster (medians) | {qps:.3g} | {qps_fwd:.3g} |",
-        f"| Same, per repeat | {spread} | {spread_fwd} |",
-        f"| CPU us/query, cluster / forwarded | {cpu:.3g} | {cpu_fwd:.3g} |",
-        f"| Target: at least {TARGET:g}x the speed of cluster names | {verdict} | |",
+        *table(
+            [
+                "Forwarded names from the cache against",
+                "Cluster names, `--no-forward`",
+                "Cluster names, `--upstream`",
+            ],
+            ratios,
+        ),
     ]
 
 
@@ -382,7 +294,7 @@ def _notes(result: dict[str, Any]) -> list[str]:
             "fairer comparison."
         )
     fwd = servers["cluster_forwarding"]
-    upstream = statistics.median(r["upstream_per_query"] for r in fwd["runs"])
+    upstream = stats.median_of(fwd["runs"], "upstream_per_query")
     lines.append(
         f"- Cluster names on the forwarding kdns: {upstream:.2%} of the answers cost an upstream query. "
         f"The {load['external_share']:.1%} of the mix that ask an ExternalName Service with an outside "
@@ -398,7 +310,7 @@ def _notes(result: dict[str, Any]) -> list[str]:
         again = f"; {repeated:,} names came round again" if repeated else ""
         lines.append(
             f"- Cache misses (informational): {miss['median']['qps']:,.0f} answers/s, each for a name never "
-            f"asked before (a `{MISS_ZONE}` wildcard in Knot), so each went upstream "
+            f"asked before (a `{outside.MISS_ZONE}` wildcard in Knot), so each went upstream "
             f"({run_['counters']['forward_requests']:,.0f} upstream queries for {run_['completed']:,} "
             f"answers{again}); one `dnsperf -l {load['miss_seconds']:g}` run after the others. kdns's CPU "
             "per answer covers the upstream exchange, parsing the upstream's answer with dnslib and storing "
@@ -407,17 +319,15 @@ def _notes(result: dict[str, Any]) -> list[str]:
     lines.append(
         f"- Cached answers checked against Knot: {check['asked']} distinct forwarded questions asked of "
         f"both; {len(check['differ'])} differ in rcode or records (TTLs aside); kdns's TTLs "
-        f"{check['ttl_min']} to {check['ttl_max']} s, counting down from Knot's {TTL}."
+        f"{check['ttl_min']} to {check['ttl_max']} s, counting down from Knot's {outside.TTL}."
     )
     lines += [f"  - {line}" for line in check["differ"][:5]]
     return lines
 
 
 def render(result: dict[str, Any]) -> str:
-    machine, versions, c, up = result["machine"], result["versions"], result["cluster"], result["upstream"]
-    load = result["load"]
-    dirty = " with uncommitted changes in kdns/" if versions["kdns_dirty"] else ""
-    warm = result["warmup"]
+    tools, c, up = result["versions"], result["cluster"], result["upstream"]
+    load, warm = result["load"], result["warmup"]
     lines = [
         report.FORWARDED_HEADING,
         "",
@@ -428,18 +338,17 @@ def render(result: dict[str, Any]) -> str:
         "bench.forwarded`.",
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
-        + report.niceness(machine),
-        f"- kdns: commit {versions['kdns_commit']}{dirty}, Python {versions['python']}; Knot DNS "
-        f"{versions['knot']}, dnsperf {versions['dnsperf']}",
+        f"- Machine: {host.describe(result['machine'])}",
+        f"- kdns: commit {host.commit(tools)}, Python {tools['python']}; Knot DNS {tools['knot']}, dnsperf "
+        f"{tools['dnsperf']}",
         f"- Upstream: Knot DNS on 127.0.0.1, pinned to CPU {CLIENT_CPU} with dnsperf, authoritative for "
         f"{', '.join(f'`{z}`' for z in up['zones'])}: {up['names']} names with an A and an AAAA each in "
         f"{' and '.join(f'`{z}`' for z in up['outside_zones'])}, the {up['external_targets']} targets of "
-        f"the cluster's ExternalName Services, and a wildcard in `{MISS_ZONE}`; TTL {TTL} s",
+        f"the cluster's ExternalName Services, and a wildcard in `{outside.MISS_ZONE}`; TTL {outside.TTL} s",
         f"- kdns: `kdns serve --snapshot cluster.json --no-forward` and `kdns serve --snapshot cluster.json "
-        f"--upstream 127.0.0.1:PORT --cache-ttl {TTL}`, each with `--metrics 127.0.0.1:PORT`, both on CPU "
-        f"{SERVER_CPU} (one of them loaded at a time); the cluster is `bench.run`'s ({c['services']:,} "
-        f"Services in {c['namespaces']} namespaces, {c['endpoints']:,} endpoints)",
+        f"--upstream 127.0.0.1:PORT --cache-ttl {outside.TTL}`, each with `--metrics 127.0.0.1:PORT`, both "
+        f"on CPU {SERVER_CPU} (one of them loaded at a time); the cluster is `bench.run`'s "
+        f"({c['services']:,} Services in {c['namespaces']} namespaces, {c['endpoints']:,} endpoints)",
         f"- Cluster names: `bench.run`'s mix, {load['queries']:,} queries; {load['external_share']:.1%} of "
         "them ask an ExternalName Service's A: `--no-forward` answers the CNAME alone, a forwarding kdns "
         "adds the target's records from upstream",
@@ -448,7 +357,7 @@ def render(result: dict[str, Any]) -> str:
         f"- Load: `dnsperf -c {load['clients']} -q {load['outstanding']} -l {load['seconds']:g}` on CPU "
         f"{CLIENT_CPU}, as in `bench.run`; one pass over each query file first (the forwarded pass sent "
         f"{warm['forwarded']['coredns_forward_requests_total']:,.0f} queries upstream), then "
-        f"{_times(load['repeats'])} each, alternating; medians. CPU us/query is kdns's user+system time "
+        f"{times(load['repeats'])} each, alternating; medians. CPU us/query is kdns's user+system time "
         'over the run (/proc) divided by the answers; "Sent upstream per answer" comes from kdns\'s '
         "`coredns_forward_requests_total` over the run, Knot's CPU from /proc; other CPU load: CPU seconds "
         "per second that every other process used of the two CPUs (other work on the machine shifts the "
@@ -466,31 +375,21 @@ def render(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.forwarded", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="2-second runs, once each; bench/out/README.md only"
+    parser = options.Parser(
+        "bench.forwarded", __doc__, quick="2-second runs, once each; bench/out/README.md only"
     )
-    parser.add_argument("--services", type=int, default=1000, help="Services in the cluster (default: 1000)")
-    parser.add_argument("--queries", type=int, default=100_000, help="queries per file (default: 100000)")
+    parser.cluster(queries="queries per file")
     parser.add_argument("--names", type=int, default=300, help="names in each outside zone (default: 300)")
-    parser.add_argument("--seconds", type=float, help="length of each dnsperf run (default: 10; quick: 2)")
-    parser.add_argument("--repeats", type=int, help="runs of each query file (default: 3; quick: 1)")
-    parser.add_argument(
-        "--miss-seconds", type=float, help="length of the cache-miss run (default: 5; quick: 2)"
-    )
+    parser.runs(seconds=(10, 2), repeats="runs of each query file")
+    parser.quick_default("--miss-seconds", full=5, quick=2, help="length of the cache-miss run")
     parser.add_argument(
         "--miss-names", type=int, default=300_000, help="distinct miss names (default: 300000)"
     )
-    parser.add_argument("--clients", type=int, default=8, help="dnsperf -c (default: 8)")
-    parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (default: 100)")
+    parser.dnsperf()
     parser.add_argument(
         "--compare", type=int, default=200, help="questions checked against Knot (default: 200)"
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of cluster and queries (default: 1)")
-    args = parser.parse_args(argv)
-    args.seconds = args.seconds or (2.0 if args.quick else 10.0)
-    args.repeats = args.repeats or (1 if args.quick else 3)
-    args.miss_seconds = args.miss_seconds or (2.0 if args.quick else 5.0)
+    args = parser.parse(argv)
     if min(args.seconds, args.repeats, args.miss_seconds, args.names, args.miss_names) <= 0:
         parser.error("--seconds, --repeats, --miss-seconds, --names and --miss-names must be positive")
     return args

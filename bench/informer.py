@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -25,141 +24,42 @@ import sys
 import time
 import tracemalloc
 from array import array
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dns.message
 import dns.rcode
 
-from bench import cluster, harness, informer_report, profiling, report, servers
-from bench.harness import say
-from bench.run import machine
-from bench.servers import HOST, Server
+from bench import cluster, informer_report, report
+from bench.lib import harness, host, kdns, options, profiling, stats
+from bench.lib.harness import say
+from bench.lib.kdns import Kdns, logged_at
+from bench.lib.processes import CLIENT_CPU, SERVER_CPU
+from bench.lib.servers import HOST
 from tests.kube_fake import KubeFake
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 OUT = BENCH / "out" / "informer"
-BENCH_CPU, SERVER_CPU = 0, 1
 PAGE = 500  # the page size kdns's reflectors and the client comparison use
 COREDNS_BASE_MB, COREDNS_PER_1000 = 54.0, 1.0  # CoreDNS: (pods + services) / 1000 + 54 MB
 _SYNCED = re.compile(r"synced with the Kubernetes API in ([\d.]+) s: (\d+) services, (\d+) endpoints")
 _READY = re.compile(
     r"ready: listening on 127\.0\.0\.1 port (\d+).*?(\d+) pods, (\d+) namespaces, (\d+) names"
 )
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (\w+) ")
 _OK, _WRONG = 0.0, 1.0
 _GC = re.compile(r" GC gc: generation (\d) took ([\d.]+) ms")
-# ``--trace-gc``: kdns started through this, logging every garbage collection of 5 ms or more
-GC_TRACE = """\
-import gc, sys, time
-_start = [0.0]
-def _traced(phase, info):
-    if phase == "start":
-        _start[0] = time.perf_counter()
-        return
-    ms = (time.perf_counter() - _start[0]) * 1000
-    if ms >= 5:
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + ",%03d" % (now % 1 * 1000)
-        print(f"{stamp} GC gc: generation {info['generation']} took {ms:.1f} ms", file=sys.stderr, flush=True)
-gc.callbacks.append(_traced)
-from kdns.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
-# -- kdns as a child process ----------------------------------------------------------------------------
-class LogTail:
-    """The lines a child writes to its log file, read as they come."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lines: list[str] = []
-        self._offset = 0
-        self._partial = ""
-
-    def poll(self) -> list[str]:
-        with self.path.open("r", errors="replace") as stream:
-            stream.seek(self._offset)
-            text = stream.read()
-            self._offset = stream.tell()
-        *complete, self._partial = (self._partial + text).split("\n")
-        self.lines += complete
-        return complete
-
-    def wait_for(
-        self, pattern: re.Pattern[str], server: Server, timeout: float
-    ) -> tuple[re.Match[str], float]:
-        """The first line matching ``pattern`` (searched from the start) and when it was seen."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            self.poll()
-            for line in self.lines[seen:]:
-                if match := pattern.search(line):
-                    return match, time.monotonic()
-            seen = len(self.lines)
-            server.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {pattern.pattern!r} in {self.path} after {timeout:.0f} s")
-            time.sleep(0.005)
-
-    def matching(self, text: str) -> list[str]:
-        self.poll()
-        return [line for line in self.lines if text in line]
-
-
-def wall_of(line: str) -> float | None:
-    """The time.time() of a kdns log line (its asctime has milliseconds)."""
-    match = _STAMP.match(line)
-    if match is None:
-        return None
-    stamp = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").timestamp()  # local time, as logged
-    return stamp + int(match[2]) / 1000
-
-
-def to_monotonic(wall: float) -> float:
-    return wall - (time.time() - time.monotonic())
-
-
-def spawn(command: list[str], log: Path) -> subprocess.Popen:
-    """``command`` on the server CPU; SIGTERM when this process's main thread exits.
-
-    ``setpriv --pdeathsig`` instead of a ``preexec_fn``: the fake's threads are running, and a
-    ``preexec_fn`` is not safe after fork in a threaded process."""
-    death = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            ["taskset", "-c", str(SERVER_CPU), *death, *command],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-
-@dataclass
-class Kdns:
-    server: Server
-    tail: LogTail
-    started: float  # time.monotonic() just before the spawn
-    trace_gc: bool = False
-
-
+# -- kdns following the fake ------------------------------------------------------------------------------
 def gc_pauses(lines: list[str], start: float | None = None, end: float | None = None) -> dict[str, Any]:
-    """The collections a ``--trace-gc`` log holds (optionally between two monotonic times)."""
+    """The collections a ``trace_gc`` log holds (optionally between two monotonic times)."""
     pauses = []
     for line in lines:
-        match, wall = _GC.search(line), wall_of(line)
-        if match is None or wall is None:
+        match, at = _GC.search(line), logged_at(line)
+        if match is None or at is None:
             continue
-        at = to_monotonic(wall)
         if (start is None or at >= start) and (end is None or at <= end):
             pauses.append((int(match[1]), float(match[2])))
     full = [ms for generation, ms in pauses if generation == 2]
@@ -172,34 +72,29 @@ def gc_pauses(lines: list[str], start: float | None = None, end: float | None = 
     }
 
 
-def start_kdns(
+def measure_sync(
     kubeconfig: Path, log: Path, extra: Sequence[str], timeout: float, *, trace_gc: bool = False
 ) -> tuple[Kdns, dict[str, Any]]:
     """``kdns serve --kubeconfig`` until its ready line; the sync's timings, CPU and memory."""
-    command = [
-        *([sys.executable, "-c", GC_TRACE] if trace_gc else servers.kdns_command()),
-        *("serve", "--kubeconfig", str(kubeconfig), "--listen", HOST, "--port", "0", "--no-forward"),
-        *("--startup-timeout", "600", *extra),
-    ]
     cpu_before = time.process_time()
-    started = time.monotonic()
-    process = spawn(command, log)
-    kdns = Kdns(Server("kdns", process, 0, log), LogTail(log), started, trace_gc)
+    server = kdns.start(
+        kubeconfig=kubeconfig, log=log, cpus=SERVER_CPU, timeout=timeout, trace_gc=trace_gc,
+        extra=["--startup-timeout", "600", *extra],
+    )  # fmt: skip
     try:
-        synced, synced_seen = kdns.tail.wait_for(_SYNCED, kdns.server, timeout)
-        ready, ready_seen = kdns.tail.wait_for(_READY, kdns.server, timeout)
-        kdns.server.port = int(ready[1])
-        cpu_at_ready = kdns.server.cpu_seconds()
+        [(synced, synced_seen)] = server.tail.wait_for(_SYNCED, server, timeout)
+        [(ready, ready_seen)] = server.tail.wait_for(_READY, server, timeout)
+        cpu_at_ready = server.cpu_seconds()
         fake_cpu = time.process_time() - cpu_before
-        following = kdns.tail.matching("following the Kubernetes API")
-        wall = wall_of(following[0]) if following else None
+        following = server.tail.matching("following the Kubernetes API")
+        at = logged_at(following[0]) if following else None
         time.sleep(1.0)  # let allocations settle before reading memory
-        memory = kdns.server.memory_kib()
+        memory = server.memory_kib()
     except BaseException:
-        kdns.server.stop()
+        server.stop()
         raise
-    gc = {"gc": gc_pauses(kdns.tail.lines)} if trace_gc else {}
-    return kdns, gc | {
+    gc = {"gc": gc_pauses(server.tail.lines)} if trace_gc else {}
+    return server, gc | {
         "args": list(extra),
         "synced_logged_s": float(synced[1]),
         "services": int(synced[2]),
@@ -207,24 +102,23 @@ def start_kdns(
         "pods": int(ready[2]),
         "namespaces": int(ready[3]),
         "names": int(ready[4]),
-        "wall_to_synced_s": synced_seen - started,
-        "wall_to_ready_s": ready_seen - started,
-        "start_to_following_s": None if wall is None else to_monotonic(wall) - started,
+        "wall_to_synced_s": synced_seen - server.started,
+        "wall_to_ready_s": ready_seen - server.started,
+        "start_to_following_s": None if at is None else at - server.started,
         "kdns_cpu_s_at_ready": cpu_at_ready,
         "bench_cpu_s_during_sync": fake_cpu,
         "rss_kib": memory.get("VmRSS", 0),
         "hwm_kib": memory.get("VmHWM", 0),
-        "threads_moved": kdns.server.pin(SERVER_CPU),
+        "threads_moved": server.pin(SERVER_CPU),
     }
 
 
 def from_snapshot(snapshot: Path, out: Path) -> dict[str, Any]:
     """``kdns serve --snapshot`` of the same cluster: time to the ready line and memory; then the bytes
     held by area and per object (``bench.memory``, in a fresh interpreter)."""
-    started = time.monotonic()
-    server = servers.start_kdns(snapshot, out / "kdns-snapshot.log", SERVER_CPU, timeout=300)
+    server = kdns.start(snapshot=snapshot, log=out / "kdns-snapshot.log", cpus=SERVER_CPU, timeout=300)
     try:
-        ready = time.monotonic() - started
+        ready = time.monotonic() - server.started
         time.sleep(1.0)  # let allocations settle before reading memory
         memory = server.memory_kib()
     finally:
@@ -345,44 +239,7 @@ def pick_targets(items: list[dict[str, Any]]) -> Targets:
     )
 
 
-def summarise_cluster(items: list[dict[str, Any]]) -> dict[str, Any]:
-    kinds = Counter(item["kind"] for item in items)
-    services = [i for i in items if i["kind"] == "Service"]
-    return {
-        "namespaces": kinds["Namespace"],
-        "services": kinds["Service"],
-        "headless": sum(s["spec"].get("clusterIP") == "None" for s in services),
-        "external": sum(s["spec"].get("type") == "ExternalName" for s in services),
-        "endpoint_slices": kinds["EndpointSlice"],
-        "endpoints": sum(len(i["endpoints"]) for i in items if i["kind"] == "EndpointSlice"),
-        "pods": kinds["Pod"],
-        "objects": len(items),
-    }
-
-
 # -- step 3: event to answer ----------------------------------------------------------------------------
-def percentile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks, as numpy's default."""
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(ordered),
-        "p50": percentile(ordered, 0.50),
-        "p90": percentile(ordered, 0.90),
-        "p99": percentile(ordered, 0.99),
-        "max": ordered[-1] if ordered else float("nan"),
-        "min": ordered[0] if ordered else float("nan"),
-    }
-
-
 def event_latency(
     fake: KubeFake, port: int, service: dict[str, Any], updates: int, gap: float
 ) -> dict[str, Any]:
@@ -427,9 +284,9 @@ def event_latency(
         "gap_s": gap,
         "answered": len(answered),
         "missed": updates - len(answered),
-        "latency_ms": spread(answered),
-        "update_call_ms": spread([s["update_call_ms"] for s in samples]),
-        "polls": spread([float(s["polls"]) for s in samples]),
+        "latency_ms": stats.distribution(answered),
+        "update_call_ms": stats.distribution(s["update_call_ms"] for s in samples),
+        "polls": stats.distribution(float(s["polls"]) for s in samples),
         "samples": samples,
     }
 
@@ -443,7 +300,7 @@ def query_loop(
     Runs in a child process; sets the ``ready`` event after its first reply. Writes float64 triples
     (sent, received, status) per reply to ``path``, status 0 for the expected answer and 1 for any
     other; timeouts and wrong answers go to ``path``.json."""
-    os.sched_setaffinity(0, {BENCH_CPU})
+    os.sched_setaffinity(0, {CLIENT_CPU})
     asker = Asker(port, timeout=0.5)
     expected = [(name, socket.inet_aton(address)) for name, address in names]
     data = array("d")
@@ -523,28 +380,28 @@ def longest_gap(times: list[float], start: float, end: float) -> tuple[float, fl
     return gap, at
 
 
-def relist(fake: KubeFake, kdns: Kdns, targets: Targets, before: float, out: Path) -> dict[str, Any]:
+def relist(fake: KubeFake, server: Kdns, targets: Targets, before: float, out: Path) -> dict[str, Any]:
     """Force every reflector to relist (410) while a child process queries; measure gaps and convergence."""
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     path = out / "relist-replies.f64"
     child = context.Process(
         target=query_loop,
-        args=(kdns.server.port, targets.steady, before + 120.0, str(path), (ready, stop)),
+        args=(server.port, targets.steady, before + 120.0, str(path), (ready, stop)),
         daemon=True,
     )
-    asker = Asker(kdns.server.port, timeout=0.2)
+    asker = Asker(server.port, timeout=0.2)
     lists_before = {
         kind: fake.list_count(kind) for kind in ("namespaces", "services", "endpointslices", "pods")
     }
-    kdns.tail.poll()
-    log_mark = len(kdns.tail.lines)
+    server.tail.poll()
+    log_mark = len(server.tail.lines)
     try:
         child.start()
         if not ready.wait(30.0):
             raise RuntimeError("the query child got no answer from kdns within 30 s")
         time.sleep(before)
-        cpu_before = kdns.server.cpu_seconds()
+        cpu_before = server.cpu_seconds()
         t_stop = time.monotonic()
         fake.stop()
         checks = changed_during_outage(fake, targets)
@@ -559,7 +416,7 @@ def relist(fake: KubeFake, kdns: Kdns, targets: Targets, before: float, out: Pat
                     converged[what] = time.monotonic()
             time.sleep(0.01)
         t_converged = max(converged.values()) if len(converged) == len(checks) else None
-        kdns_cpu = kdns.server.cpu_seconds() - cpu_before
+        kdns_cpu = server.cpu_seconds() - cpu_before
         time.sleep(1.0)
         stop.set()
         child.join(30)
@@ -588,16 +445,14 @@ def relist(fake: KubeFake, kdns: Kdns, targets: Targets, before: float, out: Pat
     }
     active_from = min((times[0] for times in list_times.values() if times), default=t_start)
     active = [t for t in ok_times if active_from <= t <= end]
-    memory = kdns.server.memory_kib()
-    kdns.tail.poll()
-    lines = kdns.tail.lines[log_mark:]
+    memory = server.memory_kib()
+    server.tail.poll()
+    lines = server.tail.lines[log_mark:]
     events = []
     for line in lines:
-        wall = wall_of(line)
-        if wall is not None and any(
-            k in line for k in ("expired", "unavailable", "available again", "watch ")
-        ):
-            events.append({"at_s": to_monotonic(wall) - t_start, "line": line})
+        at = logged_at(line)
+        if at is not None and any(k in line for k in ("expired", "unavailable", "available again", "watch ")):
+            events.append({"at_s": at - t_start, "line": line})
     return {
         "steady_names": targets.steady,
         "outage_s": t_start - t_stop,
@@ -628,14 +483,14 @@ def relist(fake: KubeFake, kdns: Kdns, targets: Targets, before: float, out: Pat
         "hwm_kib_after": memory.get("VmHWM", 0),
         "log": events,
         "timeline": timeline(ok_times, t_stop - before, end + 1.0, t_start),
-    } | ({"gc": gc_pauses(lines, t_start, end)} if kdns.trace_gc else {})
+    } | ({"gc": gc_pauses(lines, t_start, end)} if server.trace_gc else {})
 
 
 _RELISTED = re.compile(r"relisted (\w+?)s: (\d+) objects, (\d+) changed, applied in ([\d.]+) s")
 
 
 def profiled_relist(
-    fake: KubeFake, kdns: Kdns, targets: Targets, out: Path, timeout: float
+    fake: KubeFake, server: Kdns, targets: Targets, out: Path, timeout: float
 ) -> dict[str, Any]:
     """Another full relist (one Service write, then history compacted, as in ``relist``), recorded by
     py-spy and perf from the fake's restart until kdns has logged every collection relisted."""
@@ -644,32 +499,32 @@ def profiled_relist(
     service = fake.get("Service", meta["namespace"], meta["name"])
     if service is None:
         raise RuntimeError(f"{fqdn(targets.latency)} is not in the fake")
-    kdns.tail.poll()
-    mark = len(kdns.tail.lines)
+    server.tail.poll()
+    mark = len(server.tail.lines)
     fake.stop()
     service["spec"]["clusterIP"], service["spec"]["clusterIPs"] = "10.111.0.2", ["10.111.0.2"]
     service["metadata"].pop("resourceVersion", None)
     fake.update(service)
     fake.compact()
-    recording = profiling.start_recording(kdns.server.pid, out, "relist", BENCH_CPU)
+    recording = profiling.start_recording(server.pid, out, "relist", CLIENT_CPU)
     applied: dict[str, dict[str, float]] = {}
     try:
         time.sleep(0.5)  # py-spy and perf attach
-        cpu_before, started = kdns.server.cpu_seconds(), time.monotonic()
+        cpu_before, started = server.cpu_seconds(), time.monotonic()
         fake.start()
         deadline = started + timeout
         while not kinds <= applied.keys() and time.monotonic() < deadline:
-            kdns.tail.poll()
-            for line in kdns.tail.lines[mark:]:
+            server.tail.poll()
+            for line in server.tail.lines[mark:]:
                 if (match := _RELISTED.search(line)) is not None:
                     applied[match[1]] = {
                         "objects": int(match[2]),
                         "changed": int(match[3]),
                         "apply_s": float(match[4]),
                     }
-            kdns.server.check_alive()
+            server.check_alive()
             time.sleep(0.01)
-        seconds, kdns_cpu = time.monotonic() - started, kdns.server.cpu_seconds() - cpu_before
+        seconds, kdns_cpu = time.monotonic() - started, server.cpu_seconds() - cpu_before
     finally:
         profile = profiling.stop_recording(recording)
     if not kinds <= applied.keys():
@@ -785,54 +640,29 @@ def coredns_guide_mb(pods: int, services: int) -> float:
     return (pods + services) / 1000 * COREDNS_PER_1000 + COREDNS_BASE_MB
 
 
-def versions() -> dict[str, Any]:
-    import importlib.metadata  # noqa: PLC0415
-
-    def sh(*command: str) -> str:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=ROOT, check=False)
-        return result.stdout.strip()
-
-    return {
-        "kdns_commit": sh("git", "rev-parse", "--short", "HEAD") or "unknown",
-        "kdns_dirty": bool(sh("git", "status", "--porcelain", "--", "kdns")),
-        "python": sys.version.split()[0],
-        "kubernetes_client": importlib.metadata.version("kubernetes"),
-    }
-
-
-def log_findings(tail: LogTail) -> list[str]:
-    """Warnings, errors and tracebacks a kdns log holds."""
-    tail.poll()
-    return [
-        line
-        for line in tail.lines
-        if any(k in line for k in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback", "Exception"))
-    ]
-
-
-def stop_kdns(kdns: Kdns | None) -> None:
-    if kdns is not None:
-        kdns.server.stop()
+def stop_kdns(server: Kdns | None) -> None:
+    if server is not None:
+        server.stop()
 
 
 def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine(),  # before pinning: nproc counts the CPUs this process may use
-        "versions": versions(),
+        "date": host.date(),
+        "machine": host.machine(),  # before pinning: nproc counts the CPUs this process may use
+        "versions": host.versions(),
         "quick": args.quick,
         "relist_baseline_s": args.baseline,
     }
     sys.setswitchinterval(0.0005)  # the fake's writer threads must not wait on the pollers for 5 ms
-    os.sched_setaffinity(0, {BENCH_CPU})
+    os.sched_setaffinity(0, {CLIENT_CPU})
     snapshot = cluster.generate(
         args.services, seed=args.seed, endpoints_per_service=args.endpoints_per_service
     )
     items = snapshot["items"]
-    result["cluster"] = summarise_cluster(items) | {"endpoints_per_service": args.endpoints_per_service}
+    result["cluster"] = cluster.summary(snapshot) | {"endpoints_per_service": args.endpoints_per_service}
     targets = pick_targets(items)
     fake = KubeFake(bookmark_interval=1.0)
-    kdns: Kdns | None = None
+    server: Kdns | None = None
     try:
         fake.start()
         started = time.perf_counter()
@@ -843,35 +673,35 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         del snapshot, items
         kubeconfig = fake.write_kubeconfig(out / "kubeconfig")
         step("1-2. initial sync (kdns serve, default --pods insecure)")
-        kdns, sync = start_kdns(kubeconfig, out / "kdns.log", [], args.timeout, trace_gc=args.trace_gc)
+        server, sync = measure_sync(kubeconfig, out / "kdns.log", [], args.timeout, trace_gc=args.trace_gc)
         result["sync"] = sync
         say(f"synced in {sync['synced_logged_s']:.2f} s, ready after {sync['wall_to_ready_s']:.2f} s, "
             f"VmRSS {sync['rss_kib'] / 1024:.0f} MB")  # fmt: skip
         step(f"3. event to answer: {args.updates} Service updates")
-        result["latency"] = event_latency(fake, kdns.server.port, targets.latency, args.updates, args.gap)
+        result["latency"] = event_latency(fake, server.port, targets.latency, args.updates, args.gap)
         lat = result["latency"]["latency_ms"]
         say(f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms")
         step("4. serving during a full relist")
-        result["relist"] = relist(fake, kdns, targets, args.baseline, out)
+        result["relist"] = relist(fake, server, targets, args.baseline, out)
         rel = result["relist"]
         say(f"converged {rel['converged_s']} s after the restart, longest gap {rel['longest_gap_ms']:.1f} ms")
         step("4b. profile of another full relist (py-spy and perf)")
-        result["relist_profile"] = profiled_relist(fake, kdns, targets, out, 120.0)
+        result["relist_profile"] = profiled_relist(fake, server, targets, out, 120.0)
         prof = result["relist_profile"]
         say(f"relisted in {prof['restart_to_relisted_s']:.2f} s, kdns CPU {prof['kdns_cpu_s']:.2f} s, "
             f"{prof.get('pyspy', {}).get('samples', 0)} py-spy samples")  # fmt: skip
-        result["log_findings"] = {"default": log_findings(kdns.tail)}
-        stop_kdns(kdns)
-        kdns = None
+        result["log_findings"] = {"default": server.problems()}
+        stop_kdns(server)
+        server = None
         step("2b. initial sync with --pods verified (Pods watched too)")
-        kdns, result["sync_pods"] = start_kdns(
+        server, result["sync_pods"] = measure_sync(
             kubeconfig, out / "kdns-pods.log", ["--pods", "verified"], args.timeout, trace_gc=args.trace_gc
         )
-        result["log_findings"]["pods_verified"] = log_findings(kdns.tail)
+        result["log_findings"]["pods_verified"] = server.problems()
         say(f"synced in {result['sync_pods']['synced_logged_s']:.2f} s, "
             f"VmRSS {result['sync_pods']['rss_kib'] / 1024:.0f} MB")  # fmt: skip
-        stop_kdns(kdns)
-        kdns = None
+        stop_kdns(server)
+        server = None
         step("2c. the same cluster from a snapshot file, and where the bytes go")
         result["snapshot"] = from_snapshot(snapshot_path, out)
         snap = result["snapshot"]
@@ -879,7 +709,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         step("5. typed models against raw JSON")
         result["deserialisation"] = deserialisation(kubeconfig, args.repeats, args.subset_pages)
     finally:
-        stop_kdns(kdns)
+        stop_kdns(server)
         fake.stop()
     pods, services = result["cluster"]["pods"], result["cluster"]["services"]
     result["coredns_guide_mb"] = coredns_guide_mb(pods, services)
@@ -891,21 +721,20 @@ def step(text: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.informer", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="1,000 Services, 30 updates; writes bench/out/ only"
+    parser = options.Parser(
+        "bench.informer", __doc__, quick="1,000 Services, 30 updates; writes bench/out/ only"
     )
-    parser.add_argument("--services", type=int, help="Services in the cluster (default: 10000; quick: 1000)")
+    parser.quick_default("--services", full=10_000, quick=1000, help="Services in the cluster", kind=int)
     parser.add_argument(
         "--endpoints-per-service",
         type=int,
         default=11,
         help="endpoints of each ClusterIP Service (default: 11)",
     )
-    parser.add_argument("--updates", type=int, help="Service updates timed (default: 200; quick: 30)")
+    parser.quick_default("--updates", full=200, quick=30, help="Service updates timed", kind=int)
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between updates (default: 0.02)")
-    parser.add_argument("--baseline", type=float, help="seconds of queries before the relist (default: 3)")
-    parser.add_argument("--repeats", type=int, help="passes per client mode (default: 3; quick: 1)")
+    parser.quick_default("--baseline", full=3, quick=1, help="seconds of queries before the relist")
+    parser.quick_default("--repeats", full=3, quick=1, help="passes per client mode", kind=int)
     parser.add_argument("--subset-pages", type=int, default=4, help="pages traced for memory (default: 4)")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait for a sync (default: 600)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated cluster (default: 1)")
@@ -914,11 +743,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="log kdns's garbage collections of 5 ms or more (a diagnosis; writes bench/out/ only)",
     )
-    args = parser.parse_args(argv)
-    args.services = args.services or (1000 if args.quick else 10_000)
-    args.updates = args.updates or (30 if args.quick else 200)
-    args.baseline = args.baseline or (1.0 if args.quick else 3.0)
-    args.repeats = args.repeats or (1 if args.quick else 3)
+    args = parser.parse(argv)
     if args.services < 100 or not 1 <= args.endpoints_per_service <= 100 or not 1 <= args.updates <= 10_000:
         parser.error("--services must be at least 100, --endpoints-per-service 1-100, --updates 1-10000")
     return args

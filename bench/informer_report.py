@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 import textwrap
 from typing import Any
 
-from bench import report
+from bench.lib import host, stats
+from bench.lib.profiling import function_table, share_table
+from bench.lib.tables import table
 from bench.report import INFORMER_HEADING
 
 HOW_TO_RUN = """\
@@ -53,9 +54,7 @@ def _s(seconds: float | None) -> str:
 
 
 def _header(result: dict[str, Any]) -> list[str]:
-    machine, versions, c = result["machine"], result["versions"], result["cluster"]
-    dirty = " with uncommitted changes in kdns/" if versions["kdns_dirty"] else ""
-    cluster_ip = c["services"] - c["headless"] - c["external"]
+    tools, c = result["versions"], result["cluster"]
     return [
         INFORMER_HEADING,
         "",
@@ -68,12 +67,11 @@ def _header(result: dict[str, Any]) -> list[str]:
         ),
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
-        + report.niceness(machine),
-        f"- kdns: commit {versions['kdns_commit']}{dirty}, Python {versions['python']}, "
-        f"kubernetes client {versions['kubernetes_client']}",
+        f"- Machine: {host.describe(result['machine'])}",
+        f"- kdns: commit {host.commit(tools)}, Python {tools['python']}, "
+        f"kubernetes client {tools['kubernetes_client']}",
         *_item(
-            f"Cluster: {c['services']:,} Services ({cluster_ip:,} ClusterIP with "
+            f"Cluster: {c['services']:,} Services ({c['cluster_ip']:,} ClusterIP with "
             f"{c['endpoints_per_service']} endpoints each, {c['headless']:,} headless with 2-5, "
             f"{c['external']:,} ExternalName) in {c['namespaces']:,} namespaces; {c['endpoint_slices']:,} "
             f"EndpointSlices holding {c['endpoints']:,} endpoints (one in ten ClusterIP Services is "
@@ -92,27 +90,27 @@ def _header(result: dict[str, Any]) -> list[str]:
 
 def _sync(result: dict[str, Any]) -> list[str]:
     c, guide = result["cluster"], result["coredns_guide_mb"]
-    rows = [
-        '| kdns | Follows | Synced in (kdns\'s log) | Wall to "synced" | Wall to "ready:" | kdns CPU s '
-        "| VmRSS MB | VmHWM MB | VmRSS / CoreDNS guide |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = [
+        "kdns", "Follows", "Synced in (kdns's log)", 'Wall to "synced"', 'Wall to "ready:"', "kdns CPU s",
+        "VmRSS MB", "VmHWM MB", "VmRSS / CoreDNS guide",
+    ]  # fmt: skip
+    rows = []
     for label, key in (("default (`--pods insecure`)", "sync"), ("`--pods verified`", "sync_pods")):
         s = result.get(key)
         if s is None:
             continue
         follows = f"{s['services']:,} Services, {s['endpoints']:,} endpoints, {s['namespaces']} namespaces"
         follows += f", {s['pods']:,} Pods" if s["pods"] else " (Pods not watched)"
-        rows.append(
-            f"| {label} | {follows} | {s['synced_logged_s']:.2f} s | {s['wall_to_synced_s']:.2f} s "
-            f"| {s['wall_to_ready_s']:.2f} s | {s['kdns_cpu_s_at_ready']:.2f} | {_mb(s['rss_kib'])} "
-            f"| {_mb(s['hwm_kib'])} | {s['rss_kib'] / 1024 / guide:.2f} |"
-        )
+        rows.append([
+            label, follows, f"{s['synced_logged_s']:.2f} s", f"{s['wall_to_synced_s']:.2f} s",
+            f"{s['wall_to_ready_s']:.2f} s", f"{s['kdns_cpu_s_at_ready']:.2f}", _mb(s["rss_kib"]),
+            _mb(s["hwm_kib"]), f"{s['rss_kib'] / 1024 / guide:.2f}",
+        ])  # fmt: skip
     s = result["sync"]
     return [
         "### Initial sync and memory",
         "",
-        *rows,
+        *table(header, rows, "llr"),
         "",
         *_item(
             'Synced in: what kdns logs ("synced with the Kubernetes API in X s"), from its informer\'s start '
@@ -149,6 +147,14 @@ def _gc(gc: dict[str, Any]) -> str:
 def _latency(result: dict[str, Any]) -> list[str]:
     lat = result["latency"]
     ms, call, polls = lat["latency_ms"], lat["update_call_ms"], lat["polls"]
+    header = [
+        "Updates", "Answered within 5 s", "p50 ms", "p90 ms", "p99 ms", "max ms", "min ms",
+        "Queries per update (p50)",
+    ]  # fmt: skip
+    row = [
+        lat["updates"], lat["answered"], f"{ms['p50']:.2f}", f"{ms['p90']:.2f}", f"{ms['p99']:.2f}",
+        f"{ms['max']:.2f}", f"{ms['min']:.2f}", f"{polls['p50']:.0f}",
+    ]  # fmt: skip
     return [
         "### Event to answer",
         "",
@@ -161,11 +167,7 @@ def _latency(result: dict[str, Any]) -> list[str]:
             "thread, and the apply on kdns's event loop."
         ),
         "",
-        "| Updates | Answered within 5 s | p50 ms | p90 ms | p99 ms | max ms | min ms "
-        "| Queries per update (p50) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {lat['updates']} | {lat['answered']} | {ms['p50']:.2f} | {ms['p90']:.2f} | {ms['p99']:.2f} "
-        f"| {ms['max']:.2f} | {ms['min']:.2f} | {polls['p50']:.0f} |",
+        *table(header, [row], "r"),
     ]
 
 
@@ -185,6 +187,24 @@ def _relist(result: dict[str, Any]) -> list[str]:
         if "expired" in event["line"] or "available" in event["line"]
     ][:12]
     lists = "; ".join(f"{kind} {_list_span(times)}" for kind, times in r["list_times_s"].items())
+    measures = [
+        [f"Answers/s before the outage ({result['relist_baseline_s']:g} s)",
+         f"{r['answers_before_per_s']:,.0f}"],
+        ["Answers/s from the restart to convergence", f"{r['answers_during_per_s']:,.0f}"],
+        [f"Answers/s while listing and applying (+{r['active_from_s']:.2f} s to convergence)",
+         f"{r['answers_active_per_s']:,.0f}"],
+        ["Longest gap between answers, restart to convergence",
+         f"{r['longest_gap_ms']:,.1f} ms (at +{r['longest_gap_at_s']:.2f} s)"],
+        ["Longest single query round trip in that time",
+         f"{r['longest_rtt_ms']:,.1f} ms (at +{r['longest_rtt_at_s']:.2f} s)"],
+        ["Replies slower than 10 ms, restart to convergence", f"{r['replies_over_10ms']:,}"],
+        ["Wrong answers / timeouts (0.5 s), whole run",
+         f"{r['wrong']} / {r['timeouts']} of {r['replies']:,}"],
+        ["Restart to converged", f"{_s(r['converged_s'])} s"],
+        ["Outage (stop, three writes, compact)", f"{r['outage_s']:.2f} s"],
+        ["kdns CPU from the outage to convergence", f"{r['kdns_cpu_s']:.2f} s"],
+        ["VmRSS / VmHWM after the relist", f"{_mb(r['rss_kib_after'])} / {_mb(r['hwm_kib_after'])} MB"],
+    ]  # fmt: skip
     return [
         "### Serving during a full relist",
         "",
@@ -197,24 +217,7 @@ def _relist(result: dict[str, Any]) -> list[str]:
             "changes are answered (polled every 10 ms)."
         ),
         "",
-        "| Measure | Value |",
-        "|---|---:|",
-        f"| Answers/s before the outage ({result['relist_baseline_s']:g} s) "
-        f"| {r['answers_before_per_s']:,.0f} |",
-        f"| Answers/s from the restart to convergence | {r['answers_during_per_s']:,.0f} |",
-        f"| Answers/s while listing and applying (+{r['active_from_s']:.2f} s to convergence) "
-        f"| {r['answers_active_per_s']:,.0f} |",
-        f"| Longest gap between answers, restart to convergence | {r['longest_gap_ms']:,.1f} ms "
-        f"(at +{r['longest_gap_at_s']:.2f} s) |",
-        f"| Longest single query round trip in that time | {r['longest_rtt_ms']:,.1f} ms "
-        f"(at +{r['longest_rtt_at_s']:.2f} s) |",
-        f"| Replies slower than 10 ms, restart to convergence | {r['replies_over_10ms']:,} |",
-        f"| Wrong answers / timeouts (0.5 s), whole run "
-        f"| {r['wrong']} / {r['timeouts']} of {r['replies']:,} |",
-        f"| Restart to converged | {_s(r['converged_s'])} s |",
-        f"| Outage (stop, three writes, compact) | {r['outage_s']:.2f} s |",
-        f"| kdns CPU from the outage to convergence | {r['kdns_cpu_s']:.2f} s |",
-        f"| VmRSS / VmHWM after the relist | {_mb(r['rss_kib_after'])} / {_mb(r['hwm_kib_after'])} MB |",
+        *table(["Measure", "Value"], measures),
         "",
         *_item(f"Converged: {converged or 'not within 120 s'}."),
         *(
@@ -226,10 +229,6 @@ def _relist(result: dict[str, Any]) -> list[str]:
         "- kdns's log:",
         *(log_lines or ["  - (nothing about the outage)"]),
     ]
-
-
-def _function_rows(rows: list[list[Any]]) -> list[str]:
-    return [f"| `{name}` | {own:.1%} | {inclusive:.1%} |" for name, own, inclusive in rows]
 
 
 def _relist_profile(result: dict[str, Any]) -> list[str]:
@@ -264,22 +263,16 @@ def _relist_profile(result: dict[str, Any]) -> list[str]:
                 f"`bench/out/informer/{spy['raw']}`). By thread:"
             ),
             "",
-            "| Thread | Share |",
-            "|---|---:|",
-            *[f"| {role} | {share:.1%} |" for role, share in spy["roles"]],
+            *share_table("Thread", spy["roles"], code=False),
             "",
             "By function, most own time first (own: the function's code and the C code it calls, such as "
             "the `_json` scanner under `raw_decode`; inclusive: with the Python functions it calls):",
             "",
-            "| Python function (file) | Own | Inclusive |",
-            "|---|---:|---:|",
-            *_function_rows(spy["functions"]),
+            *function_table(spy["functions"]),
             "",
             "By inclusive time (thread entry points left out):",
             "",
-            "| Python function (file) | Own | Inclusive |",
-            "|---|---:|---:|",
-            *_function_rows(spy["inclusive"]),
+            *function_table(spy["inclusive"]),
         ]
     perf = p["perf"]
     if "error" in perf:
@@ -295,41 +288,33 @@ def _relist_profile(result: dict[str, Any]) -> list[str]:
                 "figure for `raw_decode` above:"
             ),
             "",
-            "| Native code | Share |",
-            "|---|---:|",
-            *[f"| {group} | {share:.1%} |" for group, share in perf["groups"]],
+            *share_table("Native code", perf["groups"], code=False),
             "",
             "and the symbols with the most self time:",
             "",
-            "| Symbol (shared object) | Share |",
-            "|---|---:|",
-            *[f"| `{name}` | {share:.1%} |" for name, share in perf["symbols"]],
+            *share_table("Symbol (shared object)", perf["symbols"]),
         ]
     return lines
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
-
-
 def _deserialisation(result: dict[str, Any]) -> list[str]:
     d = result["deserialisation"]
-    rows = [
-        "| Collection | Objects | Pages | Typed models s | Raw JSON s | Bytes only s | Typed / raw "
-        "| Retained MB typed / raw | Peak MB typed / raw |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = [
+        "Collection", "Objects", "Pages", "Typed models s", "Raw JSON s", "Bytes only s", "Typed / raw",
+        "Retained MB typed / raw", "Peak MB typed / raw",
+    ]  # fmt: skip
+    rows = []
     repeats = subset = 0
     for kind, row in d.items():
-        typed, raw, http = (_median(row[m], "seconds") for m in ("typed", "json", "http"))
+        typed, raw, http = (stats.median_of(row[m], "seconds") for m in ("typed", "json", "http"))
         repeats, first = len(row["typed"]), row["typed"][0]
         tm, jm = row["typed_memory"], row["json_memory"]
         subset = tm["pages"]
-        rows.append(
-            f"| {kind} | {first['objects']:,} | {first['pages']} | {typed:.2f} | {raw:.2f} | {http:.2f} "
-            f"| {typed / raw:.1f}x | {tm['retained_kib'] / 1024:.1f} / {jm['retained_kib'] / 1024:.1f} "
-            f"| {tm['peak_kib'] / 1024:.1f} / {jm['peak_kib'] / 1024:.1f} |"
-        )
+        rows.append([
+            kind, f"{first['objects']:,}", first["pages"], f"{typed:.2f}", f"{raw:.2f}", f"{http:.2f}",
+            f"{typed / raw:.1f}x", f"{tm['retained_kib'] / 1024:.1f} / {jm['retained_kib'] / 1024:.1f}",
+            f"{tm['peak_kib'] / 1024:.1f} / {jm['peak_kib'] / 1024:.1f}",
+        ])  # fmt: skip
     return [
         "### Typed models against raw JSON",
         "",
@@ -343,7 +328,7 @@ def _deserialisation(result: dict[str, Any]) -> list[str]:
             "retained is what the kept pages hold, peak the highest while reading them."
         ),
         "",
-        *rows,
+        *table(header, rows),
     ]
 
 

@@ -112,9 +112,15 @@ def build(snapshot: dict[str, Any], count: int, seed: int = 1, zone: str = ZONE)
     return queries
 
 
-def write(queries: list[Query], path: Path) -> None:
+def write(queries: list[Query], path: Path) -> Path:
+    return write_lines([q.line() for q in queries], path)
+
+
+def write_lines(lines: Sequence[str], path: Path) -> Path:
+    """A dnsperf query file of ``lines`` (``name type`` each)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(q.line() + "\n" for q in queries), encoding="utf-8")
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

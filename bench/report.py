@@ -1,9 +1,15 @@
-"""The benchmark's README: machine, versions, workload, the results table and how to run it."""
+"""bench/README.md: the part ``bench.run`` writes, which opens it (machine, versions, workload, the
+results and how to run it), and the order of the sections the other commands write after it, each
+replacing its own and keeping the rest."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from bench.lib import host, stats
+from bench.lib.profiling import function_table, share_table
+from bench.lib.tables import ms, span, table, times
 
 # Sections other scripts write after this one, in this order; each script replaces its own and keeps the rest
 FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
@@ -66,57 +72,29 @@ TARGETS = {  # issue 5: kdns's QPS as a multiple of each reference's
 P99_TARGET = 0.001  # seconds, at half the maximum rate
 
 
-def niceness(machine: dict[str, Any]) -> str:
-    """A note on the benchmark's scheduling priority when it ran above the default."""
-    nice = machine.get("nice", 0)
-    if nice >= 0:
-        return ""
-    return f"; the benchmark and every server and client it started ran at nice {nice}"
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f}"
-
-
-def _has_other(servers: dict[str, dict[str, Any]]) -> bool:
-    """Whether the run measured other processes' CPU (runs before it was added did not)."""
-    return all("other_busy" in data["median"] for data in servers.values())
-
-
 def _table(servers: dict[str, dict[str, Any]]) -> list[str]:
-    other = _has_other(servers)
-    rows = [
-        "| Server | dnsperf load | QPS | Avg latency (ms) | Latency stddev (ms) | p99 (ms), `-v` run | Lost "
-        "| CPU us/query | of which system | RSS MB | Server CPU busy | dnsperf CPU busy |"
-        + (" Other CPU load |" if other else ""),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if other else ""),
-    ]
+    header = [
+        "Server", "dnsperf load", "QPS", "Avg latency (ms)", "Latency stddev (ms)", "p99 (ms), `-v` run",
+        "Lost", "CPU us/query", "of which system", "RSS MB", "Server CPU busy", "dnsperf CPU busy",
+        "Other CPU load",
+    ]  # fmt: skip
+    rows = []
     for data in servers.values():
         m = data["median"]
         full = data.get("full_load", {})
-        p99 = _ms(full["latency"]["p99"]) if full else "n/a"
-        rows.append(
-            f"| {data['label']} | `{data['load']}` | {m['qps']:,.0f} | {_ms(m['avg_latency'])} "
-            f"| {_ms(m['latency_stddev'])} | {p99} | {data['lost_total']:,} of {data['sent_total']:,} "
-            f"| {m['cpu_us_per_query']:.2f} | {m['system_share']:.0%} | {data['rss_kib'] / 1024:.1f} "
-            f"| {m['server_busy']:.0%} | {m['client_busy']:.0%} |" + (f" {_other(m)} |" if other else "")
-        )
-    return rows
-
-
-def _per_repeat(kdns: dict[str, Any], other: dict[str, Any]) -> str:
-    ratios = [a["qps"] / b["qps"] for a, b in zip(kdns["runs"], other["runs"], strict=False) if b["qps"]]
-    if len(ratios) < 2:
-        return "n/a"
-    return f"{min(ratios):.3g} to {max(ratios):.3g}"
+        rows.append([
+            data["label"], f"`{data['load']}`", f"{m['qps']:,.0f}", ms(m["avg_latency"]),
+            ms(m["latency_stddev"]), ms(full["latency"]["p99"]) if full else "n/a",
+            f"{data['lost_total']:,} of {data['sent_total']:,}",
+            f"{m['cpu_us_per_query']:.2f}", f"{m['system_share']:.0%}", f"{data['rss_kib'] / 1024:.1f}",
+            f"{m['server_busy']:.0%}", f"{m['client_busy']:.0%}", _other(m),
+        ])  # fmt: skip
+    return table(header, rows, "llr")
 
 
 def _ratios(servers: dict[str, dict[str, Any]]) -> list[str]:
     kdns = servers["kdns"]
-    rows = [
-        "| kdns against | kdns QPS / its QPS | Same, per repeat | Its CPU us/query / kdns's | Target (QPS) |",
-        "|---|---:|---:|---:|---|",
-    ]
+    rows = []
     for name, data in servers.items():
         if name == "kdns":
             continue
@@ -128,8 +106,16 @@ def _ratios(servers: dict[str, dict[str, Any]]) -> list[str]:
             target = f"{text}: {'met' if qps >= bound else 'not met'}"
         elif name == "minimal-asyncio":
             target = "none"
-        rows.append(f"| {data['label']} | {qps:.3g} | {_per_repeat(kdns, data)} | {cpu:.3g} | {target} |")
-    return rows
+        per_repeat = span(stats.per_repeat(kdns["runs"], data["runs"], "qps"))
+        rows.append([data["label"], f"{qps:.3g}", per_repeat, f"{cpu:.3g}", target])
+    header = [
+        "kdns against",
+        "kdns QPS / its QPS",
+        "Same, per repeat",
+        "Its CPU us/query / kdns's",
+        "Target (QPS)",
+    ]
+    return table(header, rows, "lrrrl")
 
 
 def _other(m: dict[str, Any]) -> str:
@@ -164,41 +150,41 @@ def _notes(servers: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _half_rate(servers: dict[str, dict[str, Any]]) -> list[str]:
-    other = _has_other(servers)
-    rows = [
-        "| Server | dnsperf load | QPS | Lost | Avg (ms) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) "
-        "| max (ms) | CPU us/query | Server CPU busy |" + (" Other CPU load |" if other else ""),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if other else ""),
-    ]
+    header = [
+        "Server", "dnsperf load", "QPS", "Lost", "Avg (ms)", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)",
+        "max (ms)", "CPU us/query", "Server CPU busy", "Other CPU load",
+    ]  # fmt: skip
+    rows = []
     for data in servers.values():
         run = data.get("half_rate")
         if not run:
             continue
         lat = run["latency"]
-        rows.append(
-            f"| {data['label']} | `{run['load']}` | {run['qps']:,.0f} | {run['lost']:,} of {run['sent']:,} "
-            f"| {_ms(run['avg_latency'])} | {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} "
-            f"| {_ms(lat['p999'])} | {_ms(lat['max'])} | {run['cpu_us_per_query']:.2f} "
-            f"| {run['server_busy']:.0%} |" + (f" {_other(run)} |" if other else "")
-        )
+        rows.append([
+            data["label"], f"`{run['load']}`", f"{run['qps']:,.0f}", f"{run['lost']:,} of {run['sent']:,}",
+            ms(run["avg_latency"]), ms(lat["p50"]), ms(lat["p90"]), ms(lat["p99"]), ms(lat["p999"]),
+            ms(lat["max"]),
+            f"{run['cpu_us_per_query']:.2f}", f"{run['server_busy']:.0%}", _other(run),
+        ])  # fmt: skip
+    lines = table(header, rows, "llr")
     kdns = servers["kdns"].get("half_rate")
     if kdns:
         p99 = kdns["latency"]["p99"]
         verdict = "met" if p99 < P99_TARGET else "not met"
-        rows += [
+        lines += [
             "",
-            f"kdns's p99 at half its maximum rate: {_ms(p99)} ms (target < 1 ms: {verdict}), over "
+            f"kdns's p99 at half its maximum rate: {ms(p99)} ms (target < 1 ms: {verdict}), over "
             f"{kdns['latency']['samples']:,} answers.",
         ]
         knot = servers.get("knot", {}).get("half_rate")
         if p99 >= P99_TARGET and knot and knot["latency"]["p99"] >= P99_TARGET:
-            rows += [
+            lines += [
                 "",
-                f"Knot DNS's p99 at half its rate was {_ms(knot['latency']['p99'])} ms as well: a tail this "
+                f"Knot DNS's p99 at half its rate was {ms(knot['latency']['p99'])} ms as well: a tail this "
                 "long in every server comes from the machine (other processes taking the CPUs), not from the "
                 "servers; the figure says little about kdns until the benchmark runs on a quiet machine.",
             ]
-    return rows
+    return lines
 
 
 def _profile(profile: dict[str, Any]) -> list[str]:
@@ -207,8 +193,8 @@ def _profile(profile: dict[str, Any]) -> list[str]:
     lines = [
         f"py-spy and perf sampled kdns together for {profile['seconds']:g} s while dnsperf loaded it as "
         f"above (both on dnsperf's CPU); kdns answered {profile['qps_while_profiled']:,.0f} QPS meanwhile. "
-        "See [profiling.py](profiling.py) for why py-spy samples without stopping kdns and so sees Python "
-        "frames only.",
+        "See [lib/profiling.py](lib/profiling.py) for why py-spy samples without stopping kdns and so sees "
+        "Python frames only.",
     ]
     spy = profile.get("pyspy", {"error": "py-spy is not installed"})
     if "error" in spy:
@@ -222,10 +208,8 @@ def _profile(profile: dict[str, Any]) -> list[str]:
             "`Runner.run`, uvloop's C loop: epoll, `recvmsg`, building the callback's arguments); "
             "inclusive time adds the Python functions it calls.",
             "",
-            "| Python function (file) | Own | Inclusive |",
-            "|---|---:|---:|",
+            *function_table(spy["functions"]),
         ]
-        lines += [f"| `{name}` | {own:.1%} | {inclusive:.1%} |" for name, own, inclusive in spy["functions"]]
     perf = profile.get("perf", {"error": "perf is not installed"})
     if "error" in perf:
         lines += ["", f"No perf profile: {perf['error']}."]
@@ -236,15 +220,11 @@ def _profile(profile: dict[str, Any]) -> list[str]:
             "syscalls, and on loopback the delivery of each answer into dnsperf's socket, which runs in "
             "kdns's `sendmsg`):",
             "",
-            "| Shared object | Share |",
-            "|---|---:|",
-            *[f"| `{name}` | {share:.1%} |" for name, share in perf["dsos"]],
+            *share_table("Shared object", perf["dsos"]),
             "",
             "and by symbol:",
             "",
-            "| Symbol (shared object) | Share |",
-            "|---|---:|",
-            *[f"| `{name}` | {share:.1%} |" for name, share in perf["symbols"]],
+            *share_table("Symbol (shared object)", perf["symbols"]),
         ]
     return lines
 
@@ -298,10 +278,6 @@ def _mix(load: dict[str, Any]) -> str:
     return f"{load['mix']} (in the file: {counted})"
 
 
-def _times(n: int) -> str:
-    return "once" if n == 1 else f"{n} times"
-
-
 def _dnslib_load(result: dict[str, Any]) -> str:
     dnslib, load = result["servers"]["dnslib"], result["load"]
     same = load["dnslib"].split(" -l ")[0] == f"-c {load['clients']} -q {load['outstanding']}"
@@ -323,8 +299,6 @@ def _dnslib_load(result: dict[str, Any]) -> str:
 def render(result: dict[str, Any]) -> str:
     machine, versions = result["machine"], result["versions"]
     cluster, load = result["cluster"], result["load"]
-    dirty = " with uncommitted changes in kdns/" if versions["kdns_dirty"] else ""
-    commit = versions["kdns_commit"] + dirty
     lines = [
         "# Benchmarks",
         "",
@@ -332,9 +306,8 @@ def render(result: dict[str, Any]) -> str:
         "## Latest run",
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
-        + niceness(machine),
-        f"- kdns: commit {commit}, Python {versions['python']}, {versions['event_loop']} "
+        f"- Machine: {host.describe(machine)}",
+        f"- kdns: commit {host.commit(versions)}, Python {versions['python']}, {versions['event_loop']} "
         f"{versions.get('uvloop', '')}",
         f"- Knot DNS {versions['knot']}, dnsperf {versions['dnsperf']}, dnslib {versions.get('dnslib')}, "
         f"py-spy {versions.get('py_spy')}",
@@ -347,7 +320,7 @@ def render(result: dict[str, Any]) -> str:
         "hit",
         f"- Load: `dnsperf -c {load['clients']} -q {load['outstanding']} -l {load['seconds']:g}` on CPU "
         f"{load['client_cpu']}, each server alone on CPU {load['server_cpu']}; each server warmed by one "
-        f"pass over the query file, then measured {_times(load['repeats'])}, alternating servers; figures "
+        f"pass over the query file, then measured {times(load['repeats'])}, alternating servers; figures "
         "are medians of those runs. Other work on the machine shifts absolute "
         "figures from minute to minute: compare servers within one run, and CPU per query next to QPS",
         _dnslib_load(result),
@@ -356,17 +329,12 @@ def render(result: dict[str, Any]) -> str:
         "- CPU us/query: the server's user+system time (/proc/PID/stat) over a dnsperf run divided by the",
         "  queries completed, and the share of it spent in the kernel; CPU busy: CPU seconds used per second",
         "  of the dnsperf process's lifetime; RSS: VmRSS at the end of the benchmark",
-        *(
-            [
-                "- Other CPU load: CPU seconds per second that all other processes (and the hypervisor's",
-                "  steal) used of the two CPUs during the run, from /proc/stat",
-            ]
-            if _has_other(result["servers"])
-            else []
-        ),
+        "- Other CPU load: CPU seconds per second that all other processes (and the hypervisor's",
+        "  steal) used of the two CPUs during the run, from /proc/stat",
         "- p99: dnsperf 2.10 prints no percentiles, so they come from a separate run per server with `-v`",
         "  (a line per answer with its latency); printing costs dnsperf CPU, so those runs offer a little",
-        "  less load than the QPS runs",
+        "  less load than the QPS runs. Percentiles, here and in every section below, interpolate linearly",
+        "  between the two nearest ranks ([lib/stats.py](lib/stats.py))",
         "",
         "### Throughput",
         "",
@@ -404,11 +372,6 @@ def render(result: dict[str, Any]) -> str:
 def section_offset(text: str, heading: str) -> int:
     """Where the line ``heading`` starts in ``text``, or -1."""
     return ("\n" + text).find("\n" + heading + "\n")
-
-
-def informer_offset(text: str) -> int:
-    """Where the informer section's heading line starts in ``text``, or -1."""
-    return section_offset(text, INFORMER_HEADING)
 
 
 def trailing_offset(text: str) -> int:

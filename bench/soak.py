@@ -24,14 +24,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, dnsperf, forwarded, harness, queries, report, run, servers
-from bench.dnsperf import Load
-from bench.harness import say
-from bench.servers import HOST, Server
+from bench import cluster, outside, queries, report
+from bench.lib import dnsperf, harness, host, kdns, options, servers
+from bench.lib.dnsperf import Load
+from bench.lib.harness import say
+from bench.lib.measure import measure
+from bench.lib.processes import CLIENT_CPU, SERVER_CPU
+from bench.lib.servers import HOST, Server
+from bench.lib.tables import codes, table
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "soak"
-SERVER_CPU, CLIENT_CPU = run.SERVER_CPU, run.CLIENT_CPU
+REQUESTS = "coredns_dns_requests_total"
 SECTION = report.SOAK_HEADING
 FORWARDED_SHARE = 0.2
 GROWTH_TARGET = 0.05
@@ -57,17 +61,11 @@ class Sampler(harness.Background):
         while True:
             self.samples.append({
                 "t": time.monotonic() - self._start,
-                "rss_mb": self.server.memory_kib().get("VmRSS", 0) / 1024,
+                "rss_mb": self.server.rss_mb(),
                 "cpu_s": sum(self.server.cpu_times()),
             })  # fmt: skip
             if self._stop.wait(self.interval):
                 return
-
-
-def log_problems(log: Path) -> list[str]:
-    """kdns's log lines at WARNING and above, and tracebacks."""
-    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    return [line for line in lines if any(word in line for word in (" WARNING ", " ERROR ", "Traceback"))]
 
 
 def growth(samples: list[dict[str, float]], warmup: float) -> dict[str, float]:
@@ -83,38 +81,41 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     snapshot_path, cluster_file = out / "cluster.json", out / "queries-cluster.txt"
     cluster.write(snapshot, snapshot_path)
     queries.write(queries.build(snapshot, args.queries, seed=args.seed), cluster_file)
-    names = forwarded.outside_names(args.names)
-    outside = forwarded.forwarded_queries(names, args.queries, args.seed)
-    mix_file = forwarded.write_lines(mixed_lines(cluster_file, outside, args.seed), out / "queries-mix.txt")
-    zones = forwarded.upstream_zones(names, forwarded.external_targets(snapshot))
+    names = outside.outside_names(args.names)
+    forwarded = outside.forwarded_queries(names, args.queries, args.seed)
+    mix_file = queries.write_lines(mixed_lines(cluster_file, forwarded, args.seed), out / "queries-mix.txt")
+    zones = outside.upstream_zones(names, outside.external_targets(snapshot))
     full = Load(mix_file, args.clients, args.outstanding, args.capacity_seconds, CLIENT_CPU)
     started: list[Server] = []
     try:
         knot = servers.start_knot(zones, out / "knot", CLIENT_CPU)
         started.append(knot)
-        kdns = forwarded.start(snapshot_path, out / "kdns.log", f"{HOST}:{knot.port}")
-        started.append(kdns.server)
-        say(f"kdns on port {kdns.server.port} forwarding to Knot on port {knot.port}")
-        dnsperf.run(full, kdns.server.port, out / "dnsperf-warmup.txt", once=True, timeout=120)
-        capacity = run.measure(kdns.server, full, out / "dnsperf-capacity.txt")
+        server = kdns.start(
+            snapshot=snapshot_path, log=out / "kdns.log", cpus=SERVER_CPU, upstream=f"{HOST}:{knot.port}",
+            metrics=True, extra=["--cache-ttl", str(outside.TTL)],
+        )  # fmt: skip
+        started.append(server)
+        say(f"kdns on port {server.port} forwarding to Knot on port {knot.port}")
+        dnsperf.run(full, server.port, out / "dnsperf-warmup.txt", once=True, timeout=120)
+        capacity = measure(server, full, out / "dnsperf-capacity.txt")
         total = int(capacity["qps"] * args.load)
         tcp_rate = max(1, int(total * args.tcp_share))
         udp = replace(full, seconds=args.seconds, rate=total - tcp_rate)
         tcp = replace(full, seconds=args.seconds, rate=tcp_rate, clients=2, outstanding=20)
         say(f"capacity {capacity['qps']:,.0f} qps; soaking at {total:,} qps ({tcp_rate:,} over TCP)")
-        problems_before = len(log_problems(kdns.server.log))
-        before = forwarded.scrape(kdns.metrics_port, ("coredns_dns_requests_total",))
-        sampler = Sampler(kdns.server, args.sample).start()
+        problems_before = len(server.problems())
+        before = server.metrics().value(REQUESTS)
+        sampler = Sampler(server, args.sample).start()
         try:
             udp_out, tcp_out = harness.concurrently(
-                (udp, kdns.server.port, out / "dnsperf-soak-udp.txt", ()),
-                (tcp, kdns.server.port, out / "dnsperf-soak-tcp.txt", ("-m", "tcp")),
+                (udp, server.port, out / "dnsperf-soak-udp.txt", ()),
+                (tcp, server.port, out / "dnsperf-soak-tcp.txt", ("-m", "tcp")),
             )
         finally:
             sampler.stop()
-        after = forwarded.scrape(kdns.metrics_port, ("coredns_dns_requests_total",))
-        kdns.server.check_alive()
-        problems = log_problems(kdns.server.log)[problems_before:]
+        after = server.metrics().value(REQUESTS)
+        server.check_alive()
+        problems = server.problems()[problems_before:]
     finally:
         for server in started:
             server.stop()
@@ -122,16 +123,16 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     samples = sampler.samples
     cpu = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": run.machine(),
+        "date": host.date(),
+        "machine": host.machine(),
         "services": args.services,
         "capacity": {"qps": capacity["qps"], "load": full.flags(), "cpu_us": capacity["cpu_us_per_query"]},
         "offered": {"total": total, "udp": udp.flags(), "tcp": tcp.flags() + " -m tcp", "share": args.load},
         "seconds": args.seconds,
         "warmup": args.warmup,
-        "udp": harness.brief(udp_stats),
-        "tcp": harness.brief(tcp_stats),
-        "requests_counted": after["coredns_dns_requests_total"] - before["coredns_dns_requests_total"],
+        "udp": udp_stats.brief(),
+        "tcp": tcp_stats.brief(),
+        "requests_counted": after - before,
         "server_busy": cpu / (samples[-1]["t"] - samples[0]["t"]) if len(samples) > 1 else float("nan"),
         "memory": growth(samples, args.warmup),
         "samples": samples,
@@ -161,10 +162,11 @@ def render(result: dict[str, Any]) -> str:
         f"- Soak: {result['seconds'] / 60:g} minutes at {offered['share']:.0%} of it, "
         f"{offered['total']:,} QPS: UDP `dnsperf {offered['udp']}` and TCP `dnsperf {offered['tcp']}`.",
         "",
-        "| | QPS | Sent | Lost | Avg latency (ms) | Response codes |",
-        "|---|---:|---:|---:|---:|---|",
-        _row("UDP", udp),
-        _row("TCP", tcp),
+        *table(
+            ["", "QPS", "Sent", "Lost", "Avg latency (ms)", "Response codes"],
+            [_row("UDP", udp), _row("TCP", tcp)],
+            "lrrrrl",
+        ),
         "",
         f"- Resident memory after the {result['warmup']:g}-second warm-up "
         f"{memory['after_warmup_mb']:.1f} MB, highest after it {memory['peak_mb']:.1f} MB, at the end "
@@ -182,37 +184,28 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _row(label: str, stats: dict[str, Any]) -> str:
-    codes = ", ".join(f"{name} {n:,}" for name, n in sorted(stats["rcodes"].items(), key=lambda kv: -kv[1]))
-    return (
-        f"| {label} | {stats['qps']:,.0f} | {stats['sent']:,} | {stats['lost']:,} | "
-        f"{stats['avg_latency_ms']:.3f} | {codes} |"
-    )
+def _row(label: str, run: dict[str, Any]) -> list[str]:
+    return [
+        label, f"{run['qps']:,.0f}", f"{run['sent']:,}", f"{run['lost']:,}", f"{run['avg_latency_ms']:.3f}",
+        codes(run["rcodes"]),
+    ]  # fmt: skip
 
 
 # -- command line ---------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a one-minute soak; writes bench/out/ only")
-    parser.add_argument("--seconds", type=float, help="length of the soak (default: 600; quick: 60)")
-    parser.add_argument("--warmup", type=float, help="seconds before memory counts (default: 60; quick: 10)")
+    parser = options.Parser("bench.soak", __doc__, quick="a one-minute soak; writes bench/out/ only")
+    parser.quick_default("--seconds", full=600, quick=60, help="length of the soak")
+    parser.quick_default("--warmup", full=60, quick=10, help="seconds before memory counts")
     parser.add_argument(
         "--load", type=float, default=0.8, help="share of the capacity offered (default: 0.8)"
     )
     parser.add_argument("--tcp-share", type=float, default=0.02, help="share of it over TCP (default: 0.02)")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples (default: 5)")
-    parser.add_argument("--services", type=int, default=1000, help="Services in the cluster (default: 1000)")
-    parser.add_argument(
-        "--queries", type=int, default=100_000, help="lines in the query file (default: 100000)"
-    )
+    parser.cluster(queries="lines in the query file")
     parser.add_argument("--names", type=int, default=200, help="outside names per zone (default: 200)")
     parser.add_argument("--capacity-seconds", type=float, default=5.0, help="capacity run (default: 5)")
-    parser.add_argument("--clients", type=int, default=8, help="dnsperf -c (default: 8)")
-    parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (default: 100)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of cluster and queries (default: 1)")
-    args = parser.parse_args(argv)
-    args.seconds = args.seconds or (60.0 if args.quick else 600.0)
-    args.warmup = args.warmup if args.warmup is not None else (10.0 if args.quick else 60.0)
+    parser.dnsperf()
+    args = parser.parse(argv)
     if not 0 < args.load <= 1 or not 0 < args.tcp_share < 1 or args.warmup >= args.seconds:
         parser.error("--load must be in (0, 1], --tcp-share in (0, 1), --warmup shorter than --seconds")
     return args

@@ -14,19 +14,20 @@ count. Raw data go to bench/out/workers/; the figures to the "Several cores" sec
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, dnsperf, harness, queries, report, run, servers
-from bench.dnsperf import Load
-from bench.forwarded import scrape
-from bench.harness import say
-from bench.servers import HOST, CpuSet, Server, WorkerGroup
+from bench import cluster, queries, report
+from bench.lib import dnsperf, harness, host, kdns, options, stats
+from bench.lib.dnsperf import Load
+from bench.lib.harness import say
+from bench.lib.kdns import Kdns
+from bench.lib.measure import measure, summarise
+from bench.lib.processes import CpuSet, process_cpu, process_memory, proportional_kib
+from bench.lib.tables import ms, table
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "workers"
@@ -50,39 +51,25 @@ SETUPS = (
 )
 
 
-@dataclass
-class Kdns:
-    setup: Setup
-    server: Server
-    metrics_port: int
-
-    @property
-    def workers(self) -> list[int]:
-        """The pids that answer queries: the workers, or the one process."""
-        return self.server.workers if isinstance(self.server, WorkerGroup) else [self.server.pid]
-
-
 def start(setup: Setup, snapshot: Path, out: Path) -> Kdns:
-    metrics_port = servers.free_port()
-    server = servers.start_kdns(
-        snapshot,
-        out / f"kdns-{setup.name}.log",
-        setup.server_cpus,
+    return kdns.start(
+        snapshot=snapshot,
+        log=out / f"kdns-{setup.name}.log",
+        cpus=setup.server_cpus,
         name=setup.name,
         workers=setup.workers,
-        extra=["--metrics", f"{HOST}:{metrics_port}"],
+        metrics=True,
     )
-    return Kdns(setup, server, metrics_port)
 
 
-def measure(kdns: Kdns, load: Load, output: Path) -> dict[str, Any]:
-    """``run.measure`` on the setup's CPUs, with each worker's CPU time and the requests kdns counted."""
-    pids = kdns.workers
-    before = [sum(servers.process_cpu(pid)) for pid in pids]
-    requests = scrape(kdns.metrics_port, (REQUESTS,))[REQUESTS]
-    result = run.measure(kdns.server, load, output, cpus=kdns.setup.server_cpus)
-    counted = scrape(kdns.metrics_port, (REQUESTS,))[REQUESTS] - requests
-    per_worker = [sum(servers.process_cpu(pid)) - b for pid, b in zip(pids, before, strict=True)]
+def measured(server: Kdns, setup: Setup, load: Load, output: Path) -> dict[str, Any]:
+    """``measure`` on the setup's CPUs, with each worker's CPU time and the requests kdns counted."""
+    pids = server.answering
+    before = [sum(process_cpu(pid)) for pid in pids]
+    requests = server.metrics().value(REQUESTS)
+    result = measure(server, load, output, cpus=setup.server_cpus)
+    counted = server.metrics().value(REQUESTS) - requests
+    per_worker = [sum(process_cpu(pid)) - b for pid, b in zip(pids, before, strict=True)]
     total = sum(per_worker) or 1.0
     return result | {
         "worker_cpu_seconds": per_worker,
@@ -92,15 +79,14 @@ def measure(kdns: Kdns, load: Load, output: Path) -> dict[str, Any]:
     }
 
 
-def memory(kdns: Kdns) -> list[dict[str, Any]]:
+def memory(server: Kdns) -> list[dict[str, Any]]:
     """VmRSS and Pss (shared pages divided among their sharers) of each process, in KiB."""
-    pids = kdns.server.pids if isinstance(kdns.server, WorkerGroup) else [kdns.server.pid]
+    pids = server.pids
     roles = ["supervisor", *(f"worker {i}" for i in range(len(pids) - 1))] if len(pids) > 1 else ["kdns"]
     return [
-        {"role": role, "pid": pid, "rss_kib": servers.process_memory(pid)["VmRSS"],
-         "pss_kib": servers.proportional_kib(pid)}
+        {"role": role, "pid": pid, "rss_kib": process_memory(pid)["VmRSS"], "pss_kib": proportional_kib(pid)}
         for role, pid in zip(roles, pids, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -110,38 +96,38 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     snapshot = cluster.generate(args.services, seed=args.seed)
     cluster.write(snapshot, snapshot_path)
     queries.write(queries.build(snapshot, args.queries, seed=args.seed), query_path)
-    started: list[Kdns] = []
+    started: dict[Setup, Kdns] = {}
     loads = {
         s.name: Load(query_path, args.clients, args.outstanding, args.seconds, s.client_cpus) for s in SETUPS
     }
     try:
         for setup in SETUPS:
-            started.append(start(setup, snapshot_path, out))
-        for kdns in started:
-            kdns.server.pin(kdns.setup.server_cpus)
-            warm = out / f"dnsperf-{kdns.setup.name}-warmup.txt"
-            dnsperf.run(loads[kdns.setup.name], kdns.server.port, warm, once=True, timeout=120)
+            started[setup] = start(setup, snapshot_path, out)
+        for setup, server in started.items():
+            server.pin(setup.server_cpus)
+            warm = out / f"dnsperf-{setup.name}-warmup.txt"
+            dnsperf.run(loads[setup.name], server.port, warm, once=True, timeout=120)
         runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in SETUPS}
         for i in range(1, args.repeats + 1):
-            for kdns in started:
-                name = kdns.setup.name
-                result = measure(kdns, loads[name], out / f"dnsperf-{name}-{i}.txt")
+            for setup, server in started.items():
+                name = setup.name
+                result = measured(server, setup, loads[name], out / f"dnsperf-{name}-{i}.txt")
                 runs[name].append(result)
                 shares = "/".join(f"{share:.0%}" for share in result["worker_cpu_shares"])
                 say(f"run {i} {name}: {result['qps']:,.0f} qps, {result['cpu_us_per_query']:.2f} us/query, "
                     f"workers' CPU {shares}")  # fmt: skip
-        summaries = {s.name: run.summarise(s.label, runs[s.name]) for s in SETUPS}
-        for kdns in started:
-            summaries[kdns.setup.name]["memory"] = memory(kdns)
+        summaries = {s.name: summarise(s.label, runs[s.name]) for s in SETUPS}
+        for setup, server in started.items():
+            summaries[setup.name]["memory"] = memory(server)
     finally:
-        for kdns in started:
-            kdns.server.stop()
+        for server in started.values():
+            server.stop()
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": run.machine(),
-        "versions": run.versions(),
+        "date": host.date(),
+        "machine": host.machine(),
+        "versions": host.versions(),
         "quick": args.quick,
-        "cluster": run.cluster_summary(snapshot, {}),
+        "cluster": cluster.summary(snapshot),
         "load": {
             "queries": args.queries,
             "clients": args.clients,
@@ -168,49 +154,39 @@ output and the kdns logs.
 """
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f}"
-
-
-def _median(data: dict[str, Any], key: str) -> float:
-    return statistics.median(run_[key] for run_ in data["runs"])
-
-
 def _shares(data: dict[str, Any]) -> str:
     runs = data["runs"]
     if len(runs[0]["worker_cpu_shares"]) < 2:
         return "n/a"
     shares = zip(*(r["worker_cpu_shares"] for r in runs), strict=True)
-    return " / ".join(f"{statistics.median(values):.0%}" for values in shares)
+    return " / ".join(f"{stats.median(values):.0%}" for values in shares)
 
 
 def _table(result: dict[str, Any]) -> list[str]:
-    rows = [
-        "| Setup | dnsperf on | QPS | Avg latency (ms) | Lost | CPU us/query, all processes "
-        "| of which system | kdns CPU s per s | dnsperf CPU busy | Other CPU load "
-        "| Workers' shares of kdns's CPU | Requests counted / answers |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    load = result["load"]
+    header = [
+        "Setup", "dnsperf on", "QPS", "Avg latency (ms)", "Lost", "CPU us/query, all processes",
+        "of which system", "kdns CPU s per s", "dnsperf CPU busy", "Other CPU load",
+        "Workers' shares of kdns's CPU", "Requests counted / answers",
+    ]  # fmt: skip
+    rows = []
     for name, setup in result["setups"].items():
         data = result["servers"][name]
-        m = data["median"]
-        counted = sum(r["requests_counted"] for r in data["runs"]) / max(
-            1, sum(r["completed"] for r in data["runs"])
-        )
+        m, runs = data["median"], data["runs"]
+        counted = sum(r["requests_counted"] for r in runs) / max(1, sum(r["completed"] for r in runs))
         client = "CPU 0" if name.endswith("pinned") else "CPUs 0-1"
-        rows.append(
-            f"| {setup['label']} | {client} | {m['qps']:,.0f} | {_ms(m['avg_latency'])} "
-            f"| {data['lost_total']:,} of {data['sent_total']:,} | {m['cpu_us_per_query']:.2f} "
-            f"| {m['system_share']:.0%} | {m['server_busy']:.2f} | {m['client_busy']:.0%} "
-            f"| {m['other_busy']:.2f} | {_shares(data)} | {counted:.3f} |"
-        )
-    rows += [
+        rows.append([
+            setup["label"], client, f"{m['qps']:,.0f}", ms(m["avg_latency"]),
+            f"{data['lost_total']:,} of {data['sent_total']:,}", f"{m['cpu_us_per_query']:.2f}",
+            f"{m['system_share']:.0%}", f"{m['server_busy']:.2f}", f"{m['client_busy']:.0%}",
+            f"{m['other_busy']:.2f}", _shares(data), f"{counted:.3f}",
+        ])  # fmt: skip
+    load = result["load"]
+    return [
+        *table(header, rows, "llr"),
         "",
         f"All with `dnsperf -c {load['clients']} -q {load['outstanding']} -l {load['seconds']:g}`; medians "
         f"of {load['repeats']} run{'s' if load['repeats'] != 1 else ''}.",
     ]
-    return rows
 
 
 def _compare(result: dict[str, Any], one: str, two: str) -> tuple[float, float]:
@@ -220,14 +196,17 @@ def _compare(result: dict[str, Any], one: str, two: str) -> tuple[float, float]:
 
 
 def _memory(result: dict[str, Any]) -> list[str]:
-    rows = ["| Setup | Process | VmRSS MB | Pss MB |", "|---|---|---:|---:|"]
-    for name, setup in result["setups"].items():
-        for process in result["servers"][name]["memory"]:
-            rows.append(
-                f"| {setup['label']} | {process['role']} | {process['rss_kib'] / 1024:.1f} "
-                f"| {process['pss_kib'] / 1024:.1f} |"
-            )
-    return rows
+    rows = [
+        [
+            setup["label"],
+            process["role"],
+            f"{process['rss_kib'] / 1024:.1f}",
+            f"{process['pss_kib'] / 1024:.1f}",
+        ]
+        for name, setup in result["setups"].items()
+        for process in result["servers"][name]["memory"]
+    ]
+    return table(["Setup", "Process", "VmRSS MB", "Pss MB"], rows, "llr")
 
 
 def _findings(result: dict[str, Any]) -> list[str]:
@@ -305,8 +284,7 @@ name is asked upstream once per worker, and each worker warms its own cache.
 
 
 def render(result: dict[str, Any]) -> str:
-    machine, versions, c = result["machine"], result["versions"], result["cluster"]
-    dirty = " with uncommitted changes in kdns/" if versions["kdns_dirty"] else ""
+    tools, c = result["versions"], result["cluster"]
     lines = [
         report.WORKERS_HEADING,
         "",
@@ -314,10 +292,8 @@ def render(result: dict[str, Any]) -> str:
         "a supervisor (kdns/workers.py). This section is written by `python -m bench.workers`.",
         "",
         f"- Date: {result['date']}",
-        f"- Machine: {machine['cpu']}, {machine['nproc']} CPUs, Linux {machine['kernel']}"
-        + report.niceness(machine),
-        f"- kdns: commit {versions['kdns_commit']}{dirty}, Python {versions['python']}, dnsperf "
-        f"{versions['dnsperf']}",
+        f"- Machine: {host.describe(result['machine'])}",
+        f"- kdns: commit {host.commit(tools)}, Python {tools['python']}, dnsperf {tools['dnsperf']}",
         f"- Cluster and queries: `bench.run`'s ({c['services']:,} Services, {c['endpoints']:,} endpoints; "
         f"{result['load']['queries']:,} queries in its mix); every kdns `--snapshot cluster.json "
         "--no-forward --metrics 127.0.0.1:PORT`, two workers on a free port from the harness; each setup "
@@ -346,20 +322,13 @@ def render(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="2-second runs, once each; bench/out/README.md only"
+    parser = options.Parser(
+        "bench.workers", __doc__, quick="2-second runs, once each; bench/out/README.md only"
     )
-    parser.add_argument("--services", type=int, default=1000, help="Services in the cluster (default: 1000)")
-    parser.add_argument("--queries", type=int, default=100_000, help="queries in the file (default: 100000)")
-    parser.add_argument("--seconds", type=float, help="length of each dnsperf run (default: 10; quick: 2)")
-    parser.add_argument("--repeats", type=int, help="runs per setup (default: 3; quick: 1)")
-    parser.add_argument("--clients", type=int, default=8, help="dnsperf -c (default: 8)")
-    parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (default: 100)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of cluster and queries (default: 1)")
-    args = parser.parse_args(argv)
-    args.seconds = args.seconds or (2.0 if args.quick else 10.0)
-    args.repeats = args.repeats or (1 if args.quick else 3)
+    parser.cluster()
+    parser.runs(seconds=(10, 2), repeats="runs per setup")
+    parser.dnsperf()
+    args = parser.parse(argv)
     if min(args.seconds, args.repeats) <= 0:
         parser.error("--seconds and --repeats must be positive")
     return args

@@ -1,21 +1,23 @@
 """Running dnsperf against 127.0.0.1 and reading its statistics.
 
 dnsperf 2.10 prints the average latency and its standard deviation, no percentiles. With ``-v`` it
-prints one line per answer, ``> NOERROR name type 0.000123``, from which ``latencies`` takes the
-percentiles; printing costs dnsperf CPU, so runs that measure the maximum rate go without it.
+prints one line per answer, ``> NOERROR name type 0.000123``, from which ``latencies`` reads the
+latencies for ``bench.lib.stats``; printing costs dnsperf CPU, so runs that measure the maximum rate go
+without it.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import resource
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench.servers import HOST, CpuSet, cpu_list, die_with_parent
+from bench.lib.processes import CpuSet, pinned
+from bench.lib.servers import HOST
 
 _NUMBERS = {
     "sent": r"Queries sent:\s+(\d+)",
@@ -57,6 +59,14 @@ class Stats:
     latency_stddev: float  # seconds
     rcodes: dict[str, int] = field(default_factory=dict)
 
+    def brief(self) -> dict[str, Any]:
+        """The figures a report shows: QPS, counts, average latency in ms, response codes."""
+        figures = asdict(self)
+        return {key: figures[key] for key in ("qps", "sent", "completed", "lost")} | {
+            "avg_latency_ms": self.avg_latency * 1e3,
+            "rcodes": self.rcodes,
+        }
+
 
 def parse(output: str) -> Stats:
     """The statistics block of dnsperf's output; ``ValueError`` when a figure is missing."""
@@ -83,12 +93,11 @@ def parse(output: str) -> Stats:
 def command(
     load: Load, port: int, *, once: bool = False, verbose: bool = False, extra: tuple[str, ...] = ()
 ) -> list[str]:
-    """The pinned dnsperf command line; ``once`` sends the query file a single time instead; ``verbose``
-    adds ``-v`` (a line per answer); ``extra`` are further options (``-m tcp``)."""
+    """The dnsperf command line (to be run on ``load.cpu``); ``once`` sends the query file a single time
+    instead; ``verbose`` adds ``-v`` (a line per answer); ``extra`` are further options (``-m tcp``)."""
     limit = ["-n", "1"] if once else ["-l", f"{load.seconds:g}"]
     rate = ["-Q", str(load.rate)] if load.rate else []
     return [
-        "taskset", "-c", cpu_list(load.cpu),
         "dnsperf", "-s", HOST, "-p", str(port), "-d", str(load.queries),
         "-c", str(load.clients), "-q", str(load.outstanding), *limit, *rate, *(["-v"] if verbose else []),
         *extra,
@@ -127,13 +136,12 @@ def run(
     cpu, start = _children_cpu(), time.monotonic()
     with output.open("wb") as out:
         result = subprocess.run(
-            command(load, port, once=once, verbose=verbose, extra=extra),
+            pinned(command(load, port, once=once, verbose=verbose, extra=extra), load.cpu),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=timeout,
             check=False,
-            preexec_fn=die_with_parent,
         )
     wall, cpu = time.monotonic() - start, _children_cpu() - cpu
     text = output.read_text(encoding="utf-8", errors="replace")
@@ -153,13 +161,6 @@ def latencies(text: str) -> list[float]:
                 continue  # a lost query's line carries no latency
     values.sort()
     return values
-
-
-def percentile(ordered: list[float], share: float) -> float:
-    """The nearest-rank percentile of sorted values; NaN for none."""
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
 def drop_answer_lines(output: Path, text: str) -> None:

@@ -18,7 +18,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from bench.servers import HOST
+from bench.lib.servers import HOST
 
 
 @dataclass(frozen=True, slots=True)

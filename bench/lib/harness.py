@@ -1,5 +1,6 @@
 """What every benchmark command does around its measurements: one benchmark at a time on the machine,
-a time limit, ``results.json``, the README it writes, and dnsperf processes run side by side."""
+a time limit, ``results.json``, the README it writes, and work beside the measurement (dnsperf
+processes side by side, a thread of its own)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import dnsperf, servers
-from bench.dnsperf import Load
+from bench.lib import dnsperf
+from bench.lib.dnsperf import Load
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parents[1]
 LOCK = BENCH / "out" / ".lock"
 
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise TimeoutError("the benchmark ran past its time limit")
+
+
+def _on_term(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def bound_in_time(seconds: int) -> None:
+    """End this benchmark (and, through the cleanup that follows, its servers) after ``seconds``, or on
+    SIGTERM."""
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(seconds)
 
 
 def run_exclusively(out: Path, seconds: int, measure: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
@@ -34,7 +51,7 @@ def run_exclusively(out: Path, seconds: int, measure: Callable[[], dict[str, Any
         except BlockingIOError:
             say(f"another benchmark is running in {LOCK.parent}")
             return None
-        servers.bound_in_time(seconds)
+        bound_in_time(seconds)
         try:
             result = measure()
         finally:
@@ -68,18 +85,6 @@ def concurrently(*jobs: tuple[Load, int, Path, tuple[str, ...]]) -> list[dnsperf
     if errors:
         raise errors[0]
     return [outcome for outcome in outcomes if outcome is not None]
-
-
-def brief(stats: dnsperf.Stats) -> dict[str, Any]:
-    """A dnsperf run's figures for a report: QPS, counts, average latency in ms, response codes."""
-    return {
-        "qps": stats.qps,
-        "sent": stats.sent,
-        "completed": stats.completed,
-        "lost": stats.lost,
-        "avg_latency_ms": stats.avg_latency * 1e3,
-        "rcodes": stats.rcodes,
-    }
 
 
 class Background:

@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import dnsperf
-from bench.dnsperf import Load
-from bench.servers import Server, die_with_parent, process_cpu
+from bench.lib import dnsperf
+from bench.lib.dnsperf import Load
+from bench.lib.processes import popen, process_cpu
+from bench.lib.servers import Server
+from bench.lib.tables import table
 
 _FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\S+)(?:\s+\[[.k]\]\s+(.*?))?\s*$")
@@ -96,25 +98,28 @@ def record(server: Server, load: Load, seconds: float, out: Path) -> dict[str, A
     if spy is None and perf is None:
         return {"error": "neither py-spy (pip install py-spy) nor perf is installed"}
     raw, perf_data = out / "pyspy-kdns.txt", out / "perf-kdns.data"
-    pin = ["taskset", "-c", str(load.cpu)]
     profilers: dict[str, list[str]] = {}
     if spy:
         profilers["py-spy"] = [
-            *pin, spy, "record", "--nonblocking", "--rate", "200", "--format", "raw", "--output", str(raw),
+            spy, "record", "--nonblocking", "--rate", "200", "--format", "raw", "--output", str(raw),
             "--pid", str(server.pid), "--duration", f"{seconds:g}",
         ]  # fmt: skip
     if perf:
         profilers["perf"] = [
-            *pin, perf, "record", "-F", "999", "-p", str(server.pid), "-o", str(perf_data), "--",
+            perf, "record", "-F", "999", "-p", str(server.pid), "-o", str(perf_data), "--",
             "sleep", f"{seconds:g}",
         ]  # fmt: skip
     busy = Load(load.queries, load.clients, load.outstanding, seconds + 3, load.cpu)
     children: list[subprocess.Popen] = []
     returncodes: dict[str, int | None] = {}
     try:
-        children.append(_start(dnsperf.command(busy, server.port), out / "dnsperf-kdns-profiled.txt"))
+        children.append(
+            popen(dnsperf.command(busy, server.port), out / "dnsperf-kdns-profiled.txt", load.cpu)
+        )
         time.sleep(1.0)
-        started = {name: _start(command, out / f"{name}-kdns.log") for name, command in profilers.items()}
+        started = {
+            name: popen(command, out / f"{name}-kdns.log", load.cpu) for name, command in profilers.items()
+        }
         children += started.values()
         for name, child in started.items():
             returncodes[name] = child.wait(seconds + 60)
@@ -142,17 +147,6 @@ def record(server: Server, load: Load, seconds: float, out: Path) -> dict[str, A
     return outcome
 
 
-def _start(command: list[str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (the harness starts no threads)
-        )
-
-
 # -- recording a process between two moments (a relist) -------------------------------------------------
 @dataclass
 class Recording:
@@ -165,10 +159,7 @@ class Recording:
 
 
 def start_recording(pid: int, out: Path, name: str, cpu: int, *, rate: int = 250) -> Recording:
-    """Start py-spy (``--nonblocking``) and perf on ``pid`` from ``cpu``; they record until stopped.
-
-    Spawned through ``setpriv --pdeathsig`` rather than a ``preexec_fn``, so it is safe from a process
-    with threads running (the informer benchmark's fake API server)."""
+    """Start py-spy (``--nonblocking``) and perf on ``pid`` from ``cpu``; they record until stopped."""
     recording = Recording(out / f"pyspy-{name}.txt", out / f"perf-{name}.data")
     for stale in (recording.raw, recording.perf_data):
         stale.unlink(missing_ok=True)
@@ -181,15 +172,8 @@ def start_recording(pid: int, out: Path, name: str, cpu: int, *, rate: int = 250
         ]  # fmt: skip
     if perf:
         commands["perf"] = [perf, "record", "-F", "999", "-p", str(pid), "-o", str(recording.perf_data)]
-    death = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
     for tool, command in commands.items():
-        with (out / f"{tool}-{name}.log").open("wb") as log:
-            recording.children[tool] = subprocess.Popen(
-                ["taskset", "-c", str(cpu), *death, *command],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        recording.children[tool] = popen(command, out / f"{tool}-{name}.log", cpu)
     recording.started = time.monotonic()
     return recording
 
@@ -309,3 +293,16 @@ def symbol_groups(rows: list[tuple[str, float]]) -> list[tuple[str, float]]:
         group = next((label for label, pattern in SYMBOL_GROUPS if pattern.search(name)), "everything else")
         shares[group] += share
     return shares.most_common()
+
+
+# -- profiles as tables of bench/README.md --------------------------------------------------------------
+def function_table(rows: list[list[Any]]) -> list[str]:
+    """``Profile.top`` or ``inclusive_top`` rows: each function's own and inclusive share."""
+    cells = [[f"`{name}`", f"{own:.1%}", f"{inclusive:.1%}"] for name, own, inclusive in rows]
+    return table(["Python function (file)", "Own", "Inclusive"], cells)
+
+
+def share_table(what: str, rows: list[list[Any]], *, code: bool = True) -> list[str]:
+    """``(name, share)`` rows (perf's shared objects or symbols, threads, groups of native code) under
+    the heading ``what``; ``code`` sets the names as code."""
+    return table([what, "Share"], [[f"`{name}`" if code else name, f"{share:.1%}"] for name, share in rows])
