@@ -79,9 +79,7 @@ class ApiHealth:
     def succeeded(self) -> None:
         with self._lock:
             if self._down_since is not None:
-                log.warning(
-                    "Kubernetes API available again after %.1f s", self.clock() - self._down_since
-                )
+                log.warning("Kubernetes API available again after %.1f s", self.clock() - self._down_since)
                 self._down_since = None
 
 
