@@ -4,23 +4,21 @@ loopback, asked by dnspython over UDP and TCP."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import dns.flags
 import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
 from kdns.upstream import forward
 from tests.fake_upstream import upstream
-from tests.support import ROOT, eventually, running
-from tests.test_ops import endpoint, get, metric
+from tests.support.client import HOST, ask
+from tests.support.metrics import endpoint, get, metric
+from tests.support.polling import eventually
+from tests.support.process import run_kdns, running
 
-HOST = "127.0.0.1"
 RECORDS = """
 example.com. 300 IN A 93.184.216.34
 example.com. 300 IN AAAA 2606:2800:220:1:248:1893:25c8:1946
@@ -30,13 +28,6 @@ payments.example.com. 60 IN A 203.0.113.10
 8.8.8.8.in-addr.arpa. 600 IN PTR dns.google.
 big.example.net. 300 IN TXT "%s"
 """ % ("x" * 250)
-
-
-def ask(
-    port: int, name: str, qtype: str = "A", *, tcp: bool = False, timeout: float = 5
-) -> dns.message.Message:
-    query = dns.message.make_query(name, qtype)
-    return (dns.query.tcp if tcp else dns.query.udp)(query, HOST, port=port, timeout=timeout)
 
 
 def values(reply: dns.message.Message) -> list[str]:
@@ -221,13 +212,7 @@ def free_port() -> int:
 
 def test_forwarding_to_itself_is_refused():
     port = free_port()
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--port", str(port), "--upstream", f"127.0.0.1:{port}"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--port", str(port), "--upstream", f"127.0.0.1:{port}")
     assert result.returncode == 2
     assert f"forwarding loop: upstream 127.0.0.1:{port} is this server's own address" in result.stderr
 
@@ -236,22 +221,7 @@ def test_a_loop_through_another_resolver_is_detected():
     """Two servers forwarding to each other: the second one started sees its probe come back."""
     second = free_port()
     with running("--upstream", f"127.0.0.1:{second}", "--forward-timeout", "0.5") as a:
-        process = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kdns",
-                "serve",
-                "--port",
-                str(second),
-                "--upstream",
-                f"127.0.0.1:{a.port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            cwd=ROOT,
-        )
+        process = run_kdns("serve", "--port", str(second), "--upstream", f"127.0.0.1:{a.port}")
         assert process.returncode == 2
         assert "forwarding loop: a query for " in process.stderr
         assert f"sent to upstream 127.0.0.1:{a.port} came back to kdns" in process.stderr
@@ -270,13 +240,7 @@ def test_resolv_conf_is_the_default_upstream(tmp_path):
         assert fake.count("example.com") == 1
     empty = tmp_path / "empty.conf"
     empty.write_text("# nothing\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--port", "0", "--resolv-conf", str(empty)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--port", "0", "--resolv-conf", str(empty))
     assert result.returncode == 2 and f"{empty}: no nameserver lines" in result.stderr
 
 
@@ -310,13 +274,7 @@ def test_autopath_walks_the_search_path_of_the_asking_pod(fake, tmp_path):
         assert fake.count("example.com") == 1  # cached, and cluster candidates never left kdns
     with running(*args) as server:
         assert ask(server.port, "example.com.shop.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--autopath"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--autopath")
     assert result.returncode == 2 and "--autopath needs --pods verified" in result.stderr
 
 

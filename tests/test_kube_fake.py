@@ -15,7 +15,7 @@ import urllib3
 
 from tests import kube_fake
 from tests.kube_fake import KubeFake, Selector
-from tests.support import endpoint_slice, namespace, service
+from tests.support.objects import endpoint_slice, namespace, service
 
 kube_api = kube_fake.kube_api  # the fixture, as conftest.py may also provide it
 

@@ -1,5 +1,5 @@
 """The packet corpus in CI: inputs that once found defects and a coverage-distilled set of the rest,
-replayed through the rules of ``bench.fuzz``; and a few seconds of fresh fuzzing.
+replayed through the rules of the packet oracle (``tests/support/oracle.py``); and a few seconds of fresh fuzzing.
 
 ``python -m bench.fuzz --atheris-runs N --distill`` rewrites the distilled set; files named
 ``defect-*`` are kept: each is the packet that showed a defect, fixed since.
@@ -11,7 +11,9 @@ import random
 
 import pytest
 
-from bench.fuzz import ANSWER, CORPUS, Defect, Target, check_packet, fuzz, make_targets, verdict
+from tests.support.fuzz_targets import make_targets
+from tests.support.generator import fuzz
+from tests.support.oracle import ANSWER, CORPUS, Defect, Target, check_packet, verdict
 
 
 @pytest.fixture(scope="module")

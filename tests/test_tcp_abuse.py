@@ -20,22 +20,21 @@ import dns.rcode
 import pytest
 
 from kdns.transport.listen import UDP_RECEIVE_BUFFER, bind
-from tests.support import eventually, running
-from tests.test_ops import endpoint, get, metric
+from tests.support.client import HOST, ask
+from tests.support.metrics import endpoint, get, metric
+from tests.support.packets import framed
+from tests.support.polling import eventually
+from tests.support.process import running
 
-HOST = "127.0.0.1"
 NAME = "web.shop.svc.cluster.local"
 
 
 def frame(name: str = NAME, qtype: str = "A", qid: int = 1) -> bytes:
-    query = dns.message.make_query(name, qtype)
-    query.id = qid
-    wire = query.to_wire()
-    return len(wire).to_bytes(2, "big") + wire
+    return framed(dns.message.make_query(name, qtype, id=qid).to_wire())
 
 
 def tcp_answers(port: int, name: str = NAME) -> bool:
-    reply = dns.query.tcp(dns.message.make_query(name, "A"), HOST, port=port, timeout=3)
+    reply = ask(port, name, tcp=True, timeout=3)
     return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
 
@@ -43,7 +42,7 @@ def udp_answers(port: int, count: int, name: str = NAME) -> int:
     answered = 0
     for _ in range(count):
         with contextlib.suppress(dns.exception.Timeout):
-            reply = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=port, timeout=1)
+            reply = ask(port, name, timeout=1)
             answered += reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
     return answered
 

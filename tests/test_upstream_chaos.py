@@ -13,15 +13,13 @@ import threading
 import time
 
 import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
 from tests.fake_upstream import FORGED, FakeUpstream, upstream
-from tests.support import running
-from tests.test_forward import ask
+from tests.support.client import HOST, ask
+from tests.support.process import running
 
-HOST = "127.0.0.1"
 TIMEOUT = 0.3  # --forward-timeout of these tests
 RECORDS = """
 example.com. 300 IN A 93.184.216.34

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from kdns import wire
 from kdns.resolver import Resolver
 from kdns.responder import TCP4, Responder
-from tests.support import endpoint_slice, namespace, service, zone_of
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.zone import zone_of
 
 
 def members(count: int, *, v6: bool = False) -> list[dict]:
