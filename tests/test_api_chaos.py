@@ -36,6 +36,8 @@ from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.polling import eventually
 from tests.support.process import Server, run_kdns, running
 
+pytestmark = pytest.mark.slow  # each scenario runs kdns against a misbehaving API for seconds
+
 KINDS = ("Namespace", "Service", "EndpointSlice")
 NAMESPACES = ("shop", "data")
 SERVICES_PER_NAMESPACE = 6

@@ -60,6 +60,7 @@ def test_forwards_names_outside_the_zones(fake, tcp):
         assert ask(server.port, "web.shop.svc.cluster.local").flags & dns.flags.RA
 
 
+@pytest.mark.slow
 def test_answers_are_cached_and_ttls_count_down(fake):
     with running("--upstream", fake.address) as server:
         first = ask(server.port, "example.com")
@@ -76,6 +77,7 @@ def test_answers_are_cached_and_ttls_count_down(fake):
         assert denial.authority[0].ttl <= 30  # min(SOA TTL 60, SOA minimum 30), RFC 2308
 
 
+@pytest.mark.slow
 def test_cache_ttl_caps_and_no_cache_turns_it_off(fake):
     with running("--upstream", fake.address, "--cache-ttl", "1") as server:
         assert ask(server.port, "example.com").answer[0].ttl == 1  # the first answer is capped too
@@ -98,6 +100,7 @@ def test_truncated_udp_answers_are_asked_again_over_tcp(fake):
         assert fake.asked[("big.example.net", "TXT", "tcp")] == 1
 
 
+@pytest.mark.slow
 def test_failover_and_health_checks():
     with upstream(RECORDS) as dead, upstream(RECORDS) as alive:
         dead.down = True
@@ -123,6 +126,7 @@ def test_failover_and_health_checks():
             assert dead.count("example.com") == 3  # back in first place
 
 
+@pytest.mark.slow
 def test_servfail_when_every_upstream_fails_and_serve_stale(fake):
     with running(
         "--upstream", fake.address, "--forward-timeout", "0.3", "--cache-ttl", "1", "--serve-stale", "60"
@@ -147,6 +151,7 @@ def test_spoofed_replies_are_ignored(fake):
         assert ask(server.port, "junk.example.com").rcode() == dns.rcode.SERVFAIL
 
 
+@pytest.mark.slow
 def test_refused_beyond_max_concurrent(fake):
     fake.slow["example.com"] = 1.0
     with running("--upstream", fake.address, "--max-concurrent", "1") as server:
@@ -278,6 +283,7 @@ def test_autopath_walks_the_search_path_of_the_asking_pod(fake, tmp_path):
     assert result.returncode == 2 and "--autopath needs --pods verified" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_flood_of_unanswerable_queries_logs_one_line_per_ten_seconds(fake):
     """As CoreDNS's ``errors { consolidate }``: every query still gets SERVFAIL, the log a line."""
     fake.down = True

@@ -170,6 +170,7 @@ def assert_zone_well_formed(objects: list) -> None:
         dns.rdata.from_text(dns.rdataclass.from_text(rdclass), dns.rdatatype.from_text(rdtype), rdata)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(hostile_objects(), min_size=1, max_size=6))
 def test_converter_returns_an_object_or_says_why(raws):
@@ -224,6 +225,7 @@ def snapshot_texts(draw) -> str:
     return text
 
 
+@pytest.mark.slow
 @settings(
     max_examples=250,
     deadline=None,
@@ -249,6 +251,7 @@ DEEP = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", DEEP.values(), ids=DEEP.keys())
 def test_deeply_nested_files_are_an_error_not_a_crash(tmp_path, text):
     """libyaml recursed until the process died (SIGSEGV), and JSON raised RecursionError; now each is
@@ -298,6 +301,7 @@ BAD_API_OBJECTS = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_api_objects_are_skipped_without_poisoning_the_zone(kube_api: KubeFake, tmp_path):
     """An object of each kind with a wrong type or value, pushed through the API: each is skipped with
     a log line, the good objects beside them keep answering, and later good objects still arrive."""

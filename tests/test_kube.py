@@ -13,6 +13,8 @@ from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.polling import eventually
 from tests.support.process import run_kdns, running
 
+pytestmark = pytest.mark.slow  # each test follows the fake API through changes and outages for seconds
+
 
 def answers(port: int, name: str, expected: set[str], qtype: str = "A"):
     return eventually(lambda: lookup(port, name, qtype) == ("NOERROR", expected))

@@ -102,6 +102,7 @@ def requested(api: KubeFake) -> set[tuple[str, str, str]]:
     return asked
 
 
+@pytest.mark.slow
 def test_the_cluster_role_grants_exactly_what_kdns_lists_and_watches(tmp_path):
     """kdns following every resource it can (--pods verified), through a restart of its watches: the
     role's grants and kdns's requests are the same set."""
@@ -254,6 +255,7 @@ def populated(api: KubeFake) -> KubeFake:
     return api
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["statuses", "outage"])
 def test_the_kubeconfig_token_never_reaches_logs_or_metrics(tmp_path, scenario: str):
     """At debug level, through 401, 403 and 500 answers, or an outage: the token is in no log line, on
@@ -280,6 +282,7 @@ def test_the_kubeconfig_token_never_reaches_logs_or_metrics(tmp_path, scenario: 
         assert not leaks(output, SECRET)
 
 
+@pytest.mark.slow
 def test_a_rejected_token_is_not_logged(tmp_path):
     """The API refuses the kubeconfig's token (401 on every request): the token is still not shown."""
     with KubeFake(token="the-token-the-api-expects") as api:
@@ -358,6 +361,7 @@ def pump(client: ssl.SSLSocket, api: socket.socket) -> None:
                 return
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["statuses", "outage"])
 def test_the_service_account_token_never_reaches_logs_or_metrics(tmp_path, scenario: str):
     """--in-cluster, through TLS as in a pod: the token read from the service-account file is never

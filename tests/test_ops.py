@@ -57,6 +57,7 @@ def test_kubeadm_corefile_runs_as_written(tmp_path):
             assert server.stop(signal.SIGTERM) == 0  # a second signal ends lameduck
 
 
+@pytest.mark.slow
 def test_probes_follow_the_sync(tmp_path):
     with KubeFake() as api:
         kubeconfig = str(api.write_kubeconfig(tmp_path / "kubeconfig"))
@@ -83,6 +84,7 @@ def test_probes_follow_the_sync(tmp_path):
             assert metric(text, "kdns_kubernetes_lists_total", kind="Service") == 1
 
 
+@pytest.mark.slow
 def test_reload_applies_a_changed_corefile_without_dropping_queries(tmp_path):
     corefile = tmp_path / "Corefile"
     corefile.write_text(
@@ -105,6 +107,7 @@ def test_reload_applies_a_changed_corefile_without_dropping_queries(tmp_path):
         assert ask(server.port, "web.shop.svc.cluster.local").answer[0].ttl == 7
 
 
+@pytest.mark.slow
 def test_hosts_file_answers_and_reloads(tmp_path):
     hosts = tmp_path / "NodeHosts"
     hosts.write_text("172.18.0.2 control-plane\n172.18.0.3 worker-1 worker-1.local\n")
@@ -185,6 +188,7 @@ def test_unsupported_corefile_plugins_are_named(tmp_path):
     assert f"{corefile}:3: plugin rewrite is not supported by kdns" in result.stderr
 
 
+@pytest.mark.slow
 def test_workers_share_the_port_and_report_together():
     with running("--workers", "2", "--metrics", "127.0.0.1:0", "--ready", "127.0.0.1:0") as server:
         eventually(lambda: server.logged("ready: 2 workers"))

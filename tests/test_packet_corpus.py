@@ -46,6 +46,7 @@ def test_defects_found_stay_fixed(targets):
         check_packet(targets, path.read_bytes())
 
 
+@pytest.mark.slow
 def test_a_short_fuzz_run():
     """A few seconds of the generator ``make fuzz`` runs for a million packets, from a new seed."""
     seed = random.randrange(2**32)

@@ -76,18 +76,21 @@ class DrawnChoices:
         return self._data.draw(st.binary(min_size=low, max_size=high))
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_structured_queries_are_answered_by_the_rules(targets, names, data):
     check_packet(targets, make_query(DrawnChoices(data), names))
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(st.binary(max_size=600))
 def test_random_bytes(targets, packet):
     check_packet(targets, packet)
 
 
+@pytest.mark.slow
 @settings(max_examples=800, deadline=None)
 @given(st.binary(min_size=12, max_size=12), st.data())
 def test_any_header_in_front_of_a_question(targets, names, header, data):
@@ -119,6 +122,7 @@ def mutated_queries(draw) -> bytes:
     return bytes(wire)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(mutated_queries())
 def test_mutated_queries(targets, packet):
@@ -155,6 +159,7 @@ def cacheable_queries(draw, names: Sequence[str] = tuple(NAMES[:4])) -> tuple[by
     return message.to_wire(), channel
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(cacheable_queries())
 def test_fast_path_answers_as_the_full_path_does(targets, query):
@@ -181,6 +186,7 @@ def forwarding() -> Responder:
 FORWARDED = ("example.com", "www.example.com", "big.example.com", "nx.example.com", "not-cached.example.org")
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cacheable_queries(FORWARDED))
 def test_forward_cache_hits_on_the_fast_path_answer_as_the_full_path_does(forwarding, query):

@@ -250,6 +250,7 @@ def test_server_still_answers_after_abuse(example_server):
     assert last_rrset(reply) == {"10.96.100.10"}
 
 
+@pytest.mark.slow
 def test_tcp_huge_length_prefix_and_idle_connections_are_reaped(big_server):
     with socket.create_connection((HOST, big_server.port), timeout=5) as stalled:
         stalled.sendall(b"\xff\xff" + b"\x00" * 100)  # promises 65535 bytes, sends 100

@@ -24,6 +24,8 @@ from tests.support.metrics import endpoint, get
 from tests.support.polling import eventually
 from tests.support.process import running
 
+pytestmark = pytest.mark.slow  # each test holds kdns under load through its shutdown
+
 DELAY = 0.4  # seconds the upstream takes to answer
 LAMEDUCK = 1.5
 CLUSTER = ("web.shop.svc.cluster.local", "10.96.100.10")

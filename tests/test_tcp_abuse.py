@@ -83,6 +83,7 @@ def closed_by_server(sock: socket.socket, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_idle_connections_at_the_limit_give_their_place_to_new_clients():
     limits = ("--max-tcp-connections", "50", "--tcp-idle-timeout", "30")
     with running(*limits, "--metrics", "127.0.0.1:0") as server:
@@ -105,6 +106,7 @@ def test_idle_connections_at_the_limit_give_their_place_to_new_clients():
         assert udp_answers(server.port, 20) == 20
 
 
+@pytest.mark.slow
 def test_new_connections_are_refused_while_every_connection_is_busy():
     with running("--max-tcp-connections", "10", "--tcp-idle-timeout", "30") as server:
         with connections(server.port, 10) as busy:
@@ -120,6 +122,7 @@ def test_new_connections_are_refused_while_every_connection_is_busy():
         assert server.logged("every connection is busy: closing new connections")
 
 
+@pytest.mark.slow
 def test_slow_loris_clients_are_reaped_although_bytes_keep_coming(big_server):
     """``big_server`` closes connections without a complete query for 1 s."""
     with connections(big_server.port, 20) as slow:
@@ -140,6 +143,7 @@ def test_slow_loris_clients_are_reaped_although_bytes_keep_coming(big_server):
         assert udp_answers(big_server.port, 20, "cache.big.svc.cluster.local") == 20
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_is_reset_after_the_idle_timeout(big_server):
     """Answers pile up for a client that sends queries but reads nothing; closing such a connection
     gracefully would wait for a reader forever, so it is reset."""
@@ -166,6 +170,7 @@ def test_a_client_that_never_reads_is_reset_after_the_idle_timeout(big_server):
     assert tcp_answers(big_server.port, "wide.big.svc.cluster.local")
 
 
+@pytest.mark.slow
 def test_udp_keeps_answering_while_a_thousand_tcp_connections_are_held():
     with running("--tcp-idle-timeout", "30") as server:
         before = udp_answers(server.port, 200)
