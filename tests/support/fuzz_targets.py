@@ -72,6 +72,7 @@ def forward_cache() -> tuple[ResponseCache, dict[bytes, int]]:
 
 
 def build_zone() -> ClusterZone:
+    """The example cluster and ``big_service``, in the default zones."""
     zone = ClusterZone(ZoneSettings())
     zone.load([*read_snapshot(EXAMPLE), *(to_object(raw) for raw in big_service())])
     return zone

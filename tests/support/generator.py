@@ -196,6 +196,8 @@ def make_query(c: Choices, names: Sequence[bytes]) -> bytes:
 # -- a run: generated queries through the oracle ------------------------------------------------------
 @dataclass
 class Tally:
+    """What a run did: packets checked, seconds taken, verdicts counted, the first defects (packet, why)."""
+
     packets: int = 0
     seconds: float = 0.0
     verdicts: dict[str, int] = field(default_factory=dict)
