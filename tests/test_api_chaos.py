@@ -13,33 +13,31 @@ import json
 import logging
 import random
 import re
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dns.message
-import dns.query
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from kdns.cluster.model import ClusterObject, Event
 from kdns.sources.kube import SERVICES, Connection
 from kdns.sources.reflector import ApiHealth, Reflector, WatchSettings
 from tests.kube_fake import KubeFake
-from tests.support import ROOT, Server, endpoint_slice, eventually, namespace, running, service
+from tests.support.client import ask
+from tests.support.metrics import endpoint, get, metric, scrape
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.polling import eventually
+from tests.support.process import Server, run_kdns, running
 
-HOST = "127.0.0.1"
+pytestmark = pytest.mark.slow  # each scenario runs kdns against a misbehaving API for seconds
+
 KINDS = ("Namespace", "Service", "EndpointSlice")
 NAMESPACES = ("shop", "data")
 SERVICES_PER_NAMESPACE = 6
@@ -163,13 +161,7 @@ def truth(api: KubeFake, directory: Path) -> Zone:
     items = [obj for kind in KINDS for obj in api.objects(kind)]
     snapshot = directory / f"truth-{time.monotonic_ns()}.json"
     snapshot.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "dump", "--snapshot", str(snapshot)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    result = run_kdns("dump", "--snapshot", str(snapshot))
     assert result.returncode == 0, result.stderr
     answers: dict[tuple[str, str], set[str]] = {}
     names = 0
@@ -186,8 +178,7 @@ def truth(api: KubeFake, directory: Path) -> Zone:
 
 def served(port: int, name: str, rtype: str) -> frozenset[str]:
     """The RRset of exactly (name, type) in kdns's answer, over real DNS."""
-    query = dns.message.make_query(name, rtype)
-    reply, _ = dns.query.udp_with_fallback(query, HOST, port=port, timeout=2)
+    reply = ask(port, name, rtype, fallback=True, timeout=2)
     wanted = dns.rdatatype.from_text(rtype)
     return frozenset(
         rdata.to_text()
@@ -236,31 +227,6 @@ def converge(server: Server, api: KubeFake, directory: Path, probe: Probe, timeo
 
 
 # -- probes ---------------------------------------------------------------------------------------------
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    """Every sample of /metrics by (name, sorted labels)."""
-    status, text = get(url)
-    assert status == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def sample(metrics: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(value for (n, have), value in metrics.items() if n == name and wanted <= set(have))
-
-
 @dataclass
 class Probe:
     """Polls /ready and /metrics on a thread, keeping what they said and when."""
@@ -281,11 +247,6 @@ class Probe:
 
     def ready_between(self, start: float, end: float) -> set[int]:
         return {status for t, status in self.ready if start <= t <= end}
-
-
-def endpoint(server: Server, name: str) -> str:
-    port = re.search(rf"; {name} on 127\.0\.0\.1:(\d+)", server.logged("ready:")[0])[1]
-    return f"http://{HOST}:{port}"
 
 
 @contextmanager
@@ -402,7 +363,7 @@ def test_connection_resets_every_half_second_lose_nothing(api, tmp_path):
         metrics = scrape(probe.metrics_url)
         assert max(lags) < 1.0, lags
         for kind in KINDS:
-            dropped = sample(metrics, "kdns_kubernetes_watch_ends_total", kind=kind, reason="dropped")
+            dropped = metric(metrics, "kdns_kubernetes_watch_ends_total", kind=kind, reason="dropped")
             assert dropped >= resets - 1
             assert len(in_window(api.request_times(kind), start, end)) >= 2  # relisted after the 410
             # each reset costs a resumed watch, or a relist and its watch, and a relist cut short
@@ -411,7 +372,7 @@ def test_connection_resets_every_half_second_lose_nothing(api, tmp_path):
         assert server.logged("request broke (ProtocolError")  # the relists cut mid-body
         requests_agree(api, metrics, resets=True)
         assert probe.ready_between(start, time.monotonic()) == {200}
-        assert all(sample(m, "kdns_kubernetes_api_up") == 1 for m in probe.between(start, end))
+        assert all(metric(m, "kdns_kubernetes_api_up") == 1 for m in probe.between(start, end))
         assert not server.logged("Kubernetes API unavailable")
     assert churn.total > 100
     print(f"resets: {resets + 1}, changes: {dict(churn.changes)}, lag at most {max(lags):.2f} s, ", end="")
@@ -441,13 +402,13 @@ def test_a_410_storm_relists_with_backoff(api, tmp_path):
             assert 2 <= lists <= most_attempts(end - start), (kind, lists)
             counted[kind] = f"{lists} lists, {watches} watches (bound {most_attempts(end - start)} lists)"
             assert watches <= lists + 1, (kind, watches, lists)
-            expired = sample(metrics, "kdns_kubernetes_watch_ends_total", kind=kind, reason="expired")
+            expired = metric(metrics, "kdns_kubernetes_watch_ends_total", kind=kind, reason="expired")
             assert expired >= 2
-            relists = sample(metrics, "kdns_kubernetes_lists_total", kind=kind)
-            assert relists - sample(before, "kdns_kubernetes_lists_total", kind=kind) >= lists - 1
+            relists = metric(metrics, "kdns_kubernetes_lists_total", kind=kind)
+            assert relists - metric(before, "kdns_kubernetes_lists_total", kind=kind) >= lists - 1
         requests_agree(api, metrics)
         assert probe.ready_between(start, time.monotonic()) == {200}
-        assert all(sample(m, "kdns_kubernetes_api_up") == 1 for m in probe.between(start, end))
+        assert all(metric(m, "kdns_kubernetes_api_up") == 1 for m in probe.between(start, end))
         assert not server.logged("Kubernetes API unavailable")
     assert churn.total > 80
     print(f"{end - start:.1f} s storm: {counted}; changes: {dict(churn.changes)}, converged in {took:.2f} s")
@@ -481,13 +442,13 @@ def test_server_errors_and_429s_back_off_and_honour_retry_after(api, tmp_path):
             assert min(gaps) >= max(BACKOFF_FIRST, floor) - 0.05, (kind, gaps)  # no hot loop
             bound = most_attempts(end - start, floor=floor)
             counted[kind] = f"{len(times)} requests (bound {bound}), gaps >= {min(gaps):.2f} s"
-        assert sample(metrics, "kdns_kubernetes_requests_total", kind="Service", code="500") >= 2
-        assert sample(metrics, "kdns_kubernetes_requests_total", kind="EndpointSlice", code="429") >= 2
+        assert metric(metrics, "kdns_kubernetes_requests_total", kind="Service", code="500") >= 2
+        assert metric(metrics, "kdns_kubernetes_requests_total", kind="EndpointSlice", code="429") >= 2
         requests_agree(api, metrics)
         during = list(probe.between(start + 0.5, end))
-        assert during and all(sample(m, "kdns_kubernetes_api_up") == 0 for m in during)
-        assert all(sample(m, "kdns_kubernetes_synced") == 1 for m in during)
-        assert sample(metrics, "kdns_kubernetes_api_up") == 1
+        assert during and all(metric(m, "kdns_kubernetes_api_up") == 0 for m in during)
+        assert all(metric(m, "kdns_kubernetes_synced") == 1 for m in during)
+        assert metric(metrics, "kdns_kubernetes_api_up") == 1
         assert probe.ready_between(start, time.monotonic()) == {200}  # the last good zone, as CoreDNS
         assert len(server.logged("Kubernetes API unavailable")) == 1
         assert len(server.logged("Kubernetes API available again")) == 1
@@ -530,7 +491,7 @@ def test_slow_lists_and_an_expired_continue_token_before_the_first_sync(api, tmp
         assert unsynced and probe.ready[0][1] == 503
         first_ready = next(t for t, s in probe.ready if s == 200)
         assert all(s == 200 for t, s in probe.ready if t >= first_ready)
-        synced = [(t, sample(m, "kdns_kubernetes_synced")) for t, m in probe.metrics]
+        synced = [(t, metric(m, "kdns_kubernetes_synced")) for t, m in probe.metrics]
         assert synced[0][1] == 0 and synced[-1][1] == 1
         assert not server.logged("Kubernetes API unavailable")  # an expired token is no outage
         requests_agree(api, scrape(probe.metrics_url))
@@ -559,10 +520,10 @@ def test_silent_watches_are_restarted_and_caught_up(api, tmp_path):
             watches = in_window(api.request_times(kind, "watch"), start, end)
             assert 2 <= len(watches) <= (end - start) / 1.0 + 1, (kind, len(watches))
             counted[kind] = f"{len(watches)} watches (bound {(end - start) / 1.0 + 1:.1f})"
-            assert sample(metrics, "kdns_kubernetes_watch_ends_total", kind=kind, reason="silent") >= 2
-            assert stale_at - sample(stale, "kdns_kubernetes_last_sync_timestamp_seconds", kind=kind) > 2
-            assert now - sample(metrics, "kdns_kubernetes_last_sync_timestamp_seconds", kind=kind) < 1.0
-            assert sample(metrics, "kdns_kubernetes_watch_open", kind=kind) == 1
+            assert metric(metrics, "kdns_kubernetes_watch_ends_total", kind=kind, reason="silent") >= 2
+            assert stale_at - metric(stale, "kdns_kubernetes_last_sync_timestamp_seconds", kind=kind) > 2
+            assert now - metric(metrics, "kdns_kubernetes_last_sync_timestamp_seconds", kind=kind) < 1.0
+            assert metric(metrics, "kdns_kubernetes_watch_open", kind=kind) == 1
         assert server.logged("services: watch went silent")
         assert probe.ready_between(start, time.monotonic()) == {200}
         assert not server.logged("Kubernetes API unavailable")

@@ -13,7 +13,7 @@ from kdns.autopath import SearchWalk, search_path
 from kdns.codes import IN, NXDOMAIN, A
 from kdns.resolver import Resolver
 from kdns.zone.names import to_text, to_wire
-from tests.support import example_zone
+from tests.support.zone import example_zone
 
 
 @pytest.mark.parametrize(

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 
-import dns.message
-import dns.query
 import pytest
 
-from tests.support import ROOT, running
-
-
-def kdns(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kdns", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+from tests.support.client import ask
+from tests.support.paths import ROOT
+from tests.support.process import run_kdns, running
 
 
 def test_help_explains_every_option():
-    top = kdns("--help")
+    top = run_kdns("--help")
     assert top.returncode == 0 and "serve" in top.stdout and "dump" in top.stdout
-    serve = kdns("serve", "--help").stdout
+    serve = run_kdns("serve", "--help").stdout
     for option in (
         "--snapshot",
         "--zone",
@@ -49,7 +42,7 @@ def test_console_script_matches_module():
         pytest.fail("the console script is installed by 'make test' (pip install -e)")
     assert (
         subprocess.run([script, "--version"], capture_output=True, text=True).stdout
-        == kdns("--version").stdout
+        == run_kdns("--version").stdout
     )
 
 
@@ -69,7 +62,7 @@ def test_console_script_matches_module():
     ],
 )
 def test_bad_usage_exits_2_naming_the_problem(args, message):
-    result = kdns(*args)
+    result = run_kdns(*args)
     assert result.returncode == 2
     assert message in result.stderr
 
@@ -79,10 +72,10 @@ def test_bad_snapshot_stops_startup_with_file_and_line(tmp_path):
     bad.write_text(
         "kind: List\nitems:\n- kind: Service\n  metadata: {name: s, namespace: a}\n  spec: {clusterIP: nope}\n"
     )
-    result = kdns("serve", "--snapshot", str(bad), "--port", "0")
+    result = run_kdns("serve", "--snapshot", str(bad), "--port", "0")
     assert result.returncode == 2
     assert f"kdns: error: {bad}:3: Service a/s: invalid IP address 'nope'" in result.stderr
-    missing = kdns("dump", "--snapshot", str(tmp_path / "missing.yaml"))
+    missing = run_kdns("dump", "--snapshot", str(tmp_path / "missing.yaml"))
     assert missing.returncode == 2 and "missing.yaml: cannot read" in missing.stderr
 
 
@@ -90,13 +83,13 @@ def test_busy_port_is_a_clear_error():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        result = kdns("serve", "--port", str(port))
+        result = run_kdns("serve", "--port", str(port))
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1 port {port}/UDP: Address already in use" in result.stderr
 
 
 def test_dump_prints_the_served_zone():
-    result = kdns("dump")
+    result = run_kdns("dump")
     assert result.returncode == 0
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert "$ORIGIN cluster.local." in lines
@@ -110,7 +103,7 @@ def test_dump_prints_the_served_zone():
 
 
 def test_dump_honours_zone_options():
-    result = kdns("dump", "--zone", "corp.example", "--ttl", "60", "--namespace", "shop")
+    result = run_kdns("dump", "--zone", "corp.example", "--ttl", "60", "--namespace", "shop")
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert "web.shop.svc.corp.example. 60 IN A 10.96.100.10" in lines
     assert not any("kube-dns" in line for line in lines)
@@ -119,15 +112,8 @@ def test_dump_honours_zone_options():
 
 def test_serve_answers_the_options_it_was_given():
     with running("--zone", "corp.example", "--ttl", "42", "--pods", "disabled") as server:
-        reply = dns.query.udp(
-            dns.message.make_query("web.shop.svc.corp.example", "A"), "127.0.0.1", port=server.port, timeout=3
-        )
+        reply = ask(server.port, "web.shop.svc.corp.example")
         assert reply.answer[0].ttl == 42
-        reply = dns.query.udp(
-            dns.message.make_query("1-2-3-4.shop.pod.corp.example", "A"),
-            "127.0.0.1",
-            port=server.port,
-            timeout=3,
-        )
+        reply = ask(server.port, "1-2-3-4.shop.pod.corp.example")
         assert reply.rcode() == 3
         assert server.stop() == 0

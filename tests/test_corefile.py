@@ -20,8 +20,8 @@ from kdns.config import (
     ZoneSettings,
 )
 from kdns.corefile import CorefileError, load, parse, parse_duration, tokenize
+from tests.support.paths import COREFILES
 
-COREFILES = Path(__file__).parent / "corefiles"
 ENV = {"POD_IP": "10.1.2.3"}  # tests never read the real environment
 
 RESOLV = ForwardSettings(resolv_conf=Path("/etc/resolv.conf"), fallthrough_reverse=True)

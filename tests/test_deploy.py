@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,9 +26,17 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-DOCKERFILE = ROOT / "Dockerfile"
+from tests.support.deploy import (
+    DEPLOY,
+    DOCKERFILE,
+    Manifest,
+    dockerfile_instructions,
+    load_documents,
+    manifest_files,
+    one,
+    stages,
+)
+from tests.support.paths import ROOT
 
 # The oldest Kubernetes minor the manifests are meant for, and the newest schema kubernetes-validate ships.
 SCHEMA_VERSIONS = ("1.31", "1.37")
@@ -39,41 +46,8 @@ COREFILE_PATH = "/etc/coredns/Corefile"
 KDNS_ARGV = ["kdns", "serve", "--corefile", COREFILE_PATH]
 RUN_AS = 65532
 
-Manifest = dict[str, Any]
 
-
-# --- loading ------------------------------------------------------------------------------------
-
-
-def load_documents(path: Path) -> list[Manifest]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def manifest_files() -> list[Path]:
-    """The plain manifests in deploy/ (not the kustomization), then those in deploy/optional/."""
-    top = sorted(p for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
-    return top + sorted((DEPLOY / "optional").glob("*.yaml"))
-
-
-@cache
-def objects() -> tuple[Manifest, ...]:
-    """Every object of the top-level manifests (what deploy/README.md applies), optional ones excluded."""
-    return tuple(
-        doc
-        for path in sorted(DEPLOY.glob("*.yaml"))
-        if path.name != "kustomization.yaml"
-        for doc in load_documents(path)
-    )
-
-
-def one(kind: str, name: str, docs: tuple[Manifest, ...] | list[Manifest] | None = None) -> Manifest:
-    found = [
-        d
-        for d in (objects() if docs is None else docs)
-        if d["kind"] == kind and d["metadata"]["name"] == name
-    ]
-    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
-    return found[0]
+# --- the kdns Deployment ------------------------------------------------------------------------
 
 
 def deployment() -> Manifest:
@@ -124,39 +98,6 @@ def hadolint() -> str:
 
 
 # --- the Dockerfile, read as Docker reads it ----------------------------------------------------
-
-
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) pairs: continuation lines joined, comment lines dropped (also inside a
-    continued instruction, as Docker does)."""
-    instructions: list[tuple[str, str]] = []
-    buffer = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not buffer):
-            continue
-        if line.endswith("\\"):
-            buffer += line[:-1] + " "
-            continue
-        buffer += line
-        keyword, _, arguments = buffer.strip().partition(" ")
-        instructions.append((keyword.upper(), arguments.strip()))
-        buffer = ""
-    assert not buffer, "the Dockerfile ends inside a continued instruction"
-    return instructions
-
-
-@cache
-def stages() -> tuple[tuple[tuple[str, str], ...], ...]:
-    """The instructions of each build stage, each starting with its FROM (the ARGs before the first FROM
-    are in ``global_args``)."""
-    result: list[list[tuple[str, str]]] = []
-    for keyword, arguments in dockerfile_instructions(DOCKERFILE.read_text()):
-        if keyword == "FROM":
-            result.append([])
-        if result:
-            result[-1].append((keyword, arguments))
-    return tuple(tuple(stage) for stage in result)
 
 
 def global_args() -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The exchange, in process: what happens to a query after ``respond()``, decided once for UDP and TCP.
 
-Real sockets on 127.0.0.1, bound by ``listen`` as ``kdns serve`` binds them, and dnspython's asyncio
-client. Queries for names outside the zones become pending queries; the answerer behind them is the
+Real sockets on 127.0.0.1, bound by ``listen`` as ``kdns serve`` binds them, and dnspython as the
+client (on a thread beside the loop that serves). Queries for names outside the zones become pending queries; the answerer behind them is the
 real forwarder (against the fake upstream), or one that fails on purpose: a fault the forwarder
 cannot be made to produce from outside.
 """
@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.rcode
@@ -26,9 +25,9 @@ from kdns.upstream.answerer import Answerer
 from kdns.wire.packed import Packed
 from kdns.wire.pending import PendingQuery
 from tests.fake_upstream import upstream
-from tests.support import example_zone
+from tests.support.client import HOST, ask
+from tests.support.zone import example_zone
 
-HOST = "127.0.0.1"
 AT_ONCE = 1.0  # seconds: an answer that comes later than this came from a client's timeout
 CLIENT_TIMEOUT = 3.0
 
@@ -53,12 +52,11 @@ async def serving(config: ServeConfig, *, answerer: Answerer | None = None) -> A
         await listeners.close()
 
 
-async def ask(port: int, name: str, *, tcp: bool, qtype: str = "A") -> tuple[dns.message.Message, float]:
-    """The reply to one question, and how long it took."""
-    query = dns.message.make_query(name, qtype)
+async def timed_ask(port: int, name: str, *, tcp: bool) -> tuple[dns.message.Message, float]:
+    """The reply to one question, asked from a thread (the server runs on this loop), and how long
+    it took."""
     started = time.monotonic()
-    send = dns.asyncquery.tcp if tcp else dns.asyncquery.udp
-    reply = await send(query, HOST, port=port, timeout=CLIENT_TIMEOUT)
+    reply = await asyncio.to_thread(ask, port, name, tcp=tcp, timeout=CLIENT_TIMEOUT)
     return reply, time.monotonic() - started
 
 
@@ -96,7 +94,7 @@ def test_a_failing_forward_is_servfail_at_once_over_udp_and_tcp(caplog):
     async def test() -> None:
         async with serving(config_for("127.0.0.1:9"), answerer=failing) as listeners:
             for tcp in (False, True):
-                reply, seconds = await ask(listeners.port, "Example.COM", tcp=tcp)
+                reply, seconds = await timed_ask(listeners.port, "Example.COM", tcp=tcp)
                 assert reply.rcode() == dns.rcode.SERVFAIL, tcp
                 assert str(reply.question[0].name) == "Example.COM."  # the client's question, its case
                 assert reply.flags & dns.flags.RA
@@ -112,7 +110,7 @@ def test_past_the_limit_clients_get_refused_at_once_over_udp_and_tcp():
     async def test() -> None:
         async with serving(config_for("127.0.0.1:9"), answerer=Full()) as listeners:
             for tcp in (False, True):
-                reply, seconds = await ask(listeners.port, "example.com", tcp=tcp)
+                reply, seconds = await timed_ask(listeners.port, "example.com", tcp=tcp)
                 assert reply.rcode() == dns.rcode.REFUSED
                 assert seconds < AT_ONCE
             assert listeners.exchange.in_flight == 0
@@ -131,9 +129,9 @@ def test_forwarded_answers_are_timed_and_logged_once_each_over_udp_and_tcp():
             async with serving(config_for(fake.address)) as listeners:
                 listeners.exchange.query_log = log
                 for tcp in (False, True):
-                    reply, _ = await ask(listeners.port, "example.com", tcp=tcp)
+                    reply, _ = await timed_ask(listeners.port, "example.com", tcp=tcp)
                     assert [rdata.address for rdata in reply.answer[0]] == ["192.0.2.7"]
-                    await ask(listeners.port, "web.shop.svc.cluster.local", tcp=tcp)
+                    await timed_ask(listeners.port, "web.shop.svc.cluster.local", tcp=tcp)
                 assert listeners.exchange.durations.count == 4
                 assert fake.count("example.com") == 1  # the TCP query was a cache hit
 
@@ -148,7 +146,7 @@ def test_drain_answers_the_queries_in_flight():
             async with serving(config_for(fake.address)) as listeners:
                 exchange = listeners.exchange
                 asked = [
-                    asyncio.ensure_future(ask(listeners.port, "slow.example.com", tcp=tcp))
+                    asyncio.ensure_future(timed_ask(listeners.port, "slow.example.com", tcp=tcp))
                     for tcp in (False, True)
                 ]
                 while exchange.in_flight < 2:
@@ -169,11 +167,11 @@ def test_a_reload_swaps_what_answers_while_queries_in_flight_finish():
             config = config_for(fake.address)
             async with serving(config) as listeners:
                 exchange = listeners.exchange
-                pending = asyncio.ensure_future(ask(listeners.port, "slow.example.com", tcp=False))
+                pending = asyncio.ensure_future(timed_ask(listeners.port, "slow.example.com", tcp=False))
                 while exchange.in_flight < 1:
                     await asyncio.sleep(0.01)
                 exchange.use(exchange.responder, Full(), log)
-                refused, _ = await ask(listeners.port, "other.example.com", tcp=True)
+                refused, _ = await timed_ask(listeners.port, "other.example.com", tcp=True)
                 assert refused.rcode() == dns.rcode.REFUSED  # the new answerer
                 reply, _ = await pending
                 assert reply.answer[0][0].address == "192.0.2.9"  # the old one finished its query

@@ -4,23 +4,21 @@ loopback, asked by dnspython over UDP and TCP."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import dns.flags
 import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
 from kdns.upstream import forward
 from tests.fake_upstream import upstream
-from tests.support import ROOT, eventually, running
-from tests.test_ops import endpoint, get, metric
+from tests.support.client import HOST, ask
+from tests.support.metrics import endpoint, get, metric
+from tests.support.polling import eventually
+from tests.support.process import run_kdns, running
 
-HOST = "127.0.0.1"
 RECORDS = """
 example.com. 300 IN A 93.184.216.34
 example.com. 300 IN AAAA 2606:2800:220:1:248:1893:25c8:1946
@@ -30,13 +28,6 @@ payments.example.com. 60 IN A 203.0.113.10
 8.8.8.8.in-addr.arpa. 600 IN PTR dns.google.
 big.example.net. 300 IN TXT "%s"
 """ % ("x" * 250)
-
-
-def ask(
-    port: int, name: str, qtype: str = "A", *, tcp: bool = False, timeout: float = 5
-) -> dns.message.Message:
-    query = dns.message.make_query(name, qtype)
-    return (dns.query.tcp if tcp else dns.query.udp)(query, HOST, port=port, timeout=timeout)
 
 
 def values(reply: dns.message.Message) -> list[str]:
@@ -69,6 +60,7 @@ def test_forwards_names_outside_the_zones(fake, tcp):
         assert ask(server.port, "web.shop.svc.cluster.local").flags & dns.flags.RA
 
 
+@pytest.mark.slow
 def test_answers_are_cached(fake):
     """Served from the cache in the asker's letter case (the TTL count-down: test_forwarder.py)."""
     with running("--upstream", fake.address) as server:
@@ -85,6 +77,7 @@ def test_answers_are_cached(fake):
         assert denial.authority[0].ttl <= 30  # min(SOA TTL 60, SOA minimum 30), RFC 2308
 
 
+@pytest.mark.slow
 def test_cache_ttl_caps_and_no_cache_turns_it_off(fake):
     with running("--upstream", fake.address, "--cache-ttl", "1") as server:
         assert ask(server.port, "example.com").answer[0].ttl == 1  # the first answer is capped too
@@ -107,6 +100,7 @@ def test_truncated_udp_answers_are_asked_again_over_tcp(fake):
         assert fake.asked[("big.example.net", "TXT", "tcp")] == 1
 
 
+@pytest.mark.slow
 def test_failover_and_health_checks():
     with upstream(RECORDS) as dead, upstream(RECORDS) as alive:
         dead.down = True
@@ -132,6 +126,7 @@ def test_failover_and_health_checks():
             assert dead.count("example.com") == 3  # back in first place
 
 
+@pytest.mark.slow
 def test_servfail_when_every_upstream_fails_and_serve_stale(fake):
     with running(
         "--upstream", fake.address, "--forward-timeout", "0.3", "--cache-ttl", "1", "--serve-stale", "60"
@@ -156,6 +151,7 @@ def test_spoofed_replies_are_ignored(fake):
         assert ask(server.port, "junk.example.com").rcode() == dns.rcode.SERVFAIL
 
 
+@pytest.mark.slow
 def test_refused_beyond_max_concurrent(fake):
     fake.slow["example.com"] = 1.0
     with running("--upstream", fake.address, "--max-concurrent", "1") as server:
@@ -221,13 +217,7 @@ def free_port() -> int:
 
 def test_forwarding_to_itself_is_refused():
     port = free_port()
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--port", str(port), "--upstream", f"127.0.0.1:{port}"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--port", str(port), "--upstream", f"127.0.0.1:{port}")
     assert result.returncode == 2
     assert f"forwarding loop: upstream 127.0.0.1:{port} is this server's own address" in result.stderr
 
@@ -236,22 +226,7 @@ def test_a_loop_through_another_resolver_is_detected():
     """Two servers forwarding to each other: the second one started sees its probe come back."""
     second = free_port()
     with running("--upstream", f"127.0.0.1:{second}", "--forward-timeout", "0.5") as a:
-        process = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kdns",
-                "serve",
-                "--port",
-                str(second),
-                "--upstream",
-                f"127.0.0.1:{a.port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            cwd=ROOT,
-        )
+        process = run_kdns("serve", "--port", str(second), "--upstream", f"127.0.0.1:{a.port}")
         assert process.returncode == 2
         assert "forwarding loop: a query for " in process.stderr
         assert f"sent to upstream 127.0.0.1:{a.port} came back to kdns" in process.stderr
@@ -270,13 +245,7 @@ def test_resolv_conf_is_the_default_upstream(tmp_path):
         assert fake.count("example.com") == 1
     empty = tmp_path / "empty.conf"
     empty.write_text("# nothing\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--port", "0", "--resolv-conf", str(empty)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--port", "0", "--resolv-conf", str(empty))
     assert result.returncode == 2 and f"{empty}: no nameserver lines" in result.stderr
 
 
@@ -310,16 +279,11 @@ def test_autopath_walks_the_search_path_of_the_asking_pod(fake, tmp_path):
         assert fake.count("example.com") == 1  # cached, and cluster candidates never left kdns
     with running(*args) as server:
         assert ask(server.port, "example.com.shop.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--autopath"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--autopath")
     assert result.returncode == 2 and "--autopath needs --pods verified" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_flood_of_unanswerable_queries_logs_one_line_per_ten_seconds(fake):
     """As CoreDNS's ``errors { consolidate }``: every query still gets SERVFAIL, the log a line."""
     fake.down = True

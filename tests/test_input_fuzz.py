@@ -15,10 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
-import dns.message
 import dns.name
-import dns.query
-import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -34,9 +31,12 @@ from kdns.dump import dump_lines
 from kdns.sources.snapshot import SnapshotError, read_snapshot
 from kdns.zone.cluster_zone import ClusterZone
 from tests.kube_fake import KubeFake
-from tests.support import ROOT, endpoint_slice, eventually, namespace, running, service
+from tests.support.client import lookup
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.paths import ROOT
+from tests.support.polling import eventually
+from tests.support.process import running
 
-HOST = "127.0.0.1"
 TEMPLATES: list[dict[str, Any]] = [
     namespace("shop"),
     service("web", "shop", ip=["10.96.0.5", "fd00::5"], ports=[("http", 80, "TCP")]),
@@ -170,6 +170,7 @@ def assert_zone_well_formed(objects: list) -> None:
         dns.rdata.from_text(dns.rdataclass.from_text(rdclass), dns.rdatatype.from_text(rdtype), rdata)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(hostile_objects(), min_size=1, max_size=6))
 def test_converter_returns_an_object_or_says_why(raws):
@@ -224,6 +225,7 @@ def snapshot_texts(draw) -> str:
     return text
 
 
+@pytest.mark.slow
 @settings(
     max_examples=250,
     deadline=None,
@@ -249,6 +251,7 @@ DEEP = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", DEEP.values(), ids=DEEP.keys())
 def test_deeply_nested_files_are_an_error_not_a_crash(tmp_path, text):
     """libyaml recursed until the process died (SIGSEGV), and JSON raised RecursionError; now each is
@@ -298,6 +301,7 @@ BAD_API_OBJECTS = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_api_objects_are_skipped_without_poisoning_the_zone(kube_api: KubeFake, tmp_path):
     """An object of each kind with a wrong type or value, pushed through the API: each is skipped with
     a log line, the good objects beside them keep answering, and later good objects still arrive."""
@@ -309,20 +313,16 @@ def test_bad_api_objects_are_skipped_without_poisoning_the_zone(kube_api: KubeFa
         kube_api.create(obj)
     kubeconfig = str(kube_api.write_kubeconfig(tmp_path / "kubeconfig"))
 
-    def ask(name: str) -> tuple[str, set[str]]:
-        reply = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=server.port, timeout=2)
-        return dns.rcode.to_text(reply.rcode()), {r.to_text() for rrset in reply.answer for r in rrset}
-
     with running("--kubeconfig", kubeconfig, "--pods", "verified") as server:
-        assert ask("web.shop.svc.cluster.local") == ("NOERROR", {"10.96.0.5"})
+        assert lookup(server.port, "web.shop.svc.cluster.local") == ("NOERROR", {"10.96.0.5"})
         for obj in BAD_API_OBJECTS:
             kube_api.apply(obj)
         kube_api.create(service("late", "shop", ip="10.96.0.8"))
-        eventually(lambda: ask("late.shop.svc.cluster.local") == ("NOERROR", {"10.96.0.8"}))
-        assert ask("web.shop.svc.cluster.local") == ("NOERROR", {"10.96.0.5"})
-        assert ask("typo.shop.svc.cluster.local")[0] == "NXDOMAIN"
-        assert ask("obj.shop.svc.cluster.local")[0] == "NXDOMAIN"
-        assert ask("10-1-0-5.shop.pod.cluster.local")[0] == "NXDOMAIN"
+        eventually(lambda: lookup(server.port, "late.shop.svc.cluster.local") == ("NOERROR", {"10.96.0.8"}))
+        assert lookup(server.port, "web.shop.svc.cluster.local") == ("NOERROR", {"10.96.0.5"})
+        assert lookup(server.port, "typo.shop.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "obj.shop.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "10-1-0-5.shop.pod.cluster.local")[0] == "NXDOMAIN"
         skipped = server.logged("skipped")
         for identity in (
             "Namespace Bad_NS",

@@ -4,32 +4,24 @@ client, observed through real DNS queries."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
-import dns.message
-import dns.query
-import dns.rcode
 import pytest
 
 from tests.kube_fake import NO_RESPONSE, KubeFake
-from tests.support import ROOT, endpoint_slice, eventually, namespace, running, service
+from tests.support.client import lookup
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.polling import eventually
+from tests.support.process import run_kdns, running
 
-HOST = "127.0.0.1"
-
-
-def ask(port: int, name: str, qtype: str = "A") -> tuple[str, set[str]]:
-    reply = dns.query.udp(dns.message.make_query(name, qtype), HOST, port=port, timeout=2)
-    values = {rdata.to_text() for rrset in reply.answer for rdata in rrset}
-    return dns.rcode.to_text(reply.rcode()), values
+pytestmark = pytest.mark.slow  # each test follows the fake API through changes and outages for seconds
 
 
 def answers(port: int, name: str, expected: set[str], qtype: str = "A"):
-    return eventually(lambda: ask(port, name, qtype) == ("NOERROR", expected))
+    return eventually(lambda: lookup(port, name, qtype) == ("NOERROR", expected))
 
 
 def gone(port: int, name: str):
-    return eventually(lambda: ask(port, name)[0] == "NXDOMAIN")
+    return eventually(lambda: lookup(port, name)[0] == "NXDOMAIN")
 
 
 def ready(address: str, *, ready: bool = True) -> dict:
@@ -58,8 +50,8 @@ def kubeconfig(kube_api: KubeFake, tmp_path):
 def test_serves_the_cluster_once_synced(cluster, kubeconfig):
     with running("--kubeconfig", kubeconfig) as server:
         assert server.logged("synced with the Kubernetes API")
-        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
-        assert ask(server.port, "pg.db.svc.cluster.local") == ("NOERROR", {"10.2.0.1"})
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        assert lookup(server.port, "pg.db.svc.cluster.local") == ("NOERROR", {"10.2.0.1"})
         assert "2 services (1 headless), 3 endpoints" in server.logged("ready:")[0]
         assert cluster.list_count("pods") == 0  # pods are watched only for --pods verified
 
@@ -148,7 +140,7 @@ def test_api_outage_keeps_the_zone_and_converges_when_back(cluster, kubeconfig):
         cluster.stop()
         eventually(lambda: server.logged("Kubernetes API unavailable"))
         for _ in range(20):
-            assert ask(port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+            assert lookup(port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
         cluster.update(service("web", ip="10.96.0.99", ports=[("http", 80, "TCP")]))
         cluster.delete("Service", "db", "pg")
         cluster.start()
@@ -170,7 +162,7 @@ def test_an_api_that_resets_every_request_is_reported_unavailable(cluster, kubec
         cluster.fail(NO_RESPONSE, count=10_000)
         cluster.reset_connections()  # the open watches break; every retry breaks too
         eventually(lambda: server.logged("Kubernetes API unavailable"))
-        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
         cluster.clear_failures()
         eventually(lambda: server.logged("Kubernetes API available again"), timeout=40)
         assert len(server.logged("Kubernetes API unavailable")) == 1
@@ -181,7 +173,7 @@ def test_a_silent_watch_is_restarted(cluster, kubeconfig):
         cluster.hang_watches(True)
         cluster.create(service("quiet", ip="10.96.0.77"))
         eventually(lambda: server.logged("services: watch went silent; again from"))
-        assert ask(server.port, "quiet.default.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "quiet.default.svc.cluster.local")[0] == "NXDOMAIN"
         cluster.hang_watches(False)
         answers(server.port, "quiet.default.svc.cluster.local", {"10.96.0.77"})
         assert not server.logged("Kubernetes API unavailable")
@@ -191,8 +183,8 @@ def test_starts_after_the_startup_timeout_when_the_api_is_down(cluster, kubeconf
     cluster.stop()
     with running("--kubeconfig", kubeconfig, "--startup-timeout", "1") as server:
         assert server.logged("starting unsynced after 1.0 s")
-        assert ask(server.port, "cluster.local", "SOA")[0] == "NOERROR"
-        assert ask(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "cluster.local", "SOA")[0] == "NOERROR"
+        assert lookup(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
         cluster.start()
         answers(server.port, "web.default.svc.cluster.local", {"10.96.0.50"})
         eventually(lambda: server.logged("synced with the Kubernetes API"))
@@ -204,10 +196,13 @@ def test_bad_objects_are_skipped_with_a_log_line(cluster, kubeconfig):
     with running("--kubeconfig", kubeconfig) as server:
         assert server.logged("services: skipped Service default/broken: invalid IP address '10.96.0.999'")
         assert server.logged("endpointslices: ignored EndpointSlice default/web-fqdn: addressType 'FQDN'")
-        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
         cluster.update(service("web", ip="not-an-ip"))
         eventually(lambda: server.logged("skipped Service default/web"))
-        assert ask(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})  # last good
+        assert lookup(server.port, "web.default.svc.cluster.local") == (
+            "NOERROR",
+            {"10.96.0.50"},
+        )  # last good
 
 
 def test_pods_verified_watches_pods(cluster, kubeconfig):
@@ -219,8 +214,8 @@ def test_pods_verified_watches_pods(cluster, kubeconfig):
         }
     )
     with running("--kubeconfig", kubeconfig, "--pods", "verified") as server:
-        assert ask(server.port, "10-2-0-9.db.pod.cluster.local") == ("NOERROR", {"10.2.0.9"})
-        assert ask(server.port, "10-2-0-8.db.pod.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "10-2-0-9.db.pod.cluster.local") == ("NOERROR", {"10.2.0.9"})
+        assert lookup(server.port, "10-2-0-8.db.pod.cluster.local")[0] == "NXDOMAIN"
         cluster.delete("Pod", "db", "p")
         gone(server.port, "10-2-0-9.db.pod.cluster.local")
 
@@ -230,9 +225,9 @@ def test_labels_select_services_on_the_server_and_namespaces_filter(cluster, kub
     labelled["metadata"]["labels"] = {"app": "shop"}
     cluster.create(labelled)
     with running("--kubeconfig", kubeconfig, "--labels", "app=shop", "--namespace", "default") as server:
-        assert ask(server.port, "shop.default.svc.cluster.local") == ("NOERROR", {"10.96.0.90"})
-        assert ask(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
-        assert ask(server.port, "db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "shop.default.svc.cluster.local") == ("NOERROR", {"10.96.0.90"})
+        assert lookup(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "db.svc.cluster.local")[0] == "NXDOMAIN"
         assert all(
             r.query.get("labelSelector") == ["app=shop"] or r.query.get("labelSelector") == "app=shop"
             for r in cluster.requests
@@ -244,13 +239,7 @@ def test_labels_select_services_on_the_server_and_namespaces_filter(cluster, kub
 
 
 def test_dump_lists_the_live_cluster(cluster, kubeconfig):
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "dump", "--kubeconfig", kubeconfig],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    result = run_kdns("dump", "--kubeconfig", kubeconfig)
     assert result.returncode == 0, result.stderr
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert "web.default.svc.cluster.local. 5 IN A 10.96.0.50" in lines
@@ -272,14 +261,7 @@ def test_dump_lists_the_live_cluster(cluster, kubeconfig):
 )
 def test_connection_problems_stop_startup(args, env, message):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        env={**clean, **env},
-    )
+    result = run_kdns("serve", "--port", "0", *args, env={**clean, **env})
     assert result.returncode == 2
     assert message in result.stderr
 
@@ -287,23 +269,7 @@ def test_connection_problems_stop_startup(args, env, message):
 def test_a_kubeconfig_that_is_not_yaml_stops_startup_naming_it(tmp_path):
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nclusters: [\n  - {name: c\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kdns",
-            "serve",
-            "--port",
-            "0",
-            "--no-forward",
-            "--kubeconfig",
-            str(kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--port", "0", "--no-forward", "--kubeconfig", str(kubeconfig))
     assert result.returncode == 2
     assert f"{kubeconfig}: invalid YAML at line" in result.stderr
     assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ import urllib3
 
 from tests import kube_fake
 from tests.kube_fake import KubeFake, Selector
-from tests.support import endpoint_slice, namespace, service
+from tests.support.objects import endpoint_slice, namespace, service
 
 kube_api = kube_fake.kube_api  # the fixture, as conftest.py may also provide it
 
@@ -277,6 +277,7 @@ def test_watch_from_zero_starts_with_synthetic_added_events(
     hang_up(resp)
 
 
+@pytest.mark.slow
 def test_bookmarks_and_timeout_seconds_end_the_stream_cleanly(
     kube_api: KubeFake, core: kubernetes.client.CoreV1Api
 ) -> None:
@@ -657,6 +658,7 @@ def test_endpoint_slices_through_the_discovery_api(
     assert seen[0]["object"]["apiVersion"] == "discovery.k8s.io/v1"
 
 
+@pytest.mark.slow
 def test_bulk_load_and_500_item_pages_are_fast(kube_api: KubeFake, api: kubernetes.client.ApiClient) -> None:
     started = time.monotonic()
     kube_api.load(service(f"svc-{i:05d}", f"ns-{i % 50}", ports=[("http", 80, "TCP")]) for i in range(10_000))

@@ -9,31 +9,29 @@ import ipaddress
 import os
 import re
 import select
-import signal
 import socket
 import socketserver
 import ssl
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.query
 import pytest
 
 from tests.fake_upstream import upstream
 from tests.kube_fake import KubeFake
-from tests.support import ROOT, endpoint_slice, eventually, namespace, service
-from tests.test_deploy import load_documents, manifest_files, one, stages
+from tests.support.client import HOST, ask, lookup
+from tests.support.deploy import load_documents, manifest_files, one, stages
+from tests.support.metrics import endpoint, get, http_addresses
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.polling import eventually
+from tests.support.process import Server, running
 
-HOST = "127.0.0.1"
 SECRET = "kdns-test-token-3f9c1a7e5b2d4c6e8a0b"
 POD = {
     "kind": "Pod",
@@ -104,6 +102,7 @@ def requested(api: KubeFake) -> set[tuple[str, str, str]]:
     return asked
 
 
+@pytest.mark.slow
 def test_the_cluster_role_grants_exactly_what_kdns_lists_and_watches(tmp_path):
     """kdns following every resource it can (--pods verified), through a restart of its watches: the
     role's grants and kdns's requests are the same set."""
@@ -117,7 +116,7 @@ def test_the_cluster_role_grants_exactly_what_kdns_lists_and_watches(tmp_path):
         ):
             api.create(obj)
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-        with kdns("--kubeconfig", str(kubeconfig), "--pods", "verified") as server:
+        with running("--kubeconfig", str(kubeconfig), "--pods", "verified") as server:
             eventually(lambda: server.logged("synced with the Kubernetes API"), timeout=10)
             eventually(lambda: all(api.watch_count(kind) for kind in kinds), timeout=10)
             api.close_watches()
@@ -177,13 +176,6 @@ def sockets_of(pids: list[int]) -> dict[int, list[InetSocket]]:
     return {pid: [table[inode] for inode in socket_inodes(pid) if inode in table] for pid in pids}
 
 
-def http_addresses(line: str) -> dict[str, tuple[str, int]]:
-    return {
-        name: (host.strip("[]"), int(port))
-        for name, host, port in re.findall(r"(health|ready|metrics) on (\S+?):(\d+)(?=;|$)", line)
-    }
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_kdns_listens_on_the_configured_addresses_only(workers: int):
     """DNS on 127.0.0.1 and ::1, probes and metrics each on a loopback address of their own: every
@@ -191,18 +183,15 @@ def test_kdns_listens_on_the_configured_addresses_only(workers: int):
     with upstream("example.com. 60 IN A 192.0.2.1") as fake:
         args = ("--listen", "127.0.0.1", "::1", "--upstream", fake.address, "--workers", str(workers))
         http = ("--health", "127.0.0.1:0", "--ready", "[::1]:0", "--metrics", "127.0.0.2:0")
-        with kdns(*args, *http) as server:
+        with running(*args, *http) as server:
             line = eventually(lambda: [x for x in server.logged("ready:") if "health on" in x])[0]
             endpoints = http_addresses(line)
             assert set(endpoints) == {"health", "ready", "metrics"}
             for host in ("127.0.0.1", "::1"):  # answering, forwarded names included
-                reply = dns.query.udp(
-                    dns.message.make_query("example.com", "A"), host, port=server.port, timeout=5
-                )
+                reply = ask(server.port, "example.com", host=host)
                 assert reply.answer[0][0].address == "192.0.2.1"
-            for name, (host, port) in endpoints.items():
-                with urllib.request.urlopen(f"http://{_url_host(host)}:{port}/{name}", timeout=5) as response:
-                    assert response.status == 200
+            for name in endpoints:
+                assert get(endpoint(server, name) + f"/{name}")[0] == 200
             pids = eventually(
                 lambda: (
                     len(family(server.process.pid)) == workers + (workers > 1) and family(server.process.pid)
@@ -228,75 +217,13 @@ def test_kdns_listens_on_the_configured_addresses_only(workers: int):
     print(f"workers {workers}: {sum(map(len, found.values()))} sockets in {len(pids)} processes checked")
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 # -- secrets -------------------------------------------------------------------------------------------------
-@dataclass
-class Process:
-    process: subprocess.Popen
-    port: int
-    log: list[str] = field(default_factory=list)
-    stdout: str = ""
-
-    def logged(self, text: str) -> list[str]:
-        return [line for line in list(self.log) if text in line]
-
-
-@contextmanager
-def kdns(
-    *args: str, launcher: tuple[str, ...] = ("-m", "kdns"), env: dict[str, str] | None = None
-) -> Iterator[Process]:
-    """``kdns serve --port 0 ARGS`` with stdout and stderr kept, until SIGTERM; never forwarding
-    anywhere but loopback (``--no-forward`` unless an ``--upstream`` is given)."""
-    if "--upstream" not in args:
-        args = (*args, "--no-forward")
-    process = subprocess.Popen(
-        [sys.executable, *launcher, "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-    log: list[str] = []
-    reader = threading.Thread(
-        target=lambda: log.extend(line.rstrip("\n") for line in process.stderr), daemon=True
-    )
-    reader.start()
-    server = Process(process, 0, log)
-    try:
-        ready = eventually(
-            lambda: server.logged("ready: listening on") or process.poll() is not None, timeout=20
-        )
-        assert process.poll() is None, "\n".join(log)
-        server.port = int(re.search(r" port (\d+)", ready[0])[1])
-        yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            server.stdout = process.communicate(timeout=15)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            server.stdout = process.communicate(timeout=5)[0]
-        reader.join(5)
-
-
 def leaks(text: str, secret: str) -> bool:
     forms = {secret, base64.b64encode(secret.encode()).decode(), secret[:12]}
     return any(form in text for form in forms)
 
 
-def metrics_text(server: Process) -> str:
-    line = eventually(lambda: server.logged("metrics on"))[0]
-    port = http_addresses(line)["metrics"][1]
-    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
-
-
-def go_through_failures(api: KubeFake, server: Process, scenario: str) -> None:
+def go_through_failures(api: KubeFake, server: Server, scenario: str) -> None:
     """``statuses``: 401, 403 and 500 answers to the requests after the watches end; ``outage``: the
     API gone (its connections refused or cut), then back. Either way kdns follows the API again."""
     seen = len(server.log)
@@ -312,12 +239,10 @@ def go_through_failures(api: KubeFake, server: Process, scenario: str) -> None:
         eventually(lambda: [line for line in server.log[seen:] if any(b in line for b in broken)], timeout=10)
         api.start()
     api.create(service("late", ip="10.96.0.77"))
-    eventually(lambda: resolve(server.port, "late.default.svc.cluster.local") == "10.96.0.77", timeout=20)
-
-
-def resolve(port: int, name: str) -> str | None:
-    reply = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=port, timeout=5)
-    return reply.answer[0][0].address if reply.answer else None
+    eventually(
+        lambda: lookup(server.port, "late.default.svc.cluster.local") == ("NOERROR", {"10.96.0.77"}),
+        timeout=20,
+    )
 
 
 def populated(api: KubeFake) -> KubeFake:
@@ -330,6 +255,7 @@ def populated(api: KubeFake) -> KubeFake:
     return api
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["statuses", "outage"])
 def test_the_kubeconfig_token_never_reaches_logs_or_metrics(tmp_path, scenario: str):
     """At debug level, through 401, 403 and 500 answers, or an outage: the token is in no log line, on
@@ -346,21 +272,17 @@ def test_the_kubeconfig_token_never_reaches_logs_or_metrics(tmp_path, scenario: 
             "--metrics",
             "127.0.0.1:0",
         )
-        with kdns(*args) as server:
+        with running(*args, stdout=True) as server:
             eventually(lambda: server.logged("synced with the Kubernetes API"), timeout=10)
-            dns.query.udp(
-                dns.message.make_query("web.default.svc.cluster.local", "A"),
-                HOST,
-                port=server.port,
-                timeout=5,
-            )
+            ask(server.port, "web.default.svc.cluster.local")
             go_through_failures(api, server, scenario)
-            metrics = metrics_text(server)
+            metrics = get(endpoint(server, "metrics") + "/metrics")[1]
     assert "coredns_dns_requests_total" in metrics
     for output in ("\n".join(server.log), server.stdout, metrics):
         assert not leaks(output, SECRET)
 
 
+@pytest.mark.slow
 def test_a_rejected_token_is_not_logged(tmp_path):
     """The API refuses the kubeconfig's token (401 on every request): the token is still not shown."""
     with KubeFake(token="the-token-the-api-expects") as api:
@@ -368,8 +290,8 @@ def test_a_rejected_token_is_not_logged(tmp_path):
         kubeconfig = tmp_path / "kubeconfig"
         api.write_kubeconfig(kubeconfig)
         kubeconfig.write_text(kubeconfig.read_text().replace("the-token-the-api-expects", SECRET))
-        with kdns(
-            "--kubeconfig", str(kubeconfig), "--log-level", "debug", "--startup-timeout", "1"
+        with running(
+            "--kubeconfig", str(kubeconfig), "--log-level", "debug", "--startup-timeout", "1", stdout=True
         ) as server:
             eventually(lambda: server.logged("HTTP 401"), timeout=10)
             time.sleep(1)  # a few retries
@@ -439,6 +361,7 @@ def pump(client: ssl.SSLSocket, api: socket.socket) -> None:
                 return
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["statuses", "outage"])
 def test_the_service_account_token_never_reaches_logs_or_metrics(tmp_path, scenario: str):
     """--in-cluster, through TLS as in a pod: the token read from the service-account file is never
@@ -449,14 +372,14 @@ def test_the_service_account_token_never_reaches_logs_or_metrics(tmp_path, scena
     # case-insensitive) but the fake's exact check does not: the fake checks no token in this test.
     with KubeFake(bookmark_interval=0.2) as api, tls_front(api.port, tmp_path) as (port, ca):
         populated(api)
-        env = {"KUBERNETES_SERVICE_HOST": HOST, "KUBERNETES_SERVICE_PORT": str(port)}
+        env = {**os.environ, "KUBERNETES_SERVICE_HOST": HOST, "KUBERNETES_SERVICE_PORT": str(port)}
         launcher = ("-c", IN_CLUSTER, str(token), str(ca))
         args = ("--in-cluster", "--log-level", "debug", "--metrics", "127.0.0.1:0")
-        with kdns(*args, launcher=launcher, env=env) as server:
+        with running(*args, launcher=launcher, env=env, stdout=True) as server:
             eventually(lambda: server.logged("synced with the Kubernetes API"), timeout=10)
             assert server.logged(f"in-cluster API at {HOST}:{port}")
             go_through_failures(api, server, scenario)
-            metrics = metrics_text(server)
+            metrics = get(endpoint(server, "metrics") + "/metrics")[1]
     for output in ("\n".join(server.log), server.stdout, metrics):
         assert not leaks(output, SECRET)
         assert str(token) not in output

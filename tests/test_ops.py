@@ -5,49 +5,21 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 
 import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
 from tests.fake_upstream import upstream
 from tests.kube_fake import KubeFake
-from tests.support import EXAMPLE, ROOT, eventually, running
+from tests.support.client import ask
+from tests.support.metrics import endpoint, get, metric
+from tests.support.paths import COREFILES, EXAMPLE
+from tests.support.polling import eventually
+from tests.support.process import run_kdns, running
 
-HOST = "127.0.0.1"
-KUBEADM = (ROOT / "tests" / "corefiles" / "kubeadm.Corefile").read_text()
-
-
-def ask(port: int, name: str, qtype: str = "A") -> dns.message.Message:
-    return dns.query.udp(dns.message.make_query(name, qtype), HOST, port=port, timeout=5)
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def endpoint(server, name: str) -> str:
-    match = re.search(rf"; {name} on \*?([\w.:]*?):(\d+)", server.logged("ready:")[0])
-    host = match.group(1) or HOST
-    return f"http://{HOST if host in ('*', '') else host}:{match.group(2)}"
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+KUBEADM = (COREFILES / "kubeadm.Corefile").read_text()
 
 
 def test_kubeadm_corefile_runs_as_written(tmp_path):
@@ -85,6 +57,7 @@ def test_kubeadm_corefile_runs_as_written(tmp_path):
             assert server.stop(signal.SIGTERM) == 0  # a second signal ends lameduck
 
 
+@pytest.mark.slow
 def test_probes_follow_the_sync(tmp_path):
     with KubeFake() as api:
         kubeconfig = str(api.write_kubeconfig(tmp_path / "kubeconfig"))
@@ -111,6 +84,7 @@ def test_probes_follow_the_sync(tmp_path):
             assert metric(text, "kdns_kubernetes_lists_total", kind="Service") == 1
 
 
+@pytest.mark.slow
 def test_reload_applies_a_changed_corefile_without_dropping_queries(tmp_path):
     corefile = tmp_path / "Corefile"
     corefile.write_text(
@@ -133,6 +107,7 @@ def test_reload_applies_a_changed_corefile_without_dropping_queries(tmp_path):
         assert ask(server.port, "web.shop.svc.cluster.local").answer[0].ttl == 7
 
 
+@pytest.mark.slow
 def test_hosts_file_answers_and_reloads(tmp_path):
     hosts = tmp_path / "NodeHosts"
     hosts.write_text("172.18.0.2 control-plane\n172.18.0.3 worker-1 worker-1.local\n")
@@ -169,10 +144,8 @@ def test_loadbalance_rotates_addresses(tmp_path):
 def test_query_log_lines():
     with running("--log-queries") as server:
         query = dns.message.make_query("web.shop.svc.cluster.local", "A", use_edns=0, payload=1232)
-        dns.query.udp(query, HOST, port=server.port, timeout=5)
-        dns.query.tcp(
-            dns.message.make_query("nope.shop.svc.cluster.local", "AAAA"), HOST, port=server.port, timeout=5
-        )
+        ask(server.port, query)
+        ask(server.port, "nope.shop.svc.cluster.local", "AAAA", tcp=True)
         lines = eventually(lambda: len(server.logged("kdns.query")) >= 2 and server.logged("kdns.query"))
         assert re.search(
             rf'127\.0\.0\.1:\d+ - {query.id} "A IN web\.shop\.svc\.cluster\.local\. udp \d+ '
@@ -189,13 +162,7 @@ def test_config_file_collects_options(tmp_path):
         assert ask(server.port, "web.shop.svc.corp.example").answer[0].ttl == 42
     bad = tmp_path / "bad.yaml"
     bad.write_text("ttl: 5\nnot_an_option: 1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--config", str(bad))
     assert (
         result.returncode == 2 and f"{bad}: 'not_an_option' is not an option of kdns serve" in result.stderr
     )
@@ -209,36 +176,27 @@ def test_config_file_collects_options(tmp_path):
     ],
 )
 def test_corefile_usage_errors(args, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", *args], capture_output=True, text=True, timeout=20, cwd=ROOT
-    )
+    result = run_kdns("serve", *args)
     assert result.returncode == 2 and message in result.stderr
 
 
 def test_unsupported_corefile_plugins_are_named(tmp_path):
     corefile = tmp_path / "Corefile"
     corefile.write_text(".:53 {\n  kubernetes cluster.local\n  rewrite name foo bar\n}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "kdns", "serve", "--corefile", str(corefile)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=ROOT,
-    )
+    result = run_kdns("serve", "--corefile", str(corefile))
     assert result.returncode == 2
     assert f"{corefile}:3: plugin rewrite is not supported by kdns" in result.stderr
 
 
+@pytest.mark.slow
 def test_workers_share_the_port_and_report_together():
     with running("--workers", "2", "--metrics", "127.0.0.1:0", "--ready", "127.0.0.1:0") as server:
-        line = eventually(lambda: server.logged("ready: 2 workers"))[0]
-        metrics_port = re.search(r"metrics on 127\.0\.0\.1:(\d+)", line).group(1)
-        ready_port = re.search(r"ready on 127\.0\.0\.1:(\d+)", line).group(1)
+        eventually(lambda: server.logged("ready: 2 workers"))
         eventually(lambda: len(server.logged("ready: listening on")) == 2)
         for _ in range(40):  # each from a new socket: the kernel spreads them by source port
             assert ask(server.port, "web.shop.svc.cluster.local").answer[0][0].address == "10.96.100.10"
-        assert get(f"http://127.0.0.1:{ready_port}/ready") == (200, "OK")
-        text = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+        assert get(endpoint(server, "ready") + "/ready") == (200, "OK")
+        text = get(endpoint(server, "metrics") + "/metrics")[1]
         assert metric(text, "coredns_dns_requests_total", type="A") == 40  # both workers, added up
         assert metric(text, "kdns_zone_names") == 138  # the same zone in each, not added up
         assert server.stop() == 0

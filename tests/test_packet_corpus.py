@@ -1,5 +1,5 @@
 """The packet corpus in CI: inputs that once found defects and a coverage-distilled set of the rest,
-replayed through the rules of ``bench.fuzz``; and a few seconds of fresh fuzzing.
+replayed through the rules of the packet oracle (``tests/support/oracle.py``); and a few seconds of fresh fuzzing.
 
 ``python -m bench.fuzz --atheris-runs N --distill`` rewrites the distilled set; files named
 ``defect-*`` are kept: each is the packet that showed a defect, fixed since.
@@ -11,7 +11,9 @@ import random
 
 import pytest
 
-from bench.fuzz import ANSWER, CORPUS, Defect, Target, check_packet, fuzz, make_targets, verdict
+from tests.support.fuzz_targets import make_targets
+from tests.support.generator import fuzz
+from tests.support.oracle import ANSWER, CORPUS, Defect, Target, check_packet, verdict
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,7 @@ def test_defects_found_stay_fixed(targets):
         check_packet(targets, path.read_bytes())
 
 
+@pytest.mark.slow
 def test_a_short_fuzz_run():
     """A few seconds of the generator ``make fuzz`` runs for a million packets, from a new seed."""
     seed = random.randrange(2**32)

@@ -1,6 +1,6 @@
 """Any bytes in, a well-formed reply or nothing out: the packet path never raises, and answers by the rules.
 
-The rules (``bench.fuzz.verdict``) and the checks of each reply (``bench.fuzz.check_packet``) are the
+The rules (``tests.support.oracle.verdict``) and the checks of each reply (``check_packet``) are the
 ones ``python -m bench.fuzz`` applies to millions of packets; here hypothesis drives the same
 structure-aware generator, so a failure shrinks to a small packet.
 """
@@ -14,7 +14,6 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.name
-import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -22,31 +21,32 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import (
-    ANSWER,
-    BAD_VERSION,
-    DROP,
-    ERROR,
-    Target,
-    _forward_cache,
-    big_service,
-    build_zone,
-    check_packet,
-    make_opt,
-    make_query,
-    make_targets,
-    verdict,
-    zone_names,
-)
 from kdns.config import ServeConfig
 from kdns.resolver import Resolver
 from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
 from kdns.wire.pending import PendingQuery
-from tests.support import EXAMPLE, running
+from tests.support.client import ask
+from tests.support.fuzz_targets import build_zone, forward_cache, make_targets, zone_names
+from tests.support.generator import make_opt, make_query
+from tests.support.objects import big_service
+from tests.support.oracle import (
+    ANSWER,
+    BAD_VERSION,
+    BADVERS,
+    DROP,
+    ERROR,
+    FORMERR,
+    NOTIMP,
+    REFUSED,
+    Target,
+    check_packet,
+    verdict,
+)
+from tests.support.packets import raw_opt, raw_query
+from tests.support.paths import EXAMPLE
+from tests.support.process import running
 
-HOST = "127.0.0.1"
 NAMES = ["web.shop.svc.cluster.local", "postgres.data.svc.cluster.local", "x.y", "cluster.local", ""]
-FORMERR, NOTIMP, REFUSED, BADVERS = 1, 4, 5, 16
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +78,21 @@ class DrawnChoices:
         return self._data.draw(st.binary(min_size=low, max_size=high))
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_structured_queries_are_answered_by_the_rules(targets, names, data):
     check_packet(targets, make_query(DrawnChoices(data), names))
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(st.binary(max_size=600))
 def test_random_bytes(targets, packet):
     check_packet(targets, packet)
 
 
+@pytest.mark.slow
 @settings(max_examples=800, deadline=None)
 @given(st.binary(min_size=12, max_size=12), st.data())
 def test_any_header_in_front_of_a_question(targets, names, header, data):
@@ -121,6 +124,7 @@ def mutated_queries(draw) -> bytes:
     return bytes(wire)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(mutated_queries())
 def test_mutated_queries(targets, packet):
@@ -157,6 +161,7 @@ def cacheable_queries(draw, names: Sequence[str] = tuple(NAMES[:4])) -> tuple[by
     return message.to_wire(), channel
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(cacheable_queries())
 def test_fast_path_answers_as_the_full_path_does(targets, query):
@@ -172,7 +177,7 @@ def test_fast_path_answers_as_the_full_path_does(targets, query):
 def forwarding() -> Responder:
     """A forwarding responder (no rotation) whose forward cache holds answers for example.com names."""
     zone = build_zone()
-    cache, _ = _forward_cache()
+    cache, _ = forward_cache()
     config = ServeConfig()
     return Responder(
         Resolver(zone.index, zone.layout, zone.settings, forwarding=True),
@@ -186,6 +191,7 @@ def forwarding() -> Responder:
 FORWARDED = ("example.com", "www.example.com", "big.example.com", "nx.example.com", "not-cached.example.org")
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cacheable_queries(FORWARDED))
 def test_forward_cache_hits_on_the_fast_path_answer_as_the_full_path_does(forwarding, query):
@@ -196,16 +202,6 @@ def test_forward_cache_hits_on_the_fast_path_answer_as_the_full_path_does(forwar
 
 
 # -- the rules, case by case ----------------------------------------------------------------------------
-def _query(name: str = "web.shop.svc.cluster.local", qtype: int = 1, qclass: int = 1, **header: int) -> bytes:
-    wire = dns.name.from_text(name).to_wire()
-    fields = {"qid": 0x4242, "flags": 0x0100, "qd": 1, "an": 0, "ns": 0, "ar": 0} | header
-    return struct.pack("!6H", *fields.values()) + wire + struct.pack("!HH", qtype, qclass)
-
-
-def _opt(*, version: int = 0, size: int = 1232, owner: bytes = b"\x00") -> bytes:
-    return owner + struct.pack("!HHIH", 41, size, version << 16, 0)
-
-
 def _name(total: int) -> str:
     """A name whose wire form is ``total`` octets, ending in cluster.local."""
     room = total - len(b"\x07cluster\x05local\x00")
@@ -218,45 +214,49 @@ def _name(total: int) -> str:
 
 
 RULES = {
-    "11 octets: no room for an ID": (_query()[:11], DROP, None),
-    "a response (QR)": (_query(flags=0x8100), DROP, None),
-    "opcode IQUERY": (_query(flags=0x0900), ERROR, NOTIMP),
-    "opcode STATUS": (_query(flags=0x1100), ERROR, NOTIMP),
-    "opcode NOTIFY": (_query(flags=0x2100), ERROR, NOTIMP),
-    "opcode UPDATE": (_query(flags=0x2900), ERROR, NOTIMP),
-    "opcode 15": (_query(flags=0x7900), ERROR, NOTIMP),
-    "no question": (_query()[:12], ERROR, FORMERR),
-    "QDCOUNT 0 with a question": (_query(qd=0), ERROR, FORMERR),
-    "two questions": (_query(qd=2) + _query()[12:], ERROR, FORMERR),
-    "question cut short": (_query()[:-2], ERROR, FORMERR),
+    "11 octets: no room for an ID": (raw_query()[:11], DROP, None),
+    "a response (QR)": (raw_query(flags=0x8100), DROP, None),
+    "opcode IQUERY": (raw_query(flags=0x0900), ERROR, NOTIMP),
+    "opcode STATUS": (raw_query(flags=0x1100), ERROR, NOTIMP),
+    "opcode NOTIFY": (raw_query(flags=0x2100), ERROR, NOTIMP),
+    "opcode UPDATE": (raw_query(flags=0x2900), ERROR, NOTIMP),
+    "opcode 15": (raw_query(flags=0x7900), ERROR, NOTIMP),
+    "no question": (raw_query()[:12], ERROR, FORMERR),
+    "QDCOUNT 0 with a question": (raw_query(qd=0), ERROR, FORMERR),
+    "two questions": (raw_query(qd=2) + raw_query()[12:], ERROR, FORMERR),
+    "question cut short": (raw_query()[:-2], ERROR, FORMERR),
     "pointer in the question": (
         struct.pack("!6H", 1, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 1, 1),
         ERROR,
         FORMERR,
     ),
-    "label of 64 octets": (_query("x.cluster.local").replace(b"\x01x", b"\x40" + b"a" * 64), ERROR, FORMERR),
-    "label of 63 octets": (_query("x.cluster.local").replace(b"\x01x", b"\x3f" + b"a" * 63), ANSWER, 3),
-    "name of 255 octets": (_query(_name(255)), ANSWER, None),
-    "name of 256 octets": (
-        _query(_name(255)).replace(b"\x07cluster", b"\x08clusterx"),
+    "label of 64 octets": (
+        raw_query("x.cluster.local").replace(b"\x01x", b"\x40" + b"a" * 64),
         ERROR,
         FORMERR,
     ),
-    "QTYPE OPT": (_query(qtype=41), ERROR, FORMERR),
-    "trailing garbage": (_query() + b"\x00", ERROR, FORMERR),
-    "ARCOUNT without the record": (_query(ar=1), ERROR, FORMERR),
-    "two OPT records": (_query(ar=2) + _opt() + _opt(), ERROR, FORMERR),
-    "OPT in the answer section": (_query(an=1) + _opt(), ERROR, FORMERR),
-    "OPT not owned by the root": (_query(ar=1) + _opt(owner=b"\x01a\x00"), ERROR, FORMERR),
-    "EDNS version 1": (_query(ar=1) + _opt(version=1), BAD_VERSION, BADVERS),
-    "EDNS version 1 with CD": (_query(flags=0x0110, ar=1) + _opt(version=1), BAD_VERSION, BADVERS),
-    "EDNS size 0 counts as 512": (_query(ar=1) + _opt(size=0), ANSWER, None),
-    "AXFR": (_query(qtype=252), ANSWER, REFUSED),
-    "IXFR": (_query(qtype=251), ANSWER, REFUSED),
-    "class CH": (_query("version.bind", 16, 3), ANSWER, REFUSED),
-    "class ANY": (_query(qclass=255), ANSWER, REFUSED),
-    "class NONE": (_query(qclass=254), ANSWER, REFUSED),
-    "outside the zones, not forwarding": (_query("example.com"), ANSWER, REFUSED),
+    "label of 63 octets": (raw_query("x.cluster.local").replace(b"\x01x", b"\x3f" + b"a" * 63), ANSWER, 3),
+    "name of 255 octets": (raw_query(_name(255)), ANSWER, None),
+    "name of 256 octets": (
+        raw_query(_name(255)).replace(b"\x07cluster", b"\x08clusterx"),
+        ERROR,
+        FORMERR,
+    ),
+    "QTYPE OPT": (raw_query(qtype=41), ERROR, FORMERR),
+    "trailing garbage": (raw_query() + b"\x00", ERROR, FORMERR),
+    "ARCOUNT without the record": (raw_query(ar=1), ERROR, FORMERR),
+    "two OPT records": (raw_query(ar=2) + raw_opt() + raw_opt(), ERROR, FORMERR),
+    "OPT in the answer section": (raw_query(an=1) + raw_opt(), ERROR, FORMERR),
+    "OPT not owned by the root": (raw_query(ar=1) + raw_opt(owner=b"\x01a\x00"), ERROR, FORMERR),
+    "EDNS version 1": (raw_query(ar=1) + raw_opt(version=1), BAD_VERSION, BADVERS),
+    "EDNS version 1 with CD": (raw_query(flags=0x0110, ar=1) + raw_opt(version=1), BAD_VERSION, BADVERS),
+    "EDNS size 0 counts as 512": (raw_query(ar=1) + raw_opt(size=0), ANSWER, None),
+    "AXFR": (raw_query(qtype=252), ANSWER, REFUSED),
+    "IXFR": (raw_query(qtype=251), ANSWER, REFUSED),
+    "class CH": (raw_query("version.bind", 16, 3), ANSWER, REFUSED),
+    "class ANY": (raw_query(qclass=255), ANSWER, REFUSED),
+    "class NONE": (raw_query(qclass=254), ANSWER, REFUSED),
+    "outside the zones, not forwarding": (raw_query("example.com"), ANSWER, REFUSED),
 }
 
 
@@ -282,7 +282,7 @@ def test_rules(targets, case):
 
 def test_errors_and_badvers_copy_the_cd_bit(targets):
     """RFC 4035 3.2.2: CD is copied to every response, BADVERS and header-only errors too."""
-    for packet in (_query(flags=0x0110, ar=1) + _opt(version=1), _query(flags=0x0110, qd=2)):
+    for packet in (raw_query(flags=0x0110, ar=1) + raw_opt(version=1), raw_query(flags=0x0110, qd=2)):
         reply = targets[0].responder.respond(packet, UDP4)
         assert dns.message.from_wire(reply).flags & dns.flags.CD
 
@@ -310,15 +310,14 @@ def test_any_gets_one_rrset(crowd_server, name, rrtype):
     """ANY is answered with one RRset, the one asking for its type gets (RFC 8482 4.1), and no
     additional records; over UDP it fits the client's buffer like any answer."""
     port = crowd_server.port
-    full = dns.query.tcp(dns.message.make_query(name, "ANY"), HOST, port=port, timeout=3)
+    full = ask(port, name, "ANY", tcp=True)
     assert full.rcode() == dns.rcode.NOERROR
     assert [dns.rdatatype.to_text(r.rdtype) for r in full.answer] == [rrtype]
     assert not full.additional
-    typed = dns.query.tcp(dns.message.make_query(name, rrtype), HOST, port=port, timeout=3)
+    typed = ask(port, name, rrtype, tcp=True)
     assert {r.to_text() for r in full.answer[0]} == {r.to_text() for r in typed.answer[0]}
     for use_edns in (False, 0):
-        query = dns.message.make_query(name, "ANY", use_edns=use_edns, payload=1232)
-        udp = dns.query.udp(query, HOST, port=port, timeout=3)
+        udp = ask(port, name, "ANY", use_edns=use_edns, payload=1232)
         assert len(udp.to_wire()) <= (512 if use_edns is False else 1232)
         fits = len(full.to_wire()) + (11 if use_edns == 0 else 0) <= (512 if use_edns is False else 1232)
         assert bool(udp.flags & dns.flags.TC) != fits
@@ -326,8 +325,6 @@ def test_any_gets_one_rrset(crowd_server, name, rrtype):
 
 
 def test_any_for_a_name_without_data_is_nodata(crowd_server):
-    reply = dns.query.udp(
-        dns.message.make_query("shop.svc.cluster.local", "ANY"), HOST, port=crowd_server.port, timeout=3
-    )
+    reply = ask(crowd_server.port, "shop.svc.cluster.local", "ANY")
     assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
     assert [r.rdtype for r in reply.authority] == [dns.rdatatype.SOA]

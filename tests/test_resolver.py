@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kdns.config import PodMode
-from tests.support import ask, example_zone
+from tests.support.zone import ask_resolver, example_zone
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
 SOA_V4 = SOA.replace("cluster.local. 5", "in-addr.arpa. 5", 1)
@@ -263,17 +263,20 @@ CASES = [
     ("name", "qtype", "rcode", "answer", "authority"), CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES]
 )
 def test_answers(zone, name, qtype, rcode, answer, authority):
-    reply = ask(zone, name, qtype)
+    reply = ask_resolver(zone, name, qtype)
     assert (reply.rcode, reply.answer, reply.authority) == (rcode, sorted(answer), sorted(authority))
     assert reply.aa == (rcode != "REFUSED")
 
 
 def test_names_match_case_insensitively(zone):
-    assert ask(zone, "WeB.ShOp.SvC.Cluster.Local").answer == ask(zone, "web.shop.svc.cluster.local").answer
+    assert (
+        ask_resolver(zone, "WeB.ShOp.SvC.Cluster.Local").answer
+        == ask_resolver(zone, "web.shop.svc.cluster.local").answer
+    )
 
 
 def test_other_classes_are_refused(zone):
-    assert ask(zone, "web.shop.svc.cluster.local", qclass=3).rcode == "REFUSED"
+    assert ask_resolver(zone, "web.shop.svc.cluster.local", qclass=3).rcode == "REFUSED"
 
 
 @pytest.mark.parametrize(
@@ -301,16 +304,16 @@ def test_other_classes_are_refused(zone):
     ],
 )
 def test_additional_section(zone, name, qtype, additional):
-    assert ask(zone, name, qtype).additional == sorted(additional)
+    assert ask_resolver(zone, name, qtype).additional == sorted(additional)
 
 
 def test_srv_at_service_name_lists_every_port(zone):
     """CoreDNS answers SRV at the Service name itself, one record per port (headless: per endpoint)."""
-    assert ask(zone, "web.shop.svc.cluster.local", "SRV").answer == [
+    assert ask_resolver(zone, "web.shop.svc.cluster.local", "SRV").answer == [
         "web.shop.svc.cluster.local. 5 IN SRV 0 50 443 web.shop.svc.cluster.local.",
         "web.shop.svc.cluster.local. 5 IN SRV 0 50 80 web.shop.svc.cluster.local.",
     ]
-    assert ask(zone, "redis.data.svc.cluster.local", "SRV").answer == [
+    assert ask_resolver(zone, "redis.data.svc.cluster.local", "SRV").answer == [
         "redis.data.svc.cluster.local. 5 IN SRV 0 50 6379 10-244-1-40.redis.data.svc.cluster.local.",
         "redis.data.svc.cluster.local. 5 IN SRV 0 50 6379 10-244-2-41.redis.data.svc.cluster.local.",
     ]
@@ -318,79 +321,86 @@ def test_srv_at_service_name_lists_every_port(zone):
 
 def test_any_gets_one_rrset(zone):
     """RFC 8482: a single RRset is a complete answer to ANY."""
-    reply = ask(zone, "api.shop.svc.cluster.local", "ANY")
+    reply = ask_resolver(zone, "api.shop.svc.cluster.local", "ANY")
     assert reply.answer == ["api.shop.svc.cluster.local. 5 IN A 10.96.100.20"]
-    assert ask(zone, "cluster.local", "ANY").answer[0].startswith("cluster.local. 5 IN SOA")
+    assert ask_resolver(zone, "cluster.local", "ANY").answer[0].startswith("cluster.local. 5 IN SOA")
 
 
 def test_ttl_is_configurable():
     zone = example_zone(ttl=30)
-    assert ask(zone, "web.shop.svc.cluster.local").answer == [
+    assert ask_resolver(zone, "web.shop.svc.cluster.local").answer == [
         "web.shop.svc.cluster.local. 30 IN A 10.96.100.10"
     ]
-    authority = ask(zone, "nope.shop.svc.cluster.local").authority
+    authority = ask_resolver(zone, "nope.shop.svc.cluster.local").authority
     assert authority == [SOA.replace(" 5 IN", " 30 IN").replace(" 86400 5", " 86400 30")]
 
 
 def test_pods_verified_answers_only_existing_pods():
     zone = example_zone(pods=PodMode.VERIFIED)
-    assert ask(zone, "10-244-1-10.shop.pod.cluster.local").answer == [
+    assert ask_resolver(zone, "10-244-1-10.shop.pod.cluster.local").answer == [
         "10-244-1-10.shop.pod.cluster.local. 5 IN A 10.244.1.10"
     ]
-    assert ask(zone, "fd00-10-244-1--20.shop.pod.cluster.local", "AAAA").answer == [
+    assert ask_resolver(zone, "fd00-10-244-1--20.shop.pod.cluster.local", "AAAA").answer == [
         "fd00-10-244-1--20.shop.pod.cluster.local. 5 IN AAAA fd00:10:244:1::20"
     ]
-    assert ask(zone, "1-2-3-4.shop.pod.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "10-244-1-10.data.pod.cluster.local").rcode == "NXDOMAIN"  # wrong namespace
-    assert ask(zone, "10-244-2-50.default.pod.cluster.local").rcode == "NXDOMAIN"  # Succeeded pod
-    assert ask(zone, "shop.pod.cluster.local").rcode == "NOERROR"
+    assert ask_resolver(zone, "1-2-3-4.shop.pod.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "10-244-1-10.data.pod.cluster.local").rcode == "NXDOMAIN"  # wrong namespace
+    assert ask_resolver(zone, "10-244-2-50.default.pod.cluster.local").rcode == "NXDOMAIN"  # Succeeded pod
+    assert ask_resolver(zone, "shop.pod.cluster.local").rcode == "NOERROR"
 
 
 def test_pods_disabled_answers_no_pod_names():
     zone = example_zone(pods=PodMode.DISABLED)
-    assert ask(zone, "1-2-3-4.shop.pod.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "10-244-1-10.shop.pod.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "shop.pod.cluster.local").rcode == "NXDOMAIN"
-    assert (ask(zone, "pod.cluster.local").rcode, ask(zone, "pod.cluster.local").answer) == ("NOERROR", [])
+    assert ask_resolver(zone, "1-2-3-4.shop.pod.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "10-244-1-10.shop.pod.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "shop.pod.cluster.local").rcode == "NXDOMAIN"
+    assert (
+        ask_resolver(zone, "pod.cluster.local").rcode,
+        ask_resolver(zone, "pod.cluster.local").answer,
+    ) == ("NOERROR", [])
 
 
 def test_endpoint_pod_names():
     zone = example_zone(endpoint_pod_names=True)
-    assert ask(zone, "web-6c9f8b7d5-abcde.web.shop.svc.cluster.local").answer == [
+    assert ask_resolver(zone, "web-6c9f8b7d5-abcde.web.shop.svc.cluster.local").answer == [
         "web-6c9f8b7d5-abcde.web.shop.svc.cluster.local. 5 IN A 10.244.1.10"
     ]
-    assert ask(zone, "10-244-1-10.web.shop.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "10-244-1-10.web.shop.svc.cluster.local").rcode == "NXDOMAIN"
     # an endpoint hostname still wins over the pod name
-    assert ask(zone, "postgres-0.postgres.data.svc.cluster.local").rcode == "NOERROR"
-    assert ask(zone, "10.1.244.10.in-addr.arpa", "PTR").answer == [
+    assert ask_resolver(zone, "postgres-0.postgres.data.svc.cluster.local").rcode == "NOERROR"
+    assert ask_resolver(zone, "10.1.244.10.in-addr.arpa", "PTR").answer == [
         "10.1.244.10.in-addr.arpa. 5 IN PTR web-6c9f8b7d5-abcde.web.shop.svc.cluster.local."
     ]
 
 
 def test_ignore_empty_service():
     zone = example_zone(ignore_empty_service=True)
-    assert ask(zone, "prometheus.monitoring.svc.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "_web._tcp.prometheus.monitoring.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
-    assert ask(zone, "web.shop.svc.cluster.local").rcode == "NOERROR"
-    assert ask(zone, "payments.shop.svc.cluster.local").rcode == "NOERROR"  # ExternalName is exempt
+    assert ask_resolver(zone, "prometheus.monitoring.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "_web._tcp.prometheus.monitoring.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "web.shop.svc.cluster.local").rcode == "NOERROR"
+    assert ask_resolver(zone, "payments.shop.svc.cluster.local").rcode == "NOERROR"  # ExternalName is exempt
 
 
 def test_several_zones_share_the_names_and_ptrs_name_the_primary():
     zone = example_zone(zones=("cluster.local", "corp.example", "in-addr.arpa"))
-    assert ask(zone, "web.shop.svc.corp.example").answer == ["web.shop.svc.corp.example. 5 IN A 10.96.100.10"]
-    assert ask(zone, "10.100.96.10.in-addr.arpa", "PTR").answer == [
+    assert ask_resolver(zone, "web.shop.svc.corp.example").answer == [
+        "web.shop.svc.corp.example. 5 IN A 10.96.100.10"
+    ]
+    assert ask_resolver(zone, "10.100.96.10.in-addr.arpa", "PTR").answer == [
         "10.100.96.10.in-addr.arpa. 5 IN PTR web.shop.svc.cluster.local."
     ]
-    assert ask(zone, "1-2-3-4.shop.pod.corp.example").answer == [
+    assert ask_resolver(zone, "1-2-3-4.shop.pod.corp.example").answer == [
         "1-2-3-4.shop.pod.corp.example. 5 IN A 1.2.3.4"
     ]
-    assert ask(
+    assert ask_resolver(
         zone, "0.2.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa", "PTR"
     ).rcode == ("REFUSED")
 
 
 def test_narrow_reverse_zone_answers_only_inside_it():
     zone = example_zone(zones=("cluster.local", "96.10.in-addr.arpa"))
-    assert ask(zone, "10.100.96.10.in-addr.arpa", "PTR").rcode == "NOERROR"
-    assert ask(zone, "30.1.244.10.in-addr.arpa", "PTR").rcode == "REFUSED"
-    assert ask(zone, "96.10.in-addr.arpa", "SOA").answer[0].startswith("96.10.in-addr.arpa. 5 IN SOA")
+    assert ask_resolver(zone, "10.100.96.10.in-addr.arpa", "PTR").rcode == "NOERROR"
+    assert ask_resolver(zone, "30.1.244.10.in-addr.arpa", "PTR").rcode == "REFUSED"
+    assert (
+        ask_resolver(zone, "96.10.in-addr.arpa", "SOA").answer[0].startswith("96.10.in-addr.arpa. 5 IN SOA")
+    )

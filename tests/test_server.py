@@ -17,10 +17,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import CACHE_MEMBERS
-from tests.support import running
-
-HOST = "127.0.0.1"
+from tests.support.client import HOST, ask, udp_exchange
+from tests.support.objects import CACHE_MEMBERS
+from tests.support.packets import framed, raw_query
+from tests.support.process import NO_UVLOOP, running
 
 CASES = [
     ("web.shop.svc.cluster.local", "A", "NOERROR", {"10.96.100.10"}),
@@ -45,9 +45,7 @@ def last_rrset(message: dns.message.Message) -> set[str]:
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 @pytest.mark.parametrize(("name", "qtype", "rcode", "expected"), CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES])
 def test_dnspython(example_server, transport, name, qtype, rcode, expected):
-    query = dns.message.make_query(name, qtype)
-    ask = dns.query.udp if transport == "udp" else dns.query.tcp
-    reply = ask(query, HOST, port=example_server.port, timeout=3)
+    reply = ask(example_server.port, name, qtype, tcp=transport == "tcp")
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert last_rrset(reply) == expected
     assert bool(reply.flags & dns.flags.AA) == (rcode != "REFUSED")
@@ -91,24 +89,6 @@ def test_dig(example_server, transport):
     assert "cluster.local.\t\t5\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local." in full
 
 
-def raw_query(
-    name: str, qtype: int = 1, *, qid: int = 0x1234, flags: int = 0x0100, edns: bytes = b""
-) -> bytes:
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
-    header = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0)
-    return header + labels + b"\x00" + struct.pack("!HH", qtype, 1) + edns
-
-
-def udp_exchange(port: int, packet: bytes, timeout: float = 1.0) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        sock.sendto(packet, (HOST, port))
-        try:
-            return sock.recv(65535)
-        except TimeoutError:
-            return None
-
-
 def test_question_keeps_the_query_case(example_server):
     """0x20: the question comes back byte for byte; owner names point at it."""
     query = raw_query("wEb.ShOp.SVC.cluster.LOCAL")
@@ -123,17 +103,11 @@ def test_question_keeps_the_query_case(example_server):
 
 def test_edns_is_echoed_and_versions_are_checked(example_server):
     port = example_server.port
-    plain = dns.query.udp(
-        dns.message.make_query("web.shop.svc.cluster.local", "A"), HOST, port=port, timeout=3
-    )
+    plain = ask(port, "web.shop.svc.cluster.local")
     assert plain.edns == -1
-    with_edns = dns.message.make_query(
-        "web.shop.svc.cluster.local", "A", use_edns=0, payload=4096, want_dnssec=True
-    )
-    reply = dns.query.udp(with_edns, HOST, port=port, timeout=3)
+    reply = ask(port, "web.shop.svc.cluster.local", use_edns=0, payload=4096, want_dnssec=True)
     assert reply.edns == 0 and reply.payload == 1232 and reply.ednsflags & dns.flags.DO
-    future = dns.message.make_query("web.shop.svc.cluster.local", "A", use_edns=1)
-    reply = dns.query.udp(future, HOST, port=port, timeout=3)
+    reply = ask(port, "web.shop.svc.cluster.local", use_edns=1)
     assert reply.rcode() == dns.rcode.BADVERS and reply.edns == 0 and not reply.answer
 
 
@@ -144,14 +118,14 @@ def test_large_answers_truncate_over_udp_and_come_whole_over_tcp(big_server):
         dns.message.make_query(name, "A"),
         dns.message.make_query(name, "A", use_edns=0, payload=4096),
     ):
-        reply = dns.query.udp(query, HOST, port=port, timeout=3, ignore_trailing=True)
+        reply = ask(port, query)
         assert reply.flags & dns.flags.TC
         assert not reply.answer  # whole RRsets only: 200 A records do not fit
         assert len(reply.to_wire()) <= (512 if query.edns < 0 else 1232)
-    reply = dns.query.tcp(dns.message.make_query(name, "A"), HOST, port=port, timeout=3)
+    reply = ask(port, name, tcp=True)
     assert not reply.flags & dns.flags.TC
     assert len(reply.answer[0]) == 200
-    srv = dns.query.tcp(dns.message.make_query(name, "SRV"), HOST, port=port, timeout=3)
+    srv = ask(port, name, "SRV", tcp=True)
     assert len(srv.answer[0]) == 200 and len(srv.additional) == 200
 
 
@@ -184,7 +158,7 @@ def test_udp_answers_fit_the_clients_edns_size(big_server, payload, limit):
     assert len(reply) <= limit
     parsed = dns.message.from_wire(reply)
     assert parsed.edns == (0 if payload else -1)
-    whole = dns.query.tcp(query, HOST, port=big_server.port, timeout=3)
+    whole = ask(big_server.port, query, tcp=True)
     whole.additional = []
     answer_fits = len(whole.to_wire()) <= limit
     assert bool(parsed.flags & dns.flags.TC) != answer_fits
@@ -204,7 +178,7 @@ def test_several_queries_on_one_tcp_connection(example_server):
                 "nope.shop.svc.cluster.local",
             )
         ]
-        conn.sendall(b"".join(len(w).to_bytes(2, "big") + w for w in (q.to_wire() for q in queries)))
+        conn.sendall(b"".join(framed(q.to_wire()) for q in queries))
         replies = [dns.query.receive_tcp(conn, expiration=time.time() + 3)[0] for _ in queries]
     assert [r.id for r in replies] == [q.id for q in queries]
     assert [last_rrset(r) for r in replies] == [{"10.96.100.10"}, {"10.96.100.20"}, set()]
@@ -272,18 +246,15 @@ def test_other_opcodes_get_notimp(example_server, opcode):
 def test_server_still_answers_after_abuse(example_server):
     for packet in malformed_packets().values():
         udp_exchange(example_server.port, packet, timeout=0.2)
-    reply = dns.query.udp(
-        dns.message.make_query("web.shop.svc.cluster.local", "A"), HOST, port=example_server.port, timeout=3
-    )
+    reply = ask(example_server.port, "web.shop.svc.cluster.local")
     assert last_rrset(reply) == {"10.96.100.10"}
 
 
+@pytest.mark.slow
 def test_tcp_huge_length_prefix_and_idle_connections_are_reaped(big_server):
     with socket.create_connection((HOST, big_server.port), timeout=5) as stalled:
         stalled.sendall(b"\xff\xff" + b"\x00" * 100)  # promises 65535 bytes, sends 100
-        reply = dns.query.tcp(
-            dns.message.make_query("cache.big.svc.cluster.local", "A"), HOST, port=big_server.port, timeout=3
-        )
+        reply = ask(big_server.port, "cache.big.svc.cluster.local", tcp=True)
         assert reply.rcode() == dns.rcode.NOERROR
         started = time.monotonic()
         assert stalled.recv(10) == b""  # closed by the server after its 1 s idle timeout
@@ -292,8 +263,7 @@ def test_tcp_huge_length_prefix_and_idle_connections_are_reaped(big_server):
 
 def test_tcp_short_frame_gets_formerr(big_server):
     with socket.create_connection((HOST, big_server.port), timeout=3) as conn:
-        frame = struct.pack("!HHHHHH", 9, 0, 0, 0, 0, 0)
-        conn.sendall(len(frame).to_bytes(2, "big") + frame)
+        conn.sendall(framed(struct.pack("!HHHHHH", 9, 0, 0, 0, 0, 0)))
         reply, _ = dns.query.receive_tcp(conn, expiration=time.time() + 3)
     assert reply.rcode() == dns.rcode.FORMERR and reply.id == 9
 
@@ -306,25 +276,15 @@ def test_ipv6_listener():
         pytest.fail("this machine has no ::1; kdns must still be tested on IPv6 loopback")
     with running("--listen", "::1", "127.0.0.1") as server:
         for host in ("::1", "127.0.0.1"):
-            for ask in (dns.query.udp, dns.query.tcp):
-                reply = ask(
-                    dns.message.make_query("web.shop.svc.cluster.local", "A"),
-                    host,
-                    port=server.port,
-                    timeout=3,
-                )
+            for tcp in (False, True):
+                reply = ask(server.port, "web.shop.svc.cluster.local", tcp=tcp, host=host)
                 assert last_rrset(reply) == {"10.96.100.10"}
 
 
 def test_plain_asyncio_without_uvloop():
-    with running(uvloop=False) as server:
-        for ask in (dns.query.udp, dns.query.tcp):
-            reply = ask(
-                dns.message.make_query("postgres.data.svc.cluster.local", "A"),
-                HOST,
-                port=server.port,
-                timeout=3,
-            )
+    with running(launcher=NO_UVLOOP) as server:
+        for tcp in (False, True):
+            reply = ask(server.port, "postgres.data.svc.cluster.local", tcp=tcp)
             assert last_rrset(reply) == {"10.244.1.30", "10.244.2.31"}
         assert server.stop() == 0
     assert "(udp, tcp) on asyncio;" in server.log[-2]

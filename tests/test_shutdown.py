@@ -6,26 +6,26 @@ have been answered."""
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 
 import dns.exception
 import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
 from tests.fake_upstream import FakeUpstream, upstream
-from tests.support import Server, eventually, running
+from tests.support.client import HOST, ask
+from tests.support.metrics import endpoint, get
+from tests.support.polling import eventually
+from tests.support.process import running
 
-HOST = "127.0.0.1"
+pytestmark = pytest.mark.slow  # each test holds kdns under load through its shutdown
+
 DELAY = 0.4  # seconds the upstream takes to answer
 LAMEDUCK = 1.5
 CLUSTER = ("web.shop.svc.cluster.local", "10.96.100.10")
@@ -71,12 +71,8 @@ def client(port: int, kind: str, number: int, until: list[float], tally: Tally) 
                 name, expected = CLUSTER[0], (dns.rcode.NOERROR, CLUSTER[1])
             else:
                 name, expected = f"{kind}-{number}-{n}.example.com", (dns.rcode.NXDOMAIN, None)
-            query = dns.message.make_query(name, "A")
             try:
-                if sock is not None:
-                    reply = dns.query.tcp(query, HOST, port=port, timeout=5, sock=sock)
-                else:
-                    reply = dns.query.udp(query, HOST, port=port, timeout=5)
+                reply = ask(port, name, tcp=sock is not None, sock=sock)
             except (OSError, EOFError, dns.exception.DNSException) as exc:  # EOF: TCP closed on it
                 reply = None
                 with tally.lock:
@@ -90,16 +86,7 @@ def client(port: int, kind: str, number: int, until: list[float], tally: Tally) 
 
 
 def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def http_ports(server: Server) -> dict[str, int]:
-    line = eventually(lambda: [line for line in server.logged("ready:") if "health on" in line])[0]
-    return {name: int(port) for name, port in re.findall(r"(health|ready) on 127\.0\.0\.1:(\d+)", line)}
+    return get(url, timeout=2)[0]
 
 
 KINDS = {"udp-cluster": 1, "tcp-cluster": 1, "udp-forward": 4, "tcp-forward": 2}
@@ -112,8 +99,7 @@ def test_sigterm_under_load_answers_everything_then_exits_cleanly(workers: int):
         args = ("--upstream", fake.address, "--lameduck", str(LAMEDUCK), "--forward-timeout", "2")
         http = ("--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--workers", str(workers))
         with running(*args, *http) as server:
-            ports = http_ports(server)
-            health, ready = (f"http://{HOST}:{ports[name]}/{name}" for name in ("health", "ready"))
+            health, ready = (endpoint(server, name) + f"/{name}" for name in ("health", "ready"))
             assert (status(health), status(ready)) == (200, 200)
             tally, until = Tally(), [float("inf")]
             threads = [
@@ -162,10 +148,7 @@ def test_forwarded_queries_in_flight_are_answered_without_lameduck(tmp_path):
             replies: list[dns.message.Message] = []
 
             def forward(n: int, tcp: bool) -> None:
-                query = dns.message.make_query(f"inflight-{n}.example.com", "A")
-                replies.append(
-                    (dns.query.tcp if tcp else dns.query.udp)(query, HOST, port=server.port, timeout=5)
-                )
+                replies.append(ask(server.port, f"inflight-{n}.example.com", tcp=tcp))
 
             threads = [threading.Thread(target=forward, args=(n, n % 2 == 1)) for n in range(6)]
             for thread in threads:

@@ -11,7 +11,8 @@ import pytest
 from kdns.cluster.model import EndpointSlice, Namespace, Pod, Service, ServiceKind
 from kdns.cluster.selector import ObjectFilter
 from kdns.sources.snapshot import SnapshotError, read_snapshot
-from tests.support import EXAMPLE, endpoint_slice, namespace, service
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.paths import EXAMPLE
 
 
 def write(tmp_path, text: str, name: str = "cluster.yaml"):

@@ -20,22 +20,21 @@ import dns.rcode
 import pytest
 
 from kdns.transport.listen import UDP_RECEIVE_BUFFER, bind
-from tests.support import eventually, running
-from tests.test_ops import endpoint, get, metric
+from tests.support.client import HOST, ask
+from tests.support.metrics import endpoint, get, metric
+from tests.support.packets import framed
+from tests.support.polling import eventually
+from tests.support.process import running
 
-HOST = "127.0.0.1"
 NAME = "web.shop.svc.cluster.local"
 
 
 def frame(name: str = NAME, qtype: str = "A", qid: int = 1) -> bytes:
-    query = dns.message.make_query(name, qtype)
-    query.id = qid
-    wire = query.to_wire()
-    return len(wire).to_bytes(2, "big") + wire
+    return framed(dns.message.make_query(name, qtype, id=qid).to_wire())
 
 
 def tcp_answers(port: int, name: str = NAME) -> bool:
-    reply = dns.query.tcp(dns.message.make_query(name, "A"), HOST, port=port, timeout=3)
+    reply = ask(port, name, tcp=True, timeout=3)
     return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
 
@@ -43,7 +42,7 @@ def udp_answers(port: int, count: int, name: str = NAME) -> int:
     answered = 0
     for _ in range(count):
         with contextlib.suppress(dns.exception.Timeout):
-            reply = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=port, timeout=1)
+            reply = ask(port, name, timeout=1)
             answered += reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
     return answered
 
@@ -84,6 +83,7 @@ def closed_by_server(sock: socket.socket, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_idle_connections_at_the_limit_give_their_place_to_new_clients():
     limits = ("--max-tcp-connections", "50", "--tcp-idle-timeout", "30")
     with running(*limits, "--metrics", "127.0.0.1:0") as server:
@@ -106,6 +106,7 @@ def test_idle_connections_at_the_limit_give_their_place_to_new_clients():
         assert udp_answers(server.port, 20) == 20
 
 
+@pytest.mark.slow
 def test_new_connections_are_refused_while_every_connection_is_busy():
     with running("--max-tcp-connections", "10", "--tcp-idle-timeout", "30") as server:
         with connections(server.port, 10) as busy:
@@ -121,6 +122,7 @@ def test_new_connections_are_refused_while_every_connection_is_busy():
         assert server.logged("every connection is busy: closing new connections")
 
 
+@pytest.mark.slow
 def test_slow_loris_clients_are_reaped_although_bytes_keep_coming(big_server):
     """``big_server`` closes connections without a complete query for 1 s."""
     with connections(big_server.port, 20) as slow:
@@ -141,6 +143,7 @@ def test_slow_loris_clients_are_reaped_although_bytes_keep_coming(big_server):
         assert udp_answers(big_server.port, 20, "cache.big.svc.cluster.local") == 20
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_is_reset_after_the_idle_timeout(big_server):
     """Answers pile up for a client that sends queries but reads nothing; closing such a connection
     gracefully would wait for a reader forever, so it is reset."""
@@ -167,6 +170,7 @@ def test_a_client_that_never_reads_is_reset_after_the_idle_timeout(big_server):
     assert tcp_answers(big_server.port, "wide.big.svc.cluster.local")
 
 
+@pytest.mark.slow
 def test_udp_keeps_answering_while_a_thousand_tcp_connections_are_held():
     with running("--tcp-idle-timeout", "30") as server:
         before = udp_answers(server.port, 200)

@@ -13,15 +13,13 @@ import threading
 import time
 
 import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
 from tests.fake_upstream import FORGED, FakeUpstream, upstream
-from tests.support import running
-from tests.test_forward import ask
+from tests.support.client import HOST, ask
+from tests.support.process import running
 
-HOST = "127.0.0.1"
 TIMEOUT = 0.3  # --forward-timeout of these tests
 RECORDS = """
 example.com. 300 IN A 93.184.216.34
@@ -142,6 +140,7 @@ def test_absurd_ttls_without_the_cache(fake: FakeUpstream):
         assert ask(server.port, "negative.example.com").answer[0].ttl == 0
 
 
+@pytest.mark.slow
 def test_failover_from_an_upstream_that_times_out_sends_garbage_or_cuts_replies():
     """The first upstream fails each name its own way; the second answers, about one timeout later.
     A reply that says TC and then comes cut short over TCP fails over too."""
@@ -168,6 +167,7 @@ def test_failover_from_an_upstream_that_times_out_sends_garbage_or_cuts_replies(
             assert bad.asked[("tc-cut.example.com", "A", "tcp")] == 1
 
 
+@pytest.mark.slow
 def test_servfail_within_a_bound_when_every_upstream_fails():
     """Two upstreams, one silent and one sending garbage: SERVFAIL after about one timeout each."""
     with upstream(RECORDS) as silent, upstream(RECORDS) as garbage:
@@ -206,6 +206,7 @@ def test_source_ports_and_ids_are_random(fake: FakeUpstream):
     print(f"{count} upstream queries: {len(set(ports))} source ports, {len(set(ids))} IDs")
 
 
+@pytest.mark.slow
 def test_refused_quickly_past_max_concurrent(fake: FakeUpstream):
     """With --max-concurrent 8 and 8 slow queries in flight, the next ones get REFUSED at once."""
     slow = [f"slow-{n}.example.com" for n in range(8)]

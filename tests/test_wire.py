@@ -13,7 +13,8 @@ from kdns.app import build_responder
 from kdns.config import ServeConfig
 from kdns.responder import TCP4, Responder
 from kdns.wire import packed
-from tests.support import endpoint_slice, namespace, service, zone_of
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.zone import zone_of
 
 
 def members(count: int, *, v6: bool = False) -> list[dict]:

@@ -16,7 +16,7 @@ from kdns.config import PodMode, ZoneSettings
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.index import ZoneIndex
 from kdns.zone.names import parent, to_wire
-from tests.support import endpoint_slice, namespace, service
+from tests.support.objects import endpoint_slice, namespace, service
 
 NAMESPACES = ("default", "team", "db")
 SERVICES = ("web", "api", "pg", "cache", "alias", "kube-dns")

@@ -12,7 +12,8 @@ from kdns.cluster.convert import to_object
 from kdns.cluster.model import Event, EventType
 from kdns.config import ServeConfig
 from kdns.zone.names import to_wire
-from tests.support import ask, endpoint_slice, namespace, service, zone_of
+from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.zone import ask_resolver, zone_of
 
 
 def added(raw: dict) -> Event:
@@ -27,38 +28,40 @@ def test_service_add_update_delete():
     zone = zone_of([namespace("default")])
     baseline = set(zone.index.nodes)
     zone.apply(added(service("web", ip="10.96.1.1", ports=[("http", 80, "TCP")])))
-    assert ask(zone, "web.default.svc.cluster.local").answer == [
+    assert ask_resolver(zone, "web.default.svc.cluster.local").answer == [
         "web.default.svc.cluster.local. 5 IN A 10.96.1.1"
     ]
-    assert ask(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
+    assert ask_resolver(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
 
     zone.apply(
         Event(EventType.MODIFIED, to_object(service("web", ip="10.96.1.2", ports=[("web", 8080, "TCP")])))
     )
-    assert ask(zone, "web.default.svc.cluster.local").answer == [
+    assert ask_resolver(zone, "web.default.svc.cluster.local").answer == [
         "web.default.svc.cluster.local. 5 IN A 10.96.1.2"
     ]
-    assert ask(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
-    assert ask(zone, "_web._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
-    assert ask(zone, "1.1.96.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
-    assert ask(zone, "2.1.96.10.in-addr.arpa", "PTR").rcode == "NOERROR"
+    assert ask_resolver(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "_web._tcp.web.default.svc.cluster.local", "SRV").rcode == "NOERROR"
+    assert ask_resolver(zone, "1.1.96.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "2.1.96.10.in-addr.arpa", "PTR").rcode == "NOERROR"
 
     zone.apply(deleted(service("web", ip="10.96.1.2")))
-    assert ask(zone, "web.default.svc.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "_tcp.web.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "web.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "_tcp.web.default.svc.cluster.local").rcode == "NXDOMAIN"
     assert set(zone.index.nodes) == baseline  # empty non-terminals went with it
 
 
 def test_headless_endpoints_follow_their_slices():
     zone = zone_of([namespace("db"), service("pg", "db", ip="None", ports=[("pg", 5432, "TCP")])])
-    assert ask(zone, "pg.db.svc.cluster.local").rcode == "NXDOMAIN"  # headless without endpoints
+    assert ask_resolver(zone, "pg.db.svc.cluster.local").rcode == "NXDOMAIN"  # headless without endpoints
     first = endpoint_slice("pg-a", "pg", "db", addresses=["10.0.0.1"], ports=[("pg", 5432, "TCP")])
     zone.apply(added(first))
-    assert ask(zone, "pg.db.svc.cluster.local").answer == ["pg.db.svc.cluster.local. 5 IN A 10.0.0.1"]
+    assert ask_resolver(zone, "pg.db.svc.cluster.local").answer == [
+        "pg.db.svc.cluster.local. 5 IN A 10.0.0.1"
+    ]
     second = endpoint_slice("pg-b", "pg", "db", addresses=["10.0.0.2"], ports=[("pg", 5432, "TCP")])
     zone.apply(added(second))
-    assert len(ask(zone, "pg.db.svc.cluster.local").answer) == 2
-    assert ask(zone, "_pg._tcp.pg.db.svc.cluster.local", "SRV").answer == [
+    assert len(ask_resolver(zone, "pg.db.svc.cluster.local").answer) == 2
+    assert ask_resolver(zone, "_pg._tcp.pg.db.svc.cluster.local", "SRV").answer == [
         "_pg._tcp.pg.db.svc.cluster.local. 5 IN SRV 0 50 5432 10-0-0-1.pg.db.svc.cluster.local.",
         "_pg._tcp.pg.db.svc.cluster.local. 5 IN SRV 0 50 5432 10-0-0-2.pg.db.svc.cluster.local.",
     ]
@@ -70,11 +73,13 @@ def test_headless_endpoints_follow_their_slices():
         addresses=[{"addresses": ["10.0.0.1"], "conditions": {"ready": False}}],
     )
     zone.apply(Event(EventType.MODIFIED, to_object(not_ready)))
-    assert ask(zone, "pg.db.svc.cluster.local").answer == ["pg.db.svc.cluster.local. 5 IN A 10.0.0.2"]
-    assert ask(zone, "10-0-0-1.pg.db.svc.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "1.0.0.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "pg.db.svc.cluster.local").answer == [
+        "pg.db.svc.cluster.local. 5 IN A 10.0.0.2"
+    ]
+    assert ask_resolver(zone, "10-0-0-1.pg.db.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "1.0.0.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
     zone.apply(deleted(second))
-    assert ask(zone, "pg.db.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "pg.db.svc.cluster.local").rcode == "NXDOMAIN"
 
 
 def test_slice_moving_between_services():
@@ -85,27 +90,27 @@ def test_slice_moving_between_services():
             endpoint_slice("s", "a", addresses=["10.1.0.1"]),
         ]
     )
-    assert ask(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NOERROR"
+    assert ask_resolver(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NOERROR"
     zone.apply(added(endpoint_slice("s", "b", addresses=["10.1.0.1"])))
-    assert ask(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "10-1-0-1.b.default.svc.cluster.local").rcode == "NOERROR"
+    assert ask_resolver(zone, "10-1-0-1.a.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "10-1-0-1.b.default.svc.cluster.local").rcode == "NOERROR"
 
 
 def test_namespace_exists_through_its_object_or_its_services():
     zone = zone_of([])
-    assert ask(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "1-2-3-4.team.pod.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "1-2-3-4.team.pod.cluster.local").rcode == "NXDOMAIN"
     zone.apply(added(namespace("team")))
-    assert ask(zone, "team.svc.cluster.local").rcode == "NOERROR"
-    assert ask(zone, "1-2-3-4.team.pod.cluster.local").answer == [
+    assert ask_resolver(zone, "team.svc.cluster.local").rcode == "NOERROR"
+    assert ask_resolver(zone, "1-2-3-4.team.pod.cluster.local").answer == [
         "1-2-3-4.team.pod.cluster.local. 5 IN A 1.2.3.4"
     ]
     zone.apply(added(service("x", "team")))
     zone.apply(deleted(namespace("team")))
-    assert ask(zone, "team.svc.cluster.local").rcode == "NOERROR"  # its Service still lives there
+    assert ask_resolver(zone, "team.svc.cluster.local").rcode == "NOERROR"  # its Service still lives there
     zone.apply(deleted(service("x", "team")))
-    assert ask(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
-    assert ask(zone, "team.pod.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "team.pod.cluster.local").rcode == "NXDOMAIN"
 
 
 def test_shared_ptr_is_reference_counted():
@@ -118,13 +123,13 @@ def test_shared_ptr_is_reference_counted():
             endpoint_slice("sb", "b", addresses=["10.1.0.9"]),
         ]
     )
-    assert len(ask(zone, "9.0.1.10.in-addr.arpa", "PTR").answer) == 2
+    assert len(ask_resolver(zone, "9.0.1.10.in-addr.arpa", "PTR").answer) == 2
     zone.apply(deleted(endpoint_slice("sa", "a")))
-    assert ask(zone, "9.0.1.10.in-addr.arpa", "PTR").answer == [
+    assert ask_resolver(zone, "9.0.1.10.in-addr.arpa", "PTR").answer == [
         "9.0.1.10.in-addr.arpa. 5 IN PTR 10-1-0-9.b.default.svc.cluster.local."
     ]
     zone.apply(deleted(endpoint_slice("sb", "b")))
-    assert ask(zone, "9.0.1.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "9.0.1.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
 
 
 def test_unchanged_update_touches_nothing():

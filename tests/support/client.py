@@ -1,0 +1,60 @@
+"""Asking a running kdns, as a client does: dnspython over UDP or TCP on loopback."""
+
+from __future__ import annotations
+
+import socket
+
+import dns.message
+import dns.query
+import dns.rcode
+
+HOST = "127.0.0.1"
+
+
+def ask(
+    port: int,
+    question: str | dns.message.Message,
+    qtype: str = "A",
+    *,
+    tcp: bool = False,
+    fallback: bool = False,
+    sock: socket.socket | None = None,
+    host: str = HOST,
+    timeout: float = 5,
+    use_edns: int | bool | None = None,
+    payload: int | None = None,
+    want_dnssec: bool = False,
+) -> dns.message.Message:
+    """Ask kdns at ``host``:``port`` for ``question`` (a name, or a query made beforehand) and return its
+    reply: over UDP; over TCP with ``tcp`` (on the open connection ``sock`` if one is given); over UDP
+    and again over TCP when truncated with ``fallback``, as stub resolvers do. ``use_edns``,
+    ``payload`` and ``want_dnssec`` are ``dns.message.make_query``'s."""
+    if isinstance(question, dns.message.Message):
+        query = question
+    else:
+        query = dns.message.make_query(
+            question, qtype, use_edns=use_edns, payload=payload, want_dnssec=want_dnssec
+        )
+    if fallback:
+        return dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)[0]
+    if tcp:
+        return dns.query.tcp(query, host, port=port, timeout=timeout, sock=sock)
+    return dns.query.udp(query, host, port=port, timeout=timeout)
+
+
+def lookup(port: int, name: str, qtype: str = "A", **options) -> tuple[str, set[str]]:
+    """``ask``, reduced to what most assertions compare: the rcode's name and the answer's records."""
+    reply = ask(port, name, qtype, **options)
+    return dns.rcode.to_text(reply.rcode()), {rdata.to_text() for rrset in reply.answer for rdata in rrset}
+
+
+def udp_exchange(port: int, packet: bytes, timeout: float = 1.0, host: str = HOST) -> bytes | None:
+    """Send raw bytes over UDP and return the raw reply, or ``None`` when none comes in ``timeout``:
+    for packets dnspython would not send, and replies it would not read."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, (host, port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None

@@ -1,0 +1,103 @@
+"""Kubernetes objects as the API server serves them, built for tests: the raw dicts kdns reads from a
+snapshot file or a watch, with only the fields kdns looks at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+CACHE_MEMBERS = 18  # in ``big_namespace``: their SRV answer fits 1232 bytes, their addresses too do not
+
+
+def namespace(name: str) -> dict:
+    return {"kind": "Namespace", "metadata": {"name": name}}
+
+
+def service(
+    name: str,
+    ns: str = "default",
+    *,
+    ip: str | list[str] | None = "10.96.1.1",
+    ports: list[tuple[str, int, str]] = (),
+    **spec: Any,
+) -> dict:
+    body: dict[str, Any] = {"ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports]}
+    if ip == "None":
+        body["clusterIP"] = "None"
+    elif isinstance(ip, list):
+        body["clusterIP"], body["clusterIPs"] = ip[0], ip
+    elif ip:
+        body["clusterIP"] = ip
+    body.update(spec)
+    return {"kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": body}
+
+
+def endpoint_slice(
+    name: str,
+    svc: str,
+    ns: str = "default",
+    *,
+    addresses: Iterable[str | dict] = (),
+    ports: list[tuple[str, int, str]] = (),
+    address_type: str = "IPv4",
+) -> dict:
+    endpoints = [
+        a if isinstance(a, dict) else {"addresses": [a], "conditions": {"ready": True}} for a in addresses
+    ]
+    return {
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": address_type,
+        "endpoints": endpoints,
+        "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
+    }
+
+
+def big_namespace() -> list[dict]:
+    """Namespace ``big``: a headless Service ``wide`` of 200 endpoints (no UDP answer holds them), and
+    ``cache`` of ``CACHE_MEMBERS`` named members whose SRV answer fits but whose additions overflow."""
+    members = [
+        {
+            "addresses": [f"10.9.{i // 250}.{i % 250 + 1}"],
+            "hostname": f"member-{i:02d}",
+            "conditions": {"ready": True},
+        }
+        for i in range(CACHE_MEMBERS)
+    ]
+    return [
+        namespace("big"),
+        service("wide", "big", ip="None", ports=[("http", 80, "TCP")]),
+        endpoint_slice(
+            "wide-1",
+            "wide",
+            "big",
+            ports=[("http", 80, "TCP")],
+            addresses=[f"10.8.{i // 250}.{i % 250 + 1}" for i in range(200)],
+        ),
+        service("cache", "big", ip="None", ports=[("memcache", 11211, "TCP")]),
+        endpoint_slice("cache-1", "cache", "big", addresses=members, ports=[("memcache", 11211, "TCP")]),
+    ]
+
+
+def big_service() -> list[dict]:
+    """A headless Service ``crowd.shop`` with 100 IPv4 and 40 IPv6 named endpoints, so answers need
+    truncating."""
+    http = [("http", 80, "TCP")]
+    slices = [
+        endpoint_slice(
+            f"crowd-{family.lower()}",
+            "crowd",
+            "shop",
+            addresses=[
+                {"addresses": [address(n)], "hostname": f"member-{n}", "conditions": {"ready": True}}
+                for n in range(count)
+            ],
+            ports=http,
+            address_type=family,
+        )
+        for family, count, address in (
+            ("IPv4", 100, lambda n: f"10.77.{n // 200}.{n % 200 + 1}"),
+            ("IPv6", 40, lambda n: f"fd00:77::{n + 1:x}"),
+        )
+    ]
+    return [service("crowd", "shop", ip="None", ports=http), *slices]
