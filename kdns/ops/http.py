@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from kdns.config import OpsSettings
-from kdns.ops.address import split_address
+from kdns.config import OpsSettings, split_address
 
 
 @dataclass
