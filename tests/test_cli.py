@@ -108,11 +108,16 @@ def help_entries(text: str) -> dict[str, str]:
     return {option: " ".join(entry.split()) for option, entry in entries.items()}
 
 
+@pytest.fixture(scope="module")
+def serve_help() -> dict[str, str]:
+    return help_entries(kdns("serve", "--help").stdout)
+
+
 def shown(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def test_help_states_the_defaults_kdns_runs_with():
+def test_help_states_the_defaults_kdns_runs_with(serve_help):
     config, zone, kube = ServeConfig(), ZoneSettings(), KubeSettings()
     forward, cache = ForwardSettings(), CacheSettings()
     expected = {
@@ -138,19 +143,21 @@ def test_help_states_the_defaults_kdns_runs_with():
         "--lameduck": config.ops.lameduck,
         "--cache-ttl": f"{cache.success_ttl} for answers, {cache.denial_ttl} for negative answers",
     }
-    entries = help_entries(kdns("serve", "--help").stdout)
-    defaults = {option: re.search(r"\(default: (.+?)(, off)?\)", entries[option])[1] for option in expected}
+    defaults = {
+        option: re.search(r"\(default: (.+?)(, off)?\)", serve_help[option])[1] for option in expected
+    }
     assert defaults == {option: shown(value) for option, value in expected.items()}
-    assert help_entries(kdns("dump", "--help").stdout)["--ttl"] == entries["--ttl"]
+    assert help_entries(kdns("dump", "--help").stdout)["--ttl"] == serve_help["--ttl"]
 
 
-def test_readme_states_the_defaults_kdns_runs_with():
+def test_readme_states_the_defaults_kdns_runs_with(serve_help):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     usage = readme.split("## Running it", 1)[1].split("```")[1]
     written = dict(re.findall(r"\[(--[a-z-]+) (\d[\d.]*)\]", usage))
     assert len(written) >= 7
-    entries = help_entries(kdns("serve", "--help").stdout)
-    assert {option: re.search(r"\(default: ([\d.]+)\)", entries[option])[1] for option in written} == written
+    assert {
+        option: re.search(r"\(default: ([\d.]+)\)", serve_help[option])[1] for option in written
+    } == written
 
 
 def root_corefile(tmp_path, *lines: str) -> str:
@@ -244,12 +251,11 @@ def test_command_line_and_corefile_refuse_alike(tmp_path, capsys, args, lines, o
     assert f"kdns: error: {corefile}:{line}: {directive}: {problem}" in capsys.readouterr().err
 
 
-def test_a_bare_health_or_ready_listens_where_a_corefiles_does(tmp_path):
+def test_a_bare_health_or_ready_listens_where_a_corefiles_does(tmp_path, serve_help):
     """``--health`` alone and a Corefile's ``health`` without an address: CoreDNS's default, both."""
     config, _ = load(root_corefile(tmp_path, KUBERNETES, "health", "ready"))
-    entries = help_entries(kdns("serve", "--help").stdout)
-    assert f"(alone: {config.ops.health})" in entries["--health"]
-    assert f"(alone: {config.ops.ready})" in entries["--ready"]
+    assert f"(alone: {config.ops.health})" in serve_help["--health"]
+    assert f"(alone: {config.ops.ready})" in serve_help["--ready"]
 
 
 def test_bad_snapshot_stops_startup_with_file_and_line(tmp_path):
