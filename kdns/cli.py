@@ -71,6 +71,7 @@ from kdns.config import (
     PodMode,
     ServeConfig,
     ZoneSettings,
+    choices,
     parse_choice,
     parse_ip,
     parse_number,
@@ -120,7 +121,7 @@ def _seconds(bounds: Bounds) -> Callable[[str], float | Unreadable]:
 
 def _choice(kind: type[Enum]) -> dict[str, object]:
     """argparse keywords of an option taking one of ``kind``'s values."""
-    return {"type": _reader(partial(parse_choice, kind)), "metavar": "|".join(m.value for m in kind)}
+    return {"type": _reader(partial(parse_choice, kind)), "metavar": choices(kind)}
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:

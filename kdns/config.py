@@ -154,9 +154,12 @@ class NotAnIPAddress(ValueError):
     """The text is no IP address at all (a Corefile's forward then reads it as a resolv.conf file)."""
 
 
+WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+
+
 def parse_whole_number(text: str, bounds: Bounds) -> int:
     """``text`` as an integer within ``bounds``; ValueError with the problem."""
-    if not re.fullmatch(r"[+-]?\d+", text):
+    if not WHOLE_NUMBER.fullmatch(text):
         raise ValueError(f"{text!r} is not a whole number")
     return bounds.require(int(text))
 
@@ -175,12 +178,17 @@ def parse_number(text: str, bounds: Bounds) -> float:
 _Choice = TypeVar("_Choice", bound=Enum)
 
 
+def choices(kind: type[Enum], separator: str = "|") -> str:
+    """The values of ``kind`` as a usage line writes them: ``insecure|verified|disabled``."""
+    return separator.join(m.value for m in kind)
+
+
 def parse_choice(kind: type[_Choice], text: str) -> _Choice:
     """The member of ``kind`` whose value is ``text``; ValueError naming the choices."""
     for member in kind:
         if member.value == text:
             return member
-    raise ValueError(f"{text!r} is not one of {', '.join(m.value for m in kind)}")
+    raise ValueError(f"{text!r} is not one of {choices(kind, ', ')}")
 
 
 def parse_ip(text: str) -> str:

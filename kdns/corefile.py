@@ -16,7 +16,6 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from enum import Enum
 from functools import partial
 from glob import glob
 from pathlib import Path
@@ -49,6 +48,7 @@ from kdns.config import (
     SECONDS,
     SERVFAIL_TTL,
     TTL,
+    WHOLE_NUMBER,
     Bounds,
     CacheSettings,
     ForwardPolicy,
@@ -60,6 +60,7 @@ from kdns.config import (
     PodMode,
     ServeConfig,
     ZoneSettings,
+    choices,
     parse_choice,
     parse_ip,
     parse_port,
@@ -486,10 +487,6 @@ def _upstream(token: Token) -> str | None:
     return token.text.removeprefix("dns://")
 
 
-def _choices(kind: type[Enum]) -> str:
-    return "|".join(m.value for m in kind)
-
-
 def _args(d: Directive, low: int, high: int | None, usage: str) -> tuple[Token, ...]:
     if len(d.args) < low or (high is not None and len(d.args) > high):
         _fail(d.name, f"wrong number of arguments: {usage}")
@@ -600,7 +597,7 @@ class _Mapper:
         _no_block(o, f"kubernetes option {name}")
         match name:
             case "pods":
-                mode = _args(o, 1, 1, f"pods {_choices(PodMode)}")[0]
+                mode = _args(o, 1, 1, f"pods {choices(PodMode)}")[0]
                 self.pods = _value(mode, name, partial(parse_choice, PodMode))
             case "ttl":
                 self.ttl = _integer(_args(o, 1, 1, "ttl SECONDS")[0], name, TTL)
@@ -723,7 +720,7 @@ class _Mapper:
                 else:
                     settings["max_concurrent"] = n
             case "policy":
-                policy = _args(o, 1, 1, f"policy {_choices(ForwardPolicy)}")[0]
+                policy = _args(o, 1, 1, f"policy {choices(ForwardPolicy)}")[0]
                 settings["policy"] = _value(policy, name, partial(parse_choice, ForwardPolicy))
             case "health_check":
                 args = _args(o, 1, None, "health_check DURATION [no_rec] [domain NAME]")
@@ -756,7 +753,7 @@ class _Mapper:
     def cache_(self, d: Directive) -> None:
         args = list(d.args)
         settings: dict[str, int | float] = {}
-        if args and re.fullmatch(r"[+-]?\d+", args[0].text):
+        if args and WHOLE_NUMBER.fullmatch(args[0].text):
             ttl = _integer(args.pop(0), "cache TTL", CACHE_TTL)
             settings["success_ttl"] = settings["denial_ttl"] = ttl
         if any(z != "." for token in args for z in _zones(token)):
