@@ -24,7 +24,7 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
 from kdns import corefile
 from kdns.autopath import AutoPath
 from kdns.cluster.selector import ObjectFilter
-from kdns.config import KubeSettings, ServeConfig
+from kdns.config import DEFAULT_RESOLV_CONF, KubeSettings, ServeConfig, parse_upstream
 from kdns.ops.querylog import log_query
 from kdns.resolver import Resolver
 from kdns.responder import Responder
@@ -35,7 +35,7 @@ from kdns.transport.listen import Bound, Listeners, listen
 from kdns.upstream.answerer import Answerer
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, LoopDetected
-from kdns.upstream.resolvconf import nameservers, parse_upstream, search_domains
+from kdns.upstream.resolvconf import nameservers, search_domains
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.hosts import HostsTable
 from kdns.zone.names import BadName, to_wire
@@ -129,7 +129,7 @@ def build_autopath(
     """Server-side search paths, when configured (they need ``pods verified`` to know the client)."""
     if not config.autopath:
         return None
-    resolv_conf = config.forward.resolv_conf if config.forward else Path("/etc/resolv.conf")
+    resolv_conf = config.forward.resolv_conf if config.forward else DEFAULT_RESOLV_CONF
     host_search = []
     for domain in search_domains(resolv_conf):
         with contextlib.suppress(BadName):

@@ -1,5 +1,9 @@
 """The ``kdns`` command: ``kdns serve`` runs the server, ``kdns dump`` prints the zone it would serve.
 
+Every default, bound and choice of an option comes from ``kdns.config``, and so do the help texts
+that show them. A value that does not parse, or falls outside its bounds, does not stop argparse:
+every problem of the command line is gathered and reported at once, each naming its option.
+
 Exit codes: 0 after a clean shutdown, 2 for bad usage, configuration or snapshot files.
 """
 
@@ -7,21 +11,59 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from functools import partial
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import yaml
 
 from kdns import __version__, corefile
 from kdns.app import build_zone, load_zone_from_api, run, same_source
-from kdns.cluster.selector import LabelSelector, SelectorError
+from kdns.cluster.selector import LabelSelector
 from kdns.config import (
+    CACHE_TTL,
+    COUNT,
+    DEFAULT_CACHE_CAPACITY,
+    DEFAULT_DENIAL_TTL,
+    DEFAULT_FORWARD_TIMEOUT,
+    DEFAULT_HEALTH,
+    DEFAULT_HEALTH_CHECK,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_FAILS,
+    DEFAULT_MAX_TCP_CONNECTIONS,
+    DEFAULT_MAX_UDP_SIZE,
+    DEFAULT_METRICS,
+    DEFAULT_PODS,
+    DEFAULT_POLICY,
+    DEFAULT_PORT,
+    DEFAULT_READY,
+    DEFAULT_RESOLV_CONF,
     DEFAULT_SNAPSHOT,
+    DEFAULT_STARTUP_TIMEOUT,
+    DEFAULT_SUCCESS_TTL,
+    DEFAULT_TCP_IDLE_TIMEOUT,
+    DEFAULT_TTL,
+    DEFAULT_WATCH_IDLE_TIMEOUT,
+    DEFAULT_WORKERS,
     DEFAULT_ZONES,
+    HEALTH_PORT,
+    MAX_UDP_SIZE,
+    MAX_UPSTREAMS,
+    METRICS_PORT,
+    PORT,
+    POSITIVE_SECONDS,
+    READY_PORT,
+    SECONDS,
+    TTL,
+    WORKERS,
+    Bounds,
     CacheSettings,
+    ForwardPolicy,
     ForwardSettings,
     HostsSettings,
     KubeSettings,
@@ -29,16 +71,57 @@ from kdns.config import (
     PodMode,
     ServeConfig,
     ZoneSettings,
+    choices,
+    parse_choice,
+    parse_ip,
+    parse_number,
+    parse_upstream,
+    parse_whole_number,
+    split_address,
 )
 from kdns.dump import dump_lines
-from kdns.ops.address import split_address
 from kdns.sources.connection import ConnectionSettingsError, in_cluster_available
 from kdns.sources.snapshot import SnapshotError
-from kdns.upstream.resolvconf import ResolvConfError, parse_upstream
-from kdns.zone.names import BadName, ZoneLayout
+from kdns.upstream.resolvconf import ResolvConfError
+from kdns.zone.names import ZoneLayout
 
 log = logging.getLogger("kdns")
 USAGE_ERROR = 2
+
+_T = TypeVar("_T")
+_Text = TypeVar("_Text")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An option's value that did not parse or is out of bounds, kept to be reported with the rest."""
+
+    problem: str
+
+
+def _reader(parse: Callable[[str], _T]) -> Callable[[str], _T | Unreadable]:
+    """An argparse ``type`` that keeps a problem for later instead of exiting at the first one."""
+
+    def read(text: str) -> _T | Unreadable:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            return Unreadable(str(exc))
+
+    return read
+
+
+def _whole(bounds: Bounds) -> Callable[[str], int | Unreadable]:
+    return _reader(partial(parse_whole_number, bounds=bounds))
+
+
+def _seconds(bounds: Bounds) -> Callable[[str], float | Unreadable]:
+    return _reader(partial(parse_number, bounds=bounds))
+
+
+def _choice(kind: type[Enum]) -> dict[str, object]:
+    """argparse keywords of an option taking one of ``kind``'s values."""
+    return {"type": _reader(partial(parse_choice, kind)), "metavar": choices(kind)}
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -84,17 +167,18 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     kube.add_argument(
         "--startup-timeout",
         metavar="SECONDS",
-        type=float,
-        default=5.0,
+        type=_seconds(SECONDS),
+        default=DEFAULT_STARTUP_TIMEOUT,
         help="serve what has been synced after this long even if the API is not yet listed, "
-        "as CoreDNS's startup_timeout (default: 5)",
+        f"as CoreDNS's startup_timeout (default: {DEFAULT_STARTUP_TIMEOUT:g})",
     )
     kube.add_argument(
         "--watch-idle-timeout",
         metavar="SECONDS",
-        type=float,
-        default=90.0,
-        help="restart a watch that sends nothing, not even a bookmark, for this long (default: 90)",
+        type=_seconds(POSITIVE_SECONDS),
+        default=DEFAULT_WATCH_IDLE_TIMEOUT,
+        help="restart a watch that sends nothing, not even a bookmark, for this long "
+        f"(default: {DEFAULT_WATCH_IDLE_TIMEOUT:g})",
     )
     zone = parser.add_argument_group("zone")
     zone.add_argument(
@@ -110,16 +194,16 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     zone.add_argument(
         "--ttl",
         metavar="SECONDS",
-        type=int,
-        default=5,
-        help="TTL of answers and negative answers, 0-3600 (default: 5)",
+        type=_whole(TTL),
+        default=DEFAULT_TTL,
+        help=f"TTL of answers and negative answers, {TTL} (default: {DEFAULT_TTL})",
     )
     zone.add_argument(
         "--pods",
-        choices=[m.value for m in PodMode],
-        default=PodMode.INSECURE.value,
+        **_choice(PodMode),
+        default=DEFAULT_PODS,
         help="pod records <a-b-c-d>.<ns>.pod.<zone>: insecure answers any well-formed name, "
-        "verified only IPs of existing pods, disabled none (default: insecure)",
+        f"verified only IPs of existing pods, disabled none (default: {DEFAULT_PODS.value})",
     )
     zone.add_argument(
         "--endpoint-pod-names",
@@ -174,14 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         nargs="+",
         default=[],
-        help="upstream resolvers, e.g. 10.0.0.2 or [fd00::2]:53 (default: the nameservers of --resolv-conf)",
+        help=f"upstream resolvers, at most {MAX_UPSTREAMS}, e.g. 10.0.0.2 or [fd00::2]:53 "
+        "(default: the nameservers of --resolv-conf)",
     )
     fwd.add_argument(
         "--resolv-conf",
         metavar="FILE",
         type=Path,
-        default=Path("/etc/resolv.conf"),
-        help="where the default upstreams are listed (default: /etc/resolv.conf)",
+        default=DEFAULT_RESOLV_CONF,
+        help=f"where the default upstreams are listed (default: {DEFAULT_RESOLV_CONF})",
     )
     fwd.add_argument(
         "--no-forward",
@@ -191,36 +276,38 @@ def build_parser() -> argparse.ArgumentParser:
     fwd.add_argument(
         "--max-concurrent",
         metavar="N",
-        type=int,
-        default=1000,
-        help="queries in flight upstream; beyond this clients get REFUSED (default: 1000)",
+        type=_whole(COUNT),
+        default=DEFAULT_MAX_CONCURRENT,
+        help="queries in flight upstream; beyond this clients get REFUSED "
+        f"(default: {DEFAULT_MAX_CONCURRENT})",
     )
     fwd.add_argument(
         "--forward-timeout",
         metavar="SECONDS",
-        type=float,
-        default=2.0,
-        help="wait this long for one upstream before trying the next (default: 2)",
+        type=_seconds(POSITIVE_SECONDS),
+        default=DEFAULT_FORWARD_TIMEOUT,
+        help=f"wait this long for one upstream before trying the next (default: {DEFAULT_FORWARD_TIMEOUT:g})",
     )
     fwd.add_argument(
         "--forward-policy",
-        choices=["random", "round_robin", "sequential"],
-        default="random",
-        help="order in which upstreams are tried (default: random)",
+        **_choice(ForwardPolicy),
+        default=DEFAULT_POLICY,
+        help=f"order in which upstreams are tried (default: {DEFAULT_POLICY})",
     )
     fwd.add_argument(
         "--max-fails",
         metavar="N",
-        type=int,
-        default=2,
-        help="failures in a row that mark an upstream down until a health check passes (default: 2)",
+        type=_whole(COUNT),
+        default=DEFAULT_MAX_FAILS,
+        help="failures in a row that mark an upstream down until a health check passes "
+        f"(default: {DEFAULT_MAX_FAILS})",
     )
     fwd.add_argument(
         "--health-check",
         metavar="SECONDS",
-        type=float,
-        default=0.5,
-        help="interval of health checks of a down upstream (default: 0.5)",
+        type=_seconds(POSITIVE_SECONDS),
+        default=DEFAULT_HEALTH_CHECK,
+        help=f"interval of health checks of a down upstream (default: {DEFAULT_HEALTH_CHECK:g})",
     )
     fwd.add_argument("--force-tcp", action="store_true", help="ask upstreams over TCP only")
     fwd.add_argument(
@@ -234,55 +321,56 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument(
         "--cache-ttl",
         metavar="SECONDS",
-        type=int,
-        help="cap on how long any forwarded answer is cached, as 'cache 30' "
-        "(default: 3600 for answers, 1800 for negative answers)",
+        type=_whole(CACHE_TTL),
+        help=f"cap on how long any forwarded answer is cached, {CACHE_TTL}, as 'cache 30' "
+        f"(default: {DEFAULT_SUCCESS_TTL} for answers, {DEFAULT_DENIAL_TTL} for negative answers)",
     )
     cache.add_argument(
         "--cache-capacity",
         metavar="N",
-        type=int,
-        default=9984,
-        help="cached answers of each kind, positive and negative (default: 9984)",
+        type=_whole(COUNT),
+        default=DEFAULT_CACHE_CAPACITY,
+        help=f"cached answers of each kind, positive and negative (default: {DEFAULT_CACHE_CAPACITY})",
     )
     cache.add_argument(
         "--serve-stale",
         metavar="SECONDS",
-        type=float,
-        default=0.0,
+        type=_seconds(SECONDS),
+        default=CacheSettings().serve_stale,
         help="answer from an expired entry (TTL 0) up to this long when every upstream "
-        "fails (default: 0, off)",
+        f"fails (default: {CacheSettings().serve_stale:g}, off)",
     )
     ops = serve.add_argument_group(
-        "probes, metrics and logs", "HOST:PORT addresses; ':8080' is every interface"
+        "probes, metrics and logs", f"HOST:PORT addresses; '{DEFAULT_HEALTH}' is every interface"
     )
     ops.add_argument(
         "--health",
         metavar="HOST:PORT",
         nargs="?",
-        const=":8080",
-        help="serve GET /health for liveness probes (alone: :8080)",
+        const=DEFAULT_HEALTH,
+        help=f"serve GET /health for liveness probes (alone: {DEFAULT_HEALTH})",
     )
     ops.add_argument(
         "--lameduck",
         metavar="SECONDS",
-        type=float,
-        default=0.0,
-        help="on SIGTERM keep answering this long, /ready saying 503, before exiting (default: 0)",
+        type=_seconds(SECONDS),
+        default=OpsSettings().lameduck,
+        help="on SIGTERM keep answering this long, /ready saying 503, before exiting "
+        f"(default: {OpsSettings().lameduck:g})",
     )
     ops.add_argument(
         "--ready",
         metavar="HOST:PORT",
         nargs="?",
-        const=":8181",
-        help="serve GET /ready: 200 once the zone is synced (alone: :8181)",
+        const=DEFAULT_READY,
+        help=f"serve GET /ready: 200 once the zone is synced (alone: {DEFAULT_READY})",
     )
     ops.add_argument(
         "--metrics",
         metavar="HOST:PORT",
         nargs="?",
-        const=":9153",
-        help="serve Prometheus metrics at /metrics under CoreDNS's names (alone: :9153)",
+        const=DEFAULT_METRICS,
+        help=f"serve Prometheus metrics at /metrics under CoreDNS's names (alone: {DEFAULT_METRICS})",
     )
     ops.add_argument(
         "--log-queries", action="store_true", help="log one line per query, as CoreDNS's log plugin"
@@ -314,10 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--workers",
         metavar="N",
-        type=int,
-        default=1,
+        type=_whole(WORKERS),
+        default=DEFAULT_WORKERS,
         help="answer in N processes sharing the address and port (SO_REUSEPORT), one per core; "
-        "probes and metrics cover them all (default: 1)",
+        f"probes and metrics cover them all, {WORKERS} (default: {DEFAULT_WORKERS})",
     )
     net.add_argument(
         "--listen",
@@ -325,34 +413,36 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         nargs="+",
         default=[],
-        help="IPv4 or IPv6 addresses to listen on, UDP and TCP (default: 127.0.0.1)",
+        help=f"IPv4 or IPv6 addresses to listen on, UDP and TCP (default: {' '.join(DEFAULT_LISTEN)})",
     )
     net.add_argument(
         "--port",
-        type=int,
-        default=5353,
-        help="port for UDP and TCP; 0 picks a free one, shown in the ready line (default: 5353)",
+        type=_whole(PORT),
+        default=DEFAULT_PORT,
+        help=f"port for UDP and TCP; 0 picks a free one, shown in the ready line (default: {DEFAULT_PORT})",
     )
     net.add_argument(
         "--max-udp-size",
         metavar="BYTES",
-        type=int,
-        default=1232,
-        help="largest UDP response for EDNS clients, 512-4096 (default: 1232)",
+        type=_whole(MAX_UDP_SIZE),
+        default=DEFAULT_MAX_UDP_SIZE,
+        help=f"largest UDP response for EDNS clients, {MAX_UDP_SIZE} (default: {DEFAULT_MAX_UDP_SIZE})",
     )
     net.add_argument(
         "--tcp-idle-timeout",
         metavar="SECONDS",
-        type=float,
-        default=10.0,
-        help="close TCP connections without a complete query for this long (default: 10)",
+        type=_seconds(POSITIVE_SECONDS),
+        default=DEFAULT_TCP_IDLE_TIMEOUT,
+        help="close TCP connections without a complete query for this long "
+        f"(default: {DEFAULT_TCP_IDLE_TIMEOUT:g})",
     )
     net.add_argument(
         "--max-tcp-connections",
         metavar="N",
-        type=int,
-        default=1000,
-        help="TCP connections held at once; more are closed on arrival (default: 1000)",
+        type=_whole(COUNT),
+        default=DEFAULT_MAX_TCP_CONNECTIONS,
+        help="TCP connections held at once; more are closed on arrival "
+        f"(default: {DEFAULT_MAX_TCP_CONNECTIONS})",
     )
     serve.add_argument(
         "--log-level",
@@ -370,98 +460,111 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
-    """Validate the options; ``parser.error`` (exit 2) names the first bad one."""
-    zones = tuple(z.rstrip(".").lower() for z in args.zone) or DEFAULT_ZONES
-    try:
-        ZoneLayout.of(zones)
-    except (BadName, UnicodeError) as exc:
-        parser.error(f"--zone: {exc}")
-    if not 0 <= args.ttl <= 3600:
-        parser.error(f"--ttl: {args.ttl} is outside 0-3600")
-    if args.labels is not None:
+class Problems:
+    """What is wrong with a command line, each problem after the option it concerns."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        """Start with the values argparse could not read (``--ttl: 5000 is outside 0-3600``)."""
+        self.found = [
+            f"--{dest.replace('_', '-')}: {value.problem}"
+            for dest, value in vars(args).items()
+            if isinstance(value, Unreadable)
+        ]
+
+    def add(self, option: str, problem: str) -> None:
+        self.found.append(f"{option}: {problem}")
+
+    def note(self, problem: str) -> None:
+        """A problem of several options together, written out whole."""
+        self.found.append(problem)
+
+    def parse(self, option: str, parse: Callable[[_Text], _T], text: _Text) -> _T | None:
+        """``parse(text)``; None, and the problem noted, when it raises ValueError."""
         try:
-            LabelSelector.parse(args.labels)
-        except SelectorError as exc:
-            parser.error(f"--labels: {exc}")
-    listen: tuple[str, ...] = ("127.0.0.1",)
-    extra = {}
+            return parse(text)
+        except ValueError as exc:
+            self.add(option, str(exc))
+            return None
+
+    def exit_if_any(self, parser: argparse.ArgumentParser) -> None:
+        """Report every problem (exit code 2, as argparse's own errors) if there is one."""
+        if self.found:
+            _usage_error(parser, self.found)
+
+
+def _usage_error(parser: argparse.ArgumentParser, problems: Sequence[str]) -> NoReturn:
+    parser.print_usage(sys.stderr)
+    parser.exit(USAGE_ERROR, "".join(f"{parser.prog}: error: {problem}\n" for problem in problems))
+
+
+def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
+    """The configuration the options ask for; every problem with them is reported at once (exit 2)."""
+    zones = tuple(z.rstrip(".").lower() for z in args.zone) or DEFAULT_ZONES
+    problems = Problems(args)
+    problems.parse("--zone", ZoneLayout.of, zones)
+    if args.labels is not None:
+        problems.parse("--labels", LabelSelector.parse, args.labels)
     if args.command == "serve":
-        for address in args.listen:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                parser.error(f"--listen: {address!r} is not an IPv4 or IPv6 address")
-        listen = tuple(dict.fromkeys(args.listen)) or listen
-        if not 0 <= args.port <= 65535:
-            parser.error(f"--port: {args.port} is not a port number")
-        if not 512 <= args.max_udp_size <= 4096:
-            parser.error(f"--max-udp-size: {args.max_udp_size} is outside 512-4096")
-        if args.tcp_idle_timeout <= 0:
-            parser.error("--tcp-idle-timeout must be positive")
-        if args.max_tcp_connections < 1:
-            parser.error("--max-tcp-connections must be at least 1")
-        for name in ("health", "ready", "metrics"):
-            address = getattr(args, name)
-            if address is not None:
-                try:
-                    split_address(address, 0)
-                except ValueError as exc:
-                    parser.error(f"--{name}: {exc}")
-        if args.lameduck < 0:
-            parser.error("--lameduck must not be negative")
-        if args.autopath and args.pods != PodMode.VERIFIED.value:
-            parser.error("--autopath needs --pods verified: the client's namespace comes from its pod")
-        if not 1 <= args.workers <= 64:
-            parser.error("--workers must be between 1 and 64")
-        extra = {
-            "workers": args.workers,
-            "ops": OpsSettings(
-                health=args.health, lameduck=args.lameduck, ready=args.ready, metrics=args.metrics
-            ),
-            "log_queries": args.log_queries,
-            "loadbalance": args.loadbalance,
-            "autopath": args.autopath,
-            "hosts": HostsSettings(path=args.hosts, fallthrough=args.hosts_fallthrough)
-            if args.hosts
-            else None,
-            "forward": _forward_settings(args, parser),
-            "cache": _cache_settings(args, parser),
-            "port": args.port,
-            "max_udp_size": args.max_udp_size,
-            "tcp_idle_timeout": args.tcp_idle_timeout,
-            "max_tcp_connections": args.max_tcp_connections,
-        }
-    kube = _kube_settings(args, parser)
+        _check_serve_options(args, problems)
+    _check_kube_options(args, problems)
+    problems.exit_if_any(parser)
+    kube = _kube_settings(args)
     return ServeConfig(
         kube=kube,
         zone=ZoneSettings(
             zones=zones,
             ttl=args.ttl,
-            pods=PodMode(args.pods),
+            pods=args.pods,
             endpoint_pod_names=args.endpoint_pod_names,
             ignore_empty_service=args.ignore_empty_service,
         ),
         snapshots=() if kube else (tuple(args.snapshot) or (DEFAULT_SNAPSHOT,)),
         namespaces=tuple(args.namespace),
         labels=args.labels,
-        listen=listen,
-        **extra,
+        **(_serve_settings(args) if args.command == "serve" else {}),
     )
 
 
-def _forward_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ForwardSettings | None:
+def _check_serve_options(args: argparse.Namespace, problems: Problems) -> None:
+    """The problems of ``serve``'s options that their types alone cannot see."""
+    for address in args.listen:
+        problems.parse("--listen", parse_ip, address)
+    for name, port in (("health", HEALTH_PORT), ("ready", READY_PORT), ("metrics", METRICS_PORT)):
+        address = getattr(args, name)
+        if address is not None:
+            problems.parse(f"--{name}", partial(split_address, default_port=port), address)
+    for upstream in args.upstream:
+        problems.parse("--upstream", parse_upstream, upstream)
+    if len(args.upstream) > MAX_UPSTREAMS:
+        problems.add("--upstream", f"more than {MAX_UPSTREAMS} upstreams")
+    if args.autopath and args.pods != PodMode.VERIFIED:
+        problems.note("--autopath needs --pods verified: the client's namespace comes from its pod")
+
+
+def _serve_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The ServeConfig fields only ``serve`` has, from checked options."""
+    return {
+        "listen": tuple(dict.fromkeys(args.listen)) or DEFAULT_LISTEN,
+        "port": args.port,
+        "max_udp_size": args.max_udp_size,
+        "tcp_idle_timeout": args.tcp_idle_timeout,
+        "max_tcp_connections": args.max_tcp_connections,
+        "workers": args.workers,
+        "forward": _forward_settings(args),
+        "cache": _cache_settings(args),
+        "hosts": HostsSettings(path=args.hosts, fallthrough=args.hosts_fallthrough) if args.hosts else None,
+        "ops": OpsSettings(
+            health=args.health, lameduck=args.lameduck, ready=args.ready, metrics=args.metrics
+        ),
+        "log_queries": args.log_queries,
+        "loadbalance": args.loadbalance,
+        "autopath": args.autopath,
+    }
+
+
+def _forward_settings(args: argparse.Namespace) -> ForwardSettings | None:
     if args.no_forward:
         return None
-    for upstream in args.upstream:
-        try:
-            parse_upstream(upstream)
-        except ValueError as exc:
-            parser.error(f"--upstream: {exc}")
-    if args.max_concurrent < 1 or args.max_fails < 1:
-        parser.error("--max-concurrent and --max-fails must be at least 1")
-    if args.forward_timeout <= 0 or args.health_check <= 0:
-        parser.error("--forward-timeout and --health-check must be positive")
     return ForwardSettings(
         upstreams=tuple(args.upstream),
         resolv_conf=args.resolv_conf,
@@ -475,35 +578,38 @@ def _forward_settings(args: argparse.Namespace, parser: argparse.ArgumentParser)
     )
 
 
-def _cache_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CacheSettings | None:
+def _cache_settings(args: argparse.Namespace) -> CacheSettings | None:
     if args.no_cache:
         return None
-    if args.cache_capacity < 1 or (args.cache_ttl is not None and args.cache_ttl < 0) or args.serve_stale < 0:
-        parser.error("--cache-capacity must be at least 1, --cache-ttl and --serve-stale not negative")
-    defaults = CacheSettings()
+    defaults, ttl = CacheSettings(), args.cache_ttl
     return CacheSettings(
         success_capacity=args.cache_capacity,
         denial_capacity=args.cache_capacity,
-        success_ttl=defaults.success_ttl if args.cache_ttl is None else args.cache_ttl,
-        denial_ttl=defaults.denial_ttl if args.cache_ttl is None else args.cache_ttl,
-        min_ttl=min(defaults.min_ttl, args.cache_ttl) if args.cache_ttl is not None else defaults.min_ttl,
+        success_ttl=defaults.success_ttl if ttl is None else ttl,
+        denial_ttl=defaults.denial_ttl if ttl is None else ttl,
+        min_ttl=defaults.min_ttl if ttl is None else min(defaults.min_ttl, ttl),
         serve_stale=args.serve_stale,
     )
 
 
-def _kube_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> KubeSettings | None:
-    """Which cluster to follow, if any: explicit options, else a pod's environment, else none."""
-    explicit = args.kubeconfig is not None or args.context is not None or args.in_cluster
-    if args.snapshot and explicit:
-        parser.error("--snapshot and --kubeconfig/--context/--in-cluster are alternatives: choose one source")
+def _kube_options_given(args: argparse.Namespace) -> bool:
+    return args.kubeconfig is not None or args.context is not None or args.in_cluster
+
+
+def _check_kube_options(args: argparse.Namespace, problems: Problems) -> None:
+    if args.snapshot and _kube_options_given(args):
+        problems.note(
+            "--snapshot and --kubeconfig/--context/--in-cluster are alternatives: choose one source"
+        )
     if args.in_cluster and (args.kubeconfig is not None or args.context is not None):
-        parser.error("--in-cluster takes no --kubeconfig or --context")
-    if args.startup_timeout < 0:
-        parser.error("--startup-timeout must not be negative")
-    if args.watch_idle_timeout <= 0:
-        parser.error("--watch-idle-timeout must be positive")
+        problems.note("--in-cluster takes no --kubeconfig or --context")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
-        parser.error(f"--kubeconfig: {args.kubeconfig} is not a readable file")
+        problems.add("--kubeconfig", f"{args.kubeconfig} is not a readable file")
+
+
+def _kube_settings(args: argparse.Namespace) -> KubeSettings | None:
+    """Which cluster to follow, if any: explicit options, else a pod's environment, else none."""
+    explicit = _kube_options_given(args)
     if not explicit and (args.snapshot or not in_cluster_available()):
         return None
     return KubeSettings(
@@ -565,13 +671,13 @@ def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         and action.option_strings
         and getattr(args, action.dest, None) != action.default
     ]
+    problems = Problems(args)
     if given:
-        parser.error(f"--corefile configures everything; {', '.join(given)} cannot be given with it")
+        problems.note(f"--corefile configures everything; {', '.join(given)} cannot be given with it")
+    problems.exit_if_any(parser)
     config, warnings = corefile.load(args.corefile)
     for warning in warnings:
         log.warning("%s", warning)
-    if not 1 <= args.workers <= 64:
-        parser.error("--workers must be between 1 and 64")
     outside = KubeSettings(args.kubeconfig, args.context) if args.kubeconfig or args.context else None
     config = dataclasses.replace(config, workers=args.workers)
     return same_source(config, ServeConfig(snapshots=tuple(args.snapshot), kube=outside))

@@ -1,10 +1,24 @@
-"""Configuration values, frozen once parsed. ``cli`` builds them; everything else only reads them."""
+"""Every default, bound and name of kdns's configuration, and the frozen values it is held in once parsed.
+
+The command line (``cli``) and the Corefile (``corefile``) both read from here: the defaults the
+settings values start from, the ``Bounds`` each number must keep to, and the parsers of the texts
+both accept (numbers, ports, ``HOST:PORT`` and upstream addresses, choices of a name). Each parser
+raises ``ValueError`` with the problem alone ("5000 is outside 0-3600"); the reader puts the option
+(``--ttl:``) or the place (``Corefile:3: ttl:``) in front. Where CoreDNS's Corefile default differs
+from kdns's command-line default, both are named here (``COREFILE_*`` are CoreDNS's).
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
+from typing import TypeVar
+
+from kdns.codes import PORT as DNS_PORT
 
 
 class PodMode(Enum):
@@ -15,8 +29,236 @@ class PodMode(Enum):
     DISABLED = "disabled"  # never
 
 
+class ForwardPolicy(StrEnum):
+    """CoreDNS's forward ``policy``: the order in which upstreams are tried."""
+
+    RANDOM = "random"
+    ROUND_ROBIN = "round_robin"
+    SEQUENTIAL = "sequential"
+
+
+LOADBALANCE_POLICY = "round_robin"  # the one policy of CoreDNS's loadbalance that kdns has
+
+
+# --- bounds ------------------------------------------------------------------------------------------
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _shown(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The values a number may take: ``low`` up to ``high`` (None: no upper end), both included;
+    ``above``: ``low`` itself is not allowed (a timeout must be more than 0)."""
+
+    low: float
+    high: float | None = None
+    above: bool = False
+    unit: str = ""  # written after each number in problems and help: "s" for seconds
+
+    def check(self, value: float) -> str | None:
+        """None when ``value`` is allowed, else the problem: ``"5000 is outside 0-3600"``."""
+        low, high, unit = self.low, self.high, self.unit
+        if high is not None and not low <= value <= high:
+            return f"{_shown(value)}{unit} is outside {self}"
+        if self.above and value <= low:
+            return f"{_shown(value)}{unit} is not more than {_shown(low)}{unit}"
+        if value < low:
+            return f"{_shown(value)}{unit} is less than {_shown(low)}{unit}"
+        return None
+
+    def require(self, value: _Number) -> _Number:
+        """``value`` when it is allowed; ValueError with the problem otherwise."""
+        problem = self.check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    def __str__(self) -> str:
+        low, unit = _shown(self.low), self.unit
+        if self.high is not None:
+            return f"{low}-{_shown(self.high)}{unit}"
+        return f"more than {low}{unit}" if self.above else f"{low}{unit} or more"
+
+
+COUNT = Bounds(1)  # a capacity or a limit: at least one
+NOT_NEGATIVE = Bounds(0)
+SECONDS = Bounds(0, unit="s")  # a wait that may be zero: lameduck, serve_stale, startup_timeout
+POSITIVE_SECONDS = Bounds(0, above=True, unit="s")  # a timeout or an interval
+PORT = Bounds(0, 65535)  # 0 listens on any free port
+UPSTREAM_PORT = Bounds(1, PORT.high)
+TTL = Bounds(0, 3600)  # of the cluster's answers, as CoreDNS's kubernetes ttl
+CACHE_TTL = Bounds(1)  # a cap on cached TTLs: CoreDNS refuses 'cache 0'
+SERVFAIL_TTL = Bounds(0, 300, unit="s")  # CoreDNS's cache servfail: at most 5 minutes
+HOSTS_TTL = Bounds(1, 65535)  # as CoreDNS's hosts
+MAX_UDP_SIZE = Bounds(512, 4096)  # the classic DNS size up to the largest EDNS size worth asking for
+WORKERS = Bounds(1, 64)
+RELOAD = Bounds(2, unit="s")  # CoreDNS's reload: intervals under 2 s are refused
+RELOAD_JITTER = Bounds(1, unit="s")
+MAX_UPSTREAMS = 15  # as CoreDNS's forward
+
+
+# --- defaults ----------------------------------------------------------------------------------------
+
 DEFAULT_ZONES = ("cluster.local", "in-addr.arpa", "ip6.arpa")
 DEFAULT_SNAPSHOT = Path(__file__).resolve().parent.parent / "zones" / "example.yaml"
+DEFAULT_TTL = 5  # kdns's and CoreDNS's
+DEFAULT_PODS = PodMode.INSECURE  # as kubeadm configures CoreDNS
+COREFILE_PODS = PodMode.DISABLED  # CoreDNS's when a Corefile's kubernetes has no 'pods'
+
+DEFAULT_STARTUP_TIMEOUT = 5.0  # kdns's and CoreDNS's startup_timeout
+DEFAULT_WATCH_IDLE_TIMEOUT = 90.0
+DEFAULT_WATCH_TIMEOUT = 300.0  # client-go's reflector: 5 minutes, randomised up to twice this
+
+DEFAULT_RESOLV_CONF = Path("/etc/resolv.conf")
+DEFAULT_MAX_CONCURRENT = 1000  # kdns's; CoreDNS's forward has no limit unless one is given
+DEFAULT_FORWARD_TIMEOUT = 2.0
+DEFAULT_MAX_FAILS = 2  # kdns's and CoreDNS's
+DEFAULT_HEALTH_CHECK = 0.5  # kdns's and CoreDNS's
+DEFAULT_POLICY = ForwardPolicy.RANDOM  # kdns's and CoreDNS's
+
+DEFAULT_CACHE_CAPACITY = 9984  # kdns's and CoreDNS's cache, for each of success and denial
+DEFAULT_SUCCESS_TTL = 3600  # kdns's and CoreDNS's
+DEFAULT_DENIAL_TTL = 1800  # kdns's and CoreDNS's
+DEFAULT_CACHE_MIN_TTL = 5  # kdns's and CoreDNS's
+DEFAULT_SERVFAIL_TTL = 5  # kdns's and CoreDNS's
+COREFILE_SERVE_STALE = 3600.0  # CoreDNS's when 'serve_stale' is given without a duration
+
+COREFILE_HOSTS_FILE = Path("/etc/hosts")  # CoreDNS's when 'hosts' names no file
+DEFAULT_HOSTS_TTL = 3600  # kdns's and CoreDNS's
+DEFAULT_HOSTS_RELOAD = 5.0  # kdns's and CoreDNS's
+
+HEALTH_PORT, READY_PORT, METRICS_PORT = 8080, 8181, 9153  # CoreDNS's health, ready and prometheus
+DEFAULT_HEALTH = f":{HEALTH_PORT}"  # every interface: kdns's and CoreDNS's
+DEFAULT_READY = f":{READY_PORT}"  # kdns's and CoreDNS's
+DEFAULT_METRICS = f":{METRICS_PORT}"  # kdns's --metrics alone
+COREFILE_METRICS = f"localhost:{METRICS_PORT}"  # CoreDNS's prometheus without an address
+
+DEFAULT_LISTEN = ("127.0.0.1",)
+COREFILE_LISTEN = ("0.0.0.0", "::")  # CoreDNS's without 'bind': every interface
+DEFAULT_PORT = 5353  # no privileges needed
+COREFILE_PORT = DNS_PORT  # CoreDNS's for a server block without a port
+DEFAULT_MAX_UDP_SIZE = 1232  # the DNS flag day 2020 size: no IP fragmentation
+DEFAULT_TCP_IDLE_TIMEOUT = 10.0
+DEFAULT_MAX_TCP_CONNECTIONS = 1000
+DEFAULT_WORKERS = 1
+COREFILE_RELOAD = 30.0  # CoreDNS's when 'reload' is given without an interval
+
+
+# --- the texts both readers accept -------------------------------------------------------------------
+
+
+class NotAnIPAddress(ValueError):
+    """The text is no IP address at all (a Corefile's forward then reads it as a resolv.conf file)."""
+
+
+WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+
+
+def parse_whole_number(text: str, bounds: Bounds) -> int:
+    """``text`` as an integer within ``bounds``; ValueError with the problem."""
+    if not WHOLE_NUMBER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a whole number")
+    return bounds.require(int(text))
+
+
+def parse_number(text: str, bounds: Bounds) -> float:
+    """``text`` as a finite number (seconds on the command line) within ``bounds``; ValueError."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a number")
+    return bounds.require(value)
+
+
+_Choice = TypeVar("_Choice", bound=Enum)
+
+
+def choices(kind: type[Enum], separator: str = "|") -> str:
+    """The values of ``kind`` as a usage line writes them: ``insecure|verified|disabled``."""
+    return separator.join(m.value for m in kind)
+
+
+def parse_choice(kind: type[_Choice], text: str) -> _Choice:
+    """The member of ``kind`` whose value is ``text``; ValueError naming the choices."""
+    for member in kind:
+        if member.value == text:
+            return member
+    raise ValueError(f"{text!r} is not one of {choices(kind, ', ')}")
+
+
+def parse_ip(text: str) -> str:
+    """An IPv4 or IPv6 address in its usual form; ValueError (NotAnIPAddress) otherwise."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise NotAnIPAddress(f"{text!r} is not an IP address") from None
+
+
+def parse_port(text: str, bounds: Bounds = PORT) -> int:
+    """A port number written in decimal, within ``bounds``; ValueError."""
+    if not text.isdigit():
+        raise ValueError(f"{text!r} is not a port number")
+    return bounds.require(int(text))
+
+
+def split_address(
+    text: str, default_port: int | None = None, *, ports: Bounds = PORT
+) -> tuple[str | None, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port), host None for every interface (``:8080``).
+
+    With a ``default_port`` the port may be left out (``localhost``, ``[::1]``, or ``::1`` unbracketed:
+    more than one colon is an IPv6 address); without one it must be written, as CoreDNS wants it.
+    """
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not a HOST:PORT address")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, None
+    if (port_text is None and default_port is None) or (":" in host and not _is_ip(host)):
+        raise ValueError(f"{text!r} is not a HOST:PORT address")
+    if port_text is None:
+        return host or None, default_port
+    try:
+        return host or None, parse_port(port_text, ports)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        parse_ip(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_upstream(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
+    """An upstream resolver: ``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or ``IPv6``, ``dns://`` before it or
+    not -> (IP, port). ValueError names the problem; NotAnIPAddress when no IP is written at all."""
+    scheme, sep, address = text.rpartition("://")
+    if sep and scheme == "tls":
+        raise ValueError("DNS over TLS (tls://) is not supported by kdns")
+    if sep and scheme != "dns":
+        raise ValueError(f"{scheme}:// is not supported as a destination protocol")
+    host, port = split_address(address, default_port, ports=UPSTREAM_PORT)
+    try:
+        return parse_ip(host or ""), port
+    except NotAnIPAddress:
+        raise NotAnIPAddress(f"{text!r} is not an IP address with an optional port") from None
+
+
+# --- the settings --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +266,8 @@ class ZoneSettings:
     """What the zone answers and how."""
 
     zones: tuple[str, ...] = DEFAULT_ZONES
-    ttl: int = 5
-    pods: PodMode = PodMode.INSECURE
+    ttl: int = DEFAULT_TTL
+    pods: PodMode = DEFAULT_PODS
     endpoint_pod_names: bool = False
     ignore_empty_service: bool = False
     dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # answers ns.dns.<zone>
@@ -38,9 +280,9 @@ class KubeSettings:
     kubeconfig: Path | None = None  # None with in_cluster False: the client's default kubeconfig
     context: str | None = None
     in_cluster: bool = False
-    startup_timeout: float = 5.0  # serve what we have after this long, as CoreDNS's startup_timeout
-    watch_timeout: float = 300.0  # server-side watch timeout, randomised up to twice this
-    idle_timeout: float = 90.0  # a watch silent this long (no event, no bookmark) is restarted
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # serve what we have after this long
+    watch_timeout: float = DEFAULT_WATCH_TIMEOUT  # server-side watch timeout, randomised up to twice this
+    idle_timeout: float = DEFAULT_WATCH_IDLE_TIMEOUT  # a watch silent this long (no bookmark) is restarted
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +290,12 @@ class ForwardSettings:
     """CoreDNS's ``forward``: where names outside the zones go."""
 
     upstreams: tuple[str, ...] = ()  # "IP" or "IP:PORT" ("[IPv6]:PORT"); empty: resolv_conf's nameservers
-    resolv_conf: Path = Path("/etc/resolv.conf")
-    max_concurrent: int = 1000  # queries in flight upstream; more are answered REFUSED
-    timeout: float = 2.0  # one try at one upstream
-    max_fails: int = 2  # consecutive failures that mark an upstream down until a health check passes
-    health_check: float = 0.5  # seconds between health checks of a down upstream
-    policy: str = "random"  # random, round_robin or sequential
+    resolv_conf: Path = DEFAULT_RESOLV_CONF
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT  # queries in flight upstream; more are answered REFUSED
+    timeout: float = DEFAULT_FORWARD_TIMEOUT  # one try at one upstream
+    max_fails: int = DEFAULT_MAX_FAILS  # failures in a row that mark an upstream down until a check passes
+    health_check: float = DEFAULT_HEALTH_CHECK  # seconds between health checks of a down upstream
+    policy: ForwardPolicy = DEFAULT_POLICY
     force_tcp: bool = False
     fallthrough_reverse: bool = True  # PTR names the zone does not hold go upstream (fallthrough)
 
@@ -62,12 +304,12 @@ class ForwardSettings:
 class CacheSettings:
     """CoreDNS's ``cache``, for forwarded answers."""
 
-    success_capacity: int = 9984
-    success_ttl: int = 3600  # cap on positive TTLs
-    denial_capacity: int = 9984
-    denial_ttl: int = 1800  # cap on negative TTLs (RFC 2308)
-    min_ttl: int = 5  # floor for both
-    servfail_ttl: int = 5  # 0: SERVFAIL is not cached
+    success_capacity: int = DEFAULT_CACHE_CAPACITY
+    success_ttl: int = DEFAULT_SUCCESS_TTL  # cap on positive TTLs
+    denial_capacity: int = DEFAULT_CACHE_CAPACITY
+    denial_ttl: int = DEFAULT_DENIAL_TTL  # cap on negative TTLs (RFC 2308)
+    min_ttl: int = DEFAULT_CACHE_MIN_TTL  # floor for both
+    servfail_ttl: int = DEFAULT_SERVFAIL_TTL  # 0: SERVFAIL is not cached
     serve_stale: float = 0.0  # seconds past expiry an entry may answer when every upstream fails
 
 
@@ -77,8 +319,8 @@ class HostsSettings:
 
     path: Path
     entries: tuple[tuple[str, str], ...] = ()  # inline "IP name" lines from a Corefile
-    ttl: int = 3600
-    reload: float = 5.0  # seconds between checks of the file; 0: never
+    ttl: int = DEFAULT_HOSTS_TTL
+    reload: float = DEFAULT_HOSTS_RELOAD  # seconds between checks of the file; 0: never
     fallthrough: bool = False  # names the file does not hold go on (to forward) instead of NXDOMAIN
 
 
@@ -101,13 +343,13 @@ class ServeConfig:
     kube: KubeSettings | None = None  # set: follow the API instead of reading snapshots
     namespaces: tuple[str, ...] = ()
     labels: str | None = None
-    listen: tuple[str, ...] = ("127.0.0.1",)
-    port: int = 5353
-    max_udp_size: int = 1232
-    tcp_idle_timeout: float = 10.0
-    max_tcp_connections: int = 1000
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    port: int = DEFAULT_PORT
+    max_udp_size: int = DEFAULT_MAX_UDP_SIZE
+    tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
+    max_tcp_connections: int = DEFAULT_MAX_TCP_CONNECTIONS
     answer_cache_size: int = 100_000
-    workers: int = 1  # processes answering on the same sockets (SO_REUSEPORT)
+    workers: int = DEFAULT_WORKERS  # processes answering on the same sockets (SO_REUSEPORT)
     forward: ForwardSettings | None = None  # None: names outside the zones are REFUSED
     cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
     hosts: HostsSettings | None = None

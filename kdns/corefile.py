@@ -16,22 +16,57 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from glob import glob
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from kdns.cluster.selector import LabelSelector, SelectorError
 from kdns.config import (
+    CACHE_TTL,
+    COREFILE_HOSTS_FILE,
+    COREFILE_LISTEN,
+    COREFILE_METRICS,
+    COREFILE_PODS,
+    COREFILE_PORT,
+    COREFILE_RELOAD,
+    COREFILE_SERVE_STALE,
+    COUNT,
+    DEFAULT_HEALTH,
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_READY,
+    DEFAULT_STARTUP_TIMEOUT,
+    DEFAULT_TTL,
     DEFAULT_ZONES,
+    HOSTS_TTL,
+    LOADBALANCE_POLICY,
+    MAX_UPSTREAMS,
+    NOT_NEGATIVE,
+    RELOAD,
+    RELOAD_JITTER,
+    SECONDS,
+    SERVFAIL_TTL,
+    TTL,
+    WHOLE_NUMBER,
+    Bounds,
     CacheSettings,
+    ForwardPolicy,
     ForwardSettings,
     HostsSettings,
     KubeSettings,
+    NotAnIPAddress,
     OpsSettings,
     PodMode,
     ServeConfig,
     ZoneSettings,
+    choices,
+    parse_choice,
+    parse_ip,
+    parse_port,
+    parse_upstream,
+    parse_whole_number,
+    split_address,
 )
 from kdns.zone.names import BadName, ZoneLayout, is_reverse_zone, to_wire
 
@@ -46,9 +81,7 @@ __all__ = [
     "tokenize",
 ]
 
-ALL_INTERFACES = ("0.0.0.0", "::")
 MAX_IMPORTS = 1000  # as CoreDNS's parser: more imports than this is a runaway (or a cycle)
-MAX_UPSTREAMS = 15  # as CoreDNS's forward
 
 # Plugins CoreDNS knows that kdns does not implement: refused by name rather than as unknown.
 UNSUPPORTED_PLUGINS = frozenset(
@@ -377,23 +410,23 @@ def parse_duration(text: str) -> float:
     return -total if text.startswith("-") else total
 
 
-def _duration(token: Token, what: str, *, minimum: float = 0.0) -> float:
+_T = TypeVar("_T")
+
+
+def _value(token: Token, what: str, parse: Callable[[str], _T]) -> _T:
+    """``parse(token.text)``; a ValueError's problem stops loading as ``FILE:LINE: what: problem``."""
     try:
-        seconds = parse_duration(token.text)
+        return parse(token.text)
     except ValueError as exc:
         _fail(token, f"{what}: {exc}")
-    if seconds < minimum:
-        _fail(token, f"{what}: {token.text} is less than {minimum:g}s")
-    return seconds
 
 
-def _integer(token: Token, what: str, low: int = 0, high: int | None = None) -> int:
-    if not re.fullmatch(r"[+-]?\d+", token.text):
-        _fail(token, f"{what}: {token.text!r} is not a whole number")
-    value = int(token.text)
-    if value < low or (high is not None and value > high):
-        _fail(token, f"{what}: {value} is outside {low}-{high if high is not None else 'any'}")
-    return value
+def _duration(token: Token, what: str, bounds: Bounds = SECONDS) -> float:
+    return _value(token, what, lambda text: bounds.require(parse_duration(text)))
+
+
+def _integer(token: Token, what: str, bounds: Bounds = NOT_NEGATIVE) -> int:
+    return _value(token, what, partial(parse_whole_number, bounds=bounds))
 
 
 _ZONE_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
@@ -437,40 +470,21 @@ def _within(name: str, zone: str) -> bool:
 
 
 def _host_port(token: Token, what: str) -> str:
-    """An ``HOST:PORT`` listen address, kept as written (``:8080`` is every interface)."""
-    host, sep, port = token.text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535 or (":" in host and not host.startswith("[")):
-        _fail(token, f"{what}: {token.text!r} is not a HOST:PORT address")
+    """An ``HOST:PORT`` listen address, kept as written (``:PORT`` is every interface)."""
+    _value(token, what, split_address)
     return token.text
 
 
 def _upstream(token: Token) -> str | None:
-    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT`` of a forward target; None when it is not an address."""
-    text, scheme = token.text, None
-    if "://" in text:
-        scheme, text = text.split("://", 1)
-        if scheme == "tls":
-            _fail(token, "forward: DNS over TLS (tls://) is not supported by kdns")
-        if scheme != "dns":
-            _fail(token, f"forward: {scheme}:// is not supported as a destination protocol")
-    m = re.fullmatch(r"\[([^\]]+)\](?::(\d*))?", text)
-    if m:
-        host, port = m[1], m[2]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, None
+    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT`` of a forward target, without ``dns://``; None when no IP
+    is written (a resolv.conf file, perhaps)."""
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        if scheme is not None or m:
-            _fail(token, f"forward: {token.text!r} is not an IP address")
+        parse_upstream(token.text)
+    except NotAnIPAddress:
         return None
-    if port is not None and not (port.isdigit() and 0 < int(port) <= 65535):
-        _fail(token, f"forward: {token.text!r} has no valid port")
-    if port is None:
-        return str(ip)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+    except ValueError as exc:
+        _fail(token, f"forward: {exc}")
+    return token.text.removeprefix("dns://")
 
 
 def _args(d: Directive, low: int, high: int | None, usage: str) -> tuple[Token, ...]:
@@ -498,15 +512,15 @@ class _Mapper:
         self.environ = environ
         self.warnings = warnings
         self.zones: tuple[str, ...] = DEFAULT_ZONES
-        self.ttl = 5
-        self.pods = PodMode.DISABLED  # CoreDNS's default when 'pods' is not given
+        self.ttl = DEFAULT_TTL
+        self.pods = COREFILE_PODS
         self.endpoint_pod_names = False
         self.ignore_empty_service = False
         self.namespaces: list[str] = []
         self.labels: str | None = None
         self.kubeconfig: Path | None = None
         self.context: str | None = None
-        self.startup_timeout = KubeSettings().startup_timeout
+        self.startup_timeout = DEFAULT_STARTUP_TIMEOUT
         self.fallthrough_reverse = False
         self.listen: list[str] = []
         self.forward: ForwardSettings | None = None
@@ -583,12 +597,10 @@ class _Mapper:
         _no_block(o, f"kubernetes option {name}")
         match name:
             case "pods":
-                mode = _args(o, 1, 1, "pods insecure|verified|disabled")[0]
-                if mode.text not in {m.value for m in PodMode}:
-                    _fail(mode, f"pods: {mode.text!r} is not one of disabled, verified, insecure")
-                self.pods = PodMode(mode.text)
+                mode = _args(o, 1, 1, f"pods {choices(PodMode)}")[0]
+                self.pods = _value(mode, name, partial(parse_choice, PodMode))
             case "ttl":
-                self.ttl = _integer(_args(o, 1, 1, "ttl SECONDS")[0], "ttl", 0, 3600)
+                self.ttl = _integer(_args(o, 1, 1, "ttl SECONDS")[0], name, TTL)
             case "namespaces":
                 self.namespaces += [t.text for t in _args(o, 1, None, "namespaces NAMESPACE...")]
             case "labels":
@@ -701,15 +713,15 @@ class _Mapper:
                 n = _integer(_args(o, 1, 1, "max_concurrent N")[0], name)
                 if n == 0:
                     self.warn(
-                        o.name, "forward: max_concurrent 0 (no limit) is not supported; kdns keeps 1000"
+                        o.name,
+                        "forward: max_concurrent 0 (no limit) is not supported; "
+                        f"kdns keeps {DEFAULT_MAX_CONCURRENT}",
                     )
                 else:
                     settings["max_concurrent"] = n
             case "policy":
-                policy = _args(o, 1, 1, "policy random|round_robin|sequential")[0]
-                if policy.text not in {"random", "round_robin", "sequential"}:
-                    _fail(policy, f"forward: unknown policy {policy.text!r}")
-                settings["policy"] = policy.text
+                policy = _args(o, 1, 1, f"policy {choices(ForwardPolicy)}")[0]
+                settings["policy"] = _value(policy, name, partial(parse_choice, ForwardPolicy))
             case "health_check":
                 args = _args(o, 1, None, "health_check DURATION [no_rec] [domain NAME]")
                 seconds = _duration(args[0], name)
@@ -741,8 +753,8 @@ class _Mapper:
     def cache_(self, d: Directive) -> None:
         args = list(d.args)
         settings: dict[str, int | float] = {}
-        if args and re.fullmatch(r"[+-]?\d+", args[0].text):
-            ttl = _integer(args.pop(0), "cache TTL", 1)
+        if args and WHOLE_NUMBER.fullmatch(args[0].text):
+            ttl = _integer(args.pop(0), "cache TTL", CACHE_TTL)
             settings["success_ttl"] = settings["denial_ttl"] = ttl
         if any(z != "." for token in args for z in _zones(token)):
             self.warn(args[0], "cache: zones are ignored: kdns caches every forwarded answer")
@@ -763,9 +775,9 @@ class _Mapper:
         match name:
             case "success" | "denial":
                 args = _args(o, 1, 3, f"{name} CAPACITY [TTL [MINTTL]]")
-                settings[f"{name}_capacity"] = _integer(args[0], f"{name} capacity", 1)
+                settings[f"{name}_capacity"] = _integer(args[0], f"{name} capacity", COUNT)
                 if len(args) > 1:
-                    settings[f"{name}_ttl"] = _integer(args[1], f"{name} TTL", 1)
+                    settings[f"{name}_ttl"] = _integer(args[1], f"{name} TTL", CACHE_TTL)
                 if len(args) > 2:
                     min_ttls[name] = _integer(args[2], f"{name} minimum TTL")
             case "prefetch":
@@ -773,7 +785,7 @@ class _Mapper:
                 self.warn(o.name, "cache: prefetch is ignored")
             case "serve_stale":
                 args = _args(o, 0, 2, "serve_stale [DURATION [immediate|verify]]")
-                settings["serve_stale"] = _duration(args[0], name) if args else 3600.0
+                settings["serve_stale"] = _duration(args[0], name) if args else COREFILE_SERVE_STALE
                 mode = args[1].text.lower() if len(args) > 1 else "immediate"
                 if mode not in {"immediate", "verify"}:
                     _fail(args[1], f"serve_stale: {args[1].text!r} is not immediate or verify")
@@ -782,9 +794,7 @@ class _Mapper:
                         o.name, "cache: serve_stale answers stale only once the upstreams fail ('verify')"
                     )
             case "servfail":
-                seconds = _duration(_args(o, 1, 1, "servfail DURATION")[0], name)
-                if seconds > 300:
-                    _fail(o.args[0], "servfail: caching SERVFAIL for over 5 minutes is not permitted")
+                seconds = _duration(_args(o, 1, 1, "servfail DURATION")[0], name, SERVFAIL_TTL)
                 settings["servfail_ttl"] = math.ceil(seconds)
             case "disable":
                 self.cache_disable(o)
@@ -808,7 +818,7 @@ class _Mapper:
 
     def health(self, d: Directive) -> None:
         args = _args(d, 0, 1, "health [ADDRESS]")
-        health = _host_port(args[0], "health") if args else ":8080"
+        health = _host_port(args[0], "health") if args else DEFAULT_HEALTH
         lameduck = self.ops.lameduck
         for o in d.options:
             _no_block(o)
@@ -820,13 +830,13 @@ class _Mapper:
     def ready(self, d: Directive) -> None:
         _no_block(d)
         args = _args(d, 0, 1, "ready [ADDRESS]")
-        ready = _host_port(args[0], "ready") if args else ":8181"
+        ready = _host_port(args[0], "ready") if args else DEFAULT_READY
         self.ops = replace(self.ops, ready=ready)
 
     def prometheus(self, d: Directive) -> None:
         _no_block(d)
         args = _args(d, 0, 1, "prometheus [ADDRESS]")
-        metrics = _host_port(args[0], "prometheus") if args else "localhost:9153"
+        metrics = _host_port(args[0], "prometheus") if args else COREFILE_METRICS
         self.ops = replace(self.ops, metrics=metrics)
 
     # errors, log, loop, debug
@@ -869,15 +879,17 @@ class _Mapper:
     def reload_(self, d: Directive) -> None:
         _no_block(d)
         args = _args(d, 0, 2, "reload [INTERVAL [JITTER]]")
-        self.reload = _duration(args[0], "reload interval", minimum=2.0) if args else 30.0
+        self.reload = _duration(args[0], "reload interval", RELOAD) if args else COREFILE_RELOAD
         if len(args) > 1:
-            _duration(args[1], "reload jitter", minimum=1.0)
+            _duration(args[1], "reload jitter", RELOAD_JITTER)
 
     def loadbalance_(self, d: Directive) -> None:
         _no_block(d)
-        args = _args(d, 0, None, "loadbalance [round_robin]")
-        if args and (args[0].text != "round_robin" or len(args) > 1):
-            _fail(args[0], f"loadbalance: policy {args[0].text!r} is not supported (only round_robin)")
+        args = _args(d, 0, None, f"loadbalance [{LOADBALANCE_POLICY}]")
+        if args and (args[0].text != LOADBALANCE_POLICY or len(args) > 1):
+            _fail(
+                args[0], f"loadbalance: policy {args[0].text!r} is not supported (only {LOADBALANCE_POLICY})"
+            )
         self.loadbalance = True
 
     def autopath_(self, d: Directive) -> None:
@@ -894,15 +906,15 @@ class _Mapper:
             _fail(d.name, "bind: except is not supported by kdns")
         for token in _args(d, 1, None, "bind ADDRESS..."):
             try:
-                self.listen.append(str(ipaddress.ip_address(token.text)))
-            except ValueError:
-                _fail(token, f"bind: {token.text!r} is not an IP address (interface names are not supported)")
+                self.listen.append(parse_ip(token.text))
+            except ValueError as exc:
+                _fail(token, f"bind: {exc} (interface names are not supported)")
 
     # hosts, template
 
     def hosts_(self, d: Directive) -> None:
         args = d.args
-        path = Path(args[0].text) if args else Path("/etc/hosts")
+        path = Path(args[0].text) if args else COREFILE_HOSTS_FILE
         if any(z != "." for token in args[1:] for z in _zones(token)):
             self.warn(args[1], "hosts: zones are ignored: kdns answers the hosts names in any zone")
         settings: dict[str, object] = {"path": path}
@@ -916,7 +928,7 @@ class _Mapper:
         name = o.name.text
         match name:
             case "ttl":
-                settings["ttl"] = _integer(_args(o, 1, 1, "ttl SECONDS")[0], "hosts ttl", 1, 65535)
+                settings["ttl"] = _integer(_args(o, 1, 1, "ttl SECONDS")[0], "hosts ttl", HOSTS_TTL)
             case "reload":
                 settings["reload"] = _duration(_args(o, 1, 1, "reload DURATION")[0], "hosts reload")
             case "fallthrough":
@@ -968,7 +980,7 @@ class _Mapper:
             ),
             namespaces=tuple(dict.fromkeys(self.namespaces)),
             labels=self.labels,
-            listen=tuple(dict.fromkeys(self.listen)) or ALL_INTERFACES,
+            listen=tuple(dict.fromkeys(self.listen)) or COREFILE_LISTEN,
             port=port,
             forward=self.forward,
             cache=self.cache,
@@ -989,14 +1001,15 @@ def _server_key(token: Token) -> tuple[list[str], int]:
         scheme, text = text.split("://", 1)
         if scheme != "dns":
             _fail(token, f"{scheme}:// servers are not supported by kdns (only plain DNS)")
-    zone, port = text, "53"
+    zone, port = text, None
     if text.count(":") == 1 or (text.count(":") > 1 and "/" not in text):
         zone, _, port = text.rpartition(":")
     if not zone:
         _fail(token, f"{token.text!r} names no zone")
-    if not port.isdigit() or int(port) > 65535:
-        _fail(token, f"{token.text!r}: {port!r} is not a port number")
-    return _zones(Token(zone, token.file, token.line)), int(port)
+    zones = _zones(Token(zone, token.file, token.line))
+    return zones, COREFILE_PORT if port is None else _value(
+        token, repr(token.text), lambda _: parse_port(port)
+    )
 
 
 def load(path: Path, *, environ: Mapping[str, str] = os.environ) -> tuple[ServeConfig, list[str]]:
@@ -1007,7 +1020,7 @@ def load(path: Path, *, environ: Mapping[str, str] = os.environ) -> tuple[ServeC
         raise CorefileError(f"{path}:1: no server block")
     main: ServerBlock | None = None
     main_zones: list[str] = []
-    port = 53
+    port = COREFILE_PORT
     for block in blocks:
         keys = [_server_key(key) for key in block.keys]
         if main is not None or not any("." in zones for zones, _ in keys):

@@ -1,12 +1,17 @@
-"""The command line as users and tools drive it: help, exit codes, errors, ``dump``."""
+"""The command line as users and tools drive it: help, exit codes, errors, ``dump``; and that its
+help, the README and the Corefile state the same defaults and bounds as ``kdns.config``."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 
 import pytest
 
+from kdns.cli import main
+from kdns.config import CacheSettings, ForwardSettings, KubeSettings, ServeConfig, ZoneSettings
+from kdns.corefile import load
 from tests.support.client import ask
 from tests.support.paths import ROOT
 from tests.support.process import run_kdns, running
@@ -50,10 +55,10 @@ def test_console_script_matches_module():
     ("args", "message"),
     [
         ([], "the following arguments are required: COMMAND"),
-        (["serve", "--port", "70000"], "--port: 70000 is not a port number"),
+        (["serve", "--port", "70000"], "--port: 70000 is outside 0-65535"),
         (["serve", "--ttl", "-1"], "--ttl: -1 is outside 0-3600"),
-        (["serve", "--pods", "sometimes"], "invalid choice: 'sometimes'"),
-        (["serve", "--listen", "localhost"], "--listen: 'localhost' is not an IPv4 or IPv6 address"),
+        (["serve", "--pods", "sometimes"], "--pods: 'sometimes' is not one of insecure, verified, disabled"),
+        (["serve", "--listen", "localhost"], "--listen: 'localhost' is not an IP address"),
         (["serve", "--labels", "app in"], "--labels: label selector 'app in'"),
         (["serve", "--zone", "in-addr.arpa"], "--zone: at least one forward zone"),
         (["serve", "--zone", "bad..zone"], "--zone: invalid label"),
@@ -65,6 +70,185 @@ def test_bad_usage_exits_2_naming_the_problem(args, message):
     result = run_kdns(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_every_bad_option_is_reported_at_once():
+    result = run_kdns(
+        "serve", "--ttl", "5000", "--port", "seventy", "--upstream", "127.0.0.1:0", "--health", ":99999"
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("kdns: error: ")]
+    assert errors == [
+        "kdns: error: --ttl: 5000 is outside 0-3600",
+        "kdns: error: --port: 'seventy' is not a whole number",
+        "kdns: error: --health: ':99999': 99999 is outside 0-65535",
+        "kdns: error: --upstream: '127.0.0.1:0': 0 is outside 1-65535",
+    ]
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each option of a ``--help`` text and its help, wrapped lines joined."""
+    entries: dict[str, str] = {}
+    option = None
+    for line in text.splitlines():
+        if m := re.match(r"  (--[a-z-]+)", line):
+            option = m[1]
+            entries[option] = line
+        elif option is not None and line.startswith(" " * 4):
+            entries[option] += " " + line
+        else:
+            option = None
+    return {option: " ".join(entry.split()) for option, entry in entries.items()}
+
+
+@pytest.fixture(scope="module")
+def serve_help() -> dict[str, str]:
+    return help_entries(run_kdns("serve", "--help").stdout)
+
+
+def shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_help_states_the_defaults_kdns_runs_with(serve_help):
+    config, zone, kube = ServeConfig(), ZoneSettings(), KubeSettings()
+    forward, cache = ForwardSettings(), CacheSettings()
+    expected = {
+        "--port": config.port,
+        "--listen": " ".join(config.listen),
+        "--max-udp-size": config.max_udp_size,
+        "--tcp-idle-timeout": config.tcp_idle_timeout,
+        "--max-tcp-connections": config.max_tcp_connections,
+        "--workers": config.workers,
+        "--zone": " ".join(zone.zones),
+        "--ttl": zone.ttl,
+        "--pods": zone.pods.value,
+        "--startup-timeout": kube.startup_timeout,
+        "--watch-idle-timeout": kube.idle_timeout,
+        "--resolv-conf": forward.resolv_conf,
+        "--max-concurrent": forward.max_concurrent,
+        "--forward-timeout": forward.timeout,
+        "--forward-policy": forward.policy,
+        "--max-fails": forward.max_fails,
+        "--health-check": forward.health_check,
+        "--cache-capacity": cache.success_capacity,
+        "--serve-stale": cache.serve_stale,
+        "--lameduck": config.ops.lameduck,
+        "--cache-ttl": f"{cache.success_ttl} for answers, {cache.denial_ttl} for negative answers",
+    }
+    defaults = {
+        option: re.search(r"\(default: (.+?)(, off)?\)", serve_help[option])[1] for option in expected
+    }
+    assert defaults == {option: shown(value) for option, value in expected.items()}
+    assert help_entries(run_kdns("dump", "--help").stdout)["--ttl"] == serve_help["--ttl"]
+
+
+def test_readme_states_the_defaults_kdns_runs_with(serve_help):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    usage = readme.split("## Running it", 1)[1].split("```")[1]
+    written = dict(re.findall(r"\[(--[a-z-]+) (\d[\d.]*)\]", usage))
+    assert len(written) >= 7
+    assert {
+        option: re.search(r"\(default: ([\d.]+)\)", serve_help[option])[1] for option in written
+    } == written
+
+
+def root_corefile(tmp_path, *lines: str) -> str:
+    path = tmp_path / "Corefile"
+    path.write_text(".:53 {\n" + "".join(f"    {line}\n" for line in lines) + "}\n", encoding="utf-8")
+    return str(path)
+
+
+KUBERNETES = "kubernetes cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("args", "lines", "option", "directive", "problem"),
+    [
+        (
+            ["--ttl", "5000"],
+            [f"{KUBERNETES} {{", "    ttl 5000", "}"],
+            "--ttl",
+            "ttl",
+            "5000 is outside 0-3600",
+        ),
+        (
+            ["--ttl", "5s"],
+            [f"{KUBERNETES} {{", "    ttl 5s", "}"],
+            "--ttl",
+            "ttl",
+            "'5s' is not a whole number",
+        ),
+        (
+            ["--pods", "sometimes"],
+            [f"{KUBERNETES} {{", "    pods sometimes", "}"],
+            "--pods",
+            "pods",
+            "'sometimes' is not one of insecure, verified, disabled",
+        ),
+        (
+            ["--forward-policy", "fastest"],
+            [KUBERNETES, "forward . 127.0.0.1 {", "    policy fastest", "}"],
+            "--forward-policy",
+            "policy",
+            "'fastest' is not one of random, round_robin, sequential",
+        ),
+        (
+            ["--upstream", "127.0.0.1:0"],
+            [KUBERNETES, "forward . 127.0.0.1:0"],
+            "--upstream",
+            "forward",
+            "'127.0.0.1:0': 0 is outside 1-65535",
+        ),
+        (
+            ["--upstream", "tls://127.0.0.1"],
+            [KUBERNETES, "forward . tls://127.0.0.1"],
+            "--upstream",
+            "forward",
+            "DNS over TLS (tls://) is not supported by kdns",
+        ),
+        (
+            ["--health", "127.0.0.1:70000"],
+            [KUBERNETES, "health 127.0.0.1:70000"],
+            "--health",
+            "health",
+            "'127.0.0.1:70000': 70000 is outside 0-65535",
+        ),
+        (
+            ["--metrics", "[::1]:x"],
+            [KUBERNETES, "prometheus [::1]:x"],
+            "--metrics",
+            "prometheus",
+            "'[::1]:x': 'x' is not a port number",
+        ),
+        (["--cache-ttl", "0"], [KUBERNETES, "cache 0"], "--cache-ttl", "cache TTL", "0 is less than 1"),
+        (
+            ["--cache-capacity", "0"],
+            [KUBERNETES, "cache {", "    success 0", "}"],
+            "--cache-capacity",
+            "success capacity",
+            "0 is less than 1",
+        ),
+        (["--listen", "eth0"], [KUBERNETES, "bind eth0"], "--listen", "bind", "'eth0' is not an IP address"),
+    ],
+)
+def test_command_line_and_corefile_refuse_alike(tmp_path, capsys, args, lines, option, directive, problem):
+    """One bound and one parser behind each: the same value gets the same problem text from both."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--port", "0", *args])
+    assert stopped.value.code == 2
+    assert f"kdns: error: {option}: {problem}\n" in capsys.readouterr().err
+    corefile = root_corefile(tmp_path, *lines)
+    assert main(["serve", "--corefile", corefile]) == 2
+    line = 2 + max(i for i, text in enumerate(lines) if text != "}")  # the last directive written
+    assert f"kdns: error: {corefile}:{line}: {directive}: {problem}" in capsys.readouterr().err
+
+
+def test_a_bare_health_or_ready_listens_where_a_corefiles_does(tmp_path, serve_help):
+    """``--health`` alone and a Corefile's ``health`` without an address: CoreDNS's default, both."""
+    config, _ = load(root_corefile(tmp_path, KUBERNETES, "health", "ready"))
+    assert f"(alone: {config.ops.health})" in serve_help["--health"]
+    assert f"(alone: {config.ops.ready})" in serve_help["--ready"]
 
 
 def test_bad_snapshot_stops_startup_with_file_and_line(tmp_path):

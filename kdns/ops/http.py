@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from kdns.config import OpsSettings
-from kdns.ops.address import split_address
+from kdns.config import HEALTH_PORT, METRICS_PORT, READY_PORT, OpsSettings, split_address
 
 
 @dataclass
@@ -61,9 +60,9 @@ async def start(
         return web.Response(body=await metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     wanted = [
-        ("health", ops.health, 8080, "/health", health),
-        ("ready", ops.ready, 8181, "/ready", ready),
-        ("metrics", ops.metrics if metrics is not None else None, 9153, "/metrics", scrape),
+        ("health", ops.health, HEALTH_PORT, "/health", health),
+        ("ready", ops.ready, READY_PORT, "/ready", ready),
+        ("metrics", ops.metrics if metrics is not None else None, METRICS_PORT, "/metrics", scrape),
     ]
     apps: dict[tuple[str | None, int], tuple[web.Application, list[str]]] = {}
     for name, address, default_port, path, handler in wanted:

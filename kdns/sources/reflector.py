@@ -35,6 +35,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object, tombstone
 from kdns.cluster.model import ClusterObject, Event, EventType
 from kdns.cluster.selector import ObjectFilter
+from kdns.config import DEFAULT_WATCH_IDLE_TIMEOUT, DEFAULT_WATCH_TIMEOUT
 from kdns.sources.kube import Resource, api_error_text, retry_after, status_code
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,10 @@ class Gone(Exception):
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     page_size: int = 500
-    watch_timeout: float = 300.0  # server-side timeoutSeconds is this times 1 to 2
-    idle_timeout: float = 90.0  # no byte (not even a bookmark) for this long: the watch is dead
+    watch_timeout: float = DEFAULT_WATCH_TIMEOUT  # server-side timeoutSeconds is this times 1 to 2
+    idle_timeout: float = (
+        DEFAULT_WATCH_IDLE_TIMEOUT  # no byte (not even a bookmark) for this long: the watch is dead
+    )
     connect_timeout: float = 10.0
     list_timeout: float = 60.0
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import dnslib
 
 from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
-from kdns.config import ForwardSettings
+from kdns.config import ForwardPolicy, ForwardSettings
 from kdns.counting import Histogram
 from kdns.upstream.cache import ResponseCache
 from kdns.wire.packed import Packed, error_packed, pack_records
@@ -272,9 +272,9 @@ class Forwarder:
 
     def _order(self) -> list[Upstream]:
         upstreams = self.upstreams
-        if self.settings.policy == "random":
+        if self.settings.policy == ForwardPolicy.RANDOM:
             upstreams = random.sample(upstreams, len(upstreams))
-        elif self.settings.policy == "round_robin":
+        elif self.settings.policy == ForwardPolicy.ROUND_ROBIN:
             first = next(self._rotation)
             upstreams = upstreams[first:] + upstreams[:first]
         healthy = [u for u in upstreams if u.fails < self.settings.max_fails]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from kdns.codes import PORT as DNS_PORT
+
 
 class ResolvConfError(Exception):
     """The file cannot be read or names no usable nameserver."""
@@ -21,35 +23,12 @@ def nameservers(path: Path) -> list[tuple[str, int]]:
         if len(words) >= 2 and words[0] == "nameserver":
             address = words[1].split("%", 1)[0]  # drop an IPv6 scope
             try:
-                found.append((str(ipaddress.ip_address(address)), 53))
+                found.append((str(ipaddress.ip_address(address)), DNS_PORT))
             except ValueError:
                 raise ResolvConfError(f"{path}:{number}: {words[1]!r} is not an IP address") from None
     if not found:
         raise ResolvConfError(f"{path}: no nameserver lines")
     return found
-
-
-def parse_upstream(text: str, default_port: int = 53) -> tuple[str, int]:
-    """``"10.0.0.1"``, ``"10.0.0.1:5353"``, ``"[fd00::1]:53"``, ``"fd00::1"`` or ``"dns://IP[:PORT]"``."""
-    text = text.removeprefix("dns://")
-    host, port = text, default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            port = _port(rest.removeprefix(":"), text)
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-        port = _port(port_text, text)
-    try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address with an optional port") from None
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"{whole!r}: {text!r} is not a port")
-    return int(text)
 
 
 def search_domains(path: Path) -> list[str]:

@@ -1,0 +1,154 @@
+"""kdns/config.py: the bounds and the parsers the command line and the Corefile share."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdns.config import (
+    PORT,
+    POSITIVE_SECONDS,
+    SERVFAIL_TTL,
+    TTL,
+    Bounds,
+    NotAnIPAddress,
+    PodMode,
+    parse_choice,
+    parse_number,
+    parse_upstream,
+    parse_whole_number,
+    split_address,
+)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "value", "problem"),
+    [
+        (TTL, 0, None),
+        (TTL, 3600, None),
+        (TTL, 3601, "3601 is outside 0-3600"),
+        (TTL, -1, "-1 is outside 0-3600"),
+        (Bounds(1), 0, "0 is less than 1"),
+        (Bounds(1), 10**9, None),
+        (POSITIVE_SECONDS, 0.0, "0s is not more than 0s"),
+        (POSITIVE_SECONDS, 0.001, None),
+        (SERVFAIL_TTL, 600.0, "600s is outside 0-300s"),
+        (SERVFAIL_TTL, 1.5, None),
+    ],
+)
+def test_bounds_name_the_problem(bounds, value, problem):
+    assert bounds.check(value) == problem
+
+
+@pytest.mark.parametrize(
+    ("bounds", "text"),
+    [(TTL, "0-3600"), (Bounds(1), "1 or more"), (POSITIVE_SECONDS, "more than 0s"), (PORT, "0-65535")],
+)
+def test_bounds_read_as_help_text(bounds, text):
+    assert str(bounds) == text
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "value"),
+    [
+        (parse_whole_number, "42", 42),
+        (parse_whole_number, "+7", 7),
+        (parse_number, "0.5", 0.5),
+        (parse_number, "2", 2.0),
+    ],
+)
+def test_numbers_read(parse, text, value):
+    assert parse(text, Bounds(0)) == value
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "problem"),
+    [
+        (parse_whole_number, "5s", "'5s' is not a whole number"),
+        (parse_whole_number, "1_000", "'1_000' is not a whole number"),
+        (parse_whole_number, "-3", "-3 is less than 0"),
+        (parse_number, "nan", "'nan' is not a number"),
+        (parse_number, "inf", "'inf' is not a number"),
+        (parse_number, "soon", "'soon' is not a number"),
+    ],
+)
+def test_numbers_refused(parse, text, problem):
+    with pytest.raises(ValueError) as error:
+        parse(text, Bounds(0))
+    assert str(error.value) == problem
+
+
+def test_a_choice_is_one_of_the_names():
+    assert parse_choice(PodMode, "verified") is PodMode.VERIFIED
+    with pytest.raises(ValueError, match=r"^'VERIFIED' is not one of insecure, verified, disabled$"):
+        parse_choice(PodMode, "VERIFIED")
+
+
+@pytest.mark.parametrize(
+    ("text", "default_port", "address"),
+    [
+        (":8080", None, (None, 8080)),
+        ("127.0.0.1:0", None, ("127.0.0.1", 0)),
+        ("[::1]:8181", None, ("::1", 8181)),
+        ("localhost:9153", None, ("localhost", 9153)),
+        ("localhost", 8080, ("localhost", 8080)),
+        ("[::1]", 8080, ("::1", 8080)),
+        ("::1", 8080, ("::1", 8080)),  # more than one colon: an IPv6 address, no port
+    ],
+)
+def test_host_port_addresses(text, default_port, address):
+    assert split_address(text, default_port) == address
+
+
+@pytest.mark.parametrize(
+    ("text", "default_port", "problem"),
+    [
+        ("localhost", None, "'localhost' is not a HOST:PORT address"),
+        (":99999", None, "':99999': 99999 is outside 0-65535"),
+        ("host:http", None, "'host:http': 'http' is not a port number"),
+        ("[::1]8080", None, "'[::1]8080' is not a HOST:PORT address"),
+        ("[::1", 8080, "'[::1' is not a HOST:PORT address"),
+        ("::1:99999", 8080, "'::1:99999' is not a HOST:PORT address"),
+    ],
+)
+def test_host_port_addresses_refused(text, default_port, problem):
+    with pytest.raises(ValueError) as error:
+        split_address(text, default_port)
+    assert str(error.value) == problem
+
+
+@pytest.mark.parametrize(
+    ("text", "upstream"),
+    [
+        ("10.0.0.2", ("10.0.0.2", 53)),
+        ("10.0.0.2:5300", ("10.0.0.2", 5300)),
+        ("dns://10.0.0.2:5300", ("10.0.0.2", 5300)),
+        ("[fd00::2]:53", ("fd00::2", 53)),
+        ("fd00::2", ("fd00::2", 53)),
+        ("FD00::2", ("fd00::2", 53)),
+    ],
+)
+def test_upstream_addresses(text, upstream):
+    assert parse_upstream(text) == upstream
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("10.0.0.2:0", "'10.0.0.2:0': 0 is outside 1-65535"),
+        ("10.0.0.2:65536", "'10.0.0.2:65536': 65536 is outside 1-65535"),
+        ("tls://10.0.0.2", "DNS over TLS (tls://) is not supported by kdns"),
+        ("https://10.0.0.2", "https:// is not supported as a destination protocol"),
+    ],
+)
+def test_upstream_addresses_refused(text, problem):
+    with pytest.raises(ValueError) as error:
+        parse_upstream(text)
+    assert str(error.value) == problem
+    assert not isinstance(error.value, NotAnIPAddress)
+
+
+@pytest.mark.parametrize("text", ["dns.google", "/etc/resolv.conf", "[dns.google]:53"])
+def test_an_upstream_that_is_no_ip_says_so(text):
+    """The Corefile's forward then tries the text as a resolv.conf file."""
+    with pytest.raises(NotAnIPAddress, match="is not an IP address"):
+        parse_upstream(text)
