@@ -18,6 +18,7 @@ INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
 FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
+CHANGES_HEADING = "## Changes to the hot path, before and after"  # kept by hand, one entry per change
 TRAILING_HEADINGS = (
     FORWARDED_HEADING,
     WORKERS_HEADING,
@@ -25,6 +26,7 @@ TRAILING_HEADINGS = (
     ABUSE_HEADING,
     SOAK_HEADING,
     FUZZ_HEADING,
+    CHANGES_HEADING,
 )
 HOW_TO_RUN = """\
 ## How to run
