@@ -12,7 +12,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,19 +23,31 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
 
 from kdns import corefile
 from kdns.autopath import AutoPath
+from kdns.blocks import Block, Route, Router
 from kdns.cluster.selector import ObjectFilter
-from kdns.config import DEFAULT_RESOLV_CONF, KubeSettings, ServeConfig, parse_upstream
+from kdns.config import (
+    DEFAULT_RESOLV_CONF,
+    CacheSettings,
+    ForwardSettings,
+    HostsSettings,
+    KubeSettings,
+    ServeConfig,
+    ServerSettings,
+    parse_upstream,
+)
 from kdns.ops.querylog import log_query
+from kdns.plugins.hosts import Hosts
 from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
 from kdns.transport.exchange import Exchange, QueryLog
-from kdns.transport.listen import Bound, Listeners, listen
+from kdns.transport.listen import Listeners, Shares, Where, listen
 from kdns.upstream.answerer import Answerer
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, LoopDetected
 from kdns.upstream.resolvconf import nameservers, search_domains
+from kdns.upstream.routes import Routes
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.hosts import HostsTable
 from kdns.zone.names import BadName, to_wire
@@ -77,85 +89,105 @@ def load_zone_from_api(config: ServeConfig) -> ClusterZone:
     return zone
 
 
-def build_forwarder(config: ServeConfig) -> Forwarder | None:
-    """The upstreams (given, or resolv.conf's nameservers) and their answer cache; ``None`` when
-    forwarding is off. Raises ``ResolvConfError`` or ``ValueError`` naming a bad upstream."""
-    if config.forward is None:
-        return None
-    settings = config.forward
+Forwarders = dict[tuple[ForwardSettings, CacheSettings | None], Forwarder]  # by a stanza and its cache
+
+
+def build_forwarder(settings: ForwardSettings, cache: CacheSettings | None, *, udp_size: int) -> Forwarder:
+    """A ``forward`` stanza's upstreams (given, or resolv.conf's nameservers) and its answer cache.
+    Raises ``ResolvConfError`` or ``ValueError`` naming a bad upstream."""
     upstreams = [parse_upstream(u) for u in settings.upstreams] or nameservers(settings.resolv_conf)
-    cache = ResponseCache(config.cache) if config.cache is not None else None
-    return Forwarder(settings, upstreams, udp_size=config.max_udp_size, cache=cache)
+    return Forwarder(
+        settings, upstreams, udp_size=udp_size, cache=ResponseCache(cache) if cache is not None else None
+    )
 
 
-def read_hosts_table(config: ServeConfig) -> HostsTable | None:
-    settings = config.hosts
-    if settings is None:
-        return None
+def build_forwarders(config: ServeConfig, running: Forwarders | None = None) -> Forwarders:
+    """A forwarder for each ``forward`` stanza of every block (blocks with the same stanza and cache
+    share one); those ``running`` already for the same settings are kept."""
+    forwarders: Forwarders = {}
+    for server in config.servers:
+        for stanza in server.forward:
+            key = (stanza, server.cache)
+            if key not in forwarders:
+                kept = (running or {}).get(key)
+                forwarders[key] = kept or build_forwarder(stanza, server.cache, udp_size=config.max_udp_size)
+    return forwarders
+
+
+def read_hosts_table(settings: HostsSettings) -> HostsTable:
     entries = [*settings.entries, *(read_hosts(settings.path) or [])]
-    return HostsTable(entries, ttl=settings.ttl, fallthrough=settings.fallthrough)
+    return HostsTable(entries, ttl=settings.ttl)
 
 
-def build_responder(
-    zone: ClusterZone,
-    config: ServeConfig,
-    forwarder: Forwarder | None = None,
-    hosts: HostsTable | None = None,
-) -> Responder:
-    """The resolver of ``zone`` behind its answer cache, told by the zone what changes."""
-    resolver = Resolver(
-        zone.index,
-        zone.layout,
-        config.zone,
-        forwarding=forwarder is not None,
-        fallthrough_reverse=config.forward is not None and config.forward.fallthrough_reverse,
-        hosts=hosts,
-    )
-    responder = Responder(
-        resolver,
-        max_udp_size=config.max_udp_size,
-        cache_size=config.answer_cache_size,
-        recursion_available=forwarder is not None,
-        forward_cache=forwarder.cache.get if forwarder is not None and forwarder.cache is not None else None,
-        loadbalance=config.loadbalance,
-    )
-    zone.on_change(responder.invalidate)
-    return responder
+def _wire(zones: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(to_wire(zone) for zone in zones)
 
 
 def build_autopath(
-    config: ServeConfig, zone: ClusterZone, forwarder: Forwarder | None, responder: Responder
-) -> AutoPath | None:
-    """Server-side search paths, when configured (they need ``pods verified`` to know the client)."""
-    if not config.autopath:
-        return None
-    resolv_conf = config.forward.resolv_conf if config.forward else DEFAULT_RESOLV_CONF
+    config: ServeConfig, zone: ClusterZone, routes: Routes, router: Callable[[], Router]
+) -> AutoPath:
+    """Server-side search paths (they need ``pods verified`` to know the client)."""
+    stanzas = [stanza for server in config.servers for stanza in server.forward]
+    resolv_conf = stanzas[0].resolv_conf if stanzas else DEFAULT_RESOLV_CONF
     host_search = []
     for domain in search_domains(resolv_conf):
         with contextlib.suppress(BadName):
             host_search.append(to_wire(domain))
-    autopath = AutoPath(zone.state, forwarder, lambda: responder.resolver, host_search=tuple(host_search))
-    responder.autopath = autopath
-    return autopath
+    return AutoPath(zone.state, routes, router, host_search=tuple(host_search))
 
 
 @dataclasses.dataclass(frozen=True)
 class Answering:
-    """How one configuration answers: the responder (packed answers, at once), and the answerer of
-    the queries it leaves for later (the forwarder, or autopath wrapping it)."""
+    """How one listener answers: the responder (packed answers, at once), the answerer of the queries
+    it leaves for later (its forwarders, or autopath wrapping them), and the hosts tables it reads."""
 
     responder: Responder
-    answerer: Answerer | None
+    answerer: Answerer
     autopath: AutoPath | None
     query_log: QueryLog | None
+    forwarders: tuple[Forwarder, ...]  # by route number, from 1
+    hosts: tuple[tuple[HostsSettings, Hosts], ...]
 
 
-def build_answering(config: ServeConfig, zone: ClusterZone, forwarder: Forwarder | None) -> Answering:
-    """Everything that answers queries for ``config``, at start-up and again on each reload."""
-    responder = build_responder(zone, config, forwarder, read_hosts_table(config))
-    autopath = build_autopath(config, zone, forwarder, responder)
-    query_log = log_query if config.log_queries else None
-    return Answering(responder, autopath or forwarder, autopath, query_log)
+def build_answering(
+    config: ServeConfig, servers: tuple[ServerSettings, ...], zone: ClusterZone, forwarders: Forwarders
+) -> Answering:
+    """Everything that answers one listener's queries, at start-up and again on each reload."""
+    resolver = Resolver(zone.index, zone.layout, config.zone)
+    routed: list[Forwarder] = []
+    blocks, hosts = [], []
+    for server in servers:
+        routes = []
+        for stanza in server.forward:
+            routed.append(forwarders[(stanza, server.cache)])
+            routes.append(Route(len(routed), to_wire(stanza.zone)))
+        plugin = None
+        if server.hosts is not None:
+            plugin = Hosts(
+                read_hosts_table(server.hosts),
+                zones=_wire(server.hosts.zones or server.zones),
+                fallthrough=_wire(server.hosts.fallthrough),
+            )
+            hosts.append((server.hosts, plugin))
+        cluster = resolver if server.kubernetes else None
+        blocks.append(Block(_wire(server.zones), cluster=cluster, hosts=plugin, routes=routes))
+    router = Router(blocks, layout=zone.layout, ttl=config.zone.ttl)
+    responder = Responder(
+        router,
+        max_udp_size=config.max_udp_size,
+        cache_size=config.answer_cache_size,
+        recursion_available=router.forwarding,
+        forward_caches=[f.cache.get if f.cache is not None else None for f in routed],
+        loadbalance=any(server.loadbalance for server in servers),
+    )
+    zone.on_change(responder.invalidate)
+    routes = Routes(routed)
+    autopath = None
+    if any(server.autopath for server in servers):
+        autopath = build_autopath(config, zone, routes, lambda: responder.resolver)
+        responder.autopath = autopath
+    query_log = log_query if any(server.log_queries for server in servers) else None
+    return Answering(responder, autopath or routes, autopath, query_log, tuple(routed), tuple(hosts))
 
 
 def own_addresses(listen: tuple[str, ...], port: int) -> set[tuple[str, int]]:
@@ -172,8 +204,32 @@ async def _first(*waits: asyncio.Future | asyncio.Task, timeout: float | None = 
         task.cancel()
 
 
+class Listener:
+    """One address set and port at run time: its blocks' answering, its exchange and its sockets."""
+
+    def __init__(self, where: Where, answering: Answering) -> None:
+        self.addresses, self.port = where
+        self.answering = answering
+        self.exchange = Exchange(answering.responder, answering.answerer, query_log=answering.query_log)
+        self.sockets: Listeners | None = None
+
+    def use(self, answering: Answering) -> None:
+        """Answer with ``answering`` from now on (a reload); queries in flight finish as they began."""
+        self.answering = answering
+        self.exchange.use(answering.responder, answering.answerer, answering.query_log)
+
+    @property
+    def bound_port(self) -> int:
+        return self.sockets.port if self.sockets is not None else self.port
+
+    @property
+    def label(self) -> str:
+        """CoreDNS's ``server`` label: ``dns://:53`` for every interface."""
+        return server_label(self.addresses, self.bound_port)
+
+
 class Runtime:
-    """One running server: the zone, how it is answered, the sockets, and a reload that swaps them."""
+    """One running server: the zone, its listeners and how they answer, and a reload that swaps them."""
 
     def __init__(
         self,
@@ -181,28 +237,22 @@ class Runtime:
         zone: ClusterZone,
         *,
         api: object | None = None,
-        forwarder: Forwarder | None = None,
-        bound: Bound | None = None,
+        shares: Shares | None = None,
         control: socket.socket | None = None,
     ) -> None:
         self.config = config
-        self.bound = bound  # a worker's share of the sockets (``--workers``)
+        self.shares = shares  # a worker's share of the sockets (``--workers``)
         self.control = control  # a worker's line to its supervisor
         self.zone = zone
         self.api = api
-        self.forwarder = forwarder
+        self.forwarders = build_forwarders(config)
         # the files as they were read, so that a change made before the watch starts is not missed
-        self._read_as = {
-            path: _fingerprint(path)
-            for path in (config.corefile, config.hosts.path if config.hosts else None)
-            if path is not None
+        self._read_as = {path: _fingerprint(path) for path in watched_files(config)}
+        self.listeners = {
+            where: Listener(where, build_answering(config, servers, zone, self.forwarders))
+            for where, servers in config.listeners.items()
         }
-        self.answering = build_answering(config, zone, forwarder)
-        self.exchange = Exchange(
-            self.answering.responder, self.answering.answerer, query_log=self.answering.query_log
-        )
         self.informer: Informer | None = None
-        self.listeners: Listeners | None = None
         self.endpoints: Endpoints | None = None
         self.stop = asyncio.Event()
         self.shutting_down = False
@@ -269,13 +319,17 @@ class Runtime:
             )
 
     async def _open(self) -> None:
-        config = self.config
-        self.listeners = await listen(self.exchange, config, bound=self.bound)
+        for where, listener in self.listeners.items():
+            await self._bind(where, listener)
         if self.control is not None:
             self._background(self._answer_supervisor())
         await self._open_endpoints()
-        if self.forwarder is not None:
+        if self.forwarders:
             self._check_loops()
+
+    async def _bind(self, where: Where, listener: Listener) -> None:
+        share = self.shares.get(where) if self.shares is not None else None
+        listener.sockets = await listen(listener.exchange, self.config, *where, bound=share)
 
     async def _open_endpoints(self) -> None:
         """The HTTP endpoints, when any is configured."""
@@ -289,18 +343,18 @@ class Runtime:
 
     def registry(self) -> CollectorRegistry:
         """This server's metrics (what /metrics serves, or what a worker reports to its supervisor)."""
-        from kdns.ops.metrics import Sources, registry_for
+        from kdns.ops.metrics import Served, Sources, registry_for
 
-        return registry_for(
-            Sources(
-                self.answering.responder,
-                self.listeners,
-                self.zone,
-                self.forwarder,
-                self.informer,
-                server=server_label(self.config),
+        served = [
+            Served(
+                listener.answering.responder,
+                listener.sockets,
+                listener.answering.forwarders,
+                server=listener.label,
             )
-        )
+            for listener in self.listeners.values()
+        ]
+        return registry_for(Sources(served, self.zone, self.informer))
 
     async def _waiting(self) -> list[str]:
         return self._not_ready()
@@ -330,9 +384,12 @@ class Runtime:
         return waiting
 
     def _check_loops(self) -> None:
-        own = own_addresses(self.config.listen, self.listeners.port)
-        check = self._background(self.forwarder.check_loop(own))
-        check.add_done_callback(self._loop_checked)
+        own: set[tuple[str, int]] = set()
+        for listener in self.listeners.values():
+            own |= own_addresses(listener.addresses, listener.bound_port)
+        for forwarder in self.forwarders.values():
+            check = self._background(forwarder.check_loop(own))
+            check.add_done_callback(self._loop_checked)
 
     def _loop_checked(self, task: asyncio.Task) -> None:
         if not task.cancelled() and isinstance(task.exception(), LoopDetected):
@@ -343,13 +400,19 @@ class Runtime:
         config, counts = self.config, self.zone.counts()
         bound = self.endpoints.bound if self.endpoints is not None else {}
         http = "".join(f"; {name} on {where}" for name, where in bound.items())
-        if self.forwarder is not None:
-            http += "; forwarding to " + ", ".join(u.label for u in self.forwarder.upstreams)
+        stanzas = [(stanza.zone, f) for (stanza, _), f in self.forwarders.items()]
+        if stanzas:
+            http += "; forwarding " + ", ".join(
+                (f"{zone} " if len(stanzas) > 1 else "") + "to " + ", ".join(u.label for u in f.upstreams)
+                for zone, f in stanzas
+            )
         log.info(
-            "ready: listening on %s port %d (udp, tcp) on %s; zones %s; %d services (%d headless), "
+            "ready: listening on %s (udp, tcp) on %s; zones %s; %d services (%d headless), "
             "%d endpoints, %d pods, %d namespaces, %d names%s",
-            ", ".join(config.listen),
-            self.listeners.port,
+            ", ".join(
+                f"{', '.join(listener.addresses)} port {listener.bound_port}"
+                for listener in self.listeners.values()
+            ),
             "asyncio" if uvloop is None else "uvloop",
             ", ".join(config.zone.zones),
             counts["services"],
@@ -369,33 +432,41 @@ class Runtime:
 
     # -- files that change ---------------------------------------------------------------------------------
     async def _watch_files(self) -> None:
-        """Re-read the hosts file and the Corefile when they change (CoreDNS's hosts reload and reload)."""
-        hosts = self.config.hosts
-        watched = {}
-        if hosts is not None and hosts.reload > 0:
-            watched[hosts.path] = (hosts.reload, self._reload_hosts)
+        """Re-read hosts files and the Corefile when they change (CoreDNS's hosts reload and reload)."""
+        seen = dict(self._read_as)
+        while True:
+            watched = self._watched()
+            if not watched:
+                return
+            await asyncio.sleep(min(every for every, _ in watched.values()))
+            for path, (_, on_change) in self._watched().items():
+                now = _fingerprint(path)
+                if now != seen.get(path, now):
+                    seen[path] = now
+                    await on_change(path)
+                seen.setdefault(path, now)
+
+    def _watched(self) -> dict[Path, tuple[float, Callable[[Path], Coroutine]]]:
+        """The files to look at, with how often and what to do when one changed."""
+        watched: dict[Path, tuple[float, Callable[[Path], Coroutine]]] = {}
+        for server in self.config.servers:
+            if server.hosts is not None and server.hosts.reload > 0:
+                watched[server.hosts.path] = (server.hosts.reload, self._reload_hosts)
         if self.config.corefile is not None and self.config.reload > 0:
             watched[self.config.corefile] = (self.config.reload, self._reload_corefile)
-        if not watched:
-            return
-        seen = {path: self._read_as.get(path) for path in watched}
-        interval = min(every for every, _ in watched.values())
-        while True:
-            await asyncio.sleep(interval)
-            for path, (_, on_change) in list(watched.items()):
-                now = _fingerprint(path)
-                if now != seen[path]:
-                    seen[path] = now
-                    await on_change()
+        return watched
 
-    async def _reload_hosts(self) -> None:
-        hosts = read_hosts_table(self.config)
-        self.answering.responder.resolver.hosts = hosts
-        self.answering.responder.clear()
-        log.info("hosts file %s reloaded: %d names", self.config.hosts.path, len(hosts or ()))
+    async def _reload_hosts(self, path: Path) -> None:
+        names = 0
+        for listener in self.listeners.values():
+            for settings, plugin in listener.answering.hosts:
+                if settings.path == path:
+                    plugin.table = read_hosts_table(settings)
+                    names = len(plugin.table)
+            listener.answering.responder.clear()
+        log.info("hosts file %s reloaded: %d names", path, names)
 
-    async def _reload_corefile(self) -> None:
-        path = self.config.corefile
+    async def _reload_corefile(self, path: Path) -> None:
         try:
             config, warnings = corefile.load(path)
         except (corefile.CorefileError, OSError) as exc:
@@ -423,27 +494,33 @@ class Runtime:
                 "reload: %s changed; restart kdns to follow the new cluster settings", ", ".join(unsupported)
             )
             return
-        forwarder = (
-            build_forwarder(config)
-            if (config.forward, config.cache) != (old.forward, old.cache)
-            else self.forwarder
-        )
+        groups = config.listeners
+        if self.shares is not None and set(groups) != set(self.listeners):
+            self.reload_failures += 1
+            log.error("reload: the listen addresses changed; restart kdns to move its workers")
+            return
+        forwarders = build_forwarders(config, self.forwarders)
         zone = self.zone
         if config.zone != old.zone:
             zone = ClusterZone(config.zone)
             zone.load(self.zone.objects())
             if self.informer is not None:
                 self.informer.zone = zone
-        self.zone.off_change(self.answering.responder.invalidate)
-        self.config, self.forwarder, self.zone = config, forwarder, zone
-        self.answering = build_answering(config, zone, forwarder)
-        self.exchange.use(self.answering.responder, self.answering.answerer, self.answering.query_log)
-        if (config.listen, config.port) != (old.listen, old.port):
-            if self.bound is not None:
-                log.error("reload: the listen addresses changed; restart kdns to move its workers")
+        for listener in self.listeners.values():
+            self.zone.off_change(listener.answering.responder.invalidate)
+        self.config, self.forwarders, self.zone = config, forwarders, zone
+        stale = [self.listeners.pop(where) for where in list(self.listeners) if where not in groups]
+        for where, servers in groups.items():
+            answering = build_answering(config, servers, zone, forwarders)
+            if where in self.listeners:
+                self.listeners[where].use(answering)
             else:
-                stale, self.listeners = self.listeners, await listen(self.exchange, config)
-                await stale.close()
+                self.listeners[where] = listener = Listener(where, answering)
+                await self._bind(where, listener)
+        for listener in stale:
+            await listener.exchange.drain()
+            if listener.sockets is not None:
+                await listener.sockets.close()
         if self.endpoints is not None:
             await self.endpoints.close()
             self.endpoints = None
@@ -465,23 +542,33 @@ class Runtime:
     async def _drain(self) -> None:
         """Answer the queries still in flight upstream before the sockets close."""
         self.shutting_down = True
-        if not self.exchange.in_flight:
+        in_flight = sum(listener.exchange.in_flight for listener in self.listeners.values())
+        if not in_flight:
             return
-        log.info("waiting for %d forwarded queries in flight", self.exchange.in_flight)
-        left = await self.exchange.drain()
+        log.info("waiting for %d forwarded queries in flight", in_flight)
+        left = 0
+        for listener in self.listeners.values():
+            left += await listener.exchange.drain()
         if left:
             log.warning("%d forwarded queries still in flight are dropped", left)
 
     async def _close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        self.exchange.cancel()
-        if self.listeners is not None:
-            await self.listeners.close()
+        for listener in self.listeners.values():
+            listener.exchange.cancel()
+            if listener.sockets is not None:
+                await listener.sockets.close()
         if self.endpoints is not None:
             await self.endpoints.close()
         if self.informer is not None:
             await self.informer.stop()
+
+
+def watched_files(config: ServeConfig) -> list[Path]:
+    """The files a configuration was read from: the Corefile and the hosts files."""
+    hosts = [server.hosts.path for server in config.servers if server.hosts is not None]
+    return [path for path in (config.corefile, *hosts) if path is not None]
 
 
 def same_source(new: ServeConfig, running: ServeConfig) -> ServeConfig:
@@ -508,11 +595,11 @@ def _fingerprint(path: Path) -> tuple[float, int] | None:
     return stat.st_mtime, stat.st_size
 
 
-def server_label(config: ServeConfig) -> str:
+def server_label(addresses: tuple[str, ...], port: int) -> str:
     """CoreDNS's ``server`` label: ``dns://:53`` for every interface."""
-    if set(config.listen) <= {"0.0.0.0", "::"}:
-        return f"dns://:{config.port}"
-    return ",".join(f"dns://{address}:{config.port}" for address in config.listen)
+    if set(addresses) <= {"0.0.0.0", "::"}:
+        return f"dns://:{port}"
+    return ",".join(f"dns://{address}:{port}" for address in addresses)
 
 
 def run(config: ServeConfig) -> int:
@@ -520,7 +607,7 @@ def run(config: ServeConfig) -> int:
     ``workers`` above 1, in that many processes under a supervisor (``kdns.workers``).
 
     Raises ``SnapshotError``, ``ConnectionSettingsError`` or ``ResolvConfError`` before anything is bound."""
-    build_forwarder(config)  # a bad upstream or resolv.conf stops start-up here, before any fork
+    build_forwarders(config)  # a bad upstream or resolv.conf stops start-up here, before any fork
     zone = build_zone(config) if config.kube is None else None
     if config.kube is not None:
         from kdns.informer import connection_of
@@ -529,18 +616,17 @@ def run(config: ServeConfig) -> int:
     if config.workers > 1:
         from kdns.workers import supervise
 
-        return supervise(config, lambda bound, control, settings: serve(settings, zone, bound, control))
+        return supervise(config, lambda shares, control, settings: serve(settings, zone, shares, control))
     return serve(config, zone)
 
 
 def serve(
     config: ServeConfig,
     zone: ClusterZone | None,
-    bound: Bound | None = None,
+    shares: Shares | None = None,
     control: socket.socket | None = None,
 ) -> int:
     """Run one server process until it is told to stop; returns its exit code."""
-    forwarder = build_forwarder(config)
     api = None
     if zone is None:
         from kdns.informer import connection_of
@@ -548,7 +634,7 @@ def serve(
         zone, api = ClusterZone(config.zone), connection_of(config.kube).client()
 
     async def main() -> int:
-        runtime = Runtime(config, zone, api=api, forwarder=forwarder, bound=bound, control=control)
+        runtime = Runtime(config, zone, api=api, shares=shares, control=control)
         return await runtime.run()
 
     if uvloop is None:

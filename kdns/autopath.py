@@ -8,8 +8,8 @@ from the asked name to it. If all are NXDOMAIN the pod gets its NXDOMAIN.
 
 ``SearchWalk`` is the walk, without I/O: it answers what it can from the zone and says which names
 upstream must answer. ``AutoPath`` is the ``Answerer`` that drives it, asking a forwarder for those
-names, and hands every other pending query to that forwarder. Answers are cached for their TTL, keyed
-by the question (the namespace is in the name).
+names, and hands every other pending query to the forwarders (``Routes``). Answers are cached for
+their TTL, keyed by the question (the namespace is in the name).
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from collections.abc import Callable
 import dnslib
 from cachetools import TLRUCache
 
+from kdns.blocks import Router
 from kdns.cluster.state import ClusterState
 from kdns.codes import CNAME, IN, MAX_NAME_LENGTH, NXDOMAIN, REFUSED, SERVFAIL
-from kdns.resolver import Resolver
-from kdns.upstream.forward import Forwarder
-from kdns.wire.packed import Packed, error_packed, pack_records
+from kdns.upstream.routes import Routes
+from kdns.wire.packed import Packed, pack_records
 from kdns.wire.pending import PendingQuery
 from kdns.wire.records import label, to_records
 from kdns.zone.names import ROOT, join
 
 CAPACITY = 10_000  # walks remembered
+_NOT_FOUND = (NXDOMAIN, SERVFAIL, REFUSED)  # a name of the walk that answers none of these is found
 
 
 def search_path(qname: bytes, namespace: str, zone: bytes, host_search: tuple[bytes, ...]) -> list[bytes]:
@@ -54,16 +55,15 @@ class SearchWalk:
         self,
         key: bytes,
         namespace: str,
-        resolver: Resolver,
+        resolver: Router,
         *,
         host_search: tuple[bytes, ...] = (),
-        forwarding: bool = True,
     ) -> None:
         self.key = key
         self.qname, self.qtype_class = key[:-4], key[-4:]
         self.qtype = int.from_bytes(self.qtype_class[:2])
         self.resolver = resolver
-        self.forwarding = forwarding
+        self.route = 0  # the forward route of the name asked upstream
         zone = resolver.layout.zone_of(self.qname)
         self._names = iter(search_path(self.qname, namespace, zone, host_search))
         self._asked: bytes | None = None
@@ -78,10 +78,9 @@ class SearchWalk:
         for name in self._names:
             answer = self.resolver.resolve(name, self.qtype)
             if answer.delegate:
-                if self.forwarding:
-                    self._asked = name
-                    return name + self.qtype_class
-            elif answer.rcode != NXDOMAIN:
+                self._asked, self.route = name, answer.delegate
+                return name + self.qtype_class
+            if answer.rcode not in _NOT_FOUND:
                 self._found(name, answer.rcode, to_records(answer.answer), to_records(answer.authority))
                 return None
         return None
@@ -103,20 +102,20 @@ class SearchWalk:
 
 class AutoPath:
     """Answers search-path misses by walking the asking pod's search path; the rest of the pending
-    queries go to the forwarder (an ``Answerer`` wrapping one)."""
+    queries go to their forwarders (an ``Answerer`` wrapping ``Routes``)."""
 
     def __init__(
         self,
         state: ClusterState,
-        forwarder: Forwarder | None,
-        resolver: Callable[[], Resolver],
+        routes: Routes,
+        resolver: Callable[[], Router],
         *,
         host_search: tuple[bytes, ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = state
-        self.resolver = resolver  # the running resolver (a reload may replace it)
-        self.forwarder = forwarder
+        self.resolver = resolver  # the running blocks (a reload may replace them)
+        self.routes = routes
         self.host_search = host_search  # wire names from resolv.conf's search line
         self.clock = clock
         self.cache: TLRUCache = TLRUCache(CAPACITY, lambda key, value, now: value[0], timer=clock)
@@ -131,25 +130,16 @@ class AutoPath:
         return entry[1] if entry is not None and entry[0] > self.clock() else None
 
     def admits(self, query: PendingQuery) -> bool:
-        """Search walks are always taken on; the forwarder's limit holds for what it gets."""
-        if _walks(query) or self.forwarder is None:
-            return True
-        return self.forwarder.admits(query)
+        """Search walks are always taken on; a forwarder's limit holds for what it gets."""
+        return _walks(query) or self.routes.admits(query)
 
     async def answer(self, query: PendingQuery) -> Packed:
         if not _walks(query):
-            if self.forwarder is None:
-                return error_packed(REFUSED, recursion_available=False)
-            return await self.forwarder.answer(query)
-        walk = SearchWalk(
-            query.key,
-            query.packed.autopath,
-            self.resolver(),
-            host_search=self.host_search,
-            forwarding=self.forwarder is not None,
-        )
+            return await self.routes.answer(query)
+        walk = SearchWalk(query.key, query.packed.autopath, self.resolver(), host_search=self.host_search)
         while (question := walk.step()) is not None:
-            walk.heard(await self.forwarder.lookup(question, question, keep_record=True))
+            forwarder = self.routes.forwarder(walk.route)
+            walk.heard(await forwarder.lookup(question, question, keep_record=True))
         if walk.result is None:
             return query.packed  # every name is NXDOMAIN: the pod's own answer
         if walk.found is not None:

@@ -51,6 +51,7 @@ from kdns.config import (
     DEFAULT_WATCH_IDLE_TIMEOUT,
     DEFAULT_WORKERS,
     DEFAULT_ZONES,
+    EVERY_ZONE,
     HEALTH_PORT,
     MAX_UDP_SIZE,
     MAX_UPSTREAMS,
@@ -58,6 +59,7 @@ from kdns.config import (
     PORT,
     POSITIVE_SECONDS,
     READY_PORT,
+    REVERSE_ZONES,
     SECONDS,
     TTL,
     WORKERS,
@@ -70,6 +72,7 @@ from kdns.config import (
     OpsSettings,
     PodMode,
     ServeConfig,
+    ServerSettings,
     ZoneSettings,
     choices,
     parse_choice,
@@ -385,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--hosts-fallthrough",
         action="store_true",
-        help="forward names the hosts file does not hold, instead of answering NXDOMAIN",
+        help="forward names the hosts file does not hold, instead of answering SERVFAIL (as "
+        "CoreDNS's hosts without fallthrough); cluster names always go on to the cluster",
     )
     other.add_argument(
         "--autopath",
@@ -517,11 +521,12 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
             pods=args.pods,
             endpoint_pod_names=args.endpoint_pod_names,
             ignore_empty_service=args.ignore_empty_service,
+            fallthrough=_fallthrough(args),
         ),
         snapshots=() if kube else (tuple(args.snapshot) or (DEFAULT_SNAPSHOT,)),
         namespaces=tuple(args.namespace),
         labels=args.labels,
-        **(_serve_settings(args) if args.command == "serve" else {}),
+        **(_serve_settings(args, zones) if args.command == "serve" else {}),
     )
 
 
@@ -541,25 +546,44 @@ def _check_serve_options(args: argparse.Namespace, problems: Problems) -> None:
         problems.note("--autopath needs --pods verified: the client's namespace comes from its pod")
 
 
-def _serve_settings(args: argparse.Namespace) -> dict[str, object]:
+def _serve_settings(args: argparse.Namespace, zones: tuple[str, ...]) -> dict[str, object]:
     """The ServeConfig fields only ``serve`` has, from checked options."""
     return {
-        "listen": tuple(dict.fromkeys(args.listen)) or DEFAULT_LISTEN,
-        "port": args.port,
+        "servers": (_server_settings(args, zones),),
         "max_udp_size": args.max_udp_size,
         "tcp_idle_timeout": args.tcp_idle_timeout,
         "max_tcp_connections": args.max_tcp_connections,
         "workers": args.workers,
-        "forward": _forward_settings(args),
-        "cache": _cache_settings(args),
-        "hosts": HostsSettings(path=args.hosts, fallthrough=args.hosts_fallthrough) if args.hosts else None,
         "ops": OpsSettings(
             health=args.health, lameduck=args.lameduck, ready=args.ready, metrics=args.metrics
         ),
-        "log_queries": args.log_queries,
-        "loadbalance": args.loadbalance,
-        "autopath": args.autopath,
     }
+
+
+def _server_settings(args: argparse.Namespace, zones: tuple[str, ...]) -> ServerSettings:
+    """The one server block the options describe: the cluster zones, then the hosts file and
+    upstream for every other name when they are given (the block is then '.')."""
+    forward = _forward_settings(args)
+    hosts = None
+    if args.hosts:  # the cluster's names stay the cluster's, as with --hosts-fallthrough
+        hosts = HostsSettings(path=args.hosts, fallthrough=EVERY_ZONE if args.hosts_fallthrough else zones)
+    return ServerSettings(
+        zones=EVERY_ZONE if forward is not None or hosts is not None else zones,
+        port=args.port,
+        listen=tuple(dict.fromkeys(args.listen)) or DEFAULT_LISTEN,
+        forward=(forward,) if forward is not None else (),
+        cache=_cache_settings(args),
+        hosts=hosts,
+        loadbalance=args.loadbalance,
+        autopath=args.autopath,
+        log_queries=args.log_queries,
+    )
+
+
+def _fallthrough(args: argparse.Namespace) -> tuple[str, ...]:
+    """The cluster's NXDOMAIN names that go upstream: reverse names, unless told otherwise."""
+    forwarding = args.command == "serve" and not args.no_forward
+    return REVERSE_ZONES if forwarding and not args.no_fallthrough_reverse else ()
 
 
 def _forward_settings(args: argparse.Namespace) -> ForwardSettings | None:
@@ -574,7 +598,6 @@ def _forward_settings(args: argparse.Namespace) -> ForwardSettings | None:
         health_check=args.health_check,
         policy=args.forward_policy,
         force_tcp=args.force_tcp,
-        fallthrough_reverse=not args.no_fallthrough_reverse,
     )
 
 

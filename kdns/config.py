@@ -105,6 +105,8 @@ MAX_UPSTREAMS = 15  # as CoreDNS's forward
 # --- defaults ----------------------------------------------------------------------------------------
 
 DEFAULT_ZONES = ("cluster.local", "in-addr.arpa", "ip6.arpa")
+REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")  # kubeadm's 'fallthrough in-addr.arpa ip6.arpa'
+EVERY_ZONE = (".",)  # a bare 'fallthrough': every name
 DEFAULT_SNAPSHOT = Path(__file__).resolve().parent.parent / "zones" / "example.yaml"
 DEFAULT_TTL = 5  # kdns's and CoreDNS's
 DEFAULT_PODS = PodMode.INSECURE  # as kubeadm configures CoreDNS
@@ -271,6 +273,7 @@ class ZoneSettings:
     endpoint_pod_names: bool = False
     ignore_empty_service: bool = False
     dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # answers ns.dns.<zone>
+    fallthrough: tuple[str, ...] = ()  # NXDOMAIN names within these go to the next plugin
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +300,7 @@ class ForwardSettings:
     health_check: float = DEFAULT_HEALTH_CHECK  # seconds between health checks of a down upstream
     policy: ForwardPolicy = DEFAULT_POLICY
     force_tcp: bool = False
-    fallthrough_reverse: bool = True  # PTR names the zone does not hold go upstream (fallthrough)
+    zone: str = "."  # FROM: the names this stanza forwards (the longest FROM of a block wins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +324,8 @@ class HostsSettings:
     entries: tuple[tuple[str, str], ...] = ()  # inline "IP name" lines from a Corefile
     ttl: int = DEFAULT_HOSTS_TTL
     reload: float = DEFAULT_HOSTS_RELOAD  # seconds between checks of the file; 0: never
-    fallthrough: bool = False  # names the file does not hold go on (to forward) instead of NXDOMAIN
+    zones: tuple[str, ...] = ()  # the names it answers; empty: its server block's zones
+    fallthrough: tuple[str, ...] = ()  # names within these it does not hold go to the next plugin
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,27 +339,47 @@ class OpsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """One server block (CoreDNS's unit of configuration): the zones it answers for, where it listens,
+    and its plugins. A question goes to the block of the longest zone it falls in among the blocks
+    on its port; one that falls in none is REFUSED, and one no plugin of its block answers gets
+    SERVFAIL, as in CoreDNS."""
+
+    zones: tuple[str, ...] = DEFAULT_ZONES  # lowercase, no final dot; "." for the root
+    port: int = DEFAULT_PORT
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    kubernetes: bool = True  # answers the cluster zones (``ServeConfig.zone``) within its own
+    forward: tuple[ForwardSettings, ...] = ()  # one per ``forward`` stanza
+    cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
+    hosts: HostsSettings | None = None
+    loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
+    autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
+    log_queries: bool = False  # one line per query (CoreDNS's log)
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
-    """Everything ``kdns serve`` needs."""
+    """Everything ``kdns serve`` needs: the cluster, shared by every server block, and the blocks."""
 
     zone: ZoneSettings = field(default_factory=ZoneSettings)
     snapshots: tuple[Path, ...] = ()
     kube: KubeSettings | None = None  # set: follow the API instead of reading snapshots
     namespaces: tuple[str, ...] = ()
     labels: str | None = None
-    listen: tuple[str, ...] = DEFAULT_LISTEN
-    port: int = DEFAULT_PORT
+    servers: tuple[ServerSettings, ...] = (ServerSettings(),)
     max_udp_size: int = DEFAULT_MAX_UDP_SIZE
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
     max_tcp_connections: int = DEFAULT_MAX_TCP_CONNECTIONS
     answer_cache_size: int = 100_000
     workers: int = DEFAULT_WORKERS  # processes answering on the same sockets (SO_REUSEPORT)
-    forward: ForwardSettings | None = None  # None: names outside the zones are REFUSED
-    cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
-    hosts: HostsSettings | None = None
     ops: OpsSettings = field(default_factory=OpsSettings)
-    loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
-    autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
-    log_queries: bool = False  # one line per query (CoreDNS's log)
     corefile: Path | None = None  # where this configuration came from, watched when reload is set
     reload: float = 0.0  # seconds between checks of the Corefile; 0: never
+
+    @property
+    def listeners(self) -> dict[tuple[tuple[str, ...], int], tuple[ServerSettings, ...]]:
+        """The server blocks by the addresses and port they listen on, in the order written."""
+        groups: dict[tuple[tuple[str, ...], int], list[ServerSettings]] = {}
+        for server in self.servers:
+            groups.setdefault((server.listen, server.port), []).append(server)
+        return {where: tuple(servers) for where, servers in groups.items()}

@@ -39,6 +39,7 @@ from kdns.config import (
     DEFAULT_STARTUP_TIMEOUT,
     DEFAULT_TTL,
     DEFAULT_ZONES,
+    EVERY_ZONE,
     HOSTS_TTL,
     LOADBALANCE_POLICY,
     MAX_UPSTREAMS,
@@ -59,6 +60,7 @@ from kdns.config import (
     OpsSettings,
     PodMode,
     ServeConfig,
+    ServerSettings,
     ZoneSettings,
     choices,
     parse_choice,
@@ -68,7 +70,7 @@ from kdns.config import (
     parse_whole_number,
     split_address,
 )
-from kdns.zone.names import BadName, ZoneLayout, is_reverse_zone, to_wire
+from kdns.zone.names import BadName, ZoneLayout, to_wire
 
 __all__ = [
     "CorefileError",
@@ -521,7 +523,7 @@ class _Mapper:
         self.kubeconfig: Path | None = None
         self.context: str | None = None
         self.startup_timeout = DEFAULT_STARTUP_TIMEOUT
-        self.fallthrough_reverse = False
+        self.fallthrough: tuple[str, ...] = ()
         self.listen: list[str] = []
         self.forward: ForwardSettings | None = None
         self.cache: CacheSettings | None = None
@@ -638,27 +640,8 @@ class _Mapper:
                 _unknown_option(d, o)
 
     def kubernetes_fallthrough(self, o: Directive) -> None:
-        zones: list[str] = []
-        for token in o.args:
-            for zone in _zones(token):
-                if zone != "." and not is_reverse_zone(zone):
-                    _fail(
-                        token, f"kubernetes: fallthrough {zone}: only reverse zones can fall through in kdns"
-                    )
-                zones.append(zone)
-        if not zones or "." in zones:
-            zones = ["in-addr.arpa", "ip6.arpa"]
-            self.warn(
-                o.name,
-                "kubernetes: fallthrough: only reverse (PTR) names fall through in kdns; "
-                f"names under {', '.join(z for z in self.zones if not is_reverse_zone(z))} never do",
-            )
-        served = [z for z in self.zones if is_reverse_zone(z)]
-        if not all(any(_within(s, z) for z in zones) for s in served):
-            self.warn(
-                o.name, f"kubernetes: fallthrough: every reverse name of {' '.join(served)} falls through"
-            )
-        self.fallthrough_reverse = True
+        zones = [zone for token in o.args for zone in _zones(token)]
+        self.fallthrough = tuple(dict.fromkeys(zones)) or EVERY_ZONE
 
     def kubernetes_endpoint(self, o: Directive) -> None:
         url = _args(o, 1, None, "endpoint URL")[0]
@@ -695,10 +678,7 @@ class _Mapper:
                 _fail(to, f"forward: {to.text!r} is neither an IP address nor a resolv.conf file")
         if len(files) > 1 or (files and upstreams):
             _fail(files[-1], "forward: give either one resolv.conf file or IP addresses, not both")
-        settings: dict[str, object] = {
-            "upstreams": tuple(upstreams),
-            "fallthrough_reverse": self.fallthrough_reverse,
-        }
+        settings: dict[str, object] = {"upstreams": tuple(upstreams)}
         if files:
             settings["resolv_conf"] = Path(files[0].text)
         for option in d.options:
@@ -915,9 +895,10 @@ class _Mapper:
     def hosts_(self, d: Directive) -> None:
         args = d.args
         path = Path(args[0].text) if args else COREFILE_HOSTS_FILE
-        if any(z != "." for token in args[1:] for z in _zones(token)):
-            self.warn(args[1], "hosts: zones are ignored: kdns answers the hosts names in any zone")
         settings: dict[str, object] = {"path": path}
+        zones = [zone for token in args[1:] for zone in _zones(token)]
+        if zones:
+            settings["zones"] = tuple(dict.fromkeys(zones))
         entries: list[tuple[str, str]] = []
         for o in d.options:
             _no_block(o, f"hosts option {o.name.text}")
@@ -932,9 +913,8 @@ class _Mapper:
             case "reload":
                 settings["reload"] = _duration(_args(o, 1, 1, "reload DURATION")[0], "hosts reload")
             case "fallthrough":
-                if any(z != "." for token in o.args for z in _zones(token)):
-                    self.warn(o.name, "hosts: fallthrough zones are ignored: every name falls through")
-                settings["fallthrough"] = True
+                zones = [zone for token in o.args for zone in _zones(token)]
+                settings["fallthrough"] = tuple(dict.fromkeys(zones)) or EVERY_ZONE
             case "no_reverse" | "fallthrough_unsupported":
                 _args(o, 0, 0, name)
                 self.warn(o.name, f"hosts: {name} is ignored")
@@ -963,7 +943,7 @@ class _Mapper:
         zones = " ".join(t.text for t in d.args[2:]) or "every name"
         self.warn(d.name, f"template: kdns does not answer NXDOMAIN for {zones} itself; forward gets them")
 
-    def config(self, path: Path, port: int) -> ServeConfig:
+    def config(self, path: Path, zones: tuple[str, ...], port: int) -> ServeConfig:
         return ServeConfig(
             zone=ZoneSettings(
                 zones=self.zones,
@@ -971,6 +951,7 @@ class _Mapper:
                 pods=self.pods,
                 endpoint_pod_names=self.endpoint_pod_names,
                 ignore_empty_service=self.ignore_empty_service,
+                fallthrough=self.fallthrough,
             ),
             kube=KubeSettings(
                 kubeconfig=self.kubeconfig,
@@ -980,15 +961,20 @@ class _Mapper:
             ),
             namespaces=tuple(dict.fromkeys(self.namespaces)),
             labels=self.labels,
-            listen=tuple(dict.fromkeys(self.listen)) or COREFILE_LISTEN,
-            port=port,
-            forward=self.forward,
-            cache=self.cache,
-            hosts=self.hosts,
+            servers=(
+                ServerSettings(
+                    zones=zones,
+                    port=port,
+                    listen=tuple(dict.fromkeys(self.listen)) or COREFILE_LISTEN,
+                    forward=(self.forward,) if self.forward is not None else (),
+                    cache=self.cache,
+                    hosts=self.hosts,
+                    loadbalance=self.loadbalance,
+                    autopath=self.autopath,
+                    log_queries=self.log_queries,
+                ),
+            ),
             ops=self.ops,
-            loadbalance=self.loadbalance,
-            autopath=self.autopath,
-            log_queries=self.log_queries,
             corefile=path,
             reload=self.reload,
         )
@@ -1037,4 +1023,5 @@ def load(path: Path, *, environ: Mapping[str, str] = os.environ) -> tuple[ServeC
     assert main is not None
     mapper = _Mapper(environ, warnings)
     mapper.map(main, main_zones)
-    return mapper.config(path, port), list(dict.fromkeys(mapper.warnings))
+    block_zones = tuple(dict.fromkeys(main_zones))
+    return mapper.config(path, block_zones, port), list(dict.fromkeys(mapper.warnings))

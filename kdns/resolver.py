@@ -11,10 +11,10 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
   ``verified`` mode); the namespace must exist;
 - SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``;
   ANY gets one RRset and nothing more (RFC 8482: the smallest answer, no additional records);
-- a question outside every authoritative zone is answered from the hosts file when one is configured,
-  else delegated upstream when forwarding is on (also NXDOMAIN names of reverse zones, with
-  ``fallthrough_reverse``, and ExternalName targets outside the zones, for upstream to chase), else
-  REFUSED; other classes and zone transfers are REFUSED.
+- a question outside every authoritative zone, and an NXDOMAIN name within the ``fallthrough`` zones,
+  is not the resolver's: ``resolve`` returns ``None`` and the server block asks its next plugin; an
+  ExternalName target outside the zones comes back as ``chase`` for the block to send upstream;
+  other classes and zone transfers are REFUSED.
 """
 
 from __future__ import annotations
@@ -40,9 +40,8 @@ from kdns.codes import (
     A,
 )
 from kdns.config import PodMode, ZoneSettings
-from kdns.zone.hosts import HostsTable
 from kdns.zone.index import ZoneIndex
-from kdns.zone.names import ZoneLayout, ip_of_dashed, join
+from kdns.zone.names import ZoneLayout, ip_of_dashed, join, longest_zone, to_wire
 
 SCHEMA_TXT_TTL = 28800  # CoreDNS serves dns-version with this TTL
 SOA_TIMERS = (7200, 1800, 86400)  # refresh, retry, expire: CoreDNS's
@@ -79,12 +78,13 @@ class Answer:
     authority: tuple[RRset, ...] = ()
     additional: tuple[RRset, ...] = ()
     depends: tuple[bytes, ...] = ()
-    delegate: bool = False  # someone upstream must answer (after ``answer``'s CNAMEs, for ``chase``)
+    # someone upstream must answer (after ``answer``'s CNAMEs, for ``chase``): the number of the forward
+    # route, counted from 1 among those of the answering server; 0: answered here
+    delegate: int = 0
     chase: bytes | None = None  # the CNAME target that left the zones
 
 
 REFUSED_ANSWER = Answer(rcode=REFUSED, authoritative=False)
-DELEGATE_ANSWER = Answer(rcode=NOERROR, authoritative=False, delegate=True)
 
 
 class Resolver:
@@ -93,27 +93,22 @@ class Resolver:
         index: ZoneIndex,
         layout: ZoneLayout,
         settings: ZoneSettings,
-        *,
-        forwarding: bool = False,
-        fallthrough_reverse: bool = False,
-        hosts: HostsTable | None = None,
     ) -> None:
         self.index = index
         self.layout = layout
         self.settings = settings
-        self.forwarding = forwarding
-        self.fallthrough_reverse = fallthrough_reverse
-        self.hosts = hosts
         self.ttl = settings.ttl
+        self.fallthrough = tuple(to_wire(zone) for zone in settings.fallthrough)
         self._pod_labels = {zone: b"\x03pod" + zone for zone in layout.forward}
 
-    def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
-        """Answer ``qname`` (lowercase wire form) for ``qtype``."""
+    def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer | None:
+        """Answer ``qname`` (lowercase wire form) for ``qtype``; ``None`` when it is not the cluster's
+        to answer (outside the zones, or NXDOMAIN within a ``fallthrough`` zone)."""
         zone = self.layout.zone_of(qname)
+        if zone is None:
+            return None
         if qclass != IN or qtype in (AXFR, IXFR):
             return REFUSED_ANSWER
-        if zone is None:
-            return self._beyond(qname, qtype)
         answer: list[RRset] = []
         depends: list[bytes] = []
         name = qname
@@ -121,8 +116,8 @@ class Resolver:
             depends.append(name)
             rrsets = self._rrsets(name, zone, depends)
             if rrsets is None:
-                if not answer and zone in self.layout.reverse and self.fallthrough_reverse:
-                    return self._beyond(qname, qtype)  # CoreDNS's fallthrough in-addr.arpa ip6.arpa
+                if not answer and longest_zone(qname, self.fallthrough) is not None:
+                    return None  # CoreDNS's fallthrough: the next plugin answers
                 return self._negative(NXDOMAIN, zone, answer, depends)
             found = self._rrset(name, zone, qtype, rrsets)
             if found is not None:
@@ -140,24 +135,8 @@ class Resolver:
             name = targets[0]
             zone = self.layout.zone_of(name)
             if zone is None:  # the target is someone else's to answer
-                if self.forwarding:
-                    return Answer(
-                        rcode=NOERROR, answer=tuple(answer), depends=tuple(depends), delegate=True, chase=name
-                    )
-                return Answer(rcode=NOERROR, answer=tuple(answer), depends=tuple(depends))
+                return Answer(rcode=NOERROR, answer=tuple(answer), depends=tuple(depends), chase=name)
         return Answer(rcode=SERVFAIL, authoritative=False, depends=tuple(depends))
-
-    def _beyond(self, qname: bytes, qtype: int) -> Answer:
-        """A name the cluster zones do not answer: the hosts file, then upstream, else REFUSED."""
-        if self.hosts is not None:
-            rrsets = self.hosts.get(qname)
-            if rrsets is not None:
-                rdatas = rrsets.get(qtype)
-                found = (RRset(qname, qtype, self.hosts.ttl, tuple(rdatas)),) if rdatas else ()
-                return Answer(rcode=NOERROR, answer=found, depends=(qname,))
-            if not self.hosts.fallthrough:
-                return Answer(rcode=NXDOMAIN, depends=(qname,))
-        return DELEGATE_ANSWER if self.forwarding else REFUSED_ANSWER
 
     # -- lookups -------------------------------------------------------------------------------------
     def _rrsets(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kdns.codes import (
@@ -33,7 +33,7 @@ from kdns.codes import (
     TCP_MAX_SIZE,
     A,
 )
-from kdns.resolver import Answer, Resolver
+from kdns.resolver import Answer
 from kdns.wire.packed import NOT_FAST, Packed, pack
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.query import (
@@ -51,7 +51,7 @@ from kdns.wire.query import (
     opt_record,
     parse_query,
 )
-from kdns.zone.names import labels_of
+from kdns.zone.names import ZoneLayout, labels_of
 
 log = logging.getLogger(__name__)
 UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came: the transport tells the responder
@@ -63,6 +63,14 @@ RD_ONLY = RD >> 8  # the flags' first byte of a standard query with RD set
 DO_BYTE = EDNS_DO >> 8  # the DO flag in its byte of the OPT's flags
 CD_BYTE = CD  # the CD flag in the flags' second byte
 ForwardCache = Callable[[bytes], Packed | None]  # a forwarded answer still fresh, by ``forward_key``
+
+
+class Answers(Protocol):
+    """What answers the questions the responder has no packed answer for (a server's blocks)."""
+
+    layout: ZoneLayout  # the cluster's zones
+
+    def resolve(self, qname: bytes, qtype: int, qclass: int) -> Answer: ...
 
 
 MAX_ROTATIONS = 8
@@ -99,19 +107,20 @@ class SearchPaths(Protocol):
 class Responder:
     def __init__(
         self,
-        resolver: Resolver,
+        resolver: Answers,
         *,
         max_udp_size: int,
         cache_size: int,
         recursion_available: bool = False,
-        forward_cache: ForwardCache | None = None,
+        forward_caches: Sequence[ForwardCache | None] = (),
         loadbalance: bool = False,
     ) -> None:
         self.resolver = resolver
         self.max_udp_size = max_udp_size
         self.cache_size = cache_size
         self.recursion_available = recursion_available
-        self.forward_cache = forward_cache
+        # by forward route (``Packed.delegate``, from 1): its cache's lookup, or None
+        self.forward_caches = (None, *forward_caches)
         self.loadbalance = loadbalance
         self._autopath: SearchPaths | None = None
         self._turn = 0
@@ -156,7 +165,7 @@ class Responder:
                     if packed.delegate and packed.autopath is None:
                         limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
                         qid = int.from_bytes(data[ID])
-                        cached = self._from_forward_cache(key, data, qid, RD, end, limit, b"")
+                        cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, b"")
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
@@ -183,19 +192,28 @@ class Responder:
                     if packed.delegate and packed.autopath is None and data[end + OPT_FLAGS_AT] < DO_BYTE:
                         limit = self._edns_limit(data, end, channel)
                         qid, opt = int.from_bytes(data[ID]), self._opts[0]
-                        cached = self._from_forward_cache(key, data, qid, RD, end, limit, opt)
+                        cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, opt)
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
         return self._respond(data, channel, client)
 
     def _from_forward_cache(  # noqa: PLR0917 (hot path)
-        self, cache_key: bytes, data: bytes, qid: int, flags: int, end: int, limit: int, opt: bytes
+        self,
+        packed: Packed,
+        cache_key: bytes,
+        data: bytes,
+        qid: int,
+        flags: int,
+        end: int,
+        limit: int,
+        opt: bytes,
     ) -> bytes | None:
-        """The response to a query for a name upstream from the forward cache, or ``None``."""
-        if self.forward_cache is None:
+        """The response to a query for a name upstream from its route's forward cache, or ``None``."""
+        lookup = self.forward_caches[packed.delegate]
+        if lookup is None:
             return None
-        cached = self.forward_cache(cache_key)
+        cached = lookup(cache_key)
         if cached is None:
             return None
         self.forwarded_rcodes[cached.flags & RCODE_MASK] += 1
@@ -245,7 +263,9 @@ class Responder:
                     return cached.render(data, qid, flags, end, limit, opt)
                 return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed)
         elif packed.delegate:  # forwarded, or an ExternalName's target chased
-            cached = self._from_forward_cache(forward_key(key, edns_do), data, qid, flags, end, limit, opt)
+            cached = self._from_forward_cache(
+                packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt
+            )
             if cached is not None:
                 return cached
             return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed)

@@ -28,7 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from kdns.config import OpsSettings, ServeConfig
 from kdns.ops import http as ops_http
-from kdns.transport.listen import Bound, bind
+from kdns.transport.listen import Shares, Where, bind
 
 log = logging.getLogger("kdns")
 # Gauges that describe one shared thing rather than a per-worker amount: not added up.
@@ -42,7 +42,7 @@ GAUGE_MERGE = {
     "python_info": max,
 }
 
-Serve = Callable[[Bound, socket.socket, ServeConfig], int]  # one worker: its sockets, line, settings
+Serve = Callable[[Shares, socket.socket, ServeConfig], int]  # one worker: its sockets, line, settings
 
 
 @dataclass
@@ -68,10 +68,13 @@ class Worker:
 
 def supervise(config: ServeConfig, serve: Serve) -> int:
     """Fork ``config.workers`` processes running ``serve``; supervise them; return the exit code."""
-    port, shares = config.port, []
+    ports = {where: where[1] for where in config.listeners}  # port 0: the first worker's, for all
+    shares: list[Shares] = []
     for _ in range(config.workers):
-        port, bound = bind(config.listen, port, reuse_port=True)
-        shares.append(bound)
+        share: Shares = {}
+        for where in config.listeners:
+            ports[where], share[where] = bind(where[0], ports[where], reuse_port=True)
+        shares.append(share)
     worker_config = dataclasses.replace(config, ops=OpsSettings(lameduck=config.ops.lameduck))
     workers = []
     for number, share in enumerate(shares):
@@ -85,8 +88,7 @@ def supervise(config: ServeConfig, serve: Serve) -> int:
             try:
                 for other in shares:
                     if other is not share:
-                        for sock in (s for pair in other for s in pair):
-                            sock.close()
+                        _close(other)
                 code = serve(share, theirs, worker_config)
             except BaseException:
                 log.exception("worker %d failed", number)
@@ -95,12 +97,17 @@ def supervise(config: ServeConfig, serve: Serve) -> int:
         theirs.close()
         workers.append(Worker(number, pid, ours))
     for share in shares:
-        for sock in (s for pair in share for s in pair):
+        _close(share)
+    return asyncio.run(_supervise(config, workers, list(ports.items())))
+
+
+def _close(share: Shares) -> None:
+    for bound in share.values():
+        for sock in (s for pair in bound for s in pair):
             sock.close()
-    return asyncio.run(_supervise(config, workers, port))
 
 
-async def _supervise(config: ServeConfig, workers: list[Worker], port: int) -> int:
+async def _supervise(config: ServeConfig, workers: list[Worker], ports: list[tuple[Where, int]]) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,11 +144,10 @@ async def _supervise(config: ServeConfig, workers: list[Worker], port: int) -> i
         )
     shown = "".join(f"; {name} on {where}" for name, where in (endpoints.bound if endpoints else {}).items())
     log.info(
-        "ready: %d workers (pids %s) sharing %s port %d%s",
+        "ready: %d workers (pids %s) sharing %s%s",
         len(workers),
         ", ".join(str(w.pid) for w in workers),
-        ", ".join(config.listen),
-        port,
+        ", ".join(f"{', '.join(addresses)} port {port}" for (addresses, _), port in ports),
         shown,
     )
     code = 0

@@ -10,9 +10,10 @@ import dnslib
 import pytest
 
 from kdns.autopath import SearchWalk, search_path
+from kdns.blocks import Block, Route, Router
 from kdns.codes import IN, NXDOMAIN, A
 from kdns.resolver import Resolver
-from kdns.zone.names import to_text, to_wire
+from kdns.zone.names import ROOT, to_text, to_wire
 from tests.support.zone import example_zone
 
 
@@ -67,13 +68,18 @@ def reply(rcode: int, zone_text: str = "") -> dnslib.DNSRecord:
     return record
 
 
-def walk(asked: str, namespace: str, upstream: dict[str, dnslib.DNSRecord | None], **options: object):
-    """Walk ``asked`` for a pod of ``namespace``; upstream answers from ``upstream`` (NXDOMAIN for
-    names it does not hold). The names upstream was asked for, and the answer as zone-file lines."""
+def walk(
+    asked: str, namespace: str, upstream: dict[str, dnslib.DNSRecord | None], *, forwarding: bool = True
+):
+    """Walk ``asked`` for a pod of ``namespace`` in a '.' server block with the cluster and, when
+    ``forwarding``, a ``forward .``; upstream answers from ``upstream`` (NXDOMAIN for names it does
+    not hold). The names upstream was asked for, and the answer as zone-file lines."""
     zone = example_zone()
-    resolver = Resolver(zone.index, zone.layout, zone.settings, forwarding=True)
+    resolver = Resolver(zone.index, zone.layout, zone.settings)
+    routes = (Route(1, ROOT),) if forwarding else ()
+    router = Router([Block((ROOT,), cluster=resolver, routes=routes)], layout=zone.layout, ttl=resolver.ttl)
     key = to_wire(asked) + struct.pack("!HH", A, IN)
-    search = SearchWalk(key, namespace, resolver, host_search=(to_wire("corp.example"),), **options)
+    search = SearchWalk(key, namespace, router, host_search=(to_wire("corp.example"),))
     questions = []
     while (question := search.step()) is not None:
         name = to_text(question[:-4])

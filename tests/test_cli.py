@@ -10,7 +10,14 @@ import subprocess
 import pytest
 
 from kdns.cli import main
-from kdns.config import CacheSettings, ForwardSettings, KubeSettings, ServeConfig, ZoneSettings
+from kdns.config import (
+    CacheSettings,
+    ForwardSettings,
+    KubeSettings,
+    ServeConfig,
+    ServerSettings,
+    ZoneSettings,
+)
 from kdns.corefile import load
 from tests.support.client import ask
 from tests.support.paths import ROOT
@@ -112,10 +119,10 @@ def shown(value: object) -> str:
 
 def test_help_states_the_defaults_kdns_runs_with(serve_help):
     config, zone, kube = ServeConfig(), ZoneSettings(), KubeSettings()
-    forward, cache = ForwardSettings(), CacheSettings()
+    forward, cache, server = ForwardSettings(), CacheSettings(), ServerSettings()
     expected = {
-        "--port": config.port,
-        "--listen": " ".join(config.listen),
+        "--port": server.port,
+        "--listen": " ".join(server.listen),
         "--max-udp-size": config.max_udp_size,
         "--tcp-idle-timeout": config.tcp_idle_timeout,
         "--max-tcp-connections": config.max_tcp_connections,

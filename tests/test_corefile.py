@@ -10,6 +10,8 @@ import pytest
 
 from kdns.config import (
     DEFAULT_ZONES,
+    EVERY_ZONE,
+    REVERSE_ZONES,
     CacheSettings,
     ForwardSettings,
     HostsSettings,
@@ -17,6 +19,7 @@ from kdns.config import (
     OpsSettings,
     PodMode,
     ServeConfig,
+    ServerSettings,
     ZoneSettings,
 )
 from kdns.corefile import CorefileError, load, parse, parse_duration, tokenize
@@ -24,26 +27,38 @@ from tests.support.paths import COREFILES
 
 ENV = {"POD_IP": "10.1.2.3"}  # tests never read the real environment
 
-RESOLV = ForwardSettings(resolv_conf=Path("/etc/resolv.conf"), fallthrough_reverse=True)
-PLATFORM = ServeConfig(
-    zone=ZoneSettings(zones=DEFAULT_ZONES, ttl=30, pods=PodMode.INSECURE),
-    kube=KubeSettings(in_cluster=True),
+RESOLV = ForwardSettings(resolv_conf=Path("/etc/resolv.conf"))
+PLATFORM_SERVER = ServerSettings(
+    zones=EVERY_ZONE,
     listen=("0.0.0.0", "::"),
     port=53,
-    forward=RESOLV,
+    forward=(RESOLV,),
     cache=CacheSettings(success_ttl=30, denial_ttl=30),
-    ops=OpsSettings(health=":8080", lameduck=5.0, ready=":8181", metrics=":9153"),
     loadbalance=True,
+)
+PLATFORM = ServeConfig(
+    zone=ZoneSettings(zones=DEFAULT_ZONES, ttl=30, pods=PodMode.INSECURE, fallthrough=REVERSE_ZONES),
+    kube=KubeSettings(in_cluster=True),
+    servers=(PLATFORM_SERVER,),
+    ops=OpsSettings(health=":8080", lameduck=5.0, ready=":8181", metrics=":9153"),
     reload=30.0,
 )
-K3S_HOSTS = HostsSettings(path=Path("/etc/coredns/NodeHosts"), ttl=60, reload=15.0, fallthrough=True)
+K3S_HOSTS = HostsSettings(path=Path("/etc/coredns/NodeHosts"), ttl=60, reload=15.0, fallthrough=EVERY_ZONE)
 
 # The default Corefile of each platform, and how it differs from PLATFORM (kubeadm's).
 PLATFORMS = [
     ("kubeadm", {}, []),
-    ("k3s", {"zone": ZoneSettings(ttl=5, pods=PodMode.INSECURE), "hosts": K3S_HOSTS, "lameduck": 0.0}, []),
+    (
+        "k3s",
+        {
+            "zone": ZoneSettings(ttl=5, pods=PodMode.INSECURE, fallthrough=REVERSE_ZONES),
+            "hosts": K3S_HOSTS,
+            "lameduck": 0.0,
+        },
+        [],
+    ),
     ("rke2", {"metrics": "0.0.0.0:9153"}, []),
-    ("eks", {"zone": ZoneSettings(ttl=5, pods=PodMode.INSECURE)}, []),
+    ("eks", {"zone": ZoneSettings(ttl=5, pods=PodMode.INSECURE, fallthrough=REVERSE_ZONES)}, []),
     ("kops", {}, []),
     (
         "aks",
@@ -59,7 +74,9 @@ PLATFORMS = [
 def expected_config(path: Path, changes: dict) -> ServeConfig:
     changes = dict(changes)
     ops = {k: changes.pop(k) for k in ("lameduck", "metrics") if k in changes}
-    return replace(PLATFORM, ops=replace(PLATFORM.ops, **ops), corefile=path, **changes)
+    server = {k: changes.pop(k) for k in ("hosts",) if k in changes}
+    servers = (replace(PLATFORM_SERVER, **server),)
+    return replace(PLATFORM, ops=replace(PLATFORM.ops, **ops), servers=servers, corefile=path, **changes)
 
 
 def write(tmp_path: Path, text: str, name: str = "Corefile") -> Path:
@@ -104,7 +121,7 @@ def test_k3s_custom_imports_extend_the_server_block_and_refuse_extra_servers(tmp
     )
     write(custom, "log\n", "a.override")
     config, warnings = load(corefile, environ=ENV)
-    assert config.log_queries and warnings == []
+    assert config.servers[0].log_queries and warnings == []
     write(custom, "consul.local:53 {\n    forward . 10.150.0.1\n}\n", "stub.server")
     with pytest.raises(CorefileError) as error:
         load(corefile, environ=ENV)
@@ -121,8 +138,8 @@ def test_aks_imports_are_relative_to_the_corefile(tmp_path):
         "db.override",
     )
     config, _ = load(corefile, environ=ENV)
-    assert config.hosts == HostsSettings(
-        path=Path("/etc/hosts"), entries=(("10.0.0.5", "db.corp.example"),), fallthrough=True
+    assert config.servers[0].hosts == HostsSettings(
+        path=Path("/etc/hosts"), entries=(("10.0.0.5", "db.corp.example"),), fallthrough=EVERY_ZONE
     )
 
 
@@ -187,7 +204,11 @@ def test_parse_keeps_structure_and_positions(tmp_path):
 
 def test_a_single_server_needs_no_braces(tmp_path):
     config, _ = load_text(tmp_path, ".:5353\nkubernetes cluster.local\nlog\n")
-    assert config.port == 5353 and config.log_queries and config.zone.zones == ("cluster.local",)
+    assert (
+        config.servers[0].port == 5353
+        and config.servers[0].log_queries
+        and config.zone.zones == ("cluster.local",)
+    )
 
 
 def test_imports_of_files_globs_and_snippets_keep_their_positions(tmp_path):
@@ -220,8 +241,10 @@ def test_imports_of_files_globs_and_snippets_keep_their_positions(tmp_path):
         ("hosts", f"{path}:10"),
     ]
     config, warnings = load(path, environ=ENV)
-    assert (config.reload, config.log_queries, config.loadbalance) == (10.0, True, True)
-    assert config.hosts is not None and config.hosts.entries == (("10.0.0.1", "a.example"),)
+    assert (config.reload, config.servers[0].log_queries, config.servers[0].loadbalance) == (10.0, True, True)
+    assert config.servers[0].hosts is not None and config.servers[0].hosts.entries == (
+        ("10.0.0.1", "a.example"),
+    )
     assert warnings == []
 
 
@@ -264,7 +287,7 @@ def test_environment_variables_fill_addresses(tmp_path):
         "}\n"
     )
     config, warnings = load_text(tmp_path, text)
-    assert (config.listen, config.port, warnings) == (("10.1.2.3",), 5353, [])
+    assert (config.servers[0].listen, config.servers[0].port, warnings) == (("10.1.2.3",), 5353, [])
     assert config.ops == OpsSettings(health="10.1.2.3:8080", ready="10.1.2.3:8081", metrics="10.1.2.3:9153")
     with pytest.raises(CorefileError, match=r"Corefile:2: bind: '' is not an IP address"):
         load_text(tmp_path, text, environ={})
@@ -346,13 +369,12 @@ def test_environment_variables_fill_addresses(tmp_path):
                 health_check=1.0,
                 max_concurrent=50,
                 force_tcp=True,
-                fallthrough_reverse=False,  # kubernetes has no fallthrough
             ),
         ),
         (
             root_block("forward . /run/resolv.conf"),
             "forward",
-            ForwardSettings(resolv_conf=Path("/run/resolv.conf"), fallthrough_reverse=False),
+            ForwardSettings(resolv_conf=Path("/run/resolv.conf")),
         ),
         (root_block("cache 30"), "cache", CacheSettings(success_ttl=30, denial_ttl=30)),
         (root_block("cache"), "cache", CacheSettings()),
@@ -422,13 +444,17 @@ def test_environment_variables_fill_addresses(tmp_path):
             ".:53 {\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n        fallthrough in-addr.arpa ip6.arpa\n    }\n"
             "    forward . 1.1.1.1\n}\n",
             "forward",
-            ForwardSettings(upstreams=("1.1.1.1",), fallthrough_reverse=True),
+            ForwardSettings(upstreams=("1.1.1.1",)),
         ),
     ],
 )
 def test_directives_map_to_config(tmp_path, text, field, expected):
     config, _ = load_text(tmp_path, text)
-    assert getattr(config, field) == expected
+    (server,) = config.servers
+    if field == "forward":
+        assert server.forward == ((expected,) if expected is not None else ())
+    else:
+        assert getattr(server if hasattr(server, field) else config, field) == expected
     assert config.corefile == tmp_path / "Corefile" and config.snapshots == ()
 
 
@@ -480,30 +506,15 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
                 "}",
             ),
             [
-                (3, "hosts: zones are ignored"),
                 (4, "hosts: no_reverse is ignored"),
                 (5, "hosts: 'bogus' is not an IP address; the line is skipped"),
                 (6, "hosts: 10.0.0.1 has no names"),
-                (7, "hosts: fallthrough zones are ignored"),
             ],
         ),
         (root_block("autopath @kubernetes"), [(3, "autopath does nothing without 'pods verified'")]),
         (
             root_block("template IN A example.org {", "    rcode NXDOMAIN", "}"),
             [(3, "template: kdns does not answer NXDOMAIN for example.org itself")],
-        ),
-        (
-            ".:53 {\n    kubernetes cluster.local {\n        fallthrough\n    }\n}\n",
-            [
-                (
-                    3,
-                    "kubernetes: fallthrough: only reverse (PTR) names fall through in kdns; names under cluster.local never do",
-                )
-            ],
-        ),
-        (
-            ".:53 {\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n        fallthrough in-addr.arpa\n    }\n}\n",
-            [(3, "kubernetes: fallthrough: every reverse name of in-addr.arpa ip6.arpa falls through")],
         ),
         (
             ".:53 {\n    kubernetes cluster.local {\n        upstream\n        apiserver_qps 50\n    }\n}\n",
@@ -620,7 +631,6 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
                 ("namespaces", "wrong number of arguments"),
                 ("labels app in", "labels: label selector 'app in'"),
                 ("ignore everything", "ignore: 'everything' is not empty_service"),
-                ("fallthrough cluster.local", "kubernetes: fallthrough cluster.local: only reverse zones"),
                 ("kubeconfig", "wrong number of arguments: kubeconfig FILE [CONTEXT]"),
                 ("startup_timeout 5", "startup_timeout: '5' is not a duration"),
                 ("endpoint https://10.9.8.7:6443", "kubernetes: endpoint is not supported"),

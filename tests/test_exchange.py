@@ -17,8 +17,8 @@ import dns.flags
 import dns.message
 import dns.rcode
 
-from kdns.app import build_answering, build_forwarder
-from kdns.config import ForwardSettings, ServeConfig
+from kdns.app import build_answering, build_forwarders
+from kdns.config import EVERY_ZONE, ForwardSettings, ServeConfig, ServerSettings
 from kdns.transport.exchange import Exchange, QueryLog
 from kdns.transport.listen import Listeners, listen
 from kdns.upstream.answerer import Answerer
@@ -33,7 +33,8 @@ CLIENT_TIMEOUT = 3.0
 
 
 def config_for(upstream_address: str) -> ServeConfig:
-    return ServeConfig(port=0, forward=ForwardSettings(upstreams=(upstream_address,)))
+    forward = ForwardSettings(upstreams=(upstream_address,))
+    return ServeConfig(servers=(ServerSettings(zones=EVERY_ZONE, port=0, forward=(forward,)),))
 
 
 @asynccontextmanager
@@ -41,10 +42,10 @@ async def serving(config: ServeConfig, *, answerer: Answerer | None = None) -> A
     """The example cluster answered as ``config`` says, by the forwarder it configures unless
     ``answerer`` stands in for it."""
     zone = example_zone()
-    forwarder = build_forwarder(config)
-    answering = build_answering(config, zone, forwarder)
+    (server,) = config.servers
+    answering = build_answering(config, config.servers, zone, build_forwarders(config))
     exchange = Exchange(answering.responder, answerer or answering.answerer, query_log=answering.query_log)
-    listeners = await listen(exchange, config)
+    listeners = await listen(exchange, config, server.listen, server.port)
     try:
         yield listeners
     finally:

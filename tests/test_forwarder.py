@@ -11,7 +11,7 @@ import pytest
 
 from kdns.app import build_forwarder
 from kdns.codes import IN, NOERROR, NXDOMAIN, SERVFAIL, A
-from kdns.config import CacheSettings, ForwardSettings, ServeConfig
+from kdns.config import DEFAULT_MAX_UDP_SIZE, CacheSettings, ForwardSettings
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder
 from kdns.wire.packed import Packed, pack_records
@@ -26,7 +26,7 @@ def question(name: str, qtype: int = A) -> bytes:
 def forwarder_to(*addresses: str, **settings: object) -> Forwarder:
     """The forwarder ``kdns serve --upstream ADDRESS...`` builds, with these forward settings."""
     forward = ForwardSettings(upstreams=addresses, **settings)  # type: ignore[arg-type]
-    return build_forwarder(ServeConfig(forward=forward))
+    return build_forwarder(forward, CacheSettings(), udp_size=DEFAULT_MAX_UDP_SIZE)
 
 
 def addresses(packed: Packed, name: str) -> list[str]:

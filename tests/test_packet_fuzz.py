@@ -22,11 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdns.config import ServeConfig
-from kdns.resolver import Resolver
 from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
 from kdns.wire.pending import PendingQuery
 from tests.support.client import ask
-from tests.support.fuzz_targets import build_zone, forward_cache, make_targets, zone_names
+from tests.support.fuzz_targets import (
+    build_zone,
+    forward_cache,
+    forwarding_responder,
+    make_targets,
+    zone_names,
+)
 from tests.support.generator import make_opt, make_query
 from tests.support.objects import big_service
 from tests.support.oracle import (
@@ -176,16 +181,8 @@ def test_fast_path_answers_as_the_full_path_does(targets, query):
 @pytest.fixture(scope="module")
 def forwarding() -> Responder:
     """A forwarding responder (no rotation) whose forward cache holds answers for example.com names."""
-    zone = build_zone()
     cache, _ = forward_cache()
-    config = ServeConfig()
-    return Responder(
-        Resolver(zone.index, zone.layout, zone.settings, forwarding=True),
-        max_udp_size=config.max_udp_size,
-        cache_size=config.answer_cache_size,
-        recursion_available=True,
-        forward_cache=cache.get,
-    )
+    return forwarding_responder(build_zone(), cache.get, cache_size=ServeConfig().answer_cache_size)
 
 
 FORWARDED = ("example.com", "www.example.com", "big.example.com", "nx.example.com", "not-cached.example.org")

@@ -9,12 +9,11 @@ import dns.rcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdns.app import build_responder
 from kdns.config import ServeConfig
 from kdns.responder import TCP4, Responder
 from kdns.wire import packed
 from tests.support.objects import endpoint_slice, namespace, service
-from tests.support.zone import zone_of
+from tests.support.zone import responder_of, zone_of
 
 
 def members(count: int, *, v6: bool = False) -> list[dict]:
@@ -44,7 +43,7 @@ def responder_for(count: int) -> Responder:
             ),
         ]
     )
-    return build_responder(zone, ServeConfig())
+    return responder_of(zone, ServeConfig())
 
 
 def test_names_past_16k_are_never_pointed_at():
@@ -84,8 +83,8 @@ def test_negative_answers_packed_once_are_the_answers_packed_anew(head, tail, qt
     zone = zone_of([namespace("default")])
     name = dns.name.Name([label.encode("latin-1") for label in (*head, *tail)] + [b""])
     query = dns.message.make_query(name, qtype).to_wire()
-    reused = build_responder(zone, ServeConfig()).respond(query)
+    reused = responder_of(zone, ServeConfig()).respond(query)
     packed._NEGATIVE_BODIES.clear()
-    fresh = build_responder(zone, ServeConfig()).respond(query)
+    fresh = responder_of(zone, ServeConfig()).respond(query)
     assert reused == fresh
     assert dns.message.from_wire(fresh).rcode() in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR)

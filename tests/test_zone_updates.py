@@ -7,13 +7,12 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from kdns.app import build_responder
 from kdns.cluster.convert import to_object
 from kdns.cluster.model import Event, EventType
 from kdns.config import ServeConfig
 from kdns.zone.names import to_wire
 from tests.support.objects import endpoint_slice, namespace, service
-from tests.support.zone import ask_resolver, zone_of
+from tests.support.zone import ask_resolver, responder_of, zone_of
 
 
 def added(raw: dict) -> Event:
@@ -150,7 +149,7 @@ def test_packed_answers_are_dropped_when_their_names_change():
             service("alias", type="ExternalName", externalName="web.default.svc.cluster.local", ip=None),
         ]
     )
-    responder = build_responder(zone, ServeConfig())
+    responder = responder_of(zone, ServeConfig())
 
     def query(name: str, qtype: str = "A") -> dns.message.Message:
         wire = responder.respond(dns.message.make_query(name, qtype).to_wire())
@@ -170,7 +169,7 @@ def test_packed_answers_are_dropped_when_their_names_change():
 
 def test_insecure_pod_answers_follow_their_namespace():
     zone = zone_of([namespace("team")])
-    responder = build_responder(zone, ServeConfig())
+    responder = responder_of(zone, ServeConfig())
     wire = dns.message.make_query("1-2-3-4.team.pod.cluster.local", "A").to_wire()
     assert dns.message.from_wire(responder.respond(wire)).rcode() == dns.rcode.NOERROR
     zone.apply(deleted(namespace("team")))
@@ -179,7 +178,7 @@ def test_insecure_pod_answers_follow_their_namespace():
 
 def test_cache_is_bounded():
     zone = zone_of([])
-    responder = build_responder(zone, ServeConfig(answer_cache_size=100))
+    responder = responder_of(zone, ServeConfig(answer_cache_size=100))
     for i in range(1000):
         responder.respond(dns.message.make_query(f"n{i}.default.svc.cluster.local", "A").to_wire())
     assert len(responder) == 100
@@ -189,7 +188,7 @@ def test_cache_is_bounded():
 
 def test_a_flood_of_random_names_does_not_displace_answers_still_asked_for():
     zone = zone_of([])
-    responder = build_responder(zone, ServeConfig(answer_cache_size=100))
+    responder = responder_of(zone, ServeConfig(answer_cache_size=100))
     hot = [dns.message.make_query(f"hot{i}.default.svc.cluster.local", "A").to_wire() for i in range(20)]
     resolved = []
     resolve = responder.resolver.resolve

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,16 +85,23 @@ def rcode_name(rcode: int) -> str:
 
 
 @dataclass
-class Sources:
-    """What the collector reads; any of them may be absent."""
+class Served:
+    """One listener's parts: its responder, sockets and forwarders, and its ``server`` label."""
 
     responder: Responder
     listeners: Listeners | None = None
-    zone: ClusterZone | None = None
-    forwarder: Forwarder | None = None
-    informer: Informer | None = None
+    forwarders: Sequence[Forwarder] = ()
     server: str = "dns://:53"
     zones: str = "."
+
+
+@dataclass
+class Sources:
+    """What the collector reads; any of them may be absent."""
+
+    servers: Sequence[Served]
+    zone: ClusterZone | None = None
+    informer: Informer | None = None
 
 
 class KdnsCollector(Collector):
@@ -103,17 +110,16 @@ class KdnsCollector(Collector):
 
     def collect(self) -> Iterator:
         s = self.sources
-        base = [s.server, s.zones, ""]
-        yield from self._dns(s, base)
-        if s.forwarder is not None:
-            yield from self._forward(s.forwarder, base)
+        yield from self._dns(s.servers)
+        yield from self._cache(s.servers)
+        yield from self._forward(list({id(f): f for served in s.servers for f in served.forwarders}.values()))
         yield from self._kubernetes(s)
-        yield from self._server(s)
+        yield from self._server(s.servers)
         info = GaugeMetricFamily("kdns_build_info", "kdns version and Python.", labels=["version", "python"])
         info.add_metric([__version__, platform.python_version()], 1)
         yield info
 
-    def _dns(self, s: Sources, base: list[str]) -> Iterator:
+    def _dns(self, servers: Sequence[Served]) -> Iterator:
         requests = CounterMetricFamily(
             "coredns_dns_requests",
             "Counter of DNS requests made per zone, protocol and family.",
@@ -124,45 +130,51 @@ class KdnsCollector(Collector):
             "Counter of response status codes.",
             labels=["server", "zone", "view", "rcode", "plugin"],
         )
-        by_request: Counter[tuple[str, str, str]] = Counter()
-        by_rcode: Counter[tuple[str, str]] = Counter()
-        for (channel, qtype, rcode), count in s.responder.query_counts().items():
-            proto, family = CHANNELS[channel]
-            by_request[(proto, family, type_name(qtype))] += count
-            if rcode >= 0:
-                by_rcode[(rcode_name(rcode), "kubernetes")] += count
-        for rcode, count in s.responder.errors.items():
-            by_rcode[(rcode_name(rcode), "")] += count
-        for rcode, count in enumerate(s.responder.forwarded_rcodes):
-            if count:
-                by_rcode[(rcode_name(rcode), "cache")] += count
-        if s.forwarder is not None:
-            for rcode, count in enumerate(s.forwarder.stats.answered):
+        durations = []
+        for served in servers:
+            base = [served.server, served.zones, ""]
+            by_request: Counter[tuple[str, str, str]] = Counter()
+            by_rcode: Counter[tuple[str, str]] = Counter()
+            for (channel, qtype, rcode), count in served.responder.query_counts().items():
+                proto, family = CHANNELS[channel]
+                by_request[(proto, family, type_name(qtype))] += count
+                if rcode >= 0:
+                    by_rcode[(rcode_name(rcode), "kubernetes")] += count
+            for rcode, count in served.responder.errors.items():
+                by_rcode[(rcode_name(rcode), "")] += count
+            for rcode, count in enumerate(served.responder.forwarded_rcodes):
                 if count:
-                    by_rcode[(rcode_name(rcode), "forward")] += count
-        for labels, count in sorted(by_request.items()):
-            requests.add_metric([*base, *labels], count)
-        for labels, count in sorted(by_rcode.items()):
-            responses.add_metric([*base, *labels], count)
+                    by_rcode[(rcode_name(rcode), "cache")] += count
+            for forwarder in served.forwarders:
+                for rcode, count in enumerate(forwarder.stats.answered):
+                    if count:
+                        by_rcode[(rcode_name(rcode), "forward")] += count
+            for labels, count in sorted(by_request.items()):
+                requests.add_metric([*base, *labels], count)
+            for labels, count in sorted(by_rcode.items()):
+                responses.add_metric([*base, *labels], count)
+            exchange = served.listeners.exchange if served.listeners is not None else None
+            durations.append((base, exchange.durations if exchange is not None else Histogram()))
         yield requests
         yield responses
-        durations = s.listeners.exchange.durations if s.listeners is not None else Histogram()
         yield _histogram(
             "coredns_dns_request_duration_seconds",
             "Histogram of the time each request took.",
             ["server", "zone", "view"],
-            [(base, durations)],
+            durations,
         )
 
-    def _server(self, s: Sources) -> Iterator:
-        """The answer cache and TCP connections: what clients make kdns hold."""
+    def _server(self, servers: Sequence[Served]) -> Iterator:
+        """The answer caches and TCP connections: what clients make kdns hold."""
         yield GaugeMetricFamily(
-            "kdns_answer_cache_entries", "Packed answers held for questions asked.", value=len(s.responder)
+            "kdns_answer_cache_entries",
+            "Packed answers held for questions asked.",
+            value=sum(len(served.responder) for served in servers),
         )
-        if s.listeners is None:
-            return
-        connections = s.listeners.connections
-        yield GaugeMetricFamily("kdns_tcp_connections", "TCP connections open.", value=len(connections.open))
+        every = [served.listeners.connections for served in servers if served.listeners is not None]
+        yield GaugeMetricFamily(
+            "kdns_tcp_connections", "TCP connections open.", value=sum(len(c.open) for c in every)
+        )
         closed = CounterMetricFamily(
             "kdns_tcp_connections_closed",
             "TCP connections closed by kdns: idle (no complete query for --tcp-idle-timeout), "
@@ -170,45 +182,66 @@ class KdnsCollector(Collector):
             "every connection busy).",
             labels=["reason"],
         )
-        closed.add_metric(["idle"], connections.reaped)
-        closed.add_metric(["evicted"], connections.evicted)
-        closed.add_metric(["refused"], connections.refused)
+        closed.add_metric(["idle"], sum(c.reaped for c in every))
+        closed.add_metric(["evicted"], sum(c.evicted for c in every))
+        closed.add_metric(["refused"], sum(c.refused for c in every))
         yield closed
 
-    def _forward(self, forwarder: Forwarder, base: list[str]) -> Iterator:
-        stats = forwarder.stats
-        cache = forwarder.cache
-        if cache is not None:
-            entries = GaugeMetricFamily(
-                "coredns_cache_entries",
-                "The number of elements in the cache.",
-                labels=["server", "type", "zones", "view"],
-            )
-            hits = CounterMetricFamily(
-                "coredns_cache_hits", "The count of cache hits.", labels=["server", "type", "zones", "view"]
-            )
-            for kind, table in (("success", cache.success), ("denial", cache.denial)):
-                entries.add_metric([base[0], kind, base[1], ""], len(table))
-                hits.add_metric([base[0], kind, base[1], ""], cache.hits[kind])
-            misses = CounterMetricFamily(
-                "coredns_cache_misses", "The count of cache misses.", labels=["server", "zones", "view"]
-            )
-            misses.add_metric([base[0], base[1], ""], cache.misses)
-            yield from (entries, hits, misses)
+    def _cache(self, servers: Sequence[Served]) -> Iterator:
+        """The caches of forwarded answers, by the server they belong to."""
+        entries = GaugeMetricFamily(
+            "coredns_cache_entries",
+            "The number of elements in the cache.",
+            labels=["server", "type", "zones", "view"],
+        )
+        hits = CounterMetricFamily(
+            "coredns_cache_hits", "The count of cache hits.", labels=["server", "type", "zones", "view"]
+        )
+        misses = CounterMetricFamily(
+            "coredns_cache_misses", "The count of cache misses.", labels=["server", "zones", "view"]
+        )
+        sizes: Counter[tuple[str, ...]] = Counter()
+        hit_counts: Counter[tuple[str, ...]] = Counter()
+        miss_counts: Counter[tuple[str, ...]] = Counter()
+        for served in servers:
+            for cache in (f.cache for f in served.forwarders if f.cache is not None):
+                for kind, table in (("success", cache.success), ("denial", cache.denial)):
+                    sizes[(served.server, kind, served.zones, "")] += len(table)
+                    hit_counts[(served.server, kind, served.zones, "")] += cache.hits[kind]
+                miss_counts[(served.server, served.zones, "")] += cache.misses
+        if not miss_counts:
+            return
+        for family, counts in ((entries, sizes), (hits, hit_counts), (misses, miss_counts)):
+            for labels, value in sorted(counts.items()):
+                family.add_metric(list(labels), value)
+            yield family
+
+    def _forward(self, forwarders: Sequence[Forwarder]) -> Iterator:
+        if not forwarders:
+            return
         requests = CounterMetricFamily(
             "coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"]
         )
-        for to, count in sorted(stats.requests.items()):
-            requests.add_metric([to], count)
         responses = CounterMetricFamily(
             "coredns_forward_responses", "Counter of responses per upstream.", labels=["to", "rcode"]
         )
-        per_rcode = sorted(stats.durations.items())
-        for (to, rcode), histogram in per_rcode:
-            responses.add_metric([to, rcode_name(rcode)], histogram.count)
+        sent: Counter[str] = Counter()
+        durations: dict[tuple[str, str], Histogram] = {}
+        health: Counter[str] = Counter()
+        for forwarder in forwarders:
+            stats = forwarder.stats
+            sent.update(stats.requests)
+            for (to, rcode), histogram in stats.durations.items():
+                durations.setdefault((to, rcode_name(rcode)), Histogram()).merge(histogram)
+            for upstream in forwarder.upstreams:
+                health[upstream.label] += stats.health_failures[upstream.label]
+        for to, count in sorted(sent.items()):
+            requests.add_metric([to], count)
+        series = sorted((list(labels), histogram) for labels, histogram in durations.items())
+        for labels, histogram in series:
+            responses.add_metric(labels, histogram.count)
         yield requests
         yield responses
-        series = [([to, rcode_name(rcode)], histogram) for (to, rcode), histogram in per_rcode]
         yield _histogram(
             "coredns_forward_request_duration_seconds",
             "Histogram of the time each request took.",
@@ -227,20 +260,20 @@ class KdnsCollector(Collector):
         proxy_failures = CounterMetricFamily(
             "coredns_proxy_healthcheck_failures", "Health checks that failed.", labels=["proxy_name", "to"]
         )
-        for upstream in forwarder.upstreams:
-            failures.add_metric([upstream.label], stats.health_failures[upstream.label])
-            proxy_failures.add_metric(["forward", upstream.label], stats.health_failures[upstream.label])
+        for to, count in sorted(health.items()):
+            failures.add_metric([to], count)
+            proxy_failures.add_metric(["forward", to], count)
         yield failures
         yield proxy_failures
         yield CounterMetricFamily(
             "coredns_forward_healthcheck_broken",
             "Queries that found every upstream unhealthy.",
-            value=stats.all_down,
+            value=sum(f.stats.all_down for f in forwarders),
         )
         yield CounterMetricFamily(
             "coredns_forward_max_concurrent_rejects",
             "Queries refused because max_concurrent was reached.",
-            value=stats.rejected,
+            value=sum(f.stats.rejected for f in forwarders),
         )
 
     def _kubernetes(self, s: Sources) -> Iterator:

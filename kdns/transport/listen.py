@@ -94,6 +94,8 @@ def _socket(address: str, port: int, kind: int, *, reuse_port: bool = False) -> 
 
 
 Bound = list[tuple[socket.socket, socket.socket]]  # (UDP, TCP) per address
+Where = tuple[tuple[str, ...], int]  # a listener: its addresses and port
+Shares = dict[Where, Bound]  # a worker's share of the sockets, by listener (``--workers``)
 
 
 PORT_ATTEMPTS = 20  # port 0: free UDP ports tried until TCP is free on one as well
@@ -132,16 +134,23 @@ def _bind_all(addresses: tuple[str, ...], port: int, reuse_port: bool) -> tuple[
     return port, bound
 
 
-async def listen(exchange: Exchange, config: ServeConfig, *, bound: Bound | None = None) -> Listeners:
-    """Serve ``exchange`` on ``config``'s addresses and port over UDP and TCP, on sockets bound here,
-    or on ``bound`` ones (a worker's share)."""
+async def listen(
+    exchange: Exchange,
+    config: ServeConfig,
+    addresses: tuple[str, ...],
+    port: int,
+    *,
+    bound: Bound | None = None,
+) -> Listeners:
+    """Serve ``exchange`` on ``addresses`` and ``port`` over UDP and TCP (with ``config``'s limits),
+    on sockets bound here, or on ``bound`` ones (a worker's share)."""
     loop = asyncio.get_running_loop()
     raise_file_limit(config.max_tcp_connections)
     connections = TcpConnections(
         exchange, idle_timeout=config.tcp_idle_timeout, max_connections=config.max_tcp_connections
     )
     if bound is None:
-        port, bound = bind(config.listen, config.port)
+        port, bound = bind(addresses, port)
     else:
         port = bound[0][0].getsockname()[1]
     listeners = Listeners(port, exchange, connections)

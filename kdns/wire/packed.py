@@ -41,8 +41,9 @@ NOT_FAST = 1 << 20  # ``Packed.fast_size`` of an answer that must take the full 
 class Packed:
     """A response body for one question, with the RRset boundaries used to truncate it.
 
-    ``delegate`` marks a question someone upstream must answer (``answer`` keeps the resolver's
-    reasons: the CNAMEs that led out of the zones)."""
+    ``delegate`` marks a question someone upstream must answer: the number of the forward route
+    (``Answer.delegate``), 0 when the body is the answer; ``answer`` keeps the resolver's reasons (the
+    CNAMEs that led out of the zones)."""
 
     __slots__ = (
         "answer",
@@ -70,7 +71,7 @@ class Packed:
         depends: tuple[bytes, ...],
         *,
         ttl_offsets: tuple[int, ...] = (),
-        delegate: bool = False,
+        delegate: int = 0,
         answer: Answer | None = None,
     ) -> None:
         self.flags = flags
@@ -168,7 +169,7 @@ class _Buffer(dnslib.DNSBuffer):
 def pack(answer: Answer, qname: bytes, qtype_class: bytes, *, recursion_available: bool = False) -> Packed:
     """Pack ``answer`` behind a question for ``qname`` (lowercase wire) so names compress against it."""
     if answer.delegate:
-        return Packed(0, b"", (), answer.depends or (qname,), delegate=True, answer=answer)
+        return Packed(0, b"", (), answer.depends or (qname,), delegate=answer.delegate, answer=answer)
     flags = QR | (AA if answer.authoritative else 0) | (RA if recursion_available else 0) | answer.rcode
     depends = answer.depends or (qname,)
     labels = labels_of(qname)

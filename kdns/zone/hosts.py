@@ -12,9 +12,8 @@ from kdns.zone.names import BadName, pack_ip, reverse_wire, to_wire
 class HostsTable:
     """Answers for the names of a hosts file: A/AAAA by name, PTR by reverse name."""
 
-    def __init__(self, entries: Iterable[tuple[str, str]], *, ttl: int, fallthrough: bool) -> None:
+    def __init__(self, entries: Iterable[tuple[str, str]], *, ttl: int) -> None:
         self.ttl = ttl
-        self.fallthrough = fallthrough
         self.names: dict[bytes, dict[int, list[object]]] = {}
         for ip, name in entries:
             try:

@@ -81,6 +81,16 @@ def is_within(wire: bytes, zone: bytes) -> bool:
     return i == cut
 
 
+def longest_zone(wire: bytes, zones: Iterable[bytes]) -> bytes | None:
+    """The longest of ``zones`` that holds ``wire`` (CoreDNS's rule for server blocks and for
+    plugins' zones); ``None`` when none does. The root (``ROOT``) holds every name."""
+    best = None
+    for zone in zones:
+        if (best is None or len(zone) > len(best)) and is_within(wire, zone):
+            best = zone
+    return best
+
+
 def to_text(wire: bytes) -> str:
     """Presentation form with a trailing dot, escaping as zone files do."""
     parts = []
@@ -179,8 +189,4 @@ class ZoneLayout:
 
     def zone_of(self, wire: bytes) -> bytes | None:
         """The most specific authoritative zone holding ``wire``."""
-        best = None
-        for zone in self.apexes:
-            if (best is None or len(zone) > len(best)) and is_within(wire, zone):
-                best = zone
-        return best
+        return longest_zone(wire, self.apexes)

@@ -8,14 +8,16 @@ import struct
 
 import dnslib
 
+from kdns.blocks import Block, Route, Router
 from kdns.cluster.convert import to_object
 from kdns.config import CacheSettings, ServeConfig, ZoneSettings
 from kdns.resolver import Resolver
-from kdns.responder import Responder
+from kdns.responder import ForwardCache, Responder
 from kdns.sources.snapshot import read_snapshot
 from kdns.upstream.cache import ResponseCache
 from kdns.wire.packed import Packed, pack_records
 from kdns.zone.cluster_zone import ClusterZone
+from kdns.zone.names import ROOT, to_wire
 from tests.support.objects import big_service
 from tests.support.oracle import NOERROR, NXDOMAIN, Target
 from tests.support.packets import wire_name
@@ -78,6 +80,23 @@ def build_zone() -> ClusterZone:
     return zone
 
 
+def forwarding_responder(
+    zone: ClusterZone, cached: ForwardCache, *, cache_size: int, loadbalance: bool = False
+) -> Responder:
+    """A responder for a '.' server block of the cluster and one ``forward .``, whose forward cache
+    is ``cached``."""
+    resolver = Resolver(zone.index, zone.layout, zone.settings)
+    block = Block((ROOT,), cluster=resolver, routes=(Route(1, ROOT),))
+    return Responder(
+        Router([block], layout=zone.layout, ttl=resolver.ttl),
+        max_udp_size=ServeConfig().max_udp_size,
+        cache_size=cache_size,
+        recursion_available=True,
+        forward_caches=(cached,),
+        loadbalance=loadbalance,
+    )
+
+
 def make_targets(zone: ClusterZone | None = None, *, cache_size: int = 2000) -> list[Target]:
     """The two ways the fuzzer runs kdns (see the module docstring)."""
     zone = zone or build_zone()
@@ -86,18 +105,15 @@ def make_targets(zone: ClusterZone | None = None, *, cache_size: int = 2000) -> 
         for apex in (z.encode() for z in zone.settings.zones)
     )
     max_udp_size = ServeConfig().max_udp_size
+    resolver = Resolver(zone.index, zone.layout, zone.settings)
+    cluster_zones = tuple(to_wire(z) for z in zone.settings.zones)
     authoritative = Responder(
-        Resolver(zone.index, zone.layout, zone.settings), max_udp_size=max_udp_size, cache_size=cache_size
-    )
-    cache, keys = forward_cache()
-    forwarding = Responder(
-        Resolver(zone.index, zone.layout, zone.settings, forwarding=True),
+        Router([Block(cluster_zones, cluster=resolver)], layout=zone.layout, ttl=resolver.ttl),
         max_udp_size=max_udp_size,
         cache_size=cache_size,
-        recursion_available=True,
-        forward_cache=cache.get,
-        loadbalance=True,
     )
+    cache, keys = forward_cache()
+    forwarding = forwarding_responder(zone, cache.get, cache_size=cache_size, loadbalance=True)
     forwarding.autopath = NamespaceOf()
     return [
         Target("authoritative", authoritative, apexes, forwarding=False),

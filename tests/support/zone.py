@@ -8,9 +8,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from kdns.app import build_answering, build_forwarders
+from kdns.blocks import Block, Router
 from kdns.cluster.convert import to_object
-from kdns.config import ZoneSettings
+from kdns.config import ServeConfig, ZoneSettings
 from kdns.resolver import Resolver
+from kdns.responder import Responder
 from kdns.sources.snapshot import read_snapshot
 from kdns.wire.records import rrset_lines
 from kdns.zone.cluster_zone import ClusterZone
@@ -60,10 +63,14 @@ class Reply:
 
 
 def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1) -> Reply:
-    """Ask ``zone``'s resolver directly and render the reply as zone-file lines (sorted within sections,
-    the SOA serial as ``SERIAL``)."""
+    """Ask ``zone``'s resolver directly, in a server block of the cluster's zones alone (names
+    outside them are REFUSED), and render the reply as zone-file lines (sorted within sections, the
+    SOA serial as ``SERIAL``)."""
     resolver = Resolver(zone.index, zone.layout, zone.settings)
-    answer = resolver.resolve(to_wire(name), TYPES[qtype], qclass)
+    block = Block(tuple(to_wire(z) for z in zone.settings.zones), cluster=resolver)
+    answer = Router([block], layout=zone.layout, ttl=resolver.ttl).resolve(
+        to_wire(name), TYPES[qtype], qclass
+    )
 
     def lines(rrsets) -> list[str]:
         rendered = (_normalise(line) for rrset in rrsets for line in rrset_lines(rrset))
@@ -76,3 +83,9 @@ def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1
         additional=lines(answer.additional),
         aa=answer.authoritative,
     )
+
+
+def responder_of(zone: ClusterZone, config: ServeConfig | None = None) -> Responder:
+    """The responder ``kdns serve`` builds for ``zone`` and the one listener of ``config``."""
+    config = config or ServeConfig()
+    return build_answering(config, config.servers, zone, build_forwarders(config)).responder
