@@ -64,8 +64,8 @@ PLATFORMS = [
         "aks",
         {},
         [
-            (19, "template: kdns does not answer NXDOMAIN for internal.cloudapp.net itself"),
-            (24, "template: kdns does not answer NXDOMAIN for reddog.microsoft.com itself"),
+            (21, "template: kdns does not answer NXDOMAIN for internal.cloudapp.net itself"),
+            (26, "template: kdns does not answer NXDOMAIN for reddog.microsoft.com itself"),
         ],
     ),
 ]
@@ -117,7 +117,7 @@ def test_k3s_custom_imports_extend_the_server_block_and_refuse_extra_servers(tmp
     with pytest.raises(CorefileError) as error:
         load(corefile, environ=ENV)
     assert str(error.value) == (
-        f"{custom / 'a.override'}:2: hosts is given twice in one server block (first at {corefile}:9)"
+        f"{custom / 'a.override'}:2: hosts is given twice in one server block (first at {corefile}:11)"
     )
     write(custom, "log\n", "a.override")
     config, warnings = load(corefile, environ=ENV)
