@@ -4,9 +4,9 @@ A listener (an address set and a port) serves one or more server blocks. A quest
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
 answering or passing the question on: ``hosts``, then ``kubernetes`` (the cluster's resolver), then
-``forward``, whose stanza of the longest ``FROM`` zone takes the question (other classes than IN
-and zone transfers are REFUSED rather than forwarded). A question no plugin answers gets SERVFAIL,
-as CoreDNS's chain ends.
+``forward``, whose first stanza in the order written that holds the name takes the question (other
+classes than IN and zone transfers are REFUSED rather than forwarded). A question no plugin answers
+gets SERVFAIL, as CoreDNS's chain ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
 later) is packed once and kept by the responder until the zone or the configuration changes.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
 from kdns.plugins.hosts import Hosts
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
-from kdns.zone.names import ROOT, ZoneLayout, longest_zone
+from kdns.zone.names import ROOT, ZoneLayout, is_within, longest_zone
 
 NO_PLUGIN = Answer(rcode=SERVFAIL, authoritative=False)  # no plugin of the block answers
 
@@ -72,14 +72,12 @@ class Block:
         return NO_PLUGIN
 
     def route(self, qname: bytes) -> Route | None:
-        """The forward stanza that takes ``qname``: the one of the longest FROM zone holding it."""
-        best = None
+        """The forward stanza that takes ``qname``: the first, in the order written, whose FROM zone
+        holds it and whose ``except`` names do not (CoreDNS chains its stanzas so)."""
         for route in self.routes:
-            if (best is None or len(route.zone) > len(best.zone)) and longest_zone(qname, (route.zone,)):
-                best = route
-        if best is None or longest_zone(qname, best.excepts) is not None:
-            return None
-        return best
+            if is_within(qname, route.zone) and longest_zone(qname, route.excepts) is None:
+                return route
+        return None
 
 
 class Router:
