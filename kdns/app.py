@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import glob
 import ipaddress
 import logging
 import signal
@@ -432,19 +433,22 @@ class Runtime:
 
     # -- files that change ---------------------------------------------------------------------------------
     async def _watch_files(self) -> None:
-        """Re-read hosts files and the Corefile when they change (CoreDNS's hosts reload and reload)."""
+        """Re-read hosts files and the Corefile (with what it imports) when they change (CoreDNS's
+        hosts reload and reload)."""
         seen = dict(self._read_as)
         while True:
             watched = self._watched()
             if not watched:
                 return
             await asyncio.sleep(min(every for every, _ in watched.values()))
+            due: dict[Callable[[Path], Coroutine], Path] = {}
             for path, (_, on_change) in self._watched().items():
                 now = _fingerprint(path)
-                if now != seen.get(path, now):
-                    seen[path] = now
-                    await on_change(path)
-                seen.setdefault(path, now)
+                if path in seen and now != seen[path]:
+                    due.setdefault(on_change, path)
+                seen[path] = now
+            for on_change, path in due.items():
+                await on_change(path)
 
     def _watched(self) -> dict[Path, tuple[float, Callable[[Path], Coroutine]]]:
         """The files to look at, with how often and what to do when one changed."""
@@ -452,8 +456,10 @@ class Runtime:
         for server in self.config.servers:
             if server.hosts is not None and server.hosts.reload > 0:
                 watched[server.hosts.path] = (server.hosts.reload, self._reload_hosts)
-        if self.config.corefile is not None and self.config.reload > 0:
-            watched[self.config.corefile] = (self.config.reload, self._reload_corefile)
+        config = self.config
+        if config.corefile is not None and config.reload > 0:
+            for path in (config.corefile, *config.imports):
+                watched[path] = (config.reload, self._reload_corefile)
         return watched
 
     async def _reload_hosts(self, path: Path) -> None:
@@ -466,12 +472,16 @@ class Runtime:
             listener.answering.responder.clear()
         log.info("hosts file %s reloaded: %d names", path, names)
 
-    async def _reload_corefile(self, path: Path) -> None:
+    async def _reload_corefile(self, changed: Path) -> None:
+        path = self.config.corefile
+        log.info("%s changed: reloading %s", changed, path)
         try:
             config, warnings = corefile.load(path)
-        except (corefile.CorefileError, OSError) as exc:
+        except corefile.CorefileError as exc:
             self.reload_failures += 1
-            log.error("reload of %s failed, keeping the running configuration: %s", path, exc)
+            log.error("reload of %s failed, keeping the running configuration:", path)
+            for problem in exc.problems:
+                log.error("%s", problem)
             return
         for warning in warnings:
             log.warning("%s", warning)
@@ -566,9 +576,9 @@ class Runtime:
 
 
 def watched_files(config: ServeConfig) -> list[Path]:
-    """The files a configuration was read from: the Corefile and the hosts files."""
+    """The files a configuration was read from: the Corefile, what it imported, the hosts files."""
     hosts = [server.hosts.path for server in config.servers if server.hosts is not None]
-    return [path for path in (config.corefile, *hosts) if path is not None]
+    return [path for path in (config.corefile, *config.imports, *hosts) if path is not None]
 
 
 def same_source(new: ServeConfig, running: ServeConfig) -> ServeConfig:
@@ -587,12 +597,19 @@ def same_source(new: ServeConfig, running: ServeConfig) -> ServeConfig:
     return new
 
 
-def _fingerprint(path: Path) -> tuple[float, int] | None:
+Fingerprint = tuple[int, int, int] | tuple[tuple[str, object], ...] | None
+
+
+def _fingerprint(path: Path) -> Fingerprint:
+    """What changes when a file does: its inode (kubelet swaps a ConfigMap's ``..data`` symlink to
+    new files), modification time and size; for a glob pattern, those of every file it matches."""
+    if glob.has_magic(str(path)):
+        return tuple((match, _fingerprint(Path(match))) for match in sorted(glob.glob(str(path))))
     try:
         stat = path.stat()
     except OSError:
         return None
-    return stat.st_mtime, stat.st_size
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def server_label(addresses: tuple[str, ...], port: int) -> str:

@@ -82,6 +82,7 @@ from kdns.config import (
     parse_whole_number,
     split_address,
 )
+from kdns.corefile.report import describe
 from kdns.dump import dump_lines
 from kdns.sources.connection import ConnectionSettingsError, in_cluster_available
 from kdns.sources.snapshot import SnapshotError
@@ -461,6 +462,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the zone as it would be served, in zone-file presentation format.",
     )
     _data_options(dump)
+
+    check = commands.add_parser(
+        "check",
+        help="say what kdns would run for a Corefile, without serving",
+        description="Read a CoreDNS Corefile as 'kdns serve --corefile' would, without serving or "
+        "touching the network, and print what each server block and plugin maps to and every option "
+        "kdns ignores. Exit 0 when kdns can run it, 2 with every problem otherwise. Run it on a "
+        "cluster's coredns ConfigMap before swapping CoreDNS for kdns.",
+    )
+    check.add_argument("--corefile", metavar="FILE", type=Path, required=True, help="the Corefile to check")
+    check.add_argument(
+        "--import-dir",
+        metavar="DIR",
+        type=Path,
+        help="where to find imported files whose directory does not exist here (the files of a "
+        "coredns-custom ConfigMap, mounted at /etc/coredns/custom in the cluster)",
+    )
     return parser
 
 
@@ -653,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return check(args)
     logging.basicConfig(
         level=getattr(args, "log_level", "info").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -661,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = from_corefile(args, parser) if getattr(args, "corefile", None) else config_from(args, parser)
     except corefile.CorefileError as exc:
-        print(f"kdns: error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"kdns: error: {problem}", file=sys.stderr)
         return USAGE_ERROR
 
     try:
@@ -676,6 +697,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"kdns: error: {exc.strerror or exc}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def check(args: argparse.Namespace) -> int:
+    """``kdns check``: what kdns would run for a Corefile, or every problem with it (exit 2)."""
+    try:
+        config, warnings = corefile.load(args.corefile, import_dir=args.import_dir)
+    except corefile.CorefileError as exc:
+        for problem in exc.problems:
+            print(f"kdns: error: {problem}", file=sys.stderr)
+        print(f"kdns: {args.corefile}: {len(exc.problems)} problem(s); kdns cannot run it", file=sys.stderr)
+        return USAGE_ERROR
+    _print(describe(config, warnings))
+    print(f"kdns: {args.corefile}: kdns can run it")
+    return 0
 
 
 CORE_FILE_COMPANIONS = frozenset(

@@ -374,6 +374,7 @@ class ServeConfig:
     workers: int = DEFAULT_WORKERS  # processes answering on the same sockets (SO_REUSEPORT)
     ops: OpsSettings = field(default_factory=OpsSettings)
     corefile: Path | None = None  # where this configuration came from, watched when reload is set
+    imports: tuple[Path, ...] = ()  # files and glob patterns the Corefile imported, watched with it
     reload: float = 0.0  # seconds between checks of the Corefile; 0: never
 
     @property

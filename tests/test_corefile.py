@@ -54,18 +54,30 @@ PLATFORMS = [
             "zone": ZoneSettings(ttl=5, pods=PodMode.INSECURE, fallthrough=REVERSE_ZONES),
             "hosts": K3S_HOSTS,
             "lameduck": 0.0,
+            "imports": (Path("/etc/coredns/custom/*.override"), Path("/etc/coredns/custom/*.server")),
         },
-        [],
+        [
+            (22, "import: no files match /etc/coredns/custom/*.override"),
+            (24, "import: no files match /etc/coredns/custom/*.server"),
+        ],
     ),
     ("rke2", {"metrics": "0.0.0.0:9153"}, []),
     ("eks", {"zone": ZoneSettings(ttl=5, pods=PodMode.INSECURE, fallthrough=REVERSE_ZONES)}, []),
     ("kops", {}, []),
     (
         "aks",
-        {},
+        {"imports": (COREFILES / "custom/*.override", COREFILES / "custom/*.server")},
         [
-            (21, "template: kdns does not answer NXDOMAIN for internal.cloudapp.net itself"),
-            (26, "template: kdns does not answer NXDOMAIN for reddog.microsoft.com itself"),
+            (20, f"import: no files match {COREFILES / 'custom/*.override'}"),
+            (30, f"import: no files match {COREFILES / 'custom/*.server'}"),
+            (
+                21,
+                "template: kdns does not answer NXDOMAIN for internal.cloudapp.net itself; forward gets them",
+            ),
+            (
+                26,
+                "template: kdns does not answer NXDOMAIN for reddog.microsoft.com itself; forward gets them",
+            ),
         ],
     ),
 ]
@@ -106,7 +118,7 @@ def test_platform_corefiles_load_as_shipped(platform, changes, warnings):
     path = COREFILES / f"{platform}.Corefile"
     config, got = load(path, environ=ENV)
     assert config == expected_config(path, changes)
-    assert got == [f"{path}:{line}: {text}; forward gets them" for line, text in warnings]
+    assert got == [f"{path}:{line}: {text}" for line, text in warnings]
 
 
 def test_k3s_custom_imports_extend_the_server_block_and_refuse_extra_servers(tmp_path):
@@ -121,13 +133,14 @@ def test_k3s_custom_imports_extend_the_server_block_and_refuse_extra_servers(tmp
     )
     write(custom, "log\n", "a.override")
     config, warnings = load(corefile, environ=ENV)
-    assert config.servers[0].log_queries and warnings == []
+    assert config.servers[0].log_queries
+    assert warnings == [f"{corefile}:24: import: no files match {custom / '*.server'}"]
     write(custom, "consul.local:53 {\n    forward . 10.150.0.1\n}\n", "stub.server")
-    with pytest.raises(CorefileError) as error:
-        load(corefile, environ=ENV)
-    assert str(error.value).startswith(
-        f"{custom / 'stub.server'}:1: only one server block (for '.') is supported"
-    )
+    config, warnings = load(corefile, environ=ENV)
+    main, stub = config.servers
+    assert main.zones == (".",) and main.kubernetes and warnings == []
+    assert (stub.zones, stub.port, stub.kubernetes) == (("consul.local",), 53, False)
+    assert stub.forward == (ForwardSettings(upstreams=("10.150.0.1",)),)
 
 
 def test_aks_imports_are_relative_to_the_corefile(tmp_path):
@@ -169,10 +182,14 @@ def test_tokenize(text, lines):
     assert all(t.file == "F" for line in got for t in line)
 
 
-def test_tokenize_warns_of_unset_variables_and_refuses_open_quotes():
-    warnings: list[str] = []
-    assert tokenize("bind {$NOPE}", "F", environ={}, warnings=warnings)[0][1].text == ""
-    assert warnings == ["F:1: environment variable NOPE is not set; it reads as ''"]
+def test_tokenize_refuses_unset_variables_and_open_quotes():
+    assert tokenize("bind {$SET}", "F", environ={"SET": "10.0.0.1"})[0][1].text == "10.0.0.1"
+    with pytest.raises(CorefileError) as error:
+        tokenize("bind {$NOPE}\nhealth {%ALSO%}:8080", "F", environ={})
+    assert error.value.problems == [
+        "F:1: environment variable NOPE is not set",
+        "F:2: environment variable ALSO is not set",
+    ]
     with pytest.raises(CorefileError, match=r"^F:2: unterminated quoted string"):
         tokenize('a\nb "c\nd', "F")
 
@@ -190,8 +207,9 @@ def test_parse_keeps_structure_and_positions(tmp_path):
         '    log "{combined}"\n'
         "}\n",
     )
-    (block,), warnings = parse(path, environ=ENV)
-    assert [k.text for k in block.keys] == ["dns://.:53", "example.org"] and warnings == []
+    parsed = parse(path, environ=ENV)
+    (block,) = parsed.blocks
+    assert [k.text for k in block.keys] == ["dns://.:53", "example.org"] and parsed.warnings == []
     forward, log = block.directives
     assert (forward.name.text, [a.text for a in forward.args], forward.name.where) == (
         "forward",
@@ -231,7 +249,15 @@ def test_imports_of_files_globs_and_snippets_keep_their_positions(tmp_path):
         "    }\n"
         "}\n",
     )
-    (block,), _ = parse(path, environ=ENV)
+    parsed = parse(path, environ=ENV)
+    (block,) = parsed.blocks
+    assert parsed.files == [
+        path,
+        tmp_path / "extra" / "a.conf",
+        tmp_path / "extra" / "b.conf",
+        tmp_path / "hosts.inc",
+    ]
+    assert parsed.patterns == [str(tmp_path / "extra/*.conf"), str(tmp_path / "missing/*.conf")]
     assert [(d.name.text, d.name.where) for d in block.directives] == [
         ("errors", f"{path}:2"),
         ("reload", f"{path}:3"),
@@ -245,7 +271,7 @@ def test_imports_of_files_globs_and_snippets_keep_their_positions(tmp_path):
     assert config.servers[0].hosts is not None and config.servers[0].hosts.entries == (
         ("10.0.0.1", "a.example"),
     )
-    assert warnings == []
+    assert warnings == [f"{path}:8: import: no files match {tmp_path / 'missing/*.conf'}"]
 
 
 @pytest.mark.parametrize(
@@ -289,8 +315,11 @@ def test_environment_variables_fill_addresses(tmp_path):
     config, warnings = load_text(tmp_path, text)
     assert (config.servers[0].listen, config.servers[0].port, warnings) == (("10.1.2.3",), 5353, [])
     assert config.ops == OpsSettings(health="10.1.2.3:8080", ready="10.1.2.3:8081", metrics="10.1.2.3:9153")
-    with pytest.raises(CorefileError, match=r"Corefile:2: bind: '' is not an IP address"):
+    with pytest.raises(CorefileError) as error:
         load_text(tmp_path, text, environ={})
+    assert [problem.split(": ", 1)[1] for problem in error.value.problems] == [
+        "environment variable POD_IP is not set"
+    ] * 4
 
 
 # --- mapping -----------------------------------------------------------------------------------------
@@ -534,7 +563,6 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
             ".:53 {\n    kubernetes cluster.local {\n        endpoint https://kubernetes.default.svc:443\n    }\n}\n",
             [(3, "kubernetes: endpoint is ignored")],
         ),
-        (root_block("health {$UNSET}:8080"), [(3, "environment variable UNSET is not set")]),
     ],
 )
 def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
@@ -560,20 +588,19 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
         ("", 1, "no server block"),
         # server blocks
         (
-            root_block() + "consul.local:53 {\n    forward . 10.150.0.1\n}\n",
+            root_block() + ".:53 {\n    forward . 10.150.0.1\n}\n",
             4,
-            "only one server block (for '.') is supported; 'consul.local:53'",
+            "zone . port 53 is served twice (first at",
         ),
         (
-            root_block() + ".:5353 {\n    kubernetes cluster.local\n}\n",
-            4,
-            "only one server block (for '.') is supported; '.:5353'",
+            root_block() + "example.org {\n    kubernetes cluster.local\n}\n",
+            5,
+            "kubernetes: kdns follows one cluster, and this block configures it differently from",
         ),
-        ("cluster.local {\n    kubernetes\n}\n", 1, "only one server block (for '.') is supported"),
         (
-            ". example.org:54 {\n    kubernetes cluster.local\n}\n",
+            root_block() + "example.org:53 {\n    bind 127.0.0.1\n    forward . 10.0.0.1\n}\n",
             1,
-            "the server block listens on several ports",
+            "blocks on port 53 bind overlapping addresses",
         ),
         (":53 {\n    kubernetes cluster.local\n}\n", 1, "':53' names no zone"),
         ("tls://.:853 {\n    kubernetes cluster.local\n}\n", 1, "tls:// servers are not supported by kdns"),
@@ -585,7 +612,6 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
         (".:dns {\n    kubernetes cluster.local\n}\n", 1, "'.:dns': 'dns' is not a port number"),
         # directives
         (root_block("foo bar"), 3, "unknown directive 'foo'"),
-        (".:53 {\n    forward . 1.1.1.1\n}\n", 1, "no kubernetes directive"),
         (root_block("cache 30", "cache 60"), 4, "cache is given twice in one server block (first at"),
         *[
             (root_block(f"{plugin} example.org"), 3, f"plugin {plugin} is not supported by kdns")
@@ -642,7 +668,11 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             ]
         ],
         # forward
-        (root_block("forward example.org 10.0.0.1"), 3, "forward: only forwarding of '.' is supported"),
+        (
+            root_block("forward example.org 10.0.0.1", "forward example.org 10.0.0.2"),
+            4,
+            "forward: example.org is forwarded twice in one server block",
+        ),
         (root_block("forward ."), 3, "wrong number of arguments: forward FROM TO..."),
         (root_block("forward . tls://9.9.9.9"), 3, "forward: DNS over TLS (tls://) is not supported"),
         (root_block("forward . https://9.9.9.9"), 3, "forward: https:// is not supported"),

@@ -1,0 +1,81 @@
+"""What loading a Corefile builds, directive by directive: one ``Draft`` per server block, and the
+``Shared`` settings every block feeds (the cluster, the HTTP endpoints, reload). Each plugin's setup
+module writes its directive into them; the loader turns them into ``ServeConfig``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kdns.config import (
+    COREFILE_LISTEN,
+    CacheSettings,
+    ForwardSettings,
+    HostsSettings,
+    KubeSettings,
+    OpsSettings,
+    ServerSettings,
+    ZoneSettings,
+)
+from kdns.corefile.syntax import Token
+
+
+@dataclass
+class Cluster:
+    """What a ``kubernetes`` directive says; every block that has one must say the same, as kdns
+    follows one cluster."""
+
+    zone: ZoneSettings
+    kube: KubeSettings
+    namespaces: tuple[str, ...] = ()
+    labels: str | None = None
+
+
+@dataclass
+class Shared:
+    """Settings of the whole server, whichever block writes them."""
+
+    environ: Mapping[str, str]
+    warnings: list[str] = field(default_factory=list)
+    cluster: Cluster | None = None
+    cluster_at: Token | None = None  # the kubernetes directive that set ``cluster``
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    reload: float = 0.0
+
+    def warn(self, token: Token, message: str) -> None:
+        self.warnings.append(f"{token.where}: {message}")
+
+
+@dataclass
+class Draft:
+    """One server block as its directives are read."""
+
+    shared: Shared
+    zones: tuple[str, ...]  # the block's key zones
+    key: Token  # where the block starts
+    kubernetes: bool = False
+    pods_verified: bool = False
+    listen: list[str] = field(default_factory=list)
+    forward: list[ForwardSettings] = field(default_factory=list)
+    cache: CacheSettings | None = None
+    hosts: HostsSettings | None = None
+    loadbalance: bool = False
+    autopath: bool = False
+    log_queries: bool = False
+
+    def warn(self, token: Token, message: str) -> None:
+        self.shared.warn(token, message)
+
+    def settings(self, zones: tuple[str, ...], port: int) -> ServerSettings:
+        return ServerSettings(
+            zones=zones,
+            port=port,
+            listen=tuple(dict.fromkeys(self.listen)) or COREFILE_LISTEN,
+            kubernetes=self.kubernetes,
+            forward=tuple(self.forward),
+            cache=self.cache,
+            hosts=self.hosts,
+            loadbalance=self.loadbalance,
+            autopath=self.autopath,
+            log_queries=self.log_queries,
+        )
