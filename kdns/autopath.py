@@ -149,7 +149,7 @@ class AutoPath:
             forwarding=self.forwarder is not None,
         )
         while (question := walk.step()) is not None:
-            walk.heard(await self.forwarder.lookup(question, question, keep_record=True))
+            walk.heard(await self.forwarder.lookup(question, question, tcp=query.tcp, keep_record=True))
         if walk.result is None:
             return query.packed  # every name is NXDOMAIN: the pod's own answer
         if walk.found is not None:

@@ -296,7 +296,8 @@ class ForwardSettings:
     max_fails: int = DEFAULT_MAX_FAILS  # failures in a row that mark an upstream down until a check passes
     health_check: float = DEFAULT_HEALTH_CHECK  # seconds between health checks of a down upstream
     policy: ForwardPolicy = DEFAULT_POLICY
-    force_tcp: bool = False
+    force_tcp: bool = False  # ask upstreams over TCP, however the client asked
+    prefer_udp: bool = False  # ask over UDP first even when the client asked over TCP (force_tcp wins)
     fallthrough_reverse: bool = True  # PTR names the zone does not hold go upstream (fallthrough)
 
 

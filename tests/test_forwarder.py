@@ -84,6 +84,50 @@ def test_a_silent_upstream_is_passed_over_marked_down_and_taken_back_when_it_ans
     asyncio.run(asyncio.wait_for(test(), 20))
 
 
+def transports(fake, name: str) -> set[str]:
+    """How the fake upstream was asked for ``name``: ``{"udp"}``, ``{"tcp"}`` or both."""
+    return {how for (asked, _, how) in fake.asked if asked == name}
+
+
+@pytest.mark.parametrize(
+    ("client_tcp", "options", "upstream_tcp"),
+    [
+        (False, {}, False),  # as the client asked
+        (True, {}, True),
+        (True, {"prefer_udp": True}, False),
+        (False, {"force_tcp": True}, True),
+        (True, {"force_tcp": True, "prefer_udp": True}, True),  # force_tcp wins, as in CoreDNS
+        (False, {"prefer_udp": True}, False),
+    ],
+)
+def test_queries_go_upstream_the_way_the_client_asked_unless_told_otherwise(
+    client_tcp, options, upstream_tcp
+):
+    async def test() -> None:
+        with upstream("way.example.com. 60 IN A 192.0.2.5") as fake:
+            forwarder = forwarder_to(fake.address, **options)
+            assert forwarder.over_tcp(client_tcp) is upstream_tcp
+            asked = question("way.example.com")
+            packed = await forwarder.lookup(asked, asked, tcp=client_tcp)
+            assert addresses(packed, "way.example.com") == ["192.0.2.5"]
+            assert transports(fake, "way.example.com") == {"tcp" if upstream_tcp else "udp"}
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize("options", [{}, {"prefer_udp": True}])
+def test_a_truncated_udp_answer_is_asked_again_over_tcp(options):
+    async def test() -> None:
+        with upstream("big.example.com. 60 IN A 192.0.2.6") as fake:
+            fake.truncate.add("big.example.com")
+            forwarder = forwarder_to(fake.address, **options)
+            asked = question("big.example.com")
+            assert addresses(await forwarder.lookup(asked, asked), "big.example.com") == ["192.0.2.6"]
+            assert transports(fake, "big.example.com") == {"udp", "tcp"}
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
 def test_servfail_when_no_upstream_answers():
     async def test() -> None:
         with upstream() as fake:

@@ -1,4 +1,8 @@
-"""Forwarding to upstream resolvers (CoreDNS's ``forward``): UDP first, TCP when truncated.
+"""Forwarding to upstream resolvers (CoreDNS's ``forward``).
+
+- A query goes upstream the way it came, as CoreDNS sends it: over TCP when the client asked over
+  TCP, over UDP otherwise; ``prefer_udp`` asks over UDP whatever the client used, ``force_tcp`` over
+  TCP always (it wins over ``prefer_udp``). A UDP answer with TC set is asked again over TCP.
 
 - Every upstream query has a fresh random ID and its own socket (a random source port); a reply is
   used only if its ID and question match, anything else on that socket is ignored (RFC 5452).
@@ -184,10 +188,12 @@ class Forwarder:
         try:
             chase, prefix = query.packed.answer.chase, query.packed.answer.answer
             if chase is None:  # the responder found no fresh answer in the cache
-                packed = await self.lookup(query.key, query.question, do=query.do, cache_checked=True)
+                packed = await self.lookup(
+                    query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True
+                )
             else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
                 question = chase + query.key[-4:]
-                record = await self.lookup(question, question, do=query.do, keep_record=True)
+                record = await self.lookup(question, question, do=query.do, tcp=query.tcp, keep_record=True)
                 packed = self._chased(query, prefix, record)
         finally:
             self.inflight -= 1
@@ -200,13 +206,16 @@ class Forwarder:
         question: bytes,
         *,
         do: bool = False,
+        tcp: bool = False,
         keep_record: bool = False,
         cache_checked: bool = False,
     ) -> Packed | dnslib.DNSRecord | None:
         """The answer to ``question`` (wire name, type, class) from the cache or the upstreams.
 
         With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure);
-        ``cache_checked`` says the caller has just missed in the cache (a miss is counted once)."""
+        ``cache_checked`` says the caller has just missed in the cache (a miss is counted once);
+        ``tcp`` says the client asked over TCP. Identical questions in flight share one upstream
+        query, however each came: the answer is the same (a truncated one is asked again over TCP)."""
         cache_key = forward_key(key, do)
         if not keep_record and not cache_checked and self.cache is not None:
             cached = self.cache.get(cache_key)
@@ -214,15 +223,15 @@ class Forwarder:
                 return cached
         waiting = self._pending.get((cache_key, keep_record))
         if waiting is None:
-            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, keep_record))
+            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, tcp, keep_record))
             self._pending[(cache_key, keep_record)] = waiting
             waiting.add_done_callback(lambda _: self._pending.pop((cache_key, keep_record), None))
         return await asyncio.shield(waiting)
 
-    async def _resolve(
-        self, cache_key: bytes, key: bytes, question: bytes, do: bool, keep_record: bool
+    async def _resolve(  # noqa: PLR0917 (lookup's arguments, passed on)
+        self, cache_key: bytes, key: bytes, question: bytes, do: bool, tcp: bool, keep_record: bool
     ) -> Packed | dnslib.DNSRecord | None:
-        record = await self.query(question, do=do)
+        record = await self.query(question, do=do, tcp=tcp)
         if keep_record:
             return record
         qname, qtype_class = key[:-4], key[-4:]
@@ -248,15 +257,15 @@ class Forwarder:
         return self.cache.put(query.cache_key, packed, whole)
 
     # -- asking upstreams ----------------------------------------------------------------------------
-    async def query(self, question: bytes, *, do: bool = False) -> dnslib.DNSRecord | None:
+    async def query(self, question: bytes, *, do: bool = False, tcp: bool = False) -> dnslib.DNSRecord | None:
         """Ask the upstreams in turn until one answers; ``None`` when none does (logged, one line each
-        time, as CoreDNS's errors plugin does)."""
+        time, as CoreDNS's errors plugin does). ``tcp``: the client asked over TCP."""
         failures = []
         for upstream in self._order():
             started = self.clock()
             self.stats.requests[upstream.label] += 1
             try:
-                record = await self._exchange(upstream, question, do=do)
+                record = await self._exchange(upstream, question, do=do, tcp=tcp)
             except EXCHANGE_ERRORS as exc:
                 self._failed(upstream, exc)
                 failures.append(f"{upstream.label}: {_reason(exc)}")
@@ -312,10 +321,16 @@ class Forwarder:
         finally:
             upstream.checking = False
 
-    async def _exchange(self, upstream: Upstream, question: bytes, *, do: bool = False) -> dnslib.DNSRecord:
+    def over_tcp(self, tcp: bool) -> bool:
+        """Whether a query that came over TCP (``tcp``) or UDP goes upstream over TCP first."""
+        return self.settings.force_tcp or (tcp and not self.settings.prefer_udp)
+
+    async def _exchange(
+        self, upstream: Upstream, question: bytes, *, do: bool = False, tcp: bool = False
+    ) -> dnslib.DNSRecord:
         qid = secrets.randbelow(1 << 16)
         query = upstream_query(qid, question, udp_size=self.udp_size, do=do)
-        if not self.settings.force_tcp:
+        if not self.over_tcp(tcp):
             record = await self._udp(upstream, qid, question, query)
             if not record.header.tc:
                 return record
