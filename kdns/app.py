@@ -24,7 +24,13 @@ except ImportError:  # optional: plain asyncio serves too, more slowly
 from kdns import corefile
 from kdns.autopath import AutoPath
 from kdns.cluster.selector import ObjectFilter
-from kdns.config import DEFAULT_RESOLV_CONF, KubeSettings, ServeConfig, parse_upstream
+from kdns.config import (
+    DEFAULT_RESOLV_CONF,
+    KubeSettings,
+    ServeConfig,
+    UpstreamAddress,
+    parse_upstream_address,
+)
 from kdns.ops.querylog import log_query
 from kdns.resolver import Resolver
 from kdns.responder import Responder
@@ -83,7 +89,9 @@ def build_forwarder(config: ServeConfig) -> Forwarder | None:
     if config.forward is None:
         return None
     settings = config.forward
-    upstreams = [parse_upstream(u) for u in settings.upstreams] or nameservers(settings.resolv_conf)
+    upstreams = [parse_upstream_address(u) for u in settings.upstreams] or [
+        UpstreamAddress(host, port) for host, port in nameservers(settings.resolv_conf)
+    ]
     cache = ResponseCache(config.cache) if config.cache is not None else None
     return Forwarder(settings, upstreams, udp_size=config.max_udp_size, cache=cache)
 

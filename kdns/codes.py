@@ -64,3 +64,4 @@ NO_EDNS_UDP_SIZE = 512  # the largest UDP message to a client without EDNS
 TCP_MAX_SIZE = 65535  # a TCP message's two-byte length
 MAX_TTL = 2**31 - 1  # larger TTLs mean 0 (RFC 2181 section 8)
 PORT = 53
+TLS_PORT = 853  # DNS over TLS (RFC 7858)

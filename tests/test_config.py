@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kdns.config import (
@@ -12,9 +14,13 @@ from kdns.config import (
     Bounds,
     NotAnIPAddress,
     PodMode,
+    UpstreamAddress,
+    UpstreamProtocol,
     parse_choice,
     parse_number,
+    parse_tls_files,
     parse_upstream,
+    parse_upstream_address,
     parse_whole_number,
     split_address,
 )
@@ -152,3 +158,53 @@ def test_an_upstream_that_is_no_ip_says_so(text):
     """The Corefile's forward then tries the text as a resolv.conf file."""
     with pytest.raises(NotAnIPAddress, match="is not an IP address"):
         parse_upstream(text)
+
+
+TLS = UpstreamProtocol.TLS
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("10.0.0.2", UpstreamAddress("10.0.0.2", 53)),
+        ("dns://10.0.0.2:5300", UpstreamAddress("10.0.0.2", 5300)),
+        ("tls://10.0.0.2", UpstreamAddress("10.0.0.2", 853, TLS)),  # DNS over TLS's own port (RFC 7858)
+        ("tls://10.0.0.2:8853", UpstreamAddress("10.0.0.2", 8853, TLS)),
+        ("tls://[FD00::2]:853", UpstreamAddress("fd00::2", 853, TLS)),
+        ("tls://fd00::2", UpstreamAddress("fd00::2", 853, TLS)),
+    ],
+)
+def test_forward_destinations_with_their_protocol(text, address):
+    assert parse_upstream_address(text) == address
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("https://10.0.0.2", "https:// is not supported as a destination protocol"),
+        ("tls://10.0.0.2:0", "'10.0.0.2:0': 0 is outside 1-65535"),
+        ("tls://dns.google", "'tls://dns.google' is not an IP address with an optional port"),
+    ],
+)
+def test_forward_destinations_refused(text, problem):
+    with pytest.raises(ValueError) as error:
+        parse_upstream_address(text)
+    assert str(error.value) == problem
+
+
+@pytest.mark.parametrize(
+    ("args", "files"),
+    [
+        ([], (None, None, None)),  # the system's roots verify the server
+        (["ca.pem"], (None, None, Path("ca.pem"))),
+        (["c.crt", "c.key"], (Path("c.crt"), Path("c.key"), None)),
+        (["c.crt", "c.key", "ca.pem"], (Path("c.crt"), Path("c.key"), Path("ca.pem"))),
+    ],
+)
+def test_forward_tls_arguments_read_as_coredns_reads_them(args, files):
+    assert parse_tls_files(args) == files
+
+
+def test_forward_tls_takes_at_most_three_files():
+    with pytest.raises(ValueError, match="at most 3 files"):
+        parse_tls_files(["a", "b", "c", "d"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
+import dns.rcode
 import dnslib
 import pytest
 
@@ -17,6 +18,9 @@ from kdns.upstream.forward import Forwarder
 from kdns.wire.packed import Packed, pack_records
 from kdns.zone.names import to_wire
 from tests.fake_upstream import upstream
+from tests.support.client import ask
+from tests.support.dot import SERVER_NAME, Certificates, stream_upstream
+from tests.support.inprocess import serving
 
 
 def question(name: str, qtype: int = A) -> bytes:
@@ -126,6 +130,189 @@ def test_a_truncated_udp_answer_is_asked_again_over_tcp(options):
             assert transports(fake, "big.example.com") == {"udp", "tcp"}
 
     asyncio.run(asyncio.wait_for(test(), 20))
+
+
+async def until(check, timeout: float = 5.0) -> None:
+    """Wait, on the loop, until ``check()`` holds; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("still not so after the timeout")
+
+
+def rcode(packed: Packed) -> int:
+    return packed.flags & 0xF
+
+
+RECORD = "kept.example.com. 60 IN A 192.0.2.8"
+
+
+def test_tcp_connections_are_reused_one_query_at_a_time_and_closed_after_expire():
+    async def test() -> None:
+        with stream_upstream(RECORD) as server:
+            forwarder = forwarder_to(server.address, force_tcp=True, expire=0.3)
+            forwarder.cache = None  # each lookup goes upstream
+            asked = question("kept.example.com")
+            for _ in range(3):
+                assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            streams = forwarder.upstreams[0].streams
+            assert (server.opened, streams.reused, server.count("kept.example.com")) == (1, 2, 3)
+            other = question("other.example.com")
+            await asyncio.gather(forwarder.lookup(asked, asked), forwarder.lookup(other, other))
+            assert server.opened == 2  # queries at once: one connection each, side by side
+            await until(lambda: server.open == 0)  # both closed by kdns after 0.3 s unused
+            assert streams.idle == 0
+            await forwarder.lookup(asked, asked)
+            assert server.opened == 3
+            forwarder.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_with_expire_0_each_tcp_query_has_its_own_connection():
+    async def test() -> None:
+        with stream_upstream(RECORD) as server:
+            forwarder = forwarder_to(server.address, force_tcp=True, expire=0)
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(2):
+                await forwarder.lookup(asked, asked)
+            assert server.opened == 2
+            await until(lambda: server.open == 0)
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_connection_the_upstream_closed_while_idle_is_replaced():
+    async def test() -> None:
+        with stream_upstream(RECORD) as server:
+            server.idle_timeout = 0.1  # the upstream closes idle connections long before kdns would
+            forwarder = forwarder_to(server.address, force_tcp=True, timeout=1)
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            await forwarder.lookup(asked, asked)
+            await until(lambda: server.open == 0)
+            assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            assert server.opened == 2
+            assert forwarder.upstreams[0].fails == 0
+            forwarder.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.fixture
+def certificates(tmp_path) -> Certificates:
+    return Certificates(tmp_path)
+
+
+def test_tls_upstreams_are_asked_over_tls_on_connections_kept_open(certificates):
+    async def test() -> None:
+        with stream_upstream(RECORD, tls=certificates.server_context()) as server:
+            forwarder = forwarder_to(f"tls://{server.address}", tls_ca=certificates.ca_file)
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for tcp in (False, True):  # a UDP client's query goes over TLS too
+                assert addresses(await forwarder.lookup(asked, asked, tcp=tcp), "kept.example.com") == [
+                    "192.0.2.8"
+                ]
+            assert (server.opened, server.count("kept.example.com")) == (1, 2)
+            missing = question("missing.example.com")
+            assert rcode(await forwarder.lookup(missing, missing)) == NXDOMAIN
+            forwarder.close()
+            await until(lambda: server.open == 0)
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_without_tls_options_the_system_roots_verify_the_upstream(certificates):
+    """A certificate of a CA the system does not trust is refused: no query is sent."""
+
+    async def test() -> None:
+        with stream_upstream(RECORD, tls=certificates.server_context()) as server:
+            forwarder = forwarder_to(f"tls://{server.address}", timeout=1)
+            asked = question("kept.example.com")
+            assert rcode(await forwarder.lookup(asked, asked)) == SERVFAIL
+            assert server.count("kept.example.com") == 0
+            assert forwarder.upstreams[0].fails == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("servername", "answered"),
+    [
+        (None, False),  # the certificate does not name 127.0.0.1
+        (SERVER_NAME, True),
+        ("other.test", False),
+    ],
+)
+def test_tls_servername_is_the_name_the_certificate_must_have(certificates, servername, answered):
+    async def test() -> None:
+        context = certificates.server_context(SERVER_NAME)
+        with stream_upstream(RECORD, tls=context) as server:
+            forwarder = forwarder_to(
+                f"tls://{server.address}", tls_ca=certificates.ca_file, tls_servername=servername, timeout=1
+            )
+            asked = question("kept.example.com")
+            packed = await forwarder.lookup(asked, asked)
+            assert rcode(packed) == (NOERROR if answered else SERVFAIL)
+            assert server.count("kept.example.com") == (1 if answered else 0)
+            forwarder.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_client_certificate_is_shown_to_upstreams_that_ask_for_one(certificates):
+    async def test() -> None:
+        context = certificates.server_context(client_certificates=True)
+        cert, key = certificates.client_files()
+        with stream_upstream(RECORD, tls=context) as server:
+            asked = question("kept.example.com")
+            without = forwarder_to(f"tls://{server.address}", tls_ca=certificates.ca_file, timeout=1)
+            assert rcode(await without.lookup(asked, asked)) == SERVFAIL
+            with_cert = forwarder_to(
+                f"tls://{server.address}", tls_cert=cert, tls_key=key, tls_ca=certificates.ca_file
+            )
+            assert addresses(await with_cert.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            assert server.count("kept.example.com") == 1
+            with_cert.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_kdns_answers_clients_over_udp_and_tcp_from_a_tls_upstream(certificates):
+    """End to end: dnspython asks kdns's own listeners; kdns asks the DoT server over one connection."""
+
+    async def test() -> None:
+        with stream_upstream(RECORD, tls=certificates.server_context(SERVER_NAME)) as server:
+            forward = ForwardSettings(
+                upstreams=(f"tls://{server.address}",),
+                tls_servername=SERVER_NAME,
+                tls_ca=certificates.ca_file,
+            )
+            async with serving(ServeConfig(port=0, forward=forward)) as listeners:
+                port = listeners.port
+                over_udp = await asyncio.to_thread(ask, port, "kept.example.com")
+                assert [rdata.address for rdata in over_udp.answer[0]] == ["192.0.2.8"]
+                over_tcp = await asyncio.to_thread(ask, port, "missing.example.com", tcp=True)
+                assert over_tcp.rcode() == dns.rcode.NXDOMAIN
+                cluster = await asyncio.to_thread(ask, port, "web.shop.svc.cluster.local", tcp=True)
+                assert [rdata.address for rdata in cluster.answer[0]] == ["10.96.100.10"]
+            assert [q.name for q in server.queries] == ["kept.example.com", "missing.example.com"]
+            assert server.opened == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_tls_files_that_cannot_be_used_stop_the_forwarder_being_built(certificates, tmp_path):
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ValueError, match=f"forward: tls: cannot use CA file {missing}"):
+        forwarder_to("tls://127.0.0.1", tls_ca=missing)
+    not_a_key = certificates.ca_file
+    with pytest.raises(ValueError, match="forward: tls: cannot use certificate"):
+        forwarder_to("tls://127.0.0.1", tls_cert=certificates.ca_file, tls_key=not_a_key)
+    assert forwarder_to("127.0.0.1", tls_ca=missing) is not None  # no tls:// upstream: no TLS files read
 
 
 def test_servfail_when_no_upstream_answers():

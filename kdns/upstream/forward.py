@@ -3,9 +3,11 @@
 - A query goes upstream the way it came, as CoreDNS sends it: over TCP when the client asked over
   TCP, over UDP otherwise; ``prefer_udp`` asks over UDP whatever the client used, ``force_tcp`` over
   TCP always (it wins over ``prefer_udp``). A UDP answer with TC set is asked again over TCP.
-
-- Every upstream query has a fresh random ID and its own socket (a random source port); a reply is
-  used only if its ID and question match, anything else on that socket is ignored (RFC 5452).
+  ``tls://`` upstreams are asked over TLS only (RFC 7858), verified as ``kdns.upstream.tls`` says.
+- Every upstream query has a fresh random ID; over UDP it has its own socket (a random source
+  port), over TCP and TLS it takes a connection kept open from an earlier query, one query at a
+  time, each closed after ``expire`` seconds unused (``kdns.upstream.connections``). A reply is used
+  only if its ID and question match; anything else is ignored (RFC 5452).
 - Identical questions in flight share one upstream query; at most ``max_concurrent`` are in flight,
   beyond that the client gets REFUSED at once, as CoreDNS answers.
 - An upstream that fails ``max_fails`` times in a row is down until a health check (``. IN NS``
@@ -25,18 +27,22 @@ import itertools
 import logging
 import random
 import secrets
+import ssl
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import dnslib
 
 from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
-from kdns.config import ForwardPolicy, ForwardSettings
+from kdns.config import ForwardPolicy, ForwardSettings, UpstreamAddress, UpstreamProtocol
 from kdns.counting import Histogram
 from kdns.upstream.cache import ResponseCache
+from kdns.upstream.connections import ConnectionPool
+from kdns.upstream.tls import client_context
 from kdns.wire.packed import Packed, error_packed, pack_records
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.records import to_records
@@ -73,8 +79,12 @@ class LoopDetected(Exception):
 
 @dataclass(eq=False)
 class Upstream:
+    """One upstream resolver: where it is, its connections kept open, and its health."""
+
     host: str
     port: int
+    streams: ConnectionPool  # TCP connections, or TLS ones for a tls:// upstream
+    tls: bool = False  # asked over TLS only
     fails: int = 0
     checking: bool = False
 
@@ -145,14 +155,17 @@ class Forwarder:
     def __init__(
         self,
         settings: ForwardSettings,
-        upstreams: list[tuple[str, int]],
+        upstreams: Sequence[UpstreamAddress],
         *,
         udp_size: int,
         cache: ResponseCache | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        """ValueError when the TLS files of ``settings`` cannot be used."""
         self.settings = settings
-        self.upstreams = [Upstream(host, port) for host, port in upstreams]
+        tls = any(u.protocol == UpstreamProtocol.TLS for u in upstreams)
+        context = client_context(settings) if tls else None
+        self.upstreams = [self._upstream(address, context) for address in upstreams]
         self.cache = cache
         self.udp_size = udp_size
         self.clock = clock
@@ -164,6 +177,22 @@ class Forwarder:
         self._rotation = itertools.cycle(range(len(self.upstreams)))
         self._probe: bytes | None = None
         self.loop_hits = 0
+
+    def _upstream(self, address: UpstreamAddress, context: ssl.SSLContext | None) -> Upstream:
+        tls = address.protocol == UpstreamProtocol.TLS
+        streams = ConnectionPool(
+            address.host,
+            address.port,
+            expire=self.settings.expire,
+            tls=context if tls else None,
+            server_name=self.settings.tls_servername,
+        )
+        return Upstream(address.host, address.port, streams, tls=tls)
+
+    def close(self) -> None:
+        """Close the connections kept open to the upstreams."""
+        for upstream in self.upstreams:
+            upstream.streams.close()
 
     # -- answering clients ---------------------------------------------------------------------------
     def admits(self, query: PendingQuery) -> bool:
@@ -322,7 +351,8 @@ class Forwarder:
             upstream.checking = False
 
     def over_tcp(self, tcp: bool) -> bool:
-        """Whether a query that came over TCP (``tcp``) or UDP goes upstream over TCP first."""
+        """Whether a query that came over TCP (``tcp``) or UDP goes to a plain DNS upstream over TCP
+        first (``tls://`` upstreams are asked over TLS whatever the client used)."""
         return self.settings.force_tcp or (tcp and not self.settings.prefer_udp)
 
     async def _exchange(
@@ -330,11 +360,14 @@ class Forwarder:
     ) -> dnslib.DNSRecord:
         qid = secrets.randbelow(1 << 16)
         query = upstream_query(qid, question, udp_size=self.udp_size, do=do)
-        if not self.over_tcp(tcp):
+        if not upstream.tls and not self.over_tcp(tcp):
             record = await self._udp(upstream, qid, question, query)
             if not record.header.tc:
                 return record
-        return await self._tcp(upstream, qid, question, query)
+        return await asyncio.wait_for(
+            upstream.streams.exchange(query, partial(read_upstream_answer, qid=qid, question=question)),
+            self.settings.timeout,
+        )
 
     async def _udp(self, upstream: Upstream, qid: int, question: bytes, query: bytes) -> dnslib.DNSRecord:
         loop = asyncio.get_running_loop()
@@ -347,19 +380,6 @@ class Forwarder:
             return await asyncio.wait_for(done, self.settings.timeout)
         finally:
             transport.close()
-
-    async def _tcp(self, upstream: Upstream, qid: int, question: bytes, query: bytes) -> dnslib.DNSRecord:
-        async def exchange() -> bytes:
-            reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
-            try:
-                writer.write(len(query).to_bytes(2, "big") + query)
-                length = int.from_bytes(await reader.readexactly(2))
-                return await reader.readexactly(length)
-            finally:
-                writer.close()
-
-        data = await asyncio.wait_for(exchange(), self.settings.timeout)
-        return read_upstream_answer(data, qid, question)
 
     # -- loops -----------------------------------------------------------------------------------------
     async def check_loop(self, own: set[tuple[str, int]]) -> None:
