@@ -19,8 +19,8 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from kdns.codes import HEADER_RCODES, NOERROR, TLS_PORT
 from kdns.codes import PORT as DNS_PORT
-from kdns.codes import TLS_PORT
 
 
 class PodMode(Enum):
@@ -121,6 +121,7 @@ DEFAULT_MAX_CONCURRENT = 1000  # kdns's; CoreDNS's forward has no limit unless o
 DEFAULT_FORWARD_TIMEOUT = 2.0
 DEFAULT_MAX_FAILS = 2  # kdns's and CoreDNS's
 DEFAULT_HEALTH_CHECK = 0.5  # kdns's and CoreDNS's
+DEFAULT_HEALTH_CHECK_DOMAIN = "."  # kdns's and CoreDNS's: health checks ask ". IN NS"
 DEFAULT_POLICY = ForwardPolicy.RANDOM  # kdns's and CoreDNS's
 DEFAULT_EXPIRE = 10.0  # kdns's and CoreDNS's: an upstream TCP or TLS connection unused this long closes
 
@@ -294,6 +295,22 @@ def parse_upstream(text: str) -> tuple[str, int]:
     return address.host, address.port
 
 
+def parse_rcode(text: str) -> int:
+    """An rcode by its name, in any letter case (``NXDOMAIN``); ValueError naming the choices."""
+    rcode = HEADER_RCODES.get(text.upper())
+    if rcode is None:
+        raise ValueError(f"{text!r} is not an rcode ({', '.join(HEADER_RCODES)})")
+    return rcode
+
+
+def parse_failover_rcode(text: str) -> int:
+    """An rcode that sends a query on to the next upstream: any but NOERROR (as CoreDNS's failover)."""
+    rcode = parse_rcode(text)
+    if rcode == NOERROR:
+        raise ValueError("NOERROR cannot be used in failover")
+    return rcode
+
+
 def parse_tls_files(args: Sequence[str]) -> tuple[Path | None, Path | None, Path | None]:
     """CoreDNS's forward ``tls [CERT KEY [CA]]`` arguments -> (cert, key, ca): none, the system's
     roots verify the server; ``CA`` alone, that file does; ``CERT KEY``, the client's own certificate
@@ -348,8 +365,10 @@ class ForwardSettings:
     resolv_conf: Path = DEFAULT_RESOLV_CONF
     max_concurrent: int = DEFAULT_MAX_CONCURRENT  # queries in flight upstream; more are answered REFUSED
     timeout: float = DEFAULT_FORWARD_TIMEOUT  # one try at one upstream
-    max_fails: int = DEFAULT_MAX_FAILS  # failures in a row that mark an upstream down until a check passes
+    max_fails: int = DEFAULT_MAX_FAILS  # failures in a row that mark an upstream down; 0: never down
     health_check: float = DEFAULT_HEALTH_CHECK  # seconds between health checks of a down upstream
+    health_check_rd: bool = True  # the health query's RD bit (False: health_check ... no_rec)
+    health_check_domain: str = DEFAULT_HEALTH_CHECK_DOMAIN  # the health query asks this name's NS
     policy: ForwardPolicy = DEFAULT_POLICY
     force_tcp: bool = False  # ask upstreams over TCP, however the client asked
     prefer_udp: bool = False  # ask over UDP first even when the client asked over TCP (force_tcp wins)
@@ -358,6 +377,8 @@ class ForwardSettings:
     tls_cert: Path | None = None  # the client's certificate for tls:// upstreams (with tls_key)
     tls_key: Path | None = None
     tls_ca: Path | None = None  # the CA that verifies tls:// upstreams; None: the system's roots
+    failfast_all_unhealthy_upstreams: bool = False  # every upstream down: SERVFAIL without asking any
+    failover_rcodes: tuple[int, ...] = ()  # answers with these rcodes move on to the next upstream
     fallthrough_reverse: bool = True  # PTR names the zone does not hold go upstream (fallthrough)
 
 

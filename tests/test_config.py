@@ -17,7 +17,9 @@ from kdns.config import (
     UpstreamAddress,
     UpstreamProtocol,
     parse_choice,
+    parse_failover_rcode,
     parse_number,
+    parse_rcode,
     parse_tls_files,
     parse_upstream,
     parse_upstream_address,
@@ -208,3 +210,24 @@ def test_forward_tls_arguments_read_as_coredns_reads_them(args, files):
 def test_forward_tls_takes_at_most_three_files():
     with pytest.raises(ValueError, match="at most 3 files"):
         parse_tls_files(["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize(
+    ("text", "rcode"), [("NOERROR", 0), ("servfail", 2), ("NXDOMAIN", 3), ("Refused", 5), ("NOTZONE", 10)]
+)
+def test_rcodes_by_name(text, rcode):
+    assert parse_rcode(text) == rcode
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "problem"),
+    [
+        (parse_rcode, "NXDOMIAN", "'NXDOMIAN' is not an rcode (NOERROR, FORMERR, SERVFAIL"),
+        (parse_rcode, "3", "'3' is not an rcode"),
+        (parse_failover_rcode, "NOERROR", "NOERROR cannot be used in failover"),
+    ],
+)
+def test_rcodes_refused(parse, text, problem):
+    with pytest.raises(ValueError) as error:
+        parse(text)
+    assert str(error.value).startswith(problem)

@@ -11,7 +11,7 @@ import dnslib
 import pytest
 
 from kdns.app import build_forwarder
-from kdns.codes import IN, NOERROR, NXDOMAIN, SERVFAIL, A
+from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import CacheSettings, ForwardSettings, ServeConfig
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder
@@ -313,6 +313,151 @@ def test_tls_files_that_cannot_be_used_stop_the_forwarder_being_built(certificat
     with pytest.raises(ValueError, match="forward: tls: cannot use certificate"):
         forwarder_to("tls://127.0.0.1", tls_cert=certificates.ca_file, tls_key=not_a_key)
     assert forwarder_to("127.0.0.1", tls_ca=missing) is not None  # no tls:// upstream: no TLS files read
+
+
+def test_with_max_fails_0_an_upstream_is_never_marked_down_nor_health_checked():
+    async def test() -> None:
+        with upstream(RECORD) as silent, upstream(RECORD) as answering:
+            silent.down = True
+            forwarder = forwarder_to(
+                silent.address,
+                answering.address,
+                policy="sequential",
+                timeout=0.2,
+                max_fails=0,
+                health_check=0.05,
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(3):
+                assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            assert silent.count("kept.example.com") == 3  # first every time: never down
+            await asyncio.sleep(0.2)
+            assert silent.count(".", "NS") == 0 and not forwarder.upstreams[0].checking
+            assert forwarder.stats.all_down == 0
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("options", "name", "rd"),
+    [
+        ({}, ".", True),  # CoreDNS's ". IN NS", recursion desired
+        ({"health_check_rd": False, "health_check_domain": "Example.ORG."}, "example.org.", False),
+    ],
+)
+def test_health_checks_ask_the_configured_name_with_the_configured_rd_bit(options, name, rd):
+    async def test() -> None:
+        with upstream(RECORD) as fake:
+            fake.down = True
+            forwarder = forwarder_to(fake.address, timeout=0.2, max_fails=1, health_check=0.05, **options)
+            asked = question("kept.example.com")
+            assert rcode(await forwarder.lookup(asked, asked)) == SERVFAIL
+            await until(lambda: fake.count(name, "NS") >= 2)  # checks go on while it stays silent
+            fake.down = False
+            await until(lambda: forwarder.upstreams[0].fails == 0)
+            assert fake.rd_bits[(name.lower().rstrip("."), "NS", rd)] >= 3
+            assert fake.rd_bits[(name.lower().rstrip("."), "NS", not rd)] == 0
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize("failfast", [False, True])
+def test_failfast_all_unhealthy_upstreams_answers_servfail_without_asking_any(failfast):
+    async def test() -> None:
+        with upstream(RECORD) as fake:
+            fake.down = True
+            forwarder = forwarder_to(
+                fake.address,
+                timeout=0.2,
+                max_fails=1,
+                health_check=5,
+                failfast_all_unhealthy_upstreams=failfast,
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            await forwarder.lookup(asked, asked)  # fails once: down
+            fake.down = False
+            packed = await forwarder.lookup(asked, asked)
+            if failfast:
+                assert rcode(packed) == SERVFAIL
+                assert fake.count("kept.example.com") == 1  # not asked again while down
+            else:  # tried anyway, last (here: only), as CoreDNS tries one when all are down
+                assert addresses(packed, "kept.example.com") == ["192.0.2.8"]
+                assert fake.count("kept.example.com") == 2
+            assert forwarder.stats.all_down == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("failover", "first", "last", "answer", "asked_last"),
+    [
+        ((), SERVFAIL, NOERROR, SERVFAIL, 0),  # an answer is an answer
+        ((SERVFAIL,), SERVFAIL, NOERROR, NOERROR, 1),
+        ((SERVFAIL, REFUSED), REFUSED, NOERROR, NOERROR, 1),
+        ((SERVFAIL,), REFUSED, NOERROR, REFUSED, 0),  # not a failover rcode
+        ((SERVFAIL, REFUSED), SERVFAIL, REFUSED, REFUSED, 1),  # the last upstream's answer stands
+        ((SERVFAIL,), SERVFAIL, None, SERVFAIL, 1),  # the last one silent: the earlier answer stands
+    ],
+)
+def test_failover_rcodes_send_the_query_to_the_next_upstream(failover, first, last, answer, asked_last):
+    async def test() -> None:
+        with upstream(RECORD) as one, upstream(RECORD) as two:
+            if first != NOERROR:
+                one.rcodes["kept.example.com"] = first
+            if last is None:
+                two.down = True
+            elif last != NOERROR:
+                two.rcodes["kept.example.com"] = last
+            forwarder = forwarder_to(
+                one.address, two.address, policy="sequential", timeout=0.2, failover_rcodes=failover
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            assert rcode(await forwarder.lookup(asked, asked)) == answer
+            assert (one.count("kept.example.com"), two.count("kept.example.com")) == (1, asked_last)
+            assert forwarder.upstreams[0].fails == 0  # an upstream that answers is healthy
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_round_robin_starts_each_query_at_the_next_upstream_then_tries_the_rest_in_order():
+    """As CoreDNS's round_robin: when the one whose turn it is fails, the first of the others is next."""
+
+    async def test() -> None:
+        with upstream(RECORD) as a, upstream(RECORD) as b, upstream(RECORD) as c:
+            b.down = True
+            forwarder = forwarder_to(
+                a.address, b.address, c.address, policy="round_robin", timeout=0.2, max_fails=100
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(3):
+                assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            counts = [fake.count("kept.example.com") for fake in (a, b, c)]
+            assert counts == [2, 1, 1]  # a; b failed, then a (not c); c
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_random_policy_spreads_queries_over_every_upstream():
+    async def test() -> None:
+        with upstream(RECORD) as a, upstream(RECORD) as b, upstream(RECORD) as c:
+            forwarder = forwarder_to(a.address, b.address, c.address, policy="random")
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(60):
+                await forwarder.lookup(asked, asked)
+            counts = [fake.count("kept.example.com") for fake in (a, b, c)]
+            assert sum(counts) == 60 and all(counts)  # each first at least once: misses 1 in 10^10
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_health_check_domain_that_is_no_domain_name_stops_the_forwarder_being_built():
+    with pytest.raises(ValueError, match="invalid label"):
+        forwarder_to("127.0.0.1", health_check_domain="bad..name")
 
 
 def test_servfail_when_no_upstream_answers():

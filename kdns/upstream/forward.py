@@ -10,9 +10,16 @@
   only if its ID and question match; anything else is ignored (RFC 5452).
 - Identical questions in flight share one upstream query; at most ``max_concurrent`` are in flight,
   beyond that the client gets REFUSED at once, as CoreDNS answers.
-- An upstream that fails ``max_fails`` times in a row is down until a health check (``. IN NS``
-  every ``health_check`` seconds) gets a reply; down upstreams are tried last. Upstreams are ordered
-  by ``policy``; a failed try moves on to the next one.
+- Upstreams are ordered by ``policy`` for each query: ``random`` shuffles them, ``round_robin``
+  puts the next one first (the rest follow in their written order), ``sequential`` keeps the written
+  order. A failed try moves on to the next one; so does an answer whose rcode is in
+  ``failover_rcodes``, unless it came from the last one, when it is the answer (as is the last such
+  answer when the upstreams after it all fail).
+- An upstream that fails ``max_fails`` times in a row is down until a health check gets a reply
+  (``health_check_domain IN NS``, RD set unless ``health_check_rd`` is off, every ``health_check``
+  seconds, over UDP, TCP with ``force_tcp``, or TLS); down upstreams are tried last, or, with
+  ``failfast_all_unhealthy_upstreams``, not at all when every one is down (SERVFAIL at once).
+  ``max_fails`` 0: no upstream is ever down, and none is health-checked.
 - TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
   which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
   (with ``serve_stale``) or SERVFAIL goes back.
@@ -47,11 +54,10 @@ from kdns.wire.packed import Packed, error_packed, pack_records
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.records import to_records
 from kdns.wire.upstream import BadUpstreamAnswer, read_upstream_answer, upstream_query
-from kdns.zone.names import to_text
+from kdns.zone.names import to_text, to_wire
 
 log = logging.getLogger(__name__)
 QUESTION_TAIL = struct.Struct("!HH")  # a question's type and class
-HEALTH_QUESTION = b"\x00" + QUESTION_TAIL.pack(NS, IN)  # ". IN NS", as CoreDNS asks
 EXCHANGE_ERRORS = (TimeoutError, OSError, BadUpstreamAnswer, EOFError, asyncio.IncompleteReadError)
 Clock = Callable[[], float]
 
@@ -161,11 +167,13 @@ class Forwarder:
         cache: ResponseCache | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        """ValueError when the TLS files of ``settings`` cannot be used."""
+        """ValueError when the TLS files of ``settings`` cannot be used, or its health check domain is
+        not a domain name."""
         self.settings = settings
         tls = any(u.protocol == UpstreamProtocol.TLS for u in upstreams)
         context = client_context(settings) if tls else None
         self.upstreams = [self._upstream(address, context) for address in upstreams]
+        self._health_question = to_wire(settings.health_check_domain) + QUESTION_TAIL.pack(NS, IN)
         self.cache = cache
         self.udp_size = udp_size
         self.clock = clock
@@ -290,7 +298,9 @@ class Forwarder:
         """Ask the upstreams in turn until one answers; ``None`` when none does (logged, one line each
         time, as CoreDNS's errors plugin does). ``tcp``: the client asked over TCP."""
         failures = []
-        for upstream in self._order():
+        upstreams = self._order()
+        failed_over: dnslib.DNSRecord | None = None
+        for upstream in upstreams:
             started = self.clock()
             self.stats.requests[upstream.label] += 1
             try:
@@ -299,32 +309,48 @@ class Forwarder:
                 self._failed(upstream, exc)
                 failures.append(f"{upstream.label}: {_reason(exc)}")
                 continue
-            self.stats.observe(upstream.label, record.header.rcode, self.clock() - started)
+            rcode = record.header.rcode
+            self.stats.observe(upstream.label, rcode, self.clock() - started)
             upstream.fails = 0
+            if rcode in self.settings.failover_rcodes and upstream is not upstreams[-1]:
+                failed_over = record
+                failures.append(f"{upstream.label}: {dnslib.RCODE.get(rcode)}")
+                continue
             return _sane_ttls(record)
+        if failed_over is not None:
+            return _sane_ttls(failed_over)
         name, qtype = _describe(question)
+        if not upstreams and self.upstreams:
+            failures.append("every upstream is down (failfast_all_unhealthy_upstreams)")
         self._unanswered.error(
             "%s %s: no upstream answered (%s)", name, qtype, "; ".join(failures) or "no upstreams"
         )
         return None
 
     def _order(self) -> list[Upstream]:
+        """The upstreams in the order this query tries them; none when every one is down and
+        ``failfast_all_unhealthy_upstreams`` is set."""
         upstreams = self.upstreams
         if self.settings.policy == ForwardPolicy.RANDOM:
             upstreams = random.sample(upstreams, len(upstreams))
         elif self.settings.policy == ForwardPolicy.ROUND_ROBIN:
             first = next(self._rotation)
-            upstreams = upstreams[first:] + upstreams[:first]
-        healthy = [u for u in upstreams if u.fails < self.settings.max_fails]
+            upstreams = [upstreams[first], *upstreams[:first], *upstreams[first + 1 :]]
+        max_fails = self.settings.max_fails
+        if not max_fails:
+            return upstreams
+        healthy = [u for u in upstreams if u.fails < max_fails]
         if not healthy:
             self.stats.all_down += 1
-        return healthy + [u for u in upstreams if u.fails >= self.settings.max_fails]
+            if self.settings.failfast_all_unhealthy_upstreams:
+                return []
+        return healthy + [u for u in upstreams if u.fails >= max_fails]
 
     def _failed(self, upstream: Upstream, exc: BaseException) -> None:
         upstream.fails += 1
         reason = _reason(exc)
         log.debug("upstream %s failed: %s", upstream.label, reason)
-        if upstream.fails == self.settings.max_fails and not upstream.checking:
+        if upstream.fails == self.settings.max_fails and not upstream.checking:  # never when 0
             log.warning(
                 "upstream %s is down after %d failures (%s); health-checking it",
                 upstream.label,
@@ -341,7 +367,7 @@ class Forwarder:
             while upstream.fails >= self.settings.max_fails:
                 await asyncio.sleep(self.settings.health_check)
                 try:
-                    await self._exchange(upstream, HEALTH_QUESTION)
+                    await self._exchange(upstream, self._health_question, rd=self.settings.health_check_rd)
                 except EXCHANGE_ERRORS:
                     self.stats.health_failures[upstream.label] += 1
                     continue
@@ -356,10 +382,10 @@ class Forwarder:
         return self.settings.force_tcp or (tcp and not self.settings.prefer_udp)
 
     async def _exchange(
-        self, upstream: Upstream, question: bytes, *, do: bool = False, tcp: bool = False
+        self, upstream: Upstream, question: bytes, *, do: bool = False, tcp: bool = False, rd: bool = True
     ) -> dnslib.DNSRecord:
         qid = secrets.randbelow(1 << 16)
-        query = upstream_query(qid, question, udp_size=self.udp_size, do=do)
+        query = upstream_query(qid, question, udp_size=self.udp_size, do=do, rd=rd)
         if not upstream.tls and not self.over_tcp(tcp):
             record = await self._udp(upstream, qid, question, query)
             if not record.header.tc:
