@@ -295,6 +295,35 @@ def parse_upstream(text: str) -> tuple[str, int]:
     return address.host, address.port
 
 
+def name_labels(name: str) -> tuple[str, ...]:
+    """A domain name in presentation form -> its labels, lowercase, escapes (``\\.``, ``\\065``)
+    read; ``()`` for the root (``.`` or empty)."""
+    labels: list[str] = []
+    label: list[str] = []
+    i, end = 0, len(name)
+    while i < end:
+        ch = name[i]
+        if ch == "\\" and i + 1 < end:
+            digits = name[i + 1 : i + 4]
+            if len(digits) == 3 and digits.isdigit():
+                label.append(chr(int(digits)))
+                i += 4
+            else:
+                label.append(name[i + 1])
+                i += 2
+            continue
+        if ch == ".":
+            if label:
+                labels.append("".join(label).lower())
+            label = []
+        else:
+            label.append(ch)
+        i += 1
+    if label:
+        labels.append("".join(label).lower())
+    return tuple(labels)
+
+
 def parse_rcode(text: str) -> int:
     """An rcode by its name, in any letter case (``NXDOMAIN``); ValueError naming the choices."""
     rcode = HEADER_RCODES.get(text.upper())
@@ -379,7 +408,23 @@ class ForwardSettings:
     tls_ca: Path | None = None  # the CA that verifies tls:// upstreams; None: the system's roots
     failfast_all_unhealthy_upstreams: bool = False  # every upstream down: SERVFAIL without asking any
     failover_rcodes: tuple[int, ...] = ()  # answers with these rcodes move on to the next upstream
+    # answers with these rcodes go to the next plugin instead: Forwarder.forward raises PassToNext
+    next_rcodes: tuple[int, ...] = ()
+    except_names: tuple[str, ...] = ()  # names not forwarded, with the names below them (see forwards)
     fallthrough_reverse: bool = True  # PTR names the zone does not hold go upstream (fallthrough)
+
+    def forwards(self, qname: str) -> bool:
+        """Whether ``qname`` (presentation form, any letter case) is forwarded: not when it is one of
+        ``except_names`` or below one (CoreDNS's ``except``). The root, the zone forward serves, is
+        always forwarded, as CoreDNS forwards its FROM zone whatever ``except`` says."""
+        labels = name_labels(qname)
+        if not labels:
+            return True
+        for name in self.except_names:
+            excepted = name_labels(name)
+            if len(excepted) <= len(labels) and labels[len(labels) - len(excepted) :] == excepted:
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,12 @@ from kdns.config import (
     SERVFAIL_TTL,
     TTL,
     Bounds,
+    ForwardSettings,
     NotAnIPAddress,
     PodMode,
     UpstreamAddress,
     UpstreamProtocol,
+    name_labels,
     parse_choice,
     parse_failover_rcode,
     parse_number,
@@ -231,3 +233,37 @@ def test_rcodes_refused(parse, text, problem):
     with pytest.raises(ValueError) as error:
         parse(text)
     assert str(error.value).startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("name", "labels"),
+    [
+        (".", ()),
+        ("", ()),
+        ("Example.ORG.", ("example", "org")),
+        ("example.org", ("example", "org")),
+        (r"a\.b.example.org.", ("a.b", "example", "org")),
+        (r"\065bc.org.", ("abc", "org")),
+    ],
+)
+def test_names_read_label_by_label(name, labels):
+    assert name_labels(name) == labels
+
+
+@pytest.mark.parametrize(
+    ("except_names", "qname", "forwarded"),
+    [
+        ((), "example.org.", True),
+        (("example.org",), "example.org.", False),
+        (("example.org",), "WWW.Example.Org.", False),  # below an excepted name, any letter case
+        (("Example.ORG.",), "a.b.example.org.", False),
+        (("example.org",), "notexample.org.", True),  # labels, not characters
+        (("example.org",), r"x\.example.org.", True),  # one label "x.example"
+        (("example.org",), "org.", True),
+        (("example.org", "internal"), "db.internal.", False),
+        ((".",), "example.org.", False),
+        ((".",), ".", True),  # the zone forward serves is forwarded whatever except says
+    ],
+)
+def test_except_names_are_not_forwarded(except_names, qname, forwarded):
+    assert ForwardSettings(except_names=except_names).forwards(qname) is forwarded

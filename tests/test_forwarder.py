@@ -1,26 +1,32 @@
 """The forwarder and its cache, in process and fast: no ``kdns serve``, a real forwarder asking the fake
-upstream over loopback sockets, and the answer cache on a clock the test moves."""
+upstreams (UDP and TCP, or the TCP/TLS server of tests/support/dot.py) over loopback sockets, each
+CoreDNS forward option in turn, and the answer cache on a clock the test moves. One test runs kdns's
+own listeners in process, asked by dnspython, in front of a DNS-over-TLS upstream."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
 
+import dns.message
 import dns.rcode
 import dnslib
 import pytest
 
-from kdns.app import build_forwarder
+from kdns.app import build_answering, build_forwarder
 from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import CacheSettings, ForwardSettings, ServeConfig
+from kdns.responder import TCP4, TCP6, UDP4, UDP6
 from kdns.upstream.cache import ResponseCache
-from kdns.upstream.forward import Forwarder
+from kdns.upstream.forward import Forwarder, PassToNext
 from kdns.wire.packed import Packed, pack_records
+from kdns.wire.pending import PendingQuery
 from kdns.zone.names import to_wire
 from tests.fake_upstream import upstream
 from tests.support.client import ask
 from tests.support.dot import SERVER_NAME, Certificates, stream_upstream
 from tests.support.inprocess import serving
+from tests.support.zone import example_zone
 
 
 def question(name: str, qtype: int = A) -> bytes:
@@ -458,6 +464,61 @@ def test_random_policy_spreads_queries_over_every_upstream():
 def test_a_health_check_domain_that_is_no_domain_name_stops_the_forwarder_being_built():
     with pytest.raises(ValueError, match="invalid label"):
         forwarder_to("127.0.0.1", health_check_domain="bad..name")
+
+
+def pending(forwarder: Forwarder, name: str, channel: int = UDP4) -> PendingQuery:
+    """The pending query kdns's responder makes of a query for ``name`` that came by ``channel``."""
+    config = ServeConfig(forward=forwarder.settings)
+    responder = build_answering(config, example_zone(), forwarder).responder
+    made = responder.respond(dns.message.make_query(name, "A").to_wire(), channel)
+    assert isinstance(made, PendingQuery)
+    return made
+
+
+@pytest.mark.parametrize(("channel", "tcp"), [(UDP4, False), (UDP6, False), (TCP4, True), (TCP6, True)])
+def test_a_pending_query_says_whether_it_came_over_tcp(channel, tcp):
+    forwarder = forwarder_to("127.0.0.1")
+    assert pending(forwarder, "example.com", channel).tcp is tcp
+
+
+def test_excepted_names_are_passed_to_the_next_plugin_and_never_asked_upstream():
+    async def test() -> None:
+        with upstream("kept.example.com. 60 IN A 192.0.2.8\nexample.org. 60 IN A 192.0.2.9") as fake:
+            forwarder = forwarder_to(fake.address, except_names=("Example.COM.",))
+            with pytest.raises(PassToNext) as passed:
+                await forwarder.forward(pending(forwarder, "kept.example.com"))
+            assert passed.value.packed is None
+            last = await forwarder.answer(pending(forwarder, "kept.example.com"))
+            assert rcode(last) == SERVFAIL  # no next plugin to take it, as CoreDNS answers
+            assert fake.count("kept.example.com") == 0
+            forwarded = await forwarder.forward(pending(forwarder, "example.org"))
+            assert addresses(forwarded, "example.org") == ["192.0.2.9"]
+            assert forwarder.stats.passed_on == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_next_rcodes_pass_the_upstream_answer_to_the_next_plugin_uncached():
+    async def test() -> None:
+        with upstream(RECORD) as first, upstream("gone.example.com. 60 IN A 192.0.2.10") as second:
+            forwarder = forwarder_to(first.address, next_rcodes=(NXDOMAIN,))
+            after = forwarder_to(second.address)
+            for _ in range(2):  # the caller's part: ask the next plugin (here, another forwarder)
+                query = pending(forwarder, "gone.example.com")
+                try:
+                    packed = await forwarder.forward(query)
+                except PassToNext as passed:
+                    assert rcode(passed.packed) == NXDOMAIN  # the first upstream's own answer
+                    packed = await after.answer(query)
+                assert addresses(packed, "gone.example.com") == ["192.0.2.10"]
+            assert first.count("gone.example.com") == 2  # NXDOMAIN passed on is not cached
+            assert forwarder.stats.passed_on == 2
+            kept = await forwarder.forward(pending(forwarder, "kept.example.com"))
+            assert addresses(kept, "kept.example.com") == ["192.0.2.8"]  # NOERROR is this one's answer
+            last = await forwarder.answer(pending(forwarder, "gone.example.com"))
+            assert rcode(last) == NXDOMAIN  # as the last plugin, next does not apply
+
+    asyncio.run(asyncio.wait_for(test(), 20))
 
 
 def test_servfail_when_no_upstream_answers():

@@ -20,6 +20,13 @@
   seconds, over UDP, TCP with ``force_tcp``, or TLS); down upstreams are tried last, or, with
   ``failfast_all_unhealthy_upstreams``, not at all when every one is down (SERVFAIL at once).
   ``max_fails`` 0: no upstream is ever down, and none is health-checked.
+- Names in ``except_names`` (and below them) are not forwarded, and answers whose rcode is in
+  ``next_rcodes`` are not this forwarder's to give: CoreDNS hands such queries to the next plugin.
+  ``forward`` is the forwarder as one plugin among others: it raises ``PassToNext`` for both, and
+  the caller asks its next plugin (it may check ``ForwardSettings.forwards`` first and not ask the
+  forwarder at all). ``answer`` is the forwarder as the last plugin (the ``Answerer`` the exchange
+  uses): with no next plugin, an excepted name is SERVFAIL and ``next_rcodes`` are ignored, as in
+  CoreDNS. An answer passed on is not cached here: the answer the client gets is the next plugin's.
 - TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
   which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
   (with ``serve_stale``) or SERVFAIL goes back.
@@ -83,6 +90,16 @@ class LoopDetected(Exception):
     """Queries sent upstream come back to this server."""
 
 
+class PassToNext(Exception):
+    """The query goes to the next plugin (CoreDNS's forward ``except`` and ``next``): raised by
+    ``Forwarder.forward`` for an excepted name (``packed`` None) or an upstream answer whose rcode is
+    in ``next_rcodes`` (``packed`` that answer, for a caller that has no next plugin after all)."""
+
+    def __init__(self, reason: str, packed: Packed | None = None) -> None:
+        super().__init__(reason)
+        self.packed = packed
+
+
 @dataclass(eq=False)
 class Upstream:
     """One upstream resolver: where it is, its connections kept open, and its health."""
@@ -106,6 +123,7 @@ class ForwardStats:
     health_failures: Counter = field(default_factory=Counter)  # by upstream label
     all_down: int = 0  # queries that found every upstream down
     rejected: int = 0  # past max_concurrent
+    passed_on: int = 0  # queries handed to the next plugin (except, next)
     answered: list[int] = field(default_factory=lambda: [0] * 16)  # answers to clients by rcode
 
     def observe(self, upstream: str, rcode: int, seconds: float) -> None:
@@ -180,7 +198,7 @@ class Forwarder:
         self.stats = ForwardStats()
         self._unanswered = Consolidated(clock=clock)  # "no upstream answered" lines
         self.inflight = 0
-        self._pending: dict[tuple[bytes, bool], asyncio.Future] = {}
+        self._pending: dict[tuple[bytes, bool, bool], asyncio.Future] = {}
         self._tasks: set[asyncio.Future] = set()
         self._rotation = itertools.cycle(range(len(self.upstreams)))
         self._probe: bytes | None = None
@@ -212,10 +230,26 @@ class Forwarder:
         return False
 
     async def answer(self, query: PendingQuery) -> Packed:
-        """The answer to a pending query: the cache or the upstreams', after the resolver's CNAMEs when
-        an ExternalName's target is chased."""
+        """The answer to a pending query, this forwarder being the last plugin: the cache or the
+        upstreams', after the resolver's CNAMEs when an ExternalName's target is chased. An excepted
+        name is SERVFAIL (no next plugin to take it); ``next_rcodes`` do not apply."""
+        return await self._answer(query, pass_on=False)
+
+    async def forward(self, query: PendingQuery) -> Packed:
+        """``answer``, for a forwarder that has a next plugin: raises ``PassToNext`` for a name in
+        ``except_names`` and for an upstream answer whose rcode is in ``next_rcodes``."""
+        return await self._answer(query, pass_on=True)
+
+    async def _answer(self, query: PendingQuery, *, pass_on: bool) -> Packed:
         if query.key == self._probe:
             self.loop_hits += 1
+            return error_packed(SERVFAIL)
+        chase, prefix = query.packed.answer.chase, query.packed.answer.answer
+        if self.settings.except_names and not self.settings.forwards(to_text(chase or query.key[:-4])):
+            if pass_on:
+                self.stats.passed_on += 1
+                raise PassToNext("the name is excepted from forwarding")
+            self.stats.answered[SERVFAIL] += 1
             return error_packed(SERVFAIL)
         if self.inflight >= self.settings.max_concurrent:  # admitted, then overtaken by others
             self.stats.rejected += 1
@@ -223,15 +257,20 @@ class Forwarder:
             return error_packed(REFUSED)
         self.inflight += 1
         try:
-            chase, prefix = query.packed.answer.chase, query.packed.answer.answer
             if chase is None:  # the responder found no fresh answer in the cache
                 packed = await self.lookup(
-                    query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True
+                    query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True, pass_on=pass_on
                 )
             else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
                 question = chase + query.key[-4:]
                 record = await self.lookup(question, question, do=query.do, tcp=query.tcp, keep_record=True)
-                packed = self._chased(query, prefix, record)
+                passed = pass_on and record is not None and record.header.rcode in self.settings.next_rcodes
+                packed = self._chased(query, prefix, record, cache=not passed)
+                if passed:
+                    raise PassToNext(f"the upstream answered {dnslib.RCODE.get(record.header.rcode)}", packed)
+        except PassToNext:
+            self.stats.passed_on += 1
+            raise
         finally:
             self.inflight -= 1
         self.stats.answered[packed.flags & RCODE_MASK] += 1
@@ -246,27 +285,38 @@ class Forwarder:
         tcp: bool = False,
         keep_record: bool = False,
         cache_checked: bool = False,
+        pass_on: bool = False,
     ) -> Packed | dnslib.DNSRecord | None:
         """The answer to ``question`` (wire name, type, class) from the cache or the upstreams.
 
         With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure);
         ``cache_checked`` says the caller has just missed in the cache (a miss is counted once);
         ``tcp`` says the client asked over TCP. Identical questions in flight share one upstream
-        query, however each came: the answer is the same (a truncated one is asked again over TCP)."""
+        query, however each came: the answer is the same (a truncated one is asked again over TCP).
+        With ``pass_on``, an answer whose rcode is in ``next_rcodes`` raises ``PassToNext`` (uncached)."""
         cache_key = forward_key(key, do)
         if not keep_record and not cache_checked and self.cache is not None:
             cached = self.cache.get(cache_key)
             if cached is not None:
                 return cached
-        waiting = self._pending.get((cache_key, keep_record))
+        # a record, an answer, or an answer that may be passed on: three kinds of result for one question
+        pending = (cache_key, keep_record, pass_on and not keep_record)
+        waiting = self._pending.get(pending)
         if waiting is None:
-            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, tcp, keep_record))
-            self._pending[(cache_key, keep_record)] = waiting
-            waiting.add_done_callback(lambda _: self._pending.pop((cache_key, keep_record), None))
+            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, tcp, *pending[1:]))
+            self._pending[pending] = waiting
+            waiting.add_done_callback(lambda _: self._pending.pop(pending, None))
         return await asyncio.shield(waiting)
 
     async def _resolve(  # noqa: PLR0917 (lookup's arguments, passed on)
-        self, cache_key: bytes, key: bytes, question: bytes, do: bool, tcp: bool, keep_record: bool
+        self,
+        cache_key: bytes,
+        key: bytes,
+        question: bytes,
+        do: bool,
+        tcp: bool,
+        keep_record: bool,
+        pass_on: bool,
     ) -> Packed | dnslib.DNSRecord | None:
         record = await self.query(question, do=do, tcp=tcp)
         if keep_record:
@@ -275,20 +325,26 @@ class Forwarder:
         if record is None:
             stale = self.cache.stale(cache_key) if self.cache is not None else None
             return stale or pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
-        packed = pack_records(record.header.rcode, (record.rr, record.auth, record.ar), qname, qtype_class)
+        rcode = record.header.rcode
+        packed = pack_records(rcode, (record.rr, record.auth, record.ar), qname, qtype_class)
+        if pass_on and rcode in self.settings.next_rcodes:
+            raise PassToNext(f"the upstream answered {dnslib.RCODE.get(rcode)}", packed)
         if self.cache is not None and not record.header.tc:
             return self.cache.put(cache_key, packed, record)
         return packed
 
-    def _chased(self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
-        """Our CNAMEs, then the target's answer; cached under the client's question (for no longer
-        than the CNAMEs' TTL, so a changed ExternalName shows as CoreDNS's cache would show it)."""
+    def _chased(
+        self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None, *, cache: bool = True
+    ) -> Packed:
+        """Our CNAMEs, then the target's answer; cached (unless not ``cache``) under the client's
+        question, for no longer than the CNAMEs' TTL, so a changed ExternalName shows as CoreDNS's
+        cache would show it."""
         qname, qtype_class = query.key[:-4], query.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
         answer = [*to_records(prefix), *record.rr]
         packed = pack_records(record.header.rcode, (answer, record.auth, []), qname, qtype_class)
-        if self.cache is None or record.header.tc:
+        if self.cache is None or record.header.tc or not cache:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
         return self.cache.put(query.cache_key, packed, whole)
