@@ -34,7 +34,8 @@ from kdns.config import (
     KubeSettings,
     ServeConfig,
     ServerSettings,
-    parse_upstream,
+    UpstreamAddress,
+    parse_upstream_address,
 )
 from kdns.ops.querylog import log_query
 from kdns.plugins.hosts import Hosts
@@ -96,7 +97,9 @@ Forwarders = dict[tuple[ForwardSettings, CacheSettings | None], Forwarder]  # by
 def build_forwarder(settings: ForwardSettings, cache: CacheSettings | None, *, udp_size: int) -> Forwarder:
     """A ``forward`` stanza's upstreams (given, or resolv.conf's nameservers) and its answer cache.
     Raises ``ResolvConfError`` or ``ValueError`` naming a bad upstream."""
-    upstreams = [parse_upstream(u) for u in settings.upstreams] or nameservers(settings.resolv_conf)
+    upstreams = [parse_upstream_address(u) for u in settings.upstreams] or [
+        UpstreamAddress(host, port) for host, port in nameservers(settings.resolv_conf)
+    ]
     return Forwarder(
         settings, upstreams, udp_size=udp_size, cache=ResponseCache(cache) if cache is not None else None
     )
@@ -510,6 +513,7 @@ class Runtime:
             log.error("reload: the listen addresses changed; restart kdns to move its workers")
             return
         forwarders = build_forwarders(config, self.forwarders)
+        retired = [f for f in self.forwarders.values() if f not in forwarders.values()]
         zone = self.zone
         if config.zone != old.zone:
             zone = ClusterZone(config.zone)
@@ -531,6 +535,8 @@ class Runtime:
             await listener.exchange.drain()
             if listener.sockets is not None:
                 await listener.sockets.close()
+        for forwarder in retired:  # its queries in flight finish; its health checks and connections end
+            forwarder.close()
         if self.endpoints is not None:
             await self.endpoints.close()
             self.endpoints = None
@@ -571,6 +577,8 @@ class Runtime:
                 await listener.sockets.close()
         if self.endpoints is not None:
             await self.endpoints.close()
+        for forwarder in self.forwarders.values():
+            forwarder.close()
         if self.informer is not None:
             await self.informer.stop()
 

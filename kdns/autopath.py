@@ -139,7 +139,7 @@ class AutoPath:
         walk = SearchWalk(query.key, query.packed.autopath, self.resolver(), host_search=self.host_search)
         while (question := walk.step()) is not None:
             forwarder = self.routes.forwarder(walk.route)
-            walk.heard(await forwarder.lookup(question, question, keep_record=True))
+            walk.heard(await forwarder.lookup(question, question, tcp=query.tcp, keep_record=True))
         if walk.result is None:
             return query.packed  # every name is NXDOMAIN: the pod's own answer
         if walk.found is not None:

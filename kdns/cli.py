@@ -56,6 +56,7 @@ from kdns.config import (
     MAX_UDP_SIZE,
     MAX_UPSTREAMS,
     METRICS_PORT,
+    NOT_NEGATIVE,
     PORT,
     POSITIVE_SECONDS,
     READY_PORT,
@@ -301,9 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     fwd.add_argument(
         "--max-fails",
         metavar="N",
-        type=_whole(COUNT),
+        type=_whole(NOT_NEGATIVE),
         default=DEFAULT_MAX_FAILS,
-        help="failures in a row that mark an upstream down until a health check passes "
+        help="failures in a row that mark an upstream down until a health check passes; 0: never "
         f"(default: {DEFAULT_MAX_FAILS})",
     )
     fwd.add_argument(

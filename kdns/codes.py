@@ -34,9 +34,27 @@ SERVFAIL = 2
 NXDOMAIN = 3
 NOTIMP = 4
 REFUSED = 5
+YXDOMAIN = 6  # RFC 2136
+YXRRSET = 7
+NXRRSET = 8
+NOTAUTH = 9
+NOTZONE = 10
 BADVERS = 16
 RCODE_MASK = 0x000F  # the header's share of an rcode
 EXTENDED_RCODE_SHIFT = 4  # the rest sits in the OPT TTL's top byte
+HEADER_RCODES = {  # by name, the rcodes a header's four bits carry (the names CoreDNS's options take)
+    "NOERROR": NOERROR,
+    "FORMERR": FORMERR,
+    "SERVFAIL": SERVFAIL,
+    "NXDOMAIN": NXDOMAIN,
+    "NOTIMP": NOTIMP,
+    "REFUSED": REFUSED,
+    "YXDOMAIN": YXDOMAIN,
+    "YXRRSET": YXRRSET,
+    "NXRRSET": NXRRSET,
+    "NOTAUTH": NOTAUTH,
+    "NOTZONE": NOTZONE,
+}
 
 # Header flags (the 16 bits after the ID), and the opcode's place among them.
 QR = 0x8000
@@ -64,3 +82,4 @@ NO_EDNS_UDP_SIZE = 512  # the largest UDP message to a client without EDNS
 TCP_MAX_SIZE = 65535  # a TCP message's two-byte length
 MAX_TTL = 2**31 - 1  # larger TTLs mean 0 (RFC 2181 section 8)
 PORT = 53
+TLS_PORT = 853  # DNS over TLS (RFC 7858)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from kdns.codes import HEADER_RCODES, NOERROR, TLS_PORT
 from kdns.codes import PORT as DNS_PORT
 
 
@@ -121,7 +123,9 @@ DEFAULT_MAX_CONCURRENT = 1000  # kdns's; CoreDNS's forward has no limit unless o
 DEFAULT_FORWARD_TIMEOUT = 2.0
 DEFAULT_MAX_FAILS = 2  # kdns's and CoreDNS's
 DEFAULT_HEALTH_CHECK = 0.5  # kdns's and CoreDNS's
+DEFAULT_HEALTH_CHECK_DOMAIN = "."  # kdns's and CoreDNS's: health checks ask ". IN NS"
 DEFAULT_POLICY = ForwardPolicy.RANDOM  # kdns's and CoreDNS's
+DEFAULT_EXPIRE = 10.0  # kdns's and CoreDNS's: an upstream TCP or TLS connection unused this long closes
 
 DEFAULT_CACHE_CAPACITY = 9984  # kdns's and CoreDNS's cache, for each of success and denial
 DEFAULT_SUCCESS_TTL = 3600  # kdns's and CoreDNS's
@@ -245,19 +249,114 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def parse_upstream(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
-    """An upstream resolver: ``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or ``IPv6``, ``dns://`` before it or
-    not -> (IP, port). ValueError names the problem; NotAnIPAddress when no IP is written at all."""
+class UpstreamProtocol(StrEnum):
+    """How an upstream is asked, as a forward destination's ``SCHEME://`` names it."""
+
+    DNS = "dns"  # UDP and TCP (no scheme written means this)
+    TLS = "tls"  # DNS over TLS (RFC 7858), on port 853 unless another is written
+
+
+DEFAULT_UPSTREAM_PORTS = {UpstreamProtocol.DNS: DNS_PORT, UpstreamProtocol.TLS: TLS_PORT}
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAddress:
+    """An upstream resolver: where it is, and how it is asked."""
+
+    host: str  # an IP address
+    port: int = DNS_PORT
+    protocol: UpstreamProtocol = UpstreamProtocol.DNS
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.protocol}://{host}:{self.port}"
+
+
+def parse_upstream_address(text: str) -> UpstreamAddress:
+    """A forward destination: ``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or ``IPv6``, with ``dns://`` or
+    ``tls://`` before it or neither (plain DNS). ValueError names the problem; NotAnIPAddress when
+    no IP is written at all."""
     scheme, sep, address = text.rpartition("://")
-    if sep and scheme == "tls":
-        raise ValueError("DNS over TLS (tls://) is not supported by kdns")
-    if sep and scheme != "dns":
-        raise ValueError(f"{scheme}:// is not supported as a destination protocol")
-    host, port = split_address(address, default_port, ports=UPSTREAM_PORT)
     try:
-        return parse_ip(host or ""), port
+        protocol = UpstreamProtocol(scheme) if sep else UpstreamProtocol.DNS
+    except ValueError:
+        raise ValueError(f"{scheme}:// is not supported as a destination protocol") from None
+    host, port = split_address(address, DEFAULT_UPSTREAM_PORTS[protocol], ports=UPSTREAM_PORT)
+    try:
+        return UpstreamAddress(parse_ip(host or ""), port, protocol)
     except NotAnIPAddress:
         raise NotAnIPAddress(f"{text!r} is not an IP address with an optional port") from None
+
+
+def parse_upstream(text: str) -> tuple[str, int]:
+    """A plain DNS upstream, as ``--upstream`` takes it (the command line has no TLS options):
+    ``parse_upstream_address`` with ``tls://`` refused -> (IP, port)."""
+    if text.startswith(f"{UpstreamProtocol.TLS}://"):
+        raise ValueError("DNS over TLS (tls://) is not supported by kdns")
+    address = parse_upstream_address(text)
+    return address.host, address.port
+
+
+def name_labels(name: str) -> tuple[str, ...]:
+    """A domain name in presentation form -> its labels, lowercase, escapes (``\\.``, ``\\065``)
+    read; ``()`` for the root (``.`` or empty)."""
+    labels: list[str] = []
+    label: list[str] = []
+    i, end = 0, len(name)
+    while i < end:
+        ch = name[i]
+        if ch == "\\" and i + 1 < end:
+            digits = name[i + 1 : i + 4]
+            if len(digits) == 3 and digits.isdigit():
+                label.append(chr(int(digits)))
+                i += 4
+            else:
+                label.append(name[i + 1])
+                i += 2
+            continue
+        if ch == ".":
+            if label:
+                labels.append("".join(label).lower())
+            label = []
+        else:
+            label.append(ch)
+        i += 1
+    if label:
+        labels.append("".join(label).lower())
+    return tuple(labels)
+
+
+def parse_rcode(text: str) -> int:
+    """An rcode by its name, in any letter case (``NXDOMAIN``); ValueError naming the choices."""
+    rcode = HEADER_RCODES.get(text.upper())
+    if rcode is None:
+        raise ValueError(f"{text!r} is not an rcode ({', '.join(HEADER_RCODES)})")
+    return rcode
+
+
+def parse_failover_rcode(text: str) -> int:
+    """An rcode that sends a query on to the next upstream: any but NOERROR (as CoreDNS's failover)."""
+    rcode = parse_rcode(text)
+    if rcode == NOERROR:
+        raise ValueError("NOERROR cannot be used in failover")
+    return rcode
+
+
+def parse_tls_files(args: Sequence[str]) -> tuple[Path | None, Path | None, Path | None]:
+    """CoreDNS's forward ``tls [CERT KEY [CA]]`` arguments -> (cert, key, ca): none, the system's
+    roots verify the server; ``CA`` alone, that file does; ``CERT KEY``, the client's own certificate
+    and key (the system's roots verify the server); all three, both. ValueError past three."""
+    paths = [Path(arg) for arg in args]
+    match paths:
+        case []:
+            return None, None, None
+        case [ca]:
+            return None, None, ca
+        case [cert, key]:
+            return cert, key, None
+        case [cert, key, ca]:
+            return cert, key, ca
+    raise ValueError(f"tls takes at most 3 files (CERT KEY CA), not {len(paths)}")
 
 
 # --- the settings --------------------------------------------------------------------------------------
@@ -292,15 +391,43 @@ class KubeSettings:
 class ForwardSettings:
     """CoreDNS's ``forward``: where names outside the zones go."""
 
-    upstreams: tuple[str, ...] = ()  # "IP" or "IP:PORT" ("[IPv6]:PORT"); empty: resolv_conf's nameservers
+    # "IP", "IP:PORT" or "[IPv6]:PORT", "dns://" or "tls://" before it or not (parse_upstream_address);
+    # empty: resolv_conf's nameservers
+    upstreams: tuple[str, ...] = ()
     resolv_conf: Path = DEFAULT_RESOLV_CONF
     max_concurrent: int = DEFAULT_MAX_CONCURRENT  # queries in flight upstream; more are answered REFUSED
     timeout: float = DEFAULT_FORWARD_TIMEOUT  # one try at one upstream
-    max_fails: int = DEFAULT_MAX_FAILS  # failures in a row that mark an upstream down until a check passes
+    max_fails: int = DEFAULT_MAX_FAILS  # failures in a row that mark an upstream down; 0: never down
     health_check: float = DEFAULT_HEALTH_CHECK  # seconds between health checks of a down upstream
+    health_check_rd: bool = True  # the health query's RD bit (False: health_check ... no_rec)
+    health_check_domain: str = DEFAULT_HEALTH_CHECK_DOMAIN  # the health query asks this name's NS
     policy: ForwardPolicy = DEFAULT_POLICY
-    force_tcp: bool = False
-    zone: str = "."  # FROM: the names this stanza forwards (the longest FROM of a block wins)
+    force_tcp: bool = False  # ask upstreams over TCP, however the client asked
+    prefer_udp: bool = False  # ask over UDP first even when the client asked over TCP (force_tcp wins)
+    expire: float = DEFAULT_EXPIRE  # seconds a TCP or TLS connection to an upstream stays open unused
+    tls_servername: str | None = None  # the name a tls:// upstream's certificate must have (else its IP)
+    tls_cert: Path | None = None  # the client's certificate for tls:// upstreams (with tls_key)
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # the CA that verifies tls:// upstreams; None: the system's roots
+    failfast_all_unhealthy_upstreams: bool = False  # every upstream down: SERVFAIL without asking any
+    failover_rcodes: tuple[int, ...] = ()  # answers with these rcodes move on to the next upstream
+    # answers with these rcodes go to the next plugin instead: Forwarder.forward raises PassToNext
+    next_rcodes: tuple[int, ...] = ()
+    except_names: tuple[str, ...] = ()  # names not forwarded, with the names below them (see forwards)
+    zone: str = "."  # FROM: the names this stanza forwards (the first stanza of a block holding a name wins)
+
+    def forwards(self, qname: str) -> bool:
+        """Whether ``qname`` (presentation form, any letter case) is forwarded: not when it is one of
+        ``except_names`` or below one (CoreDNS's ``except``). The root, the zone forward serves, is
+        always forwarded, as CoreDNS forwards its FROM zone whatever ``except`` says."""
+        labels = name_labels(qname)
+        if not labels:
+            return True
+        for name in self.except_names:
+            excepted = name_labels(name)
+            if len(excepted) <= len(labels) and labels[len(labels) - len(excepted) :] == excepted:
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -261,14 +261,14 @@ class Responder:
                 cached = self._autopath.cached(key)
                 if cached is not None:
                     return cached.render(data, qid, flags, end, limit, opt)
-                return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed)
+                return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
         elif packed.delegate:  # forwarded, or an ExternalName's target chased
             cached = self._from_forward_cache(
                 packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt
             )
             if cached is not None:
                 return cached
-            return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed)
+            return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
         return packed.render(data, qid, flags, end, limit, opt)
 
     def _pending(  # noqa: PLR0917 (the fields of the query, as parsed)
@@ -282,8 +282,9 @@ class Responder:
         opt: bytes,
         do: bool,
         packed: Packed,
+        tcp: bool,
     ) -> PendingQuery:
-        return PendingQuery(data, key, qid, flags, end, limit, opt, do, packed, self.recursion_available)
+        return PendingQuery(data, key, qid, flags, end, limit, opt, do, packed, self.recursion_available, tcp)
 
     @property
     def autopath(self) -> SearchPaths | None:

@@ -1,10 +1,10 @@
 """A scriptable upstream resolver on 127.0.0.1 (UDP and TCP) for forwarding tests.
 
-It answers from a table of zone-file records (NXDOMAIN with an SOA for anything else) and can be told
-to misbehave per name: stay silent, answer late, truncate over UDP, answer with a wrong ID or another
-question first, race its own answer with a forged one sent from another address, cut a reply short,
-rewrite TTLs, add records of other names, or send garbage. It counts what it was asked, by (name,
-type, transport), and notes the source address, port and ID of every UDP query.
+It answers from a table of zone-file records (NXDOMAIN with an SOA for anything else, or a fixed
+rcode per name) and can be told to misbehave per name: stay silent, answer late, truncate over UDP,
+answer with a wrong ID or another question first, race its own answer with a forged one sent from
+another address, cut a reply short, rewrite TTLs, add records of other names, or send garbage. It counts what it was asked, by (name,
+type, transport) and by RD bit, and notes the source address, port and ID of every UDP query.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class FakeUpstream:
         self.race: dict[str, tuple[str, ...]] = {}  # name -> hosts a forged answer comes from first
         self.cut: dict[str, tuple[str, ...]] = {}  # name -> transports its replies are cut short on
         self.ttl: dict[str, int] = {}  # name -> TTL given to every record of its answer
+        self.rcodes: dict[str, int] = {}  # name -> the rcode it is answered with, and no records
+        self.rd_bits: Counter[tuple[str, str, bool]] = Counter()  # (name, type, RD set) of each query
         self.extra: dict[str, list[RR]] = {}  # name -> records of other names added to its answer
         self.down = False  # nothing is answered
         self.delay = 0.0  # seconds every answer waits (besides ``slow``)
@@ -105,6 +107,7 @@ class FakeUpstream:
         qtype = QTYPE.get(query.q.qtype)
         with self._lock:
             self.asked[(qname, qtype, transport)] += 1
+            self.rd_bits[(qname, qtype, bool(query.header.rd))] += 1
         if self.down or qname in self.silent:
             return []
         if qname in self.slow or self.delay:
@@ -124,6 +127,9 @@ class FakeUpstream:
 
     def _answer(self, query: DNSRecord, qname: str, transport: str) -> bytes:
         reply = query.reply(ra=True, aa=True)
+        if qname in self.rcodes:
+            reply.header.rcode = self.rcodes[qname]
+            return reply.pack()
         name = qname
         for _ in range(8):  # a recursive resolver follows CNAMEs for its client
             matches = [rr for rr in self.records if str(rr.rname).lower().rstrip(".") == name]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kdns.config import (
@@ -10,11 +12,19 @@ from kdns.config import (
     SERVFAIL_TTL,
     TTL,
     Bounds,
+    ForwardSettings,
     NotAnIPAddress,
     PodMode,
+    UpstreamAddress,
+    UpstreamProtocol,
+    name_labels,
     parse_choice,
+    parse_failover_rcode,
     parse_number,
+    parse_rcode,
+    parse_tls_files,
     parse_upstream,
+    parse_upstream_address,
     parse_whole_number,
     split_address,
 )
@@ -152,3 +162,108 @@ def test_an_upstream_that_is_no_ip_says_so(text):
     """The Corefile's forward then tries the text as a resolv.conf file."""
     with pytest.raises(NotAnIPAddress, match="is not an IP address"):
         parse_upstream(text)
+
+
+TLS = UpstreamProtocol.TLS
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("10.0.0.2", UpstreamAddress("10.0.0.2", 53)),
+        ("dns://10.0.0.2:5300", UpstreamAddress("10.0.0.2", 5300)),
+        ("tls://10.0.0.2", UpstreamAddress("10.0.0.2", 853, TLS)),  # DNS over TLS's own port (RFC 7858)
+        ("tls://10.0.0.2:8853", UpstreamAddress("10.0.0.2", 8853, TLS)),
+        ("tls://[FD00::2]:853", UpstreamAddress("fd00::2", 853, TLS)),
+        ("tls://fd00::2", UpstreamAddress("fd00::2", 853, TLS)),
+    ],
+)
+def test_forward_destinations_with_their_protocol(text, address):
+    assert parse_upstream_address(text) == address
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("https://10.0.0.2", "https:// is not supported as a destination protocol"),
+        ("tls://10.0.0.2:0", "'10.0.0.2:0': 0 is outside 1-65535"),
+        ("tls://dns.google", "'tls://dns.google' is not an IP address with an optional port"),
+    ],
+)
+def test_forward_destinations_refused(text, problem):
+    with pytest.raises(ValueError) as error:
+        parse_upstream_address(text)
+    assert str(error.value) == problem
+
+
+@pytest.mark.parametrize(
+    ("args", "files"),
+    [
+        ([], (None, None, None)),  # the system's roots verify the server
+        (["ca.pem"], (None, None, Path("ca.pem"))),
+        (["c.crt", "c.key"], (Path("c.crt"), Path("c.key"), None)),
+        (["c.crt", "c.key", "ca.pem"], (Path("c.crt"), Path("c.key"), Path("ca.pem"))),
+    ],
+)
+def test_forward_tls_arguments_read_as_coredns_reads_them(args, files):
+    assert parse_tls_files(args) == files
+
+
+def test_forward_tls_takes_at_most_three_files():
+    with pytest.raises(ValueError, match="at most 3 files"):
+        parse_tls_files(["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize(
+    ("text", "rcode"), [("NOERROR", 0), ("servfail", 2), ("NXDOMAIN", 3), ("Refused", 5), ("NOTZONE", 10)]
+)
+def test_rcodes_by_name(text, rcode):
+    assert parse_rcode(text) == rcode
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "problem"),
+    [
+        (parse_rcode, "NXDOMIAN", "'NXDOMIAN' is not an rcode (NOERROR, FORMERR, SERVFAIL"),
+        (parse_rcode, "3", "'3' is not an rcode"),
+        (parse_failover_rcode, "NOERROR", "NOERROR cannot be used in failover"),
+    ],
+)
+def test_rcodes_refused(parse, text, problem):
+    with pytest.raises(ValueError) as error:
+        parse(text)
+    assert str(error.value).startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("name", "labels"),
+    [
+        (".", ()),
+        ("", ()),
+        ("Example.ORG.", ("example", "org")),
+        ("example.org", ("example", "org")),
+        (r"a\.b.example.org.", ("a.b", "example", "org")),
+        (r"\065bc.org.", ("abc", "org")),
+    ],
+)
+def test_names_read_label_by_label(name, labels):
+    assert name_labels(name) == labels
+
+
+@pytest.mark.parametrize(
+    ("except_names", "qname", "forwarded"),
+    [
+        ((), "example.org.", True),
+        (("example.org",), "example.org.", False),
+        (("example.org",), "WWW.Example.Org.", False),  # below an excepted name, any letter case
+        (("Example.ORG.",), "a.b.example.org.", False),
+        (("example.org",), "notexample.org.", True),  # labels, not characters
+        (("example.org",), r"x\.example.org.", True),  # one label "x.example"
+        (("example.org",), "org.", True),
+        (("example.org", "internal"), "db.internal.", False),
+        ((".",), "example.org.", False),
+        ((".",), ".", True),  # the zone forward serves is forwarded whatever except says
+    ],
+)
+def test_except_names_are_not_forwarded(except_names, qname, forwarded):
+    assert ForwardSettings(except_names=except_names).forwards(qname) is forwarded

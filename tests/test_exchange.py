@@ -10,47 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import dns.flags
 import dns.message
 import dns.rcode
 
-from kdns.app import build_answering, build_forwarders
-from kdns.config import EVERY_ZONE, ForwardSettings, ServeConfig, ServerSettings
-from kdns.transport.exchange import Exchange, QueryLog
-from kdns.transport.listen import Listeners, listen
-from kdns.upstream.answerer import Answerer
+from kdns.config import ForwardSettings, ServeConfig
+from kdns.transport.exchange import QueryLog
 from kdns.wire.packed import Packed
 from kdns.wire.pending import PendingQuery
 from tests.fake_upstream import upstream
 from tests.support.client import HOST, ask
-from tests.support.zone import example_zone
+from tests.support.inprocess import forwarding, serving
 
 AT_ONCE = 1.0  # seconds: an answer that comes later than this came from a client's timeout
 CLIENT_TIMEOUT = 3.0
 
 
 def config_for(upstream_address: str) -> ServeConfig:
-    forward = ForwardSettings(upstreams=(upstream_address,))
-    return ServeConfig(servers=(ServerSettings(zones=EVERY_ZONE, port=0, forward=(forward,)),))
-
-
-@asynccontextmanager
-async def serving(config: ServeConfig, *, answerer: Answerer | None = None) -> AsyncIterator[Listeners]:
-    """The example cluster answered as ``config`` says, by the forwarder it configures unless
-    ``answerer`` stands in for it."""
-    zone = example_zone()
-    (server,) = config.servers
-    answering = build_answering(config, config.servers, zone, build_forwarders(config))
-    exchange = Exchange(answering.responder, answerer or answering.answerer, query_log=answering.query_log)
-    listeners = await listen(exchange, config, server.listen, server.port)
-    try:
-        yield listeners
-    finally:
-        exchange.cancel()
-        await listeners.close()
+    return forwarding(ForwardSettings(upstreams=(upstream_address,)))
 
 
 async def timed_ask(port: int, name: str, *, tcp: bool) -> tuple[dns.message.Message, float]:

@@ -94,10 +94,24 @@ def test_cache_ttl_caps_and_no_cache_turns_it_off(fake):
 def test_truncated_udp_answers_are_asked_again_over_tcp(fake):
     fake.truncate.add("big.example.net")
     with running("--upstream", fake.address) as server:
-        reply = ask(server.port, "big.example.net", "TXT", tcp=True)
+        reply = ask(server.port, "big.example.net", "TXT")
         assert len(values(reply)) == 1 and "x" * 250 in values(reply)[0]
         assert fake.asked[("big.example.net", "TXT", "udp")] == 1
         assert fake.asked[("big.example.net", "TXT", "tcp")] == 1
+
+
+def test_queries_go_upstream_over_the_transport_the_client_used(fake):
+    """As CoreDNS forwards: a query that came over TCP goes upstream over TCP, one over UDP over UDP;
+    --force-tcp sends both over TCP."""
+    with running("--upstream", fake.address, "--no-cache") as server:
+        for tcp in (False, True):
+            assert values(ask(server.port, "example.com", tcp=tcp)) == ["example.com. 93.184.216.34"]
+        assert fake.asked[("example.com", "A", "udp")] == 1
+        assert fake.asked[("example.com", "A", "tcp")] == 1
+    with running("--upstream", fake.address, "--no-cache", "--force-tcp") as server:
+        ask(server.port, "example.org")
+        assert fake.asked[("example.org", "A", "tcp")] == 1
+        assert fake.asked[("example.org", "A", "udp")] == 0
 
 
 @pytest.mark.slow

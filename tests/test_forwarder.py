@@ -1,22 +1,32 @@
 """The forwarder and its cache, in process and fast: no ``kdns serve``, a real forwarder asking the fake
-upstream over loopback sockets, and the answer cache on a clock the test moves."""
+upstreams (UDP and TCP, or the TCP/TLS server of tests/support/dot.py) over loopback sockets, each
+CoreDNS forward option in turn, and the answer cache on a clock the test moves. One test runs kdns's
+own listeners in process, asked by dnspython, in front of a DNS-over-TLS upstream."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
 
+import dns.message
+import dns.rcode
 import dnslib
 import pytest
 
-from kdns.app import build_forwarder
-from kdns.codes import IN, NOERROR, NXDOMAIN, SERVFAIL, A
+from kdns.app import build_answering, build_forwarder
+from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import DEFAULT_MAX_UDP_SIZE, CacheSettings, ForwardSettings
+from kdns.responder import TCP4, TCP6, UDP4, UDP6
 from kdns.upstream.cache import ResponseCache
-from kdns.upstream.forward import Forwarder
+from kdns.upstream.forward import Forwarder, PassToNext
 from kdns.wire.packed import Packed, pack_records
+from kdns.wire.pending import PendingQuery
 from kdns.zone.names import to_wire
 from tests.fake_upstream import upstream
+from tests.support.client import ask
+from tests.support.dot import SERVER_NAME, Certificates, stream_upstream
+from tests.support.inprocess import forwarding, serving
+from tests.support.zone import example_zone
 
 
 def question(name: str, qtype: int = A) -> bytes:
@@ -80,6 +90,435 @@ def test_a_silent_upstream_is_passed_over_marked_down_and_taken_back_when_it_ans
                 await asyncio.sleep(0.05)
             assert addresses(await forwarder.lookup(asked, asked), "a.example.com") == ["192.0.2.1"]
             assert first.count(".", "NS") >= 2
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def transports(fake, name: str) -> set[str]:
+    """How the fake upstream was asked for ``name``: ``{"udp"}``, ``{"tcp"}`` or both."""
+    return {how for (asked, _, how) in fake.asked if asked == name}
+
+
+@pytest.mark.parametrize(
+    ("client_tcp", "options", "upstream_tcp"),
+    [
+        (False, {}, False),  # as the client asked
+        (True, {}, True),
+        (True, {"prefer_udp": True}, False),
+        (False, {"force_tcp": True}, True),
+        (True, {"force_tcp": True, "prefer_udp": True}, True),  # force_tcp wins, as in CoreDNS
+        (False, {"prefer_udp": True}, False),
+    ],
+)
+def test_queries_go_upstream_the_way_the_client_asked_unless_told_otherwise(
+    client_tcp, options, upstream_tcp
+):
+    async def test() -> None:
+        with upstream("way.example.com. 60 IN A 192.0.2.5") as fake:
+            forwarder = forwarder_to(fake.address, **options)
+            assert forwarder.over_tcp(client_tcp) is upstream_tcp
+            asked = question("way.example.com")
+            packed = await forwarder.lookup(asked, asked, tcp=client_tcp)
+            assert addresses(packed, "way.example.com") == ["192.0.2.5"]
+            assert transports(fake, "way.example.com") == {"tcp" if upstream_tcp else "udp"}
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize("options", [{}, {"prefer_udp": True}])
+def test_a_truncated_udp_answer_is_asked_again_over_tcp(options):
+    async def test() -> None:
+        with upstream("big.example.com. 60 IN A 192.0.2.6") as fake:
+            fake.truncate.add("big.example.com")
+            forwarder = forwarder_to(fake.address, **options)
+            asked = question("big.example.com")
+            assert addresses(await forwarder.lookup(asked, asked), "big.example.com") == ["192.0.2.6"]
+            assert transports(fake, "big.example.com") == {"udp", "tcp"}
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+async def until(check, timeout: float = 5.0) -> None:
+    """Wait, on the loop, until ``check()`` holds; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("still not so after the timeout")
+
+
+def rcode(packed: Packed) -> int:
+    return packed.flags & 0xF
+
+
+RECORD = "kept.example.com. 60 IN A 192.0.2.8"
+
+
+def test_tcp_connections_are_reused_one_query_at_a_time_and_closed_after_expire():
+    async def test() -> None:
+        with stream_upstream(RECORD) as server:
+            forwarder = forwarder_to(server.address, force_tcp=True, expire=0.3)
+            forwarder.cache = None  # each lookup goes upstream
+            asked = question("kept.example.com")
+            for _ in range(3):
+                assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            streams = forwarder.upstreams[0].streams
+            assert (server.opened, streams.reused, server.count("kept.example.com")) == (1, 2, 3)
+            other = question("other.example.com")
+            await asyncio.gather(forwarder.lookup(asked, asked), forwarder.lookup(other, other))
+            assert server.opened == 2  # queries at once: one connection each, side by side
+            await until(lambda: server.open == 0)  # both closed by kdns after 0.3 s unused
+            assert streams.idle == 0
+            await forwarder.lookup(asked, asked)
+            assert server.opened == 3
+            forwarder.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_with_expire_0_each_tcp_query_has_its_own_connection():
+    async def test() -> None:
+        with stream_upstream(RECORD) as server:
+            forwarder = forwarder_to(server.address, force_tcp=True, expire=0)
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(2):
+                await forwarder.lookup(asked, asked)
+            assert server.opened == 2
+            await until(lambda: server.open == 0)
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_connection_the_upstream_closed_while_idle_is_replaced():
+    async def test() -> None:
+        with stream_upstream(RECORD) as server:
+            server.idle_timeout = 0.1  # the upstream closes idle connections long before kdns would
+            forwarder = forwarder_to(server.address, force_tcp=True, timeout=1)
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            await forwarder.lookup(asked, asked)
+            await until(lambda: server.open == 0)
+            assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            assert server.opened == 2
+            assert forwarder.upstreams[0].fails == 0
+            forwarder.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.fixture
+def certificates(tmp_path) -> Certificates:
+    return Certificates(tmp_path)
+
+
+def test_tls_upstreams_are_asked_over_tls_on_connections_kept_open(certificates):
+    async def test() -> None:
+        with stream_upstream(RECORD, tls=certificates.server_context()) as server:
+            forwarder = forwarder_to(f"tls://{server.address}", tls_ca=certificates.ca_file)
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for tcp in (False, True):  # a UDP client's query goes over TLS too
+                assert addresses(await forwarder.lookup(asked, asked, tcp=tcp), "kept.example.com") == [
+                    "192.0.2.8"
+                ]
+            assert (server.opened, server.count("kept.example.com")) == (1, 2)
+            missing = question("missing.example.com")
+            assert rcode(await forwarder.lookup(missing, missing)) == NXDOMAIN
+            forwarder.close()
+            await until(lambda: server.open == 0)
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_without_tls_options_the_system_roots_verify_the_upstream(certificates):
+    """A certificate of a CA the system does not trust is refused: no query is sent."""
+
+    async def test() -> None:
+        with stream_upstream(RECORD, tls=certificates.server_context()) as server:
+            forwarder = forwarder_to(f"tls://{server.address}", timeout=1)
+            asked = question("kept.example.com")
+            assert rcode(await forwarder.lookup(asked, asked)) == SERVFAIL
+            assert server.count("kept.example.com") == 0
+            assert forwarder.upstreams[0].fails == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("servername", "answered"),
+    [
+        (None, False),  # the certificate does not name 127.0.0.1
+        (SERVER_NAME, True),
+        ("other.test", False),
+    ],
+)
+def test_tls_servername_is_the_name_the_certificate_must_have(certificates, servername, answered):
+    async def test() -> None:
+        context = certificates.server_context(SERVER_NAME)
+        with stream_upstream(RECORD, tls=context) as server:
+            forwarder = forwarder_to(
+                f"tls://{server.address}", tls_ca=certificates.ca_file, tls_servername=servername, timeout=1
+            )
+            asked = question("kept.example.com")
+            packed = await forwarder.lookup(asked, asked)
+            assert rcode(packed) == (NOERROR if answered else SERVFAIL)
+            assert server.count("kept.example.com") == (1 if answered else 0)
+            forwarder.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_client_certificate_is_shown_to_upstreams_that_ask_for_one(certificates):
+    async def test() -> None:
+        context = certificates.server_context(client_certificates=True)
+        cert, key = certificates.client_files()
+        with stream_upstream(RECORD, tls=context) as server:
+            asked = question("kept.example.com")
+            without = forwarder_to(f"tls://{server.address}", tls_ca=certificates.ca_file, timeout=1)
+            assert rcode(await without.lookup(asked, asked)) == SERVFAIL
+            with_cert = forwarder_to(
+                f"tls://{server.address}", tls_cert=cert, tls_key=key, tls_ca=certificates.ca_file
+            )
+            assert addresses(await with_cert.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            assert server.count("kept.example.com") == 1
+            with_cert.close()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_kdns_answers_clients_over_udp_and_tcp_from_a_tls_upstream(certificates):
+    """End to end: dnspython asks kdns's own listeners; kdns asks the DoT server over one connection."""
+
+    async def test() -> None:
+        with stream_upstream(RECORD, tls=certificates.server_context(SERVER_NAME)) as server:
+            forward = ForwardSettings(
+                upstreams=(f"tls://{server.address}",),
+                tls_servername=SERVER_NAME,
+                tls_ca=certificates.ca_file,
+            )
+            async with serving(forwarding(forward)) as listeners:
+                port = listeners.port
+                over_udp = await asyncio.to_thread(ask, port, "kept.example.com")
+                assert [rdata.address for rdata in over_udp.answer[0]] == ["192.0.2.8"]
+                over_tcp = await asyncio.to_thread(ask, port, "missing.example.com", tcp=True)
+                assert over_tcp.rcode() == dns.rcode.NXDOMAIN
+                cluster = await asyncio.to_thread(ask, port, "web.shop.svc.cluster.local", tcp=True)
+                assert [rdata.address for rdata in cluster.answer[0]] == ["10.96.100.10"]
+            assert [q.name for q in server.queries] == ["kept.example.com", "missing.example.com"]
+            assert server.opened == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_tls_files_that_cannot_be_used_stop_the_forwarder_being_built(certificates, tmp_path):
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ValueError, match=f"forward: tls: cannot use CA file {missing}"):
+        forwarder_to("tls://127.0.0.1", tls_ca=missing)
+    not_a_key = certificates.ca_file
+    with pytest.raises(ValueError, match="forward: tls: cannot use certificate"):
+        forwarder_to("tls://127.0.0.1", tls_cert=certificates.ca_file, tls_key=not_a_key)
+    assert forwarder_to("127.0.0.1", tls_ca=missing) is not None  # no tls:// upstream: no TLS files read
+
+
+def test_with_max_fails_0_an_upstream_is_never_marked_down_nor_health_checked():
+    async def test() -> None:
+        with upstream(RECORD) as silent, upstream(RECORD) as answering:
+            silent.down = True
+            forwarder = forwarder_to(
+                silent.address,
+                answering.address,
+                policy="sequential",
+                timeout=0.2,
+                max_fails=0,
+                health_check=0.05,
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(3):
+                assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            assert silent.count("kept.example.com") == 3  # first every time: never down
+            await asyncio.sleep(0.2)
+            assert silent.count(".", "NS") == 0 and not forwarder.upstreams[0].checking
+            assert forwarder.stats.all_down == 0
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("options", "name", "rd"),
+    [
+        ({}, ".", True),  # CoreDNS's ". IN NS", recursion desired
+        ({"health_check_rd": False, "health_check_domain": "Example.ORG."}, "example.org.", False),
+    ],
+)
+def test_health_checks_ask_the_configured_name_with_the_configured_rd_bit(options, name, rd):
+    async def test() -> None:
+        with upstream(RECORD) as fake:
+            fake.down = True
+            forwarder = forwarder_to(fake.address, timeout=0.2, max_fails=1, health_check=0.05, **options)
+            asked = question("kept.example.com")
+            assert rcode(await forwarder.lookup(asked, asked)) == SERVFAIL
+            await until(lambda: fake.count(name, "NS") >= 2)  # checks go on while it stays silent
+            fake.down = False
+            await until(lambda: forwarder.upstreams[0].fails == 0)
+            assert fake.rd_bits[(name.lower().rstrip("."), "NS", rd)] >= 3
+            assert fake.rd_bits[(name.lower().rstrip("."), "NS", not rd)] == 0
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize("failfast", [False, True])
+def test_failfast_all_unhealthy_upstreams_answers_servfail_without_asking_any(failfast):
+    async def test() -> None:
+        with upstream(RECORD) as fake:
+            fake.down = True
+            forwarder = forwarder_to(
+                fake.address,
+                timeout=0.2,
+                max_fails=1,
+                health_check=5,
+                failfast_all_unhealthy_upstreams=failfast,
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            await forwarder.lookup(asked, asked)  # fails once: down
+            fake.down = False
+            packed = await forwarder.lookup(asked, asked)
+            if failfast:
+                assert rcode(packed) == SERVFAIL
+                assert fake.count("kept.example.com") == 1  # not asked again while down
+            else:  # tried anyway, last (here: only), as CoreDNS tries one when all are down
+                assert addresses(packed, "kept.example.com") == ["192.0.2.8"]
+                assert fake.count("kept.example.com") == 2
+            assert forwarder.stats.all_down == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("failover", "first", "last", "answer", "asked_last"),
+    [
+        ((), SERVFAIL, NOERROR, SERVFAIL, 0),  # an answer is an answer
+        ((SERVFAIL,), SERVFAIL, NOERROR, NOERROR, 1),
+        ((SERVFAIL, REFUSED), REFUSED, NOERROR, NOERROR, 1),
+        ((SERVFAIL,), REFUSED, NOERROR, REFUSED, 0),  # not a failover rcode
+        ((SERVFAIL, REFUSED), SERVFAIL, REFUSED, REFUSED, 1),  # the last upstream's answer stands
+        ((SERVFAIL,), SERVFAIL, None, SERVFAIL, 1),  # the last one silent: the earlier answer stands
+    ],
+)
+def test_failover_rcodes_send_the_query_to_the_next_upstream(failover, first, last, answer, asked_last):
+    async def test() -> None:
+        with upstream(RECORD) as one, upstream(RECORD) as two:
+            if first != NOERROR:
+                one.rcodes["kept.example.com"] = first
+            if last is None:
+                two.down = True
+            elif last != NOERROR:
+                two.rcodes["kept.example.com"] = last
+            forwarder = forwarder_to(
+                one.address, two.address, policy="sequential", timeout=0.2, failover_rcodes=failover
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            assert rcode(await forwarder.lookup(asked, asked)) == answer
+            assert (one.count("kept.example.com"), two.count("kept.example.com")) == (1, asked_last)
+            assert forwarder.upstreams[0].fails == 0  # an upstream that answers is healthy
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_round_robin_starts_each_query_at_the_next_upstream_then_tries_the_rest_in_order():
+    """As CoreDNS's round_robin: when the one whose turn it is fails, the first of the others is next."""
+
+    async def test() -> None:
+        with upstream(RECORD) as a, upstream(RECORD) as b, upstream(RECORD) as c:
+            b.down = True
+            forwarder = forwarder_to(
+                a.address, b.address, c.address, policy="round_robin", timeout=0.2, max_fails=100
+            )
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(3):
+                assert addresses(await forwarder.lookup(asked, asked), "kept.example.com") == ["192.0.2.8"]
+            counts = [fake.count("kept.example.com") for fake in (a, b, c)]
+            assert counts == [2, 1, 1]  # a; b failed, then a (not c); c
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_random_policy_spreads_queries_over_every_upstream():
+    async def test() -> None:
+        with upstream(RECORD) as a, upstream(RECORD) as b, upstream(RECORD) as c:
+            forwarder = forwarder_to(a.address, b.address, c.address, policy="random")
+            forwarder.cache = None
+            asked = question("kept.example.com")
+            for _ in range(60):
+                await forwarder.lookup(asked, asked)
+            counts = [fake.count("kept.example.com") for fake in (a, b, c)]
+            assert sum(counts) == 60 and all(counts)  # each first at least once: misses 1 in 10^10
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_health_check_domain_that_is_no_domain_name_stops_the_forwarder_being_built():
+    with pytest.raises(ValueError, match="invalid label"):
+        forwarder_to("127.0.0.1", health_check_domain="bad..name")
+
+
+def pending(forwarder: Forwarder, name: str, channel: int = UDP4) -> PendingQuery:
+    """The pending query kdns's responder makes of a query for ``name`` that came by ``channel``."""
+    config = forwarding(forwarder.settings)
+    (server,) = config.servers
+    forwarders = {(forwarder.settings, server.cache): forwarder}
+    responder = build_answering(config, config.servers, example_zone(), forwarders).responder
+    made = responder.respond(dns.message.make_query(name, "A").to_wire(), channel)
+    assert isinstance(made, PendingQuery)
+    return made
+
+
+@pytest.mark.parametrize(("channel", "tcp"), [(UDP4, False), (UDP6, False), (TCP4, True), (TCP6, True)])
+def test_a_pending_query_says_whether_it_came_over_tcp(channel, tcp):
+    forwarder = forwarder_to("127.0.0.1")
+    assert pending(forwarder, "example.com", channel).tcp is tcp
+
+
+def test_excepted_names_are_passed_to_the_next_plugin_and_never_asked_upstream():
+    async def test() -> None:
+        with upstream("kept.example.com. 60 IN A 192.0.2.8\nexample.org. 60 IN A 192.0.2.9") as fake:
+            forwarder = forwarder_to(fake.address, except_names=("Example.COM.",))
+            with pytest.raises(PassToNext) as passed:
+                await forwarder.forward(pending(forwarder, "kept.example.com"))
+            assert passed.value.packed is None
+            last = await forwarder.answer(pending(forwarder, "kept.example.com"))
+            assert rcode(last) == SERVFAIL  # no next plugin to take it, as CoreDNS answers
+            assert fake.count("kept.example.com") == 0
+            forwarded = await forwarder.forward(pending(forwarder, "example.org"))
+            assert addresses(forwarded, "example.org") == ["192.0.2.9"]
+            assert forwarder.stats.passed_on == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_next_rcodes_pass_the_upstream_answer_to_the_next_plugin_uncached():
+    async def test() -> None:
+        with upstream(RECORD) as first, upstream("gone.example.com. 60 IN A 192.0.2.10") as second:
+            forwarder = forwarder_to(first.address, next_rcodes=(NXDOMAIN,))
+            after = forwarder_to(second.address)
+            for _ in range(2):  # the caller's part: ask the next plugin (here, another forwarder)
+                query = pending(forwarder, "gone.example.com")
+                try:
+                    packed = await forwarder.forward(query)
+                except PassToNext as passed:
+                    assert rcode(passed.packed) == NXDOMAIN  # the first upstream's own answer
+                    packed = await after.answer(query)
+                assert addresses(packed, "gone.example.com") == ["192.0.2.10"]
+            assert first.count("gone.example.com") == 2  # NXDOMAIN passed on is not cached
+            assert forwarder.stats.passed_on == 2
+            kept = await forwarder.forward(pending(forwarder, "kept.example.com"))
+            assert addresses(kept, "kept.example.com") == ["192.0.2.8"]  # NOERROR is this one's answer
+            last = await forwarder.answer(pending(forwarder, "gone.example.com"))
+            assert rcode(last) == NXDOMAIN  # as the last plugin, next does not apply
 
     asyncio.run(asyncio.wait_for(test(), 20))
 

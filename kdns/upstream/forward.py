@@ -1,12 +1,32 @@
-"""Forwarding to upstream resolvers (CoreDNS's ``forward``): UDP first, TCP when truncated.
+"""Forwarding to upstream resolvers (CoreDNS's ``forward``).
 
-- Every upstream query has a fresh random ID and its own socket (a random source port); a reply is
-  used only if its ID and question match, anything else on that socket is ignored (RFC 5452).
+- A query goes upstream the way it came, as CoreDNS sends it: over TCP when the client asked over
+  TCP, over UDP otherwise; ``prefer_udp`` asks over UDP whatever the client used, ``force_tcp`` over
+  TCP always (it wins over ``prefer_udp``). A UDP answer with TC set is asked again over TCP.
+  ``tls://`` upstreams are asked over TLS only (RFC 7858), verified as ``kdns.upstream.tls`` says.
+- Every upstream query has a fresh random ID; over UDP it has its own socket (a random source
+  port), over TCP and TLS it takes a connection kept open from an earlier query, one query at a
+  time, each closed after ``expire`` seconds unused (``kdns.upstream.connections``). A reply is used
+  only if its ID and question match; anything else is ignored (RFC 5452).
 - Identical questions in flight share one upstream query; at most ``max_concurrent`` are in flight,
   beyond that the client gets REFUSED at once, as CoreDNS answers.
-- An upstream that fails ``max_fails`` times in a row is down until a health check (``. IN NS``
-  every ``health_check`` seconds) gets a reply; down upstreams are tried last. Upstreams are ordered
-  by ``policy``; a failed try moves on to the next one.
+- Upstreams are ordered by ``policy`` for each query: ``random`` shuffles them, ``round_robin``
+  puts the next one first (the rest follow in their written order), ``sequential`` keeps the written
+  order. A failed try moves on to the next one; so does an answer whose rcode is in
+  ``failover_rcodes``, unless it came from the last one, when it is the answer (as is the last such
+  answer when the upstreams after it all fail).
+- An upstream that fails ``max_fails`` times in a row is down until a health check gets a reply
+  (``health_check_domain IN NS``, RD set unless ``health_check_rd`` is off, every ``health_check``
+  seconds, over UDP, TCP with ``force_tcp``, or TLS); down upstreams are tried last, or, with
+  ``failfast_all_unhealthy_upstreams``, not at all when every one is down (SERVFAIL at once).
+  ``max_fails`` 0: no upstream is ever down, and none is health-checked.
+- Names in ``except_names`` (and below them) are not forwarded, and answers whose rcode is in
+  ``next_rcodes`` are not this forwarder's to give: CoreDNS hands such queries to the next plugin.
+  ``forward`` is the forwarder as one plugin among others: it raises ``PassToNext`` for both, and
+  the caller asks its next plugin (it may check ``ForwardSettings.forwards`` first and not ask the
+  forwarder at all). ``answer`` is the forwarder as the last plugin (the ``Answerer`` the exchange
+  uses): with no next plugin, an excepted name is SERVFAIL and ``next_rcodes`` are ignored, as in
+  CoreDNS. An answer passed on is not cached here: the answer the client gets is the next plugin's.
 - TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
   which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
   (with ``serve_stale``) or SERVFAIL goes back.
@@ -21,27 +41,30 @@ import itertools
 import logging
 import random
 import secrets
+import ssl
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import dnslib
 
 from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
-from kdns.config import ForwardPolicy, ForwardSettings
+from kdns.config import ForwardPolicy, ForwardSettings, UpstreamAddress, UpstreamProtocol
 from kdns.counting import Histogram
 from kdns.upstream.cache import ResponseCache
+from kdns.upstream.connections import ConnectionPool
+from kdns.upstream.tls import client_context
 from kdns.wire.packed import Packed, error_packed, pack_records
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.records import to_records
 from kdns.wire.upstream import BadUpstreamAnswer, read_upstream_answer, upstream_query
-from kdns.zone.names import to_text
+from kdns.zone.names import to_text, to_wire
 
 log = logging.getLogger(__name__)
 QUESTION_TAIL = struct.Struct("!HH")  # a question's type and class
-HEALTH_QUESTION = b"\x00" + QUESTION_TAIL.pack(NS, IN)  # ". IN NS", as CoreDNS asks
 EXCHANGE_ERRORS = (TimeoutError, OSError, BadUpstreamAnswer, EOFError, asyncio.IncompleteReadError)
 Clock = Callable[[], float]
 
@@ -67,10 +90,24 @@ class LoopDetected(Exception):
     """Queries sent upstream come back to this server."""
 
 
+class PassToNext(Exception):
+    """The query goes to the next plugin (CoreDNS's forward ``except`` and ``next``): raised by
+    ``Forwarder.forward`` for an excepted name (``packed`` None) or an upstream answer whose rcode is
+    in ``next_rcodes`` (``packed`` that answer, for a caller that has no next plugin after all)."""
+
+    def __init__(self, reason: str, packed: Packed | None = None) -> None:
+        super().__init__(reason)
+        self.packed = packed
+
+
 @dataclass(eq=False)
 class Upstream:
+    """One upstream resolver: where it is, its connections kept open, and its health."""
+
     host: str
     port: int
+    streams: ConnectionPool  # TCP connections, or TLS ones for a tls:// upstream
+    tls: bool = False  # asked over TLS only
     fails: int = 0
     checking: bool = False
 
@@ -86,6 +123,7 @@ class ForwardStats:
     health_failures: Counter = field(default_factory=Counter)  # by upstream label
     all_down: int = 0  # queries that found every upstream down
     rejected: int = 0  # past max_concurrent
+    passed_on: int = 0  # queries handed to the next plugin (except, next)
     answered: list[int] = field(default_factory=lambda: [0] * 16)  # answers to clients by rcode
 
     def observe(self, upstream: str, rcode: int, seconds: float) -> None:
@@ -141,25 +179,49 @@ class Forwarder:
     def __init__(
         self,
         settings: ForwardSettings,
-        upstreams: list[tuple[str, int]],
+        upstreams: Sequence[UpstreamAddress],
         *,
         udp_size: int,
         cache: ResponseCache | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        """ValueError when the TLS files of ``settings`` cannot be used, or its health check domain is
+        not a domain name."""
         self.settings = settings
-        self.upstreams = [Upstream(host, port) for host, port in upstreams]
+        tls = any(u.protocol == UpstreamProtocol.TLS for u in upstreams)
+        context = client_context(settings) if tls else None
+        self.upstreams = [self._upstream(address, context) for address in upstreams]
+        self._health_question = to_wire(settings.health_check_domain) + QUESTION_TAIL.pack(NS, IN)
         self.cache = cache
         self.udp_size = udp_size
         self.clock = clock
         self.stats = ForwardStats()
         self._unanswered = Consolidated(clock=clock)  # "no upstream answered" lines
         self.inflight = 0
-        self._pending: dict[tuple[bytes, bool], asyncio.Future] = {}
+        self._pending: dict[tuple[bytes, bool, bool], asyncio.Future] = {}
         self._tasks: set[asyncio.Future] = set()
         self._rotation = itertools.cycle(range(len(self.upstreams)))
         self._probe: bytes | None = None
         self.loop_hits = 0
+
+    def _upstream(self, address: UpstreamAddress, context: ssl.SSLContext | None) -> Upstream:
+        tls = address.protocol == UpstreamProtocol.TLS
+        streams = ConnectionPool(
+            address.host,
+            address.port,
+            expire=self.settings.expire,
+            tls=context if tls else None,
+            server_name=self.settings.tls_servername,
+        )
+        return Upstream(address.host, address.port, streams, tls=tls)
+
+    def close(self) -> None:
+        """Stop health-checking and close the connections kept open to the upstreams (the forwarder
+        is no longer used: a reload replaced it, or kdns stops)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for upstream in self.upstreams:
+            upstream.streams.close()
 
     # -- answering clients ---------------------------------------------------------------------------
     def admits(self, query: PendingQuery) -> bool:
@@ -171,10 +233,26 @@ class Forwarder:
         return False
 
     async def answer(self, query: PendingQuery) -> Packed:
-        """The answer to a pending query: the cache or the upstreams', after the resolver's CNAMEs when
-        an ExternalName's target is chased."""
+        """The answer to a pending query, this forwarder being the last plugin: the cache or the
+        upstreams', after the resolver's CNAMEs when an ExternalName's target is chased. An excepted
+        name is SERVFAIL (no next plugin to take it); ``next_rcodes`` do not apply."""
+        return await self._answer(query, pass_on=False)
+
+    async def forward(self, query: PendingQuery) -> Packed:
+        """``answer``, for a forwarder that has a next plugin: raises ``PassToNext`` for a name in
+        ``except_names`` and for an upstream answer whose rcode is in ``next_rcodes``."""
+        return await self._answer(query, pass_on=True)
+
+    async def _answer(self, query: PendingQuery, *, pass_on: bool) -> Packed:
         if query.key == self._probe:
             self.loop_hits += 1
+            return error_packed(SERVFAIL)
+        chase, prefix = query.packed.answer.chase, query.packed.answer.answer
+        if self.settings.except_names and not self.settings.forwards(to_text(chase or query.key[:-4])):
+            if pass_on:
+                self.stats.passed_on += 1
+                raise PassToNext("the name is excepted from forwarding")
+            self.stats.answered[SERVFAIL] += 1
             return error_packed(SERVFAIL)
         if self.inflight >= self.settings.max_concurrent:  # admitted, then overtaken by others
             self.stats.rejected += 1
@@ -182,13 +260,20 @@ class Forwarder:
             return error_packed(REFUSED)
         self.inflight += 1
         try:
-            chase, prefix = query.packed.answer.chase, query.packed.answer.answer
             if chase is None:  # the responder found no fresh answer in the cache
-                packed = await self.lookup(query.key, query.question, do=query.do, cache_checked=True)
+                packed = await self.lookup(
+                    query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True, pass_on=pass_on
+                )
             else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
                 question = chase + query.key[-4:]
-                record = await self.lookup(question, question, do=query.do, keep_record=True)
-                packed = self._chased(query, prefix, record)
+                record = await self.lookup(question, question, do=query.do, tcp=query.tcp, keep_record=True)
+                passed = pass_on and record is not None and record.header.rcode in self.settings.next_rcodes
+                packed = self._chased(query, prefix, record, cache=not passed)
+                if passed:
+                    raise PassToNext(f"the upstream answered {dnslib.RCODE.get(record.header.rcode)}", packed)
+        except PassToNext:
+            self.stats.passed_on += 1
+            raise
         finally:
             self.inflight -= 1
         self.stats.answered[packed.flags & RCODE_MASK] += 1
@@ -200,93 +285,131 @@ class Forwarder:
         question: bytes,
         *,
         do: bool = False,
+        tcp: bool = False,
         keep_record: bool = False,
         cache_checked: bool = False,
+        pass_on: bool = False,
     ) -> Packed | dnslib.DNSRecord | None:
         """The answer to ``question`` (wire name, type, class) from the cache or the upstreams.
 
         With ``keep_record`` the parsed upstream record comes back instead (or ``None`` on failure);
-        ``cache_checked`` says the caller has just missed in the cache (a miss is counted once)."""
+        ``cache_checked`` says the caller has just missed in the cache (a miss is counted once);
+        ``tcp`` says the client asked over TCP. Identical questions in flight share one upstream
+        query, however each came: the answer is the same (a truncated one is asked again over TCP).
+        With ``pass_on``, an answer whose rcode is in ``next_rcodes`` raises ``PassToNext`` (uncached)."""
         cache_key = forward_key(key, do)
         if not keep_record and not cache_checked and self.cache is not None:
             cached = self.cache.get(cache_key)
             if cached is not None:
                 return cached
-        waiting = self._pending.get((cache_key, keep_record))
+        # a record, an answer, or an answer that may be passed on: three kinds of result for one question
+        pending = (cache_key, keep_record, pass_on and not keep_record)
+        waiting = self._pending.get(pending)
         if waiting is None:
-            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, keep_record))
-            self._pending[(cache_key, keep_record)] = waiting
-            waiting.add_done_callback(lambda _: self._pending.pop((cache_key, keep_record), None))
+            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, tcp, *pending[1:]))
+            self._pending[pending] = waiting
+            waiting.add_done_callback(lambda _: self._pending.pop(pending, None))
         return await asyncio.shield(waiting)
 
-    async def _resolve(
-        self, cache_key: bytes, key: bytes, question: bytes, do: bool, keep_record: bool
+    async def _resolve(  # noqa: PLR0917 (lookup's arguments, passed on)
+        self,
+        cache_key: bytes,
+        key: bytes,
+        question: bytes,
+        do: bool,
+        tcp: bool,
+        keep_record: bool,
+        pass_on: bool,
     ) -> Packed | dnslib.DNSRecord | None:
-        record = await self.query(question, do=do)
+        record = await self.query(question, do=do, tcp=tcp)
         if keep_record:
             return record
         qname, qtype_class = key[:-4], key[-4:]
         if record is None:
             stale = self.cache.stale(cache_key) if self.cache is not None else None
             return stale or pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
-        packed = pack_records(record.header.rcode, (record.rr, record.auth, record.ar), qname, qtype_class)
+        rcode = record.header.rcode
+        packed = pack_records(rcode, (record.rr, record.auth, record.ar), qname, qtype_class)
+        if pass_on and rcode in self.settings.next_rcodes:
+            raise PassToNext(f"the upstream answered {dnslib.RCODE.get(rcode)}", packed)
         if self.cache is not None and not record.header.tc:
             return self.cache.put(cache_key, packed, record)
         return packed
 
-    def _chased(self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None) -> Packed:
-        """Our CNAMEs, then the target's answer; cached under the client's question (for no longer
-        than the CNAMEs' TTL, so a changed ExternalName shows as CoreDNS's cache would show it)."""
+    def _chased(
+        self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None, *, cache: bool = True
+    ) -> Packed:
+        """Our CNAMEs, then the target's answer; cached (unless not ``cache``) under the client's
+        question, for no longer than the CNAMEs' TTL, so a changed ExternalName shows as CoreDNS's
+        cache would show it."""
         qname, qtype_class = query.key[:-4], query.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
         answer = [*to_records(prefix), *record.rr]
         packed = pack_records(record.header.rcode, (answer, record.auth, []), qname, qtype_class)
-        if self.cache is None or record.header.tc:
+        if self.cache is None or record.header.tc or not cache:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
         return self.cache.put(query.cache_key, packed, whole)
 
     # -- asking upstreams ----------------------------------------------------------------------------
-    async def query(self, question: bytes, *, do: bool = False) -> dnslib.DNSRecord | None:
+    async def query(self, question: bytes, *, do: bool = False, tcp: bool = False) -> dnslib.DNSRecord | None:
         """Ask the upstreams in turn until one answers; ``None`` when none does (logged, one line each
-        time, as CoreDNS's errors plugin does)."""
+        time, as CoreDNS's errors plugin does). ``tcp``: the client asked over TCP."""
         failures = []
-        for upstream in self._order():
+        upstreams = self._order()
+        failed_over: dnslib.DNSRecord | None = None
+        for upstream in upstreams:
             started = self.clock()
             self.stats.requests[upstream.label] += 1
             try:
-                record = await self._exchange(upstream, question, do=do)
+                record = await self._exchange(upstream, question, do=do, tcp=tcp)
             except EXCHANGE_ERRORS as exc:
                 self._failed(upstream, exc)
                 failures.append(f"{upstream.label}: {_reason(exc)}")
                 continue
-            self.stats.observe(upstream.label, record.header.rcode, self.clock() - started)
+            rcode = record.header.rcode
+            self.stats.observe(upstream.label, rcode, self.clock() - started)
             upstream.fails = 0
+            if rcode in self.settings.failover_rcodes and upstream is not upstreams[-1]:
+                failed_over = record
+                failures.append(f"{upstream.label}: {dnslib.RCODE.get(rcode)}")
+                continue
             return _sane_ttls(record)
+        if failed_over is not None:
+            return _sane_ttls(failed_over)
         name, qtype = _describe(question)
+        if not upstreams and self.upstreams:
+            failures.append("every upstream is down (failfast_all_unhealthy_upstreams)")
         self._unanswered.error(
             "%s %s: no upstream answered (%s)", name, qtype, "; ".join(failures) or "no upstreams"
         )
         return None
 
     def _order(self) -> list[Upstream]:
+        """The upstreams in the order this query tries them; none when every one is down and
+        ``failfast_all_unhealthy_upstreams`` is set."""
         upstreams = self.upstreams
         if self.settings.policy == ForwardPolicy.RANDOM:
             upstreams = random.sample(upstreams, len(upstreams))
         elif self.settings.policy == ForwardPolicy.ROUND_ROBIN:
             first = next(self._rotation)
-            upstreams = upstreams[first:] + upstreams[:first]
-        healthy = [u for u in upstreams if u.fails < self.settings.max_fails]
+            upstreams = [upstreams[first], *upstreams[:first], *upstreams[first + 1 :]]
+        max_fails = self.settings.max_fails
+        if not max_fails:
+            return upstreams
+        healthy = [u for u in upstreams if u.fails < max_fails]
         if not healthy:
             self.stats.all_down += 1
-        return healthy + [u for u in upstreams if u.fails >= self.settings.max_fails]
+            if self.settings.failfast_all_unhealthy_upstreams:
+                return []
+        return healthy + [u for u in upstreams if u.fails >= max_fails]
 
     def _failed(self, upstream: Upstream, exc: BaseException) -> None:
         upstream.fails += 1
         reason = _reason(exc)
         log.debug("upstream %s failed: %s", upstream.label, reason)
-        if upstream.fails == self.settings.max_fails and not upstream.checking:
+        if upstream.fails == self.settings.max_fails and not upstream.checking:  # never when 0
             log.warning(
                 "upstream %s is down after %d failures (%s); health-checking it",
                 upstream.label,
@@ -303,7 +426,7 @@ class Forwarder:
             while upstream.fails >= self.settings.max_fails:
                 await asyncio.sleep(self.settings.health_check)
                 try:
-                    await self._exchange(upstream, HEALTH_QUESTION)
+                    await self._exchange(upstream, self._health_question, rd=self.settings.health_check_rd)
                 except EXCHANGE_ERRORS:
                     self.stats.health_failures[upstream.label] += 1
                     continue
@@ -312,14 +435,24 @@ class Forwarder:
         finally:
             upstream.checking = False
 
-    async def _exchange(self, upstream: Upstream, question: bytes, *, do: bool = False) -> dnslib.DNSRecord:
+    def over_tcp(self, tcp: bool) -> bool:
+        """Whether a query that came over TCP (``tcp``) or UDP goes to a plain DNS upstream over TCP
+        first (``tls://`` upstreams are asked over TLS whatever the client used)."""
+        return self.settings.force_tcp or (tcp and not self.settings.prefer_udp)
+
+    async def _exchange(
+        self, upstream: Upstream, question: bytes, *, do: bool = False, tcp: bool = False, rd: bool = True
+    ) -> dnslib.DNSRecord:
         qid = secrets.randbelow(1 << 16)
-        query = upstream_query(qid, question, udp_size=self.udp_size, do=do)
-        if not self.settings.force_tcp:
+        query = upstream_query(qid, question, udp_size=self.udp_size, do=do, rd=rd)
+        if not upstream.tls and not self.over_tcp(tcp):
             record = await self._udp(upstream, qid, question, query)
             if not record.header.tc:
                 return record
-        return await self._tcp(upstream, qid, question, query)
+        return await asyncio.wait_for(
+            upstream.streams.exchange(query, partial(read_upstream_answer, qid=qid, question=question)),
+            self.settings.timeout,
+        )
 
     async def _udp(self, upstream: Upstream, qid: int, question: bytes, query: bytes) -> dnslib.DNSRecord:
         loop = asyncio.get_running_loop()
@@ -332,19 +465,6 @@ class Forwarder:
             return await asyncio.wait_for(done, self.settings.timeout)
         finally:
             transport.close()
-
-    async def _tcp(self, upstream: Upstream, qid: int, question: bytes, query: bytes) -> dnslib.DNSRecord:
-        async def exchange() -> bytes:
-            reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
-            try:
-                writer.write(len(query).to_bytes(2, "big") + query)
-                length = int.from_bytes(await reader.readexactly(2))
-                return await reader.readexactly(length)
-            finally:
-                writer.close()
-
-        data = await asyncio.wait_for(exchange(), self.settings.timeout)
-        return read_upstream_answer(data, qid, question)
 
     # -- loops -----------------------------------------------------------------------------------------
     async def check_loop(self, own: set[tuple[str, int]]) -> None:

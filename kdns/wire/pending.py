@@ -37,6 +37,7 @@ class PendingQuery:
     do: bool
     packed: Packed  # the responder's answer: a delegation, or a search-path NXDOMAIN for autopath
     recursion_available: bool
+    tcp: bool = False  # it came over TCP: the forwarder asks upstream over TCP too (unless prefer_udp)
 
     @property
     def question(self) -> bytes:

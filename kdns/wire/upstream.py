@@ -15,9 +15,10 @@ class BadUpstreamAnswer(ValueError):
     """An upstream reply that must not be used: another ID or question, or not DNS at all."""
 
 
-def upstream_query(qid: int, question: bytes, *, udp_size: int, do: bool = False) -> bytes:
-    """A recursive query for ``question`` (wire name, type, class) with our EDNS size and the DO bit."""
-    return HEADER.pack(qid, RD, 1, 0, 0, 1) + question + opt_record(udp_size, do=do)
+def upstream_query(qid: int, question: bytes, *, udp_size: int, do: bool = False, rd: bool = True) -> bytes:
+    """A query for ``question`` (wire name, type, class) with our EDNS size and the DO bit, recursive
+    unless ``rd`` is False (a health check with CoreDNS's ``no_rec``)."""
+    return HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 1) + question + opt_record(udp_size, do=do)
 
 
 def read_upstream_answer(data: bytes, qid: int, question: bytes) -> dnslib.DNSRecord:
