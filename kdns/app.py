@@ -164,7 +164,7 @@ def build_answering(
         routes = []
         for stanza in server.forward:
             routed.append(forwarders[(stanza, server.cache)])
-            routes.append(Route(len(routed), to_wire(stanza.zone)))
+            routes.append(Route(len(routed), to_wire(stanza.zone), excepts=_wire(stanza.except_names)))
         plugin = None
         if server.hosts is not None:
             plugin = Hosts(

@@ -398,6 +398,36 @@ def test_environment_variables_fill_addresses(tmp_path):
                 health_check=1.0,
                 max_concurrent=50,
                 force_tcp=True,
+                prefer_udp=True,
+            ),
+        ),
+        (
+            root_block(
+                "forward example.org tls://9.9.9.9 tls://[2001:db8::9]:8853 {",
+                "    tls_servername dns.example",
+                "    tls /c/cert.pem /c/key.pem /c/ca.pem",
+                "    expire 30s",
+                "    health_check 2s no_rec domain health.example",
+                "    except internal.example.org 10.0.0.0/8",
+                "    failover SERVFAIL REFUSED",
+                "    failfast_all_unhealthy_upstreams",
+                "}",
+            ),
+            "forward",
+            ForwardSettings(
+                upstreams=("tls://9.9.9.9", "tls://[2001:db8::9]:8853"),
+                zone="example.org",
+                tls_servername="dns.example",
+                tls_cert=Path("/c/cert.pem"),
+                tls_key=Path("/c/key.pem"),
+                tls_ca=Path("/c/ca.pem"),
+                expire=30.0,
+                health_check=2.0,
+                health_check_rd=False,
+                health_check_domain="health.example",
+                except_names=("internal.example.org", "10.in-addr.arpa"),
+                failover_rcodes=(2, 5),
+                failfast_all_unhealthy_upstreams=True,
             ),
         ),
         (
@@ -508,11 +538,8 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
             [(3, "cache: kdns has one minimum TTL")],
         ),
         (
-            root_block("forward . 1.1.1.1 {", "    expire 10s", "    health_check 5s no_rec", "}"),
-            [
-                (4, "forward: expire is not used"),
-                (5, "forward: health_check's no_rec and domain are ignored"),
-            ],
+            root_block("forward . 1.1.1.1 {", "    next NXDOMAIN", "}"),
+            [(4, "forward: next is not acted on: the upstream's answer stands")],
         ),
         (
             root_block("forward . 1.1.1.1 {", "    max_concurrent 0", "}"),
@@ -674,7 +701,7 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             "forward: example.org is forwarded twice in one server block",
         ),
         (root_block("forward ."), 3, "wrong number of arguments: forward FROM TO..."),
-        (root_block("forward . tls://9.9.9.9"), 3, "forward: DNS over TLS (tls://) is not supported"),
+        (root_block("forward . https://9.9.9.9"), 3, "forward: "),
         (root_block("forward . https://9.9.9.9"), 3, "forward: https:// is not supported"),
         (
             root_block("forward . dns.google"),
@@ -695,9 +722,11 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
         *[
             (root_block("forward . 1.1.1.1 {", f"    {option}", "}"), 4, message)
             for option, message in [
-                ("except example.org", "forward: option except is not supported by kdns"),
-                ("tls", "forward: option tls is not supported by kdns"),
-                ("tls_servername dns.example", "forward: option tls_servername is not supported by kdns"),
+                ("except", "wrong number of arguments: except IGNORED_NAMES..."),
+                ("tls a b c d", "wrong number of arguments: tls [CERT KEY [CA]]"),
+                ("failover NOERROR", "failover: NOERROR cannot be used in failover"),
+                ("next MAYBE", "next: 'MAYBE' is not an rcode"),
+                ("health_check 1s sometimes", "health_check: unexpected 'sometimes'"),
                 ("policy fastest", "policy: 'fastest' is not one of random, round_robin, sequential"),
                 ("max_fails -1", "max_fails: -1 is less than 0"),
                 ("health_check 1", "health_check: '1' is not a duration"),

@@ -14,6 +14,9 @@ from kdns.config import (
     ForwardSettings,
     choices,
     parse_choice,
+    parse_failover_rcode,
+    parse_rcode,
+    parse_tls_files,
 )
 from kdns.corefile.context import Draft
 from kdns.corefile.syntax import Directive, Token
@@ -76,25 +79,51 @@ def _option(d: Directive, o: Directive, settings: dict[str, object], draft: Draf
             policy = args(o, 1, 1, f"policy {choices(ForwardPolicy)}")[0]
             settings["policy"] = value(policy, name, partial(parse_choice, ForwardPolicy))
         case "health_check":
-            words = args(o, 1, None, "health_check DURATION [no_rec] [domain NAME]")
-            seconds = duration(words[0], name)
-            if seconds > 0:
-                settings["health_check"] = seconds
-            else:
-                draft.warn(o.name, "forward: health_check 0 does not turn health checks off in kdns")
-            if len(words) > 1:
-                draft.warn(words[1], "forward: health_check's no_rec and domain are ignored")
+            _health_check(o, settings, draft)
         case "max_fails":
             settings["max_fails"] = integer(args(o, 1, 1, "max_fails N")[0], name)
-        case "force_tcp":
-            args(o, 0, 0, "force_tcp")
-            settings["force_tcp"] = True
-        case "prefer_udp":
-            args(o, 0, 0, "prefer_udp")
+        case "force_tcp" | "prefer_udp" | "failfast_all_unhealthy_upstreams":
+            args(o, 0, 0, name)
+            settings[name] = True
         case "expire":
-            duration(args(o, 1, 1, "expire DURATION")[0], name)
-            draft.warn(o.name, "forward: expire is not used: kdns does not keep upstream connections open")
-        case "except" | "tls" | "tls_servername" | "next" | "failover" | "failfast_all_unhealthy_upstreams":
-            fail(o.name, f"forward: option {name} is not supported by kdns")
+            settings["expire"] = duration(args(o, 1, 1, "expire DURATION")[0], name)
+        case "tls_servername":
+            settings["tls_servername"] = args(o, 1, 1, "tls_servername NAME")[0].text
+        case "tls":
+            words = args(o, 0, 3, "tls [CERT KEY [CA]]")
+            files = value(Token(" ".join(t.text for t in words), o.name.file, o.name.line), name, _tls_files)
+            settings["tls_cert"], settings["tls_key"], settings["tls_ca"] = files
+        case "except":
+            names = args(o, 1, None, "except IGNORED_NAMES...")
+            settings["except_names"] = tuple(dict.fromkeys(z for t in names for z in zones_of(t)))
+        case "failover":
+            words = args(o, 1, None, "failover RCODE...")
+            settings["failover_rcodes"] = tuple(value(t, name, parse_failover_rcode) for t in words)
+        case "next":
+            words = args(o, 1, None, "next RCODE...")
+            settings["next_rcodes"] = tuple(value(t, name, parse_rcode) for t in words)
+            draft.warn(o.name, "forward: next is not acted on: the upstream's answer stands")
         case _:
             unknown_option(d, o)
+
+
+def _health_check(o: Directive, settings: dict[str, object], draft: Draft) -> None:
+    words = args(o, 1, 4, "health_check DURATION [no_rec] [domain NAME]")
+    seconds = duration(words[0], "health_check")
+    if seconds > 0:
+        settings["health_check"] = seconds
+    else:
+        draft.warn(o.name, "forward: health_check 0 does not turn health checks off in kdns")
+    rest = list(words[1:])
+    while rest:
+        word = rest.pop(0)
+        if word.text == "no_rec":
+            settings["health_check_rd"] = False
+        elif word.text == "domain" and rest:
+            settings["health_check_domain"] = rest.pop(0).text
+        else:
+            fail(word, f"health_check: unexpected {word.text!r} (no_rec, or domain NAME)")
+
+
+def _tls_files(text: str) -> tuple[Path | None, Path | None, Path | None]:
+    return parse_tls_files(text.split())

@@ -15,7 +15,7 @@ from kdns.config import (
     SECONDS,
     Bounds,
     NotAnIPAddress,
-    parse_upstream,
+    parse_upstream_address,
     parse_whole_number,
     split_address,
 )
@@ -118,10 +118,10 @@ def host_port(token: Token, what: str) -> str:
 
 
 def upstream(token: Token) -> str | None:
-    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT`` of a forward target, without ``dns://``; None when no IP
-    is written (a resolv.conf file, perhaps)."""
+    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT`` of a forward target, with ``tls://`` kept and ``dns://``
+    dropped; None when no IP is written (a resolv.conf file, perhaps)."""
     try:
-        parse_upstream(token.text)
+        parse_upstream_address(token.text)
     except NotAnIPAddress:
         return None
     except ValueError as exc:
