@@ -79,7 +79,7 @@ from kdns.config import (
     parse_choice,
     parse_ip,
     parse_number,
-    parse_upstream,
+    parse_upstream_address,
     parse_whole_number,
     split_address,
 )
@@ -558,7 +558,7 @@ def _check_serve_options(args: argparse.Namespace, problems: Problems) -> None:
         if address is not None:
             problems.parse(f"--{name}", partial(split_address, default_port=port), address)
     for upstream in args.upstream:
-        problems.parse("--upstream", parse_upstream, upstream)
+        problems.parse("--upstream", parse_upstream_address, upstream)
     if len(args.upstream) > MAX_UPSTREAMS:
         problems.add("--upstream", f"more than {MAX_UPSTREAMS} upstreams")
     if args.autopath and args.pods != PodMode.VERIFIED:

@@ -288,15 +288,6 @@ def parse_upstream_address(text: str) -> UpstreamAddress:
         raise NotAnIPAddress(f"{text!r} is not an IP address with an optional port") from None
 
 
-def parse_upstream(text: str) -> tuple[str, int]:
-    """A plain DNS upstream, as ``--upstream`` takes it (the command line has no TLS options):
-    ``parse_upstream_address`` with ``tls://`` refused -> (IP, port)."""
-    if text.startswith(f"{UpstreamProtocol.TLS}://"):
-        raise ValueError("DNS over TLS (tls://) is not supported by kdns")
-    address = parse_upstream_address(text)
-    return address.host, address.port
-
-
 def name_labels(name: str) -> tuple[str, ...]:
     """A domain name in presentation form -> its labels, lowercase, escapes (``\\.``, ``\\065``)
     read; ``()`` for the root (``.`` or empty)."""

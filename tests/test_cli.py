@@ -208,11 +208,11 @@ KUBERNETES = "kubernetes cluster.local"
             "'127.0.0.1:0': 0 is outside 1-65535",
         ),
         (
-            ["--upstream", "tls://127.0.0.1"],
-            [KUBERNETES, "forward . tls://127.0.0.1"],
+            ["--upstream", "https://127.0.0.1"],
+            [KUBERNETES, "forward . https://127.0.0.1"],
             "--upstream",
             "forward",
-            "DNS over TLS (tls://) is not supported by kdns",
+            "https:// is not supported as a destination protocol",
         ),
         (
             ["--health", "127.0.0.1:70000"],

@@ -23,7 +23,6 @@ from kdns.config import (
     parse_number,
     parse_rcode,
     parse_tls_files,
-    parse_upstream,
     parse_upstream_address,
     parse_whole_number,
     split_address,
@@ -138,7 +137,8 @@ def test_host_port_addresses_refused(text, default_port, problem):
     ],
 )
 def test_upstream_addresses(text, upstream):
-    assert parse_upstream(text) == upstream
+    address = parse_upstream_address(text)
+    assert (address.host, address.port) == upstream
 
 
 @pytest.mark.parametrize(
@@ -146,13 +146,12 @@ def test_upstream_addresses(text, upstream):
     [
         ("10.0.0.2:0", "'10.0.0.2:0': 0 is outside 1-65535"),
         ("10.0.0.2:65536", "'10.0.0.2:65536': 65536 is outside 1-65535"),
-        ("tls://10.0.0.2", "DNS over TLS (tls://) is not supported by kdns"),
         ("https://10.0.0.2", "https:// is not supported as a destination protocol"),
     ],
 )
 def test_upstream_addresses_refused(text, problem):
     with pytest.raises(ValueError) as error:
-        parse_upstream(text)
+        parse_upstream_address(text)
     assert str(error.value) == problem
     assert not isinstance(error.value, NotAnIPAddress)
 
@@ -161,7 +160,7 @@ def test_upstream_addresses_refused(text, problem):
 def test_an_upstream_that_is_no_ip_says_so(text):
     """The Corefile's forward then tries the text as a resolv.conf file."""
     with pytest.raises(NotAnIPAddress, match="is not an IP address"):
-        parse_upstream(text)
+        parse_upstream_address(text)
 
 
 TLS = UpstreamProtocol.TLS

@@ -6,6 +6,7 @@ own listeners in process, asked by dnspython, in front of a DNS-over-TLS upstrea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import struct
 
 import dns.message
@@ -468,9 +469,10 @@ def test_a_health_check_domain_that_is_no_domain_name_stops_the_forwarder_being_
 
 def pending(forwarder: Forwarder, name: str, channel: int = UDP4) -> PendingQuery:
     """The pending query kdns's responder makes of a query for ``name`` that came by ``channel``."""
-    config = forwarding(forwarder.settings)
+    stanza = dataclasses.replace(forwarder.settings, except_names=())  # the block routes every name
+    config = forwarding(stanza)
     (server,) = config.servers
-    forwarders = {(forwarder.settings, server.cache): forwarder}
+    forwarders = {(stanza, server.cache): forwarder}
     responder = build_answering(config, config.servers, example_zone(), forwarders).responder
     made = responder.respond(dns.message.make_query(name, "A").to_wire(), channel)
     assert isinstance(made, PendingQuery)
