@@ -17,8 +17,8 @@ Public API::
         .edits_options -> bool    a rule edits the query's EDNS0 options
     Client(ip, port=0, protocol="udp", server_ip="", server_port=0)
     Rewritten: qname, qtype, qclass (the question to answer), options (the EDNS0 options the
-        query sent on carries), reverter, servfail (a rule made an invalid name: answer SERVFAIL),
-        .changed -> bool
+        query sent on carries, as (code, data)), reverter, servfail (a rule made an invalid name:
+        answer SERVFAIL), options_changed, .changed -> bool
     Reverter: question (the client's), rules (response rules, applied last to first),
         restore_options, .rewrites_response -> bool
     revert_answer(reverter, answer: Answer) -> Answer               for kdns's own answers
@@ -735,7 +735,6 @@ class _Run:
     client: Client | None
     rules: list[ResponseRule] = field(default_factory=list)
     restore: list[tuple[int, bytes | None]] = field(default_factory=list)
-    options_changed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -779,8 +778,9 @@ class Rewrite:
         if new_name is None:
             return Rewritten(qname, qtype, qclass, tuple(options), Reverter(question), servfail=True)
         reverter = Reverter(question, tuple(run.rules), tuple(run.restore))
+        sent = tuple(run.options)
         return Rewritten(
-            new_name, run.qtype, run.qclass, tuple(run.options), reverter, options_changed=run.options_changed
+            new_name, run.qtype, run.qclass, sent, reverter, options_changed=sent != tuple(options)
         )
 
 
@@ -843,7 +843,6 @@ def _apply_edns0(rule: Edns0Rule, run: _Run) -> bool:
                 if data is None:
                     return False
             run.options[at] = (rule.code, data)
-    run.options_changed = True
     if rule.revert and rule.action is not Action.UNSET:
         run.restore.append((rule.code, original))
     return True
