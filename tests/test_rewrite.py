@@ -925,3 +925,11 @@ def test_a_question_no_rule_touches_is_passed_on_as_it_is():
     assert not out.changed and not out.reverter.rewrites_response
     answer = Answer(rcode=codes.NOERROR, answer=(rrset("d.org. 5 IN A 192.0.2.1"),))
     assert revert_answer(out.reverter, answer) is answer
+
+
+def test_a_forwarded_record_dnslib_cannot_decode_keeps_its_rdata():
+    out = ask(rewrite("name suffix .a.org .b.org answer auto"), "x.a.org", "HTTPS")
+    reply = reply_to(out)
+    reply.add_answer(dnslib.RR("x.b.org", dnslib.QTYPE.DNAME, rdata=dnslib.RD(to_wire("y.b.org")), ttl=5))
+    back = revert_record(out.reverter, dnslib.DNSRecord.parse(reply.pack()))
+    assert str(back.rr[0].rname) == "x.a.org." and back.rr[0].rdata.data == to_wire("y.b.org")

@@ -36,7 +36,8 @@ CoreDNS compares them. The semantics follow CoreDNS's README and sources:
   auto`` maps the rewritten name (and its subdomains) back to the asked one in owner names and in
   the names records point to; for a ``suffix`` rule it swaps the suffixes back. ``answer name``
   rewrites owner names, ``answer value`` the targets of CNAME, DNAME, NS, PTR, MX, SRV, NAPTR and the
-  SOA's MNAME, each by regex. After the first, the word ``answer`` may be left out.
+  SOA's MNAME, each by regex (in a forwarded answer, where dnslib decodes the record). After the
+  first, the word ``answer`` may be left out.
 - ``type FROM TO`` and ``class FROM TO`` change the question's type or class.
 - ``ttl [MATCH] NAME SECONDS|MIN-MAX|MIN-|-MAX`` clamps the TTLs of the response's records.
 - ``rcode [MATCH] NAME FROM TO`` changes the response's rcode FROM into TO.
@@ -1007,9 +1008,10 @@ def _record_back(rules: Sequence[ResponseRule], rr: dnslib.RR) -> None:
     if new_owner != owner:
         rr.rname = _text_label(new_owner)
     rr.ttl = _ttl_back(rules, rr.ttl)
-    if rr.rtype in _VALUE_TYPES:
-        attribute = _target_attribute(rr.rtype)
-        target = _label_text(getattr(rr.rdata, attribute))
+    attribute = _target_attribute(rr.rtype)
+    pointed = getattr(rr.rdata, attribute, None) if rr.rtype in _VALUE_TYPES else None
+    if isinstance(pointed, dnslib.DNSLabel):  # rdata dnslib could not read stays as it is
+        target = _label_text(pointed)
         new_target = _names_back(rules, TargetNames, target)
         if new_target != target:
             setattr(rr.rdata, attribute, _text_label(new_target))
