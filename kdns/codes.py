@@ -39,7 +39,15 @@ YXRRSET = 7
 NXRRSET = 8
 NOTAUTH = 9
 NOTZONE = 10
-BADVERS = 16
+BADVERS = 16  # also BADSIG (RFC 2845): the extended rcodes share numbers by where they appear
+BADKEY = 17
+BADTIME = 18
+BADMODE = 19
+BADNAME = 20
+BADALG = 21
+BADTRUNC = 22
+BADCOOKIE = 23
+MAX_RCODE = BADCOOKIE  # the largest rcode with a name (and CoreDNS's bound on a numeric one)
 RCODE_MASK = 0x000F  # the header's share of an rcode
 EXTENDED_RCODE_SHIFT = 4  # the rest sits in the OPT TTL's top byte
 HEADER_RCODES = {  # by name, the rcodes a header's four bits carry (the names CoreDNS's options take)
@@ -71,6 +79,12 @@ FLAG_NAMES = (("qr", QR), ("aa", AA), ("tc", TC), ("rd", RD), ("ra", RA), ("ad",
 # EDNS (RFC 6891): the OPT record's TTL holds the extended rcode, the version and the DO bit.
 EDNS_DO = 0x8000
 EDNS_VERSION_SHIFT = 16
+
+# EDNS option codes (RFC 5001, RFC 7871) and the address families of a client subnet option (IANA).
+EDNS_NSID = 3
+EDNS_CLIENT_SUBNET = 8
+FAMILY_IPV4 = 1
+FAMILY_IPV6 = 2
 
 # Sizes and limits (RFC 1035, RFC 2181, RFC 7766).
 HEADER_SIZE = 12
