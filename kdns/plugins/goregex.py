@@ -1,8 +1,8 @@
 """Go regular expressions (RE2 syntax, as CoreDNS's ``match`` compiles them) as Python ``re`` patterns.
 
 ``compile_go(text)`` returns the compiled pattern or raises ``ValueError`` naming the construct it
-cannot take. Both dialects are leftmost-first backtracking-free in meaning for the syntax they share;
-what differs, and what is done about it:
+cannot take. Both engines report the leftmost-first match (Perl's choice), so where the syntax is
+shared the match and its groups are the same; what differs, and what is done about it:
 
 - translated: ``(?<name>re)`` (Go's second spelling of ``(?P<name>re)``); ``\\z`` (end of text, Python's
   ``\\Z``); ``\\Q...\\E`` (literal text); ``[[:alpha:]]`` and the other POSIX classes, ``[[:^alpha:]]``;

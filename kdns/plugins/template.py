@@ -84,6 +84,8 @@ _ACTION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 @dataclass(frozen=True, slots=True)
 class Template:
+    """One ``template`` directive, parsed; ``answer`` gives its answer to a question."""
+
     qclass: int
     qtype: int
     zones: tuple[str, ...]  # lowercase with the final dot; () is the server block's zones
