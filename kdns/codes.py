@@ -24,8 +24,13 @@ IXFR = 251
 AXFR = 252
 ANY = 255
 
-# Classes.
+# Classes (RFC 1035, RFC 2136), and their names as zone files and CoreDNS's Corefile write them.
 IN = 1
+CS = 2
+CH = 3
+HS = 4
+NONE = 254  # the class ANY is 255, as the type ANY is
+CLASS_NAMES = {"IN": IN, "CS": CS, "CH": CH, "HS": HS, "NONE": NONE, "ANY": ANY}
 
 # Response codes (RFC 1035, RFC 6891: BADVERS is extended, its upper bits ride in the OPT record).
 NOERROR = 0

@@ -55,14 +55,16 @@ _HOSTMASTER = b"\x0ahostmaster"
 
 @dataclass(frozen=True, slots=True)
 class RRset:
-    """Records of one name and type. Rdata by type: A/AAAA packed bytes; CNAME/PTR/NS wire name;
-    SRV ``(priority, weight, port, target)``; TXT ``tuple[bytes, ...]``; SOA
-    ``(mname, rname, serial, refresh, retry, expire, minimum)``."""
+    """Records of one name, type and class (IN unless a template says otherwise). Rdata by type: A/AAAA
+    packed bytes; CNAME/PTR/NS wire name; MX ``(preference, exchange)``; SRV ``(priority, weight,
+    port, target)``; TXT ``tuple[bytes, ...]``; SOA ``(mname, rname, serial, refresh, retry, expire,
+    minimum)``."""
 
     name: bytes
     rtype: int
     ttl: int
     rdatas: tuple[object, ...]
+    rclass: int = IN
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,9 @@ def rdata(rtype: int, value: object) -> dnslib.RD:
             return dnslib.PTR(label(value))
         case codes.NS:
             return dnslib.NS(label(value))
+        case codes.MX:
+            preference, exchange = value
+            return dnslib.MX(label(exchange), preference)
         case codes.SRV:
             priority, weight, port, target = value
             return dnslib.SRV(priority, weight, port, label(target))
@@ -40,7 +43,7 @@ def rdata(rtype: int, value: object) -> dnslib.RD:
 
 
 def record(owner: dnslib.DNSLabel, rrset: RRset, value: object) -> dnslib.RR:
-    return dnslib.RR(owner, rrset.rtype, codes.IN, rrset.ttl, rdata(rrset.rtype, value))
+    return dnslib.RR(owner, rrset.rtype, rrset.rclass, rrset.ttl, rdata(rrset.rtype, value))
 
 
 def to_records(rrsets: tuple[RRset, ...]) -> list[dnslib.RR]:

@@ -8,6 +8,7 @@ and the zone layout (which zones are forward, which reverse, which is primary).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -157,6 +158,36 @@ def reverse_packed(packed: bytes) -> bytes:
 
 _OCTET_LABELS = [b"%c%d" % (len(str(octet)), octet) for octet in range(256)]  # 10 -> b"\x0210"
 _NIBBLE_LABELS = [b"\x01%x\x01%x" % (byte & 15, byte >> 4) for byte in range(256)]  # low nibble first
+
+
+def zone_names(text: str) -> list[str]:
+    """The zones a Corefile argument names, as CoreDNS's plugins read one: a name (``dns://`` allowed)
+    or a CIDR, whose reverse zones it stands for (a prefix between label boundaries gives several).
+    Lowercase, no final dot, ``.`` for the root; raises ``BadName``."""
+    text = text.removeprefix("dns://")
+    if text == ".":
+        return ["."]
+    if "/" in text:
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise BadName(f"{text!r} is neither a zone nor a CIDR") from None
+        bits, suffix = (8, "in-addr.arpa") if network.version == 4 else (4, "ip6.arpa")
+        prefix = -(-network.prefixlen // bits) * bits
+        zones = []
+        for subnet in network.subnets(new_prefix=prefix):
+            digits = subnet.network_address.packed
+            labels = [str(b) for b in digits] if bits == 8 else list(digits.hex())
+            zones.append(".".join([*reversed(labels[: prefix // bits]), suffix]))
+        return zones
+    name = text.rstrip(".").lower()
+    if not _ZONE_NAME.fullmatch(name):
+        raise BadName(f"{text!r} is not a valid zone name")
+    to_wire(name)
+    return [name]
+
+
+_ZONE_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 def is_reverse_zone(zone: str) -> bool:
