@@ -4,7 +4,6 @@ them and goes on with the next directive."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from functools import partial
@@ -20,7 +19,7 @@ from kdns.config import (
     split_address,
 )
 from kdns.corefile.syntax import CorefileError, Directive, Token
-from kdns.zone.names import BadName, to_wire
+from kdns.zone.names import BadName, zone_names
 
 
 class Refusal(CorefileError):
@@ -71,40 +70,12 @@ def integer(token: Token, what: str, bounds: Bounds = NOT_NEGATIVE) -> int:
     return value(token, what, partial(parse_whole_number, bounds=bounds))
 
 
-_ZONE_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
-
-
 def zones_of(token: Token) -> list[str]:
     """Zone names (lowercase, no final dot; ``.`` for the root) of a zone or a CIDR, as CoreDNS reads them."""
-    text = token.text.removeprefix("dns://")
-    if text == ".":
-        return ["."]
-    if "/" in text:
-        try:
-            network = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            fail(token, f"{token.text!r} is neither a zone nor a CIDR")
-        return reverse_zones(network)
-    name = text.rstrip(".").lower()
-    if not _ZONE_NAME.fullmatch(name):
-        fail(token, f"{token.text!r} is not a valid zone name")
     try:
-        to_wire(name)
+        return zone_names(token.text)
     except BadName as exc:
-        fail(token, f"{token.text!r} is not a valid zone: {exc}")
-    return [name]
-
-
-def reverse_zones(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
-    """The reverse zones covering a CIDR; a prefix between label boundaries gives several."""
-    bits, suffix = (8, "in-addr.arpa") if network.version == 4 else (4, "ip6.arpa")
-    prefix = -(-network.prefixlen // bits) * bits
-    zones = []
-    for subnet in network.subnets(new_prefix=prefix):
-        digits = subnet.network_address.packed
-        labels = [str(b) for b in digits] if bits == 8 else list(digits.hex())
-        zones.append(".".join([*reversed(labels[: prefix // bits]), suffix]))
-    return zones
+        fail(token, str(exc))
 
 
 def within(name: str, zone: str) -> bool:
