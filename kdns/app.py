@@ -39,6 +39,7 @@ from kdns.config import (
 )
 from kdns.ops.querylog import log_query
 from kdns.plugins.hosts import Hosts
+from kdns.plugins.rewrite import Rewrite
 from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
@@ -173,8 +174,16 @@ def build_answering(
                 fallthrough=_wire(server.hosts.fallthrough),
             )
             hosts.append((server.hosts, plugin))
-        cluster = resolver if server.kubernetes else None
-        blocks.append(Block(_wire(server.zones), cluster=cluster, hosts=plugin, routes=routes))
+        blocks.append(
+            Block(
+                _wire(server.zones),
+                rewrite=Rewrite(server.rewrites) if server.rewrites else None,  # type: ignore[arg-type]
+                templates=server.templates,  # type: ignore[arg-type]
+                cluster=resolver if server.kubernetes else None,
+                hosts=plugin,
+                routes=routes,
+            )
+        )
     router = Router(blocks, layout=zone.layout, ttl=config.zone.ttl)
     responder = Responder(
         router,

@@ -3,7 +3,8 @@
 A listener (an address set and a port) serves one or more server blocks. A question goes to the
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
-answering or passing the question on: ``hosts``, then ``kubernetes`` (the cluster's resolver), then
+answering or passing the question on: ``rewrite`` (the rest answer the rewritten question, and the
+answer is mapped back), ``template``, ``hosts``, ``kubernetes`` (the cluster's resolver), then
 ``forward``, whose first stanza in the order written that holds the name takes the question (other
 classes than IN and zone transfers are REFUSED rather than forwarded). A question no plugin answers
 gets SERVFAIL, as CoreDNS's chain ends.
@@ -14,13 +15,16 @@ later) is packed once and kept by the responder until the zone or the configurat
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
 from kdns.plugins.hosts import Hosts
+from kdns.plugins.rewrite import Rewrite, revert_answer
+from kdns.plugins.template import Template
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
-from kdns.zone.names import ROOT, ZoneLayout, is_within, longest_zone
+from kdns.zone.names import ROOT, ZoneLayout, is_within, longest_zone, to_text
 
 NO_PLUGIN = Answer(rcode=SERVFAIL, authoritative=False)  # no plugin of the block answers
 
@@ -42,17 +46,41 @@ class Block:
         self,
         zones: Sequence[bytes],
         *,
+        rewrite: Rewrite | None = None,
+        templates: Sequence[Template] = (),
         cluster: Resolver | None = None,
         hosts: Hosts | None = None,
         routes: Sequence[Route] = (),
     ) -> None:
         self.zones = tuple(zones)
+        self.rewrite = rewrite
+        self.templates = tuple(templates)
         self.cluster = cluster
         self.hosts = hosts
         self.routes = tuple(routes)
         self.forwarding = bool(self.routes)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
+        if self.rewrite is None:
+            return self._answer(qname, qtype, qclass)
+        done = self.rewrite.apply(qname, qtype, qclass)
+        if done.servfail:
+            return NO_PLUGIN
+        if not done.changed and not done.reverter.rewrites_response:
+            return self._answer(qname, qtype, qclass)
+        answer = self._answer(done.qname, done.qtype, done.qclass)
+        if answer.delegate:  # upstream is asked the rewritten question; its answer is mapped back
+            asked = (answer.chase or done.qname) + struct.pack("!HH", done.qtype, done.qclass)
+            return replace(answer, asked=asked, reverter=done.reverter)
+        return revert_answer(done.reverter, answer)
+
+    def _answer(self, qname: bytes, qtype: int, qclass: int) -> Answer:
+        """The plugins after ``rewrite``, in CoreDNS's order."""
+        for template in self.templates:
+            zone = longest_zone(qname, self.zones) or ROOT
+            answer = template.answer(to_text(qname), qtype, qclass, to_text(zone), "")
+            if answer is not None:
+                return self._chased(answer)
         if self.hosts is not None and qclass == IN:
             answer = self.hosts.answer(qname, qtype)
             if answer is not None:
@@ -60,16 +88,20 @@ class Block:
         if self.cluster is not None:
             answer = self.cluster.resolve(qname, qtype, qclass)
             if answer is not None:
-                if answer.chase is not None:  # an ExternalName's target, for upstream to answer
-                    route = self.route(answer.chase)
-                    return replace(answer, delegate=route.number) if route is not None else answer
-                return answer
+                return self._chased(answer)
         if qclass != IN or qtype in (AXFR, IXFR):  # not sent upstream (see the README)
             return REFUSED_ANSWER
         route = self.route(qname)
         if route is not None:
             return Answer(rcode=NOERROR, authoritative=False, delegate=route.number)
         return NO_PLUGIN
+
+    def _chased(self, answer: Answer) -> Answer:
+        """``answer``, handed to the forward route of its CNAME target when that left the zones."""
+        if answer.chase is None:
+            return answer
+        route = self.route(answer.chase)
+        return replace(answer, delegate=route.number) if route is not None else answer
 
     def route(self, qname: bytes) -> Route | None:
         """The forward stanza that takes ``qname``: the first, in the order written, whose FROM zone

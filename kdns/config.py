@@ -467,6 +467,10 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     listen: tuple[str, ...] = DEFAULT_LISTEN
     kubernetes: bool = True  # answers the cluster zones (``ServeConfig.zone``) within its own
+    # the rules of its ``rewrite`` lines and its ``template``s, in order: values of kdns.plugins'
+    # rewrite and template modules (this layer names no plugin types)
+    rewrites: tuple[object, ...] = ()
+    templates: tuple[object, ...] = ()
     forward: tuple[ForwardSettings, ...] = ()  # one per ``forward`` stanza
     cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
     hosts: HostsSettings | None = None

@@ -84,6 +84,10 @@ class Answer:
     # route, counted from 1 among those of the answering server; 0: answered here
     delegate: int = 0
     chase: bytes | None = None  # the CNAME target that left the zones
+    # a rewritten question (wire name, type, class) upstream is asked instead of the client's, and
+    # the ``rewrite`` plugin's Reverter that maps upstream's answer back to what the client asked
+    asked: bytes | None = None
+    reverter: object | None = None
 
 
 REFUSED_ANSWER = Answer(rcode=REFUSED, authoritative=False)

@@ -183,10 +183,13 @@ def test_corefile_usage_errors(args, message):
 
 def test_unsupported_corefile_plugins_are_named(tmp_path):
     corefile = tmp_path / "Corefile"
-    corefile.write_text(".:53 {\n  kubernetes cluster.local\n  rewrite name foo bar\n}\n")
+    corefile.write_text(".:53 {\n  kubernetes cluster.local\n  etcd example.org\n  bogus\n}\n")
     result = run_kdns("serve", "--corefile", str(corefile))
     assert result.returncode == 2
-    assert f"{corefile}:3: plugin rewrite is not supported by kdns" in result.stderr
+    assert (
+        f"{corefile}:3: plugin etcd is not supported by kdns: it serves a zone kept in etcd" in result.stderr
+    )
+    assert f"{corefile}:4: unknown directive 'bogus': not a plugin of CoreDNS itself" in result.stderr
 
 
 @pytest.mark.slow

@@ -55,6 +55,8 @@ class Draft:
     key: Token  # where the block starts
     kubernetes: bool = False
     pods_verified: bool = False
+    rewrites: list[object] = field(default_factory=list)
+    templates: list[object] = field(default_factory=list)
     listen: list[str] = field(default_factory=list)
     forward: list[ForwardSettings] = field(default_factory=list)
     cache: CacheSettings | None = None
@@ -72,6 +74,8 @@ class Draft:
             port=port,
             listen=tuple(dict.fromkeys(self.listen)) or COREFILE_LISTEN,
             kubernetes=self.kubernetes,
+            rewrites=tuple(self.rewrites),
+            templates=tuple(self.templates),
             forward=tuple(self.forward),
             cache=self.cache,
             hosts=self.hosts,

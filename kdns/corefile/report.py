@@ -29,7 +29,7 @@ def describe(config: ServeConfig, warnings: list[str]) -> Iterator[str]:
 
 def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
     zones = " ".join(f"{zone.rstrip('.')}." if zone != "." else "." for zone in server.zones)
-    yield f"{zones} port {server.port} on {', '.join(server.listen)}:"
+    yield f"{zones} port {server.port} (listening on {', '.join(server.listen)})"
     if server.hosts is not None:
         hosts = server.hosts
         fallthrough = f", fallthrough {' '.join(hosts.fallthrough)}" if hosts.fallthrough else ""

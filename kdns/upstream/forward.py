@@ -54,6 +54,7 @@ import dnslib
 from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
 from kdns.config import ForwardPolicy, ForwardSettings, UpstreamAddress, UpstreamProtocol
 from kdns.counting import Histogram
+from kdns.plugins.rewrite import revert_record
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.connections import ConnectionPool
 from kdns.upstream.tls import client_context
@@ -260,7 +261,9 @@ class Forwarder:
             return error_packed(REFUSED)
         self.inflight += 1
         try:
-            if chase is None:  # the responder found no fresh answer in the cache
+            if query.packed.answer.asked is not None:  # rewritten: ask that, map the answer back
+                packed = await self._rewritten(query)
+            elif chase is None:  # the responder found no fresh answer in the cache
                 packed = await self.lookup(
                     query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True, pass_on=pass_on
                 )
@@ -350,6 +353,24 @@ class Forwarder:
         if self.cache is None or record.header.tc or not cache:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
+        return self.cache.put(query.cache_key, packed, whole)
+
+    async def _rewritten(self, query: PendingQuery) -> Packed:
+        """Upstream's answer to the question a ``rewrite`` made of the client's, mapped back by its
+        reverter (after our CNAMEs when a chased ExternalName was rewritten), cached under the
+        client's question as CoreDNS's cache, before ``rewrite``, keeps it."""
+        answer = query.packed.answer
+        assert answer.asked is not None
+        record = await self.lookup(answer.asked, answer.asked, do=query.do, tcp=query.tcp, keep_record=True)
+        qname, qtype_class = query.key[:-4], query.key[-4:]
+        if record is None:
+            return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
+        record = revert_record(answer.reverter, record)
+        records = [*to_records(answer.answer), *record.rr]
+        packed = pack_records(record.header.rcode, (records, record.auth, record.ar), qname, qtype_class)
+        if self.cache is None or record.header.tc:
+            return packed
+        whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=records, auth=record.auth, ar=record.ar)
         return self.cache.put(query.cache_key, packed, whole)
 
     # -- asking upstreams ----------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+"""``rewrite [continue|stop] FIELD ...`` (or its ``{ }`` form): rules the block applies to a question
+before its other plugins answer, and to their answer after; ``kdns.plugins.rewrite`` reads them."""
+
+from __future__ import annotations
+
+from kdns.corefile.context import Draft
+from kdns.corefile.syntax import Directive
+from kdns.corefile.values import fail
+from kdns.plugins import rewrite
+
+
+def setup(d: Directive, draft: Draft) -> None:
+    words = [t.text for t in d.args]
+    block = [[o.name.text, *(t.text for t in o.args)] for o in d.block] if d.block is not None else None
+    try:
+        rule = rewrite.parse(words, block)
+    except ValueError as exc:
+        fail(d.name, f"rewrite: {exc}")
+    if isinstance(rule, rewrite.Edns0Rule):
+        draft.warn(d.name, "rewrite: edns0 rules are not applied: kdns sends upstream the client's options")
+        return
+    draft.rewrites.append(rule)
