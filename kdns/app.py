@@ -28,6 +28,7 @@ from kdns.cluster.selector import ObjectFilter
 from kdns.config import (
     DEFAULT_RESOLV_CONF,
     CacheSettings,
+    ExternalSettings,
     ForwardSettings,
     HostsSettings,
     KubeSettings,
@@ -36,6 +37,7 @@ from kdns.config import (
     parse_upstream,
 )
 from kdns.ops.querylog import log_query
+from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.resolver import Resolver
 from kdns.responder import Responder
@@ -49,6 +51,7 @@ from kdns.upstream.forward import Forwarder, LoopDetected
 from kdns.upstream.resolvconf import nameservers, search_domains
 from kdns.upstream.routes import Routes
 from kdns.zone.cluster_zone import ClusterZone
+from kdns.zone.external_names import ExternalNames
 from kdns.zone.hosts import HostsTable
 from kdns.zone.names import BadName, to_wire
 
@@ -123,6 +126,13 @@ def _wire(zones: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(to_wire(zone) for zone in zones)
 
 
+def build_external(settings: ExternalSettings, block_zones: tuple[str, ...], zone: ClusterZone) -> External:
+    """A block's ``k8s_external``: its names, kept by the zone as the cluster changes."""
+    zones = _wire(settings.zones or block_zones)
+    names = zone.derived((settings, zones), lambda: ExternalNames(settings, zones, zone.settings))
+    return External(names)
+
+
 def build_autopath(
     config: ServeConfig, zone: ClusterZone, routes: Routes, router: Callable[[], Router]
 ) -> AutoPath:
@@ -170,7 +180,12 @@ def build_answering(
             )
             hosts.append((server.hosts, plugin))
         cluster = resolver if server.kubernetes else None
-        blocks.append(Block(_wire(server.zones), cluster=cluster, hosts=plugin, routes=routes))
+        external = None
+        if server.external is not None and server.kubernetes:  # it reads what kubernetes follows
+            external = build_external(server.external, server.zones, zone)
+        blocks.append(
+            Block(_wire(server.zones), cluster=cluster, hosts=plugin, external=external, routes=routes)
+        )
     router = Router(blocks, layout=zone.layout, ttl=config.zone.ttl)
     responder = Responder(
         router,

@@ -3,10 +3,10 @@
 A listener (an address set and a port) serves one or more server blocks. A question goes to the
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
-answering or passing the question on: ``hosts``, then ``kubernetes`` (the cluster's resolver), then
-``forward``, whose stanza of the longest ``FROM`` zone takes the question (other classes than IN
-and zone transfers are REFUSED rather than forwarded). A question no plugin answers gets SERVFAIL,
-as CoreDNS's chain ends.
+answering or passing the question on: ``hosts``, then ``k8s_external``, then ``kubernetes`` (the
+cluster's resolver), then ``forward``, whose stanza of the longest ``FROM`` zone takes the question
+(other classes than IN and zone transfers are REFUSED rather than forwarded). A question no plugin
+answers gets SERVFAIL, as CoreDNS's chain ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
 later) is packed once and kept by the responder until the zone or the configuration changes.
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
+from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
 from kdns.zone.names import ROOT, ZoneLayout, longest_zone
@@ -44,17 +45,23 @@ class Block:
         *,
         cluster: Resolver | None = None,
         hosts: Hosts | None = None,
+        external: External | None = None,
         routes: Sequence[Route] = (),
     ) -> None:
         self.zones = tuple(zones)
         self.cluster = cluster
         self.hosts = hosts
+        self.external = external
         self.routes = tuple(routes)
         self.forwarding = bool(self.routes)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         if self.hosts is not None and qclass == IN:
             answer = self.hosts.answer(qname, qtype)
+            if answer is not None:
+                return answer
+        if self.external is not None and qclass == IN:
+            answer = self.external.answer(qname, qtype)
             if answer is not None:
                 return answer
         if self.cluster is not None:
