@@ -86,7 +86,11 @@ def load_zone_from_api(config: ServeConfig) -> ClusterZone:
     zone = ClusterZone(config.zone)
     zone.load(
         list_cluster(
-            api, config.zone.pods, object_filter=object_filter_of(config), label_selector=config.labels
+            api,
+            config.zone.pods,
+            object_filter=object_filter_of(config),
+            label_selector=config.labels,
+            multicluster=bool(config.zone.multicluster),
         )
     )
     return zone
