@@ -507,6 +507,8 @@ class Runtime:
             for name in ("kube", "namespaces", "labels", "snapshots")
             if getattr(config, name) != getattr(old, name)
         ]
+        if self.informer is not None and bool(config.zone.multicluster) != bool(old.zone.multicluster):
+            unsupported.append("multicluster")  # ServiceImports are watched, or not, from the start
         if unsupported:
             self.reload_failures += 1
             log.error(
