@@ -29,6 +29,7 @@ from kdns.cluster.selector import ObjectFilter
 from kdns.config import (
     DEFAULT_RESOLV_CONF,
     CacheSettings,
+    ExternalSettings,
     ForwardSettings,
     HostsSettings,
     KubeSettings,
@@ -38,6 +39,7 @@ from kdns.config import (
     parse_upstream_address,
 )
 from kdns.ops.querylog import log_query
+from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.plugins.rewrite import Rewrite
 from kdns.resolver import Resolver
@@ -52,6 +54,7 @@ from kdns.upstream.forward import Forwarder, LoopDetected
 from kdns.upstream.resolvconf import nameservers, search_domains
 from kdns.upstream.routes import Routes
 from kdns.zone.cluster_zone import ClusterZone
+from kdns.zone.external_names import ExternalNames
 from kdns.zone.hosts import HostsTable
 from kdns.zone.names import BadName, to_wire
 
@@ -86,7 +89,11 @@ def load_zone_from_api(config: ServeConfig) -> ClusterZone:
     zone = ClusterZone(config.zone)
     zone.load(
         list_cluster(
-            api, config.zone.pods, object_filter=object_filter_of(config), label_selector=config.labels
+            api,
+            config.zone.pods,
+            object_filter=object_filter_of(config),
+            label_selector=config.labels,
+            multicluster=bool(config.zone.multicluster),
         )
     )
     return zone
@@ -126,6 +133,13 @@ def read_hosts_table(settings: HostsSettings) -> HostsTable:
 
 def _wire(zones: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(to_wire(zone) for zone in zones)
+
+
+def build_external(settings: ExternalSettings, block_zones: tuple[str, ...], zone: ClusterZone) -> External:
+    """A block's ``k8s_external``: its names, kept by the zone as the cluster changes."""
+    zones = _wire(settings.zones or block_zones)
+    names = zone.derived((settings, zones), lambda: ExternalNames(settings, zones, zone.settings))
+    return External(names)
 
 
 def build_autopath(
@@ -174,6 +188,9 @@ def build_answering(
                 fallthrough=_wire(server.hosts.fallthrough),
             )
             hosts.append((server.hosts, plugin))
+        external = None
+        if server.external is not None and server.kubernetes:  # it reads what kubernetes follows
+            external = build_external(server.external, server.zones, zone)
         blocks.append(
             Block(
                 _wire(server.zones),
@@ -181,6 +198,7 @@ def build_answering(
                 templates=server.templates,  # type: ignore[arg-type]
                 cluster=resolver if server.kubernetes else None,
                 hosts=plugin,
+                external=external,
                 routes=routes,
             )
         )
@@ -510,6 +528,8 @@ class Runtime:
             for name in ("kube", "namespaces", "labels", "snapshots")
             if getattr(config, name) != getattr(old, name)
         ]
+        if self.informer is not None and bool(config.zone.multicluster) != bool(old.zone.multicluster):
+            unsupported.append("multicluster")  # ServiceImports are watched, or not, from the start
         if unsupported:
             self.reload_failures += 1
             log.error(

@@ -4,10 +4,10 @@ A listener (an address set and a port) serves one or more server blocks. A quest
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
 answering or passing the question on: ``rewrite`` (the rest answer the rewritten question, and the
-answer is mapped back), ``template``, ``hosts``, ``kubernetes`` (the cluster's resolver), then
-``forward``, whose first stanza in the order written that holds the name takes the question (other
-classes than IN and zone transfers are REFUSED rather than forwarded). A question no plugin answers
-gets SERVFAIL, as CoreDNS's chain ends.
+answer is mapped back), ``template``, ``hosts``, ``k8s_external``, ``kubernetes`` (the cluster's
+resolver), then ``forward``, whose first stanza in the order written that holds the name takes the
+question (other classes than IN and zone transfers are REFUSED rather than forwarded). A question no
+plugin answers gets SERVFAIL, as CoreDNS's chain ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
 later) is packed once and kept by the responder until the zone or the configuration changes.
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
+from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.plugins.rewrite import Rewrite, revert_answer
 from kdns.plugins.template import Template
@@ -50,6 +51,7 @@ class Block:
         templates: Sequence[Template] = (),
         cluster: Resolver | None = None,
         hosts: Hosts | None = None,
+        external: External | None = None,
         routes: Sequence[Route] = (),
     ) -> None:
         self.zones = tuple(zones)
@@ -57,6 +59,7 @@ class Block:
         self.templates = tuple(templates)
         self.cluster = cluster
         self.hosts = hosts
+        self.external = external
         self.routes = tuple(routes)
         self.forwarding = bool(self.routes)
 
@@ -83,6 +86,10 @@ class Block:
                 return self._chased(answer)
         if self.hosts is not None and qclass == IN:
             answer = self.hosts.answer(qname, qtype)
+            if answer is not None:
+                return answer
+        if self.external is not None and qclass == IN:
+            answer = self.external.answer(qname, qtype)
             if answer is not None:
                 return answer
         if self.cluster is not None:

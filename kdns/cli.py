@@ -66,6 +66,7 @@ from kdns.config import (
     WORKERS,
     Bounds,
     CacheSettings,
+    ExternalSettings,
     ForwardPolicy,
     ForwardSettings,
     HostsSettings,
@@ -88,7 +89,7 @@ from kdns.dump import dump_lines
 from kdns.sources.connection import ConnectionSettingsError, in_cluster_available
 from kdns.sources.snapshot import SnapshotError
 from kdns.upstream.resolvconf import ResolvConfError
-from kdns.zone.names import ZoneLayout
+from kdns.zone.names import ZoneLayout, to_wire
 
 log = logging.getLogger("kdns")
 USAGE_ERROR = 2
@@ -215,6 +216,16 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="name endpoints without a hostname after their pod instead of their dashed IP "
         "(CoreDNS 'endpoint_pod_names')",
+    )
+    zone.add_argument(
+        "--multicluster",
+        metavar="ZONE",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="answer <svc>.<ns>.svc.ZONE from ServiceImports (multicluster.x-k8s.io) and their "
+        "EndpointSlices instead of Services, as CoreDNS's kubernetes 'multicluster'; ZONE is served "
+        "as one of the zones (e.g. clusterset.local)",
     )
     zone.add_argument(
         "--ignore-empty-service",
@@ -394,6 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
         "CoreDNS's hosts without fallthrough); cluster names always go on to the cluster",
     )
     other.add_argument(
+        "--external",
+        metavar="ZONE",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="answer <svc>.<ns>.ZONE with Services' external and load balancer IPs, and the "
+        "zone's SOA and NS (CoreDNS's k8s_external)",
+    )
+    other.add_argument(
+        "--external-headless",
+        action="store_true",
+        help="also answer headless Services without external IPs in the --external zones, with "
+        "their ready endpoints (k8s_external's headless)",
+    )
+    other.add_argument(
         "--autopath",
         action="store_true",
         help="walk a pod's search path on the server for names like example.com.<ns>.svc.<zone> and "
@@ -522,7 +548,9 @@ def _usage_error(parser: argparse.ArgumentParser, problems: Sequence[str]) -> No
 
 def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
     """The configuration the options ask for; every problem with them is reported at once (exit 2)."""
+    multicluster = tuple(dict.fromkeys(z.rstrip(".").lower() for z in args.multicluster))
     zones = tuple(z.rstrip(".").lower() for z in args.zone) or DEFAULT_ZONES
+    zones += tuple(z for z in multicluster if z not in zones)  # served by the cluster too
     problems = Problems(args)
     problems.parse("--zone", ZoneLayout.of, zones)
     if args.labels is not None:
@@ -541,6 +569,7 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
             endpoint_pod_names=args.endpoint_pod_names,
             ignore_empty_service=args.ignore_empty_service,
             fallthrough=_fallthrough(args),
+            multicluster=multicluster,
         ),
         snapshots=() if kube else (tuple(args.snapshot) or (DEFAULT_SNAPSHOT,)),
         namespaces=tuple(args.namespace),
@@ -561,6 +590,10 @@ def _check_serve_options(args: argparse.Namespace, problems: Problems) -> None:
         problems.parse("--upstream", parse_upstream_address, upstream)
     if len(args.upstream) > MAX_UPSTREAMS:
         problems.add("--upstream", f"more than {MAX_UPSTREAMS} upstreams")
+    for zone in args.external:
+        problems.parse("--external", to_wire, zone)
+    if args.external_headless and not args.external:
+        problems.note("--external-headless needs --external: the zones the Services are named in")
     if args.autopath and args.pods != PodMode.VERIFIED:
         problems.note("--autopath needs --pods verified: the client's namespace comes from its pod")
 
@@ -586,8 +619,13 @@ def _server_settings(args: argparse.Namespace, zones: tuple[str, ...]) -> Server
     hosts = None
     if args.hosts:  # the cluster's names stay the cluster's, as with --hosts-fallthrough
         hosts = HostsSettings(path=args.hosts, fallthrough=EVERY_ZONE if args.hosts_fallthrough else zones)
+    external_zones = tuple(dict.fromkeys(z.rstrip(".").lower() for z in args.external))
+    external = None
+    if external_zones:
+        external = ExternalSettings(zones=external_zones, headless=args.external_headless)
     return ServerSettings(
-        zones=EVERY_ZONE if forward is not None or hosts is not None else zones,
+        zones=EVERY_ZONE if forward is not None or hosts is not None else zones + external_zones,
+        external=external,
         port=args.port,
         listen=tuple(dict.fromkeys(args.listen)) or DEFAULT_LISTEN,
         forward=(forward,) if forward is not None else (),

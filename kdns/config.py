@@ -138,6 +138,9 @@ COREFILE_HOSTS_FILE = Path("/etc/hosts")  # CoreDNS's when 'hosts' names no file
 DEFAULT_HOSTS_TTL = 3600  # kdns's and CoreDNS's
 DEFAULT_HOSTS_RELOAD = 5.0  # kdns's and CoreDNS's
 
+DEFAULT_EXTERNAL_TTL = 5  # CoreDNS's k8s_external
+DEFAULT_EXTERNAL_APEX = "dns"  # k8s_external's name below the zone for its SOA's and NS's names
+
 HEALTH_PORT, READY_PORT, METRICS_PORT = 8080, 8181, 9153  # CoreDNS's health, ready and prometheus
 DEFAULT_HEALTH = f":{HEALTH_PORT}"  # every interface: kdns's and CoreDNS's
 DEFAULT_READY = f":{READY_PORT}"  # kdns's and CoreDNS's
@@ -364,6 +367,8 @@ class ZoneSettings:
     ignore_empty_service: bool = False
     dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # answers ns.dns.<zone>
     fallthrough: tuple[str, ...] = ()  # NXDOMAIN names within these go to the next plugin
+    # zones (among ``zones``) served from ServiceImports, not Services: CoreDNS's ``multicluster``
+    multicluster: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +452,18 @@ class HostsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalSettings:
+    """CoreDNS's ``k8s_external``: Services' external and load balancer IPs under zones of their own,
+    ``<svc>.<ns>.<zone>``, with the zone's SOA and NS (named below ``apex``)."""
+
+    zones: tuple[str, ...] = ()  # lowercase, no final dot; empty: its server block's zones
+    ttl: int = DEFAULT_EXTERNAL_TTL  # within TTL, as CoreDNS's
+    headless: bool = False  # also headless Services without external IPs: their ready endpoints
+    fallthrough: tuple[str, ...] = ()  # NXDOMAIN names within these go to the next plugin
+    apex: str = DEFAULT_EXTERNAL_APEX
+
+
+@dataclass(frozen=True, slots=True)
 class OpsSettings:
     """HTTP endpoints beside DNS: liveness, readiness and Prometheus metrics ("HOST:PORT"; None: off)."""
 
@@ -474,6 +491,7 @@ class ServerSettings:
     forward: tuple[ForwardSettings, ...] = ()  # one per ``forward`` stanza
     cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
     hosts: HostsSettings | None = None
+    external: ExternalSettings | None = None  # CoreDNS's k8s_external, run after hosts
     loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
     autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
     log_queries: bool = False  # one line per query (CoreDNS's log)

@@ -24,18 +24,31 @@ from kdns.cluster.model import ClusterObject, Event
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, PodMode
 from kdns.counting import Histogram
-from kdns.sources.kube import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Connection, Resource
-from kdns.sources.reflector import ApiHealth, Reflector, WatchSettings
+from kdns.sources.kube import (
+    ENDPOINT_SLICES,
+    NAMESPACES,
+    PODS,
+    SERVICE_IMPORTS,
+    SERVICES,
+    Connection,
+    Resource,
+)
+from kdns.sources.reflector import ApiHealth, Missing, Reflector, WatchSettings
 from kdns.zone.cluster_zone import ClusterZone
 
 log = logging.getLogger(__name__)
 APPLY_BOUNDS = tuple(0.0001 * 2**i for i in range(14))  # 0.1 ms to 0.8 s
 
 
-def watched_resources(pods: PodMode) -> list[Resource]:
-    """Namespaces, Services and EndpointSlices; Pods only when ``--pods verified`` needs them."""
+def watched_resources(pods: PodMode, *, multicluster: bool = False) -> list[Resource]:
+    """Namespaces, Services and EndpointSlices; Pods only when ``--pods verified`` needs them,
+    ServiceImports only when multicluster zones do."""
     resources = [NAMESPACES, SERVICES, ENDPOINT_SLICES]
-    return [*resources, PODS] if pods is PodMode.VERIFIED else resources
+    if pods is PodMode.VERIFIED:
+        resources.append(PODS)
+    if multicluster:
+        resources.append(SERVICE_IMPORTS)
+    return resources
 
 
 def connection_of(settings: KubeSettings) -> Connection:
@@ -58,11 +71,17 @@ class _Collector:
 
 
 def list_cluster(
-    api: object, pods: PodMode, *, object_filter: ObjectFilter, label_selector: str | None = None
+    api: object,
+    pods: PodMode,
+    *,
+    object_filter: ObjectFilter,
+    label_selector: str | None = None,
+    multicluster: bool = False,
 ) -> list[ClusterObject]:
-    """Every watched resource listed once, without watching: the cluster as it is now."""
+    """Every watched resource listed once, without watching: the cluster as it is now (an optional
+    resource the API does not serve, as empty)."""
     collector = _Collector()
-    for resource in watched_resources(pods):
+    for resource in watched_resources(pods, multicluster=multicluster):
         reflector = Reflector(
             api,
             resource,
@@ -71,7 +90,10 @@ def list_cluster(
             object_filter=object_filter,
             label_selector=label_selector if resource is SERVICES else None,
         )
-        reflector.list_once()
+        try:
+            reflector.list_once()
+        except Missing:
+            log.warning("%s: the Kubernetes API does not serve %s", resource.plural, resource.optional)
     return collector.objects
 
 
@@ -103,7 +125,9 @@ class Informer:
                 label_selector=label_selector if resource is SERVICES else None,
                 settings=watch,
             )
-            for resource in watched_resources(zone.settings.pods)
+            for resource in watched_resources(
+                zone.settings.pods, multicluster=bool(zone.settings.multicluster)
+            )
         ]
         self._unsynced = {r.resource.kind for r in self.reflectors}
         self.apply_seconds = Histogram(APPLY_BOUNDS)  # watch event handed over -> zone updated

@@ -11,8 +11,10 @@ silent watch), ``reset_connections`` (every connection reset mid-list or mid-wat
 list pages, sent half then the rest) and ``expire_watches`` (a 410 storm: every watch from a version is
 too old).
 
-Served: namespaces, services, pods (``/api/v1``) and endpointslices (``/apis/discovery.k8s.io/v1``),
-cluster-wide and per namespace, plus ``GET /version``. Tests drive it through Python methods
+Served: namespaces, services, pods (``/api/v1``), endpointslices (``/apis/discovery.k8s.io/v1``) and
+the custom resource serviceimports (``/apis/multicluster.x-k8s.io/v1alpha1``), cluster-wide and per
+namespace, plus ``GET /version``. ``uninstall`` makes a kind's API 404 as when its CRD is missing,
+``install`` serves it again. Tests drive it through Python methods
 (``create``, ``update``, ``delete``, ``fail``, ``stop`` ...); nothing is writable over HTTP.
 """
 
@@ -103,6 +105,7 @@ RESOURCES = {
         Resource("Service", "services", "v1", namespaced=True),
         Resource("Pod", "pods", "v1", namespaced=True),
         Resource("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", namespaced=True),
+        Resource("ServiceImport", "serviceimports", "multicluster.x-k8s.io/v1alpha1", namespaced=True),
     )
 }
 _BY_NAME = {n.lower(): r for r in RESOURCES.values() for n in (r.kind, r.plural)}
@@ -281,10 +284,18 @@ def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
     """(resource, namespace, name) for a served path, else None."""
     if path.startswith("/api/v1/"):
         api_version, rest = "v1", path[len("/api/v1/") :]
-    elif path.startswith("/apis/discovery.k8s.io/v1/"):
-        api_version, rest = "discovery.k8s.io/v1", path[len("/apis/discovery.k8s.io/v1/") :]
     else:
-        return None
+        api_version = next(
+            (
+                r.api_version
+                for r in RESOURCES.values()
+                if path.startswith(f"{r.prefix}/") and r.api_version != "v1"
+            ),
+            None,
+        )
+        if api_version is None:
+            return None
+        rest = path[len(f"/apis/{api_version}/") :]
     plurals = {r.plural: r for r in RESOURCES.values() if r.api_version == api_version}
     match rest.split("/"):
         case [plural] if plural in plurals:
@@ -463,6 +474,7 @@ class KubeFake:
         self._expire_watches = False
         self._reset_generation = 0
         self._failures: list[_Failure] = []
+        self._uninstalled: set[str] = set()  # kinds whose API answers 404
         self._requests: list[Request] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._times: dict[tuple[str, str], list[float]] = {}
@@ -661,6 +673,19 @@ class KubeFake:
         with self._cond:
             self._reset_generation += 1  # busy handlers notice and reset their connection
             self._cond.notify_all()
+
+    def uninstall(self, kind: str) -> None:
+        """Serve 404 for ``kind``'s API from now on, as when its CRD is not installed; open watches of
+        it end."""
+        with self._cond:
+            self._uninstalled.add(self.resource(kind).kind)
+            self._close_generation += 1
+            self._cond.notify_all()
+
+    def install(self, kind: str) -> None:
+        """Serve ``kind``'s API again (its stored objects too)."""
+        with self._lock:
+            self._uninstalled.discard(self.resource(kind).kind)
 
     def clear_failures(self) -> None:
         """Forget the failures ``fail`` queued that have not happened yet."""
@@ -867,7 +892,9 @@ class KubeFake:
             h.end_headers()
             h.wfile.write(b"ok")
             return
-        if route is None:
+        with self._lock:
+            uninstalled = route is not None and route[0].kind in self._uninstalled
+        if route is None or uninstalled:
             h.send_status(_status(404, "the server could not find the requested resource"))
             return
         res, ns, name = route

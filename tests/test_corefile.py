@@ -645,7 +645,6 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             for plugin in (
                 "file",
                 "etcd",
-                "k8s_external",
                 "dnssec",
                 "acl",
                 "view",
@@ -661,6 +660,8 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             "template: answers that depend on the client (.Remote, .Question) are not supported",
         ),
         (root_block("template IN"), 3, "template: "),
+        (".:53 {\n    k8s_external example.org\n}\n", 2, "k8s_external needs the kubernetes plugin"),
+        (root_block("k8s_external {", "    apex a..b", "}"), 4, "k8s_external: apex: "),
         (root_block("rewrite name"), 3, "rewrite: "),
         (root_block("rewrite cname exact a.example b.example"), 3, "rewrite: "),
         # kubernetes
@@ -685,7 +686,7 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
                 ("startup_timeout 5", "startup_timeout: '5' is not a duration"),
                 ("endpoint https://10.9.8.7:6443", "kubernetes: endpoint is not supported"),
                 ("noendpoints", "kubernetes: option noendpoints is not supported by kdns"),
-                ("multicluster clusterset.local", "kubernetes: option multicluster is not supported by kdns"),
+                ("multicluster clusterset.local", "kubernetes: multicluster clusterset.local: not a zone of"),
                 ("namespace_labels team=a", "kubernetes: option namespace_labels is not supported by kdns"),
                 ("tls cert key ca", "kubernetes: option tls is not supported by kdns"),
                 ("resync 5m", "kubernetes: unknown option 'resync'"),

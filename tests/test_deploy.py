@@ -344,6 +344,7 @@ def test_the_cluster_role_grants_only_list_and_watch_on_what_kdns_follows() -> N
             ("", "services"),
             ("", "pods"),
             ("discovery.k8s.io", "endpointslices"),
+            ("multicluster.x-k8s.io", "serviceimports"),  # for `multicluster` (KEP-1645)
         ]
         for verb in ("list", "watch")
     }

@@ -95,7 +95,7 @@ def requested(api: KubeFake) -> set[tuple[str, str, str]]:
     asked = set()
     for request in api.requests:
         assert request.method == "GET", request
-        match = re.fullmatch(r"/api/v1/(\w+)|/apis/([\w.]+)/v1/(\w+)", request.path)
+        match = re.fullmatch(r"/api/v1/(\w+)|/apis/([\w.-]+)/v1\w*/(\w+)", request.path)
         assert match, f"not a collection: {request.path}"
         group, resource = ("", match[1]) if match[1] else (match[2], match[3])
         asked.add((group, resource, "watch" if request.query.get("watch") in {"true", "1"} else "list"))
@@ -104,9 +104,9 @@ def requested(api: KubeFake) -> set[tuple[str, str, str]]:
 
 @pytest.mark.slow
 def test_the_cluster_role_grants_exactly_what_kdns_lists_and_watches(tmp_path):
-    """kdns following every resource it can (--pods verified), through a restart of its watches: the
-    role's grants and kdns's requests are the same set."""
-    kinds = ("Namespace", "Service", "EndpointSlice", "Pod")
+    """kdns following every resource it can (--pods verified, --multicluster), through a restart of
+    its watches: the role's grants and kdns's requests are the same set."""
+    kinds = ("Namespace", "Service", "EndpointSlice", "Pod", "ServiceImport")
     with KubeFake(bookmark_interval=0.2) as api:
         for obj in (
             namespace("default"),
@@ -116,7 +116,9 @@ def test_the_cluster_role_grants_exactly_what_kdns_lists_and_watches(tmp_path):
         ):
             api.create(obj)
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-        with running("--kubeconfig", str(kubeconfig), "--pods", "verified") as server:
+        with running(
+            "--kubeconfig", str(kubeconfig), "--pods", "verified", "--multicluster", "clusterset.local"
+        ) as server:
             eventually(lambda: server.logged("synced with the Kubernetes API"), timeout=10)
             eventually(lambda: all(api.watch_count(kind) for kind in kinds), timeout=10)
             api.close_watches()

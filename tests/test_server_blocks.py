@@ -12,6 +12,7 @@ import pytest
 
 from kdns.blocks import NO_PLUGIN, Block, Route, Router
 from kdns.codes import AAAA, NOERROR, REFUSED, SERVFAIL, A
+from kdns.config import ExternalSettings
 from kdns.corefile import CorefileError, load
 from kdns.plugins.hosts import Hosts
 from kdns.resolver import Resolver
@@ -305,3 +306,23 @@ def test_check_says_what_each_block_maps_to_without_serving(tmp_path):
     refused = run_kdns("check", "--corefile", str(corefile))
     assert refused.returncode == 2 and refused.stdout == ""
     assert "2 problem(s); kdns cannot run it" in refused.stderr
+
+
+def test_k8s_external_and_multicluster_load_from_the_corefile(tmp_path):
+    config, warnings = load(
+        write(
+            tmp_path,
+            ".:53 {\n"
+            "    kubernetes cluster.local clusterset.local in-addr.arpa ip6.arpa {\n"
+            "        multicluster clusterset.local\n"
+            "    }\n"
+            "    k8s_external example.com {\n        apex ns\n        ttl 60\n        headless\n    }\n"
+            "    cache 30 {\n        success 0\n        denial 100\n    }\n"
+            "}\n",
+        ),
+        environ={},
+    )
+    (server,) = config.servers
+    assert warnings == [] and config.zone.multicluster == ("clusterset.local",)
+    assert server.external == ExternalSettings(zones=("example.com",), ttl=60, headless=True, apex="ns")
+    assert (server.cache.success_capacity, server.cache.denial_capacity) == (0, 100)

@@ -21,10 +21,14 @@ from kdns.cluster.model import (
     Pod,
     Port,
     Service,
+    ServiceImport,
+    ServiceImportKind,
     ServiceKind,
 )
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+IMPORTED_NAME_LABEL = "multicluster.kubernetes.io/service-name"  # KEP-1645's slices of an import
+SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 _SHARED_LIMIT = 4096  # distinct ports and port lists kept for sharing; a cluster has few
@@ -74,6 +78,8 @@ def tombstone(raw: Mapping[str, Any]) -> ClusterObject | None:
             return EndpointSlice(namespace=namespace, name=name, service="")
         case "Pod":
             return Pod(namespace=namespace, name=name)
+        case "ServiceImport":
+            return ServiceImport(namespace=namespace, name=name, kind=ServiceImportKind.CLUSTER_SET_IP)
     return None
 
 
@@ -199,8 +205,25 @@ def to_service(raw: Mapping[str, Any]) -> Service:
         kind = ServiceKind.CLUSTER_IP
         ips = tuple(dict.fromkeys(canonical_ip(ip) for ip in listed if ip and ip != "None"))
     return Service(
-        namespace=namespace, name=name, kind=kind, cluster_ips=ips, ports=ports, publish_not_ready=publish
+        namespace=namespace,
+        name=name,
+        kind=kind,
+        cluster_ips=ips,
+        ports=ports,
+        publish_not_ready=publish,
+        external_ips=_external_ips(spec, _mapping(raw.get("status"), "status")),
     )
+
+
+def _external_ips(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[str, ...]:
+    """spec.externalIPs, then the load balancer's ingress IPs (ingress hostnames are not IPs)."""
+    listed = list(_sequence(spec.get("externalIPs"), "spec.externalIPs"))
+    balancer = _mapping(status.get("loadBalancer"), "status.loadBalancer")
+    for i, ingress in enumerate(_sequence(balancer.get("ingress"), "status.loadBalancer.ingress")):
+        ip = _mapping(ingress, f"status.loadBalancer.ingress[{i}]").get("ip")
+        if ip:
+            listed.append(ip)
+    return tuple(dict.fromkeys(canonical_ip(ip) for ip in listed if ip))
 
 
 def _endpoint(raw: Any, field: str, version: int) -> Endpoint:
@@ -224,11 +247,14 @@ def _endpoint(raw: Any, field: str, version: int) -> Endpoint:
 def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     namespace, name = _metadata(raw, namespaced=True)
     labels = _mapping(_mapping(raw.get("metadata"), "metadata").get("labels"), "metadata.labels")
-    service = labels.get(SERVICE_NAME_LABEL)
-    if not service:
+    service, imported = labels.get(SERVICE_NAME_LABEL) or "", labels.get(IMPORTED_NAME_LABEL) or ""
+    if not service and not imported:
         raise SkippedObject(f"no {SERVICE_NAME_LABEL} label")
-    if not isinstance(service, str) or not is_dns_label(service):
-        raise InvalidObject(f"label {SERVICE_NAME_LABEL}={service!r} is not a service name")
+    for label, value in ((SERVICE_NAME_LABEL, service), (IMPORTED_NAME_LABEL, imported)):
+        if not isinstance(value, str) or (value and not is_dns_label(value)):
+            raise InvalidObject(f"label {label}={value!r} is not a service name")
+    cluster = labels.get(SOURCE_CLUSTER_LABEL)
+    cluster = cluster.lower() if isinstance(cluster, str) and is_dns_label(cluster.lower()) else ""
     address_type = raw.get("addressType")
     version = {"IPv4": 4, "IPv6": 6}.get(address_type) if isinstance(address_type, str) else None
     if version is None:
@@ -243,6 +269,8 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
         service=sys.intern(service),
         endpoints=endpoints,
         ports=_ports(raw.get("ports"), "ports"),
+        imported=sys.intern(imported),
+        cluster=cluster,
     )
 
 
@@ -261,9 +289,29 @@ def to_pod(raw: Mapping[str, Any]) -> Pod:
     return Pod(namespace=namespace, name=name, ips=ips)
 
 
+def to_service_import(raw: Mapping[str, Any]) -> ServiceImport:
+    """A multicluster.x-k8s.io ServiceImport: its type, clusterset IPs and ports."""
+    namespace, name = _metadata(raw, namespaced=True)
+    if not is_dns_label(name):
+        raise InvalidObject(f"service import name {name!r} is not a DNS label")
+    spec = _mapping(raw.get("spec"), "spec")
+    kind = next((k for k in ServiceImportKind if k.value == spec.get("type")), None)
+    if kind is None:
+        raise InvalidObject(f"spec.type {spec.get('type')!r} is not ClusterSetIP or Headless")
+    ips = tuple(dict.fromkeys(canonical_ip(ip) for ip in _sequence(spec.get("ips"), "spec.ips") if ip))
+    return ServiceImport(
+        namespace=namespace,
+        name=sys.intern(name),
+        kind=kind,
+        ips=ips if kind is ServiceImportKind.CLUSTER_SET_IP else (),
+        ports=_ports(spec.get("ports"), "spec.ports"),
+    )
+
+
 _CONVERTERS: dict[str, Callable[[Mapping[str, Any]], ClusterObject]] = {
     "Namespace": to_namespace,
     "Service": to_service,
     "EndpointSlice": to_endpoint_slice,
     "Pod": to_pod,
+    "ServiceImport": to_service_import,
 }

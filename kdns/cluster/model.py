@@ -43,6 +43,8 @@ class Service:
     external_name: str = ""
     ports: tuple[Port, ...] = ()
     publish_not_ready: bool = False
+    # spec.externalIPs, then status.loadBalancer.ingress[].ip: what k8s_external answers
+    external_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +68,11 @@ class Endpoint:
 class EndpointSlice:
     namespace: str
     name: str
-    service: str  # the kubernetes.io/service-name label
+    service: str  # the kubernetes.io/service-name label; empty on a slice of an imported service only
     endpoints: tuple[Endpoint, ...] = ()
     ports: tuple[Port, ...] = ()
+    imported: str = ""  # the multicluster.kubernetes.io/service-name label: a ServiceImport's slice
+    cluster: str = ""  # the multicluster.kubernetes.io/source-cluster label, when it is a DNS label
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,25 @@ class Pod:
     ips: tuple[str, ...] = ()
 
 
-ClusterObject = Namespace | Service | EndpointSlice | Pod
+class ServiceImportKind(Enum):
+    """How a ServiceImport (multicluster.x-k8s.io) is answered in DNS."""
+
+    CLUSTER_SET_IP = "ClusterSetIP"  # A/AAAA of its spec.ips
+    HEADLESS = "Headless"  # A/AAAA of the ready endpoints of its slices
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceImport:
+    """A Service exported from the clusters of a clusterset, as this cluster imports it (KEP-1645)."""
+
+    namespace: str
+    name: str
+    kind: ServiceImportKind
+    ips: tuple[str, ...] = ()
+    ports: tuple[Port, ...] = ()
+
+
+ClusterObject = Namespace | Service | EndpointSlice | Pod | ServiceImport
 
 
 class EventType(Enum):
@@ -95,9 +117,11 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """The unit of zone updates: one Service (with its slices), one Pod, or one Namespace.
+    """The unit of zone updates: one Service (with its slices), one Pod, one Namespace, or one
+    ServiceImport (with its slices).
 
-    ``kind`` is ``"service"``, ``"pod"`` or ``"namespace"``; a namespace owner has an empty ``name``.
+    ``kind`` is ``"service"``, ``"pod"``, ``"namespace"`` or ``"import"``; a namespace owner has an
+    empty ``name``.
     """
 
     kind: str

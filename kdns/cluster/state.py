@@ -1,4 +1,5 @@
-"""The cluster as last seen: slim objects by key, EndpointSlices grouped under their Service.
+"""The cluster as last seen: slim objects by key, EndpointSlices grouped under their Service (and
+under their ServiceImport, for the slices of imported services).
 
 ``apply`` stores one event and returns the owners whose DNS names it affects; ``affected`` names them
 before the event is applied, while the state still holds what the zone was built from. ``changes_to``
@@ -18,6 +19,7 @@ from kdns.cluster.model import (
     Owner,
     Pod,
     Service,
+    ServiceImport,
 )
 
 Key = tuple[str, str]
@@ -32,12 +34,17 @@ class ClusterState:
         self.slices: dict[Key, EndpointSlice] = {}
         self.pods: dict[Key, Pod] = {}
         self.pods_by_ip: dict[str, Pod] = {}  # the client's pod, for autopath
+        self.imports: dict[Key, ServiceImport] = {}
         self._slices_by_service: dict[Key, tuple[EndpointSlice, ...]] = {}  # in the order last changed
+        self._slices_by_import: dict[Key, tuple[EndpointSlice, ...]] = {}
         self._services_by_namespace: dict[str, int] = {}  # how many
 
     # -- queries -------------------------------------------------------------------------------------
     def slices_of(self, namespace: str, service: str) -> Iterable[EndpointSlice]:
         return self._slices_by_service.get((namespace, service), ())
+
+    def imported_slices_of(self, namespace: str, name: str) -> Iterable[EndpointSlice]:
+        return self._slices_by_import.get((namespace, name), ())
 
     def namespace_exists(self, namespace: str) -> bool:
         """A namespace exists when its object does, or when a Service lives in it."""
@@ -55,6 +62,8 @@ class ClusterState:
             yield Owner("service", ns, name)
         for ns, name in self.pods:
             yield Owner("pod", ns, name)
+        for ns, name in self.imports.keys() | self._slices_by_import.keys():
+            yield Owner("import", ns, name)
 
     # -- updates -------------------------------------------------------------------------------------
     def affected(self, event: Event) -> tuple[Owner, ...]:
@@ -67,12 +76,14 @@ class ClusterState:
                 return (Owner("service", ns, name), Owner("namespace", ns))
             case EndpointSlice(namespace=ns, name=name):
                 old = self.slices.get((ns, name))
-                owners = [] if old is None else [Owner("service", ns, old.service)]
+                owners = [] if old is None else _slice_owners(old)
                 if event.type is not EventType.DELETED:
-                    owners.append(Owner("service", ns, obj.service))
+                    owners.extend(_slice_owners(obj))
                 return tuple(dict.fromkeys(owners))
             case Pod(namespace=ns, name=name):
                 return (Owner("pod", ns, name),)
+            case ServiceImport(namespace=ns, name=name):
+                return (Owner("import", ns, name),)
         raise TypeError(f"not a cluster object: {obj!r}")
 
     def apply(self, event: Event) -> tuple[Owner, ...]:
@@ -107,23 +118,34 @@ class ClusterState:
                     self.pods[(ns, name)] = obj
                     for ip in obj.ips:
                         self.pods_by_ip[ip] = obj
+            case ServiceImport(namespace=ns, name=name):
+                if deleted:
+                    self.imports.pop((ns, name), None)
+                else:
+                    self.imports[(ns, name)] = obj
         return owners
 
     def _apply_slice(self, new: EndpointSlice, deleted: bool) -> None:
         key = (new.namespace, new.name)
         old = self.slices.pop(key, None)
-        groups = self._slices_by_service
         if old is not None:
-            service = (old.namespace, old.service)
-            group = tuple(s for s in groups[service] if s.name != old.name)
-            if group:
-                groups[service] = group
-            else:
-                del groups[service]
+            for groups, owner in self._groups_of(old):
+                group = tuple(s for s in groups[owner] if s.name != old.name)
+                if group:
+                    groups[owner] = group
+                else:
+                    del groups[owner]
         if not deleted:
             self.slices[key] = new
-            service = (new.namespace, new.service)
-            groups[service] = (*groups.get(service, ()), new)
+            for groups, owner in self._groups_of(new):
+                groups[owner] = (*groups.get(owner, ()), new)
+
+    def _groups_of(self, piece: EndpointSlice) -> Iterator[tuple[dict[Key, tuple[EndpointSlice, ...]], Key]]:
+        """The groups of slices that ``piece`` is in, with its key in each."""
+        if piece.service:
+            yield self._slices_by_service, (piece.namespace, piece.service)
+        if piece.imported:
+            yield self._slices_by_import, (piece.namespace, piece.imported)
 
     def table(self, kind: str) -> dict:
         """The stored objects of one kind (``"Service"``...) by key."""
@@ -132,6 +154,7 @@ class ClusterState:
             "Service": self.services,
             "EndpointSlice": self.slices,
             "Pod": self.pods,
+            "ServiceImport": self.imports,
         }[kind]
 
     def changes_to(self, kind: str, objects: list[ClusterObject]) -> Iterator[Event]:
@@ -147,6 +170,14 @@ class ClusterState:
         for obj in objects:
             if table.get(key_of(obj)) != obj:
                 yield Event(EventType.ADDED, obj)
+
+
+def _slice_owners(piece: EndpointSlice) -> list[Owner]:
+    """The owners a slice belongs to: its Service, its ServiceImport, or both."""
+    owners = [Owner("service", piece.namespace, piece.service)] if piece.service else []
+    if piece.imported:
+        owners.append(Owner("import", piece.namespace, piece.imported))
+    return owners
 
 
 def key_of(obj: ClusterObject) -> str | Key:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from kdns.config import CACHE_TTL, COREFILE_SERVE_STALE, COUNT, SERVFAIL_TTL, WHOLE_NUMBER, CacheSettings
+from kdns.config import CACHE_TTL, COREFILE_SERVE_STALE, SERVFAIL_TTL, WHOLE_NUMBER, CacheSettings
 from kdns.corefile.context import Draft
 from kdns.corefile.syntax import Directive
 from kdns.corefile.values import args, duration, fail, integer, no_block, unknown_option, within, zones_in
@@ -37,7 +37,8 @@ def _option(
     match name:
         case "success" | "denial":
             words = args(o, 1, 3, f"{name} CAPACITY [TTL [MINTTL]]")
-            settings[f"{name}_capacity"] = integer(words[0], f"{name} capacity", COUNT)
+            # 0: that kind is not cached (CoreDNS's 'success 0' / 'denial 0')
+            settings[f"{name}_capacity"] = integer(words[0], f"{name} capacity")
             if len(words) > 1:
                 settings[f"{name}_ttl"] = integer(words[1], f"{name} TTL", CACHE_TTL)
             if len(words) > 2:

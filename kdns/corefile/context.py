@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kdns.config import (
     COREFILE_LISTEN,
     CacheSettings,
+    ExternalSettings,
     ForwardSettings,
     HostsSettings,
     KubeSettings,
@@ -61,6 +62,7 @@ class Draft:
     forward: list[ForwardSettings] = field(default_factory=list)
     cache: CacheSettings | None = None
     hosts: HostsSettings | None = None
+    external: ExternalSettings | None = None
     loadbalance: bool = False
     autopath: bool = False
     log_queries: bool = False
@@ -79,6 +81,7 @@ class Draft:
             forward=tuple(self.forward),
             cache=self.cache,
             hosts=self.hosts,
+            external=self.external,
             loadbalance=self.loadbalance,
             autopath=self.autopath,
             log_queries=self.log_queries,

@@ -110,7 +110,13 @@ def _option(d: Directive, o: Directive, cluster: Cluster, draft: Draft) -> Clust
             draft.warn(o.name, f"kubernetes: {name} is ignored: kdns lists and watches at its own pace")
         case "upstream" | "resyncperiod":
             draft.warn(o.name, f"kubernetes: {name} is obsolete and ignored")
-        case "noendpoints" | "multicluster" | "namespace_labels" | "tls" | "transfer":
+        case "multicluster":
+            zones = zones_in(args(o, 1, None, "multicluster ZONES..."))
+            outside = [z for z in zones if z not in zone.zones]
+            if outside:
+                fail(o.name, f"kubernetes: multicluster {' '.join(outside)}: not a zone of this kubernetes")
+            zone = replace(zone, multicluster=zones)
+        case "noendpoints" | "namespace_labels" | "tls" | "transfer":
             fail(o.name, f"kubernetes: option {name} is not supported by kdns")
         case _:
             unknown_option(d, o)

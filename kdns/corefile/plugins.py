@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kdns.corefile import cache, forward, hosts, kubernetes, log, ops, rewrite, server, template
+from kdns.corefile import cache, external, forward, hosts, kubernetes, log, ops, rewrite, server, template
 from kdns.corefile.context import Draft
 from kdns.corefile.syntax import Directive
 
@@ -28,6 +28,7 @@ SETUPS: dict[str, Setup] = {
     "hosts": hosts.setup,
     "template": template.setup,
     "rewrite": rewrite.setup,
+    "k8s_external": external.setup,
     "health": ops.health,
     "ready": ops.ready,
     "prometheus": ops.prometheus,

@@ -37,10 +37,22 @@ def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
     if server.kubernetes:
         zone = config.zone
         fallthrough = f", fallthrough {' '.join(zone.fallthrough)}" if zone.fallthrough else ""
+        multicluster = f", multicluster {' '.join(zone.multicluster)}" if zone.multicluster else ""
         yield (
             f"  kubernetes {' '.join(zone.zones)}: pods {zone.pods.value}, ttl {zone.ttl}{fallthrough}"
+            + multicluster
             + (", autopath" if server.autopath else "")
         )
+    if server.external is not None:
+        external = server.external
+        yield (
+            f"  k8s_external {' '.join(external.zones or server.zones)}: apex {external.apex}, "
+            f"ttl {external.ttl}" + (", headless" if external.headless else "")
+        )
+    for rule in server.rewrites:
+        yield f"  rewrite {type(rule).__name__}"
+    if server.templates:
+        yield f"  template: {len(server.templates)}"
     for stanza in server.forward:
         yield f"  forward {stanza.zone} to {_upstreams(stanza)}: policy {stanza.policy}, " + (
             f"max_concurrent {stanza.max_concurrent}, max_fails {stanza.max_fails}"

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ class Resource:
     kind: str  # the kind of the items, e.g. "Service"
     plural: str  # for log lines, e.g. "services"
     method: Callable[[kubernetes.client.ApiClient], Callable[..., Any]]
+    optional: str = ""  # the API of a custom resource that a cluster may not have (404 when missing)
 
     def call(self, api: kubernetes.client.ApiClient, **params: Any) -> Any:
         """The raw urllib3 response of a list (or, with ``watch=True``, watch) request."""
@@ -87,6 +89,18 @@ ENDPOINT_SLICES = Resource(
     lambda api: kubernetes.client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
 )
 PODS = Resource("Pod", "pods", lambda api: kubernetes.client.CoreV1Api(api).list_pod_for_all_namespaces)
+MULTICLUSTER_GROUP, MULTICLUSTER_VERSION = "multicluster.x-k8s.io", "v1alpha1"
+SERVICE_IMPORTS = Resource(
+    "ServiceImport",
+    "serviceimports",
+    lambda api: partial(
+        kubernetes.client.CustomObjectsApi(api).list_cluster_custom_object,
+        MULTICLUSTER_GROUP,
+        MULTICLUSTER_VERSION,
+        "serviceimports",
+    ),
+    optional=f"{MULTICLUSTER_GROUP}/{MULTICLUSTER_VERSION}",
+)
 
 
 def api_error_text(exc: BaseException) -> str:

@@ -9,7 +9,9 @@
 - ``410 Gone`` (the version was compacted away) means LIST again;
 - errors back off from 0.8 s, doubling to 30 s, with jitter, honouring Retry-After; the backoff resets
   after two healthy minutes; a watch that stays silent past ``idle_timeout`` is restarted;
-- bad objects are logged and skipped, never handed on.
+- bad objects are logged and skipped, never handed on;
+- a custom resource the cluster does not serve (``404``: its CRD is not installed) is said once, held
+  as empty (so the reflector counts as synced) and looked for again with backoff.
 
 Each reflector counts what it did for the metrics: requests by verb and status, how watches ended,
 whether one is open, and when the API last confirmed the collection (a list, an event, a bookmark).
@@ -40,6 +42,7 @@ from kdns.sources.kube import Resource, api_error_text, retry_after, status_code
 
 log = logging.getLogger(__name__)
 GONE = 410
+NOT_FOUND = 404
 SHORT_WATCH = 1.0  # a watch that ends within this long having carried nothing is a failure (client-go)
 NO_RESPONSE = "<error>"  # the status of a request that got no HTTP response, as client-go's metrics say
 Clock = Callable[[], float]
@@ -130,6 +133,10 @@ class Gone(Exception):
     """The resourceVersion we hold is too old: list again."""
 
 
+class Missing(Exception):
+    """The API does not serve an optional resource (its CRD is not installed)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     page_size: int = 500
@@ -171,6 +178,7 @@ class Reflector:
         self.watching = False  # a watch stream is open
         self.last_sync = 0.0  # time.time() of the last list, event or bookmark; 0 before the first
         self.broken = 0  # requests in a row cut short without a response
+        self.missing = False  # an optional resource the API does not serve
         self._skip_reasons: set[str] = set()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -186,6 +194,9 @@ class Reflector:
                     continue  # a watch that ran resumes at once, however it ended
                 # ended as soon as it began, with nothing: do not spin
                 delay = self.backoff.next() if ended == "closed" else self.backoff.routine("dropped")
+            except Missing:
+                self._missing()
+                delay = self.backoff.next()
             except Gone:
                 log.info(
                     "%s: resourceVersion %s expired; listing again",
@@ -208,12 +219,30 @@ class Reflector:
                 delay = self.backoff.next(at_least=retry_after(exc))
             stop.wait(delay)
 
+    def _missing(self) -> None:
+        """Say once that the resource is not served, and hold it as empty until it is."""
+        self.resource_version = None
+        if self.missing:
+            return
+        self.missing = True
+        resource = self.resource
+        log.warning(
+            "%s: the Kubernetes API does not serve %s (is its CRD installed?); no %s are answered "
+            "until it does, looked for again with backoff",
+            resource.plural,
+            resource.optional,
+            resource.kind,
+        )
+        self.sink.replace(resource.kind, [])
+
     def _request(self, verb: str, timeout: tuple[float, float], params: dict[str, Any]) -> Any:
         """One list or watch request, counted by its HTTP status (``<error>`` when none came)."""
         try:
             response = self.resource.call(self.api, _request_timeout=timeout, **params)
         except Exception as exc:
             self.requests[(verb, str(status_code(exc) or NO_RESPONSE))] += 1
+            if status_code(exc) == NOT_FOUND and self.resource.optional:
+                raise Missing from None
             raise
         self.requests[(verb, str(response.status))] += 1
         return response
@@ -262,6 +291,9 @@ class Reflector:
         self.last_sync = time.time()
         self.broken = 0
         self.health.succeeded()
+        if self.missing:
+            self.missing = False
+            log.warning("%s: the Kubernetes API serves %s now", self.resource.plural, self.resource.optional)
         self.sink.replace(self.resource.kind, objects)
         log.debug("%s: listed %d at resourceVersion %s", self.resource.plural, len(objects), version)
         return version

@@ -1,4 +1,5 @@
-"""Cluster snapshots: what ``kubectl get namespaces,services,endpointslices,pods -A -o yaml`` prints.
+"""Cluster snapshots: what ``kubectl get namespaces,services,endpointslices,pods -A -o yaml`` prints
+(and ``serviceimports``, for multicluster zones).
 
 A file holds a ``List`` (or a typed list such as ``ServiceList``) of objects, single objects, or
 several YAML documents of either; JSON is read the same way. Unknown kinds are counted and logged.

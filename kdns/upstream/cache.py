@@ -95,6 +95,8 @@ class ResponseCache:
         return self._store(self.denial, key, packed, _clamp(ttl, settings.min_ttl, settings.denial_ttl))
 
     def _store(self, table: TLRUCache, key: bytes, packed: Packed, ttl: int) -> Packed:
+        if not table.maxsize:  # CoreDNS's 'success 0' or 'denial 0': that kind is not cached
+            return packed
         now = self.clock()
         entry = table[key] = Entry(packed, ttl, now, self.settings.serve_stale)
         return entry.view(now)

@@ -4,12 +4,19 @@ This is where an event becomes DNS: the state says which owners it affects, the 
 each owner's records as they were (before the state changes) and as they are, the index applies the
 difference. The index keeps no owner's records, so they are computed twice per change rather than
 held in memory. Listeners (the answer cache) hear which names changed, in the same synchronous step.
+
+Other zones made of the same cluster (k8s_external's) are ``Derived``: an index of their own and a
+builder of each owner's records in it, kept current in the same step as the cluster's names, their
+changed names heard by the same listeners. The zone holds them only while something else does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import logging
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from itertools import islice
+from typing import Protocol
 
 from kdns.cluster.model import ClusterObject, Event, EventType, Owner, ServiceKind
 from kdns.cluster.state import ClusterState
@@ -17,10 +24,20 @@ from kdns.config import ZoneSettings
 from kdns.zone.index import ZoneIndex
 from kdns.zone.records import APEX_OWNER, Record, RecordBuilder
 
+log = logging.getLogger(__name__)
 ChangeListener = Callable[[set[bytes]], None]
 # Owners whose records go to the index at a time: a snapshot's 100,000 records built all at once would
 # be garbage spread through the heap that the records kept pin (queries see only the whole rebuild).
 REBUILD_STEP = 500
+
+
+class Derived(Protocol):
+    """A zone built of the cluster's objects beside the cluster zone: its index, and its records of
+    one owner as the state holds it."""
+
+    index: ZoneIndex
+
+    def records(self, owner: Owner, state: ClusterState) -> list[Record]: ...
 
 
 class ClusterZone:
@@ -32,6 +49,8 @@ class ClusterZone:
         self.index = ZoneIndex(self.layout.apexes)
         self._listeners: list[ChangeListener] = []
         self._held: dict[Owner, list[Record]] = {}  # the index's records of owners that failed to build
+        self._derived: weakref.WeakValueDictionary[Hashable, Derived] = weakref.WeakValueDictionary()
+        self._derived_before: dict[Derived, dict[Owner, list[Record]]] = {}
         self._rebuild({APEX_OWNER: []})
 
     def on_change(self, listener: ChangeListener) -> None:
@@ -39,6 +58,17 @@ class ClusterZone:
 
     def off_change(self, listener: ChangeListener) -> None:
         self._listeners.remove(listener)
+
+    def derived(self, key: Hashable, build: Callable[[], Derived]) -> Derived:
+        """The derived zone of ``key`` (its settings), built with ``build`` and loaded with every
+        owner the first time it is asked for; kept current while its caller holds it."""
+        zone = self._derived.get(key)
+        if zone is None:
+            zone = build()
+            owners = (APEX_OWNER, *self.state.owners())
+            zone.index.replace([([], zone.records(owner, self.state)) for owner in owners])
+            self._derived[key] = zone
+        return zone
 
     def objects(self) -> list[ClusterObject]:
         """Every stored object, namespaces first (to build a zone with other settings)."""
@@ -48,6 +78,7 @@ class ClusterZone:
             *state.services.values(),
             *state.slices.values(),
             *state.pods.values(),
+            *state.imports.values(),
         ]
 
     def apply(self, event: Event) -> set[bytes]:
@@ -73,12 +104,15 @@ class ClusterZone:
         The index follows whatever the state took in, even when ``events`` fails part way."""
         state, builder = self.state, self.builder
         before: dict[Owner, list[Record]] = {}
+        derived = self._derived_before = {zone: {} for zone in self._derived.values()}
         try:
             for event in events:
                 for owner in state.affected(event):
                     if owner not in before:
                         held = self._held.pop(owner, None)
                         before[owner] = builder.records(owner, state, quiet=True) if held is None else held
+                        for zone, records in derived.items():
+                            records[owner] = _records_of(zone, owner, state, [])
                 state.apply(event)
         finally:
             touched = self._rebuild(before)
@@ -98,6 +132,11 @@ class ClusterZone:
                 touched |= self.index.replace(changes)
                 changes.clear()
         touched |= self.index.replace(changes)
+        for zone, held in self._derived_before.items():
+            touched |= zone.index.replace(
+                (old, _records_of(zone, owner, self.state, old)) for owner, old in held.items()
+            )
+        self._derived_before = {}
         if touched:
             for listener in self._listeners:
                 listener(touched)
@@ -116,3 +155,15 @@ class ClusterZone:
             "namespaces": len(state.namespace_names()),
             "names": len(self.index.nodes),
         }
+
+
+def _records_of(zone: Derived, owner: Owner, state: ClusterState, failed: list[Record]) -> list[Record]:
+    """A derived zone's records of ``owner``; ``failed`` (the records it keeps) when they cannot be
+    built, which is logged: one zone's fault must not stop the cluster's names."""
+    try:
+        return zone.records(owner, state)
+    except Exception:
+        log.exception(
+            "records of %s %s/%s not built; the last ones are kept", owner.kind, owner.namespace, owner.name
+        )
+        return failed

@@ -19,9 +19,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-from kdns.cluster.model import Endpoint, EndpointSlice, Owner, Port, Service, ServiceKind
+from kdns.cluster.model import (
+    Endpoint,
+    EndpointSlice,
+    Owner,
+    Port,
+    Service,
+    ServiceImport,
+    ServiceImportKind,
+    ServiceKind,
+)
 from kdns.cluster.state import ClusterState
 from kdns.codes import AAAA, CNAME, MAX_LABEL_LENGTH, NS, PTR, SRV, TXT, A
 from kdns.config import PodMode, ZoneSettings
@@ -59,6 +68,10 @@ class RecordBuilder:
     def __init__(self, settings: ZoneSettings) -> None:
         self.settings = settings
         self.layout = ZoneLayout.of(settings.zones)
+        multicluster = {to_wire(zone) for zone in settings.multicluster}
+        # Services are named in the forward zones, ServiceImports in the multicluster ones
+        self.service_zones = tuple(z for z in self.layout.forward if z not in multicluster)
+        self.import_zones = tuple(z for z in self.layout.forward if z in multicluster)
 
     def records(self, owner: Owner, state: ClusterState, *, quiet: bool = False) -> list[Record]:
         """The owner's records as ``state`` holds it; ``quiet`` skips logging what is not served (for
@@ -81,6 +94,11 @@ class RecordBuilder:
             ]
         if owner == APEX_OWNER:
             return list(self._apex())
+        if owner.kind == "import":
+            imported = state.imports.get((owner.namespace, owner.name))
+            if imported is None or not self.import_zones:
+                return []
+            return list(self._imported(imported, state.imported_slices_of(owner.namespace, owner.name)))
         raise ValueError(f"unknown owner {owner!r}")
 
     # -- apex and namespaces ---------------------------------------------------------------------------
@@ -120,10 +138,12 @@ class RecordBuilder:
         is_dns_service = (service.namespace, service.name) == self.settings.dns_service
         cluster_ips = [pack_ip(ip) for ip in service.cluster_ips]
         named = []  # per forward zone: the Service's name and its endpoints' names
-        for zone in self.layout.forward:
+        for zone in self.service_zones:
             base = join((service.name, service.namespace, "svc"), zone)
             named.append((base, [prepend(label, base) for label, _, _, _ in endpoints]))
-        for zone, (base, names) in zip(self.layout.forward, named, strict=True):
+        if not named:
+            return
+        for zone, (base, names) in zip(self.service_zones, named, strict=True):
             port_names: dict[Port, bytes] = {}
             if headless:
                 for name, (_, _, packed, ports) in zip(names, endpoints, strict=True):
@@ -166,8 +186,37 @@ class RecordBuilder:
             if not quiet:
                 log.info("service %s/%s: %s, not served", service.namespace, service.name, exc)
             return
-        for zone in self.layout.forward:
+        for zone in self.service_zones:
             yield (join((service.name, service.namespace, "svc"), zone), CNAME, target)
+
+    def _imported(self, imported: ServiceImport, slices: Iterable[EndpointSlice]) -> Iterator[Record]:
+        """A ServiceImport's names in the multicluster zones (KEP-1645's DNS specification):
+        ``<svc>.<ns>.svc.<zone>`` with its clusterset IPs, or with the ready endpoints of its slices
+        when headless, each endpoint also named ``<hostname>.<cluster id>.<svc>.<ns>.svc.<zone>``;
+        SRV as for a Service. A headless import without ready endpoints has no name (NXDOMAIN)."""
+        endpoints = [
+            (self._endpoint_label(ep, address)[0], piece.cluster, address, piece.ports)
+            for piece in slices
+            for ep in piece.endpoints
+            if ep.ready
+            for address in ep.addresses
+        ]
+        for zone in self.import_zones:
+            base = join((imported.name, imported.namespace, "svc"), zone)
+            port_names: dict[Port, bytes] = {}
+            if imported.kind is ServiceImportKind.CLUSTER_SET_IP:
+                yield (base, PRESENCE, None)
+                for ip in imported.ips:
+                    yield packed_record(base, pack_ip(ip))
+                yield from _srv_records(base, imported.ports, base, port_names)
+                continue
+            for label, cluster, packed, ports in endpoints:
+                yield packed_record(base, packed)
+                if not cluster:  # an endpoint is named within its cluster: unnamed without one
+                    continue
+                name = join((label, cluster), base)
+                yield packed_record(name, packed)
+                yield from _srv_records(base, ports, name, port_names)
 
     def _endpoint_label(self, endpoint: Endpoint, address: bytes) -> tuple[str, bool]:
         """The label of an endpoint's name, and whether it spells the address."""
@@ -177,6 +226,8 @@ class RecordBuilder:
         if self.settings.endpoint_pod_names and _is_label(endpoint.pod_name):
             return endpoint.pod_name, endpoint.pod_name == dashed
         return dashed, True
+
+    endpoint_label = _endpoint_label  # other zones name endpoints alike (k8s_external's headless)
 
     def _ptr(self, packed: bytes, target: bytes, rtype: int) -> Iterator[Record]:
         name = reverse_packed(packed)

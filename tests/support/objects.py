@@ -101,3 +101,35 @@ def big_service() -> list[dict]:
         )
     ]
     return [service("crowd", "shop", ip="None", ports=http), *slices]
+
+
+def service_import(
+    name: str,
+    ns: str = "default",
+    *,
+    kind: str = "ClusterSetIP",
+    ips: list[str] = (),
+    ports: list[tuple[str, int, str]] = (),
+) -> dict:
+    """A multicluster.x-k8s.io/v1alpha1 ServiceImport (KEP-1645)."""
+    return {
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+        "kind": "ServiceImport",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "type": kind,
+            "ips": list(ips),
+            "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
+        },
+    }
+
+
+def imported_slice(name: str, imported: str, cluster: str, ns: str = "default", **options: Any) -> dict:
+    """An EndpointSlice of a ServiceImport, from member cluster ``cluster``, as an MCS controller
+    labels it (``endpoint_slice``'s options)."""
+    piece = endpoint_slice(name, imported, ns, **options)
+    piece["metadata"]["labels"] = {
+        "multicluster.kubernetes.io/service-name": imported,
+        "multicluster.kubernetes.io/source-cluster": cluster,
+    }
+    return piece

@@ -11,8 +11,8 @@ from typing import Any
 from kdns.app import build_answering, build_forwarders
 from kdns.blocks import Block, Router
 from kdns.cluster.convert import to_object
-from kdns.config import ServeConfig, ZoneSettings
-from kdns.resolver import Resolver
+from kdns.config import ServeConfig, ServerSettings, ZoneSettings
+from kdns.resolver import Answer, Resolver
 from kdns.responder import Responder
 from kdns.sources.snapshot import read_snapshot
 from kdns.wire.records import rrset_lines
@@ -71,7 +71,18 @@ def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1
     answer = Router([block], layout=zone.layout, ttl=resolver.ttl).resolve(
         to_wire(name), TYPES[qtype], qclass
     )
+    return _reply(answer)
 
+
+def ask_server(zone: ClusterZone, server: ServerSettings, name: str, qtype: str = "A") -> Reply:
+    """Ask the server block ``server`` as ``kdns serve`` builds it over ``zone`` (its plugins in
+    CoreDNS's order), rendered as ``ask_resolver`` renders replies."""
+    config = ServeConfig(zone=zone.settings, servers=(server,))
+    router = build_answering(config, config.servers, zone, build_forwarders(config)).responder.resolver
+    return _reply(router.resolve(to_wire(name), TYPES[qtype], 1))
+
+
+def _reply(answer: Answer) -> Reply:
     def lines(rrsets) -> list[str]:
         rendered = (_normalise(line) for rrset in rrsets for line in rrset_lines(rrset))
         return sorted(re.sub(r" SOA (\S+ \S+) \d+ ", r" SOA \1 SERIAL ", line) for line in rendered)
