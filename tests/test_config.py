@@ -14,6 +14,7 @@ from kdns.config import (
     PodMode,
     parse_choice,
     parse_number,
+    parse_transfer_to,
     parse_upstream,
     parse_whole_number,
     split_address,
@@ -152,3 +153,36 @@ def test_an_upstream_that_is_no_ip_says_so(text):
     """The Corefile's forward then tries the text as a resolv.conf file."""
     with pytest.raises(NotAnIPAddress, match="is not an IP address"):
         parse_upstream(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "to"),
+    [
+        ("*", "*"),
+        ("10.0.0.7", "10.0.0.7/32"),
+        ("10.0.0.7:53", "10.0.0.7/32"),  # where CoreDNS would send notifies: not who may transfer
+        ("[fd00::7]:5300", "fd00::7/128"),
+        ("FD00::7", "fd00::7/128"),
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("10.1.2.3/8", "10.0.0.0/8"),  # the network the address is in
+        ("fd00::/8", "fd00::/8"),
+    ],
+)
+def test_transfer_to_addresses(text, to):
+    assert parse_transfer_to(text) == to
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("secondary.example", "'secondary.example' is not '*', an IP address or a CIDR network"),
+        ("", "'' is not '*', an IP address or a CIDR network"),
+        ("10.0.0.0/33", "'10.0.0.0/33' is not a network in CIDR notation"),
+        ("10.0.0.7:domain", "'10.0.0.7:domain': 'domain' is not a port number"),
+        ("**", "'**' is not '*', an IP address or a CIDR network"),
+    ],
+)
+def test_transfer_to_addresses_refused(text, problem):
+    with pytest.raises(ValueError) as error:
+        parse_transfer_to(text)
+    assert str(error.value) == problem
