@@ -37,6 +37,7 @@ from kdns.config import (
 )
 from kdns.ops.querylog import log_query
 from kdns.plugins.hosts import Hosts
+from kdns.plugins.transfer import Transfer
 from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
@@ -170,7 +171,11 @@ def build_answering(
             )
             hosts.append((server.hosts, plugin))
         cluster = resolver if server.kubernetes else None
-        blocks.append(Block(_wire(server.zones), cluster=cluster, hosts=plugin, routes=routes))
+        zones = _wire(server.zones)
+        transfer = None
+        if server.transfer is not None:
+            transfer = Transfer(server.transfer, zones=zones, cluster=cluster)
+        blocks.append(Block(zones, cluster=cluster, hosts=plugin, routes=routes, transfer=transfer))
     router = Router(blocks, layout=zone.layout, ttl=config.zone.ttl)
     responder = Responder(
         router,
@@ -179,6 +184,7 @@ def build_answering(
         recursion_available=router.forwarding,
         forward_caches=[f.cache.get if f.cache is not None else None for f in routed],
         loadbalance=any(server.loadbalance for server in servers),
+        transfers=router.transfer_of if router.transferring else None,
     )
     zone.on_change(responder.invalidate)
     routes = Routes(routed)

@@ -9,7 +9,9 @@ and zone transfers are REFUSED rather than forwarded). A question no plugin answ
 as CoreDNS's chain ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
-later) is packed once and kept by the responder until the zone or the configuration changes.
+later) is packed once and kept by the responder until the zone or the configuration changes. Zone
+transfers are the exception: a block's ``transfer`` (``transfer_of``) depends on who asks and how,
+so the responder asks it per query, ahead of the block's other plugins.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
 from kdns.plugins.hosts import Hosts
+from kdns.plugins.transfer import Transfer
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
 from kdns.zone.names import ROOT, ZoneLayout, longest_zone
 
@@ -45,11 +48,13 @@ class Block:
         cluster: Resolver | None = None,
         hosts: Hosts | None = None,
         routes: Sequence[Route] = (),
+        transfer: Transfer | None = None,
     ) -> None:
         self.zones = tuple(zones)
         self.cluster = cluster
         self.hosts = hosts
         self.routes = tuple(routes)
+        self.transfer = transfer
         self.forwarding = bool(self.routes)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
@@ -91,12 +96,18 @@ class Router:
         self.layout = layout  # the cluster's zones: autopath's walk and the responder read them
         self.ttl = ttl
         self.forwarding = any(block.forwarding for block in blocks)
+        self.transferring = any(block.transfer is not None for block in blocks)
 
     def block_of(self, qname: bytes) -> Block | None:
         if self.only is not None:
             return self.only
         zone = longest_zone(qname, self.blocks)
         return self.blocks[zone] if zone is not None else None
+
+    def transfer_of(self, qname: bytes) -> Transfer | None:
+        """The ``transfer`` of the block ``qname`` falls in, if it has one."""
+        block = self.block_of(qname)
+        return block.transfer if block is not None else None
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         """The answer of the block ``qname`` falls in; REFUSED when it falls in none."""

@@ -135,11 +135,13 @@ class ZoneTransfer:
     qname: bytes  # lowercase wire
     records: Iterable[RRset]  # read once, as the messages are made
     recursion_available: bool
+    sent: int = 0  # records in the messages made so far
 
     def messages(self) -> Iterator[bytes]:
         """The responses carrying the records, in order, each within 64 KiB."""
         for batch in batches(self.records):
             yield from self._fitted(batch)
+            self.sent += sum(len(rrset.rdatas) for rrset in batch)
 
     def _fitted(self, batch: tuple[RRset, ...]) -> Iterator[bytes]:
         """``batch`` as one response, or as several when it would not fit one."""
