@@ -42,6 +42,7 @@ from kdns.ops.querylog import log_query
 from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.plugins.rewrite import Rewrite
+from kdns.plugins.transfer import Transfer
 from kdns.resolver import Resolver
 from kdns.responder import Responder
 from kdns.sources.hosts_file import read_hosts
@@ -188,18 +189,24 @@ def build_answering(
                 fallthrough=_wire(server.hosts.fallthrough),
             )
             hosts.append((server.hosts, plugin))
+        cluster = resolver if server.kubernetes else None
+        zones = _wire(server.zones)
         external = None
         if server.external is not None and server.kubernetes:  # it reads what kubernetes follows
             external = build_external(server.external, server.zones, zone)
+        transfer = None
+        if server.transfer is not None:
+            transfer = Transfer(server.transfer, zones=zones, cluster=cluster)
         blocks.append(
             Block(
-                _wire(server.zones),
+                zones,
                 rewrite=Rewrite(server.rewrites) if server.rewrites else None,  # type: ignore[arg-type]
                 templates=server.templates,  # type: ignore[arg-type]
-                cluster=resolver if server.kubernetes else None,
+                cluster=cluster,
                 hosts=plugin,
                 external=external,
                 routes=routes,
+                transfer=transfer,
             )
         )
     router = Router(blocks, layout=zone.layout, ttl=config.zone.ttl)
@@ -210,6 +217,7 @@ def build_answering(
         recursion_available=router.forwarding,
         forward_caches=[f.cache.get if f.cache is not None else None for f in routed],
         loadbalance=any(server.loadbalance for server in servers),
+        transfers=router.transfer_of if router.transferring else None,
     )
     zone.on_change(responder.invalidate)
     routes = Routes(routed)

@@ -10,7 +10,9 @@ question (other classes than IN and zone transfers are REFUSED rather than forwa
 plugin answers gets SERVFAIL, as CoreDNS's chain ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
-later) is packed once and kept by the responder until the zone or the configuration changes.
+later) is packed once and kept by the responder until the zone or the configuration changes. Zone
+transfers are the exception: a block's ``transfer`` (``transfer_of``) depends on who asks and how,
+so the responder asks it per query, ahead of the block's other plugins.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.plugins.rewrite import Rewrite, revert_answer
 from kdns.plugins.template import Template
+from kdns.plugins.transfer import Transfer
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
 from kdns.zone.names import ROOT, ZoneLayout, is_within, longest_zone, to_text
 
@@ -53,6 +56,7 @@ class Block:
         hosts: Hosts | None = None,
         external: External | None = None,
         routes: Sequence[Route] = (),
+        transfer: Transfer | None = None,
     ) -> None:
         self.zones = tuple(zones)
         self.rewrite = rewrite
@@ -61,6 +65,7 @@ class Block:
         self.hosts = hosts
         self.external = external
         self.routes = tuple(routes)
+        self.transfer = transfer
         self.forwarding = bool(self.routes)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
@@ -128,12 +133,18 @@ class Router:
         self.layout = layout  # the cluster's zones: autopath's walk and the responder read them
         self.ttl = ttl
         self.forwarding = any(block.forwarding for block in blocks)
+        self.transferring = any(block.transfer is not None for block in blocks)
 
     def block_of(self, qname: bytes) -> Block | None:
         if self.only is not None:
             return self.only
         zone = longest_zone(qname, self.blocks)
         return self.blocks[zone] if zone is not None else None
+
+    def transfer_of(self, qname: bytes) -> Transfer | None:
+        """The ``transfer`` of the block ``qname`` falls in, if it has one."""
+        block = self.block_of(qname)
+        return block.transfer if block is not None else None
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         """The answer of the block ``qname`` falls in; REFUSED when it falls in none."""

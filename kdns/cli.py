@@ -75,11 +75,13 @@ from kdns.config import (
     PodMode,
     ServeConfig,
     ServerSettings,
+    TransferSettings,
     ZoneSettings,
     choices,
     parse_choice,
     parse_ip,
     parse_number,
+    parse_transfer_to,
     parse_upstream_address,
     parse_whole_number,
     split_address,
@@ -426,6 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
         "answer with a CNAME (CoreDNS's autopath @kubernetes; needs --pods verified)",
     )
     other.add_argument(
+        "--transfer-to",
+        metavar="ADDR",
+        action="extend",
+        nargs="+",
+        default=[],
+        help="allow zone transfers (AXFR; IXFR is answered as AXFR) of the cluster's forward zones "
+        "over TCP to these clients: IP addresses, CIDR networks (10.0.0.0/8), or '*' for any "
+        "(CoreDNS's 'transfer { to ... }'); others are REFUSED (default: none, every transfer is REFUSED)",
+    )
+    other.add_argument(
         "--loadbalance",
         action="store_true",
         help="rotate A and AAAA records between answers (CoreDNS's loadbalance)",
@@ -588,6 +600,8 @@ def _check_serve_options(args: argparse.Namespace, problems: Problems) -> None:
             problems.parse(f"--{name}", partial(split_address, default_port=port), address)
     for upstream in args.upstream:
         problems.parse("--upstream", parse_upstream_address, upstream)
+    for to in args.transfer_to:
+        problems.parse("--transfer-to", parse_transfer_to, to)
     if len(args.upstream) > MAX_UPSTREAMS:
         problems.add("--upstream", f"more than {MAX_UPSTREAMS} upstreams")
     for zone in args.external:
@@ -631,10 +645,17 @@ def _server_settings(args: argparse.Namespace, zones: tuple[str, ...]) -> Server
         forward=(forward,) if forward is not None else (),
         cache=_cache_settings(args),
         hosts=hosts,
+        transfer=_transfer_settings(args),
         loadbalance=args.loadbalance,
         autopath=args.autopath,
         log_queries=args.log_queries,
     )
+
+
+def _transfer_settings(args: argparse.Namespace) -> TransferSettings | None:
+    if not args.transfer_to:
+        return None
+    return TransferSettings(to=tuple(dict.fromkeys(parse_transfer_to(to) for to in args.transfer_to)))
 
 
 def _fallthrough(args: argparse.Namespace) -> tuple[str, ...]:

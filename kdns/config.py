@@ -252,6 +252,27 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+TRANSFER_TO_ANYONE = "*"  # a ``transfer``'s ``to`` that lets every client transfer
+
+
+def parse_transfer_to(text: str) -> str:
+    """Who a ``transfer``'s ``to`` lets transfer: ``*``, an IP address (``IP:PORT`` and ``[IPv6]:PORT``
+    name where CoreDNS would send notifies; the port plays no part in who may transfer) or a network
+    in CIDR notation -> ``*`` or the network in CIDR form (``10.0.0.7/32``); ValueError otherwise."""
+    if text == TRANSFER_TO_ANYONE:
+        return text
+    if "/" in text:
+        try:
+            return str(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a network in CIDR notation") from None
+    host, _ = split_address(text, DNS_PORT)
+    try:
+        return str(ipaddress.ip_network(parse_ip(host or "")))
+    except NotAnIPAddress:
+        raise ValueError(f"{text!r} is not '*', an IP address or a CIDR network") from None
+
+
 class UpstreamProtocol(StrEnum):
     """How an upstream is asked, as a forward destination's ``SCHEME://`` names it."""
 
@@ -464,6 +485,15 @@ class ExternalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferSettings:
+    """CoreDNS's ``transfer``: zone transfers (AXFR; IXFR answered as AXFR) of the cluster's forward
+    zones, over TCP, to the clients ``to`` names; others are REFUSED."""
+
+    to: tuple[str, ...]  # "*" or networks in CIDR form, as ``parse_transfer_to`` writes them
+    zones: tuple[str, ...] = ()  # the zones it answers transfers of; empty: its server block's zones
+
+
+@dataclass(frozen=True, slots=True)
 class OpsSettings:
     """HTTP endpoints beside DNS: liveness, readiness and Prometheus metrics ("HOST:PORT"; None: off)."""
 
@@ -492,6 +522,7 @@ class ServerSettings:
     cache: CacheSettings | None = field(default_factory=CacheSettings)  # None: forwarded answers uncached
     hosts: HostsSettings | None = None
     external: ExternalSettings | None = None  # CoreDNS's k8s_external, run after hosts
+    transfer: TransferSettings | None = None  # None: zone transfers are REFUSED
     loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
     autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
     log_queries: bool = False  # one line per query (CoreDNS's log)

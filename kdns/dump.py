@@ -1,21 +1,21 @@
 """``kdns dump``: the zone as it is served, in zone-file presentation format.
 
-Every name the index holds is asked for every type it has, through the resolver, so what is printed
-is what a client receives (SRV weights, the PTR a cluster IP wins, TTLs). Names that exist without
-data (namespaces, empty non-terminals) answer NODATA and print nothing.
+Each zone is printed as a zone transfer sends it (``kdns.plugins.transfer.zone_rrsets``): every name
+the index holds, asked for every type it has through the resolver, so what is printed is what a
+client receives (SRV weights, the PTR a cluster IP wins, TTLs). Names that exist without data
+(namespaces, empty non-terminals) answer NODATA and print nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kdns.codes import SOA
 from kdns.config import PodMode
+from kdns.plugins.transfer import zone_rrsets
 from kdns.resolver import Resolver
 from kdns.wire.records import rrset_lines
 from kdns.zone.cluster_zone import ClusterZone
-from kdns.zone.names import is_within, labels_of, to_text
-from kdns.zone.records import PRESENCE
+from kdns.zone.names import to_text
 
 
 def dump_lines(zone: ClusterZone) -> Iterator[str]:
@@ -30,14 +30,5 @@ def dump_lines(zone: ClusterZone) -> Iterator[str]:
     for apex in zone.layout.apexes:
         yield ""
         yield f"$ORIGIN {to_text(apex)}"
-        names = [n for n in zone.index.nodes if zone.layout.zone_of(n) == apex and is_within(n, apex)]
-        names.sort(key=lambda n: labels_of(n)[::-1])
-        for name in names:
-            node = zone.index.get(name)
-            types = sorted(t for t in node.rrsets if t != PRESENCE)
-            if name == apex:
-                types = [SOA, *types]
-            for rtype in types:
-                for rrset in resolver.resolve(name, rtype).answer:
-                    if rrset.name == name:
-                        yield from sorted(rrset_lines(rrset))
+        for rrset in zone_rrsets(resolver, apex):
+            yield from sorted(rrset_lines(rrset))

@@ -9,6 +9,11 @@ Questions for upstream are answered from the forward cache (a lookup the respond
 holds them, else handed back as a ``PendingQuery`` for the exchange to have answered later; so are
 search-path misses of pods when autopath is on. Each entry counts its queries by channel, which is
 all the metrics need from the hot path.
+
+Zone transfers (AXFR, IXFR) are never packed answers when a server block has ``transfer``: who asks
+and how decide the answer, so each one is answered afresh, and a transfer comes back as a
+``ZoneTransfer`` for the exchange to stream over TCP. Since they are never kept, they never reach
+the fast path, and a question the cache holds is never one.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from typing import Protocol
 
 from kdns.codes import (
     AAAA,
+    AXFR,
     BADVERS,
     CD,
     EDNS_DO,
     HEADER_SIZE,
+    IXFR,
     NO_EDNS_UDP_SIZE,
+    NOERROR,
     NXDOMAIN,
     OPT,
     RCODE_MASK,
@@ -33,8 +41,9 @@ from kdns.codes import (
     TCP_MAX_SIZE,
     A,
 )
+from kdns.plugins.transfer import Transfer, ZoneTransfer
 from kdns.resolver import Answer
-from kdns.wire.packed import NOT_FAST, Packed, pack
+from kdns.wire.packed import NOT_FAST, Packed, error_packed, pack
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.query import (
     COUNTS,
@@ -48,6 +57,7 @@ from kdns.wire.query import (
     Malformed,
     badvers_response,
     error_response,
+    ixfr_serial,
     opt_record,
     parse_query,
 )
@@ -63,6 +73,8 @@ RD_ONLY = RD >> 8  # the flags' first byte of a standard query with RD set
 DO_BYTE = EDNS_DO >> 8  # the DO flag in its byte of the OPT's flags
 CD_BYTE = CD  # the CD flag in the flags' second byte
 ForwardCache = Callable[[bytes], Packed | None]  # a forwarded answer still fresh, by ``forward_key``
+Transfers = Callable[[bytes], Transfer | None]  # the ``transfer`` of the block a name falls in
+TRANSFER_QTYPES = (AXFR.to_bytes(2, "big"), IXFR.to_bytes(2, "big"))  # as a question's type bytes
 
 
 class Answers(Protocol):
@@ -114,6 +126,7 @@ class Responder:
         recursion_available: bool = False,
         forward_caches: Sequence[ForwardCache | None] = (),
         loadbalance: bool = False,
+        transfers: Transfers | None = None,
     ) -> None:
         self.resolver = resolver
         self.max_udp_size = max_udp_size
@@ -122,6 +135,7 @@ class Responder:
         # by forward route (``Packed.delegate``, from 1): its cache's lookup, or None
         self.forward_caches = (None, *forward_caches)
         self.loadbalance = loadbalance
+        self.transfers = transfers  # None: no block has ``transfer``, transfers are refused as packed answers
         self._autopath: SearchPaths | None = None
         self._turn = 0
         # in the order answers were made or last kept by eviction: an OrderedDict, whose first key is
@@ -138,9 +152,10 @@ class Responder:
 
     def respond(
         self, data: bytes, channel: int = UDP4, client: str | None = None
-    ) -> bytes | PendingQuery | None:
+    ) -> bytes | PendingQuery | ZoneTransfer | None:
         """The response to one query; ``None`` when it must be dropped; a ``PendingQuery`` when it is
-        answered later (the transport hands it to its exchange).
+        answered later, a ``ZoneTransfer`` (over TCP only) when it is answered by a series of
+        messages (the transport hands either to its exchange).
 
         ``channel`` says how the query came (``UDP4``, ``UDP6``, ``TCP4``, ``TCP6``): it sets the
         size limit, and each answer counts its queries by channel for the metrics.
@@ -226,7 +241,9 @@ class Responder:
         at = end + OPT_UDP_SIZE_AT
         return min(max(data[at] << 8 | data[at + 1], NO_EDNS_UDP_SIZE), self.max_udp_size)
 
-    def _respond(self, data: bytes, channel: int, client: str | None) -> bytes | PendingQuery | None:
+    def _respond(
+        self, data: bytes, channel: int, client: str | None
+    ) -> bytes | PendingQuery | ZoneTransfer | None:
         """``respond`` for any query: parsed in full, answered from the cache or the resolver."""
         tcp = channel >= TCP4
         try:
@@ -251,6 +268,9 @@ class Responder:
             key = key[:-4] + data[end - 4 : end]
         packed = self._cache.get(key)
         if packed is None:
+            if self.transfers is not None and key[-4:-2] in TRANSFER_QTYPES:
+                qlen = qend - HEADER_SIZE
+                return self._transfer(data, key, qlen, qid, flags, end, limit, opt, channel, client)
             packed = self._miss(key, qend - HEADER_SIZE)
         packed.hits[channel] += 1
         if packed.variants is not None:  # loadbalance: each answer starts at the next address
@@ -269,6 +289,39 @@ class Responder:
             if cached is not None:
                 return cached
             return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
+        return packed.render(data, qid, flags, end, limit, opt)
+
+    def _transfer(  # noqa: PLR0917 (the fields of the query, as parsed)
+        self,
+        data: bytes,
+        key: bytes,
+        qlen: int,
+        qid: int,
+        flags: int,
+        end: int,
+        limit: int,
+        opt: bytes,
+        channel: int,
+        client: str | None,
+    ) -> bytes | ZoneTransfer:
+        """An AXFR or IXFR, answered for this client: by its block's ``transfer``, or else by its
+        other plugins (an answer used once, not kept)."""
+        qname = key[:qlen]
+        qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 :])
+        transfer = self.transfers(qname)
+        outcome = None
+        if transfer is not None:
+            serial = ixfr_serial(data, end) if qtype == IXFR else None
+            outcome = transfer.answer(qname, qtype, qclass, tcp=channel >= TCP4, client=client, serial=serial)
+        if outcome is None:  # the block's other plugins answer
+            answer = self.resolver.resolve(qname, qtype, qclass)
+            packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
+        elif type(outcome) is int:
+            packed = error_packed(outcome, recursion_available=self.recursion_available)
+        else:  # the records to send
+            self.retired[(channel, qtype, NOERROR)] += 1
+            return ZoneTransfer(data, qid, flags, end, opt, qname, outcome, self.recursion_available)
+        self.retired[(channel, qtype, packed.flags & RCODE_MASK)] += 1
         return packed.render(data, qid, flags, end, limit, opt)
 
     def _pending(  # noqa: PLR0917 (the fields of the query, as parsed)

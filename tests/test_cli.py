@@ -70,6 +70,7 @@ def test_console_script_matches_module():
         (["serve", "--zone", "in-addr.arpa"], "--zone: at least one forward zone"),
         (["serve", "--zone", "bad..zone"], "--zone: invalid label"),
         (["serve", "--max-udp-size", "100"], "--max-udp-size: 100 is outside 512-4096"),
+        (["serve", "--transfer-to", "ns2.example"], "--transfer-to: 'ns2.example' is not '*', an IP"),
         (["serve", "--unknown"], "unrecognized arguments: --unknown"),
     ],
 )

@@ -23,6 +23,7 @@ from kdns.config import (
     parse_number,
     parse_rcode,
     parse_tls_files,
+    parse_transfer_to,
     parse_upstream_address,
     parse_whole_number,
     split_address,
@@ -182,6 +183,23 @@ def test_forward_destinations_with_their_protocol(text, address):
 
 
 @pytest.mark.parametrize(
+    ("text", "to"),
+    [
+        ("*", "*"),
+        ("10.0.0.7", "10.0.0.7/32"),
+        ("10.0.0.7:53", "10.0.0.7/32"),  # where CoreDNS would send notifies: not who may transfer
+        ("[fd00::7]:5300", "fd00::7/128"),
+        ("FD00::7", "fd00::7/128"),
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("10.1.2.3/8", "10.0.0.0/8"),  # the network the address is in
+        ("fd00::/8", "fd00::/8"),
+    ],
+)
+def test_transfer_to_addresses(text, to):
+    assert parse_transfer_to(text) == to
+
+
+@pytest.mark.parametrize(
     ("text", "problem"),
     [
         ("https://10.0.0.2", "https:// is not supported as a destination protocol"),
@@ -266,3 +284,19 @@ def test_names_read_label_by_label(name, labels):
 )
 def test_except_names_are_not_forwarded(except_names, qname, forwarded):
     assert ForwardSettings(except_names=except_names).forwards(qname) is forwarded
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("secondary.example", "'secondary.example' is not '*', an IP address or a CIDR network"),
+        ("", "'' is not '*', an IP address or a CIDR network"),
+        ("10.0.0.0/33", "'10.0.0.0/33' is not a network in CIDR notation"),
+        ("10.0.0.7:domain", "'10.0.0.7:domain': 'domain' is not a port number"),
+        ("**", "'**' is not '*', an IP address or a CIDR network"),
+    ],
+)
+def test_transfer_to_addresses_refused(text, problem):
+    with pytest.raises(ValueError) as error:
+        parse_transfer_to(text)
+    assert str(error.value) == problem

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import time
 
 import dns.edns
@@ -17,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.support.client import HOST, ask, udp_exchange
+from tests.support.client import HOST, ask, dig, udp_exchange
 from tests.support.objects import CACHE_MEMBERS
 from tests.support.packets import framed, raw_query
 from tests.support.process import NO_UVLOOP, running
@@ -52,18 +50,6 @@ def test_dnspython(example_server, transport, name, qtype, rcode, expected):
     if rcode in ("NXDOMAIN", "NOERROR") and not expected:
         assert reply.authority[0].rdtype == dns.rdatatype.SOA
         assert reply.authority[0].ttl == 5
-
-
-def dig(port: int, *args: str) -> str:
-    assert shutil.which("dig"), "dig is installed by 'make test' (bind9-dnsutils)"
-    result = subprocess.run(
-        ["dig", f"@{HOST}", "-p", str(port), "+time=3", "+tries=1", *args],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=True,
-    )
-    return result.stdout
 
 
 @pytest.mark.parametrize("transport", ["+notcp", "+tcp"])

@@ -7,7 +7,10 @@ it is decided here, once for both:
   for the responses it makes in ``datagram_received``: that is the hot path);
 - a ``PendingQuery`` goes to the answerer: REFUSED at once past its limit, else a task whose answer
   is rendered for the client when it comes, or SERVFAIL when answering it fails in any way;
-- ``respond()`` itself failing is SERVFAIL too (``failed``).
+- ``respond()`` itself failing is SERVFAIL too (``failed``);
+- a ``ZoneTransfer`` (TCP only) is streamed: a task sends its messages one after the other, each
+  made once the connection has taken the one before, so a transfer never holds more than a message
+  or two in memory and queries are answered between its messages.
 
 A reload swaps the responder, the answerer and the query log with ``use``; queries in flight finish
 with what they started with. On shutdown ``drain`` waits for them, within a bound.
@@ -18,16 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
 from kdns.codes import HEADER_SIZE, REFUSED, SERVFAIL
 from kdns.counting import Histogram
+from kdns.plugins.transfer import ZoneTransfer
 from kdns.responder import Responder
 from kdns.upstream.answerer import Answerer
 from kdns.wire.pending import PendingQuery
 from kdns.wire.query import error_response
+from kdns.zone.names import to_text
 
 log = logging.getLogger(__name__)
 QueryLog = Callable[[tuple, bytes, bytes, str, float], None]  # client, query, response, proto, seconds
@@ -41,6 +46,8 @@ class Client:
     send: Callable[[bytes], None]
     address: tuple  # (host, port, ...) as the socket names it
     proto: str  # "udp" or "tcp", for the query log
+    # a connection's: waits until it can take more, then says whether it is still open
+    drained: Callable[[], Awaitable[bool]] | None = None
 
 
 class Exchange:
@@ -92,6 +99,36 @@ class Exchange:
             response = query.error(SERVFAIL)
         self.finish(client, query.data, response, started)
 
+    def stream(self, transfer: ZoneTransfer, client: Client, started: float) -> None:
+        """Send the messages of ``transfer`` to ``client`` (a connection) as it takes them."""
+        task = asyncio.ensure_future(self._stream(transfer, client, started))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stream(self, transfer: ZoneTransfer, client: Client, started: float) -> None:
+        messages = transfer.messages()
+        try:
+            self.finish(client, transfer.data, next(messages), started)  # timed and logged once
+            while True:
+                await asyncio.sleep(0)  # the queries that came meanwhile go first
+                if client.drained is not None and not await client.drained():
+                    log.info(
+                        "zone transfer of %s to %s: the client left",
+                        to_text(transfer.qname),
+                        client.address[0],
+                    )
+                    return
+                message = next(messages, None)
+                if message is None:
+                    break
+                client.send(message)
+        except Exception:
+            log.exception("failed to send a zone transfer to %s", client.address[0])
+            return
+        log.info(
+            "zone transfer of %s to %s: %d records", to_text(transfer.qname), client.address[0], transfer.sent
+        )
+
     def finish(self, client: Client, query: bytes, response: bytes, started: float) -> None:
         """Send ``response`` to ``query`` and account for it: its time, and its line in the query log."""
         client.send(response)
@@ -102,7 +139,7 @@ class Exchange:
 
     @property
     def in_flight(self) -> int:
-        """Queries being answered later, not yet sent."""
+        """Queries being answered later, not yet sent (zone transfers being sent among them)."""
         return len(self._tasks)
 
     async def drain(self, limit: float = DRAIN_LIMIT) -> int:

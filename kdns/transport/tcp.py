@@ -1,9 +1,11 @@
 """TCP (RFC 7766): length-prefixed queries, several per connection; cluster answers go out in order,
-forwarded ones when upstream replies (clients match them by ID).
+forwarded ones when upstream replies (clients match them by ID), a zone transfer's messages one
+after the other as the client reads them.
 
 A connection is closed when it has not completed a query for ``idle_timeout`` seconds (so a client
 trickling bytes cannot hold it), and reading pauses while the client does not read its answers; one
-closed with answers still unread is reset rather than left waiting for a reader. At
+closed with answers still unread is reset rather than left waiting for a reader; a zone transfer the
+client keeps reading counts as a query completing with each message. At
 ``max_connections``, a new connection takes the place of the one idle longest (RFC 7766 section 6.2.3:
 a server short of connections closes idle ones), or is closed at once when every one is busy.
 """
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import socket
 
+from kdns.plugins.transfer import ZoneTransfer
 from kdns.responder import TCP4, TCP6
 from kdns.transport.exchange import Client, Exchange
 
@@ -82,6 +85,8 @@ class TcpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._channel = TCP4
         self._client = Client(self._send, ("", 0), PROTO)
+        self._writing_paused = False
+        self._resumed: asyncio.Future | None = None  # what a zone transfer waits on while paused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -94,7 +99,8 @@ class TcpProtocol(asyncio.Protocol):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         if sock.family == socket.AF_INET6:
             self._channel = TCP6
-        self._client = Client(self._send, transport.get_extra_info("peername") or ("", 0), PROTO)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self._client = Client(self._send, peer, PROTO, self._drained)
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -117,6 +123,8 @@ class TcpProtocol(asyncio.Protocol):
                 continue
             if type(response) is bytes:
                 exchange.finish(client, query, response, started)
+            elif type(response) is ZoneTransfer:
+                exchange.stream(response, client, started)
             else:  # answered when it comes; TCP clients match answers by ID (RFC 7766)
                 exchange.later(response, client, started)
 
@@ -125,10 +133,26 @@ class TcpProtocol(asyncio.Protocol):
             self._transport.write(len(response).to_bytes(LENGTH_SIZE, "big") + response)
 
     def pause_writing(self) -> None:
+        self._writing_paused = True
         self._transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._writing_paused = False
         self._transport.resume_reading()
+        self._wake()
+
+    async def _drained(self) -> bool:
+        """Wait until the client has read enough for another message; False once the connection is
+        closing. The client reading counts as the connection being busy (not idle)."""
+        while self._writing_paused and not self._transport.is_closing():
+            self._resumed = asyncio.get_running_loop().create_future()
+            await self._resumed
+        self._last_query = self._connections.clock()
+        return not self._transport.is_closing()
+
+    def _wake(self) -> None:
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(None)
 
     def eof_received(self) -> bool | None:
         return None  # close once the answers written so far are flushed
@@ -137,6 +161,7 @@ class TcpProtocol(asyncio.Protocol):
         self._connections.open.discard(self)
         if self._timer is not None:
             self._timer.cancel()
+        self._wake()
 
     def close(self) -> None:
         if self._transport is not None:

@@ -2,7 +2,8 @@
 
 ``parse_query`` reads only the header, the one question and an OPT record, and says FORMERR, NOTIMP or
 drop for everything a server must not answer normally; ``error_response`` is the header-only reply
-to such a query. ``opt_record`` is the OPT record kdns puts in its responses.
+to such a query. ``opt_record`` is the OPT record kdns puts in its responses. ``ixfr_serial`` reads
+the serial an IXFR query carries in its authority section.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kdns.codes import (
     OPT,
     POINTER_MARK,
     QR,
+    SOA,
 )
 
 HEADER = struct.Struct("!HHHHHH")  # ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT
@@ -122,6 +124,40 @@ def _read_edns(data: bytes, i: int, skip: int, arcount: int) -> tuple[int, bool,
     if i != len(data):
         raise Malformed(FORMERR)
     return found or (0, False, 0)
+
+
+def ixfr_serial(data: bytes, end: int) -> int | None:
+    """The serial of the SOA in the authority section of a query that ``parse_query`` accepted, its
+    question ending at ``end`` (RFC 1995: an IXFR names the version the client holds); ``None`` unless
+    that section holds exactly one record, a SOA."""
+    _, _, _, ancount, nscount, _ = HEADER.unpack_from(data)
+    if nscount != 1:
+        return None
+    try:
+        i = end
+        for _ in range(ancount):
+            i = _after_name(data, i)
+            i += RR_FIXED.size + RR_FIXED.unpack_from(data, i)[3]
+        i = _after_name(data, i)
+        rtype, _, _, rdlength = RR_FIXED.unpack_from(data, i)
+        rdata_end = i + RR_FIXED.size + rdlength
+        i = _after_name(data, _after_name(data, i + RR_FIXED.size))  # MNAME, RNAME
+        if rtype != SOA or i + 4 > rdata_end or rdata_end > len(data):
+            return None
+        return int.from_bytes(data[i : i + 4])
+    except (IndexError, struct.error):
+        return None
+
+
+def _after_name(data: bytes, i: int) -> int:
+    """Where the name (labels, ending in a zero or a compression pointer) starting at ``i`` ends."""
+    length = data[i]
+    while length:
+        if length >= POINTER_MARK:
+            return i + 2
+        i += length + 1
+        length = data[i]
+    return i + 1
 
 
 def error_response(data: bytes, rcode: int) -> bytes:

@@ -4,7 +4,7 @@
 - ``objects``: Kubernetes objects as the API serves them (namespaces, Services, EndpointSlices);
 - ``zone``: zones built from objects, and asking their resolver in-process;
 - ``process``: ``kdns`` as a child process, serving until the test ends or run to its exit;
-- ``client``: asking a running kdns over UDP or TCP with dnspython;
+- ``client``: asking a running kdns over UDP or TCP with dnspython, or with dig;
 - ``inprocess``: kdns's listeners, exchange and forwarder serving on the test's own event loop;
 - ``dot``: a DNS server over TCP or TLS that counts its connections, and test certificates;
 - ``packets``: queries built byte by byte, for what dnspython will not send;
