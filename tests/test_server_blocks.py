@@ -12,14 +12,14 @@ import pytest
 
 from kdns.blocks import NO_PLUGIN, Block, Route, Router
 from kdns.codes import AAAA, NOERROR, REFUSED, SERVFAIL, A
-from kdns.config import ExternalSettings
+from kdns.config import ExternalSettings, TransferSettings
 from kdns.corefile import CorefileError, load
 from kdns.plugins.hosts import Hosts
 from kdns.resolver import Resolver
 from kdns.zone.hosts import HostsTable
 from kdns.zone.names import ROOT, to_wire
 from tests.fake_upstream import upstream
-from tests.support.client import ask
+from tests.support.client import ask, dig
 from tests.support.paths import EXAMPLE
 from tests.support.polling import eventually
 from tests.support.process import run_kdns, running
@@ -326,3 +326,38 @@ def test_k8s_external_and_multicluster_load_from_the_corefile(tmp_path):
     assert warnings == [] and config.zone.multicluster == ("clusterset.local",)
     assert server.external == ExternalSettings(zones=("example.com",), ttl=60, headless=True, apex="ns")
     assert (server.cache.success_capacity, server.cache.denial_capacity) == (0, 100)
+
+
+def test_transfer_loads_with_its_to_addresses_and_needs_them(tmp_path):
+    config, _ = load(
+        write(
+            tmp_path,
+            ".:53 {\n    kubernetes cluster.local\n    transfer cluster.local {\n        to 10.0.0.7 fd00::/8\n    }\n}\n",
+        ),
+        environ={},
+    )
+    assert config.servers[0].transfer == TransferSettings(
+        to=("10.0.0.7/32", "fd00::/8"), zones=("cluster.local",)
+    )
+    with pytest.raises(CorefileError) as error:
+        load(write(tmp_path, ".:53 {\n    kubernetes cluster.local\n    transfer {\n    }\n}\n"), environ={})
+    assert error.value.problems == [
+        f"{tmp_path / 'Corefile'}:3: transfer: 'to' is required (the addresses that may transfer the zones)"
+    ]
+
+
+def test_dig_axfr_through_a_corefile_shows_what_kdns_dump_prints(tmp_path):
+    corefile = write(
+        tmp_path,
+        ".:0 {\n    bind 127.0.0.1\n    kubernetes cluster.local\n    transfer {\n        to 127.0.0.1\n    }\n}\n",
+    )
+    dumped = run_kdns("dump", "--snapshot", str(EXAMPLE), "--zone", "cluster.local")
+    with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+        transfer = dig(server.port, "cluster.local", "AXFR")
+    records = {" ".join(line.split()) for line in transfer.splitlines() if line and not line.startswith(";")}
+    expected = {
+        " ".join(line.split())
+        for line in dumped.stdout.splitlines()
+        if line and not line.startswith((";", "$"))
+    }
+    assert expected and {r for r in records if " SOA " not in r} == {r for r in expected if " SOA " not in r}

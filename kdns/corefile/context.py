@@ -16,6 +16,7 @@ from kdns.config import (
     KubeSettings,
     OpsSettings,
     ServerSettings,
+    TransferSettings,
     ZoneSettings,
 )
 from kdns.corefile.syntax import Token
@@ -63,6 +64,7 @@ class Draft:
     cache: CacheSettings | None = None
     hosts: HostsSettings | None = None
     external: ExternalSettings | None = None
+    transfer: TransferSettings | None = None
     loadbalance: bool = False
     autopath: bool = False
     log_queries: bool = False
@@ -82,6 +84,7 @@ class Draft:
             cache=self.cache,
             hosts=self.hosts,
             external=self.external,
+            transfer=self.transfer,
             loadbalance=self.loadbalance,
             autopath=self.autopath,
             log_queries=self.log_queries,

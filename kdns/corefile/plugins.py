@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kdns.corefile import cache, external, forward, hosts, kubernetes, log, ops, rewrite, server, template
+from kdns.corefile import (
+    cache,
+    external,
+    forward,
+    hosts,
+    kubernetes,
+    log,
+    ops,
+    rewrite,
+    server,
+    template,
+    transfer,
+)
 from kdns.corefile.context import Draft
 from kdns.corefile.syntax import Directive
 
@@ -29,6 +41,7 @@ SETUPS: dict[str, Setup] = {
     "template": template.setup,
     "rewrite": rewrite.setup,
     "k8s_external": external.setup,
+    "transfer": transfer.setup,
     "health": ops.health,
     "ready": ops.ready,
     "prometheus": ops.prometheus,

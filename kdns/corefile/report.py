@@ -49,6 +49,9 @@ def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
             f"  k8s_external {' '.join(external.zones or server.zones)}: apex {external.apex}, "
             f"ttl {external.ttl}" + (", headless" if external.headless else "")
         )
+    if server.transfer is not None:
+        transfer = server.transfer
+        yield f"  transfer {' '.join(transfer.zones or server.zones)} to {' '.join(transfer.to)}"
     for rule in server.rewrites:
         yield f"  rewrite {type(rule).__name__}"
     if server.templates:
