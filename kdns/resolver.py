@@ -195,9 +195,9 @@ class Resolver:
         rdatas = rrsets.get(qtype) if qtype > 0 else None
         if not rdatas:
             return None
-        if qtype == SRV:
-            weight = max(1, SRV_TOTAL_WEIGHT // len(rdatas))
-            return RRset(name, SRV, self.ttl, tuple((0, weight, port, target) for port, target in rdatas))
+        if qtype == SRV:  # the weight is shared among the records CoreDNS makes before dropping repeats
+            weight = max(1, SRV_TOTAL_WEIGHT // sum(copies for _, _, copies in rdatas))
+            return RRset(name, SRV, self.ttl, tuple((0, weight, port, target) for port, target, _ in rdatas))
         if qtype == PTR:
             ranked = min(rank for _, rank in rdatas)
             targets = tuple(dict.fromkeys(t for t, rank in rdatas if rank == ranked))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kdns.config import PodMode
-from tests.support.zone import ask_resolver, example_zone
+from tests.support.objects import srv_repeats
+from tests.support.zone import ask_resolver, example_zone, zone_of
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
 SOA_V4 = SOA.replace("cluster.local. 5", "in-addr.arpa. 5", 1)
@@ -404,3 +405,46 @@ def test_narrow_reverse_zone_answers_only_inside_it():
     assert (
         ask_resolver(zone, "96.10.in-addr.arpa", "SOA").answer[0].startswith("96.10.in-addr.arpa. 5 IN SOA")
     )
+
+
+def srv_zone():
+    return zone_of(srv_repeats())
+
+
+@pytest.mark.parametrize(
+    ("name", "records"),
+    [
+        # one port, two cluster IPs: CoreDNS makes two records, drops one, and the weight is 100 / 2
+        ("_http._tcp.dual.default.svc.cluster.local", ["0 50 80 dual.default.svc.cluster.local."]),
+        ("dual.default.svc.cluster.local", ["0 50 80 dual.default.svc.cluster.local."]),
+        # three ports, two of them 53: three records made, two kept, each of weight 100 / 3
+        (
+            "dns.default.svc.cluster.local",
+            ["0 33 53 dns.default.svc.cluster.local.", "0 33 9153 dns.default.svc.cluster.local."],
+        ),
+        ("_dns._udp.dns.default.svc.cluster.local", ["0 100 53 dns.default.svc.cluster.local."]),
+        # a, b and a again (its IPv6 address): three records made, two kept
+        (
+            "_http._tcp.hl.default.svc.cluster.local",
+            ["0 33 80 a.hl.default.svc.cluster.local.", "0 33 80 b.hl.default.svc.cluster.local."],
+        ),
+        (
+            "hl.default.svc.cluster.local",
+            ["0 33 80 a.hl.default.svc.cluster.local.", "0 33 80 b.hl.default.svc.cluster.local."],
+        ),
+        ("a.hl.default.svc.cluster.local", ["0 50 80 a.hl.default.svc.cluster.local."]),
+        ("b.hl.default.svc.cluster.local", ["0 100 80 b.hl.default.svc.cluster.local."]),
+    ],
+)
+def test_srv_weight_counts_the_records_before_repeats_are_dropped(name, records):
+    reply = ask_resolver(srv_zone(), name, "SRV")
+    assert reply.answer == sorted(f"{name}. 5 IN SRV {record}" for record in records)
+
+
+def test_srv_repeats_keep_every_address_of_their_target():
+    reply = ask_resolver(srv_zone(), "_http._tcp.hl.default.svc.cluster.local", "SRV")
+    assert reply.additional == [
+        "a.hl.default.svc.cluster.local. 5 IN A 10.1.0.1",
+        "a.hl.default.svc.cluster.local. 5 IN AAAA fd00::a",
+        "b.hl.default.svc.cluster.local. 5 IN A 10.1.0.2",
+    ]

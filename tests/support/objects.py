@@ -101,3 +101,33 @@ def big_service() -> list[dict]:
         )
     ]
     return [service("crowd", "shop", ip="None", ports=http), *slices]
+
+
+def srv_repeats() -> list[dict]:
+    """Services whose SRV records CoreDNS makes more than once, in namespace ``default``: ``dual``, a
+    dual-stack ClusterIP Service; ``dns``, with two ports of one number (as kube-dns has); ``hl``, a
+    dual-stack headless Service whose endpoint ``a`` has an address in each family, ``b`` one."""
+    http = [("http", 80, "TCP")]
+    dns_ports = [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+    return [
+        namespace("default"),
+        service("dual", ip=["10.96.5.5", "fd00:96::5"], ports=http),
+        service("dns", ip="10.96.5.10", ports=dns_ports),
+        service("hl", ip="None", ports=http),
+        endpoint_slice(
+            "hl-v4",
+            "hl",
+            addresses=[
+                {"addresses": ["10.1.0.1"], "hostname": "a"},
+                {"addresses": ["10.1.0.2"], "hostname": "b"},
+            ],
+            ports=http,
+        ),
+        endpoint_slice(
+            "hl-v6",
+            "hl",
+            addresses=[{"addresses": ["fd00::a"], "hostname": "a"}],
+            ports=http,
+            address_type="IPv6",
+        ),
+    ]
