@@ -8,16 +8,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.client import ask
-from tests.support.objects import srv_repeats
+from tests.support.client import ask, lookup
+from tests.support.objects import pod, srv_repeats
 from tests.support.process import Server, running
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     path = tmp_path_factory.mktemp("parity") / "cluster.json"
-    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": srv_repeats()}))
-    with running("--snapshot", str(path)) as served:
+    pods = [
+        pod("running", ips=["10.5.0.1"]),
+        pod("terminating", ips=["10.5.0.2"], deleting=True),
+        pod("lost", ips=["10.5.0.3"], phase="Unknown"),
+    ]
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*srv_repeats(), *pods]}))
+    with running("--snapshot", str(path), "--pods", "verified") as served:
         yield served
 
 
@@ -29,3 +34,9 @@ def test_srv_weights_count_the_records_coredns_makes_before_dropping_repeats(ser
     ]
     reply = ask(server.port, "dual.default.svc.cluster.local", "SRV", tcp=True)
     assert [rdata.to_text() for rdata in reply.answer[0]] == ["0 50 80 dual.default.svc.cluster.local."]
+
+
+def test_pods_verified_names_no_terminating_or_lost_pod(server):
+    assert lookup(server.port, "10-5-0-1.default.pod.cluster.local") == ("NOERROR", {"10.5.0.1"})
+    assert lookup(server.port, "10-5-0-2.default.pod.cluster.local")[0] == "NXDOMAIN"
+    assert lookup(server.port, "10-5-0-3.default.pod.cluster.local", tcp=True)[0] == "NXDOMAIN"

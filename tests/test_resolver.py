@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kdns.config import PodMode
-from tests.support.objects import srv_repeats
+from tests.support.objects import namespace, pod, srv_repeats
 from tests.support.zone import ask_resolver, example_zone, zone_of
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
@@ -348,6 +348,27 @@ def test_pods_verified_answers_only_existing_pods():
     assert ask_resolver(zone, "10-244-1-10.data.pod.cluster.local").rcode == "NXDOMAIN"  # wrong namespace
     assert ask_resolver(zone, "10-244-2-50.default.pod.cluster.local").rcode == "NXDOMAIN"  # Succeeded pod
     assert ask_resolver(zone, "shop.pod.cluster.local").rcode == "NOERROR"
+
+
+@pytest.mark.parametrize(
+    ("phase", "deleting", "rcode"),
+    [
+        ("Running", False, "NOERROR"),
+        ("Pending", False, "NOERROR"),
+        ("Running", True, "NXDOMAIN"),  # terminating: its deletionTimestamp is set
+        ("Pending", True, "NXDOMAIN"),
+        ("Succeeded", False, "NXDOMAIN"),
+        ("Failed", False, "NXDOMAIN"),
+        ("Unknown", False, "NXDOMAIN"),
+    ],
+)
+def test_pods_verified_drops_terminating_and_finished_pods(phase, deleting, rcode):
+    """CoreDNS keeps no pod in phase Succeeded, Failed or Unknown, nor one being deleted."""
+    zone = zone_of(
+        [namespace("default"), pod("p", ips=["10.5.0.1"], phase=phase, deleting=deleting)],
+        pods=PodMode.VERIFIED,
+    )
+    assert ask_resolver(zone, "10-5-0-1.default.pod.cluster.local").rcode == rcode
 
 
 def test_pods_disabled_answers_no_pod_names():

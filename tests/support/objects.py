@@ -53,6 +53,20 @@ def endpoint_slice(
     }
 
 
+def pod(
+    name: str, ns: str = "default", *, ips: Iterable[str] = (), phase: str = "Running", deleting: bool = False
+) -> dict:
+    """A pod with its IPs in ``status``; ``deleting`` gives it a ``deletionTimestamp`` (terminating)."""
+    ips = list(ips)
+    metadata: dict[str, Any] = {"name": name, "namespace": ns}
+    if deleting:
+        metadata["deletionTimestamp"] = "2024-05-01T12:00:00Z"
+    status: dict[str, Any] = {"phase": phase, "podIPs": [{"ip": ip} for ip in ips]}
+    if ips:
+        status["podIP"] = ips[0]
+    return {"kind": "Pod", "metadata": metadata, "status": status}
+
+
 def big_namespace() -> list[dict]:
     """Namespace ``big``: a headless Service ``wide`` of 200 endpoints (no UDP answer holds them), and
     ``cache`` of ``CACHE_MEMBERS`` named members whose SRV answer fits but whose additions overflow."""
