@@ -5,7 +5,8 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
 ``kubernetes`` plugin:
 
 - a name the index holds answers its RRset, or NODATA (NOERROR, SOA in authority) when it has none of
-  the asked type; a name it does not hold is NXDOMAIN (SOA in authority, RFC 2308);
+  the asked type; a name it does not hold is NXDOMAIN (SOA in authority, RFC 2308); the SOA is that
+  of the most specific zone holding the name, a narrow reverse zone's own;
 - an ExternalName CNAME is followed while its target stays inside the authoritative zones;
 - ``<a-b-c-d>.<ns>.pod.<zone>`` is computed in ``insecure`` pod mode (the index holds pod names only in
   ``verified`` mode); the namespace must exist;
@@ -226,8 +227,10 @@ class Resolver:
 
     # -- negative answers ----------------------------------------------------------------------------
     def _soa(self, zone: bytes) -> RRset:
-        mname = join(("ns", "dns"), self.layout.primary)
-        rname = _HOSTMASTER + self.layout.primary
+        """The SOA of ``zone`` itself, naming ``ns.dns.<zone>`` and ``hostmaster.<zone>`` as CoreDNS
+        does, for a narrow reverse zone too (``0.10.in-addr.arpa``)."""
+        mname = join(("ns", "dns"), zone)
+        rname = _HOSTMASTER + zone
         minimum = self.ttl
         soa = (mname, rname, self.index.serial & SERIAL_MASK, *SOA_TIMERS, minimum)
         return RRset(zone, SOA, min(self.ttl, SOA_MAX_TTL), (soa,))

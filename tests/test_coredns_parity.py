@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import dns.rcode
 import pytest
 
 from tests.support.client import ask, lookup
@@ -22,7 +23,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pod("lost", ips=["10.5.0.3"], phase="Unknown"),
     ]
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*srv_repeats(), *pods]}))
-    with running("--snapshot", str(path), "--pods", "verified") as served:
+    zones = ("cluster.local", "0.10.in-addr.arpa", "in-addr.arpa")
+    with running("--snapshot", str(path), "--pods", "verified", "--zone", *zones) as served:
         yield served
 
 
@@ -40,3 +42,20 @@ def test_pods_verified_names_no_terminating_or_lost_pod(server):
     assert lookup(server.port, "10-5-0-1.default.pod.cluster.local") == ("NOERROR", {"10.5.0.1"})
     assert lookup(server.port, "10-5-0-2.default.pod.cluster.local")[0] == "NXDOMAIN"
     assert lookup(server.port, "10-5-0-3.default.pod.cluster.local", tcp=True)[0] == "NXDOMAIN"
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype"),
+    [
+        ("101.0.0.10.in-addr.arpa", "PTR"),
+        ("0.10.in-addr.arpa", "A"),
+        ("hl.default.svc.0.10.in-addr.arpa", "A"),
+    ],
+)
+def test_negative_answers_in_a_narrow_reverse_zone_carry_its_soa(server, name, qtype):
+    reply = ask(server.port, name, qtype)
+    soa = reply.authority[0]
+    assert soa.name.to_text() == "0.10.in-addr.arpa."
+    assert soa[0].mname.to_text() == "ns.dns.0.10.in-addr.arpa."
+    assert soa[0].rname.to_text() == "hostmaster.0.10.in-addr.arpa."
+    assert dns.rcode.to_text(reply.rcode()) == ("NOERROR" if name == "0.10.in-addr.arpa" else "NXDOMAIN")

@@ -9,7 +9,7 @@ from tests.support.objects import namespace, pod, srv_repeats
 from tests.support.zone import ask_resolver, example_zone, zone_of
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
-SOA_V4 = SOA.replace("cluster.local. 5", "in-addr.arpa. 5", 1)
+SOA_V4 = "in-addr.arpa. 5 IN SOA ns.dns.in-addr.arpa. hostmaster.in-addr.arpa. SERIAL 7200 1800 86400 5"
 NODATA = ("NOERROR", [], [SOA])
 NXDOMAIN = ("NXDOMAIN", [], [SOA])
 
@@ -469,3 +469,39 @@ def test_srv_repeats_keep_every_address_of_their_target():
         "a.hl.default.svc.cluster.local. 5 IN AAAA fd00::a",
         "b.hl.default.svc.cluster.local. 5 IN A 10.1.0.2",
     ]
+
+
+def soa_of(zone: str) -> str:
+    return f"{zone}. 5 IN SOA ns.dns.{zone}. hostmaster.{zone}. SERIAL 7200 1800 86400 5"
+
+
+NARROW = ("cluster.local", "0.10.in-addr.arpa", "96.10.in-addr.arpa", "in-addr.arpa")
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype", "rcode", "zone"),
+    [
+        ("101.0.0.10.in-addr.arpa", "PTR", "NXDOMAIN", "0.10.in-addr.arpa"),
+        ("5.0.10.in-addr.arpa", "PTR", "NXDOMAIN", "0.10.in-addr.arpa"),
+        ("0.10.in-addr.arpa", "PTR", "NOERROR", "0.10.in-addr.arpa"),  # the apex holds no PTR
+        ("0.10.in-addr.arpa", "A", "NOERROR", "0.10.in-addr.arpa"),
+        ("10.100.96.10.in-addr.arpa", "A", "NOERROR", "96.10.in-addr.arpa"),  # a PTR name, asked for A
+        ("100.96.10.in-addr.arpa", "PTR", "NOERROR", "96.10.in-addr.arpa"),  # an empty non-terminal
+        ("x.10.100.96.10.in-addr.arpa", "PTR", "NXDOMAIN", "96.10.in-addr.arpa"),
+        # forward-looking names inside a reverse zone
+        ("web.shop.svc.0.10.in-addr.arpa", "A", "NXDOMAIN", "0.10.in-addr.arpa"),
+        ("web.shop.svc.96.10.in-addr.arpa", "SRV", "NXDOMAIN", "96.10.in-addr.arpa"),
+        ("ns.dns.0.10.in-addr.arpa", "A", "NXDOMAIN", "0.10.in-addr.arpa"),
+        # the wider reverse zone around them, and the cluster zone
+        ("1.1.168.192.in-addr.arpa", "PTR", "NXDOMAIN", "in-addr.arpa"),
+        ("1-2-3-4.nowhere.pod.cluster.local", "A", "NXDOMAIN", "cluster.local"),
+    ],
+)
+def test_negative_answers_in_a_narrow_reverse_zone_carry_its_own_soa(name, qtype, rcode, zone):
+    reply = ask_resolver(example_zone(zones=NARROW), name, qtype)
+    assert (reply.rcode, reply.answer, reply.authority) == (rcode, [], [soa_of(zone)])
+
+
+def test_a_narrow_reverse_zone_answers_its_own_soa():
+    reply = ask_resolver(example_zone(zones=NARROW), "0.10.in-addr.arpa", "SOA")
+    assert reply.answer == [soa_of("0.10.in-addr.arpa")]
