@@ -28,6 +28,7 @@ from kdns.config import DEFAULT_RESOLV_CONF, KubeSettings, ServeConfig, parse_up
 from kdns.ops.querylog import log_query
 from kdns.resolver import Resolver
 from kdns.responder import Responder
+from kdns.sources.host_addresses import serving_addresses
 from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
 from kdns.transport.exchange import Exchange, QueryLog
@@ -38,7 +39,7 @@ from kdns.upstream.forward import Forwarder, LoopDetected
 from kdns.upstream.resolvconf import nameservers, search_domains
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.hosts import HostsTable
-from kdns.zone.names import BadName, to_wire
+from kdns.zone.names import BadName, pack_ip, to_wire
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -110,6 +111,7 @@ def build_responder(
         forwarding=forwarder is not None,
         fallthrough_reverse=config.forward is not None and config.forward.fallthrough_reverse,
         hosts=hosts,
+        own_addresses=tuple(pack_ip(address) for address in serving_addresses(config.listen)),
     )
     responder = Responder(
         resolver,

@@ -10,7 +10,8 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
 - an ExternalName CNAME is followed while its target stays inside the authoritative zones;
 - ``<a-b-c-d>.<ns>.pod.<zone>`` is computed in ``insecure`` pod mode (the index holds pod names only in
   ``verified`` mode); the namespace must exist;
-- SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``;
+- SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``
+  (the ``dns_service`` Service's cluster IPs, else the addresses the server answers on);
   ANY gets one RRset and nothing more (RFC 8482: the smallest answer, no additional records);
 - a question outside every authoritative zone is answered from the hosts file when one is configured,
   else delegated upstream when forwarding is on (also NXDOMAIN names of reverse zones, with
@@ -98,7 +99,9 @@ class Resolver:
         forwarding: bool = False,
         fallthrough_reverse: bool = False,
         hosts: HostsTable | None = None,
+        own_addresses: tuple[bytes, ...] = (),
     ) -> None:
+        """``own_addresses`` (packed) answer ``ns.dns.<zone>`` while no ``dns_service`` Service does."""
         self.index = index
         self.layout = layout
         self.settings = settings
@@ -107,6 +110,10 @@ class Resolver:
         self.hosts = hosts
         self.ttl = settings.ttl
         self._pod_labels = {zone: b"\x03pod" + zone for zone in layout.forward}
+        self._ns_names = frozenset(join(("ns", "dns"), zone) for zone in layout.forward)
+        self._own: dict[int, list[object]] = {}
+        for packed in own_addresses:
+            self._own.setdefault(A if len(packed) == 4 else AAAA, []).append(packed)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         """Answer ``qname`` (lowercase wire form) for ``qtype``."""
@@ -162,12 +169,23 @@ class Resolver:
 
     # -- lookups -------------------------------------------------------------------------------------
     def _rrsets(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:
-        node = self.index.get(name)
-        if node is not None:
-            return node.rrsets
+        rrsets = self._held(name)
+        if rrsets is not None:
+            return rrsets
         if self.settings.pods is PodMode.INSECURE and zone in self._pod_labels:
             return self._insecure_pod(name, zone, depends)
         return None
+
+    def _held(self, name: bytes) -> dict[int, list[object]] | None:
+        """The index's records at ``name``; ``ns.dns.<zone>`` without addresses of the ``dns_service``
+        gets the server's own, as CoreDNS answers it with the addresses it is bound to."""
+        node = self.index.get(name)
+        if node is None:
+            return None
+        rrsets = node.rrsets
+        if self._own and name in self._ns_names and A not in rrsets and AAAA not in rrsets:
+            return {**rrsets, **self._own}
+        return rrsets
 
     def _insecure_pod(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:
         """``<dashed-ip>.<ns>.pod.<zone>`` for an existing namespace, whatever the IP."""
@@ -216,13 +234,13 @@ class Resolver:
             return ()
         extra = []
         for target in dict.fromkeys(targets):
-            node = self.index.get(target)
+            rrsets = self._held(target)
             depends.append(target)
-            if node is None:
+            if rrsets is None:
                 continue
             for rtype in (A, AAAA):
-                if rtype in node.rrsets:
-                    extra.append(RRset(target, rtype, self.ttl, tuple(node.rrsets[rtype])))
+                if rtype in rrsets:
+                    extra.append(RRset(target, rtype, self.ttl, tuple(rrsets[rtype])))
         return tuple(extra)
 
     # -- negative answers ----------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.rcode
 import pytest
@@ -15,7 +17,8 @@ from tests.support.process import Server, running
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A snapshot of Services whose SRV records repeat, and of pods in several states; no kube-dns."""
     path = tmp_path_factory.mktemp("parity") / "cluster.json"
     pods = [
         pod("running", ips=["10.5.0.1"]),
@@ -23,8 +26,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pod("lost", ips=["10.5.0.3"], phase="Unknown"),
     ]
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*srv_repeats(), *pods]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(cluster: Path) -> Iterator[Server]:
     zones = ("cluster.local", "0.10.in-addr.arpa", "in-addr.arpa")
-    with running("--snapshot", str(path), "--pods", "verified", "--zone", *zones) as served:
+    with running("--snapshot", str(cluster), "--pods", "verified", "--zone", *zones) as served:
         yield served
 
 
@@ -59,3 +67,39 @@ def test_negative_answers_in_a_narrow_reverse_zone_carry_its_soa(server, name, q
     assert soa[0].mname.to_text() == "ns.dns.0.10.in-addr.arpa."
     assert soa[0].rname.to_text() == "hostmaster.0.10.in-addr.arpa."
     assert dns.rcode.to_text(reply.rcode()) == ("NOERROR" if name == "0.10.in-addr.arpa" else "NXDOMAIN")
+
+
+def local_addresses() -> set[str]:
+    """The host's own addresses as the kernel lists them: IPv4 from the routing table's LOCAL entries,
+    IPv6 from ``/proc/net/if_inet6`` (independent of how kdns reads them)."""
+    found, previous = set(), None
+    for line in Path("/proc/net/fib_trie").read_text().splitlines():
+        text = line.strip()
+        if text.startswith("|-- "):
+            previous = text[4:]
+        elif text == "/32 host LOCAL" and previous is not None:
+            found.add(previous)
+    for line in Path("/proc/net/if_inet6").read_text().splitlines():
+        found.add(str(ipaddress.ip_address(bytes.fromhex(line.split()[0]))))
+    return found
+
+
+def test_ns_glue_without_a_dns_service_is_the_addresses_kdns_listens_on(cluster):
+    """Listening on the wildcards, kdns names the host's addresses but loopback and link-local ones,
+    as CoreDNS names the addresses it is bound to when it finds no Service of its own."""
+    expected = {
+        text
+        for text in local_addresses()
+        if not ipaddress.ip_address(text).is_loopback and not ipaddress.ip_address(text).is_link_local
+    }
+    with running("--snapshot", str(cluster), "--listen", "0.0.0.0", "::") as wide:
+        for host in ("127.0.0.1", "::1"):
+            reply = ask(wide.port, "cluster.local", "NS", host=host)
+            assert [rdata.to_text() for rdata in reply.answer[0]] == ["ns.dns.cluster.local."]
+            glue = {rdata.to_text() for rrset in reply.additional for rdata in rrset}
+            assert glue == expected
+            assert {rrset.name.to_text() for rrset in reply.additional} <= {"ns.dns.cluster.local."}
+    with running("--snapshot", str(cluster)) as loopback_only:
+        reply = ask(loopback_only.port, "cluster.local", "NS")
+        assert [rdata.to_text() for rdata in reply.answer[0]] == ["ns.dns.cluster.local."]
+        assert not reply.additional

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kdns.config import PodMode
-from tests.support.objects import namespace, pod, srv_repeats
+from tests.support.objects import namespace, pod, service, srv_repeats
 from tests.support.zone import ask_resolver, example_zone, zone_of
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
@@ -505,3 +505,46 @@ def test_negative_answers_in_a_narrow_reverse_zone_carry_its_own_soa(name, qtype
 def test_a_narrow_reverse_zone_answers_its_own_soa():
     reply = ask_resolver(example_zone(zones=NARROW), "0.10.in-addr.arpa", "SOA")
     assert reply.answer == [soa_of("0.10.in-addr.arpa")]
+
+
+OWN = (bytes([192, 0, 2, 53]), bytes.fromhex("20010db8000000000000000000000053"))
+
+
+@pytest.mark.parametrize(
+    ("objects", "expected"),
+    [
+        # no kube-dns Service: the addresses the server answers on
+        (
+            [namespace("default")],
+            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"],
+        ),
+        # a kube-dns Service: its cluster IP, and the server's own addresses are not added
+        (
+            [namespace("kube-system"), service("kube-dns", "kube-system", ip="10.96.0.10")],
+            ["ns.dns.cluster.local. 5 IN A 10.96.0.10"],
+        ),
+        # a headless kube-dns has no cluster IP to give
+        (
+            [namespace("kube-system"), service("kube-dns", "kube-system", ip="None")],
+            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"],
+        ),
+    ],
+)
+def test_ns_glue_is_the_dns_service_or_else_the_servers_own_addresses(objects, expected):
+    zone = zone_of(objects)
+    reply = ask_resolver(zone, "cluster.local", "NS", own_addresses=OWN)
+    assert reply.answer == ["cluster.local. 5 IN NS ns.dns.cluster.local."]
+    assert reply.additional == expected
+    addresses = [*ask_resolver(zone, "ns.dns.cluster.local", "A", own_addresses=OWN).answer]
+    addresses += ask_resolver(zone, "ns.dns.cluster.local", "AAAA", own_addresses=OWN).answer
+    assert sorted(addresses) == expected
+
+
+def test_without_addresses_to_give_ns_keeps_its_record_and_ns_dns_has_none():
+    """CoreDNS answers NODATA at the apex NS when it knows no address of its own; a zone has NS
+    records at its apex (RFC 1034 section 4.2.1), so kdns keeps the record, without glue."""
+    zone = zone_of([namespace("default")])
+    reply = ask_resolver(zone, "cluster.local", "NS")
+    assert (reply.answer, reply.additional) == (["cluster.local. 5 IN NS ns.dns.cluster.local."], [])
+    assert ask_resolver(zone, "ns.dns.cluster.local", "A").rcode == "NOERROR"
+    assert ask_resolver(zone, "ns.dns.cluster.local", "A").answer == []

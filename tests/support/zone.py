@@ -59,10 +59,10 @@ class Reply:
     aa: bool
 
 
-def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1) -> Reply:
-    """Ask ``zone``'s resolver directly and render the reply as zone-file lines (sorted within sections,
-    the SOA serial as ``SERIAL``)."""
-    resolver = Resolver(zone.index, zone.layout, zone.settings)
+def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1, **options: Any) -> Reply:
+    """Ask ``zone``'s resolver (made with ``Resolver``'s keyword ``options``) directly and render the
+    reply as zone-file lines (sorted within sections, the SOA serial as ``SERIAL``)."""
+    resolver = Resolver(zone.index, zone.layout, zone.settings, **options)
     answer = resolver.resolve(to_wire(name), TYPES[qtype], qclass)
 
     def lines(rrsets) -> list[str]:
