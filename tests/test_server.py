@@ -101,6 +101,72 @@ def test_question_keeps_the_query_case(example_server):
     assert last_rrset(parsed) == {"10.96.100.10"}
 
 
+def names_as_sent(reply: dns.message.Message) -> list[str]:
+    """Every name in the reply's sections, as written (dnspython keeps the letter case it read)."""
+    names = []
+    for section in (reply.answer, reply.authority, reply.additional):
+        for rrset in section:
+            names.append(rrset.name.to_text())
+            for rdata in rrset:
+                for field in ("target", "mname", "rname"):
+                    if hasattr(rdata, field):
+                        names.append(getattr(rdata, field).to_text())
+    return names
+
+
+CASE_CASES = [
+    # SRV: the owner is the question; the target and its address's owner are built from the zone
+    (
+        "_HtTp._TcP.wEb.ShOp.SvC.cLuStEr.LoCaL",
+        "SRV",
+        [
+            "_HtTp._TcP.wEb.ShOp.SvC.cLuStEr.LoCaL.",
+            "web.shop.svc.cLuStEr.LoCaL.",
+            "web.shop.svc.cLuStEr.LoCaL.",
+        ],
+    ),
+    # NS: the target ns.dns.<zone> and its glue
+    ("cLuStEr.LoCaL", "NS", ["cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL."]),
+    # a CNAME's target is the ExternalName as the cluster wrote it, and so is the name it leads to
+    (
+        "StoreFront.ShOp.SvC.cLuStEr.LoCaL",
+        "A",
+        ["StoreFront.ShOp.SvC.cLuStEr.LoCaL.", "web.shop.svc.cluster.local.", "web.shop.svc.cluster.local."],
+    ),
+    # negative answers: the SOA's names are built from the zone
+    (
+        "NoPe.ShOp.SvC.cLuStEr.LoCaL",
+        "A",
+        ["cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL.", "hostmaster.cLuStEr.LoCaL."],
+    ),
+    (
+        "Ns.DnS.cLuStEr.LoCaL",
+        "TXT",
+        ["cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL.", "hostmaster.cLuStEr.LoCaL."],
+    ),
+    # a PTR's target names the Service in the primary zone, as the cluster wrote it
+    ("10.100.96.10.In-AdDr.ArPa", "PTR", ["10.100.96.10.In-AdDr.ArPa.", "web.shop.svc.cluster.local."]),
+]
+
+
+@pytest.mark.parametrize("edns", [False, 0])
+@pytest.mark.parametrize(
+    ("name", "qtype", "expected"), CASE_CASES, ids=[f"{c[0]}/{c[1]}" for c in CASE_CASES]
+)
+def test_names_keep_the_query_case_only_in_the_question_and_the_zone(
+    example_server, edns, name, qtype, expected
+):
+    """As CoreDNS writes them: the question's own name as asked, names built from the zone with the
+    zone as asked, names copied from the cluster lowercase. Asked twice (the second answer comes from
+    the packed answer cache), and once in lowercase in between, which must not leak into the others."""
+    port = example_server.port
+    for _ in range(2):
+        assert names_as_sent(ask(port, name, qtype, use_edns=edns)) == expected
+        lowered = names_as_sent(ask(port, name.lower(), qtype, use_edns=edns))
+        assert lowered == [text.lower() for text in expected]
+    assert names_as_sent(ask(port, name, qtype, tcp=True)) == expected
+
+
 def test_edns_is_echoed_and_versions_are_checked(example_server):
     port = example_server.port
     plain = ask(port, "web.shop.svc.cluster.local")
