@@ -11,21 +11,27 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
-from tests.support.client import ask, lookup
-from tests.support.objects import pod, srv_repeats
+from tests.support.client import ask, dig, lookup
+from tests.support.objects import endpoint_slice, pod, service, srv_repeats
 from tests.support.process import Server, running
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A snapshot of Services whose SRV records repeat, and of pods in several states; no kube-dns."""
+    """A snapshot of Services whose SRV records repeat, of pods in several states, and of a headless
+    Service of 60 endpoints (more A records than 512 octets hold); no kube-dns."""
     path = tmp_path_factory.mktemp("parity") / "cluster.json"
     pods = [
         pod("running", ips=["10.5.0.1"]),
         pod("terminating", ips=["10.5.0.2"], deleting=True),
         pod("lost", ips=["10.5.0.3"], phase="Unknown"),
     ]
-    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*srv_repeats(), *pods]}))
+    sixty = [
+        service("sixty", ip="None", ports=[("http", 80, "TCP")]),
+        endpoint_slice("sixty-1", "sixty", addresses=[f"10.6.0.{n}" for n in range(1, 61)]),
+    ]
+    items = [*srv_repeats(), *pods, *sixty]
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     return path
 
 
@@ -103,3 +109,22 @@ def test_ns_glue_without_a_dns_service_is_the_addresses_kdns_listens_on(cluster)
         reply = ask(loopback_only.port, "cluster.local", "NS")
         assert [rdata.to_text() for rdata in reply.answer[0]] == ["ns.dns.cluster.local."]
         assert not reply.additional
+
+
+def test_a_udp_answer_too_large_keeps_the_records_that_fit(server):
+    """A client that never retries over TCP (musl before 1.2.4) uses what a truncated answer holds:
+    as many of the 60 A records as fit, TC set, as CoreDNS sends (miekg/dns's Truncate)."""
+    name = "sixty.default.svc.cluster.local"
+    whole = ask(server.port, name, tcp=True)
+    addresses = [rdata.address for rdata in whole.answer[0]]
+    assert len(addresses) == 60
+    # each A record: a pointer to the question, the fixed part and 4 octets
+    fitting = (512 - 12 - (len(name) + 2 + 4)) // (2 + 10 + 4)
+    output = dig(server.port, "+ignore", "+noedns", "+notcp", name)
+    assert " tc " in output.split("flags:")[1].split(";")[0] + " "
+    answer = [line.split()[-1] for line in output.splitlines() if line.startswith(name + ".")]
+    assert answer == addresses[:fitting]
+    reply = ask(server.port, name, use_edns=0, payload=700)
+    assert [rdata.address for rdata in reply.answer[0]] == addresses[
+        : (700 - 12 - (len(name) + 6) - 11) // 16
+    ]

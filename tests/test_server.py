@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import time
 
 import dns.edns
@@ -17,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.support.client import HOST, ask, udp_exchange
+from tests.support.client import HOST, ask, dig, udp_exchange
 from tests.support.objects import CACHE_MEMBERS
 from tests.support.packets import framed, raw_query
 from tests.support.process import NO_UVLOOP, running
@@ -52,18 +50,6 @@ def test_dnspython(example_server, transport, name, qtype, rcode, expected):
     if rcode in ("NXDOMAIN", "NOERROR") and not expected:
         assert reply.authority[0].rdtype == dns.rdatatype.SOA
         assert reply.authority[0].ttl == 5
-
-
-def dig(port: int, *args: str) -> str:
-    assert shutil.which("dig"), "dig is installed by 'make test' (bind9-dnsutils)"
-    result = subprocess.run(
-        ["dig", f"@{HOST}", "-p", str(port), "+time=3", "+tries=1", *args],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=True,
-    )
-    return result.stdout
 
 
 @pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
@@ -180,17 +166,22 @@ def test_edns_is_echoed_and_versions_are_checked(example_server):
 def test_large_answers_truncate_over_udp_and_come_whole_over_tcp(big_server):
     port = big_server.port
     name = "wide.big.svc.cluster.local"
-    for query in (
-        dns.message.make_query(name, "A"),
-        dns.message.make_query(name, "A", use_edns=0, payload=4096),
+    whole = ask(port, name, tcp=True)
+    assert not whole.flags & dns.flags.TC
+    assert len(whole.answer[0]) == 200
+    addresses = [rdata.address for rdata in whole.answer[0]]
+    for query, limit, opt in (
+        (dns.message.make_query(name, "A"), 512, 0),
+        (dns.message.make_query(name, "A", use_edns=0, payload=4096), 1232, 11),
     ):
         reply = ask(port, query)
         assert reply.flags & dns.flags.TC
-        assert not reply.answer  # whole RRsets only: 200 A records do not fit
-        assert len(reply.to_wire()) <= (512 if query.edns < 0 else 1232)
-    reply = ask(port, name, tcp=True)
-    assert not reply.flags & dns.flags.TC
-    assert len(reply.answer[0]) == 200
+        assert len(reply.to_wire()) <= limit
+        # as many A records as fit (each a pointer to the question, the fixed part and 4 octets), the
+        # first ones of the whole answer: what a client that never retries over TCP can use
+        question = len(query.question[0].name.to_wire()) + 4
+        fitting = (limit - 12 - question - opt) // (2 + 10 + 4)
+        assert [rdata.address for rdata in reply.answer[0]] == addresses[:fitting]
     srv = ask(port, name, "SRV", tcp=True)
     assert len(srv.answer[0]) == 200 and len(srv.additional) == 200
 
@@ -225,13 +216,17 @@ def test_udp_answers_fit_the_clients_edns_size(big_server, payload, limit):
     parsed = dns.message.from_wire(reply)
     assert parsed.edns == (0 if payload else -1)
     whole = ask(big_server.port, query, tcp=True)
+    targets = [rdata.target for rdata in whole.answer[0]]
     whole.additional = []
     answer_fits = len(whole.to_wire()) <= limit
     assert bool(parsed.flags & dns.flags.TC) != answer_fits
     if answer_fits:
         assert len(parsed.answer[0]) == CACHE_MEMBERS
-    else:
-        assert not parsed.answer
+    else:  # the first SRV records, as many as fit: one more would not
+        kept = [rdata.target for rdata in parsed.answer[0]]
+        assert 0 < len(kept) < CACHE_MEMBERS and kept == targets[: len(kept)]
+        assert len(reply) + 12 + 6 + len(targets[len(kept)].to_wire()) > limit
+        assert not parsed.additional
 
 
 def test_several_queries_on_one_tcp_connection(example_server):

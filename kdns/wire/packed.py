@@ -12,6 +12,8 @@ answer that carries only an rcode.
 from __future__ import annotations
 
 import struct
+from array import array
+from bisect import bisect_right
 from typing import TypeVar
 
 import dnslib
@@ -23,6 +25,8 @@ from kdns.codes import (
     ECHOED_FLAGS,
     HEADER_SIZE,
     IN,
+    MAX_NAME_LENGTH,
+    NO_EDNS_UDP_SIZE,
     NS,
     OPT,
     POINTER_LIMIT,
@@ -38,7 +42,7 @@ from kdns.codes import (
     A,
 )
 from kdns.resolver import Answer, RRset
-from kdns.wire.query import HEADER, QUESTION_TAIL_SIZE, RR_FIXED
+from kdns.wire.query import HEADER, OPT_SIZE, QUESTION_TAIL_SIZE, RR_FIXED
 from kdns.wire.records import label
 from kdns.zone.names import is_within, labels_of
 
@@ -46,7 +50,11 @@ _HEAD_AFTER_ID = struct.Struct("!HHHHH")
 _TTL = struct.Struct("!I")
 _SRV_FIXED = struct.Struct("!HHH")  # priority, weight, port
 _SOA_TIMES = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
+ADDITIONAL = 2  # the additional section's index among the three
 NOT_FAST = 1 << 20  # ``Packed.fast_size`` of an answer that must take the full path
+# A body no longer than this fits every UDP answer: 512 octets less the header, the longest question
+# and our OPT record; only longer bodies keep the places where they may be cut.
+ALWAYS_FITS = NO_EDNS_UDP_SIZE - HEADER_SIZE - MAX_NAME_LENGTH - QUESTION_TAIL_SIZE - OPT_SIZE
 
 
 class Packed:
@@ -60,7 +68,8 @@ class Packed:
         "autopath",
         "body",
         "counts",
-        "cuts",
+        "cut_counts",
+        "cut_ends",
         "delegate",
         "depends",
         "fast_size",
@@ -89,10 +98,16 @@ class Packed:
     ) -> None:
         self.flags = flags
         self.body = body
-        # (body length, an, ns, ar) after each whole RRset; kept only when there are several (one is
-        # the whole body), and the counts and headers below are shared between answers: an answer
-        # cache full of NXDOMAINs for random names costs little more than their bodies and keys.
-        self.cuts = cuts if len(cuts) > 1 else ()
+        # ``cuts``: (body length, an, ns, ar) where a UDP answer may end: after each record of the
+        # answer and authority sections, after each whole RRset of the additional section. Kept
+        # (as body lengths, and counts three by three) only for a body too long for every UDP answer;
+        # the counts and headers below are shared between answers: an answer cache full of NXDOMAINs
+        # for random names costs little more than their bodies and keys.
+        if len(cuts) > 1 and len(body) > ALWAYS_FITS:
+            self.cut_ends: array[int] | tuple[()] = array("I", [cut[0] for cut in cuts])
+            self.cut_counts: array[int] | tuple[()] = array("I", [n for cut in cuts for n in cut[1:]])
+        else:
+            self.cut_ends = self.cut_counts = ()
         self.counts = _shared(cuts[-1][1:] if cuts else (0, 0, 0))
         self.depends = depends
         self.ttl_offsets = ttl_offsets  # where each record's TTL sits in the body
@@ -133,10 +148,11 @@ class Packed:
         return data[qend - self.zone_size : qend].join(self.zone_parts)
 
     def cut_points(self) -> tuple[tuple[int, int, int, int], ...]:
-        """Every RRset boundary, the body's end included."""
-        if self.cuts or not self.body:
-            return self.cuts
-        return ((len(self.body), *self.counts),)
+        """Where a UDP answer may end, the body's end included."""
+        if self.cut_ends:
+            counts = self.cut_counts
+            return tuple((end, *counts[3 * i : 3 * i + 3]) for i, end in enumerate(self.cut_ends))
+        return ((len(self.body), *self.counts),) if self.body else ()
 
     def with_ttl(self, ttl: int) -> Packed:
         """The same answer with every record's TTL set to ``ttl`` (a cached answer counting down)."""
@@ -159,12 +175,15 @@ class Packed:
         return b"".join((HEADER.pack(qid, flags, 1, an, ns, ar), data[HEADER_SIZE:end], body, opt))
 
     def _fit(self, body: bytes, budget: int) -> tuple[bytes, int, int, int, bool]:
-        """Whole RRsets that fit ``budget``; truncated unless only additional records were left out."""
-        length, an, ns, ar = 0, 0, 0, 0
-        for cut in self.cut_points():
-            if cut[0] > budget:
-                break
-            length, an, ns, ar = cut
+        """As many records as fit ``budget``, in order (as miekg/dns's ``Truncate``, which CoreDNS
+        uses): the answer and authority record by record, the additional section in whole RRsets (RFC
+        2181 section 9); truncated unless only additional records were left out."""
+        fitting = bisect_right(self.cut_ends, budget)
+        if fitting:
+            length = self.cut_ends[fitting - 1]
+            an, ns, ar = self.cut_counts[3 * fitting - 3 : 3 * fitting]
+        else:
+            length, an, ns, ar = 0, 0, 0, 0
         full_an, full_ns, _ = self.counts
         return body[:length], an, ns, ar, (an, ns) != (full_an, full_ns)
 
@@ -229,8 +248,11 @@ def pack(
         for rrset in rrsets:
             for value in rrset.rdatas:
                 message.record(rrset, value, section)
-            counts[section] += len(rrset.rdatas)
-            cuts.append((len(message.out) - start, *counts))
+                counts[section] += 1
+                if section < ADDITIONAL:  # a UDP answer may end after any of its records
+                    cuts.append((len(message.out) - start, *counts))
+            if section == ADDITIONAL:  # additional records go in whole RRsets (RFC 2181 section 9)
+                cuts.append((len(message.out) - start, *counts))
     body, cuts = bytes(message.out[start:]), tuple(cuts)
     if only_soa:
         if len(_NEGATIVE_BODIES) >= _NEGATIVE_BODIES_MAX:
@@ -355,8 +377,8 @@ def pack_records(
             if rr.rtype in (OPT, TSIG):
                 continue
             owner = dnslib.DNSLabel([part.lower() for part in rr.rname.label])
-            if previous is not None and previous != (owner.label, rr.rtype):
-                cuts.append((buffer.offset - start, *counts))
+            if previous is not None and (section < ADDITIONAL or previous != (owner.label, rr.rtype)):
+                cuts.append((buffer.offset - start, *counts))  # additional records in whole RRsets
             previous = (owner.label, rr.rtype)
             buffer.encode_name(owner)
             ttl_offsets.append(buffer.offset + 4 - start)

@@ -1,8 +1,10 @@
-"""Asking a running kdns, as a client does: dnspython over UDP or TCP on loopback."""
+"""Asking a running kdns, as a client does: dnspython over UDP or TCP on loopback, or dig."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 
 import dns.message
 import dns.query
@@ -58,3 +60,16 @@ def udp_exchange(port: int, packet: bytes, timeout: float = 1.0, host: str = HOS
             return sock.recv(65535)
         except TimeoutError:
             return None
+
+
+def dig(port: int, *args: str, host: str = HOST) -> str:
+    """dig's output for ``args``, asking kdns at ``host``:``port`` once, waiting 3 s at most."""
+    assert shutil.which("dig"), "dig is installed by 'make test' (bind9-dnsutils)"
+    result = subprocess.run(
+        ["dig", f"@{host}", "-p", str(port), "+time=3", "+tries=1", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return result.stdout
