@@ -224,8 +224,9 @@ def report_figures(figures: dict, *, full: bool) -> Path:
         "responder (the example cluster and a 140-endpoint headless Service) and a forwarding one (forward "
         "cache, rotation, search paths), over UDP and TCP, and is checked against the RFC rules of "
         "`verdict()`: no exception escapes, drops only where allowed, every reply parses with dnspython "
-        "with the query's ID, error replies header-only, UDP replies within the client's size with TC "
-        "exactly when records were cut, ANY one RRset, the fast path byte for byte the full parse.",
+        "with the query's ID, error replies header-only, UDP replies within the client's size holding as "
+        "many of the full reply's first records as fit, TC exactly when answer or authority records were "
+        "cut, ANY one RRset, the fast path byte for byte the full parse.",
         "",
     ]
     if "packets" in figures:

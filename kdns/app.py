@@ -45,6 +45,7 @@ from kdns.plugins.rewrite import Rewrite
 from kdns.plugins.transfer import Transfer
 from kdns.resolver import Resolver
 from kdns.responder import Responder
+from kdns.sources.host_addresses import serving_addresses
 from kdns.sources.hosts_file import read_hosts
 from kdns.sources.snapshot import read_snapshots
 from kdns.transport.exchange import Exchange, QueryLog
@@ -57,7 +58,7 @@ from kdns.upstream.routes import Routes
 from kdns.zone.cluster_zone import ClusterZone
 from kdns.zone.external_names import ExternalNames
 from kdns.zone.hosts import HostsTable
-from kdns.zone.names import BadName, to_wire
+from kdns.zone.names import BadName, pack_ip, to_wire
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -173,7 +174,9 @@ def build_answering(
     config: ServeConfig, servers: tuple[ServerSettings, ...], zone: ClusterZone, forwarders: Forwarders
 ) -> Answering:
     """Everything that answers one listener's queries, at start-up and again on each reload."""
-    resolver = Resolver(zone.index, zone.layout, config.zone)
+    listen = servers[0].listen  # ns.dns.<zone> answers where kdns serves, without a kube-dns Service
+    own = tuple(pack_ip(address) for address in serving_addresses(listen))
+    resolver = Resolver(zone.index, zone.layout, config.zone, own_addresses=own)
     routed: list[Forwarder] = []
     blocks, hosts = [], []
     for server in servers:

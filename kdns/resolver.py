@@ -5,11 +5,13 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
 ``kubernetes`` plugin:
 
 - a name the index holds answers its RRset, or NODATA (NOERROR, SOA in authority) when it has none of
-  the asked type; a name it does not hold is NXDOMAIN (SOA in authority, RFC 2308);
+  the asked type; a name it does not hold is NXDOMAIN (SOA in authority, RFC 2308); the SOA is that
+  of the most specific zone holding the name, a narrow reverse zone's own;
 - an ExternalName CNAME is followed while its target stays inside the authoritative zones;
 - ``<a-b-c-d>.<ns>.pod.<zone>`` is computed in ``insecure`` pod mode (the index holds pod names only in
   ``verified`` mode); the namespace must exist;
-- SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``;
+- SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``
+  (the ``dns_service`` Service's cluster IPs, else the addresses the server answers on);
   ANY gets one RRset and nothing more (RFC 8482: the smallest answer, no additional records);
 - a question outside every authoritative zone, and an NXDOMAIN name within the ``fallthrough`` zones,
   is not the resolver's: ``resolve`` returns ``None`` and the server block asks its next plugin; an
@@ -99,13 +101,20 @@ class Resolver:
         index: ZoneIndex,
         layout: ZoneLayout,
         settings: ZoneSettings,
+        *,
+        own_addresses: tuple[bytes, ...] = (),
     ) -> None:
+        """``own_addresses`` (packed) answer ``ns.dns.<zone>`` while no ``dns_service`` Service does."""
         self.index = index
         self.layout = layout
         self.settings = settings
         self.ttl = settings.ttl
         self.fallthrough = tuple(to_wire(zone) for zone in settings.fallthrough)
         self._pod_labels = {zone: b"\x03pod" + zone for zone in layout.forward}
+        self._ns_names = frozenset(join(("ns", "dns"), zone) for zone in layout.forward)
+        self._own: dict[int, list[object]] = {}
+        for packed in own_addresses:
+            self._own.setdefault(A if len(packed) == 4 else AAAA, []).append(packed)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer | None:
         """Answer ``qname`` (lowercase wire form) for ``qtype``; ``None`` when it is not the cluster's
@@ -146,12 +155,23 @@ class Resolver:
 
     # -- lookups -------------------------------------------------------------------------------------
     def _rrsets(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:
-        node = self.index.get(name)
-        if node is not None:
-            return node.rrsets
+        rrsets = self._held(name)
+        if rrsets is not None:
+            return rrsets
         if self.settings.pods is PodMode.INSECURE and zone in self._pod_labels:
             return self._insecure_pod(name, zone, depends)
         return None
+
+    def _held(self, name: bytes) -> dict[int, list[object]] | None:
+        """The index's records at ``name``; ``ns.dns.<zone>`` without addresses of the ``dns_service``
+        gets the server's own, as CoreDNS answers it with the addresses it is bound to."""
+        node = self.index.get(name)
+        if node is None:
+            return None
+        rrsets = node.rrsets
+        if self._own and name in self._ns_names and A not in rrsets and AAAA not in rrsets:
+            return {**rrsets, **self._own}
+        return rrsets
 
     def _insecure_pod(self, name: bytes, zone: bytes, depends: list[bytes]) -> dict[int, list[object]] | None:
         """``<dashed-ip>.<ns>.pod.<zone>`` for an existing namespace, whatever the IP."""
@@ -180,9 +200,9 @@ class Resolver:
         rdatas = rrsets.get(qtype) if qtype > 0 else None
         if not rdatas:
             return None
-        if qtype == SRV:
-            weight = max(1, SRV_TOTAL_WEIGHT // len(rdatas))
-            return RRset(name, SRV, self.ttl, tuple((0, weight, port, target) for port, target in rdatas))
+        if qtype == SRV:  # the weight is shared among the records CoreDNS makes before dropping repeats
+            weight = max(1, SRV_TOTAL_WEIGHT // sum(copies for _, _, copies in rdatas))
+            return RRset(name, SRV, self.ttl, tuple((0, weight, port, target) for port, target, _ in rdatas))
         if qtype == PTR:
             ranked = min(rank for _, rank in rdatas)
             targets = tuple(dict.fromkeys(t for t, rank in rdatas if rank == ranked))
@@ -200,19 +220,21 @@ class Resolver:
             return ()
         extra = []
         for target in dict.fromkeys(targets):
-            node = self.index.get(target)
+            rrsets = self._held(target)
             depends.append(target)
-            if node is None:
+            if rrsets is None:
                 continue
             for rtype in (A, AAAA):
-                if rtype in node.rrsets:
-                    extra.append(RRset(target, rtype, self.ttl, tuple(node.rrsets[rtype])))
+                if rtype in rrsets:
+                    extra.append(RRset(target, rtype, self.ttl, tuple(rrsets[rtype])))
         return tuple(extra)
 
     # -- negative answers ----------------------------------------------------------------------------
     def _soa(self, zone: bytes) -> RRset:
-        mname = join(("ns", "dns"), self.layout.primary)
-        rname = _HOSTMASTER + self.layout.primary
+        """The SOA of ``zone`` itself, naming ``ns.dns.<zone>`` and ``hostmaster.<zone>`` as CoreDNS
+        does, for a narrow reverse zone too (``0.10.in-addr.arpa``)."""
+        mname = join(("ns", "dns"), zone)
+        rname = _HOSTMASTER + zone
         minimum = self.ttl
         soa = (mname, rname, self.index.serial & SERIAL_MASK, *SOA_TIMERS, minimum)
         return RRset(zone, SOA, min(self.ttl, SOA_MAX_TTL), (soa,))

@@ -184,6 +184,10 @@ class Responder:
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
+                    elif end + packed.zone_fast_size <= NO_EDNS_UDP_SIZE:  # the zone in the query's case
+                        packed.hits[channel] += 1
+                        zone = data[qend - packed.zone_size : qend]
+                        return data[ID] + packed.head + data[HEADER_SIZE:end] + zone.join(packed.zone_parts)
             elif (
                 tail == OPT_SIZE
                 and data[COUNTS] == EDNS_COUNTS
@@ -194,7 +198,9 @@ class Responder:
                 packed = self._cache.get(key := data[HEADER_SIZE:qend].lower() + data[qend:end])
                 if packed is not None:
                     need = end + packed.fast_size + OPT_SIZE
-                    if need <= NO_EDNS_UDP_SIZE or need <= self._edns_limit(data, end, channel):
+                    if need <= NO_EDNS_UDP_SIZE or (
+                        need < NOT_FAST and need <= self._edns_limit(data, end, channel)
+                    ):
                         packed.hits[channel] += 1
                         return (
                             data[ID]
@@ -211,6 +217,17 @@ class Responder:
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
+                    elif (need := end + packed.zone_fast_size + OPT_SIZE) <= NO_EDNS_UDP_SIZE or (
+                        need < NOT_FAST and need <= self._edns_limit(data, end, channel)
+                    ):  # the question's zone copied into the body in the query's case
+                        packed.hits[channel] += 1
+                        return (
+                            data[ID]
+                            + packed.head_edns
+                            + data[HEADER_SIZE:end]
+                            + data[qend - packed.zone_size : qend].join(packed.zone_parts)
+                            + self._opts[data[end + OPT_FLAGS_AT] >= DO_BYTE]
+                        )
         return self._respond(data, channel, client)
 
     def _from_forward_cache(  # noqa: PLR0917 (hot path)
@@ -368,7 +385,8 @@ class Responder:
         qname = key[:qlen]
         qtype, qclass = int.from_bytes(key[qlen : qlen + 2]), int.from_bytes(key[qlen + 2 :])
         answer = self.resolver.resolve(qname, qtype, qclass)
-        packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
+        zone = self.resolver.layout.zone_of(qname)
+        packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available, zone=zone)
         if answer.rcode == NXDOMAIN:
             packed.autopath = self._search_namespace(qname)
         if self.loadbalance:
@@ -377,12 +395,15 @@ class Responder:
                 packed.variants = (
                     packed,
                     *(
-                        pack(turned, qname, key[qlen:], recursion_available=self.recursion_available)
+                        pack(
+                            turned, qname, key[qlen:], recursion_available=self.recursion_available, zone=zone
+                        )
                         for turned in rotated
                     ),
                 )
         if packed.variants is not None or (packed.autopath is not None and self._autopath is not None):
-            packed.fast_size = NOT_FAST  # the full path picks a variant or searches for the client
+            # the full path picks a variant or searches for the client
+            packed.fast_size = packed.zone_fast_size = NOT_FAST
         if len(self._cache) >= self.cache_size:
             self._evict()
         packed.seen = 1  # the query that made it

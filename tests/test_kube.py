@@ -9,7 +9,7 @@ import pytest
 
 from tests.kube_fake import NO_RESPONSE, KubeFake
 from tests.support.client import lookup
-from tests.support.objects import endpoint_slice, namespace, service
+from tests.support.objects import endpoint_slice, namespace, pod, service
 from tests.support.polling import eventually
 from tests.support.process import run_kdns, running
 
@@ -218,6 +218,18 @@ def test_pods_verified_watches_pods(cluster, kubeconfig):
         assert lookup(server.port, "10-2-0-8.db.pod.cluster.local")[0] == "NXDOMAIN"
         cluster.delete("Pod", "db", "p")
         gone(server.port, "10-2-0-9.db.pod.cluster.local")
+
+
+def test_pods_verified_forgets_a_pod_once_it_terminates_or_finishes(cluster, kubeconfig):
+    cluster.create(pod("p", "db", ips=["10.2.0.9"]))
+    cluster.create(pod("q", "db", ips=["10.2.0.10"]))
+    with running("--kubeconfig", kubeconfig, "--pods", "verified") as server:
+        assert lookup(server.port, "10-2-0-9.db.pod.cluster.local") == ("NOERROR", {"10.2.0.9"})
+        assert lookup(server.port, "10-2-0-10.db.pod.cluster.local") == ("NOERROR", {"10.2.0.10"})
+        cluster.update(pod("p", "db", ips=["10.2.0.9"], deleting=True))
+        gone(server.port, "10-2-0-9.db.pod.cluster.local")
+        cluster.update(pod("q", "db", ips=["10.2.0.10"], phase="Failed"))
+        gone(server.port, "10-2-0-10.db.pod.cluster.local")
 
 
 def test_labels_select_services_on_the_server_and_namespaces_filter(cluster, kubeconfig):

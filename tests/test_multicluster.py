@@ -12,7 +12,7 @@ from tests.support.objects import endpoint_slice, imported_slice, namespace, ser
 from tests.support.zone import ask_resolver, zone_of
 
 SETTINGS = {"zones": ("cluster.local", "clusterset.local"), "multicluster": ("clusterset.local",)}
-SOA = "clusterset.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
+SOA = "clusterset.local. 5 IN SOA ns.dns.clusterset.local. hostmaster.clusterset.local. SERIAL 7200 1800 86400 5"
 NODATA = ("NOERROR", [], [SOA])
 NXDOMAIN = ("NXDOMAIN", [], [SOA])
 HTTP = [("http", 80, "TCP")]

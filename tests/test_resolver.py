@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kdns.config import PodMode
-from tests.support.zone import ask_resolver, example_zone
+from tests.support.objects import namespace, pod, service, srv_repeats
+from tests.support.zone import ask_resolver, example_zone, zone_of
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
-SOA_V4 = SOA.replace("cluster.local. 5", "in-addr.arpa. 5", 1)
+SOA_V4 = "in-addr.arpa. 5 IN SOA ns.dns.in-addr.arpa. hostmaster.in-addr.arpa. SERIAL 7200 1800 86400 5"
 NODATA = ("NOERROR", [], [SOA])
 NXDOMAIN = ("NXDOMAIN", [], [SOA])
 
@@ -349,6 +350,27 @@ def test_pods_verified_answers_only_existing_pods():
     assert ask_resolver(zone, "shop.pod.cluster.local").rcode == "NOERROR"
 
 
+@pytest.mark.parametrize(
+    ("phase", "deleting", "rcode"),
+    [
+        ("Running", False, "NOERROR"),
+        ("Pending", False, "NOERROR"),
+        ("Running", True, "NXDOMAIN"),  # terminating: its deletionTimestamp is set
+        ("Pending", True, "NXDOMAIN"),
+        ("Succeeded", False, "NXDOMAIN"),
+        ("Failed", False, "NXDOMAIN"),
+        ("Unknown", False, "NXDOMAIN"),
+    ],
+)
+def test_pods_verified_drops_terminating_and_finished_pods(phase, deleting, rcode):
+    """CoreDNS keeps no pod in phase Succeeded, Failed or Unknown, nor one being deleted."""
+    zone = zone_of(
+        [namespace("default"), pod("p", ips=["10.5.0.1"], phase=phase, deleting=deleting)],
+        pods=PodMode.VERIFIED,
+    )
+    assert ask_resolver(zone, "10-5-0-1.default.pod.cluster.local").rcode == rcode
+
+
 def test_pods_disabled_answers_no_pod_names():
     zone = example_zone(pods=PodMode.DISABLED)
     assert ask_resolver(zone, "1-2-3-4.shop.pod.cluster.local").rcode == "NXDOMAIN"
@@ -404,3 +426,125 @@ def test_narrow_reverse_zone_answers_only_inside_it():
     assert (
         ask_resolver(zone, "96.10.in-addr.arpa", "SOA").answer[0].startswith("96.10.in-addr.arpa. 5 IN SOA")
     )
+
+
+def srv_zone():
+    return zone_of(srv_repeats())
+
+
+@pytest.mark.parametrize(
+    ("name", "records"),
+    [
+        # one port, two cluster IPs: CoreDNS makes two records, drops one, and the weight is 100 / 2
+        ("_http._tcp.dual.default.svc.cluster.local", ["0 50 80 dual.default.svc.cluster.local."]),
+        ("dual.default.svc.cluster.local", ["0 50 80 dual.default.svc.cluster.local."]),
+        # three ports, two of them 53: three records made, two kept, each of weight 100 / 3
+        (
+            "dns.default.svc.cluster.local",
+            ["0 33 53 dns.default.svc.cluster.local.", "0 33 9153 dns.default.svc.cluster.local."],
+        ),
+        ("_dns._udp.dns.default.svc.cluster.local", ["0 100 53 dns.default.svc.cluster.local."]),
+        # a, b and a again (its IPv6 address): three records made, two kept
+        (
+            "_http._tcp.hl.default.svc.cluster.local",
+            ["0 33 80 a.hl.default.svc.cluster.local.", "0 33 80 b.hl.default.svc.cluster.local."],
+        ),
+        (
+            "hl.default.svc.cluster.local",
+            ["0 33 80 a.hl.default.svc.cluster.local.", "0 33 80 b.hl.default.svc.cluster.local."],
+        ),
+        ("a.hl.default.svc.cluster.local", ["0 50 80 a.hl.default.svc.cluster.local."]),
+        ("b.hl.default.svc.cluster.local", ["0 100 80 b.hl.default.svc.cluster.local."]),
+    ],
+)
+def test_srv_weight_counts_the_records_before_repeats_are_dropped(name, records):
+    reply = ask_resolver(srv_zone(), name, "SRV")
+    assert reply.answer == sorted(f"{name}. 5 IN SRV {record}" for record in records)
+
+
+def test_srv_repeats_keep_every_address_of_their_target():
+    reply = ask_resolver(srv_zone(), "_http._tcp.hl.default.svc.cluster.local", "SRV")
+    assert reply.additional == [
+        "a.hl.default.svc.cluster.local. 5 IN A 10.1.0.1",
+        "a.hl.default.svc.cluster.local. 5 IN AAAA fd00::a",
+        "b.hl.default.svc.cluster.local. 5 IN A 10.1.0.2",
+    ]
+
+
+def soa_of(zone: str) -> str:
+    return f"{zone}. 5 IN SOA ns.dns.{zone}. hostmaster.{zone}. SERIAL 7200 1800 86400 5"
+
+
+NARROW = ("cluster.local", "0.10.in-addr.arpa", "96.10.in-addr.arpa", "in-addr.arpa")
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype", "rcode", "zone"),
+    [
+        ("101.0.0.10.in-addr.arpa", "PTR", "NXDOMAIN", "0.10.in-addr.arpa"),
+        ("5.0.10.in-addr.arpa", "PTR", "NXDOMAIN", "0.10.in-addr.arpa"),
+        ("0.10.in-addr.arpa", "PTR", "NOERROR", "0.10.in-addr.arpa"),  # the apex holds no PTR
+        ("0.10.in-addr.arpa", "A", "NOERROR", "0.10.in-addr.arpa"),
+        ("10.100.96.10.in-addr.arpa", "A", "NOERROR", "96.10.in-addr.arpa"),  # a PTR name, asked for A
+        ("100.96.10.in-addr.arpa", "PTR", "NOERROR", "96.10.in-addr.arpa"),  # an empty non-terminal
+        ("x.10.100.96.10.in-addr.arpa", "PTR", "NXDOMAIN", "96.10.in-addr.arpa"),
+        # forward-looking names inside a reverse zone
+        ("web.shop.svc.0.10.in-addr.arpa", "A", "NXDOMAIN", "0.10.in-addr.arpa"),
+        ("web.shop.svc.96.10.in-addr.arpa", "SRV", "NXDOMAIN", "96.10.in-addr.arpa"),
+        ("ns.dns.0.10.in-addr.arpa", "A", "NXDOMAIN", "0.10.in-addr.arpa"),
+        # the wider reverse zone around them, and the cluster zone
+        ("1.1.168.192.in-addr.arpa", "PTR", "NXDOMAIN", "in-addr.arpa"),
+        ("1-2-3-4.nowhere.pod.cluster.local", "A", "NXDOMAIN", "cluster.local"),
+    ],
+)
+def test_negative_answers_in_a_narrow_reverse_zone_carry_its_own_soa(name, qtype, rcode, zone):
+    reply = ask_resolver(example_zone(zones=NARROW), name, qtype)
+    assert (reply.rcode, reply.answer, reply.authority) == (rcode, [], [soa_of(zone)])
+
+
+def test_a_narrow_reverse_zone_answers_its_own_soa():
+    reply = ask_resolver(example_zone(zones=NARROW), "0.10.in-addr.arpa", "SOA")
+    assert reply.answer == [soa_of("0.10.in-addr.arpa")]
+
+
+OWN = (bytes([192, 0, 2, 53]), bytes.fromhex("20010db8000000000000000000000053"))
+
+
+@pytest.mark.parametrize(
+    ("objects", "expected"),
+    [
+        # no kube-dns Service: the addresses the server answers on
+        (
+            [namespace("default")],
+            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"],
+        ),
+        # a kube-dns Service: its cluster IP, and the server's own addresses are not added
+        (
+            [namespace("kube-system"), service("kube-dns", "kube-system", ip="10.96.0.10")],
+            ["ns.dns.cluster.local. 5 IN A 10.96.0.10"],
+        ),
+        # a headless kube-dns has no cluster IP to give
+        (
+            [namespace("kube-system"), service("kube-dns", "kube-system", ip="None")],
+            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"],
+        ),
+    ],
+)
+def test_ns_glue_is_the_dns_service_or_else_the_servers_own_addresses(objects, expected):
+    zone = zone_of(objects)
+    reply = ask_resolver(zone, "cluster.local", "NS", own_addresses=OWN)
+    assert reply.answer == ["cluster.local. 5 IN NS ns.dns.cluster.local."]
+    assert reply.additional == expected
+    addresses = [*ask_resolver(zone, "ns.dns.cluster.local", "A", own_addresses=OWN).answer]
+    addresses += ask_resolver(zone, "ns.dns.cluster.local", "AAAA", own_addresses=OWN).answer
+    assert sorted(addresses) == expected
+
+
+def test_without_addresses_to_give_ns_keeps_its_record_and_ns_dns_has_none():
+    """CoreDNS answers NODATA at the apex NS when it knows no address of its own; a zone has NS
+    records at its apex (RFC 1034 section 4.2.1), so kdns keeps the record, without glue."""
+    zone = zone_of([namespace("default")])
+    reply = ask_resolver(zone, "cluster.local", "NS")
+    assert (reply.answer, reply.additional) == (["cluster.local. 5 IN NS ns.dns.cluster.local."], [])
+    assert ask_resolver(zone, "ns.dns.cluster.local", "A").rcode == "NOERROR"
+    assert ask_resolver(zone, "ns.dns.cluster.local", "A").answer == []

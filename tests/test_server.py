@@ -87,6 +87,72 @@ def test_question_keeps_the_query_case(example_server):
     assert last_rrset(parsed) == {"10.96.100.10"}
 
 
+def names_as_sent(reply: dns.message.Message) -> list[str]:
+    """Every name in the reply's sections, as written (dnspython keeps the letter case it read)."""
+    names = []
+    for section in (reply.answer, reply.authority, reply.additional):
+        for rrset in section:
+            names.append(rrset.name.to_text())
+            for rdata in rrset:
+                for field in ("target", "mname", "rname"):
+                    if hasattr(rdata, field):
+                        names.append(getattr(rdata, field).to_text())
+    return names
+
+
+CASE_CASES = [
+    # SRV: the owner is the question; the target and its address's owner are built from the zone
+    (
+        "_HtTp._TcP.wEb.ShOp.SvC.cLuStEr.LoCaL",
+        "SRV",
+        [
+            "_HtTp._TcP.wEb.ShOp.SvC.cLuStEr.LoCaL.",
+            "web.shop.svc.cLuStEr.LoCaL.",
+            "web.shop.svc.cLuStEr.LoCaL.",
+        ],
+    ),
+    # NS: the target ns.dns.<zone> and its glue
+    ("cLuStEr.LoCaL", "NS", ["cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL."]),
+    # a CNAME's target is the ExternalName as the cluster wrote it, and so is the name it leads to
+    (
+        "StoreFront.ShOp.SvC.cLuStEr.LoCaL",
+        "A",
+        ["StoreFront.ShOp.SvC.cLuStEr.LoCaL.", "web.shop.svc.cluster.local.", "web.shop.svc.cluster.local."],
+    ),
+    # negative answers: the SOA's names are built from the zone
+    (
+        "NoPe.ShOp.SvC.cLuStEr.LoCaL",
+        "A",
+        ["cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL.", "hostmaster.cLuStEr.LoCaL."],
+    ),
+    (
+        "Ns.DnS.cLuStEr.LoCaL",
+        "TXT",
+        ["cLuStEr.LoCaL.", "ns.dns.cLuStEr.LoCaL.", "hostmaster.cLuStEr.LoCaL."],
+    ),
+    # a PTR's target names the Service in the primary zone, as the cluster wrote it
+    ("10.100.96.10.In-AdDr.ArPa", "PTR", ["10.100.96.10.In-AdDr.ArPa.", "web.shop.svc.cluster.local."]),
+]
+
+
+@pytest.mark.parametrize("edns", [False, 0])
+@pytest.mark.parametrize(
+    ("name", "qtype", "expected"), CASE_CASES, ids=[f"{c[0]}/{c[1]}" for c in CASE_CASES]
+)
+def test_names_keep_the_query_case_only_in_the_question_and_the_zone(
+    example_server, edns, name, qtype, expected
+):
+    """As CoreDNS writes them: the question's own name as asked, names built from the zone with the
+    zone as asked, names copied from the cluster lowercase. Asked twice (the second answer comes from
+    the packed answer cache), and once in lowercase in between, which must not leak into the others."""
+    port = example_server.port
+    for _ in range(2):
+        assert names_as_sent(ask(port, name, qtype, use_edns=edns)) == expected
+        lowered = names_as_sent(ask(port, name.lower(), qtype, use_edns=edns))
+        assert lowered == [text.lower() for text in expected]
+    assert names_as_sent(ask(port, name, qtype, tcp=True)) == expected
+
+
 def test_edns_is_echoed_and_versions_are_checked(example_server):
     port = example_server.port
     plain = ask(port, "web.shop.svc.cluster.local")
@@ -100,17 +166,22 @@ def test_edns_is_echoed_and_versions_are_checked(example_server):
 def test_large_answers_truncate_over_udp_and_come_whole_over_tcp(big_server):
     port = big_server.port
     name = "wide.big.svc.cluster.local"
-    for query in (
-        dns.message.make_query(name, "A"),
-        dns.message.make_query(name, "A", use_edns=0, payload=4096),
+    whole = ask(port, name, tcp=True)
+    assert not whole.flags & dns.flags.TC
+    assert len(whole.answer[0]) == 200
+    addresses = [rdata.address for rdata in whole.answer[0]]
+    for query, limit, opt in (
+        (dns.message.make_query(name, "A"), 512, 0),
+        (dns.message.make_query(name, "A", use_edns=0, payload=4096), 1232, 11),
     ):
         reply = ask(port, query)
         assert reply.flags & dns.flags.TC
-        assert not reply.answer  # whole RRsets only: 200 A records do not fit
-        assert len(reply.to_wire()) <= (512 if query.edns < 0 else 1232)
-    reply = ask(port, name, tcp=True)
-    assert not reply.flags & dns.flags.TC
-    assert len(reply.answer[0]) == 200
+        assert len(reply.to_wire()) <= limit
+        # as many A records as fit (each a pointer to the question, the fixed part and 4 octets), the
+        # first ones of the whole answer: what a client that never retries over TCP can use
+        question = len(query.question[0].name.to_wire()) + 4
+        fitting = (limit - 12 - question - opt) // (2 + 10 + 4)
+        assert [rdata.address for rdata in reply.answer[0]] == addresses[:fitting]
     srv = ask(port, name, "SRV", tcp=True)
     assert len(srv.answer[0]) == 200 and len(srv.additional) == 200
 
@@ -145,13 +216,17 @@ def test_udp_answers_fit_the_clients_edns_size(big_server, payload, limit):
     parsed = dns.message.from_wire(reply)
     assert parsed.edns == (0 if payload else -1)
     whole = ask(big_server.port, query, tcp=True)
+    targets = [rdata.target for rdata in whole.answer[0]]
     whole.additional = []
     answer_fits = len(whole.to_wire()) <= limit
     assert bool(parsed.flags & dns.flags.TC) != answer_fits
     if answer_fits:
         assert len(parsed.answer[0]) == CACHE_MEMBERS
-    else:
-        assert not parsed.answer
+    else:  # the first SRV records, as many as fit: one more would not
+        kept = [rdata.target for rdata in parsed.answer[0]]
+        assert 0 < len(kept) < CACHE_MEMBERS and kept == targets[: len(kept)]
+        assert len(reply) + 12 + 6 + len(targets[len(kept)].to_wire()) > limit
+        assert not parsed.additional
 
 
 def test_several_queries_on_one_tcp_connection(example_server):

@@ -88,3 +88,20 @@ def test_negative_answers_packed_once_are_the_answers_packed_anew(head, tail, qt
     fresh = responder_of(zone, ServeConfig()).respond(query)
     assert reused == fresh
     assert dns.message.from_wire(fresh).rcode() in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR)
+
+
+def test_srv_targets_are_written_out_with_the_zone_as_asked():
+    """RFC 2782: an SRV target is never compressed, so the query's case of the zone is copied into
+    each answer; the rest of the target is the cluster's lowercase."""
+    responder = responder_for(2)
+    for use_edns in (False, 0):
+        query = dns.message.make_query("_HTTP._tcp.WIDE.big.SVC.Cluster.LOCAL", "SRV", use_edns=use_edns)
+        for _ in range(2):  # packed on the first query, from the cache on the second
+            wire = responder.respond(query.to_wire())
+            reply = dns.message.from_wire(wire)
+            targets = [rdata.target for rdata in reply.answer[0]]
+            assert {t.to_text() for t in targets} == {
+                f"a-rather-long-hostname-for-member-{i:04d}.wide.big.svc.Cluster.LOCAL." for i in range(2)
+            }
+            for target in targets:
+                assert target.to_wire() in wire  # in full, not as a pointer

@@ -30,7 +30,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 IMPORTED_NAME_LABEL = "multicluster.kubernetes.io/service-name"  # KEP-1645's slices of an import
 SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+# Pods in these phases have no name (CoreDNS lists and watches pods without them)
+_NAMELESS_POD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
 _SHARED_LIMIT = 4096  # distinct ports and port lists kept for sharing; a cluster has few
 _shared_ports: dict[object, object] = {}
 
@@ -275,10 +276,14 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
 
 
 def to_pod(raw: Mapping[str, Any]) -> Pod:
+    """A pod with its IPs; without them (so without a name) once it is terminating (its
+    ``deletionTimestamp`` set) or in phase Succeeded, Failed or Unknown, as CoreDNS drops such pods."""
     namespace, name = _metadata(raw, namespaced=True)
     status = _mapping(raw.get("status"), "status")
     phase = status.get("phase")
-    if isinstance(phase, str) and phase in _TERMINAL_POD_PHASES:  # a list here is unhashable
+    if isinstance(phase, str) and phase in _NAMELESS_POD_PHASES:  # a list here is unhashable
+        return Pod(namespace=namespace, name=name)
+    if _mapping(raw.get("metadata"), "metadata").get("deletionTimestamp"):
         return Pod(namespace=namespace, name=name)
     listed = [
         _mapping(p, "status.podIPs").get("ip") for p in _sequence(status.get("podIPs"), "status.podIPs")

@@ -77,6 +77,8 @@ class EndpointSlice:
 
 @dataclass(frozen=True, slots=True)
 class Pod:
+    """A pod; its ``ips`` are empty while it has no name in DNS (terminating, finished, or unknown)."""
+
     namespace: str
     name: str
     ips: tuple[str, ...] = ()

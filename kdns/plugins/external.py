@@ -60,10 +60,13 @@ class External:
             return Answer(
                 rcode=NOERROR, answer=(RRset(qname, qtype, self.ttl, tuple(rdatas)),), depends=(qname,)
             )
-        targets = tuple(dict.fromkeys(rdata[3] for rdata in rdatas))
+        records = tuple(
+            rdata[:4] for rdata in rdatas
+        )  # (priority, weight, port, target); the index adds a count
+        targets = tuple(dict.fromkeys(rdata[3] for rdata in records))
         return Answer(
             rcode=NOERROR,
-            answer=(RRset(qname, SRV, self.srv_ttl, tuple(rdatas)),),
+            answer=(RRset(qname, SRV, self.srv_ttl, records),),
             additional=tuple(rrset for target in targets for rrset in self._addresses(target, ADDRESSES)),
             depends=(qname, *targets),
         )

@@ -1,4 +1,5 @@
-"""The DNS wire format at kdns's edge, with dnslib: query bytes in, response bytes out.
+"""The DNS wire format at kdns's edge: query bytes in, response bytes out (dnslib for other servers'
+records and for presentation).
 
 - ``query``: reading a client's query (header, question, OPT) and the replies to queries that are
   not answered normally;

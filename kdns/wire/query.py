@@ -32,6 +32,7 @@ from kdns.codes import (
 HEADER = struct.Struct("!HHHHHH")  # ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT
 ID_AND_FLAGS = struct.Struct("!HH")
 RR_FIXED = struct.Struct("!HHIH")  # a record's type, class, TTL and RDLENGTH
+QUESTION_TAIL_SIZE = 4  # a question's type and class, after its name
 OPT_SIZE = 1 + RR_FIXED.size  # an OPT record without options: the root name and the fixed part
 OPT_QUESTION = OPT.to_bytes(2, "big")  # a question's type bytes that ask for OPT
 # Where the header's fields sit, for code that reads them without unpacking the header.
@@ -83,7 +84,7 @@ def parse_query(data: bytes) -> Query:
     except IndexError:
         raise Malformed(FORMERR) from None
     qend = i + 1
-    end = qend + 4
+    end = qend + QUESTION_TAIL_SIZE
     if qend - HEADER_SIZE > MAX_NAME_LENGTH or end > len(data):
         raise Malformed(FORMERR)
     if data[qend : qend + 2] == OPT_QUESTION:  # a question for OPT is meaningless (RFC 6891)

@@ -1,5 +1,5 @@
-"""The resolver's RRsets as dnslib records: to pack them, to pack them beside another server's records,
-and to print them in zone-file form (``kdns dump``, test tables)."""
+"""The resolver's RRsets as dnslib records: to pack them beside another server's records, and to print
+them in zone-file form (``kdns dump``, test tables)."""
 
 from __future__ import annotations
 

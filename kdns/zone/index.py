@@ -32,8 +32,9 @@ SHARED_LIMIT = 4096  # distinct shared records kept (a cluster has few: its list
 
 
 class Node:
-    """The records at one name, by type, as the resolver reads them: SRV ``(port, target)``, PTR
-    ``(target, rank)`` where rank 0 is a Service's cluster IP and rank 1 an endpoint."""
+    """The records at one name, by type, as the resolver reads them: SRV ``(port, target, copies)``
+    (``copies``: how many records CoreDNS makes of it, see ``records``), PTR ``(target, rank)`` where
+    rank 0 is a Service's cluster IP and rank 1 an endpoint."""
 
     __slots__ = ("rrsets",)
 
@@ -61,8 +62,8 @@ class ZoneIndex:
         flat = value
         for i in range(0, len(flat), 2):
             rtype, rdata = flat[i], flat[i + 1]
-            if rtype == SRV and isinstance(rdata, int):
-                rdata = (rdata, name)
+            if rtype == SRV:
+                rdata = (rdata, name, 1) if type(rdata) is int else rdata if len(rdata) == 3 else (*rdata, 1)
             elif rtype == ADDRESS_OF_NAME:
                 rdata = packed_of_dashed(name[1 : name[0] + 1])
                 rtype = A if len(rdata) == 4 else AAAA

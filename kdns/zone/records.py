@@ -4,10 +4,12 @@ A record is ``(name, rtype, rdata)`` with ``name`` in lowercase wire form. The f
 be small, as the index keeps them as they are. Rdata by type: A/AAAA packed address bytes; CNAME and
 NS target name; PTR the target name of a Service's cluster IP, and ``PTR_ENDPOINT`` (a PTR of lower
 rank: a cluster IP hides endpoint PTRs, as in CoreDNS) that of an endpoint; SRV ``(port, target)``,
-or the bare port when the target is the record's own name (priority and weight are set when
-answering); TXT the text bytes; ``PRESENCE`` ``None``: the name exists with no data (a namespace,
-``svc.<zone>``); ``ADDRESS_OF_NAME`` ``None``: the A or AAAA record of the address that the name's
-first label spells (``10-1-0-7.web...``, ``10-1-0-7.ns.pod...``).
+or the bare port when the target is the record's own name, or ``(port, target, copies)`` for a
+record that CoreDNS makes ``copies`` times before it drops the repeats (an endpoint name with two
+addresses, a dual-stack cluster IP, two ports of one number): priority and weight are set when
+answering, and the weight is shared among every copy; TXT the text bytes; ``PRESENCE`` ``None``: the
+name exists with no data (a namespace, ``svc.<zone>``); ``ADDRESS_OF_NAME`` ``None``: the A or AAAA
+record of the address that the name's first label spells (``10-1-0-7.web...``, ``10-1-0-7.ns.pod...``).
 
 Records implied by their name (an address its label spells, an SRV to itself) carry no data of their
 own, so the records of most endpoint names are equal and the index shares them. One name's bytes
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from kdns.cluster.model import (
@@ -80,7 +83,8 @@ class RecordBuilder:
             service = state.services.get((owner.namespace, owner.name))
             if service is None:
                 return []
-            return list(self._service(service, list(state.slices_of(owner.namespace, owner.name)), quiet))
+            slices = list(state.slices_of(owner.namespace, owner.name))
+            return _srv_copies_counted(self._service(service, slices, quiet))
         if owner.kind == "namespace":
             return list(self._namespace(owner.namespace, state))
         if owner.kind == "pod":
@@ -155,7 +159,8 @@ class RecordBuilder:
                     yield packed_record(base, packed)
                     if is_dns_service:
                         yield packed_record(join(("ns", "dns"), zone), packed)
-                yield from _srv_records(base, service.ports, base, port_names)
+                for _ in cluster_ips or (None,):  # CoreDNS makes each port's SRV once per cluster IP
+                    yield from _srv_records(base, service.ports, base, port_names)
             for name, (_, spelled, packed, ports) in zip(names, endpoints, strict=True):
                 yield (name, ADDRESS_OF_NAME, None) if spelled else packed_record(name, packed)
                 for port in ports:
@@ -247,6 +252,25 @@ def _srv_records(
             if name is None:
                 name = port_names[port] = join((f"_{port.name}", f"_{port.protocol}"), base)
             yield (name, SRV, (port.port, target))
+
+
+def _srv_copies_counted(records: Iterable[Record]) -> list[Record]:
+    """An owner's records with each SRV record that was made more than once kept once, saying how many
+    times (CoreDNS shares an SRV answer's weight among its records before it drops the repeats)."""
+    records = list(records)
+    copies = Counter(record for record in records if record[1] == SRV)
+    if all(count == 1 for count in copies.values()):
+        return records
+    out = []
+    for record in dict.fromkeys(records):
+        name, rtype, rdata = record
+        count = copies[record] if rtype == SRV else 1
+        if count > 1:
+            port, target = (rdata, name) if type(rdata) is int else rdata
+            out.append((name, SRV, (port, target, count)))
+        else:
+            out.append(record)
+    return out
 
 
 def _is_label(text: str) -> bool:

@@ -63,7 +63,7 @@ def udp_exchange(port: int, packet: bytes, timeout: float = 1.0, host: str = HOS
 
 
 def dig(port: int, *args: str, host: str = HOST) -> str:
-    """What ``dig @host -p port ARGS`` prints (one try, 3 s to answer)."""
+    """dig's output for ``args``, asking kdns at ``host``:``port`` once, waiting 3 s at most."""
     assert shutil.which("dig"), "dig is installed by 'make test' (bind9-dnsutils)"
     result = subprocess.run(
         ["dig", f"@{host}", "-p", str(port), "+time=3", "+tries=1", *args],

@@ -53,6 +53,20 @@ def endpoint_slice(
     }
 
 
+def pod(
+    name: str, ns: str = "default", *, ips: Iterable[str] = (), phase: str = "Running", deleting: bool = False
+) -> dict:
+    """A pod with its IPs in ``status``; ``deleting`` gives it a ``deletionTimestamp`` (terminating)."""
+    ips = list(ips)
+    metadata: dict[str, Any] = {"name": name, "namespace": ns}
+    if deleting:
+        metadata["deletionTimestamp"] = "2024-05-01T12:00:00Z"
+    status: dict[str, Any] = {"phase": phase, "podIPs": [{"ip": ip} for ip in ips]}
+    if ips:
+        status["podIP"] = ips[0]
+    return {"kind": "Pod", "metadata": metadata, "status": status}
+
+
 def big_namespace() -> list[dict]:
     """Namespace ``big``: a headless Service ``wide`` of 200 endpoints (no UDP answer holds them), and
     ``cache`` of ``CACHE_MEMBERS`` named members whose SRV answer fits but whose additions overflow."""
@@ -133,3 +147,33 @@ def imported_slice(name: str, imported: str, cluster: str, ns: str = "default", 
         "multicluster.kubernetes.io/source-cluster": cluster,
     }
     return piece
+
+
+def srv_repeats() -> list[dict]:
+    """Services whose SRV records CoreDNS makes more than once, in namespace ``default``: ``dual``, a
+    dual-stack ClusterIP Service; ``dns``, with two ports of one number (as kube-dns has); ``hl``, a
+    dual-stack headless Service whose endpoint ``a`` has an address in each family, ``b`` one."""
+    http = [("http", 80, "TCP")]
+    dns_ports = [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+    return [
+        namespace("default"),
+        service("dual", ip=["10.96.5.5", "fd00:96::5"], ports=http),
+        service("dns", ip="10.96.5.10", ports=dns_ports),
+        service("hl", ip="None", ports=http),
+        endpoint_slice(
+            "hl-v4",
+            "hl",
+            addresses=[
+                {"addresses": ["10.1.0.1"], "hostname": "a"},
+                {"addresses": ["10.1.0.2"], "hostname": "b"},
+            ],
+            ports=http,
+        ),
+        endpoint_slice(
+            "hl-v6",
+            "hl",
+            addresses=[{"addresses": ["fd00::a"], "hostname": "a"}],
+            ports=http,
+            address_type="IPv6",
+        ),
+    ]

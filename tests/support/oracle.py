@@ -4,8 +4,9 @@ replies against that (``check_packet``), through responders set up as ``fuzz_tar
 ``verdict`` applies the rules of RFC 1035, 6891, 8482 and 7766 as README.md's "How it answers" states
 them; ``check_packet`` holds each reply to them: no exception escapes; nothing is dropped but what
 ``verdict`` drops; every reply parses with dnspython and carries the query's ID and QR; FORMERR,
-NOTIMP, BADVERS and REFUSED exactly where the rules put them; UDP replies fit the client's buffer with
-TC set exactly when records of the answer or authority were cut; ANY gets one RRset; no record is
+NOTIMP, BADVERS and REFUSED exactly where the rules put them; UDP replies fit the client's buffer,
+holding as many of the full reply's first records as fit (miekg/dns's ``Truncate``, as CoreDNS),
+with TC set exactly when records of the answer or authority were cut; ANY gets one RRset; no record is
 added that the answer does not need; the fast path answers byte for byte as the full parse does.
 The tests drive it with hypothesis and replay ``CORPUS``; ``python -m bench.fuzz`` with millions of
 generated packets and atheris.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 
 from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
 from kdns.wire.pending import PendingQuery
@@ -30,6 +32,7 @@ CORPUS = ROOT / "tests" / "corpus" / "packets"  # inputs that once found defects
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, BADVERS = 0, 1, 2, 3, 4, 5, 16
 OPT, SRV, NS, IXFR, AXFR, ANY = 41, 33, 2, 251, 252, 255
+CNAME, SOA, PTR = 5, 6, 12
 QR, OPCODE, AA, TC, RD, Z, CD = 0x8000, 0x7800, 0x0400, 0x0200, 0x0100, 0x0040, 0x0010
 MAX_UDP = 1232  # kdns's default --max-udp-size
 
@@ -304,14 +307,54 @@ def _counts(message: dns.message.Message) -> tuple[int, int]:
     return sum(len(r) for r in message.answer), sum(len(r) for r in message.authority)
 
 
-def check_truncation(udp: dns.message.Message, full: dns.message.Message) -> None:
-    """TC exactly when the UDP reply lacks answer or authority records the full (TCP) reply has
-    (RFC 2181 9); never more octets or records than the full reply."""
+def _records(message: dns.message.Message) -> list[tuple[int, object, int, object]]:
+    """Every record of the answer, authority and additional sections, in order."""
+    return [
+        (section, rrset.name, rrset.rdtype, rdata)
+        for section, rrsets in enumerate((message.answer, message.authority, message.additional))
+        for rrset in rrsets
+        for rdata in rrset
+    ]
+
+
+def _least_size(name: dns.name.Name, rdtype: int, rdata: object) -> int:
+    """The fewest octets a record can take: its owner a pointer (the root a single octet), the fixed
+    part, and its data with every compressible name a pointer."""
+    if rdtype == SRV:
+        data = 6 + len(rdata.target.to_wire())  # an SRV target is written in full (RFC 2782)
+    elif rdtype in (CNAME, PTR, NS):
+        data = 2
+    elif rdtype == SOA:
+        data = 2 + 2 + 20
+    else:
+        data = len(rdata.to_wire())
+    return (1 if name == dns.name.root else 2) + 10 + data
+
+
+def check_truncation(
+    udp: dns.message.Message, full: dns.message.Message, size: int, limit: int, *, ordered: bool = True
+) -> None:
+    """As miekg/dns's ``Truncate`` keeps records, which CoreDNS uses, with RFC 2181 9 for TC: the UDP
+    reply (``size`` octets, for a client that takes ``limit``) holds the full (TCP) reply's first
+    records, the answer and authority record by record and the additional section in whole RRsets;
+    TC set exactly when answer or authority records were cut, and then the first record left out
+    could not have fit. Unless ``ordered``, the two replies may hold their records in other orders
+    (rotated addresses): the UDP reply's records need only be the full reply's."""
     cut = _counts(udp) != _counts(full)
     if bool(udp.flags & TC) != cut:
         _fail(f"TC {bool(udp.flags & TC)} with {_counts(udp)} of {_counts(full)} records")
-    if sum(_counts(udp)) > sum(_counts(full)):
-        _fail("the UDP reply holds more records than the full one")
+    kept, whole = _records(udp), _records(full)
+    if ordered and kept != whole[: len(kept)]:
+        _fail("the UDP reply's records are not the first ones of the full reply")
+    if not ordered and any(record not in whole for record in kept):
+        _fail("the UDP reply holds a record the full reply has not")
+    for rrset in udp.additional:
+        if len(rrset) != len(full.find_rrset(full.additional, rrset.name, rrset.rdclass, rrset.rdtype)):
+            _fail(f"additional RRset {rrset.name} {rrset.rdtype} cut short (RFC 2181 9)")
+    if cut and ordered:
+        least = _least_size(*whole[len(kept)][1:])
+        if size + least <= limit:
+            _fail(f"a record of {least} octets or more left out of {size} of {limit}")
 
 
 def respond(target: Target, packet: bytes, channel: int) -> object:
@@ -336,7 +379,8 @@ def check_packet(targets: Sequence[Target], packet: bytes) -> Verdict:
             parsed_udp = check_reply(packet, v, target, False, udp)
             parsed_tcp = check_reply(packet, v, target, True, tcp)
             if parsed_udp is not None and parsed_tcp is not None and v.action == ANSWER:
-                check_truncation(parsed_udp, parsed_tcp)
+                limit = v.udp_limit(target.responder.max_udp_size)
+                check_truncation(parsed_udp, parsed_tcp, len(udp), limit, ordered=target.deterministic)
                 if len(udp) > len(tcp):
                     _fail("the UDP reply is longer than the full one")
         except Defect as exc:

@@ -62,11 +62,11 @@ class Reply:
     aa: bool
 
 
-def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1) -> Reply:
-    """Ask ``zone``'s resolver directly, in a server block of the cluster's zones alone (names
-    outside them are REFUSED), and render the reply as zone-file lines (sorted within sections, the
-    SOA serial as ``SERIAL``)."""
-    resolver = Resolver(zone.index, zone.layout, zone.settings)
+def ask_resolver(zone: ClusterZone, name: str, qtype: str = "A", qclass: int = 1, **options: Any) -> Reply:
+    """Ask ``zone``'s resolver (made with ``Resolver``'s keyword ``options``) directly, in a server
+    block of the cluster's zones alone (names outside them are REFUSED), and render the reply as
+    zone-file lines (sorted within sections, the SOA serial as ``SERIAL``)."""
+    resolver = Resolver(zone.index, zone.layout, zone.settings, **options)
     block = Block(tuple(to_wire(z) for z in zone.settings.zones), cluster=resolver)
     answer = Router([block], layout=zone.layout, ttl=resolver.ttl).resolve(
         to_wire(name), TYPES[qtype], qclass
