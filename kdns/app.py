@@ -39,6 +39,8 @@ from kdns.config import (
     parse_upstream_address,
 )
 from kdns.ops.querylog import log_query
+from kdns.plugins.acl import Acl
+from kdns.plugins.chaos import Chaos
 from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.plugins.rewrite import Rewrite
@@ -203,6 +205,10 @@ def build_answering(
         blocks.append(
             Block(
                 zones,
+                acl=Acl(server.acl, zones=lambda acl, server=server: _wire(acl.zones or server.zones))
+                if server.acl
+                else None,
+                chaos=Chaos(server.chaos, hostname=socket.gethostname()) if server.chaos else None,
                 rewrite=Rewrite(server.rewrites) if server.rewrites else None,  # type: ignore[arg-type]
                 templates=server.templates,  # type: ignore[arg-type]
                 cluster=cluster,
@@ -210,12 +216,13 @@ def build_answering(
                 external=external,
                 routes=routes,
                 transfer=transfer,
+                whoami=server.whoami,
             )
         )
     router = Router(blocks, layout=zone.layout, ttl=config.zone.ttl)
     responder = Responder(
         router,
-        max_udp_size=config.max_udp_size,
+        max_udp_size=min([s.bufsize for s in servers if s.bufsize] or [config.max_udp_size]),
         cache_size=config.answer_cache_size,
         recursion_available=router.forwarding,
         forward_caches=[f.cache.get if f.cache is not None else None for f in routed],

@@ -3,11 +3,13 @@
 A listener (an address set and a port) serves one or more server blocks. A question goes to the
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
-answering or passing the question on: ``rewrite`` (the rest answer the rewritten question, and the
+answering or passing the question on: ``acl`` (which may answer differently per client, through the
+answer's gate), ``chaos``, ``rewrite`` (the rest answer the rewritten question, and the
 answer is mapped back), ``template``, ``hosts``, ``k8s_external``, ``kubernetes`` (the cluster's
 resolver), then ``forward``, whose first stanza in the order written that holds the name takes the
 question (other classes than IN and zone transfers are REFUSED rather than forwarded). A question no
-plugin answers gets SERVFAIL, as CoreDNS's chain ends.
+plugin answers gets ``whoami``'s answer when the block has it, else SERVFAIL, as CoreDNS's chain
+ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
 later) is packed once and kept by the responder until the zone or the configuration changes. Zone
@@ -22,11 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
+from kdns.plugins.acl import Acl
+from kdns.plugins.chaos import Chaos
 from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
 from kdns.plugins.rewrite import Rewrite, revert_answer
 from kdns.plugins.template import Template
 from kdns.plugins.transfer import Transfer
+from kdns.plugins.whoami import whoami
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
 from kdns.zone.names import ROOT, ZoneLayout, is_within, longest_zone, to_text
 
@@ -50,6 +55,8 @@ class Block:
         self,
         zones: Sequence[bytes],
         *,
+        acl: Acl | None = None,
+        chaos: Chaos | None = None,
         rewrite: Rewrite | None = None,
         templates: Sequence[Template] = (),
         cluster: Resolver | None = None,
@@ -57,8 +64,11 @@ class Block:
         external: External | None = None,
         routes: Sequence[Route] = (),
         transfer: Transfer | None = None,
+        whoami: bool = False,
     ) -> None:
         self.zones = tuple(zones)
+        self.acl = acl
+        self.chaos = chaos
         self.rewrite = rewrite
         self.templates = tuple(templates)
         self.cluster = cluster
@@ -66,9 +76,25 @@ class Block:
         self.external = external
         self.routes = tuple(routes)
         self.transfer = transfer
+        self.whoami = whoami
         self.forwarding = bool(self.routes)
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
+        if self.acl is None:
+            return self._allowed(qname, qtype, qclass)
+        decision = self.acl.decide(qname, qtype)
+        if decision is None:
+            return self._allowed(qname, qtype, qclass)
+        if isinstance(decision, Answer):  # the same for every client
+            return decision
+        return replace(self._allowed(qname, qtype, qclass), gate=decision)
+
+    def _allowed(self, qname: bytes, qtype: int, qclass: int) -> Answer:
+        """The plugins after ``acl``: ``chaos``, then ``rewrite`` and the rest."""
+        if self.chaos is not None:
+            answer = self.chaos.answer(qname, qtype, qclass)
+            if answer is not None:
+                return answer
         if self.rewrite is None:
             return self._answer(qname, qtype, qclass)
         done = self.rewrite.apply(qname, qtype, qclass)
@@ -101,12 +127,15 @@ class Block:
             answer = self.cluster.resolve(qname, qtype, qclass)
             if answer is not None:
                 return self._chased(answer)
-        if qclass != IN or qtype in (AXFR, IXFR):  # not sent upstream (see the README)
-            return REFUSED_ANSWER
+        other = qclass != IN or qtype in (AXFR, IXFR)  # not sent upstream (see the README)
         route = self.route(qname)
         if route is not None:
-            return Answer(rcode=NOERROR, authoritative=False, delegate=route.number)
-        return NO_PLUGIN
+            return (
+                REFUSED_ANSWER if other else Answer(rcode=NOERROR, authoritative=False, delegate=route.number)
+            )
+        if self.whoami:
+            return whoami(qname)
+        return REFUSED_ANSWER if other else NO_PLUGIN
 
     def _chased(self, answer: Answer) -> Answer:
         """``answer``, handed to the forward route of its CNAME target when that left the zones."""

@@ -152,6 +152,7 @@ COREFILE_LISTEN = ("0.0.0.0", "::")  # CoreDNS's without 'bind': every interface
 DEFAULT_PORT = 5353  # no privileges needed
 COREFILE_PORT = DNS_PORT  # CoreDNS's for a server block without a port
 DEFAULT_MAX_UDP_SIZE = 1232  # the DNS flag day 2020 size: no IP fragmentation
+COREFILE_BUFSIZE = DEFAULT_MAX_UDP_SIZE  # CoreDNS's bufsize without a size: the same flag-day size
 DEFAULT_TCP_IDLE_TIMEOUT = 10.0
 DEFAULT_MAX_TCP_CONNECTIONS = 1000
 DEFAULT_WORKERS = 1
@@ -485,6 +486,42 @@ class ExternalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ChaosSettings:
+    """CoreDNS's ``chaos``: CH-class TXT answers for version.bind, version.server, authors.bind,
+    hostname.bind and id.server."""
+
+    version: str | None = None  # None: kdns's own
+    authors: tuple[str, ...] = ()  # empty: kdns's
+
+
+class AclAction(StrEnum):
+    """What an ``acl`` rule does with the queries it matches (CoreDNS's words)."""
+
+    ALLOW = "allow"
+    BLOCK = "block"  # REFUSED
+    FILTER = "filter"  # NOERROR, no records
+    DROP = "drop"  # no answer at all
+
+
+@dataclass(frozen=True, slots=True)
+class AclRule:
+    """One ``allow|block|filter|drop [type QTYPE...] [net SOURCE...]`` line: it matches a query whose
+    type is one of ``qtypes`` (empty: any) from a client in one of ``nets`` (empty: any)."""
+
+    action: AclAction
+    qtypes: tuple[int, ...] = ()
+    nets: tuple[str, ...] = ()  # networks in CIDR form
+
+
+@dataclass(frozen=True, slots=True)
+class AclSettings:
+    """CoreDNS's ``acl``: the first rule that matches a query decides; none matching allows it."""
+
+    rules: tuple[AclRule, ...]
+    zones: tuple[str, ...] = ()  # the names it applies to; empty: its server block's zones
+
+
+@dataclass(frozen=True, slots=True)
 class TransferSettings:
     """CoreDNS's ``transfer``: zone transfers (AXFR; IXFR answered as AXFR) of the cluster's forward
     zones, over TCP, to the clients ``to`` names; others are REFUSED."""
@@ -523,6 +560,10 @@ class ServerSettings:
     hosts: HostsSettings | None = None
     external: ExternalSettings | None = None  # CoreDNS's k8s_external, run after hosts
     transfer: TransferSettings | None = None  # None: zone transfers are REFUSED
+    chaos: ChaosSettings | None = None
+    acl: tuple[AclSettings, ...] = ()
+    whoami: bool = False  # names nothing else answers get the client's own address (CoreDNS's whoami)
+    bufsize: int | None = None  # the largest UDP answer, whatever the client offers (CoreDNS's bufsize)
     loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
     autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
     log_queries: bool = False  # one line per query (CoreDNS's log)

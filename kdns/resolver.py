@@ -21,6 +21,7 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdns.codes import (
@@ -90,9 +91,13 @@ class Answer:
     # the ``rewrite`` plugin's Reverter that maps upstream's answer back to what the client asked
     asked: bytes | None = None
     reverter: object | None = None
+    # the answer depends on who asks: ``gate(client, channel)`` gives the answer for that client, or
+    # None for this one (``acl``, ``whoami``); ``DROPPED``: no answer at all
+    gate: Callable[[tuple, int], Answer | None] | None = None
 
 
 REFUSED_ANSWER = Answer(rcode=REFUSED, authoritative=False)
+DROPPED = Answer(rcode=NOERROR, authoritative=False)  # a gate's word for "send nothing"
 
 
 class Resolver:

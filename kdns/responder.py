@@ -42,7 +42,7 @@ from kdns.codes import (
     A,
 )
 from kdns.plugins.transfer import Transfer, ZoneTransfer
-from kdns.resolver import Answer
+from kdns.resolver import DROPPED, Answer
 from kdns.wire.packed import NOT_FAST, Packed, error_packed, pack
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.query import (
@@ -53,6 +53,8 @@ from kdns.wire.query import (
     OPT_SIZE,
     OPT_UDP_SIZE_AT,
     OPT_VERSION_AT,
+    TCP4,
+    UDP4,
     Drop,
     Malformed,
     badvers_response,
@@ -64,7 +66,6 @@ from kdns.wire.query import (
 from kdns.zone.names import ZoneLayout, labels_of
 
 log = logging.getLogger(__name__)
-UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came: the transport tells the responder
 PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # one question, no records
 EDNS_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # one question, one additional record
 ROOT_OPT = b"\x00" + OPT.to_bytes(2, "big")  # owner ".", type OPT
@@ -151,14 +152,15 @@ class Responder:
         self._opts = (opt_record(max_udp_size), opt_record(max_udp_size, do=True))  # by the DO bit
 
     def respond(
-        self, data: bytes, channel: int = UDP4, client: str | None = None
+        self, data: bytes, channel: int = UDP4, client: tuple | None = None
     ) -> bytes | PendingQuery | ZoneTransfer | None:
         """The response to one query; ``None`` when it must be dropped; a ``PendingQuery`` when it is
         answered later, a ``ZoneTransfer`` (over TCP only) when it is answered by a series of
         messages (the transport hands either to its exchange).
 
         ``channel`` says how the query came (``UDP4``, ``UDP6``, ``TCP4``, ``TCP6``): it sets the
-        size limit, and each answer counts its queries by channel for the metrics.
+        size limit, and each answer counts its queries by channel for the metrics. ``client`` is the
+        socket address it came from, for the answers that depend on who asks.
 
         Most queries take the fast path: one question, RD set and CD clear, no records or only an
         option-less EDNS(0) OPT, and an answer already packed that fits. The name is not walked label
@@ -177,7 +179,7 @@ class Responder:
                     if end + packed.fast_size <= NO_EDNS_UDP_SIZE:
                         packed.hits[channel] += 1
                         return data[ID] + packed.head + data[HEADER_SIZE:end] + packed.body
-                    if packed.delegate and packed.autopath is None:
+                    if packed.delegate and packed.autopath is None and packed.gate is None:
                         limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
                         qid = int.from_bytes(data[ID])
                         cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, b"")
@@ -210,7 +212,12 @@ class Responder:
                             + self._opts[data[end + OPT_FLAGS_AT] >= DO_BYTE]
                         )
                     # DO clear: the forward cache keeps answers to DO queries apart
-                    if packed.delegate and packed.autopath is None and data[end + OPT_FLAGS_AT] < DO_BYTE:
+                    if (
+                        packed.delegate
+                        and packed.autopath is None
+                        and packed.gate is None
+                        and data[end + OPT_FLAGS_AT] < DO_BYTE
+                    ):
                         limit = self._edns_limit(data, end, channel)
                         qid, opt = int.from_bytes(data[ID]), self._opts[0]
                         cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, opt)
@@ -259,7 +266,7 @@ class Responder:
         return min(max(data[at] << 8 | data[at + 1], NO_EDNS_UDP_SIZE), self.max_udp_size)
 
     def _respond(
-        self, data: bytes, channel: int, client: str | None
+        self, data: bytes, channel: int, client: tuple | None
     ) -> bytes | PendingQuery | ZoneTransfer | None:
         """``respond`` for any query: parsed in full, answered from the cache or the resolver."""
         tcp = channel >= TCP4
@@ -287,14 +294,25 @@ class Responder:
         if packed is None:
             if self.transfers is not None and key[-4:-2] in TRANSFER_QTYPES:
                 qlen = qend - HEADER_SIZE
-                return self._transfer(data, key, qlen, qid, flags, end, limit, opt, channel, client)
+                ip = client[0] if client is not None else None
+                return self._transfer(data, key, qlen, qid, flags, end, limit, opt, channel, ip)
             packed = self._miss(key, qend - HEADER_SIZE)
         packed.hits[channel] += 1
         if packed.variants is not None:  # loadbalance: each answer starts at the next address
             self._turn += 1
             packed = packed.variants[self._turn % len(packed.variants)]
+        if packed.gate is not None and client is not None:  # acl, whoami: an answer for this client
+            gated = packed.gate(client, channel)
+            if gated is DROPPED:
+                self.dropped += 1
+                return None
+            if gated is not None:
+                qname = key[: qend - HEADER_SIZE]
+                zone = self.resolver.layout.zone_of(qname)
+                made = pack(gated, qname, key[-4:], recursion_available=self.recursion_available, zone=zone)
+                return made.render(data, qid, flags, end, limit, opt)
         if packed.autopath is not None and self._autopath is not None and client is not None:
-            if self._autopath.namespace_of(client) == packed.autopath:
+            if self._autopath.namespace_of(client[0]) == packed.autopath:
                 cached = self._autopath.cached(key)
                 if cached is not None:
                     return cached.render(data, qid, flags, end, limit, opt)
@@ -401,7 +419,12 @@ class Responder:
                         for turned in rotated
                     ),
                 )
-        if packed.variants is not None or (packed.autopath is not None and self._autopath is not None):
+        packed.gate = answer.gate
+        if (
+            packed.variants is not None
+            or packed.gate is not None
+            or (packed.autopath is not None and self._autopath is not None)
+        ):
             # the full path picks a variant or searches for the client
             packed.fast_size = packed.zone_fast_size = NOT_FAST
         if len(self._cache) >= self.cache_size:

@@ -17,11 +17,11 @@ import pytest
 from kdns.app import build_answering, build_forwarder
 from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import DEFAULT_MAX_UDP_SIZE, CacheSettings, ForwardSettings
-from kdns.responder import TCP4, TCP6, UDP4, UDP6
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, PassToNext
 from kdns.wire.packed import Packed, pack_records
 from kdns.wire.pending import PendingQuery
+from kdns.wire.query import TCP4, TCP6, UDP4, UDP6
 from kdns.zone.names import to_wire
 from tests.fake_upstream import upstream
 from tests.support.client import ask

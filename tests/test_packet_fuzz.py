@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdns.config import ServeConfig
-from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
+from kdns.responder import Responder
 from kdns.wire.pending import PendingQuery
+from kdns.wire.query import TCP4, TCP6, UDP4, UDP6
 from tests.support.client import ask
 from tests.support.fuzz_targets import (
     build_zone,

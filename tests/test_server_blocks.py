@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import socket
 
+import dns.message
+import dns.query
 import dns.rcode
 import pytest
 
@@ -361,3 +363,47 @@ def test_dig_axfr_through_a_corefile_shows_what_kdns_dump_prints(tmp_path):
         if line and not line.startswith((";", "$"))
     }
     assert expected and {r for r in records if " SOA " not in r} == {r for r in expected if " SOA " not in r}
+
+
+def test_chaos_whoami_acl_and_bufsize_answer_as_coredns_does(tmp_path):
+    """chaos in class CH; acl blocks, filters and drops by type and network, per client; whoami
+    answers names nothing else does with the asker's address and port; bufsize caps UDP answers."""
+    corefile = write(
+        tmp_path,
+        ".:0 {\n"
+        "    bind 127.0.0.1\n"
+        "    chaos kdns-test Alice Bob\n"
+        "    bufsize 512\n"
+        "    acl {\n"
+        "        block type HINFO\n"
+        "        filter type MX net 127.0.0.0/8\n"
+        "        drop type NAPTR net 10.0.0.0/8\n"
+        "        allow net *\n"
+        "    }\n"
+        "    kubernetes cluster.local\n"
+        "    whoami\n"
+        "}\n",
+    )
+    with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+        port = server.port
+        version = ask(port, dns.message.make_query("version.bind", "TXT", "CH"))
+        assert [r.strings for r in version.answer[0]] == [(b"kdns-test",)] and version.answer[0].ttl == 0
+        authors = ask(port, dns.message.make_query("authors.bind", "TXT", "CH"))
+        assert sorted(r.strings for r in authors.answer[0]) == [(b"Alice",), (b"Bob",)]
+        assert ask(port, dns.message.make_query("hostname.bind", "TXT", "CH")).answer[0][0].strings == (
+            socket.gethostname().encode(),
+        )
+        assert ask(port, "x.example.org", "HINFO").rcode() == dns.rcode.REFUSED  # block, any client
+        filtered = ask(port, WEB, "MX")  # filter: our client is in 127.0.0.0/8
+        assert (filtered.rcode(), filtered.answer) == (dns.rcode.NOERROR, [])
+        assert ask(port, WEB, "NAPTR").rcode() == dns.rcode.NOERROR  # drop applies to 10/8 only
+        source = free_port()
+        query = dns.message.make_query("who.example.org", "A")
+        me = dns.query.udp(query, "127.0.0.1", port=port, source="127.0.0.1", source_port=source, timeout=5)
+        assert [r.address for r in me.answer[0]] == ["127.0.0.1"]
+        assert me.additional[0].name.to_text() == "_udp.who.example.org."
+        assert me.additional[0][0].port == source
+        over_tcp = ask(port, "who.example.org", tcp=True)
+        assert over_tcp.additional[0].name.to_text() == "_tcp.who.example.org."
+        assert [r.address for r in ask(port, WEB).answer[0]] == [WEB_IP]  # the cluster before whoami
+        assert ask(port, WEB, use_edns=0, payload=4096).payload == 512  # bufsize: what kdns offers

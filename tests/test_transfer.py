@@ -23,8 +23,8 @@ from kdns.codes import AXFR, IXFR, NOERROR, REFUSED, SOA, TCP_MAX_SIZE, TXT
 from kdns.config import ServeConfig, ServerSettings, TransferSettings
 from kdns.plugins.transfer import MAX_RECORDS, ZoneTransfer, batches, zone_rrsets
 from kdns.resolver import Resolver, RRset
-from kdns.responder import TCP4, TCP6, UDP4, Responder
-from kdns.wire.query import ixfr_serial
+from kdns.responder import Responder
+from kdns.wire.query import TCP4, TCP6, UDP4, ixfr_serial
 from kdns.wire.records import rrset_lines
 from kdns.zone.names import to_wire
 from tests.support.client import ask, dig
@@ -54,13 +54,13 @@ def query(name: str = "cluster.local", qtype: str = "AXFR", serial: int | None =
 
 
 def current_serial(responder: Responder) -> int:
-    reply = dns.message.from_wire(responder.respond(query(qtype="SOA"), TCP4, ALLOWED))
+    reply = dns.message.from_wire(responder.respond(query(qtype="SOA"), TCP4, (ALLOWED, 50000)))
     return reply.answer[0][0].serial
 
 
 def outcome(responder: Responder, data: bytes, channel: int, client: str) -> str | list[dns.message.Message]:
     """The rcode's name of a one-message reply, or the messages of a transfer."""
-    reply = responder.respond(data, channel, client)
+    reply = responder.respond(data, channel, (client, 50000))  # the client's socket address
     if isinstance(reply, ZoneTransfer):
         return [dns.message.from_wire(message, one_rr_per_rrset=True) for message in reply.messages()]
     return dns.rcode.to_text(dns.message.from_wire(reply).rcode())

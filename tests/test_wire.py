@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdns.config import ServeConfig
-from kdns.responder import TCP4, Responder
+from kdns.responder import Responder
 from kdns.wire import packed
+from kdns.wire.query import TCP4
 from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.zone import responder_of, zone_of
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 from kdns.config import (
     COREFILE_LISTEN,
+    AclSettings,
     CacheSettings,
+    ChaosSettings,
     ExternalSettings,
     ForwardSettings,
     HostsSettings,
@@ -65,6 +67,10 @@ class Draft:
     hosts: HostsSettings | None = None
     external: ExternalSettings | None = None
     transfer: TransferSettings | None = None
+    chaos: ChaosSettings | None = None
+    acl: list[AclSettings] = field(default_factory=list)
+    whoami: bool = False
+    bufsize: int | None = None
     loadbalance: bool = False
     autopath: bool = False
     log_queries: bool = False
@@ -85,6 +91,10 @@ class Draft:
             hosts=self.hosts,
             external=self.external,
             transfer=self.transfer,
+            chaos=self.chaos,
+            acl=tuple(self.acl),
+            whoami=self.whoami,
+            bufsize=self.bufsize,
             loadbalance=self.loadbalance,
             autopath=self.autopath,
             log_queries=self.log_queries,

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kdns.corefile import (
+    acl,
     cache,
     external,
     forward,
     hosts,
+    identity,
     kubernetes,
     log,
     ops,
@@ -42,6 +44,10 @@ SETUPS: dict[str, Setup] = {
     "rewrite": rewrite.setup,
     "k8s_external": external.setup,
     "transfer": transfer.setup,
+    "acl": acl.setup,
+    "chaos": identity.chaos,
+    "whoami": identity.whoami,
+    "bufsize": server.bufsize,
     "health": ops.health,
     "ready": ops.ready,
     "prometheus": ops.prometheus,

@@ -1,11 +1,20 @@
-"""``bind``, ``reload``, ``loop``, ``loadbalance`` and ``autopath``: how a block's server runs."""
+"""``bind``, ``bufsize``, ``reload``, ``loop``, ``loadbalance`` and ``autopath``: how a block's server
+runs."""
 
 from __future__ import annotations
 
-from kdns.config import COREFILE_RELOAD, LOADBALANCE_POLICY, RELOAD, RELOAD_JITTER, parse_ip
+from kdns.config import (
+    COREFILE_BUFSIZE,
+    COREFILE_RELOAD,
+    LOADBALANCE_POLICY,
+    MAX_UDP_SIZE,
+    RELOAD,
+    RELOAD_JITTER,
+    parse_ip,
+)
 from kdns.corefile.context import Draft
 from kdns.corefile.syntax import Directive
-from kdns.corefile.values import args, duration, fail, no_block
+from kdns.corefile.values import args, duration, fail, integer, no_block
 
 
 def bind(d: Directive, draft: Draft) -> None:
@@ -16,6 +25,12 @@ def bind(d: Directive, draft: Draft) -> None:
             draft.listen.append(parse_ip(token.text))
         except ValueError as exc:
             fail(token, f"bind: {exc} (interface names are not supported)")
+
+
+def bufsize(d: Directive, draft: Draft) -> None:
+    no_block(d)
+    words = args(d, 0, 1, "bufsize [SIZE]")
+    draft.bufsize = integer(words[0], "bufsize", MAX_UDP_SIZE) if words else COREFILE_BUFSIZE
 
 
 def reload(d: Directive, draft: Draft) -> None:

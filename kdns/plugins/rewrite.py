@@ -70,7 +70,7 @@ import dnslib
 
 from kdns import codes
 from kdns.resolver import Answer, RRset
-from kdns.wire.records import label
+from kdns.wire.records import label, parse_qtype
 from kdns.zone.names import to_text
 
 
@@ -474,10 +474,7 @@ def _two(rest: list[str], field_: str) -> tuple[str, str]:
 
 
 def _type(word: str) -> int:
-    number = dnslib.QTYPE.reverse.get(word.upper())
-    if number is None:
-        raise ValueError(f"invalid type {word.upper()!r}")
-    return number
+    return parse_qtype(word)
 
 
 def _class(word: str) -> int:

@@ -17,8 +17,8 @@ import logging
 import socket
 
 from kdns.plugins.transfer import ZoneTransfer
-from kdns.responder import TCP4, TCP6
 from kdns.transport.exchange import Client, Exchange
+from kdns.wire.query import TCP4, TCP6
 
 log = logging.getLogger(__name__)
 PROTO = "tcp"
@@ -116,7 +116,7 @@ class TcpProtocol(asyncio.Protocol):
             self._last_query = started = exchange.clock()
             client = self._client
             try:
-                response = exchange.respond(query, self._channel, client.address[0])
+                response = exchange.respond(query, self._channel, client.address)
             except Exception:
                 response = exchange.failed(query, client.address)
             if response is None:

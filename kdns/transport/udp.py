@@ -9,8 +9,8 @@ import logging
 import socket
 
 from kdns.counting import DURATION_BOUNDS
-from kdns.responder import UDP4, UDP6
 from kdns.transport.exchange import Client, Exchange
+from kdns.wire.query import UDP4, UDP6
 
 log = logging.getLogger(__name__)
 FIRST_BOUND = DURATION_BOUNDS[0]
@@ -37,7 +37,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         started = clock()
         try:
             respond = exchange.respond
-            response = respond(data, self.channel, addr[0])
+            response = respond(data, self.channel, addr)
         except Exception:
             response = exchange.failed(data, addr)
         if response is None:

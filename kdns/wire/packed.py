@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from typing import TypeVar
 
 import dnslib
@@ -75,6 +76,7 @@ class Packed:
         "depends",
         "fast_size",
         "flags",
+        "gate",
         "head",
         "head_edns",
         "hits",
@@ -118,6 +120,7 @@ class Packed:
         self.seen = 0  # the hits a cache last saw (to tell answers still asked for)
         self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
         self.autopath: str | None = None  # NXDOMAIN below <ns>.svc.<zone>: that namespace
+        self.gate: Callable[[tuple, int], Answer | None] | None = None  # answers that depend on the client
         # For the responder's fast path (a query with RD set and CD clear): the header after the ID,
         # without and with our OPT record, and the body's size (``NOT_FAST`` when it must not be used).
         an, ns, ar = self.counts

@@ -29,6 +29,8 @@ from kdns.codes import (
     SOA,
 )
 
+UDP4, UDP6, TCP4, TCP6 = 0, 1, 2, 3  # how a query came (a channel): the transport says
+
 HEADER = struct.Struct("!HHHHHH")  # ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT
 ID_AND_FLAGS = struct.Struct("!HH")
 RR_FIXED = struct.Struct("!HHIH")  # a record's type, class, TTL and RDLENGTH

@@ -55,3 +55,11 @@ def rrset_lines(rrset: RRset) -> list[str]:
     """Zone-file presentation lines for an RRset."""
     owner = label(rrset.name)
     return [record(owner, rrset, value).toZone() for value in rrset.rdatas]
+
+
+def parse_qtype(text: str) -> int:
+    """A query type by its name, in any letter case (``AAAA``); ValueError names it."""
+    number = dnslib.QTYPE.reverse.get(text.upper())
+    if number is None:
+        raise ValueError(f"invalid type {text.upper()!r}")
+    return number

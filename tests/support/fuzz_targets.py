@@ -23,7 +23,7 @@ from tests.support.oracle import NOERROR, NXDOMAIN, Target
 from tests.support.packets import wire_name
 from tests.support.paths import EXAMPLE
 
-CLIENT = "10.244.1.7"  # the client of the forwarding target, whose pod lives in namespace "shop"
+CLIENT = ("10.244.1.7", 40000)  # the forwarding target's client (address, port): a pod of namespace "shop"
 HEAVY = ("crowd.shop.svc.cluster.local", "_http._tcp.crowd.shop.svc.cluster.local", "big.example.com")
 OUTSIDE = ("example.com", "www.example.com", "nx.example.com", "big.example.com", "version.bind", "com", "")
 

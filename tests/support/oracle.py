@@ -23,8 +23,9 @@ import dns.flags
 import dns.message
 import dns.name
 
-from kdns.responder import TCP4, TCP6, UDP4, UDP6, Responder
+from kdns.responder import Responder
 from kdns.wire.pending import PendingQuery
+from kdns.wire.query import TCP4, TCP6, UDP4, UDP6
 from tests.support.packets import labels_wire
 from tests.support.paths import ROOT
 
@@ -153,7 +154,7 @@ class Target:
     apexes: tuple[tuple[bytes, ...], ...]
     forwarding: bool
     cached: dict[bytes, int] = field(default_factory=dict)  # forward cache keys -> their rcode
-    client: str | None = None
+    client: tuple | None = None  # the socket address queries come from
     deterministic: bool = True  # the same query gets the same bytes (no rotation)
 
     def within(self, labels: tuple[bytes, ...]) -> bool:
