@@ -33,6 +33,7 @@ from kdns.config import (
     ForwardSettings,
     HostsSettings,
     KubeSettings,
+    NotAnIPAddress,
     ServeConfig,
     ServerSettings,
     UpstreamAddress,
@@ -109,12 +110,21 @@ Forwarders = dict[tuple[ForwardSettings, CacheSettings | None], Forwarder]  # by
 def build_forwarder(settings: ForwardSettings, cache: CacheSettings | None, *, udp_size: int) -> Forwarder:
     """A ``forward`` stanza's upstreams (given, or resolv.conf's nameservers) and its answer cache.
     Raises ``ResolvConfError`` or ``ValueError`` naming a bad upstream."""
-    upstreams = [parse_upstream_address(u) for u in settings.upstreams] or [
+    upstreams = [address for to in settings.upstreams for address in _upstreams(to)] or [
         UpstreamAddress(host, port) for host, port in nameservers(settings.resolv_conf)
     ]
     return Forwarder(
         settings, upstreams, udp_size=udp_size, cache=ResponseCache(cache) if cache is not None else None
     )
+
+
+def _upstreams(to: str) -> list[UpstreamAddress]:
+    """A forward destination: an address, or a resolv.conf file's nameservers (CoreDNS reads them
+    where the file is named)."""
+    try:
+        return [parse_upstream_address(to)]
+    except NotAnIPAddress:
+        return [UpstreamAddress(host, port) for host, port in nameservers(Path(to))]
 
 
 def build_forwarders(config: ServeConfig, running: Forwarders | None = None) -> Forwarders:

@@ -27,7 +27,7 @@ from tests.support.paths import COREFILES
 
 ENV = {"POD_IP": "10.1.2.3"}  # tests never read the real environment
 
-RESOLV = ForwardSettings(resolv_conf=Path("/etc/resolv.conf"))
+RESOLV = ForwardSettings(upstreams=("/etc/resolv.conf",))
 PLATFORM_SERVER = ServerSettings(
     zones=EVERY_ZONE,
     listen=("0.0.0.0", "::"),
@@ -433,7 +433,7 @@ def test_environment_variables_fill_addresses(tmp_path):
         (
             root_block("forward . /run/resolv.conf"),
             "forward",
-            ForwardSettings(resolv_conf=Path("/run/resolv.conf")),
+            ForwardSettings(upstreams=("/run/resolv.conf",)),
         ),
         (root_block("cache 30"), "cache", CacheSettings(success_ttl=30, denial_ttl=30)),
         (root_block("cache"), "cache", CacheSettings()),
@@ -659,7 +659,11 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
         ),
         (root_block("template IN"), 3, "template: "),
         (root_block("acl"), 3, "acl: no rules"),
-        (root_block("acl {", "    permit net 10.0.0.0/8", "}"), 4, "acl: 'permit' is not one of allow, block"),
+        (
+            root_block("acl {", "    permit net 10.0.0.0/8", "}"),
+            4,
+            "acl: 'permit' is not one of allow, block",
+        ),
         (root_block("acl {", "    block type NOPE", "}"), 4, "acl type: invalid type 'NOPE'"),
         (root_block("acl {", "    block 10.0.0.0/8", "}"), 4, "acl: '10.0.0.0/8': expected 'type QTYPE...'"),
         (root_block("acl {", "    block net 10.0.0.0/33", "}"), 4, "acl net: '10.0.0.0/33' is not"),
@@ -712,11 +716,6 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             "forward: 'dns.google' is neither an IP address nor a resolv.conf file",
         ),
         (root_block("forward . 1.1.1.1:0"), 3, "forward: '1.1.1.1:0': 0 is outside 1-65535"),
-        (
-            root_block("forward . 1.1.1.1 /etc/resolv.conf"),
-            3,
-            "forward: give either one resolv.conf file or IP addresses",
-        ),
         (
             root_block("forward . " + " ".join(f"10.0.0.{i}" for i in range(16))),
             3,

@@ -407,3 +407,16 @@ def test_chaos_whoami_acl_and_bufsize_answer_as_coredns_does(tmp_path):
         assert over_tcp.additional[0].name.to_text() == "_tcp.who.example.org."
         assert [r.address for r in ask(port, WEB).answer[0]] == [WEB_IP]  # the cluster before whoami
         assert ask(port, WEB, use_edns=0, payload=4096).payload == 512  # bufsize: what kdns offers
+
+
+def test_a_resolv_conf_file_mixed_with_addresses_gives_its_nameservers_in_its_place(tmp_path):
+    resolv = write(tmp_path, "nameserver 127.0.0.9\nnameserver 127.0.0.10\n", "resolv.conf")
+    with upstream("a.example.org. 60 IN A 192.0.2.1") as fake:
+        corefile = write(
+            tmp_path,
+            f".:0 {{\n    bind 127.0.0.1\n    forward . {resolv} {fake.address} {{\n        policy sequential\n"
+            "        max_fails 0\n    }\n}\n",
+        )
+        with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+            assert "forwarding to 127.0.0.9:53, 127.0.0.10:53, " + fake.address in server.logged("ready:")[0]
+            assert [r.address for r in ask(server.port, "a.example.org").answer[0]] == ["192.0.2.1"]

@@ -41,21 +41,16 @@ def setup(d: Directive, draft: Draft) -> None:
             fail(words[0], f"forward: {zone} is forwarded twice in one server block")
     if len(words) - 1 > MAX_UPSTREAMS:
         fail(words[MAX_UPSTREAMS + 1], f"forward: more than {MAX_UPSTREAMS} upstreams")
-    upstreams: list[str] = []
-    files: list[Token] = []
+    upstreams: list[str] = []  # addresses, and resolv.conf files whose nameservers stand in their place
     for to in words[1:]:
         address = upstream(to)
         if address is not None:
             upstreams.append(address)
         elif "/" in to.text or os.path.isfile(to.text):
-            files.append(to)
+            upstreams.append(to.text)
         else:
             fail(to, f"forward: {to.text!r} is neither an IP address nor a resolv.conf file")
-    if len(files) > 1 or (files and upstreams):
-        fail(files[-1], "forward: give either one resolv.conf file or IP addresses, not both")
     settings: dict[str, object] = {"upstreams": tuple(upstreams), "zone": zone}
-    if files:
-        settings["resolv_conf"] = Path(files[0].text)
     for option in d.options:
         _option(d, option, settings, draft)
     draft.forward.append(ForwardSettings(**settings))  # type: ignore[arg-type]
