@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from kdns.corefile.context import Draft
 from kdns.corefile.syntax import Directive
-from kdns.corefile.values import fail
+from kdns.corefile.values import fail, plain
 from kdns.plugins import rewrite
 
 
 def setup(d: Directive, draft: Draft) -> None:
-    words = [t.text for t in d.args]
-    block = [[o.name.text, *(t.text for t in o.args)] for o in d.block] if d.block is not None else None
+    words, block = plain(d)
     try:
         rule = rewrite.parse(words, block)
     except ValueError as exc:

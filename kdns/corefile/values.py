@@ -118,3 +118,10 @@ def unknown_option(owner: Directive, option: Directive) -> NoReturn:
 def zones_in(tokens: tuple[Token, ...]) -> tuple[str, ...]:
     """The zones of several words, in order, each once."""
     return tuple(dict.fromkeys(zone for token in tokens for zone in zones_of(token)))
+
+
+def plain(d: Directive) -> tuple[list[str], list[list[str]] | None]:
+    """A directive's words as a plugin's own parser takes them: its arguments, and its block's lines
+    (None without a block)."""
+    block = [[o.name.text, *(t.text for t in o.args)] for o in d.block] if d.block is not None else None
+    return [t.text for t in d.args], block
