@@ -32,7 +32,7 @@ from kdns.plugins.rewrite import Rewrite, revert_answer
 from kdns.plugins.template import Template
 from kdns.plugins.transfer import Transfer
 from kdns.plugins.whoami import whoami
-from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
+from kdns.resolver import REFUSED_ANSWER, Answer, Gate, Resolver
 from kdns.zone.names import ROOT, ZoneLayout, is_within, longest_zone, to_text
 
 NO_PLUGIN = Answer(rcode=SERVFAIL, authoritative=False)  # no plugin of the block answers
@@ -111,8 +111,10 @@ class Block:
     def _answer(self, qname: bytes, qtype: int, qclass: int) -> Answer:
         """The plugins after ``rewrite``, in CoreDNS's order."""
         for template in self.templates:
-            zone = longest_zone(qname, self.zones) or ROOT
-            answer = template.answer(to_text(qname), qtype, qclass, to_text(zone), "")
+            name, zone = to_text(qname), to_text(longest_zone(qname, self.zones) or ROOT)
+            answer = template.answer(name, qtype, qclass, zone, "")
+            if answer is not None and not template.cacheable:  # it reads the client: made per query
+                return replace(answer, gate=_per_client(template, name, qtype, qclass, zone))
             if answer is not None:
                 return self._chased(answer)
         if self.hosts is not None and qclass == IN:
@@ -151,6 +153,15 @@ class Block:
             if is_within(qname, route.zone) and longest_zone(qname, route.excepts) is None:
                 return route
         return None
+
+
+def _per_client(template: Template, name: str, qtype: int, qclass: int, zone: str) -> Gate:
+    """A template's answer for each client (``{{ .Remote }}``)."""
+
+    def gate(client: tuple, channel: int) -> Answer | None:
+        return template.answer(name, qtype, qclass, zone, client[0])
+
+    return gate
 
 
 class Router:

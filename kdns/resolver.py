@@ -96,6 +96,7 @@ class Answer:
     gate: Callable[[tuple, int], Answer | None] | None = None
 
 
+Gate = Callable[[tuple, int], Answer | None]  # an answer for a client (its socket address) and channel
 REFUSED_ANSWER = Answer(rcode=REFUSED, authoritative=False)
 DROPPED = Answer(rcode=NOERROR, authoritative=False)  # a gate's word for "send nothing"
 

@@ -59,8 +59,25 @@ def snapshot(tmp_path):
     return str(path)
 
 
-def test_external_and_multicluster_names_from_a_snapshot(snapshot):
+COREFILE = """.:0 {
+    bind 127.0.0.1
+    kubernetes cluster.local clusterset.local in-addr.arpa ip6.arpa {
+        multicluster clusterset.local
+    }
+    k8s_external example.org {
+        headless
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("configured", ["options", "corefile"])
+def test_external_and_multicluster_names_from_a_snapshot(snapshot, tmp_path, configured):
     options = ("--multicluster", "clusterset.local", "--external", "example.org", "--external-headless")
+    if configured == "corefile":  # the same plugins as a Corefile asks for them
+        corefile = tmp_path / "Corefile"
+        corefile.write_text(COREFILE)
+        options = ("--corefile", str(corefile))
     with running("--snapshot", snapshot, *options) as server:
         port = server.port
         assert lookup(port, "web.default.example.org") == ("NOERROR", {"192.0.2.10", "192.0.2.11"})

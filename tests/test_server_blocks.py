@@ -168,6 +168,9 @@ def test_blocks_and_their_plugins_answer_over_real_sockets(tmp_path):
             "    template IN A tmpl.example {\n"
             '        answer "{{ .Name }} 60 IN A 192.0.2.55"\n'
             "    }\n"
+            "    template IN TXT remote.example {\n"
+            '        answer "{{ .Name }} 0 IN TXT {{ .Remote }}"\n'
+            "    }\n"
             "    template ANY AAAA cluster.local {\n"
             "        rcode NXDOMAIN\n"
             "    }\n"
@@ -209,6 +212,7 @@ def test_blocks_and_their_plugins_answer_over_real_sockets(tmp_path):
             made = ask(port, "Any.Tmpl.Example")
             assert [r.address for r in made.answer[0]] == ["192.0.2.55"] and made.answer[0].ttl == 60
             assert outside.count("www.corp.example") == 0 and corp.count("example.com") == 0
+            assert ask(port, "me.remote.example", "TXT").answer[0][0].strings == (b"127.0.0.1",)  # per client
 
 
 def free_port() -> int:

@@ -15,9 +15,4 @@ def setup(d: Directive, draft: Draft) -> None:
         made = template.parse(words, block)
     except ValueError as exc:
         fail(d.name, f"template: {exc}")
-    if not made.cacheable:
-        fail(
-            d.name,
-            "template: answers that depend on the client (.Remote, .Question) are not supported by kdns",
-        )
     draft.templates.append(made)

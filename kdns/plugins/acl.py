@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from kdns.codes import NOERROR
 from kdns.config import AclAction, AclRule, AclSettings
-from kdns.resolver import DROPPED, REFUSED_ANSWER, Answer
+from kdns.resolver import DROPPED, REFUSED_ANSWER, Answer, Gate
 from kdns.zone.names import longest_zone
 
 FILTERED = Answer(rcode=NOERROR, authoritative=False)
@@ -25,7 +25,6 @@ OUTCOMES: dict[AclAction, Answer | None] = {
     AclAction.DROP: DROPPED,
 }
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Gate = Callable[[tuple, int], Answer | None]
 
 
 class Acl:
