@@ -653,7 +653,9 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             )
         ],
         (
-            root_block("template IN A example.org {", '    answer "{{ .Meta \\"x\\" }} 60 IN A 127.0.0.1"', "}"),
+            root_block(
+                "template IN A example.org {", '    answer "{{ .Meta \\"x\\" }} 60 IN A 127.0.0.1"', "}"
+            ),
             3,
             "template: ",
         ),
