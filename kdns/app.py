@@ -39,7 +39,7 @@ from kdns.config import (
     UpstreamAddress,
     parse_upstream_address,
 )
-from kdns.ops.querylog import log_query
+from kdns.ops.querylog import QueryLogger
 from kdns.plugins.acl import Acl
 from kdns.plugins.chaos import Chaos
 from kdns.plugins.external import External
@@ -245,7 +245,9 @@ def build_answering(
     if any(server.autopath for server in servers):
         autopath = build_autopath(config, zone, routes, lambda: responder.resolver)
         responder.autopath = autopath
-    query_log = log_query if any(server.log_queries for server in servers) else None
+    query_log = None  # the transports skip the query log entirely when no block logs
+    if any(server.log is not None for server in servers):
+        query_log = QueryLogger((server.zones, server.log) for server in servers)
     return Answering(responder, autopath or routes, autopath, query_log, tuple(routed), tuple(hosts))
 
 

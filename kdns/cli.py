@@ -71,6 +71,7 @@ from kdns.config import (
     ForwardSettings,
     HostsSettings,
     KubeSettings,
+    LogSettings,
     OpsSettings,
     PodMode,
     ServeConfig,
@@ -648,7 +649,7 @@ def _server_settings(args: argparse.Namespace, zones: tuple[str, ...]) -> Server
         transfer=_transfer_settings(args),
         loadbalance=args.loadbalance,
         autopath=args.autopath,
-        log_queries=args.log_queries,
+        log=LogSettings() if args.log_queries else None,  # CoreDNS's plain 'log'
     )
 
 

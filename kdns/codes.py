@@ -19,6 +19,7 @@ TXT = 16
 AAAA = 28
 SRV = 33
 OPT = 41
+RRSIG = 46
 TSIG = 250
 IXFR = 251
 AXFR = 252
@@ -68,18 +69,34 @@ HEADER_RCODES = {  # by name, the rcodes a header's four bits carry (the names C
     "NOTAUTH": NOTAUTH,
     "NOTZONE": NOTZONE,
 }
+# The names CoreDNS's logs give rcodes (miekg/dns's): 16 is BADSIG there, BADVERS or not.
+RCODE_NAMES = {number: name for name, number in HEADER_RCODES.items()} | {
+    BADVERS: "BADSIG",
+    BADKEY: "BADKEY",
+    BADTIME: "BADTIME",
+    BADMODE: "BADMODE",
+    BADNAME: "BADNAME",
+    BADALG: "BADALG",
+    BADTRUNC: "BADTRUNC",
+    BADCOOKIE: "BADCOOKIE",
+}
 
 # Header flags (the 16 bits after the ID), and the opcode's place among them.
 QR = 0x8000
 OPCODE_MASK = 0x7800
+OPCODE_SHIFT = 11
+NOTIFY = 4  # opcodes other than a query's 0 (RFC 1996, RFC 2136)
+UPDATE = 5
 AA = 0x0400
 TC = 0x0200
 RD = 0x0100
 RA = 0x0080
+Z = 0x0040  # reserved: zero in every message kdns makes
 AD = 0x0020
 CD = 0x0010
 ECHOED_FLAGS = RD | CD  # copied from the query into the response (RFC 1035, RFC 6840)
-FLAG_NAMES = (("qr", QR), ("aa", AA), ("tc", TC), ("rd", RD), ("ra", RA), ("ad", AD), ("cd", CD))
+FLAG_NAMES = (("qr", QR), ("aa", AA), ("tc", TC), ("rd", RD), ("ra", RA), ("z", Z), ("ad", AD), ("cd", CD))
+
 
 # EDNS (RFC 6891): the OPT record's TTL holds the extended rcode, the version and the DO bit.
 EDNS_DO = 0x8000

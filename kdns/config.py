@@ -39,6 +39,15 @@ class ForwardPolicy(StrEnum):
     SEQUENTIAL = "sequential"
 
 
+class LogClass(StrEnum):
+    """CoreDNS's classes of responses (``response.Classify``), by which ``log`` picks the queries it logs."""
+
+    ALL = "all"  # every response, unclassified
+    SUCCESS = "success"  # an answer, a referral, or NOERROR with nothing
+    DENIAL = "denial"  # NXDOMAIN or NODATA
+    ERROR = "error"  # everything else: SERVFAIL, REFUSED, FORMERR, zone transfers, updates...
+
+
 LOADBALANCE_POLICY = "round_robin"  # the one policy of CoreDNS's loadbalance that kdns has
 
 
@@ -157,6 +166,12 @@ DEFAULT_TCP_IDLE_TIMEOUT = 10.0
 DEFAULT_MAX_TCP_CONNECTIONS = 1000
 DEFAULT_WORKERS = 1
 COREFILE_RELOAD = 30.0  # CoreDNS's when 'reload' is given without an interval
+# CoreDNS's log formats: ``{common}`` (the default) and ``{combined}`` (with the query's opcode)
+COMMON_LOG_FORMAT = (
+    '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" '
+    "{rcode} {>rflags} {rsize} {duration}"
+)
+COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"'
 
 
 # --- the texts both readers accept -------------------------------------------------------------------
@@ -531,6 +546,24 @@ class TransferSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogRule:
+    """One ``log`` line: a query within one of ``names`` whose response falls in one of ``classes``
+    gets a line in ``format`` (CoreDNS's replacer placeholders)."""
+
+    names: tuple[str, ...] = EVERY_ZONE  # lowercase, no final dot; "." for the root
+    format: str = COMMON_LOG_FORMAT
+    classes: frozenset[LogClass] = frozenset({LogClass.ALL})
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """CoreDNS's ``log``: a block's query log. A query is logged, or not, by the first rule (in the
+    order written) with a name that holds it; a query no rule's names hold is not logged."""
+
+    rules: tuple[LogRule, ...] = (LogRule(),)
+
+
+@dataclass(frozen=True, slots=True)
 class OpsSettings:
     """HTTP endpoints beside DNS: liveness, readiness and Prometheus metrics ("HOST:PORT"; None: off)."""
 
@@ -566,7 +599,7 @@ class ServerSettings:
     bufsize: int | None = None  # the largest UDP answer, whatever the client offers (CoreDNS's bufsize)
     loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
     autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
-    log_queries: bool = False  # one line per query (CoreDNS's log)
+    log: LogSettings | None = None  # CoreDNS's log: a line per query; None: no query is logged
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kdns.config import (
+    COMBINED_LOG_FORMAT,
     DEFAULT_ZONES,
     EVERY_ZONE,
     REVERSE_ZONES,
@@ -16,6 +17,9 @@ from kdns.config import (
     ForwardSettings,
     HostsSettings,
     KubeSettings,
+    LogClass,
+    LogRule,
+    LogSettings,
     OpsSettings,
     PodMode,
     ServeConfig,
@@ -26,6 +30,7 @@ from kdns.corefile import CorefileError, load, parse, parse_duration, tokenize
 from tests.support.paths import COREFILES
 
 ENV = {"POD_IP": "10.1.2.3"}  # tests never read the real environment
+ERROR, DENIAL = frozenset({LogClass.ERROR}), frozenset({LogClass.DENIAL})
 
 RESOLV = ForwardSettings(upstreams=("/etc/resolv.conf",))
 PLATFORM_SERVER = ServerSettings(
@@ -133,7 +138,7 @@ def test_k3s_custom_imports_extend_the_server_block_and_refuse_extra_servers(tmp
     )
     write(custom, "log\n", "a.override")
     config, warnings = load(corefile, environ=ENV)
-    assert config.servers[0].log_queries
+    assert config.servers[0].log == LogSettings()
     assert warnings == [f"{corefile}:24: import: no files match {custom / '*.server'}"]
     write(custom, "consul.local:53 {\n    forward . 10.150.0.1\n}\n", "stub.server")
     config, warnings = load(corefile, environ=ENV)
@@ -224,7 +229,7 @@ def test_a_single_server_needs_no_braces(tmp_path):
     config, _ = load_text(tmp_path, ".:5353\nkubernetes cluster.local\nlog\n")
     assert (
         config.servers[0].port == 5353
-        and config.servers[0].log_queries
+        and config.servers[0].log == LogSettings()
         and config.zone.zones == ("cluster.local",)
     )
 
@@ -267,7 +272,11 @@ def test_imports_of_files_globs_and_snippets_keep_their_positions(tmp_path):
         ("hosts", f"{path}:10"),
     ]
     config, warnings = load(path, environ=ENV)
-    assert (config.reload, config.servers[0].log_queries, config.servers[0].loadbalance) == (10.0, True, True)
+    assert (config.reload, config.servers[0].log, config.servers[0].loadbalance) == (
+        10.0,
+        LogSettings(),
+        True,
+    )
     assert config.servers[0].hosts is not None and config.servers[0].hosts.entries == (
         ("10.0.0.1", "a.example"),
     )
@@ -485,9 +494,44 @@ def test_environment_variables_fill_addresses(tmp_path):
         (root_block("bind 127.0.0.1 ::1", "bind 127.0.0.1"), "listen", ("127.0.0.1", "::1")),
         (root_block("reload 10s 2s"), "reload", 10.0),
         (root_block("reload"), "reload", 30.0),
-        (root_block("log"), "log_queries", True),
-        (root_block("log . {", "    class all", "}"), "log_queries", True),
-        (root_block("log . {", "    class error", "}"), "log_queries", False),
+        (root_block("log"), "log", LogSettings()),
+        (root_block("log . {", "    class all", "}"), "log", LogSettings()),
+        (root_block("log . {", "    class error", "}"), "log", LogSettings((LogRule(classes=ERROR),))),
+        (
+            root_block("log . {", "    class denial", "    class success error", "}"),
+            "log",
+            LogSettings((LogRule(classes=frozenset({LogClass.DENIAL, LogClass.SUCCESS, LogClass.ERROR})),)),
+        ),
+        (
+            root_block("log . {", "    class error all", "}"),  # all among others: still every response
+            "log",
+            LogSettings((LogRule(classes=frozenset({LogClass.ERROR, LogClass.ALL})),)),
+        ),
+        (root_block("log Example.ORG."), "log", LogSettings((LogRule(names=("example.org",)),))),
+        (
+            root_block("log example.org example.com"),
+            "log",
+            LogSettings((LogRule(("example.org", "example.com")),)),
+        ),
+        (
+            root_block('log example.org shop.svc.cluster.local "{type} {name} {rcode}"'),
+            "log",
+            LogSettings((LogRule(("example.org", "shop.svc.cluster.local"), "{type} {name} {rcode}"),)),
+        ),
+        (root_block("log . {combined}"), "log", LogSettings((LogRule(format=COMBINED_LOG_FORMAT),))),
+        (root_block("log . {common}"), "log", LogSettings()),
+        (root_block("log . {common} {", "}"), "log", LogSettings()),
+        (
+            root_block("log . {", "    class denial", "}", 'log example.org "{name}"'),
+            "log",
+            LogSettings((LogRule(classes=DENIAL), LogRule(("example.org",), "{name}"))),
+        ),
+        (
+            root_block("log {common}"),
+            "log",
+            LogSettings((LogRule(("{common}",)),)),
+        ),  # a name, as CoreDNS reads it
+        (root_block("errors", "debug"), "log", None),
         (root_block("loadbalance round_robin"), "loadbalance", True),
         (root_block("errors", "loop"), "loadbalance", False),
         (root_block("autopath @kubernetes"), "autopath", False),  # as CoreDNS: nothing without pods verified
@@ -549,8 +593,13 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
             root_block("errors {", '    consolidate 5m ".* i/o timeout$" warning', "}"),
             [(4, "errors: consolidate is ignored")],
         ),
-        (root_block('log . "{remote} {type}"'), [(3, "log: names, format and classes are ignored")]),
-        (root_block("log . {", "    class error", "}"), [(3, "log: only errors are asked for")]),
+        (root_block('log . "{remote} {type}"', "log . {", "    class error", "}"), []),
+        (root_block('log "{remote} {type}"'), [(3, "log: '{remote} {type}' is read as a name")]),
+        (
+            "cluster.local:53 {\n    kubernetes cluster.local\n    log example.org cluster.local svc.cluster.local\n}\n",
+            [(3, "log: example.org is outside the block's zones")],
+        ),
+        ("shop.svc.cluster.local:53 {\n    kubernetes cluster.local\n    log cluster.local\n}\n", []),
         (root_block("debug"), [(3, "debug is ignored")]),
         (
             root_block(
@@ -769,7 +818,10 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
         (root_block("bind eth0"), 3, "bind: 'eth0' is not an IP address (interface names are not supported)"),
         (root_block("bind 127.0.0.1 {", "    except 127.0.0.2", "}"), 3, "bind: except is not supported"),
         (root_block("errors /var/log/errors"), 3, "errors: only stdout is a valid argument"),
-        (root_block("log {", "    class fancy", "}"), 3, "log: unknown classes fancy"),
+        (root_block("log {", "    class fancy", "}"), 4, "log: unknown class 'fancy': expected all, success"),
+        (root_block("log . {", "    class", "}"), 4, "wrong number of arguments: class CLASS..."),
+        (root_block("log . {", "    minDuration 1s", "}"), 4, "log: unknown option 'minDuration'"),
+        (root_block("log example..org"), 3, "log: invalid label"),
         (root_block("loop {", "}"), 3, "loop takes no '{' block"),
         (
             root_block("hosts {", "    fallthrough", "    10.0.0.1 late", "}"),

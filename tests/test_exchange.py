@@ -17,7 +17,7 @@ import dns.message
 import dns.rcode
 
 from kdns.config import ForwardSettings, ServeConfig
-from kdns.transport.exchange import QueryLog
+from kdns.transport.exchange import QueryLog, Via
 from kdns.wire.packed import Packed
 from kdns.wire.pending import PendingQuery
 from tests.fake_upstream import upstream
@@ -101,8 +101,8 @@ def test_past_the_limit_clients_get_refused_at_once_over_udp_and_tcp():
 def test_forwarded_answers_are_timed_and_logged_once_each_over_udp_and_tcp():
     lines: list[tuple[str, str, int]] = []
 
-    def log(client: tuple, query: bytes, response: bytes, proto: str, seconds: float) -> None:
-        lines.append((client[0], proto, dns.message.from_wire(response).rcode()))
+    def log(client: tuple, query: bytes, response: bytes, via: Via, seconds: float) -> None:
+        lines.append((client[0], via.proto, via.local, dns.message.from_wire(response).rcode()))
 
     async def test() -> None:
         with upstream("example.com. 300 IN A 192.0.2.7") as fake:
@@ -116,7 +116,12 @@ def test_forwarded_answers_are_timed_and_logged_once_each_over_udp_and_tcp():
                 assert fake.count("example.com") == 1  # the TCP query was a cache hit
 
     run(test)
-    assert lines == [(HOST, "udp", 0), (HOST, "udp", 0), (HOST, "tcp", 0), (HOST, "tcp", 0)]
+    assert lines == [
+        (HOST, "udp", HOST, 0),
+        (HOST, "udp", HOST, 0),
+        (HOST, "tcp", HOST, 0),
+        (HOST, "tcp", HOST, 0),
+    ]
 
 
 def test_drain_answers_the_queries_in_flight():

@@ -296,7 +296,8 @@ def test_check_says_what_each_block_maps_to_without_serving(tmp_path):
     write(custom, "consul:53 {\n    forward . 10.150.0.1\n}\n", "consul.server")
     corefile = write(
         tmp_path,
-        ".:53 {\n    kubernetes cluster.local\n    forward . 10.0.0.1\n    cache 30 {\n        prefetch 10\n    }\n}\n"
+        ".:53 {\n    kubernetes cluster.local\n    forward . 10.0.0.1\n    cache 30 {\n        prefetch 10\n    }\n"
+        '    log svc.cluster.local "{name} {rcode}" {\n        class denial error\n    }\n}\n'
         "import /etc/coredns/custom/*.server\n",
     )
     result = run_kdns("check", "--corefile", str(corefile), "--import-dir", str(custom))
@@ -307,6 +308,7 @@ def test_check_says_what_each_block_maps_to_without_serving(tmp_path):
     assert "consul. port 53 (listening on 0.0.0.0, ::)" in lines
     assert "  forward . to 10.150.0.1: policy random, max_concurrent 1000, max_fails 2" in lines
     assert f"  {corefile}:5: cache: prefetch is ignored" in lines
+    assert "  log svc.cluster.local (class denial error): {name} {rcode}" in lines
     assert lines[-1] == f"kdns: {corefile}: kdns can run it"
     write(tmp_path, ".:53 {\n    kubernetes cluster.local\n    etcd\n    file db.example\n}\n")
     refused = run_kdns("check", "--corefile", str(corefile))

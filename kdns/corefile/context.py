@@ -16,6 +16,8 @@ from kdns.config import (
     ForwardSettings,
     HostsSettings,
     KubeSettings,
+    LogRule,
+    LogSettings,
     OpsSettings,
     ServerSettings,
     TransferSettings,
@@ -73,7 +75,7 @@ class Draft:
     bufsize: int | None = None
     loadbalance: bool = False
     autopath: bool = False
-    log_queries: bool = False
+    log_rules: list[LogRule] = field(default_factory=list)  # of every 'log' line, in order
 
     def warn(self, token: Token, message: str) -> None:
         self.shared.warn(token, message)
@@ -97,5 +99,5 @@ class Draft:
             bufsize=self.bufsize,
             loadbalance=self.loadbalance,
             autopath=self.autopath,
-            log_queries=self.log_queries,
+            log=LogSettings(tuple(self.log_rules)) if self.log_rules else None,
         )

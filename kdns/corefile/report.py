@@ -67,9 +67,11 @@ def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
             f"  cache: success {cache.success_capacity} up to {cache.success_ttl}s, "
             f"denial {cache.denial_capacity} up to {cache.denial_ttl}s"
         )
-    extras = [name for name, on in (("loadbalance", server.loadbalance), ("log", server.log_queries)) if on]
-    if extras:
-        yield "  " + ", ".join(extras)
+    if server.loadbalance:
+        yield "  loadbalance"
+    for rule in server.log.rules if server.log is not None else ():
+        classes = " ".join(sorted(rule.classes))
+        yield f"  log {' '.join(rule.names)} (class {classes}): {rule.format}"
     if not server.kubernetes and not server.forward and server.hosts is None:
         yield "  (no plugin answers: every question gets SERVFAIL)"
 

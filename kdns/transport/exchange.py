@@ -35,8 +35,18 @@ from kdns.wire.query import error_response
 from kdns.zone.names import to_text
 
 log = logging.getLogger(__name__)
-QueryLog = Callable[[tuple, bytes, bytes, str, float], None]  # client, query, response, proto, seconds
 DRAIN_LIMIT = 5.0  # longest wait for queries in flight when the server stops
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """The socket a query came in on, as the query log names it."""
+
+    proto: str  # "udp" or "tcp"
+    local: str  # the server's address as the socket is bound ("0.0.0.0" or "::" for every address)
+
+
+QueryLog = Callable[[tuple, bytes, bytes, Via, float], None]  # client, query, response, via, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +55,7 @@ class Client:
 
     send: Callable[[bytes], None]
     address: tuple  # (host, port, ...) as the socket names it
-    proto: str  # "udp" or "tcp", for the query log
+    via: Via
     # a connection's: waits until it can take more, then says whether it is still open
     drained: Callable[[], Awaitable[bool]] | None = None
 
@@ -135,7 +145,7 @@ class Exchange:
         elapsed = self.clock() - started
         self.durations.observe(elapsed)
         if self.query_log is not None:
-            self.query_log(client.address, query, response, client.proto, elapsed)
+            self.query_log(client.address, query, response, client.via, elapsed)
 
     @property
     def in_flight(self) -> int:

@@ -17,7 +17,7 @@ import logging
 import socket
 
 from kdns.plugins.transfer import ZoneTransfer
-from kdns.transport.exchange import Client, Exchange
+from kdns.transport.exchange import Client, Exchange, Via
 from kdns.wire.query import TCP4, TCP6
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class TcpProtocol(asyncio.Protocol):
         self._last_query = connections.clock()
         self._timer: asyncio.TimerHandle | None = None
         self._channel = TCP4
-        self._client = Client(self._send, ("", 0), PROTO)
+        self._client = Client(self._send, ("", 0), Via(PROTO, ""))
         self._writing_paused = False
         self._resumed: asyncio.Future | None = None  # what a zone transfer waits on while paused
 
@@ -100,7 +100,8 @@ class TcpProtocol(asyncio.Protocol):
         if sock.family == socket.AF_INET6:
             self._channel = TCP6
         peer = transport.get_extra_info("peername") or ("", 0)
-        self._client = Client(self._send, peer, PROTO, self._drained)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self._client = Client(self._send, peer, Via(PROTO, local[0]), self._drained)
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:

@@ -9,7 +9,7 @@ import logging
 import socket
 
 from kdns.counting import DURATION_BOUNDS
-from kdns.transport.exchange import Client, Exchange
+from kdns.transport.exchange import Client, Exchange, Via
 from kdns.wire.query import UDP4, UDP6
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,14 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self._durations = exchange.durations
         self._transport: asyncio.DatagramTransport | None = None
         self.channel = UDP4
+        self._via = Via(PROTO, "")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        if transport.get_extra_info("socket").family == socket.AF_INET6:
+        sock = transport.get_extra_info("socket")
+        if sock.family == socket.AF_INET6:
             self.channel = UDP6
+        self._via = Via(PROTO, sock.getsockname()[0])
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         # Callables kept in attributes are loaded into locals before the call: a call straight
@@ -53,7 +56,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
                 durations.observe(elapsed)
             query_log = exchange.query_log
             if query_log is not None:
-                query_log(addr, data, response, PROTO, elapsed)
+                query_log(addr, data, response, self._via, elapsed)
         else:
             exchange.later(response, self._client(addr), started)
 
@@ -65,7 +68,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
             if not self._transport.is_closing():
                 self._transport.sendto(response, addr)
 
-        return Client(send, addr, PROTO)
+        return Client(send, addr, self._via)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)

@@ -3,7 +3,7 @@
 ``parse_query`` reads only the header, the one question and an OPT record, and says FORMERR, NOTIMP or
 drop for everything a server must not answer normally; ``error_response`` is the header-only reply
 to such a query. ``opt_record`` is the OPT record kdns puts in its responses. ``ixfr_serial`` reads
-the serial an IXFR query carries in its authority section.
+the serial an IXFR query carries in its authority section; ``after_name`` steps over a name.
 """
 
 from __future__ import annotations
@@ -139,12 +139,12 @@ def ixfr_serial(data: bytes, end: int) -> int | None:
     try:
         i = end
         for _ in range(ancount):
-            i = _after_name(data, i)
+            i = after_name(data, i)
             i += RR_FIXED.size + RR_FIXED.unpack_from(data, i)[3]
-        i = _after_name(data, i)
+        i = after_name(data, i)
         rtype, _, _, rdlength = RR_FIXED.unpack_from(data, i)
         rdata_end = i + RR_FIXED.size + rdlength
-        i = _after_name(data, _after_name(data, i + RR_FIXED.size))  # MNAME, RNAME
+        i = after_name(data, after_name(data, i + RR_FIXED.size))  # MNAME, RNAME
         if rtype != SOA or i + 4 > rdata_end or rdata_end > len(data):
             return None
         return int.from_bytes(data[i : i + 4])
@@ -152,7 +152,7 @@ def ixfr_serial(data: bytes, end: int) -> int | None:
         return None
 
 
-def _after_name(data: bytes, i: int) -> int:
+def after_name(data: bytes, i: int) -> int:
     """Where the name (labels, ending in a zero or a compression pointer) starting at ``i`` ends."""
     length = data[i]
     while length:
