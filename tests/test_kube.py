@@ -285,3 +285,56 @@ def test_a_kubeconfig_that_is_not_yaml_stops_startup_naming_it(tmp_path):
     assert result.returncode == 2
     assert f"{kubeconfig}: invalid YAML at line" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def corefile(tmp_path, *options: str) -> str:
+    """A Corefile serving the cluster on a free loopback port, its kubernetes given ``options``."""
+    lines = "".join(f"        {option}\n" for option in options)
+    path = tmp_path / "Corefile"
+    path.write_text(
+        f".:0 {{\n    bind 127.0.0.1\n    kubernetes cluster.local in-addr.arpa {{\n{lines}    }}\n}}\n"
+    )
+    return str(path)
+
+
+def test_noendpoints_never_asks_for_endpoint_slices(cluster, kubeconfig, tmp_path):
+    """CoreDNS's noendpoints: no EndpointSlice is listed or watched; a ClusterIP Service answers its
+    cluster IP and its SRV, a headless one has no endpoints to answer with (NXDOMAIN)."""
+    with running("--corefile", corefile(tmp_path, "noendpoints"), "--kubeconfig", kubeconfig) as server:
+        assert server.logged("synced with the Kubernetes API")
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        srv = lookup(server.port, "_http._tcp.web.default.svc.cluster.local", "SRV")
+        assert srv == ("NOERROR", {"0 100 80 web.default.svc.cluster.local."})
+        assert lookup(server.port, "pg.db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "10-1-0-1.web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        cluster.create(endpoint_slice("pg-2", "pg", "db", addresses=["10.2.0.2"]))
+        cluster.create(service("late", ip="10.96.0.51"))
+        answers(server.port, "late.default.svc.cluster.local", {"10.96.0.51"})
+        assert lookup(server.port, "pg.db.svc.cluster.local")[0] == "NXDOMAIN"
+    assert cluster.list_count("services") >= 1
+    assert not [r for r in cluster.requests if "endpointslices" in r.path]
+
+
+def test_namespace_labels_follow_the_labels_of_namespaces(cluster, kubeconfig, tmp_path):
+    """CoreDNS's namespace_labels: only namespaces whose labels match are served (the API is asked
+    for those alone); a namespace labelled into or out of the selection brings or takes its names."""
+    cluster.update(namespace("default", labels={"dns": "on"}))
+    options = ("namespace_labels dns=on", "pods insecure")
+    with running("--corefile", corefile(tmp_path, *options), "--kubeconfig", kubeconfig) as server:
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        assert lookup(server.port, "pg.db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "10-2-0-1.db.pod.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "1.0.2.10.in-addr.arpa", "PTR")[0] == "NXDOMAIN"
+        cluster.update(namespace("db", labels={"dns": "on", "team": "data"}))
+        answers(server.port, "pg.db.svc.cluster.local", {"10.2.0.1"})
+        assert lookup(server.port, "10-2-0-1.db.pod.cluster.local") == ("NOERROR", {"10.2.0.1"})
+        cluster.update(namespace("default", labels={"dns": "off"}))
+        gone(server.port, "web.default.svc.cluster.local")
+        assert lookup(server.port, "default.svc.cluster.local")[0] == "NXDOMAIN"
+        cluster.delete("Namespace", None, "db")
+        gone(server.port, "pg.db.svc.cluster.local")
+    selectors = {
+        str(r.query.get("labelSelector")) for r in cluster.requests if r.path.endswith("/namespaces")
+    }
+    assert selectors and all("dns=on" in selector for selector in selectors)
