@@ -391,6 +391,20 @@ def test_tls_files_that_cannot_be_read_stop_startup_naming_them(tmp_path, missin
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("which", ["cert", "key", "ca"])
+def test_tls_files_that_hold_no_certificate_or_key_stop_startup(tmp_path, which):
+    certificates = Certificates(tmp_path)
+    cert, key = certificates.client_files()
+    files = {"cert": cert, "key": key, "ca": certificates.ca_file}
+    files[which] = tmp_path / "garbage.pem"
+    files[which].write_text("not a PEM file\n")
+    options = ("endpoint https://127.0.0.1:1", "tls {cert} {key} {ca}".format(**files))
+    result = run_kdns("serve", "--corefile", corefile(tmp_path, *options), env=without_cluster())
+    assert result.returncode == 2
+    assert "the API server at https://127.0.0.1:1: the tls files cannot be used" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def without_cluster() -> dict[str, str]:
     """This process's environment without the in-cluster variables."""
     return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -79,6 +80,14 @@ class Connection:
         for what, path in (("client certificate", self.tls_cert), ("key", self.tls_key), ("CA", self.tls_ca)):
             if path is not None and not os.access(path, os.R_OK):
                 raise ConnectionSettingsError(f"{self.describe()}: the {what} {path} is not a readable file")
+        try:  # a file that holds no certificate or key: say so now, naming the settings
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert is not None:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+        except ssl.SSLError as exc:
+            raise ConnectionSettingsError(
+                f"{self.describe()}: the tls files cannot be used: {exc.reason or exc}"
+            ) from None
         assert self.endpoint is not None
         configuration.host = self.endpoint.rstrip("/")
         configuration.verify_ssl = True
