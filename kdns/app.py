@@ -552,6 +552,11 @@ class Runtime:
         ]
         if self.informer is not None and bool(config.zone.multicluster) != bool(old.zone.multicluster):
             unsupported.append("multicluster")  # ServiceImports are watched, or not, from the start
+        # what the sources hand over (EndpointSlices, the Namespaces selected) is chosen at the start
+        if config.zone.endpoints != old.zone.endpoints:
+            unsupported.append("noendpoints")
+        if config.zone.namespace_labels != old.zone.namespace_labels:
+            unsupported.append("namespace_labels")
         if unsupported:
             self.reload_failures += 1
             log.error(
