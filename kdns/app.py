@@ -75,7 +75,10 @@ log = logging.getLogger("kdns")
 
 
 def object_filter_of(config: ServeConfig) -> ObjectFilter:
-    return ObjectFilter.build(config.namespaces, config.labels)
+    zone = config.zone
+    return ObjectFilter.build(
+        config.namespaces, config.labels, namespace_labels=zone.namespace_labels, slices=zone.endpoints
+    )
 
 
 def build_zone(config: ServeConfig) -> ClusterZone:
@@ -92,15 +95,7 @@ def load_zone_from_api(config: ServeConfig) -> ClusterZone:
 
     api = connection_of(config.kube).client()
     zone = ClusterZone(config.zone)
-    zone.load(
-        list_cluster(
-            api,
-            config.zone.pods,
-            object_filter=object_filter_of(config),
-            label_selector=config.labels,
-            multicluster=bool(config.zone.multicluster),
-        )
-    )
+    zone.load(list_cluster(api, config.zone, object_filter=object_filter_of(config)))
     return zone
 
 
@@ -362,7 +357,6 @@ class Runtime:
             self.api,
             config.kube,
             object_filter=object_filter_of(config),
-            label_selector=config.labels,
         )
         self.informer.start()
         log.info("following the Kubernetes API (%s)", connection_of(config.kube).describe())
@@ -560,6 +554,11 @@ class Runtime:
         ]
         if self.informer is not None and bool(config.zone.multicluster) != bool(old.zone.multicluster):
             unsupported.append("multicluster")  # ServiceImports are watched, or not, from the start
+        # what the sources hand over (EndpointSlices, the Namespaces selected) is chosen at the start
+        if config.zone.endpoints != old.zone.endpoints:
+            unsupported.append("noendpoints")
+        if config.zone.namespace_labels != old.zone.namespace_labels:
+            unsupported.append("namespace_labels")
         if unsupported:
             self.reload_failures += 1
             log.error(
@@ -659,6 +658,10 @@ def same_source(new: ServeConfig, running: ServeConfig) -> ServeConfig:
             kubeconfig=running.kube.kubeconfig,
             context=running.kube.context,
             in_cluster=False,
+            endpoint=None,  # a kubeconfig wins over the Corefile's endpoint and tls, as in CoreDNS
+            tls_cert=None,
+            tls_key=None,
+            tls_ca=None,
         )
         return dataclasses.replace(new, kube=kube)
     return new

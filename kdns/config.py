@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from kdns.codes import HEADER_RCODES, NOERROR, TLS_PORT
 from kdns.codes import PORT as DNS_PORT
@@ -373,6 +374,26 @@ def parse_failover_rcode(text: str) -> int:
     return rcode
 
 
+API_URL_SCHEMES = ("https", "http")
+
+
+def parse_api_url(text: str) -> str:
+    """A Kubernetes API server's URL, ``https://HOST[:PORT][/PATH]`` (or ``http://``), as written;
+    ValueError naming the problem."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a URL: {exc}") from None
+    if parts.scheme not in API_URL_SCHEMES:
+        raise ValueError(f"{text!r}: the API server's URL must start with https:// or http://")
+    if not parts.hostname:
+        raise ValueError(f"{text!r}: the URL names no host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text!r}: the API server's URL takes no query or fragment")
+    return text
+
+
 def parse_tls_files(args: Sequence[str]) -> tuple[Path | None, Path | None, Path | None]:
     """CoreDNS's forward ``tls [CERT KEY [CA]]`` arguments -> (cert, key, ca): none, the system's
     roots verify the server; ``CA`` alone, that file does; ``CERT KEY``, the client's own certificate
@@ -406,15 +427,24 @@ class ZoneSettings:
     fallthrough: tuple[str, ...] = ()  # NXDOMAIN names within these go to the next plugin
     # zones (among ``zones``) served from ServiceImports, not Services: CoreDNS's ``multicluster``
     multicluster: tuple[str, ...] = ()
+    endpoints: bool = True  # False: EndpointSlices are not followed at all (CoreDNS's ``noendpoints``)
+    # a label selector: only namespaces whose labels match are served, and a namespace exists only
+    # while its Namespace object does (CoreDNS's ``namespace_labels``); None: every namespace
+    namespace_labels: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class KubeSettings:
-    """How to reach the Kubernetes API and how to follow it."""
+    """How to reach the Kubernetes API and how to follow it: a kubeconfig, the pod's service account
+    (``in_cluster``), or an ``endpoint`` URL with the client certificate and CA of ``tls_*``."""
 
-    kubeconfig: Path | None = None  # None with in_cluster False: the client's default kubeconfig
+    kubeconfig: Path | None = None  # None with in_cluster False and no endpoint: the default kubeconfig
     context: str | None = None
     in_cluster: bool = False
+    endpoint: str | None = None  # the API server's URL, without a kubeconfig (CoreDNS's ``endpoint``)
+    tls_cert: Path | None = None  # with endpoint: the client's certificate and key (CoreDNS's ``tls``)
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # with endpoint: the CA that verifies the API server
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # serve what we have after this long
     watch_timeout: float = DEFAULT_WATCH_TIMEOUT  # server-side watch timeout, randomised up to twice this
     idle_timeout: float = DEFAULT_WATCH_IDLE_TIMEOUT  # a watch silent this long (no bookmark) is restarted

@@ -22,7 +22,7 @@ from collections import Counter
 
 from kdns.cluster.model import ClusterObject, Event
 from kdns.cluster.selector import ObjectFilter
-from kdns.config import KubeSettings, PodMode
+from kdns.config import KubeSettings, PodMode, ZoneSettings
 from kdns.counting import Histogram
 from kdns.sources.kube import (
     ENDPOINT_SLICES,
@@ -40,20 +40,29 @@ log = logging.getLogger(__name__)
 APPLY_BOUNDS = tuple(0.0001 * 2**i for i in range(14))  # 0.1 ms to 0.8 s
 
 
-def watched_resources(pods: PodMode, *, multicluster: bool = False) -> list[Resource]:
-    """Namespaces, Services and EndpointSlices; Pods only when ``--pods verified`` needs them,
-    ServiceImports only when multicluster zones do."""
-    resources = [NAMESPACES, SERVICES, ENDPOINT_SLICES]
-    if pods is PodMode.VERIFIED:
+def watched_resources(zone: ZoneSettings) -> list[Resource]:
+    """What a zone of these settings is built from: Namespaces, Services and EndpointSlices (not
+    with ``noendpoints``); Pods only when ``pods verified`` needs them, ServiceImports only when
+    multicluster zones do."""
+    resources = [NAMESPACES, SERVICES]
+    if zone.endpoints:
+        resources.append(ENDPOINT_SLICES)
+    if zone.pods is PodMode.VERIFIED:
         resources.append(PODS)
-    if multicluster:
+    if zone.multicluster:
         resources.append(SERVICE_IMPORTS)
     return resources
 
 
 def connection_of(settings: KubeSettings) -> Connection:
     return Connection(
-        kubeconfig=settings.kubeconfig, context=settings.context, in_cluster=settings.in_cluster
+        kubeconfig=settings.kubeconfig,
+        context=settings.context,
+        in_cluster=settings.in_cluster,
+        endpoint=settings.endpoint,
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+        tls_ca=settings.tls_ca,
     )
 
 
@@ -70,25 +79,18 @@ class _Collector:
         raise AssertionError(event)
 
 
-def list_cluster(
-    api: object,
-    pods: PodMode,
-    *,
-    object_filter: ObjectFilter,
-    label_selector: str | None = None,
-    multicluster: bool = False,
-) -> list[ClusterObject]:
-    """Every watched resource listed once, without watching: the cluster as it is now (an optional
-    resource the API does not serve, as empty)."""
+def list_cluster(api: object, zone: ZoneSettings, *, object_filter: ObjectFilter) -> list[ClusterObject]:
+    """Every resource ``zone`` needs, listed once without watching: the cluster as it is now (an
+    optional resource the API does not serve, as empty)."""
     collector = _Collector()
-    for resource in watched_resources(pods, multicluster=multicluster):
+    for resource in watched_resources(zone):
         reflector = Reflector(
             api,
             resource,
             collector,
             health=ApiHealth(),
             object_filter=object_filter,
-            label_selector=label_selector if resource is SERVICES else None,
+            label_selector=object_filter.server_selector(resource.kind),
         )
         try:
             reflector.list_once()
@@ -107,7 +109,6 @@ class Informer:
         settings: KubeSettings,
         *,
         object_filter: ObjectFilter,
-        label_selector: str | None = None,
     ) -> None:
         self.zone = zone
         self.settings = settings
@@ -122,12 +123,10 @@ class Informer:
                 self,
                 health=self.health,
                 object_filter=object_filter,
-                label_selector=label_selector if resource is SERVICES else None,
+                label_selector=object_filter.server_selector(resource.kind),
                 settings=watch,
             )
-            for resource in watched_resources(
-                zone.settings.pods, multicluster=bool(zone.settings.multicluster)
-            )
+            for resource in watched_resources(zone.settings)
         ]
         self._unsynced = {r.resource.kind for r in self.reflectors}
         self.apply_seconds = Histogram(APPLY_BOUNDS)  # watch event handed over -> zone updated

@@ -1,7 +1,7 @@
 """A small, faithful fake Kubernetes API server for tests and benchmarks.
 
-It speaks the real list/watch protocol over plain HTTP/1.1 so the official ``kubernetes`` client can talk
-to it: one global resourceVersion, paginated lists pinned to the first page's resourceVersion, watches
+It speaks the real list/watch protocol over HTTP/1.1 (plain, or HTTPS given an ``ssl.SSLContext``, which
+may require client certificates) so the official ``kubernetes`` client can talk to it: one global resourceVersion, paginated lists pinned to the first page's resourceVersion, watches
 replayed from a resourceVersion out of a retained event log, 410 Gone after ``compact()``, bookmarks,
 label selectors with the watch cache's ADDED/DELETED-on-transition rule, and chunked watch streams.
 
@@ -27,6 +27,7 @@ import json
 import re
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -325,6 +326,15 @@ class _Server(ThreadingHTTPServer):
         self.conns_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """An accepted connection, wrapped in TLS when the fake serves HTTPS (the handshake is the
+        handler thread's, so a slow or failing client holds up no other)."""
+        sock, address = super().get_request()
+        tls = self.fake.tls
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Connections dropped by either side are expected; report anything else."""
         if not isinstance(sys.exception(), OSError | ValueError):
@@ -339,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # an OSError (ssl.SSLError) here drops the connection
         with self.server.conns_lock:
             self.server.conns[self.connection] = threading.current_thread()
             stopped = self.server.stopped
@@ -420,7 +432,8 @@ def _peer_closed(sock: socket.socket) -> bool:
     """True when the client has closed its end (readable with nothing to read)."""
     try:
         readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        # past TLS, at the TCP bytes: a peek at what a TLS socket holds is not allowed
+        return bool(readable) and socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
 
@@ -440,6 +453,7 @@ class KubeFake:
     scheme in any case).
     ``list_delay``: seconds each list page takes: half of it is sent, then the rest after this long (a
     slow server or link); the page is read before the wait, so a compaction meanwhile expires its token.
+    ``tls``: a server context: the fake serves HTTPS (and requires client certificates if it does).
     """
 
     def __init__(
@@ -452,8 +466,10 @@ class KubeFake:
         token: str | None = None,
         max_snapshots: int = 256,
         list_delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
         self.list_delay = list_delay
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
@@ -533,7 +549,8 @@ class KubeFake:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self._port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self._port}"
 
     @property
     def running(self) -> bool:
@@ -542,7 +559,8 @@ class KubeFake:
     def write_kubeconfig(
         self, path: str | Path, *, context: str = "fake", namespace: str = "default"
     ) -> Path:
-        """Write a kubeconfig (JSON, which is YAML) pointing at the fake over plain http with a dummy token."""
+        """Write a kubeconfig (JSON, which is YAML) pointing at the fake with a dummy token (no CA: for a
+        plain http fake)."""
         path = Path(path)
         config = {
             "apiVersion": "v1",

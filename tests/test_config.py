@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from kdns.config import (
     UpstreamAddress,
     UpstreamProtocol,
     name_labels,
+    parse_api_url,
     parse_choice,
     parse_failover_rcode,
     parse_number,
@@ -229,6 +231,31 @@ def test_forward_tls_arguments_read_as_coredns_reads_them(args, files):
 def test_forward_tls_takes_at_most_three_files():
     with pytest.raises(ValueError, match="at most 3 files"):
         parse_tls_files(["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("https://10.0.0.1:6443", None),
+        ("https://api.example.org", None),
+        ("https://[fd00::1]:6443/prefix", None),
+        ("http://127.0.0.1:8080", None),  # an insecure port, as CoreDNS allows
+        ("10.0.0.1:6443", "must start with https:// or http://"),
+        ("ftp://api.example.org", "must start with https:// or http://"),
+        ("https://", "names no host"),
+        ("https://:6443", "names no host"),
+        ("https://api:65536", "is not a URL"),
+        ("https://api:port", "is not a URL"),
+        ("https://[fd00::1", "is not a URL"),
+        ("https://api/?watch=1", "takes no query or fragment"),
+    ],
+)
+def test_an_api_servers_url_is_https_or_http_with_a_host(text, problem):
+    if problem is None:
+        assert parse_api_url(text) == text
+    else:
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            parse_api_url(text)
 
 
 @pytest.mark.parametrize(

@@ -389,6 +389,51 @@ def test_environment_variables_fill_addresses(tmp_path):
             KubeSettings(kubeconfig=Path("/k/config"), context="prod", startup_timeout=90.0),
         ),
         (
+            ".:53 {\n    kubernetes cluster.local {\n        noendpoints\n        namespace_labels team in (a, b),!legacy\n    }\n}\n",
+            "zone",
+            ZoneSettings(
+                zones=("cluster.local",),
+                pods=PodMode.DISABLED,
+                endpoints=False,
+                namespace_labels="team in (a, b),!legacy",
+            ),
+        ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        endpoint https://10.9.8.7:6443\n        tls /k/client.crt /k/client.key /k/ca.crt\n    }\n}\n",
+            "kube",
+            KubeSettings(
+                endpoint="https://10.9.8.7:6443",
+                tls_cert=Path("/k/client.crt"),
+                tls_key=Path("/k/client.key"),
+                tls_ca=Path("/k/ca.crt"),
+            ),
+        ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        endpoint https://10.9.8.7:6443\n    }\n}\n",
+            "kube",
+            KubeSettings(endpoint="https://10.9.8.7:6443"),
+        ),
+        (  # the in-cluster API's name with a client certificate: that is the connection
+            ".:53 {\n    kubernetes cluster.local {\n        tls c k ca\n        endpoint https://kubernetes.default.svc\n    }\n}\n",
+            "kube",
+            KubeSettings(
+                endpoint="https://kubernetes.default.svc",
+                tls_cert=Path("c"),
+                tls_key=Path("k"),
+                tls_ca=Path("ca"),
+            ),
+        ),
+        (  # a kubeconfig wins, as in CoreDNS
+            ".:53 {\n    kubernetes cluster.local {\n        endpoint https://10.9.8.7:6443\n        tls c k ca\n        kubeconfig /k/config\n    }\n}\n",
+            "kube",
+            KubeSettings(kubeconfig=Path("/k/config")),
+        ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        tls c k ca\n    }\n}\n",
+            "kube",
+            KubeSettings(in_cluster=True),
+        ),
+        (
             root_block(
                 "forward . 8.8.8.8 dns://1.1.1.1:5353 [2001:db8::1]:53 ::1 {",
                 "    policy sequential",
@@ -639,6 +684,21 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
             ".:53 {\n    kubernetes cluster.local {\n        endpoint https://kubernetes.default.svc:443\n    }\n}\n",
             [(3, "kubernetes: endpoint is ignored")],
         ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        endpoint https://10.9.8.7:6443\n        tls c k ca\n        kubeconfig /k/config\n    }\n}\n",
+            [
+                (3, "kubernetes: endpoint is ignored: kdns uses the kubeconfig"),
+                (4, "kubernetes: tls is ignored: kdns uses the kubeconfig"),
+            ],
+        ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        tls c k ca\n    }\n}\n",
+            [(3, "kubernetes: tls is ignored without endpoint")],
+        ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        endpoint https://10.9.8.7:6443 https://10.9.8.8:6443\n    }\n}\n",
+            [(3, "kubernetes: endpoint: only the first URL, https://10.9.8.7:6443, is used")],
+        ),
     ],
 )
 def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
@@ -732,6 +792,11 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             2,
             "'10.0.0.0/33' is neither a zone nor a CIDR",
         ),
+        (
+            ".:53 {\n    kubernetes cluster.local {\n        namespaces a\n        namespace_labels team=a\n    }\n}\n",
+            2,
+            "kubernetes: namespaces and namespace_labels cannot both be set",
+        ),
         *[
             (f".:53 {{\n    kubernetes cluster.local {{\n        {option}\n    }}\n}}\n", 3, message)
             for option, message in [
@@ -744,11 +809,17 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
                 ("ignore everything", "ignore: 'everything' is not empty_service"),
                 ("kubeconfig", "wrong number of arguments: kubeconfig FILE [CONTEXT]"),
                 ("startup_timeout 5", "startup_timeout: '5' is not a duration"),
-                ("endpoint https://10.9.8.7:6443", "kubernetes: endpoint is not supported"),
-                ("noendpoints", "kubernetes: option noendpoints is not supported by kdns"),
+                (
+                    "endpoint ftp://10.9.8.7",
+                    "endpoint: 'ftp://10.9.8.7': the API server's URL must start with",
+                ),
+                ("endpoint https://10.9.8.7:http", "endpoint: 'https://10.9.8.7:http' is not a URL"),
+                ("endpoint", "wrong number of arguments: endpoint URL"),
+                ("tls cert key", "wrong number of arguments: tls CERT KEY CACERT"),
+                ("noendpoints now", "wrong number of arguments: noendpoints"),
                 ("multicluster clusterset.local", "kubernetes: multicluster clusterset.local: not a zone of"),
-                ("namespace_labels team=a", "kubernetes: option namespace_labels is not supported by kdns"),
-                ("tls cert key ca", "kubernetes: option tls is not supported by kdns"),
+                ("namespace_labels", "wrong number of arguments: namespace_labels SELECTOR"),
+                ("namespace_labels team in", "namespace_labels: label selector 'team in'"),
                 ("resync 5m", "kubernetes: unknown option 'resync'"),
             ]
         ],

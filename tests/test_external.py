@@ -225,3 +225,23 @@ def test_external_names_follow_the_cluster_and_name_what_changed():
     ]
     zone.apply(Event(EventType.DELETED, to_object(plain)))
     assert ask_server(zone, server, "plain.default.example.org").rcode == "NXDOMAIN"
+
+
+def test_namespace_labels_hide_the_external_names_of_namespaces_not_selected():
+    """As CoreDNS's k8s_external asks whether a namespace is exposed: with namespace_labels, the
+    external names of a namespace come and go with its selection."""
+    objects = [o for o in cluster_objects() if o["metadata"]["name"] != "default" or o["kind"] != "Namespace"]
+    zone = zone_of(objects, zones=("cluster.local",), namespace_labels="dns=on")
+    server = block()
+    plugin = build_external(server.external, server.zones, zone)  # held: kept current
+    assert ask_server(zone, server, "web.default.example.org").rcode == "NXDOMAIN"
+    assert ask_server(zone, server, "default.example.org").rcode == "NXDOMAIN"
+    zone.apply(Event(EventType.ADDED, to_object(namespace("default", labels={"dns": "on"}))))
+    assert ask_server(zone, server, "web.default.example.org").answer == [
+        "web.default.example.org. 10 IN A 192.0.2.10",
+        "web.default.example.org. 10 IN A 192.0.2.11",
+    ]
+    assert ask_server(zone, server, "default.example.org").rcode == "NOERROR"
+    zone.apply(Event(EventType.DELETED, to_object(namespace("default"))))
+    assert ask_server(zone, server, "web.default.example.org").rcode == "NXDOMAIN"
+    assert plugin.names.index.get(to_wire("web.default.example.org")) is None

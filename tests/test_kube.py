@@ -9,6 +9,7 @@ import pytest
 
 from tests.kube_fake import NO_RESPONSE, KubeFake
 from tests.support.client import lookup
+from tests.support.dot import Certificates
 from tests.support.objects import endpoint_slice, namespace, pod, service
 from tests.support.polling import eventually
 from tests.support.process import run_kdns, running
@@ -285,3 +286,125 @@ def test_a_kubeconfig_that_is_not_yaml_stops_startup_naming_it(tmp_path):
     assert result.returncode == 2
     assert f"{kubeconfig}: invalid YAML at line" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def corefile(tmp_path, *options: str) -> str:
+    """A Corefile serving the cluster on a free loopback port, its kubernetes given ``options``."""
+    lines = "".join(f"        {option}\n" for option in options)
+    path = tmp_path / "Corefile"
+    path.write_text(
+        f".:0 {{\n    bind 127.0.0.1\n    kubernetes cluster.local in-addr.arpa {{\n{lines}    }}\n}}\n"
+    )
+    return str(path)
+
+
+def test_noendpoints_never_asks_for_endpoint_slices(cluster, kubeconfig, tmp_path):
+    """CoreDNS's noendpoints: no EndpointSlice is listed or watched; a ClusterIP Service answers its
+    cluster IP and its SRV, a headless one has no endpoints to answer with (NXDOMAIN)."""
+    with running("--corefile", corefile(tmp_path, "noendpoints"), "--kubeconfig", kubeconfig) as server:
+        assert server.logged("synced with the Kubernetes API")
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        srv = lookup(server.port, "_http._tcp.web.default.svc.cluster.local", "SRV")
+        assert srv == ("NOERROR", {"0 100 80 web.default.svc.cluster.local."})
+        assert lookup(server.port, "pg.db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "10-1-0-1.web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        cluster.create(endpoint_slice("pg-2", "pg", "db", addresses=["10.2.0.2"]))
+        cluster.create(service("late", ip="10.96.0.51"))
+        answers(server.port, "late.default.svc.cluster.local", {"10.96.0.51"})
+        assert lookup(server.port, "pg.db.svc.cluster.local")[0] == "NXDOMAIN"
+    assert cluster.list_count("services") >= 1
+    assert not [r for r in cluster.requests if "endpointslices" in r.path]
+
+
+def test_namespace_labels_follow_the_labels_of_namespaces(cluster, kubeconfig, tmp_path):
+    """CoreDNS's namespace_labels: only namespaces whose labels match are served (the API is asked
+    for those alone); a namespace labelled into or out of the selection brings or takes its names."""
+    cluster.update(namespace("default", labels={"dns": "on"}))
+    options = ("namespace_labels dns=on", "pods insecure")
+    with running("--corefile", corefile(tmp_path, *options), "--kubeconfig", kubeconfig) as server:
+        assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+        assert lookup(server.port, "pg.db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "db.svc.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "10-2-0-1.db.pod.cluster.local")[0] == "NXDOMAIN"
+        assert lookup(server.port, "1.0.2.10.in-addr.arpa", "PTR")[0] == "NXDOMAIN"
+        cluster.update(namespace("db", labels={"dns": "on", "team": "data"}))
+        answers(server.port, "pg.db.svc.cluster.local", {"10.2.0.1"})
+        assert lookup(server.port, "10-2-0-1.db.pod.cluster.local") == ("NOERROR", {"10.2.0.1"})
+        cluster.update(namespace("default", labels={"dns": "off"}))
+        gone(server.port, "web.default.svc.cluster.local")
+        assert lookup(server.port, "default.svc.cluster.local")[0] == "NXDOMAIN"
+        cluster.delete("Namespace", None, "db")
+        gone(server.port, "pg.db.svc.cluster.local")
+    selectors = {
+        str(r.query.get("labelSelector")) for r in cluster.requests if r.path.endswith("/namespaces")
+    }
+    assert selectors and all("dns=on" in selector for selector in selectors)
+
+
+def test_endpoint_and_tls_reach_an_https_api_with_a_client_certificate(tmp_path):
+    """CoreDNS's endpoint and tls without a kubeconfig: kdns connects to that URL, verifies the server
+    with the CA and presents the client certificate the API server requires."""
+    certificates = Certificates(tmp_path)
+    cert, key = certificates.client_files()
+    tls = certificates.server_context(client_certificates=True)
+    with KubeFake(bookmark_interval=0.1, tls=tls) as api:
+        api.create(namespace("default"))
+        api.create(service("web", ip="10.96.0.50"))
+        options = (f"endpoint {api.url}", f"tls {cert} {key} {certificates.ca_file}")
+        with running("--corefile", corefile(tmp_path, *options), env=without_cluster()) as server:
+            assert server.logged(f"following the Kubernetes API (the API server at {api.url})")
+            assert server.logged("synced with the Kubernetes API")
+            assert lookup(server.port, "web.default.svc.cluster.local") == ("NOERROR", {"10.96.0.50"})
+            api.create(service("late", ip="10.96.0.51"))
+            answers(server.port, "late.default.svc.cluster.local", {"10.96.0.51"})
+        assert api.watch_count("services") >= 1
+
+
+def test_an_api_that_refuses_the_client_certificate_is_never_synced(tmp_path):
+    """A client certificate of another CA: the handshake fails, kdns starts unsynced after
+    startup_timeout and says why; nothing is answered from a cluster it never saw."""
+    (tmp_path / "other").mkdir()
+    certificates, other = Certificates(tmp_path), Certificates(tmp_path / "other")
+    cert, key = other.client_files()
+    tls = certificates.server_context(client_certificates=True)
+    with KubeFake(tls=tls) as api:
+        api.create(service("web", ip="10.96.0.50"))
+        options = (f"endpoint {api.url}", f"tls {cert} {key} {certificates.ca_file}", "startup_timeout 1s")
+        with running("--corefile", corefile(tmp_path, *options), env=without_cluster()) as server:
+            assert server.logged("starting unsynced")
+            assert lookup(server.port, "web.default.svc.cluster.local")[0] == "NXDOMAIN"
+        assert not api.requests  # no request got past the handshake
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"), [("cert", "the client certificate"), ("ca", "the CA"), ("key", "the key")]
+)
+def test_tls_files_that_cannot_be_read_stop_startup_naming_them(tmp_path, missing, message):
+    certificates = Certificates(tmp_path)
+    cert, key = certificates.client_files()
+    files = {"cert": cert, "key": key, "ca": certificates.ca_file}
+    files[missing] = tmp_path / "nowhere.pem"
+    options = ("endpoint https://127.0.0.1:1", "tls {cert} {key} {ca}".format(**files))
+    result = run_kdns("serve", "--corefile", corefile(tmp_path, *options), env=without_cluster())
+    assert result.returncode == 2
+    assert f"{message} {tmp_path / 'nowhere.pem'} is not a readable file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("which", ["cert", "key", "ca"])
+def test_tls_files_that_hold_no_certificate_or_key_stop_startup(tmp_path, which):
+    certificates = Certificates(tmp_path)
+    cert, key = certificates.client_files()
+    files = {"cert": cert, "key": key, "ca": certificates.ca_file}
+    files[which] = tmp_path / "garbage.pem"
+    files[which].write_text("not a PEM file\n")
+    options = ("endpoint https://127.0.0.1:1", "tls {cert} {key} {ca}".format(**files))
+    result = run_kdns("serve", "--corefile", corefile(tmp_path, *options), env=without_cluster())
+    assert result.returncode == 2
+    assert "the API server at https://127.0.0.1:1: the tls files cannot be used" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def without_cluster() -> dict[str, str]:
+    """This process's environment without the in-cluster variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}

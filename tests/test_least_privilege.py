@@ -126,6 +126,25 @@ def test_the_cluster_role_grants_exactly_what_kdns_lists_and_watches(tmp_path):
         assert requested(api) == granted()
 
 
+@pytest.mark.slow
+def test_noendpoints_asks_for_no_endpoint_slices_at_all(tmp_path):
+    """A Corefile's noendpoints: kdns lists and watches what it follows, and EndpointSlices are not
+    among them, so a role without them would do (the shipped one grants them for the default)."""
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(
+        ".:0 {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        noendpoints\n    }\n}\n"
+    )
+    with KubeFake(bookmark_interval=0.2) as api:
+        for obj in (namespace("default"), service("web", ip="10.96.0.50"), endpoint_slice("web-1", "web")):
+            api.create(obj)
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+        with running("--corefile", str(corefile), "--kubeconfig", str(kubeconfig)) as server:
+            eventually(lambda: server.logged("synced with the Kubernetes API"), timeout=10)
+            eventually(lambda: api.watch_count("Service") and api.watch_count("Namespace"), timeout=10)
+        without_slices = {grant for grant in granted() if grant[1] in {"namespaces", "services"}}
+        assert requested(api) == without_slices
+
+
 # -- sockets -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InetSocket:

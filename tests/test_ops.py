@@ -108,6 +108,24 @@ def test_reload_applies_a_changed_corefile_without_dropping_queries(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_reload_that_changes_what_the_cluster_source_hands_over_is_refused(tmp_path):
+    """noendpoints and namespace_labels choose which objects are read at the start: a reload that
+    changes them keeps the running configuration and says to restart."""
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(".:0 {\n  bind 127.0.0.1\n  kubernetes cluster.local\n  reload 2s\n}\n")
+    with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+        headless = "postgres.data.svc.cluster.local"
+        assert ask(server.port, headless).rcode() == dns.rcode.NOERROR
+        corefile.write_text(
+            corefile.read_text().replace("cluster.local\n", "cluster.local {\n    noendpoints\n  }\n", 1)
+        )
+        eventually(
+            lambda: server.logged("reload: noendpoints changed; restart kdns to follow the new cluster")
+        )
+        assert ask(server.port, headless).rcode() == dns.rcode.NOERROR
+
+
+@pytest.mark.slow
 def test_hosts_file_answers_and_reloads(tmp_path):
     hosts = tmp_path / "NodeHosts"
     hosts.write_text("172.18.0.2 control-plane\n172.18.0.3 worker-1 worker-1.local\n")

@@ -316,6 +316,19 @@ def test_check_says_what_each_block_maps_to_without_serving(tmp_path):
     assert "2 problem(s); kdns cannot run it" in refused.stderr
 
 
+def test_check_shows_how_the_cluster_is_followed(tmp_path):
+    corefile = write(
+        tmp_path,
+        ".:53 {\n    kubernetes cluster.local {\n        noendpoints\n        namespace_labels dns=on\n"
+        "        endpoint https://10.0.0.1:6443\n        tls c.crt c.key ca.crt\n    }\n}\n",
+    )
+    result = run_kdns("check", "--corefile", str(corefile))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  kubernetes cluster.local: pods disabled, ttl 5, namespace_labels dns=on, noendpoints" in lines
+    assert "  API server https://10.0.0.1:6443 (client certificate)" in lines
+
+
 def test_k8s_external_and_multicluster_load_from_the_corefile(tmp_path):
     config, warnings = load(
         write(

@@ -157,6 +157,41 @@ def test_filters_expose_namespaces_and_labelled_services(tmp_path):
     assert sorted(o.name for o in labelled if isinstance(o, Service)) == ["web"]
 
 
+def test_namespace_labels_and_noendpoints_filter_what_a_snapshot_holds(tmp_path):
+    """With a selector of namespaces only matching Namespaces are read (the zone serves nothing in the
+    others); without endpoints no EndpointSlice is."""
+    objects = [
+        namespace("a", labels={"dns": "on"}),
+        namespace("b", labels={"dns": "off"}),
+        namespace("c"),
+        service("web", "a"),
+        service("x", "b"),
+        endpoint_slice("web-1", "web", "a"),
+    ]
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"kind": "List", "items": objects}))
+    read = read_snapshot(path, ObjectFilter.build(namespace_labels="dns=on", slices=False))
+    assert {(type(o).__name__, getattr(o, "namespace", o.name)) for o in read} == {
+        ("Namespace", "a"),
+        ("Service", "a"),
+        ("Service", "b"),  # held, and not served while b is not selected
+    }
+
+
+@pytest.mark.parametrize(
+    ("built", "selectors"),
+    [
+        (ObjectFilter.build(), {"Service": None, "Namespace": None, "EndpointSlice": None}),
+        (
+            ObjectFilter.build(labels="app=web", namespace_labels="team in (a, b)"),
+            {"Service": "app=web", "Namespace": "team in (a, b)", "EndpointSlice": None, "Pod": None},
+        ),
+    ],
+)
+def test_the_api_is_asked_for_what_each_selector_selects(built, selectors):
+    assert {kind: built.server_selector(kind) for kind in selectors} == selectors
+
+
 LIST_ITEMS = [namespace("a"), service("s", "a", ip="10.96.0.9"), service("t", "a", ip="10.96.0.10")]
 
 

@@ -9,6 +9,7 @@ import dns.rdatatype
 
 from kdns.cluster.convert import to_object
 from kdns.cluster.model import Event, EventType
+from kdns.cluster.selector import ObjectFilter
 from kdns.config import ServeConfig
 from kdns.zone.names import to_wire
 from tests.support.objects import endpoint_slice, namespace, service
@@ -198,3 +199,69 @@ def test_a_flood_of_random_names_does_not_displace_answers_still_asked_for():
         responder.respond(hot[i % len(hot)])
     assert len(responder) == 100
     assert sum(name[1:4] == b"hot" for name in resolved) == len(hot)  # each made once, then kept
+
+
+def test_namespace_labels_serve_only_the_namespaces_handed_over():
+    """With namespace_labels the source hands over only matching Namespaces: what lives in any other
+    namespace has no name, though its Services are held, and a namespace coming into or going out
+    of the selection brings or takes its names (the answers packed for them are dropped)."""
+    team = [
+        service("web", "team", ip="10.96.3.1", ports=[("http", 80, "TCP")]),
+        service("pg", "team", ip="None"),
+        endpoint_slice("pg-1", "pg", "team", addresses=["10.3.0.1"]),
+    ]
+    zone = zone_of(
+        [namespace("shop"), service("web", "shop", ip="10.96.4.1"), *team], namespace_labels="dns=on"
+    )
+    assert ask_resolver(zone, "web.shop.svc.cluster.local").rcode == "NOERROR"
+    for name in ("web.team.svc.cluster.local", "pg.team.svc.cluster.local", "team.svc.cluster.local"):
+        assert ask_resolver(zone, name).rcode == "NXDOMAIN", name
+    assert ask_resolver(zone, "1.3.96.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"
+    responder = responder_of(zone, ServeConfig(zone=zone.settings))
+    wire = dns.message.make_query("web.team.svc.cluster.local", "A").to_wire()
+    assert dns.message.from_wire(responder.respond(wire)).rcode() == dns.rcode.NXDOMAIN
+
+    touched = zone.apply(added(namespace("team", labels={"dns": "on"})))
+    assert to_wire("web.team.svc.cluster.local") in touched
+    assert dns.message.from_wire(responder.respond(wire)).answer[0][0].address == "10.96.3.1"
+    assert ask_resolver(zone, "pg.team.svc.cluster.local").answer == [
+        "pg.team.svc.cluster.local. 5 IN A 10.3.0.1"
+    ]
+    assert ask_resolver(zone, "_http._tcp.web.team.svc.cluster.local", "SRV").rcode == "NOERROR"
+    assert ask_resolver(zone, "1.3.96.10.in-addr.arpa", "PTR").answer == [
+        "1.3.96.10.in-addr.arpa. 5 IN PTR web.team.svc.cluster.local."
+    ]
+
+    zone.apply(deleted(namespace("team")))  # out of the selection: the API sends DELETED
+    assert dns.message.from_wire(responder.respond(wire)).rcode() == dns.rcode.NXDOMAIN
+    assert ask_resolver(zone, "pg.team.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "team.svc.cluster.local").rcode == "NXDOMAIN"
+    zone.apply(deleted(service("web", "team")))  # gone while out: nothing comes back with the namespace
+    zone.apply(added(namespace("team")))
+    assert ask_resolver(zone, "web.team.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "pg.team.svc.cluster.local").rcode == "NOERROR"
+
+
+def test_without_endpoints_headless_services_have_no_names_and_cluster_ips_answer():
+    """``noendpoints``: the source hands over no EndpointSlice; a headless Service then has no
+    endpoint to answer with (NXDOMAIN, as CoreDNS answers a headless Service without endpoints),
+    and a ClusterIP Service answers its cluster IP and its SRV as usual, with no endpoint names."""
+    objects = [
+        namespace("default"),
+        service("web", ip="10.96.1.1", ports=[("http", 80, "TCP")]),
+        service("pg", ip="None", ports=[("pg", 5432, "TCP")]),
+        endpoint_slice("web-1", "web", addresses=["10.1.0.1"], ports=[("http", 8080, "TCP")]),
+        endpoint_slice("pg-1", "pg", addresses=["10.1.0.2"], ports=[("pg", 5432, "TCP")]),
+    ]
+    no_slices = ObjectFilter.build(slices=False)
+    zone = zone_of([raw for raw in objects if no_slices.accepts(raw)], endpoints=False)
+    assert ask_resolver(zone, "web.default.svc.cluster.local").answer == [
+        "web.default.svc.cluster.local. 5 IN A 10.96.1.1"
+    ]
+    assert ask_resolver(zone, "_http._tcp.web.default.svc.cluster.local", "SRV").answer == [
+        "_http._tcp.web.default.svc.cluster.local. 5 IN SRV 0 100 80 web.default.svc.cluster.local."
+    ]
+    assert ask_resolver(zone, "pg.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "_pg._tcp.pg.default.svc.cluster.local", "SRV").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "10-1-0-1.web.default.svc.cluster.local").rcode == "NXDOMAIN"
+    assert ask_resolver(zone, "1.0.1.10.in-addr.arpa", "PTR").rcode == "NXDOMAIN"

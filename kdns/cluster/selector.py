@@ -1,4 +1,5 @@
-"""Which objects are exposed: CoreDNS's ``namespaces`` and ``labels`` options.
+"""Which objects are exposed: CoreDNS's ``namespaces``, ``labels``, ``namespace_labels`` and
+``noendpoints`` options.
 
 ``LabelSelector`` parses the Kubernetes label selector syntax (``a=b,c!=d,e in (x,y),f notin (z),g,!h``);
 the same string is what the API server takes as ``labelSelector``.
@@ -86,28 +87,57 @@ class ObjectFilter:
     """Decides whether a raw API object is exposed in DNS.
 
     ``namespaces`` (empty: all) limits every namespaced object and the Namespaces themselves;
-    ``selector`` limits Services (EndpointSlices follow their Service).
+    ``selector`` limits Services (EndpointSlices follow their Service); ``namespace_selector`` limits
+    the Namespaces (the zone serves only what lives in a Namespace it holds: ``namespace_labels``);
+    ``slices`` False keeps every EndpointSlice out (``noendpoints``).
     """
 
     namespaces: frozenset[str] = frozenset()
     selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    slices: bool = True
 
     @classmethod
-    def build(cls, namespaces: Iterable[str] = (), labels: str | None = None) -> ObjectFilter:
-        return cls(frozenset(namespaces), LabelSelector.parse(labels) if labels else None)
+    def build(
+        cls,
+        namespaces: Iterable[str] = (),
+        labels: str | None = None,
+        *,
+        namespace_labels: str | None = None,
+        slices: bool = True,
+    ) -> ObjectFilter:
+        return cls(
+            frozenset(namespaces),
+            LabelSelector.parse(labels) if labels else None,
+            LabelSelector.parse(namespace_labels) if namespace_labels else None,
+            slices,
+        )
 
     def namespace_exposed(self, namespace: str) -> bool:
         return not self.namespaces or namespace in self.namespaces
+
+    def server_selector(self, kind: str) -> str | None:
+        """The ``labelSelector`` to list and watch ``kind`` with, so the API sends only what matches."""
+        chosen = self._selector_of(kind)
+        return chosen.text if chosen is not None else None
+
+    def _selector_of(self, kind: object) -> LabelSelector | None:
+        if kind == "Service":
+            return self.selector
+        return self.namespace_selector if kind == "Namespace" else None
 
     def accepts(self, raw: Mapping[str, Any]) -> bool:
         meta = raw.get("metadata")
         if not isinstance(meta, Mapping):
             return True  # let the converter name the problem
         kind = raw.get("kind")
+        if kind == "EndpointSlice" and not self.slices:
+            return False
         namespace = meta.get("name") if kind == "Namespace" else meta.get("namespace")
         if self.namespaces and namespace not in self.namespaces:
             return False
-        if self.selector is not None and kind == "Service":
+        selector = self._selector_of(kind)
+        if selector is not None:
             labels = meta.get("labels")
-            return self.selector.matches(labels if isinstance(labels, Mapping) else {})
+            return selector.matches(labels if isinstance(labels, Mapping) else {})
         return True

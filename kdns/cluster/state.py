@@ -26,9 +26,15 @@ Key = tuple[str, str]
 
 
 class ClusterState:
-    """Objects by ``(namespace, name)``; namespaces by name."""
+    """Objects by ``(namespace, name)``; namespaces by name.
 
-    def __init__(self) -> None:
+    With ``selected_namespaces`` (CoreDNS's ``namespace_labels``: the source hands over only the
+    Namespaces whose labels match), a namespace exists only while its object is held, and what lives
+    in any other namespace is held but not ``served``: a namespace coming or going affects everything
+    in it."""
+
+    def __init__(self, *, selected_namespaces: bool = False) -> None:
+        self.selected_namespaces = selected_namespaces
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[Key, Service] = {}
         self.slices: dict[Key, EndpointSlice] = {}
@@ -38,6 +44,7 @@ class ClusterState:
         self._slices_by_service: dict[Key, tuple[EndpointSlice, ...]] = {}  # in the order last changed
         self._slices_by_import: dict[Key, tuple[EndpointSlice, ...]] = {}
         self._services_by_namespace: dict[str, int] = {}  # how many
+        self._members: dict[str, set[Owner]] = {}  # with selected_namespaces: the owners in each
 
     # -- queries -------------------------------------------------------------------------------------
     def slices_of(self, namespace: str, service: str) -> Iterable[EndpointSlice]:
@@ -47,11 +54,21 @@ class ClusterState:
         return self._slices_by_import.get((namespace, name), ())
 
     def namespace_exists(self, namespace: str) -> bool:
-        """A namespace exists when its object does, or when a Service lives in it."""
-        return namespace in self.namespaces or namespace in self._services_by_namespace
+        """A namespace exists when its object does, or (unless ``selected_namespaces``) when a
+        Service lives in it."""
+        if namespace in self.namespaces:
+            return True
+        return not self.selected_namespaces and namespace in self._services_by_namespace
+
+    def serves(self, namespace: str) -> bool:
+        """Whether the objects of ``namespace`` have names: always, unless ``selected_namespaces``
+        and its Namespace is not held."""
+        return not self.selected_namespaces or namespace in self.namespaces
 
     def namespace_names(self) -> set[str]:
         """Every namespace that exists (see ``namespace_exists``)."""
+        if self.selected_namespaces:
+            return set(self.namespaces)
         return self.namespaces.keys() | self._services_by_namespace.keys()
 
     def owners(self) -> Iterator[Owner]:
@@ -71,6 +88,9 @@ class ClusterState:
         obj = event.object
         match obj:
             case Namespace(name=name):
+                served = event.type is not EventType.DELETED
+                if self.selected_namespaces and served != (name in self.namespaces):
+                    return (Owner("namespace", name), *self._members.get(name, ()))
                 return (Owner("namespace", name),)
             case Service(namespace=ns, name=name):
                 return (Owner("service", ns, name), Owner("namespace", ns))
@@ -90,6 +110,8 @@ class ClusterState:
         """Store one event; return the owners whose names must be rebuilt (``affected``)."""
         owners = self.affected(event)
         obj, deleted = event.object, event.type is EventType.DELETED
+        if self.selected_namespaces and not isinstance(obj, Namespace | EndpointSlice):
+            self._count_member(owners[0], deleted)
         match obj:
             case Namespace(name=name):
                 if deleted:
@@ -124,6 +146,17 @@ class ClusterState:
                 else:
                     self.imports[(ns, name)] = obj
         return owners
+
+    def _count_member(self, owner: Owner, deleted: bool) -> None:
+        """Keep ``_members`` (an owner is a Service, Pod or ServiceImport)."""
+        if deleted:
+            members = self._members.get(owner.namespace)
+            if members is not None:
+                members.discard(owner)
+                if not members:
+                    del self._members[owner.namespace]
+        else:
+            self._members.setdefault(owner.namespace, set()).add(owner)
 
     def _apply_slice(self, new: EndpointSlice, deleted: bool) -> None:
         key = (new.namespace, new.name)

@@ -38,11 +38,18 @@ def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
         zone = config.zone
         fallthrough = f", fallthrough {' '.join(zone.fallthrough)}" if zone.fallthrough else ""
         multicluster = f", multicluster {' '.join(zone.multicluster)}" if zone.multicluster else ""
+        selected = f", namespace_labels {zone.namespace_labels}" if zone.namespace_labels else ""
         yield (
             f"  kubernetes {' '.join(zone.zones)}: pods {zone.pods.value}, ttl {zone.ttl}{fallthrough}"
             + multicluster
+            + selected
+            + ("" if zone.endpoints else ", noendpoints")
             + (", autopath" if server.autopath else "")
         )
+        if config.kube is not None and config.kube.endpoint is not None:
+            yield f"  API server {config.kube.endpoint}" + (
+                " (client certificate)" if config.kube.tls_cert else ""
+            )
     if server.external is not None:
         external = server.external
         yield (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -25,13 +26,20 @@ from kdns.sources.connection import IN_CLUSTER_VARIABLES, ConnectionSettingsErro
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """Where the cluster is: a kubeconfig file (and context), or the pod's service account."""
+    """Where the cluster is: a kubeconfig file (and context), the pod's service account, or an API
+    server's URL with the client certificate and the CA of a Corefile's ``tls``."""
 
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
+    endpoint: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
     def describe(self) -> str:
+        if self.endpoint is not None:
+            return f"the API server at {self.endpoint}"
         if self.in_cluster:
             host, port = (os.environ.get(name, "?") for name in IN_CLUSTER_VARIABLES)
             return f"in-cluster API at {host}:{port}"
@@ -45,7 +53,9 @@ class Connection:
         and the reflector does its own backoff."""
         configuration = kubernetes.client.Configuration()
         try:
-            if self.in_cluster:
+            if self.endpoint is not None:
+                self._configure_endpoint(configuration)
+            elif self.in_cluster:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)
             else:
                 kubernetes.config.load_kube_config(
@@ -63,6 +73,27 @@ class Connection:
             raise ConnectionSettingsError(f"{self.describe()}: {exc}") from None
         configuration.retries = False
         return kubernetes.client.ApiClient(configuration)
+
+    def _configure_endpoint(self, configuration: kubernetes.client.Configuration) -> None:
+        """``endpoint``'s URL, the client certificate and key, and the CA that verifies the server
+        (the system's roots without one); each file must be readable now, not at the first request."""
+        for what, path in (("client certificate", self.tls_cert), ("key", self.tls_key), ("CA", self.tls_ca)):
+            if path is not None and not os.access(path, os.R_OK):
+                raise ConnectionSettingsError(f"{self.describe()}: the {what} {path} is not a readable file")
+        try:  # a file that holds no certificate or key: say so now, naming the settings
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert is not None:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+        except ssl.SSLError as exc:
+            raise ConnectionSettingsError(
+                f"{self.describe()}: the tls files cannot be used: {exc.reason or exc}"
+            ) from None
+        assert self.endpoint is not None
+        configuration.host = self.endpoint.rstrip("/")
+        configuration.verify_ssl = True
+        configuration.cert_file = str(self.tls_cert) if self.tls_cert else None
+        configuration.key_file = str(self.tls_key) if self.tls_key else None
+        configuration.ssl_ca_cert = str(self.tls_ca) if self.tls_ca else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ class Derived(Protocol):
 class ClusterZone:
     def __init__(self, settings: ZoneSettings) -> None:
         self.settings = settings
-        self.state = ClusterState()
+        self.state = ClusterState(selected_namespaces=settings.namespace_labels is not None)
         self.builder = RecordBuilder(settings)
         self.layout = self.builder.layout
         self.index = ZoneIndex(self.layout.apexes)

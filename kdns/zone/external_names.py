@@ -46,7 +46,7 @@ class ExternalNames:
         if owner.kind == "namespace":
             exists = state.namespace_exists(owner.namespace)
             return [(join((owner.namespace,), zone), PRESENCE, None) for zone in self.zones if exists]
-        if owner.kind != "service":
+        if owner.kind != "service" or not state.serves(owner.namespace):
             return []
         service = state.services.get((owner.namespace, owner.name))
         if service is None:

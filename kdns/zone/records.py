@@ -79,6 +79,8 @@ class RecordBuilder:
     def records(self, owner: Owner, state: ClusterState, *, quiet: bool = False) -> list[Record]:
         """The owner's records as ``state`` holds it; ``quiet`` skips logging what is not served (for
         records computed again to be taken out of the index)."""
+        if owner.namespace and owner.kind != "namespace" and not state.serves(owner.namespace):
+            return []
         if owner.kind == "service":
             service = state.services.get((owner.namespace, owner.name))
             if service is None:

@@ -9,8 +9,11 @@ from typing import Any
 CACHE_MEMBERS = 18  # in ``big_namespace``: their SRV answer fits 1232 bytes, their addresses too do not
 
 
-def namespace(name: str) -> dict:
-    return {"kind": "Namespace", "metadata": {"name": name}}
+def namespace(name: str, *, labels: dict[str, str] | None = None) -> dict:
+    metadata: dict[str, Any] = {"name": name}
+    if labels is not None:
+        metadata["labels"] = labels
+    return {"kind": "Namespace", "metadata": metadata}
 
 
 def service(
