@@ -362,6 +362,7 @@ def test_corefile_cache_options_keepttl_disable_prefetch_and_serve_stale(tmp_pat
             "}\n"
             ".:0 {\n"
             "    bind 127.0.0.1\n"
+            "    prometheus 127.0.0.1:0\n"
             f"    forward . {fake.address} {{\n"
             "        max_fails 0\n"
             "    }\n"
@@ -404,3 +405,6 @@ def test_corefile_cache_options_keepttl_disable_prefetch_and_serve_stale(tmp_pat
             assert time.monotonic() - started < 0.5  # not after the upstream's second
             eventually(lambda: answered("old.example.net") == (["192.0.2.40"], 2))
             assert fake.count("old.example.net") == 2
+            text = get(endpoint(server, "metrics") + "/metrics")[1]
+            assert metric(text, "coredns_cache_prefetch_total") == 1  # hot.example.net's
+            assert metric(text, "coredns_cache_served_stale_total") >= 2  # old.example.net, till refreshed
