@@ -608,7 +608,7 @@ def test_negative_answers_live_for_the_soa_minimum_and_caps_hold(clock):
 
 
 def test_servfail_is_cached_briefly_and_stale_answers_wait_for_failure(clock):
-    cache = ResponseCache(CacheSettings(servfail_ttl=5, serve_stale=3600), clock=clock)
+    cache = ResponseCache(CacheSettings(servfail_ttl=5, serve_stale=3600, stale_verify=True), clock=clock)
     cached(cache, "broken.example.com", upstream_reply("broken.example.com", SERVFAIL))
     assert cache.get(question("broken.example.com")) is not None
     clock.now += 6
