@@ -843,3 +843,16 @@ def test_background_refreshes_are_bounded(clock, max_concurrent, at_once):
             assert forwarder.inflight == 0
 
     asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_stale_answer_is_the_latest_one_but_never_a_servfail_over_an_answer(clock):
+    cache = ResponseCache(CacheSettings(serve_stale=3600, stale_verify=True), clock=clock)
+    name = "flip.example.com"
+    cached(cache, name, upstream_reply(name, zone_records=f"{name}. 10 IN A 192.0.2.1"))
+    clock.now += 20
+    cached(cache, name, upstream_reply(name, SERVFAIL))  # the upstream failed once
+    clock.now += 20
+    assert addresses(cache.stale(question(name)), name) == ["192.0.2.1"]
+    cached(cache, name, upstream_reply(name, NXDOMAIN, SOA_30))  # then the name went away
+    clock.now += 60
+    assert rcode(cache.stale(question(name))) == NXDOMAIN

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import dnslib
 from cachetools import TLRUCache
 
-from kdns.codes import NOERROR, NXDOMAIN, OPT, SERVFAIL, SOA
+from kdns.codes import NOERROR, NXDOMAIN, OPT, RCODE_MASK, SERVFAIL, SOA
 from kdns.config import CacheSettings
 from kdns.wire.packed import Packed
 from kdns.wire.pending import forwarded_question
@@ -216,10 +216,18 @@ class ResponseCache:
 
 
 def _newer(one: Entry | None, other: Entry | None) -> Entry | None:
-    """The one stored last (a key may have an old answer of the other kind)."""
-    if one is None or (other is not None and other.stored > one.stored):
-        return other
-    return one
+    """Of two expired entries for one key (an old answer of the other kind may linger), the one to
+    serve stale: an answer before a SERVFAIL, else the one stored last."""
+    if one is None or other is None:
+        return one or other
+    one_failed, other_failed = _servfail(one), _servfail(other)
+    if one_failed != other_failed:
+        return other if one_failed else one
+    return other if other.stored > one.stored else one
+
+
+def _servfail(entry: Entry) -> bool:
+    return entry.packed.flags & RCODE_MASK == SERVFAIL
 
 
 def _clamp(value: int, low: int, high: int) -> int:
