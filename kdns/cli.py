@@ -691,6 +691,7 @@ def _cache_settings(args: argparse.Namespace) -> CacheSettings | None:
         denial_ttl=defaults.denial_ttl if ttl is None else ttl,
         min_ttl=defaults.min_ttl if ttl is None else min(defaults.min_ttl, ttl),
         serve_stale=args.serve_stale,
+        stale_verify=True,  # as --serve-stale says: only once every upstream fails
     )
 
 

@@ -106,6 +106,7 @@ UPSTREAM_PORT = Bounds(1, PORT.high)
 TTL = Bounds(0, 3600)  # of the cluster's answers, as CoreDNS's kubernetes ttl
 CACHE_TTL = Bounds(1)  # a cap on cached TTLs: CoreDNS refuses 'cache 0'
 SERVFAIL_TTL = Bounds(0, 300, unit="s")  # CoreDNS's cache servfail: at most 5 minutes
+PREFETCH_PERCENTAGE = Bounds(10, 90, unit="%")  # CoreDNS's cache prefetch PERCENTAGE%
 HOSTS_TTL = Bounds(1, 65535)  # as CoreDNS's hosts
 MAX_UDP_SIZE = Bounds(512, 4096)  # the classic DNS size up to the largest EDNS size worth asking for
 WORKERS = Bounds(1, 64)
@@ -143,6 +144,9 @@ DEFAULT_DENIAL_TTL = 1800  # kdns's and CoreDNS's
 DEFAULT_CACHE_MIN_TTL = 5  # kdns's and CoreDNS's
 DEFAULT_SERVFAIL_TTL = 5  # kdns's and CoreDNS's
 COREFILE_SERVE_STALE = 3600.0  # CoreDNS's when 'serve_stale' is given without a duration
+DEFAULT_PREFETCH_WINDOW = 60.0  # CoreDNS's prefetch DURATION: the longest gap between counted queries
+DEFAULT_PREFETCH_PERCENTAGE = 10  # CoreDNS's: refreshed once the TTL left is at most this share of it
+MAX_BACKGROUND_REFRESHES = 32  # prefetches and stale refreshes in flight at once, per forwarder
 
 COREFILE_HOSTS_FILE = Path("/etc/hosts")  # CoreDNS's when 'hosts' names no file
 DEFAULT_HOSTS_TTL = 3600  # kdns's and CoreDNS's
@@ -503,7 +507,14 @@ class CacheSettings:
     denial_ttl: int = DEFAULT_DENIAL_TTL  # cap on negative TTLs (RFC 2308)
     min_ttl: int = DEFAULT_CACHE_MIN_TTL  # floor for both
     servfail_ttl: int = DEFAULT_SERVFAIL_TTL  # 0: SERVFAIL is not cached
-    serve_stale: float = 0.0  # seconds past expiry an entry may answer when every upstream fails
+    serve_stale: float = 0.0  # seconds past expiry an entry may still answer (TTL 0)
+    stale_verify: bool = False  # CoreDNS's 'verify': stale only once the upstreams fail; else 'immediate'
+    keep_ttl: bool = False  # answers keep the TTL they were stored with instead of counting down
+    disable_success: tuple[str, ...] = ()  # zones whose positive answers are not cached
+    disable_denial: tuple[str, ...] = ()  # zones whose negative answers (and SERVFAIL) are not cached
+    prefetch: int = 0  # queries that make an entry popular, refreshed before it expires; 0: no prefetch
+    prefetch_window: float = DEFAULT_PREFETCH_WINDOW  # a longer gap between queries starts the count anew
+    prefetch_percentage: int = DEFAULT_PREFETCH_PERCENTAGE  # share of the stored TTL left at the refresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,18 @@ K3S_HOSTS = HostsSettings(path=Path("/etc/coredns/NodeHosts"), ttl=60, reload=15
 
 # The default Corefile of each platform, and how it differs from PLATFORM (kubeadm's).
 PLATFORMS = [
-    ("kubeadm", {}, []),
+    (  # kubeadm's 'disable success|denial cluster.local': forwarded answers there are not cached
+        "kubeadm",
+        {
+            "cache": CacheSettings(
+                success_ttl=30,
+                denial_ttl=30,
+                disable_success=("cluster.local",),
+                disable_denial=("cluster.local",),
+            )
+        },
+        [],
+    ),
     (
         "k3s",
         {
@@ -83,7 +94,7 @@ PLATFORMS = [
 def expected_config(path: Path, changes: dict) -> ServeConfig:
     changes = dict(changes)
     ops = {k: changes.pop(k) for k in ("lameduck", "metrics") if k in changes}
-    server = {k: changes.pop(k) for k in ("hosts",) if k in changes}
+    server = {k: changes.pop(k) for k in ("hosts", "cache") if k in changes}
     servers = (replace(PLATFORM_SERVER, **server),)
     return replace(PLATFORM, ops=replace(PLATFORM.ops, **ops), servers=servers, corefile=path, **changes)
 
@@ -509,9 +520,49 @@ def test_environment_variables_fill_addresses(tmp_path):
                 min_ttl=10,
                 servfail_ttl=1,
                 serve_stale=600.0,
+                stale_verify=True,
             ),
         ),
         (root_block("cache {", "    servfail 0", "}"), "cache", CacheSettings(servfail_ttl=0)),
+        # serve_stale: CoreDNS's 1h and 'immediate' unless told
+        (root_block("cache {", "    serve_stale", "}"), "cache", CacheSettings(serve_stale=3600.0)),
+        (
+            root_block("cache {", "    serve_stale 30s IMMEDIATE", "}"),
+            "cache",
+            CacheSettings(serve_stale=30.0),
+        ),
+        (root_block("cache {", "    keepttl", "}"), "cache", CacheSettings(keep_ttl=True)),
+        # prefetch AMOUNT [[DURATION] [PERCENTAGE%]]: CoreDNS's 1m and 10% unless told
+        (root_block("cache {", "    prefetch 3", "}"), "cache", CacheSettings(prefetch=3)),
+        (
+            root_block("cache {", "    prefetch 2 30s", "}"),
+            "cache",
+            CacheSettings(prefetch=2, prefetch_window=30.0),
+        ),
+        (
+            root_block("cache {", "    prefetch 10 1m30s 90%", "}"),
+            "cache",
+            CacheSettings(prefetch=10, prefetch_window=90.0, prefetch_percentage=90),
+        ),
+        (root_block("cache {", "    prefetch 0", "}"), "cache", CacheSettings()),  # 0: no prefetch
+        # disable success|denial [ZONES...]: the block's zones unless named; a later line replaces
+        (
+            root_block("cache {", "    disable success", "    disable denial Example.ORG. 10.0.0.0/8", "}"),
+            "cache",
+            CacheSettings(disable_success=(".",), disable_denial=("example.org", "10.in-addr.arpa")),
+        ),
+        (
+            "example.org:53 {\n    forward . 127.0.0.1\n    cache {\n        disable denial\n"
+            "        disable denial a.example.org\n    }\n}\n",
+            "cache",
+            CacheSettings(disable_denial=("a.example.org",)),
+        ),
+        (
+            "example.org example.net:53 {\n    forward . 127.0.0.1\n    cache {\n        disable success\n"
+            "    }\n}\n",
+            "cache",
+            CacheSettings(disable_success=("example.org", "example.net")),
+        ),
         (
             root_block(
                 "hosts /etc/hosts.extra {",
@@ -609,18 +660,18 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
 @pytest.mark.parametrize(
     ("text", "warnings"),
     [
-        (
-            root_block("cache 30 {", "    prefetch 10 1m 10%", "    keepttl", "}"),
-            [(4, "cache: prefetch is ignored"), (5, "cache: keepttl is ignored")],
-        ),
-        (
-            root_block("cache {", "    serve_stale", "}"),
-            [(4, "cache: serve_stale answers stale only once the upstreams fail")],
-        ),
         (root_block("cache example.org"), [(3, "cache: zones are ignored")]),
-        (
-            root_block("cache 30 {", "    disable success .", "    disable denial cluster.local", "}"),
-            [(4, "cache: disable is ignored outside the cluster zones")],
+        (  # each of these does what it says now
+            root_block(
+                "cache 30 {",
+                "    prefetch 10 1m 10%",
+                "    keepttl",
+                "    serve_stale",
+                "    disable success .",
+                "    disable denial cluster.local",
+                "}",
+            ),
+            [],
         ),
         (
             root_block("cache {", "    success 100 30 1", "    denial 100 30 2", "}"),
@@ -871,6 +922,35 @@ def test_accepted_but_ignored_options_warn(tmp_path, text, warnings):
             root_block("cache {", "    disable everything", "}"),
             4,
             "cache: disable 'everything': expected success or denial",
+        ),
+        (root_block("cache {", "    disable", "}"), 4, "wrong number of arguments: disable success|denial"),
+        (root_block("cache {", "    keepttl 10", "}"), 4, "wrong number of arguments: keepttl"),
+        (root_block("cache {", "    serve_stale -1s", "}"), 4, "serve_stale: -1s is less than 0s"),
+        (root_block("cache {", "    serve_stale 1h verify now", "}"), 4, "wrong number of arguments"),
+        (root_block("cache {", "    prefetch", "}"), 4, "wrong number of arguments: prefetch AMOUNT"),
+        (
+            root_block("cache {", "    prefetch 1 1m 10% 5", "}"),
+            4,
+            "wrong number of arguments: prefetch AMOUNT",
+        ),
+        (root_block("cache {", "    prefetch -1", "}"), 4, "prefetch amount: -1 is less than 0"),
+        (root_block("cache {", "    prefetch 2 soon", "}"), 4, "prefetch duration: 'soon' is not a duration"),
+        (root_block("cache {", "    prefetch 2 10%", "}"), 4, "prefetch duration: '10%' is not a duration"),
+        (
+            root_block("cache {", "    prefetch 2 1m 10", "}"),
+            4,
+            "prefetch: '10' is no percentage (such as 10%)",
+        ),
+        (root_block("cache {", "    prefetch 2 1m 5%", "}"), 4, "prefetch percentage: 5% is outside 10-90%"),
+        (
+            root_block("cache {", "    prefetch 2 1m 95%", "}"),
+            4,
+            "prefetch percentage: 95% is outside 10-90%",
+        ),
+        (
+            root_block("cache {", "    prefetch 2 1m ten%", "}"),
+            4,
+            "prefetch percentage: 'ten' is not a whole",
         ),
         (root_block("cache {", "    bogus", "}"), 4, "cache: unknown option 'bogus'"),
         # the rest

@@ -339,3 +339,72 @@ def test_each_cache_miss_is_counted_once(fake):
         # example.com, example.org and the first look for the ExternalName's chased answer
         assert metric(text, "coredns_cache_misses_total") == 3
         assert metric(text, "coredns_cache_hits_total") == 1
+
+
+@pytest.mark.slow
+def test_corefile_cache_options_keepttl_disable_prefetch_and_serve_stale(tmp_path):
+    """A Corefile's cache options as ``kdns serve`` runs them (their thresholds: test_forwarder.py)."""
+    with upstream(
+        "kept.keep.example. 300 IN A 192.0.2.1\n"
+        "a.off.keep.example. 300 IN A 192.0.2.2\n"
+        "hot.example.net. 2 IN A 192.0.2.3\n"
+        "old.example.net. 2 IN A 192.0.2.4\n"
+    ) as fake:
+        corefile = tmp_path / "Corefile"
+        corefile.write_text(
+            "keep.example:0 {\n"
+            "    bind 127.0.0.1\n"
+            f"    forward . {fake.address}\n"
+            "    cache {\n"
+            "        keepttl\n"
+            "        disable success off.keep.example\n"
+            "    }\n"
+            "}\n"
+            ".:0 {\n"
+            "    bind 127.0.0.1\n"
+            "    prometheus 127.0.0.1:0\n"
+            f"    forward . {fake.address} {{\n"
+            "        max_fails 0\n"
+            "    }\n"
+            "    cache {\n"
+            "        success 9984 3600 1\n"
+            "        prefetch 1 1m 50%\n"
+            "        serve_stale\n"
+            "    }\n"
+            "}\n"
+        )
+
+        def answered(name: str) -> tuple[list[str], int]:
+            reply = ask(server.port, name)
+            return [rdata.address for rdata in reply.answer[0]], reply.answer[0].ttl
+
+        def moved(name: str, address: str) -> None:
+            """The fake answers ``name`` with ``address`` from now on."""
+            fake.records = [rr for rr in fake.records if str(rr.rname) != f"{name}."]
+            fake.add(f"{name}. 2 IN A {address}")
+
+        with running("--corefile", str(corefile)) as server:
+            assert answered("kept.keep.example") == (["192.0.2.1"], 300)
+            for name in ("a.off.keep.example", "a.off.keep.example", "hot.example.net", "old.example.net"):
+                ask(server.port, name)
+            time.sleep(1.2)
+            assert answered("kept.keep.example") == (["192.0.2.1"], 300)  # keepttl: not counted down
+            assert fake.count("kept.keep.example") == 1
+            assert fake.count("a.off.keep.example") == 2  # disable success: never cached
+            # prefetch 1 1m 50%: asked with no more than half its 2 s left, refreshed in the background
+            moved("hot.example.net", "192.0.2.30")
+            assert answered("hot.example.net") == (["192.0.2.3"], 1)
+            eventually(lambda: answered("hot.example.net")[0] == ["192.0.2.30"])
+            assert fake.count("hot.example.net") == 2
+            # serve_stale (1h, immediate): expired, answered at once with TTL 0 while it is refreshed
+            time.sleep(1.0)
+            fake.slow["old.example.net"] = 1.0
+            moved("old.example.net", "192.0.2.40")
+            started = time.monotonic()
+            assert answered("old.example.net") == (["192.0.2.4"], 0)
+            assert time.monotonic() - started < 0.5  # not after the upstream's second
+            eventually(lambda: answered("old.example.net") == (["192.0.2.40"], 2))
+            assert fake.count("old.example.net") == 2
+            text = get(endpoint(server, "metrics") + "/metrics")[1]
+            assert metric(text, "coredns_cache_prefetch_total") == 1  # hot.example.net's
+            assert metric(text, "coredns_cache_served_stale_total") >= 2  # old.example.net, till refreshed

@@ -16,11 +16,17 @@ import pytest
 
 from kdns.app import build_answering, build_forwarder
 from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
-from kdns.config import DEFAULT_MAX_UDP_SIZE, CacheSettings, ForwardSettings
+from kdns.config import (
+    DEFAULT_MAX_UDP_SIZE,
+    MAX_BACKGROUND_REFRESHES,
+    CacheSettings,
+    ForwardSettings,
+    UpstreamAddress,
+)
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, PassToNext
 from kdns.wire.packed import Packed, pack_records
-from kdns.wire.pending import PendingQuery
+from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.query import TCP4, TCP6, UDP4, UDP6
 from kdns.zone.names import to_wire
 from tests.fake_upstream import upstream
@@ -602,7 +608,7 @@ def test_negative_answers_live_for_the_soa_minimum_and_caps_hold(clock):
 
 
 def test_servfail_is_cached_briefly_and_stale_answers_wait_for_failure(clock):
-    cache = ResponseCache(CacheSettings(servfail_ttl=5, serve_stale=3600), clock=clock)
+    cache = ResponseCache(CacheSettings(servfail_ttl=5, serve_stale=3600, stale_verify=True), clock=clock)
     cached(cache, "broken.example.com", upstream_reply("broken.example.com", SERVFAIL))
     assert cache.get(question("broken.example.com")) is not None
     clock.now += 6
@@ -627,3 +633,226 @@ def test_an_answer_of_nothing_but_opt_records_is_cached_for_the_minimum_ttl(cloc
     assert cache.get(question("odd.example.com")) is not None
     clock.now += 2
     assert cache.get(question("odd.example.com")) is None
+
+
+def test_keepttl_answers_keep_the_ttl_they_were_stored_with(clock):
+    cache = ResponseCache(CacheSettings(keep_ttl=True, serve_stale=60, stale_verify=True), clock=clock)
+    reply = upstream_reply("kept.example.com", zone_records="kept.example.com. 300 IN A 192.0.2.1")
+    assert ttls(cached(cache, "kept.example.com", reply), "kept.example.com") == [300]
+    clock.now += 250
+    assert ttls(cache.get(question("kept.example.com")), "kept.example.com") == [300]
+    clock.now += 51
+    assert cache.get(question("kept.example.com")) is None  # it still expires
+    assert ttls(cache.stale(question("kept.example.com")), "kept.example.com") == [300]  # as CoreDNS
+
+
+SOA_30 = "example.org. 600 IN SOA ns.example.org. h.example.org. 1 2 3 4 30"
+
+
+@pytest.mark.parametrize(
+    ("disable", "name", "reply", "kept"),
+    [
+        ({"disable_success": ("example.com",)}, "a.example.com", "A", False),
+        ({"disable_success": ("example.com",)}, "example.com", "A", False),
+        ({"disable_success": ("example.com",)}, "notexample.com", "A", True),  # on label boundaries
+        ({"disable_success": ("example.com",)}, "a.example.com", "NXDOMAIN", True),  # success only
+        ({"disable_denial": ("example.com",)}, "a.example.com", "NXDOMAIN", False),
+        ({"disable_denial": ("example.com",)}, "a.example.com", "NODATA", False),
+        ({"disable_denial": ("example.com",)}, "a.example.com", "SERVFAIL", False),  # as CoreDNS's
+        ({"disable_denial": ("example.com",)}, "a.example.com", "A", True),
+        ({"disable_denial": ("b.example.com", ".")}, "x.example.net", "NXDOMAIN", False),  # the root: all
+    ],
+)
+def test_disabled_kinds_are_not_cached_within_their_zones(clock, disable, name, reply, kept):
+    cache = ResponseCache(CacheSettings(**disable), clock=clock)
+    made = {
+        "A": lambda: upstream_reply(name, zone_records=f"{name}. 300 IN A 192.0.2.1"),
+        "NXDOMAIN": lambda: upstream_reply(name, NXDOMAIN, SOA_30),
+        "NODATA": lambda: upstream_reply(name, NOERROR, SOA_30),
+        "SERVFAIL": lambda: upstream_reply(name, SERVFAIL),
+    }[reply]()
+    cached(cache, name, made)
+    assert (cache.get(question(name)) is not None) is kept
+    assert len(cache) == int(kept)
+
+
+def test_the_do_bit_of_a_cache_key_does_not_hide_its_name_from_disable(clock):
+    cache = ResponseCache(CacheSettings(disable_success=("example.com",)), clock=clock)
+    key = forward_key(question("a.example.com"), do=True)
+    reply = upstream_reply("a.example.com", zone_records="a.example.com. 300 IN A 192.0.2.1")
+    cache.put(key, pack_records(NOERROR, (reply.rr, [], []), key[:-5], key[-5:-1]), reply)
+    assert len(cache) == 0
+
+
+def cache_forwarder(fake, clock: Clock, **cache: object) -> Forwarder:
+    """A forwarder to ``fake`` whose cache (these settings) runs on ``clock``."""
+    forward = ForwardSettings(
+        upstreams=(fake.address,), **{k: cache.pop(k) for k in ("max_concurrent",) if k in cache}
+    )
+    return Forwarder(
+        forward,
+        [UpstreamAddress(fake.host, fake.port)],
+        udp_size=DEFAULT_MAX_UDP_SIZE,
+        cache=ResponseCache(CacheSettings(**cache), clock=clock),  # type: ignore[arg-type]
+    )
+
+
+def test_serve_stale_immediate_answers_at_once_and_refreshes_in_the_background(clock):
+    async def test() -> None:
+        with upstream("old.example.com. 10 IN A 192.0.2.1") as fake:
+            forwarder = cache_forwarder(fake, clock, serve_stale=3600)
+            asked = question("old.example.com")
+            await forwarder.lookup(asked, asked)
+            fake.records = dnslib.RR.fromZone("old.example.com. 10 IN A 192.0.2.2")
+            fake.slow["old.example.com"] = 0.3
+            clock.now += 20  # expired, within serve_stale
+            stale = [forwarder.cache.get(asked) for _ in range(5)]  # the responder's lookup
+            assert all(
+                addresses(p, "old.example.com") == ["192.0.2.1"] and ttls(p, "old.example.com") == [0]
+                for p in stale
+            )
+            await until(lambda: forwarder.refreshing == 0)
+            assert fake.count("old.example.com") == 2  # one refresh for the five
+            fresh = await forwarder.lookup(asked, asked)
+            assert addresses(fresh, "old.example.com") == ["192.0.2.2"] and ttls(
+                fresh, "old.example.com"
+            ) == [10]
+            assert fake.count("old.example.com") == 2 and forwarder.inflight == 0
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_serve_stale_verify_asks_upstream_first_and_answers_stale_only_when_it_fails(clock):
+    async def test() -> None:
+        with upstream("old.example.com. 10 IN A 192.0.2.1") as fake:
+            forwarder = cache_forwarder(fake, clock, serve_stale=3600, stale_verify=True)
+            forwarder.settings = dataclasses.replace(forwarder.settings, timeout=0.2)
+            asked = question("old.example.com")
+            await forwarder.lookup(asked, asked)
+            clock.now += 20
+            assert forwarder.cache.get(asked) is None  # a fresh answer is wanted first
+            fake.records = dnslib.RR.fromZone("old.example.com. 10 IN A 192.0.2.2")
+            assert addresses(await forwarder.lookup(asked, asked), "old.example.com") == ["192.0.2.2"]
+            clock.now += 20
+            fake.down = True
+            stale = await forwarder.lookup(asked, asked)
+            assert addresses(stale, "old.example.com") == ["192.0.2.2"] and ttls(
+                stale, "old.example.com"
+            ) == [0]
+            assert forwarder.refreshing == 0 and fake.count("old.example.com") == 3
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "hits", "refreshed_at"),
+    [
+        # (AMOUNT, DURATION, PERCENTAGE), seconds after the 100 s answer was stored: a hit at each
+        ((2, 60, 10), [50, 85, 91], 91),  # asked twice within a minute: refreshed with <= 10 s left
+        ((2, 60, 10), [50, 85, 89], None),  # 11 s left: not yet
+        ((2, 60, 10), [95], None),  # asked once: not popular
+        ((3, 60, 10), [10, 80, 91, 92], 92),  # a 70 s gap starts the count again
+        ((1, 60, 50), [49, 50], 50),  # 50%: from 50 s left
+        ((1, 60, 10), [91], 91),
+    ],
+)
+def test_prefetch_refreshes_popular_entries_before_they_expire(clock, prefetch, hits, refreshed_at):
+    amount, window, percentage = prefetch
+
+    async def test() -> None:
+        with upstream("hot.example.com. 100 IN A 192.0.2.1") as fake:
+            forwarder = cache_forwarder(
+                fake, clock, prefetch=amount, prefetch_window=window, prefetch_percentage=percentage
+            )
+            asked = question("hot.example.com")
+            await forwarder.lookup(asked, asked)
+            stored = clock.now
+            fake.records = dnslib.RR.fromZone("hot.example.com. 100 IN A 192.0.2.2")
+            for second in hits:
+                clock.now = stored + second
+                answer = forwarder.cache.get(asked)
+                assert addresses(answer, "hot.example.com") == ["192.0.2.1"]  # the refresh comes after
+                await until(lambda: forwarder.refreshing == 0)
+                assert fake.count("hot.example.com") == (
+                    2 if refreshed_at is not None and second >= refreshed_at else 1
+                )
+            if refreshed_at is not None:
+                fresh = forwarder.cache.get(asked)
+                assert addresses(fresh, "hot.example.com") == ["192.0.2.2"] and ttls(
+                    fresh, "hot.example.com"
+                ) == [100]
+                assert forwarder.cache.prefetches == 1
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_refreshed_entry_stays_popular(clock):
+    async def test() -> None:
+        with upstream("hot.example.com. 100 IN A 192.0.2.1") as fake:
+            forwarder = cache_forwarder(fake, clock, prefetch=2, prefetch_window=100)
+            asked = question("hot.example.com")
+            stored = clock.now
+            await forwarder.lookup(asked, asked)
+            for second in (85, 91, 182):  # refreshed at 91 (stored anew, 2 queries on), so at 182 again
+                clock.now = stored + second
+                forwarder.cache.get(asked)
+                await until(lambda: forwarder.refreshing == 0)
+            assert fake.count("hot.example.com") == 3
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_refresh_shares_the_upstream_query_of_an_identical_question_in_flight(clock):
+    async def test() -> None:
+        with upstream("hot.example.com. 100 IN A 192.0.2.1") as fake:
+            forwarder = cache_forwarder(fake, clock, prefetch=1)
+            asked = question("hot.example.com")
+            await forwarder.lookup(asked, asked)
+            fake.slow["hot.example.com"] = 0.3
+            clock.now += 95
+            client = asyncio.ensure_future(forwarder.lookup(asked, asked, cache_checked=True))
+            await asyncio.sleep(0.05)  # the client's query is on its way upstream
+            for _ in range(10):
+                forwarder.cache.get(asked)  # popular and nearly expired, but asked for already
+            assert forwarder.refreshing == 0
+            await client
+            await until(lambda: forwarder.refreshing == 0)
+            assert fake.count("hot.example.com") == 2
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.mark.parametrize(("max_concurrent", "at_once"), [(1000, MAX_BACKGROUND_REFRESHES), (4, 4)])
+def test_background_refreshes_are_bounded(clock, max_concurrent, at_once):
+    names = [f"n{i}.example.com" for i in range(MAX_BACKGROUND_REFRESHES + 8)]
+
+    async def test() -> None:
+        with upstream("".join(f"{name}. 10 IN A 192.0.2.1\n" for name in names)) as fake:
+            forwarder = cache_forwarder(fake, clock, serve_stale=3600, max_concurrent=max_concurrent)
+            for name in names:
+                await forwarder.lookup(question(name), question(name))
+            fake.delay = 0.5
+            clock.now += 20
+            for name in names:  # every one stale, and served
+                assert forwarder.cache.get(question(name)) is not None
+            assert forwarder.refreshing == at_once and forwarder.inflight == at_once
+            await until(lambda: sum(fake.count(name) for name in names) == len(names) + at_once)
+            await asyncio.sleep(0.1)
+            assert sum(fake.count(name) for name in names) == len(names) + at_once
+            await until(lambda: forwarder.refreshing == 0)
+            assert forwarder.inflight == 0
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_a_stale_answer_is_the_latest_one_but_never_a_servfail_over_an_answer(clock):
+    cache = ResponseCache(CacheSettings(serve_stale=3600, stale_verify=True), clock=clock)
+    name = "flip.example.com"
+    cached(cache, name, upstream_reply(name, zone_records=f"{name}. 10 IN A 192.0.2.1"))
+    clock.now += 20
+    cached(cache, name, upstream_reply(name, SERVFAIL))  # the upstream failed once
+    clock.now += 20
+    assert addresses(cache.stale(question(name)), name) == ["192.0.2.1"]
+    cached(cache, name, upstream_reply(name, NXDOMAIN, SOA_30))  # then the name went away
+    clock.now += 60
+    assert rcode(cache.stale(question(name))) == NXDOMAIN

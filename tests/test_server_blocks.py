@@ -307,8 +307,8 @@ def test_check_says_what_each_block_maps_to_without_serving(tmp_path):
     assert ". port 53 (listening on 0.0.0.0, ::)" in lines
     assert "consul. port 53 (listening on 0.0.0.0, ::)" in lines
     assert "  forward . to 10.150.0.1: policy random, max_concurrent 1000, max_fails 2" in lines
-    assert f"  {corefile}:5: cache: prefetch is ignored" in lines
     assert "  log svc.cluster.local (class denial error): {name} {rcode}" in lines
+    assert "  cache: success 9984 up to 30s, denial 9984 up to 30s, prefetch 10 (60s, 10%)" in lines
     assert lines[-1] == f"kdns: {corefile}: kdns can run it"
     write(tmp_path, ".:53 {\n    kubernetes cluster.local\n    etcd\n    file db.example\n}\n")
     refused = run_kdns("check", "--corefile", str(corefile))

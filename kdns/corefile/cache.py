@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import math
 
-from kdns.config import CACHE_TTL, COREFILE_SERVE_STALE, SERVFAIL_TTL, WHOLE_NUMBER, CacheSettings
+from kdns.config import (
+    CACHE_TTL,
+    COREFILE_SERVE_STALE,
+    PREFETCH_PERCENTAGE,
+    SERVFAIL_TTL,
+    WHOLE_NUMBER,
+    CacheSettings,
+    parse_whole_number,
+)
 from kdns.corefile.context import Draft
-from kdns.corefile.syntax import Directive
-from kdns.corefile.values import args, duration, fail, integer, no_block, unknown_option, within, zones_in
+from kdns.corefile.syntax import Directive, Token
+from kdns.corefile.values import args, duration, fail, integer, no_block, unknown_option, value, zones_in
 
 
 def setup(d: Directive, draft: Draft) -> None:
     words = list(d.args)
-    settings: dict[str, int | float] = {}
+    settings: dict[str, object] = {}
     if words and WHOLE_NUMBER.fullmatch(words[0].text):
         ttl = integer(words.pop(0), "cache TTL", CACHE_TTL)
         settings["success_ttl"] = settings["denial_ttl"] = ttl
@@ -30,7 +38,7 @@ def setup(d: Directive, draft: Draft) -> None:
 
 
 def _option(
-    d: Directive, o: Directive, settings: dict[str, int | float], min_ttls: dict[str, int], draft: Draft
+    d: Directive, o: Directive, settings: dict[str, object], min_ttls: dict[str, int], draft: Draft
 ) -> None:
     name = o.name.text
     no_block(o, f"cache option {name}")
@@ -44,16 +52,19 @@ def _option(
             if len(words) > 2:
                 min_ttls[name] = integer(words[2], f"{name} minimum TTL")
         case "prefetch":
-            args(o, 1, 3, "prefetch AMOUNT [[DURATION] [PERCENTAGE%]]")
-            draft.warn(o.name, "cache: prefetch is ignored")
+            words = args(o, 1, 3, "prefetch AMOUNT [[DURATION] [PERCENTAGE%]]")
+            settings["prefetch"] = integer(words[0], "prefetch amount")
+            if len(words) > 1:
+                settings["prefetch_window"] = duration(words[1], "prefetch duration")
+            if len(words) > 2:
+                settings["prefetch_percentage"] = _percentage(words[2])
         case "serve_stale":
             words = args(o, 0, 2, "serve_stale [DURATION [immediate|verify]]")
             settings["serve_stale"] = duration(words[0], name) if words else COREFILE_SERVE_STALE
             mode = words[1].text.lower() if len(words) > 1 else "immediate"
             if mode not in {"immediate", "verify"}:
                 fail(words[1], f"serve_stale: {words[1].text!r} is not immediate or verify")
-            if mode == "immediate":
-                draft.warn(o.name, "cache: serve_stale answers stale only once the upstreams fail ('verify')")
+            settings["stale_verify"] = mode == "verify"
         case "servfail":
             seconds = duration(args(o, 1, 1, "servfail DURATION")[0], name, SERVFAIL_TTL)
             settings["servfail_ttl"] = math.ceil(seconds)
@@ -61,15 +72,18 @@ def _option(
             words = args(o, 1, None, "disable success|denial [ZONES...]")
             if words[0].text not in {"success", "denial"}:
                 fail(words[0], f"cache: disable {words[0].text!r}: expected success or denial")
-            zones = zones_in(words[1:]) or draft.zones
-            cluster = draft.shared.cluster.zone.zones if draft.kubernetes and draft.shared.cluster else ()
-            if not all(any(within(zone, own) for own in cluster) for zone in zones):
-                draft.warn(
-                    o.name,
-                    "cache: disable is ignored outside the cluster zones: kdns caches forwarded answers",
-                )
+            settings[f"disable_{words[0].text}"] = zones_in(words[1:]) or draft.zones
         case "keepttl":
             args(o, 0, 0, "keepttl")
-            draft.warn(o.name, "cache: keepttl is ignored: cached answers count their TTL down")
+            settings["keep_ttl"] = True
         case _:
             unknown_option(d, o)
+
+
+def _percentage(token: Token) -> int:
+    """``PERCENTAGE%``: a whole number within ``PREFETCH_PERCENTAGE``, the sign required (as CoreDNS)."""
+    if not token.text.endswith("%"):
+        fail(token, f"prefetch: {token.text!r} is no percentage (such as 10%)")
+    return value(
+        token, "prefetch percentage", lambda text: parse_whole_number(text[:-1], PREFETCH_PERCENTAGE)
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kdns.config import ForwardSettings, ServeConfig, ServerSettings
+from kdns.config import CacheSettings, ForwardSettings, ServeConfig, ServerSettings
 
 
 def describe(config: ServeConfig, warnings: list[str]) -> Iterator[str]:
@@ -73,6 +73,7 @@ def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
         yield (
             f"  cache: success {cache.success_capacity} up to {cache.success_ttl}s, "
             f"denial {cache.denial_capacity} up to {cache.denial_ttl}s"
+            + "".join(f", {option}" for option in _cache_options(cache))
         )
     if server.loadbalance:
         yield "  loadbalance"
@@ -81,6 +82,18 @@ def _server(config: ServeConfig, server: ServerSettings) -> Iterator[str]:
         yield f"  log {' '.join(rule.names)} (class {classes}): {rule.format}"
     if not server.kubernetes and not server.forward and server.hosts is None:
         yield "  (no plugin answers: every question gets SERVFAIL)"
+
+
+def _cache_options(cache: CacheSettings) -> Iterator[str]:
+    if cache.serve_stale:
+        yield f"serve_stale {cache.serve_stale:g}s {'verify' if cache.stale_verify else 'immediate'}"
+    if cache.prefetch:
+        yield f"prefetch {cache.prefetch} ({cache.prefetch_window:g}s, {cache.prefetch_percentage}%)"
+    if cache.keep_ttl:
+        yield "keepttl"
+    for kind, zones in (("success", cache.disable_success), ("denial", cache.disable_denial)):
+        if zones:
+            yield f"disable {kind} {' '.join(zones)}"
 
 
 def _upstreams(stanza: ForwardSettings) -> str:

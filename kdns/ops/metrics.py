@@ -7,7 +7,8 @@ the forwarder, the cache and the informer keep anyway, and renders them:
   ``coredns_dns_responses_total{server,zone,view,rcode,plugin}``,
   ``coredns_dns_request_duration_seconds{server,zone,view}`` (CoreDNS also labels it by type);
 - ``coredns_cache_entries{server,type,zones,view}``, ``coredns_cache_hits_total``,
-  ``coredns_cache_misses_total`` (the cache of forwarded answers; cluster answers are never stale);
+  ``coredns_cache_misses_total``, ``coredns_cache_prefetch_total``, ``coredns_cache_served_stale_total``
+  (the cache of forwarded answers; cluster answers are never stale);
 - ``coredns_forward_requests_total{to}``, ``coredns_forward_responses_total{to,rcode}``,
   ``coredns_forward_request_duration_seconds{to,rcode}`` and ``coredns_proxy_request_duration_seconds``,
   ``coredns_forward_healthcheck_failures_total{to}``, ``coredns_forward_healthcheck_broken_total``,
@@ -200,18 +201,38 @@ class KdnsCollector(Collector):
         misses = CounterMetricFamily(
             "coredns_cache_misses", "The count of cache misses.", labels=["server", "zones", "view"]
         )
+        prefetches = CounterMetricFamily(
+            "coredns_cache_prefetch",
+            "The number of times the cache has prefetched a cached item.",
+            labels=["server", "zones", "view"],
+        )
+        served_stale = CounterMetricFamily(
+            "coredns_cache_served_stale",
+            "The number of requests served from stale cache entries.",
+            labels=["server", "zones", "view"],
+        )
         sizes: Counter[tuple[str, ...]] = Counter()
         hit_counts: Counter[tuple[str, ...]] = Counter()
         miss_counts: Counter[tuple[str, ...]] = Counter()
+        prefetch_counts: Counter[tuple[str, ...]] = Counter()
+        stale_counts: Counter[tuple[str, ...]] = Counter()
         for served in servers:
             for cache in (f.cache for f in served.forwarders if f.cache is not None):
                 for kind, table in (("success", cache.success), ("denial", cache.denial)):
                     sizes[(served.server, kind, served.zones, "")] += len(table)
                     hit_counts[(served.server, kind, served.zones, "")] += cache.hits[kind]
                 miss_counts[(served.server, served.zones, "")] += cache.misses
+                prefetch_counts[(served.server, served.zones, "")] += cache.prefetches
+                stale_counts[(served.server, served.zones, "")] += cache.stale_hits
         if not miss_counts:
             return
-        for family, counts in ((entries, sizes), (hits, hit_counts), (misses, miss_counts)):
+        for family, counts in (
+            (entries, sizes),
+            (hits, hit_counts),
+            (misses, miss_counts),
+            (prefetches, prefetch_counts),
+            (served_stale, stale_counts),
+        ):
             for labels, value in sorted(counts.items()):
                 family.add_metric(list(labels), value)
             yield family

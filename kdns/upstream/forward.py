@@ -29,7 +29,9 @@
   CoreDNS. An answer passed on is not cached here: the answer the client gets is the next plugin's.
 - TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
   which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
-  (with ``serve_stale``) or SERVFAIL goes back.
+  (with ``serve_stale``) or SERVFAIL goes back. The cache has the forwarder ask again, in the
+  background, for entries it refreshes (``prefetch``, ``serve_stale immediate``): a bounded number at
+  once, each a query in flight, sharing an identical question's upstream query.
 - ``check_loop`` is CoreDNS's ``loop``: a query for a random name sent upstream must not come back.
 """
 
@@ -52,14 +54,20 @@ from functools import partial
 import dnslib
 
 from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
-from kdns.config import ForwardPolicy, ForwardSettings, UpstreamAddress, UpstreamProtocol
+from kdns.config import (
+    MAX_BACKGROUND_REFRESHES,
+    ForwardPolicy,
+    ForwardSettings,
+    UpstreamAddress,
+    UpstreamProtocol,
+)
 from kdns.counting import Histogram
 from kdns.plugins.rewrite import revert_record
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.connections import ConnectionPool
 from kdns.upstream.tls import client_context
 from kdns.wire.packed import Packed, error_packed, pack_records
-from kdns.wire.pending import PendingQuery, forward_key
+from kdns.wire.pending import PendingQuery, forward_key, forwarded_question
 from kdns.wire.records import to_records
 from kdns.wire.upstream import BadUpstreamAnswer, read_upstream_answer, upstream_query
 from kdns.zone.names import to_text, to_wire
@@ -204,6 +212,9 @@ class Forwarder:
         self._rotation = itertools.cycle(range(len(self.upstreams)))
         self._probe: bytes | None = None
         self.loop_hits = 0
+        self.refreshing = 0  # background refreshes of cached answers in flight
+        if cache is not None:
+            cache.refresher = self._refresh
 
     def _upstream(self, address: UpstreamAddress, context: ssl.SSLContext | None) -> Upstream:
         tls = address.protocol == UpstreamProtocol.TLS
@@ -336,8 +347,41 @@ class Forwarder:
         if pass_on and rcode in self.settings.next_rcodes:
             raise PassToNext(f"the upstream answered {dnslib.RCODE.get(rcode)}", packed)
         if self.cache is not None and not record.header.tc:
-            return self.cache.put(cache_key, packed, record)
+            return self.cache.put(cache_key, packed, record, refreshable=True)
         return packed
+
+    def _refresh(self, cache_key: bytes) -> bool:
+        """Ask again, in the background, for a cached answer's question (a prefetch, or a stale answer
+        served at once); the answer replaces the cached one. Not when the same question is in flight
+        already (that answer replaces it), nor past ``MAX_BACKGROUND_REFRESHES`` or ``max_concurrent``
+        (each counts as a query in flight); an answer to be passed on (``next_rcodes``) is not cached."""
+        if (
+            (cache_key, False, False) in self._pending
+            or (cache_key, False, True) in self._pending
+            or self.refreshing >= MAX_BACKGROUND_REFRESHES
+            or self.inflight >= self.settings.max_concurrent
+        ):
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop to ask on
+            return False
+        self.refreshing += 1
+        self.inflight += 1
+        task = asyncio.ensure_future(self._refreshed(cache_key))
+        self._tasks.add(task)
+        task.add_done_callback(self._refresh_done)
+        return True
+
+    async def _refreshed(self, cache_key: bytes) -> None:
+        question, do = forwarded_question(cache_key)
+        with contextlib.suppress(PassToNext):
+            await self.lookup(question, question, do=do, cache_checked=True, pass_on=True)
+
+    def _refresh_done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        self.inflight -= 1
+        self.refreshing -= 1
 
     def _chased(
         self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None, *, cache: bool = True

@@ -23,6 +23,15 @@ def forward_key(key: bytes, do: bool) -> bytes:
     return key + DO_MARK if do else key
 
 
+def forwarded_question(cache_key: bytes) -> tuple[bytes, bool]:
+    """The question (name, type, class) and the DO bit ``forward_key`` made ``cache_key`` of."""
+    end = 0
+    while cache_key[end]:
+        end += cache_key[end] + 1
+    end += 5  # the root label, type and class
+    return cache_key[:end], cache_key[end:] == DO_MARK
+
+
 @dataclass(slots=True, eq=False)
 class PendingQuery:
     """What answering a query later needs."""
