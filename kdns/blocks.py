@@ -42,6 +42,10 @@ class Route:
     zone: bytes  # FROM, wire form
     excepts: tuple[bytes, ...] = ()  # names within these are not forwarded
 
+    def takes(self, qname: bytes) -> bool:
+        """Whether this stanza forwards ``qname``: its FROM zone holds it, its ``except`` names do not."""
+        return is_within(qname, self.zone) and longest_zone(qname, self.excepts) is None
+
 
 class Block:
     """One server block's plugins, as far as they answer from what kdns holds."""
@@ -118,10 +122,7 @@ class Block:
     def route(self, qname: bytes) -> Route | None:
         """The forward stanza that takes ``qname``: the first, in the order written, whose FROM zone
         holds it and whose ``except`` names do not (CoreDNS chains its stanzas so)."""
-        for route in self.routes:
-            if is_within(qname, route.zone) and longest_zone(qname, route.excepts) is None:
-                return route
-        return None
+        return next((route for route in self.routes if route.takes(qname)), None)
 
 
 class Router:

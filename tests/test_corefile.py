@@ -539,7 +539,18 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
         ),
         (
             root_block("forward . 1.1.1.1 {", "    next NXDOMAIN", "}"),
-            [(4, "forward: next is not acted on: the upstream's answer stands")],
+            [(4, "forward: next in the block's last forward stanza is not acted on")],
+        ),
+        (  # the last stanza's next, not the first's: CoreDNS hands on only to another forward
+            root_block(
+                "forward example.org 1.1.1.1 {",
+                "    next NXDOMAIN",
+                "}",
+                "forward . 8.8.8.8 {",
+                "    next SERVFAIL",
+                "}",
+            ),
+            [(7, "forward: next in the block's last forward stanza is not acted on")],
         ),
         (
             root_block("forward . 1.1.1.1 {", "    max_concurrent 0", "}"),
@@ -810,3 +821,19 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_refuses(text):
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)
+
+
+def test_forward_next_hands_on_along_the_stanzas_written_after_it_without_warnings(tmp_path):
+    config, warnings = load_text(
+        tmp_path,
+        root_block(
+            "forward . 10.0.0.1 {",
+            "    next NXDOMAIN servfail",
+            "}",
+            "forward example.org 10.0.0.2",
+        ),
+    )
+    (server,) = config.servers
+    assert [stanza.next_rcodes for stanza in server.forward] == [(3, 2), ()]
+    assert [stanza.zone for stanza in server.forward] == [".", "example.org"]
+    assert warnings == []

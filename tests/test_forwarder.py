@@ -14,7 +14,7 @@ import dns.rcode
 import dnslib
 import pytest
 
-from kdns.app import build_answering, build_forwarder
+from kdns.app import build_answering, build_forwarder, forwarder_key
 from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import DEFAULT_MAX_UDP_SIZE, CacheSettings, ForwardSettings
 from kdns.responder import TCP4, TCP6, UDP4, UDP6
@@ -37,7 +37,7 @@ def question(name: str, qtype: int = A) -> bytes:
 def forwarder_to(*addresses: str, **settings: object) -> Forwarder:
     """The forwarder ``kdns serve --upstream ADDRESS...`` builds, with these forward settings."""
     forward = ForwardSettings(upstreams=addresses, **settings)  # type: ignore[arg-type]
-    return build_forwarder(forward, CacheSettings(), udp_size=DEFAULT_MAX_UDP_SIZE)
+    return build_forwarder(forward, ResponseCache(CacheSettings()), udp_size=DEFAULT_MAX_UDP_SIZE)
 
 
 def addresses(packed: Packed, name: str) -> list[str]:
@@ -472,7 +472,7 @@ def pending(forwarder: Forwarder, name: str, channel: int = UDP4) -> PendingQuer
     stanza = dataclasses.replace(forwarder.settings, except_names=())  # the block routes every name
     config = forwarding(stanza)
     (server,) = config.servers
-    forwarders = {(stanza, server.cache): forwarder}
+    forwarders = {forwarder_key(stanza, server): forwarder}
     responder = build_answering(config, config.servers, example_zone(), forwarders).responder
     made = responder.respond(dns.message.make_query(name, "A").to_wire(), channel)
     assert isinstance(made, PendingQuery)
@@ -521,6 +521,68 @@ def test_next_rcodes_pass_the_upstream_answer_to_the_next_plugin_uncached():
             assert addresses(kept, "kept.example.com") == ["192.0.2.8"]  # NOERROR is this one's answer
             last = await forwarder.answer(pending(forwarder, "gone.example.com"))
             assert rcode(last) == NXDOMAIN  # as the last plugin, next does not apply
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def first_address(reply: dns.message.Message) -> list[str]:
+    return [rdata.address for rrset in reply.answer for rdata in rrset]
+
+
+def test_next_hands_a_query_to_the_next_stanza_that_takes_its_name_and_caches_that_answer():
+    """CoreDNS chains a block's forward stanzas: 'next' moves on to the first later stanza whose FROM
+    holds the name; with none, NextOrFailure has no plugin left and answers SERVFAIL."""
+
+    async def test() -> None:
+        with (
+            upstream(RECORD) as first,
+            upstream("gone.example.com. 60 IN A 192.0.2.10\ngone.example.org. 60 IN A 192.0.2.11") as second,
+            upstream("gone.example.org. 60 IN A 192.0.2.12") as third,
+        ):
+            config = forwarding(
+                ForwardSettings(upstreams=(first.address,), next_rcodes=(NXDOMAIN,)),
+                ForwardSettings(upstreams=(second.address,), zone="example.com", next_rcodes=(NXDOMAIN,)),
+                ForwardSettings(upstreams=(third.address,), zone="org"),
+            )
+            async with serving(config) as listeners:
+                port = listeners.port
+
+                async def asked(name: str) -> dns.message.Message:
+                    return await asyncio.to_thread(ask, port, name)
+
+                assert first_address(await asked("gone.example.com")) == ["192.0.2.10"]
+                again = await asked("gone.example.com")
+                assert first_address(again) == ["192.0.2.10"]  # the chain's answer, cached for the block
+                assert (first.count("gone.example.com"), second.count("gone.example.com")) == (1, 1)
+                # example.com's stanza does not take example.org: the one after it does
+                assert first_address(await asked("gone.example.org")) == ["192.0.2.12"]
+                assert second.count("gone.example.org") == 0
+                # NXDOMAIN again with no later stanza for the name: SERVFAIL
+                assert (await asked("missing.example.com")).rcode() == dns.rcode.SERVFAIL
+                assert (await asked("missing.example.net")).rcode() == dns.rcode.SERVFAIL
+                assert third.count("missing.example.com") == third.count("missing.example.net") == 0
+                # an rcode not in next is the stanza's own answer
+                assert first_address(await asked("kept.example.com")) == ["192.0.2.8"]
+                assert second.count("kept.example.com") == 0
+                # an answer handed on is not cached: the first upstream is asked each time
+                assert first.count("missing.example.com") == 1
+                await asked("missing.example.com")
+                assert first.count("missing.example.com") == 2
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_next_in_the_last_stanza_of_a_block_is_not_acted_on():
+    """CoreDNS's forward hands on only to another forward: the last stanza's upstream answer stands."""
+
+    async def test() -> None:
+        with upstream(RECORD) as only:
+            config = forwarding(ForwardSettings(upstreams=(only.address,), next_rcodes=(NXDOMAIN, NOERROR)))
+            async with serving(config) as listeners:
+                reply = await asyncio.to_thread(ask, listeners.port, "missing.example.com")
+                assert reply.rcode() == dns.rcode.NXDOMAIN
+                kept = await asyncio.to_thread(ask, listeners.port, "kept.example.com")
+                assert first_address(kept) == ["192.0.2.8"]
 
     asyncio.run(asyncio.wait_for(test(), 20))
 

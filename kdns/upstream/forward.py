@@ -23,10 +23,10 @@
 - Names in ``except_names`` (and below them) are not forwarded, and answers whose rcode is in
   ``next_rcodes`` are not this forwarder's to give: CoreDNS hands such queries to the next plugin.
   ``forward`` is the forwarder as one plugin among others: it raises ``PassToNext`` for both, and
-  the caller asks its next plugin (it may check ``ForwardSettings.forwards`` first and not ask the
-  forwarder at all). ``answer`` is the forwarder as the last plugin (the ``Answerer`` the exchange
-  uses): with no next plugin, an excepted name is SERVFAIL and ``next_rcodes`` are ignored, as in
-  CoreDNS. An answer passed on is not cached here: the answer the client gets is the next plugin's.
+  the caller asks its next plugin (``kdns.upstream.routes`` hands the query to the block's next
+  forward stanza). ``answer`` is the forwarder as the last plugin (its block's last stanza): with no
+  next plugin, an excepted name is SERVFAIL and ``next_rcodes`` are ignored, as in CoreDNS. An answer
+  passed on is not cached: the answer the client gets, and the cache keeps, is the next plugin's.
 - TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
   which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
   (with ``serve_stale``) or SERVFAIL goes back.
@@ -249,7 +249,7 @@ class Forwarder:
             self.loop_hits += 1
             return error_packed(SERVFAIL)
         chase, prefix = query.packed.answer.chase, query.packed.answer.answer
-        if self.settings.except_names and not self.settings.forwards(to_text(chase or query.key[:-4])):
+        if self.settings.except_names and not self.settings.forwards(to_text(query.upstream_name)):
             if pass_on:
                 self.stats.passed_on += 1
                 raise PassToNext("the name is excepted from forwarding")
@@ -262,7 +262,7 @@ class Forwarder:
         self.inflight += 1
         try:
             if query.packed.answer.asked is not None:  # rewritten: ask that, map the answer back
-                packed = await self._rewritten(query)
+                packed = await self._rewritten(query, pass_on=pass_on)
             elif chase is None:  # the responder found no fresh answer in the cache
                 packed = await self.lookup(
                     query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True, pass_on=pass_on
@@ -355,19 +355,23 @@ class Forwarder:
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
         return self.cache.put(query.cache_key, packed, whole)
 
-    async def _rewritten(self, query: PendingQuery) -> Packed:
+    async def _rewritten(self, query: PendingQuery, *, pass_on: bool = False) -> Packed:
         """Upstream's answer to the question a ``rewrite`` made of the client's, mapped back by its
         reverter (after our CNAMEs when a chased ExternalName was rewritten), cached under the
-        client's question as CoreDNS's cache, before ``rewrite``, keeps it."""
+        client's question as CoreDNS's cache, before ``rewrite``, keeps it. With ``pass_on``, an
+        upstream rcode in ``next_rcodes`` (before any ``rcode`` rule maps it) raises ``PassToNext``."""
         answer = query.packed.answer
         assert answer.asked is not None
         record = await self.lookup(answer.asked, answer.asked, do=query.do, tcp=query.tcp, keep_record=True)
         qname, qtype_class = query.key[:-4], query.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
+        upstream_rcode = record.header.rcode
         record = revert_record(answer.reverter, record)
         records = [*to_records(answer.answer), *record.rr]
         packed = pack_records(record.header.rcode, (records, record.auth, record.ar), qname, qtype_class)
+        if pass_on and upstream_rcode in self.settings.next_rcodes:
+            raise PassToNext(f"the upstream answered {dnslib.RCODE.get(upstream_rcode)}", packed)
         if self.cache is None or record.header.tc:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=records, auth=record.auth, ar=record.ar)

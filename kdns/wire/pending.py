@@ -38,11 +38,29 @@ class PendingQuery:
     packed: Packed  # the responder's answer: a delegation, or a search-path NXDOMAIN for autopath
     recursion_available: bool
     tcp: bool = False  # it came over TCP: the forwarder asks upstream over TCP too (unless prefer_udp)
+    # the forward route answering it now: 0 until a stanza with ``next`` hands it to a later one, then
+    # that route's number (``kdns.upstream.routes``); ``packed.delegate`` names the first
+    route: int = 0
+    # the sockets' addresses, (host, port, ...) as they name them: the client's, and where it asked (the
+    # exchange sets them; a ``rewrite edns0`` rule reads them)
+    peer: tuple = ()
+    local: tuple = ()
 
     @property
     def question(self) -> bytes:
         """The question as the client wrote it (its letter case kept)."""
         return self.data[HEADER_SIZE : self.end]
+
+    @property
+    def upstream_name(self) -> bytes:
+        """The name upstream is asked about (lowercase wire form): the one a ``rewrite`` made, else the
+        ExternalName target chased, else the question's."""
+        answer = self.packed.answer
+        if answer is None:
+            return self.key[:-4]
+        if answer.asked is not None:
+            return answer.asked[:-4]
+        return answer.chase or self.key[:-4]
 
     @property
     def cache_key(self) -> bytes:
