@@ -4,10 +4,12 @@ A listener (an address set and a port) serves one or more server blocks. A quest
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
 answering or passing the question on: ``rewrite`` (the rest answer the rewritten question, and the
-answer is mapped back), ``template``, ``hosts``, ``k8s_external``, ``kubernetes`` (the cluster's
-resolver), then ``forward``, whose first stanza in the order written that holds the name takes the
-question (other classes than IN and zone transfers are REFUSED rather than forwarded). A question no
-plugin answers gets SERVFAIL, as CoreDNS's chain ends.
+answer is mapped back; its ``edns0`` rules edit the options of what goes upstream, per query, since
+they read the client: the answer only names the rules reached), ``template``, ``hosts``,
+``k8s_external``, ``kubernetes`` (the cluster's resolver), then ``forward``, whose first stanza in
+the order written that holds the name takes the question (other classes than IN and zone transfers
+are REFUSED rather than forwarded). A question no plugin answers gets SERVFAIL, as CoreDNS's chain
+ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
 later) is packed once and kept by the responder until the zone or the configuration changes. Zone
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 from kdns.codes import AXFR, IN, IXFR, NOERROR, SERVFAIL
 from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
-from kdns.plugins.rewrite import Rewrite, revert_answer
+from kdns.plugins.rewrite import STAND_IN_CLIENT, Rewrite, revert_answer
 from kdns.plugins.template import Template
 from kdns.plugins.transfer import Transfer
 from kdns.resolver import REFUSED_ANSWER, Answer, Resolver
@@ -71,20 +73,23 @@ class Block:
         self.routes = tuple(routes)
         self.transfer = transfer
         self.forwarding = bool(self.routes)
+        # which rules a question reaches is decided for any client that has an address: the options
+        # a client's rules make are the forwarder's to work out, per query (see ``rewrite``)
+        self._client = STAND_IN_CLIENT if rewrite is not None and rewrite.needs_client else None
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         if self.rewrite is None:
             return self._answer(qname, qtype, qclass)
-        done = self.rewrite.apply(qname, qtype, qclass)
+        done = self.rewrite.apply(qname, qtype, qclass, client=self._client)
         if done.servfail:
             return NO_PLUGIN
-        if not done.changed and not done.reverter.rewrites_response:
+        if not done.changed and not done.reverter.rewrites_response and not done.edns0:
             return self._answer(qname, qtype, qclass)
         answer = self._answer(done.qname, done.qtype, done.qclass)
         if answer.delegate:  # upstream is asked the rewritten question; its answer is mapped back
             asked = (answer.chase or done.qname) + struct.pack("!HH", done.qtype, done.qclass)
-            return replace(answer, asked=asked, reverter=done.reverter)
-        return revert_answer(done.reverter, answer)
+            return replace(answer, asked=asked, reverter=done.reverter, edns0=done.edns0)
+        return revert_answer(done.reverter, answer)  # kdns's own answers carry no EDNS0 options
 
     def _answer(self, qname: bytes, qtype: int, qclass: int) -> Answer:
         """The plugins after ``rewrite``, in CoreDNS's order."""

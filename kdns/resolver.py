@@ -90,6 +90,9 @@ class Answer:
     # the ``rewrite`` plugin's Reverter that maps upstream's answer back to what the client asked
     asked: bytes | None = None
     reverter: object | None = None
+    # the ``rewrite`` plugin's edns0 rules the question reached: the forwarder runs them for each query
+    # it sends upstream, since what they make depends on the client (``rewrite.edns0_options``)
+    edns0: tuple[object, ...] = ()
 
 
 REFUSED_ANSWER = Answer(rcode=REFUSED, authoritative=False)

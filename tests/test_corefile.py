@@ -580,10 +580,6 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
         ),
         (root_block("autopath @kubernetes"), [(3, "autopath does nothing without 'pods verified'")]),
         (
-            root_block('rewrite edns0 local set 0xffee "hello"'),
-            [(3, "rewrite: edns0 rules are not applied: kdns sends upstream the client's options")],
-        ),
-        (
             ".:53 {\n    kubernetes cluster.local {\n        upstream\n        apiserver_qps 50\n    }\n}\n",
             [
                 (3, "kubernetes: upstream is obsolete and ignored"),
@@ -836,4 +832,22 @@ def test_forward_next_hands_on_along_the_stanzas_written_after_it_without_warnin
     (server,) = config.servers
     assert [stanza.next_rcodes for stanza in server.forward] == [(3, 2), ()]
     assert [stanza.zone for stanza in server.forward] == [".", "example.org"]
+    assert warnings == []
+
+
+def test_rewrite_edns0_rules_load_in_the_order_written_beside_name_rules(tmp_path):
+    config, warnings = load_text(
+        tmp_path,
+        root_block(
+            "rewrite continue edns0 subnet set 24 56",
+            'rewrite edns0 local set 0xffee "hello" revert',
+            "rewrite name exact a.example b.example",
+            "forward . 10.0.0.1",
+        ),
+    )
+    (server,) = config.servers
+    assert [type(rule).__name__ for rule in server.rewrites] == ["Edns0Rule", "Edns0Rule", "NameRule"]
+    subnet, local, _ = server.rewrites
+    assert (subnet.option, subnet.v4_bits, subnet.v6_bits, subnet.mode) == ("subnet", 24, 56, "continue")
+    assert (local.code, local.data, local.revert) == (0xFFEE, b"hello", True)
     assert warnings == []

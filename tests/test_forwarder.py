@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import struct
 
+import dns.edns
 import dns.message
 import dns.rcode
 import dnslib
@@ -17,13 +18,14 @@ import pytest
 from kdns.app import build_answering, build_forwarder, forwarder_key
 from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import DEFAULT_MAX_UDP_SIZE, CacheSettings, ForwardSettings
+from kdns.plugins import rewrite
 from kdns.responder import TCP4, TCP6, UDP4, UDP6
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, PassToNext
 from kdns.wire.packed import Packed, pack_records
 from kdns.wire.pending import PendingQuery
 from kdns.zone.names import to_wire
-from tests.fake_upstream import upstream
+from tests.fake_upstream import ECS, client_subnet, upstream
 from tests.support.client import ask
 from tests.support.dot import SERVER_NAME, Certificates, stream_upstream
 from tests.support.inprocess import forwarding, serving
@@ -583,6 +585,79 @@ def test_next_in_the_last_stanza_of_a_block_is_not_acted_on():
                 assert reply.rcode() == dns.rcode.NXDOMAIN
                 kept = await asyncio.to_thread(ask, listeners.port, "kept.example.com")
                 assert first_address(kept) == ["192.0.2.8"]
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def rules(*lines: str) -> tuple[rewrite.Rule, ...]:
+    """A block's ``rewrite`` lines, as the Corefile loader reads them."""
+    return tuple(rewrite.parse(line.split()) for line in lines)
+
+
+def test_rewrite_edns0_subnet_sends_each_clients_subnet_and_caches_answers_per_subnet():
+    """RFC 7871 section 7.3: an answer for one client subnet is not another's. CoreDNS's cache keys by
+    question alone (coredns/coredns#7036); kdns keys forwarded answers by the options sent too."""
+
+    async def test() -> None:
+        with upstream() as fake:
+            fake.by_subnet["where.example.com"] = {"127.0.0.0/24": "192.0.2.1", "127.0.1.0/24": "192.0.2.2"}
+            config = forwarding(
+                ForwardSettings(upstreams=(fake.address,)), rewrites=rules("edns0 subnet set 24 56")
+            )
+            async with serving(config) as listeners:
+
+                async def asked(source: str, **options: object) -> dns.message.Message:
+                    return await asyncio.to_thread(
+                        ask, listeners.port, "where.example.com", source=source, **options
+                    )
+
+                assert first_address(await asked("127.0.0.1")) == ["192.0.2.1"]
+                assert first_address(await asked("127.0.1.1", tcp=True)) == ["192.0.2.2"]
+                # from the cache, each subnet's own answer: the same question, two entries
+                assert first_address(await asked("127.0.0.9")) == ["192.0.2.1"]
+                assert first_address(await asked("127.0.1.9", use_edns=0)) == ["192.0.2.2"]
+                assert fake.count("where.example.com") == 2
+                sent = [
+                    client_subnet(data)
+                    for _, options in fake.options
+                    for code, data in options
+                    if code == ECS
+                ]
+                assert sent == ["127.0.0.0/24", "127.0.1.0/24"]
+                # the client gets kdns's own OPT record: the upstream's ECS echo is not passed on
+                echoed = await asked("127.0.0.1", use_edns=0)
+                assert echoed.edns == 0 and echoed.options == ()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_rewrite_edns0_local_options_are_made_per_query_and_revert_gives_the_client_its_own_back():
+    async def test() -> None:
+        with upstream(RECORD) as fake:
+            config = forwarding(
+                ForwardSettings(upstreams=(fake.address,)),
+                rewrites=rules(
+                    "continue edns0 local replace 0xffee kdns revert",
+                    "continue edns0 local set 0xfff0 {client_ip}",
+                    "edns0 local set 0xfff1 {qname}",
+                ),
+            )
+            async with serving(config) as listeners:
+                own = [dns.edns.GenericOption(0xFFEE, b"mine"), dns.edns.GenericOption(65001, b"kept")]
+                query = dns.message.make_query("Kept.Example.com", "A", use_edns=0, options=own)
+                reply = await asyncio.to_thread(ask, listeners.port, query, source="127.0.1.1")
+                assert first_address(reply) == ["192.0.2.8"]
+                assert [(o.otype, o.data) for o in reply.options] == [(0xFFEE, b"mine")]  # restored
+                plain = await asyncio.to_thread(ask, listeners.port, "kept.example.com", use_edns=0)
+                assert first_address(plain) == ["192.0.2.8"] and plain.options == ()
+        # the client's own options of codes no rule names (65001) are not sent upstream
+        assert fake.options == [
+            (
+                "kept.example.com",
+                ((0xFFEE, b"kdns"), (0xFFF0, bytes([127, 0, 1, 1])), (0xFFF1, b"kept.example.com.")),
+            ),
+            ("kept.example.com", ((0xFFF0, bytes([127, 0, 0, 1])), (0xFFF1, b"kept.example.com."))),
+        ]
 
     asyncio.run(asyncio.wait_for(test(), 20))
 

@@ -244,6 +244,36 @@ def test_forward_next_moves_a_query_along_the_blocks_stanzas_through_a_corefile(
             assert second.count("kept.example.com") == 0 and second.count("elsewhere.example.net") == 0
 
 
+@pytest.mark.slow
+def test_rewrite_edns0_options_go_upstream_for_each_client_through_a_corefile(tmp_path):
+    with upstream() as fake:
+        fake.by_subnet["where.example.com"] = {"127.0.0.0/24": "192.0.2.1", "127.0.1.0/24": "192.0.2.2"}
+        corefile = write(
+            tmp_path,
+            ".:0 {\n"
+            "    bind 127.0.0.1\n"
+            "    cache 30\n"
+            "    rewrite continue edns0 subnet set 24 56\n"
+            "    rewrite edns0 local set 0xffee {client_ip}\n"
+            "    kubernetes cluster.local\n"
+            f"    forward . {fake.address}\n"
+            "}\n",
+        )
+        with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+            assert not server.logged("edns0")
+            assert dig(server.port, "+short", "where.example.com").split() == ["192.0.2.1"]
+            other = ask(server.port, "where.example.com", source="127.0.1.1", tcp=True)
+            assert [r.address for r in other.answer[0]] == ["192.0.2.2"]
+            # the same options again (the same client address): from the cache
+            again = ask(server.port, "where.example.com", source="127.0.0.1")
+            assert [r.address for r in again.answer[0]] == ["192.0.2.1"]
+            assert [r.address for r in ask(server.port, WEB).answer[0]] == [WEB_IP]  # the cluster's own
+        assert [options for name, options in fake.options if name == "where.example.com"] == [
+            ((8, bytes([0, 1, 24, 0, 127, 0, 0])), (0xFFEE, bytes([127, 0, 0, 1]))),
+            ((8, bytes([0, 1, 24, 0, 127, 0, 1])), (0xFFEE, bytes([127, 0, 1, 1]))),
+        ]
+
+
 def free_port() -> int:
     """A port free for UDP and TCP on 127.0.0.1 now (tests take it at once)."""
     for _ in range(20):

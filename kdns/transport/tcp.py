@@ -100,7 +100,8 @@ class TcpProtocol(asyncio.Protocol):
         if sock.family == socket.AF_INET6:
             self._channel = TCP6
         peer = transport.get_extra_info("peername") or ("", 0)
-        self._client = Client(self._send, peer, PROTO, self._drained)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self._client = Client(self._send, peer, PROTO, self._drained, local)
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:

@@ -13,13 +13,19 @@ from dataclasses import dataclass
 
 from kdns.codes import HEADER_SIZE
 from kdns.wire.packed import Packed, error_packed
+from kdns.wire.query import Options, pack_options
 
 DO_MARK = b"\x01"  # after a question: the client set DO, so DNSSEC records are part of the answer
+OPTIONS_MARK = b"\x02"  # after a question (and DO_MARK): the EDNS0 options sent upstream follow
 
 
-def forward_key(key: bytes, do: bool) -> bytes:
+def forward_key(key: bytes, do: bool, options: Options = ()) -> bytes:
     """The key a forwarded answer is cached under: the lowercased question, and the DO bit, since an
-    answer to a DO query carries records another client must not get."""
+    answer to a DO query carries records another client must not get; and the EDNS0 options a
+    ``rewrite`` sent upstream with it, since the answer may depend on them (a client subnet: RFC 7871
+    section 7.3), so it is kept for the queries that send the same ones."""
+    if options:
+        return key + (DO_MARK if do else b"") + OPTIONS_MARK + pack_options(options)
     return key + DO_MARK if do else key
 
 
