@@ -99,18 +99,22 @@ def load_zone_from_api(config: ServeConfig) -> ClusterZone:
     return zone
 
 
-Forwarders = dict[tuple[ForwardSettings, CacheSettings | None], Forwarder]  # by a stanza and its cache
+# a stanza, its block's cache and its block's stanzas in the order written (the chain it is part of)
+ForwarderKey = tuple[ForwardSettings, CacheSettings | None, tuple[ForwardSettings, ...]]
+Forwarders = dict[ForwarderKey, Forwarder]
 
 
-def build_forwarder(settings: ForwardSettings, cache: CacheSettings | None, *, udp_size: int) -> Forwarder:
-    """A ``forward`` stanza's upstreams (given, or resolv.conf's nameservers) and its answer cache.
+def forwarder_key(stanza: ForwardSettings, server: ServerSettings) -> ForwarderKey:
+    return (stanza, server.cache, server.forward)
+
+
+def build_forwarder(settings: ForwardSettings, cache: ResponseCache | None, *, udp_size: int) -> Forwarder:
+    """A ``forward`` stanza's upstreams (given, or resolv.conf's nameservers), answering into ``cache``.
     Raises ``ResolvConfError`` or ``ValueError`` naming a bad upstream."""
     upstreams = [address for to in settings.upstreams for address in _upstreams(to)] or [
         UpstreamAddress(host, port) for host, port in nameservers(settings.resolv_conf)
     ]
-    return Forwarder(
-        settings, upstreams, udp_size=udp_size, cache=ResponseCache(cache) if cache is not None else None
-    )
+    return Forwarder(settings, upstreams, udp_size=udp_size, cache=cache)
 
 
 def _upstreams(to: str) -> list[UpstreamAddress]:
@@ -123,15 +127,23 @@ def _upstreams(to: str) -> list[UpstreamAddress]:
 
 
 def build_forwarders(config: ServeConfig, running: Forwarders | None = None) -> Forwarders:
-    """A forwarder for each ``forward`` stanza of every block (blocks with the same stanza and cache
-    share one); those ``running`` already for the same settings are kept."""
+    """A forwarder for each ``forward`` stanza of every block, the stanzas of a block sharing one
+    answer cache (CoreDNS's ``cache`` is in front of the block's chain of stanzas, see
+    ``kdns.upstream.routes``); blocks with the same stanzas and cache share them. Those ``running``
+    already for the same settings are kept."""
     forwarders: Forwarders = {}
     for server in config.servers:
+        cache = None  # made for the block's first new stanza (a block's stanzas are all kept, or none)
         for stanza in server.forward:
-            key = (stanza, server.cache)
-            if key not in forwarders:
-                kept = (running or {}).get(key)
-                forwarders[key] = kept or build_forwarder(stanza, server.cache, udp_size=config.max_udp_size)
+            key = forwarder_key(stanza, server)
+            if key in forwarders:
+                continue
+            kept = (running or {}).get(key)
+            if kept is None:
+                if cache is None and server.cache is not None:
+                    cache = ResponseCache(server.cache)
+                kept = build_forwarder(stanza, cache, udp_size=config.max_udp_size)
+            forwarders[key] = kept
     return forwarders
 
 
@@ -185,12 +197,13 @@ def build_answering(
     own = tuple(pack_ip(address) for address in serving_addresses(listen))
     resolver = Resolver(zone.index, zone.layout, config.zone, own_addresses=own)
     routed: list[Forwarder] = []
-    blocks, hosts = [], []
+    blocks, hosts, chains = [], [], []
     for server in servers:
         routes = []
         for stanza in server.forward:
-            routed.append(forwarders[(stanza, server.cache)])
+            routed.append(forwarders[forwarder_key(stanza, server)])
             routes.append(Route(len(routed), to_wire(stanza.zone), excepts=_wire(stanza.except_names)))
+        chains.append(routes)
         plugin = None
         if server.hosts is not None:
             plugin = Hosts(
@@ -235,7 +248,7 @@ def build_answering(
         transfers=router.transfer_of if router.transferring else None,
     )
     zone.on_change(responder.invalidate)
-    routes = Routes(routed)
+    routes = Routes(routed, chains)
     autopath = None
     if any(server.autopath for server in servers):
         autopath = build_autopath(config, zone, routes, lambda: responder.resolver)
@@ -455,7 +468,7 @@ class Runtime:
         config, counts = self.config, self.zone.counts()
         bound = self.endpoints.bound if self.endpoints is not None else {}
         http = "".join(f"; {name} on {where}" for name, where in bound.items())
-        stanzas = [(stanza.zone, f) for (stanza, _), f in self.forwarders.items()]
+        stanzas = [(stanza.zone, f) for (stanza, _, _), f in self.forwarders.items()]
         if stanzas:
             http += "; forwarding " + ", ".join(
                 (f"{zone} " if len(stanzas) > 1 else "") + "to " + ", ".join(u.label for u in f.upstreams)

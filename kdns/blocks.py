@@ -4,12 +4,13 @@ A listener (an address set and a port) serves one or more server blocks. A quest
 block of the longest zone it falls in (CoreDNS's rule); one that falls in no block's zones is
 REFUSED. Within a block the plugins answer in the order of CoreDNS's ``plugin.cfg``, each either
 answering or passing the question on: ``acl`` (which may answer differently per client, through the
-answer's gate), ``chaos``, ``rewrite`` (the rest answer the rewritten question, and the
-answer is mapped back), ``template``, ``hosts``, ``k8s_external``, ``kubernetes`` (the cluster's
-resolver), then ``forward``, whose first stanza in the order written that holds the name takes the
-question (other classes than IN and zone transfers are REFUSED rather than forwarded). A question no
-plugin answers gets ``whoami``'s answer when the block has it, else SERVFAIL, as CoreDNS's chain
-ends.
+answer's gate), ``chaos``, ``rewrite`` (the rest answer the rewritten question, and the answer is
+mapped back; its ``edns0`` rules edit the options of what goes upstream, per query, since they read
+the client: the answer only names the rules reached), ``template``, ``hosts``, ``k8s_external``,
+``kubernetes`` (the cluster's resolver), then ``forward``, whose first stanza in the order written
+that holds the name takes the question (other classes than IN and zone transfers are REFUSED rather
+than forwarded). A question no plugin answers gets ``whoami``'s answer when the block has it, else
+SERVFAIL, as CoreDNS's chain ends.
 
 Everything here is a pure function of the question: the answer (or which forward route answers it
 later) is packed once and kept by the responder until the zone or the configuration changes. Zone
@@ -28,7 +29,7 @@ from kdns.plugins.acl import Acl
 from kdns.plugins.chaos import Chaos
 from kdns.plugins.external import External
 from kdns.plugins.hosts import Hosts
-from kdns.plugins.rewrite import Rewrite, revert_answer
+from kdns.plugins.rewrite import STAND_IN_CLIENT, Rewrite, revert_answer
 from kdns.plugins.template import Template
 from kdns.plugins.transfer import Transfer
 from kdns.plugins.whoami import whoami
@@ -46,6 +47,10 @@ class Route:
     number: int
     zone: bytes  # FROM, wire form
     excepts: tuple[bytes, ...] = ()  # names within these are not forwarded
+
+    def takes(self, qname: bytes) -> bool:
+        """Whether this stanza forwards ``qname``: its FROM zone holds it, its ``except`` names do not."""
+        return is_within(qname, self.zone) and longest_zone(qname, self.excepts) is None
 
 
 class Block:
@@ -78,6 +83,9 @@ class Block:
         self.transfer = transfer
         self.whoami = whoami
         self.forwarding = bool(self.routes)
+        # which rules a question reaches is decided for any client that has an address: the options
+        # a client's rules make are the forwarder's to work out, per query (see ``rewrite``)
+        self._client = STAND_IN_CLIENT if rewrite is not None and rewrite.needs_client else None
 
     def resolve(self, qname: bytes, qtype: int, qclass: int = IN) -> Answer:
         if self.acl is None:
@@ -97,16 +105,16 @@ class Block:
                 return answer
         if self.rewrite is None:
             return self._answer(qname, qtype, qclass)
-        done = self.rewrite.apply(qname, qtype, qclass)
+        done = self.rewrite.apply(qname, qtype, qclass, client=self._client)
         if done.servfail:
             return NO_PLUGIN
-        if not done.changed and not done.reverter.rewrites_response:
+        if not done.changed and not done.reverter.rewrites_response and not done.edns0:
             return self._answer(qname, qtype, qclass)
         answer = self._answer(done.qname, done.qtype, done.qclass)
         if answer.delegate:  # upstream is asked the rewritten question; its answer is mapped back
             asked = (answer.chase or done.qname) + struct.pack("!HH", done.qtype, done.qclass)
-            return replace(answer, asked=asked, reverter=done.reverter)
-        return revert_answer(done.reverter, answer)
+            return replace(answer, asked=asked, reverter=done.reverter, edns0=done.edns0)
+        return revert_answer(done.reverter, answer)  # kdns's own answers carry no EDNS0 options
 
     def _answer(self, qname: bytes, qtype: int, qclass: int) -> Answer:
         """The plugins after ``rewrite``, in CoreDNS's order."""
@@ -149,10 +157,7 @@ class Block:
     def route(self, qname: bytes) -> Route | None:
         """The forward stanza that takes ``qname``: the first, in the order written, whose FROM zone
         holds it and whose ``except`` names do not (CoreDNS chains its stanzas so)."""
-        for route in self.routes:
-            if is_within(qname, route.zone) and longest_zone(qname, route.excepts) is None:
-                return route
-        return None
+        return next((route for route in self.routes if route.takes(qname)), None)
 
 
 def _per_client(template: Template, name: str, qtype: int, qclass: int, zone: str) -> Gate:

@@ -94,6 +94,9 @@ class Answer:
     # the answer depends on who asks: ``gate(client, channel)`` gives the answer for that client, or
     # None for this one (``acl``, ``whoami``); ``DROPPED``: no answer at all
     gate: Callable[[tuple, int], Answer | None] | None = None
+    # the ``rewrite`` plugin's edns0 rules the question reached: the forwarder runs them for each query
+    # it sends upstream, since what they make depends on the client (``rewrite.edns0_options``)
+    edns0: tuple[object, ...] = ()
 
 
 Gate = Callable[[tuple, int], Answer | None]  # an answer for a client (its socket address) and channel

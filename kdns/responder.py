@@ -318,11 +318,14 @@ class Responder:
                     return cached.render(data, qid, flags, end, limit, opt)
                 return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
         elif packed.delegate:  # forwarded, or an ExternalName's target chased
-            cached = self._from_forward_cache(
-                packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt
-            )
-            if cached is not None:
-                return cached
+            # unless a rewrite's edns0 rules make the options sent upstream of the client's own: then
+            # the forwarder works them out and looks in the cache under them
+            if packed.answer is None or not packed.answer.edns0:
+                cached = self._from_forward_cache(
+                    packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt
+                )
+                if cached is not None:
+                    return cached
             return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
         return packed.render(data, qid, flags, end, limit, opt)
 

@@ -1,15 +1,17 @@
 """A scriptable upstream resolver on 127.0.0.1 (UDP and TCP) for forwarding tests.
 
 It answers from a table of zone-file records (NXDOMAIN with an SOA for anything else, or a fixed
-rcode per name) and can be told to misbehave per name: stay silent, answer late, truncate over UDP,
+rcode per name, or by the client subnet a query carries) and can be told to misbehave per name: stay silent, answer late, truncate over UDP,
 answer with a wrong ID or another question first, race its own answer with a forged one sent from
 another address, cut a reply short, rewrite TTLs, add records of other names, or send garbage. It counts what it was asked, by (name,
-type, transport) and by RD bit, and notes the source address, port and ID of every UDP query.
+type, transport) and by RD bit, notes the source address, port and ID of every UDP query, and the
+EDNS0 options of every query.
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import socket
 import socketserver
 import threading
@@ -18,10 +20,18 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dnslib import QTYPE, RCODE, RR, DNSQuestion, DNSRecord
+from dnslib import EDNS0, QTYPE, RCODE, RR, DNSQuestion, DNSRecord, EDNSOption
 
 SOA = "example. 60 IN SOA ns.example. hostmaster.example. 1 7200 1800 86400 30"
 FORGED = "6.6.6.6"  # the address every forged or out-of-place record points at
+ECS = 8  # the EDNS0 client subnet option (RFC 7871)
+
+
+def client_subnet(data: bytes) -> str:
+    """An ECS option's subnet as text (``192.0.2.0/24``): family, source prefix, scope, address."""
+    family, bits = int.from_bytes(data[:2], "big"), data[2]
+    address = data[4:].ljust(4 if family == 1 else 16, b"\x00")
+    return f"{ipaddress.ip_address(address)}/{bits}"
 
 
 def forged_answer(query: DNSRecord, name: str | None = None) -> bytes:
@@ -49,6 +59,10 @@ class FakeUpstream:
         self.rcodes: dict[str, int] = {}  # name -> the rcode it is answered with, and no records
         self.rd_bits: Counter[tuple[str, str, bool]] = Counter()  # (name, type, RD set) of each query
         self.extra: dict[str, list[RR]] = {}  # name -> records of other names added to its answer
+        # name -> {client subnet ("192.0.2.0/24"): the address its A answer gives a query from there};
+        # the answer echoes the query's ECS option with a scope as long as its source prefix
+        self.by_subnet: dict[str, dict[str, str]] = {}
+        self.options: list[tuple[str, tuple[tuple[int, bytes], ...]]] = []  # (name, EDNS0 options) per query
         self.down = False  # nothing is answered
         self.delay = 0.0  # seconds every answer waits (besides ``slow``)
         self.sources: list[tuple[str, int, int, str]] = []  # (address, port, ID, name) per UDP query
@@ -105,9 +119,11 @@ class FakeUpstream:
             return []
         qname = str(query.q.qname).lower().rstrip(".")
         qtype = QTYPE.get(query.q.qtype)
+        options = tuple((o.code, o.data) for rr in query.ar if rr.rtype == QTYPE.OPT for o in rr.rdata)
         with self._lock:
             self.asked[(qname, qtype, transport)] += 1
             self.rd_bits[(qname, qtype, bool(query.header.rd))] += 1
+            self.options.append((qname, options))
         if self.down or qname in self.silent:
             return []
         if qname in self.slow or self.delay:
@@ -127,6 +143,8 @@ class FakeUpstream:
 
     def _answer(self, query: DNSRecord, qname: str, transport: str) -> bytes:
         reply = query.reply(ra=True, aa=True)
+        if qname in self.by_subnet:
+            return self._by_subnet(query, qname, reply)
         if qname in self.rcodes:
             reply.header.rcode = self.rcodes[qname]
             return reply.pack()
@@ -156,6 +174,17 @@ class FakeUpstream:
         if transport == "udp" and qname in self.truncate:
             reply.rr = []
             reply.header.tc = 1
+        return reply.pack()
+
+    def _by_subnet(self, query: DNSRecord, qname: str, reply: DNSRecord) -> bytes:
+        ecs = [o.data for rr in query.ar if rr.rtype == QTYPE.OPT for o in rr.rdata if o.code == ECS]
+        address = self.by_subnet[qname].get(client_subnet(ecs[0])) if ecs else None
+        if address is None:
+            reply.header.rcode = RCODE.REFUSED
+            return reply.pack()
+        reply.add_answer(*RR.fromZone(f"{qname}. 60 IN A {address}"))
+        scoped = ecs[0][:3] + ecs[0][2:3] + ecs[0][4:]  # scope prefix = source prefix
+        reply.add_ar(EDNS0(opts=[EDNSOption(ECS, scoped)]))
         return reply.pack()
 
     def _race(self, data: bytes, client: tuple[str, int]) -> None:

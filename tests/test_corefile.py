@@ -679,7 +679,18 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
         ),
         (
             root_block("forward . 1.1.1.1 {", "    next NXDOMAIN", "}"),
-            [(4, "forward: next is not acted on: the upstream's answer stands")],
+            [(4, "forward: next in the block's last forward stanza is not acted on")],
+        ),
+        (  # the last stanza's next, not the first's: CoreDNS hands on only to another forward
+            root_block(
+                "forward example.org 1.1.1.1 {",
+                "    next NXDOMAIN",
+                "}",
+                "forward . 8.8.8.8 {",
+                "    next SERVFAIL",
+                "}",
+            ),
+            [(7, "forward: next in the block's last forward stanza is not acted on")],
         ),
         (
             root_block("forward . 1.1.1.1 {", "    max_concurrent 0", "}"),
@@ -713,10 +724,6 @@ def test_directives_map_to_config(tmp_path, text, field, expected):
             ],
         ),
         (root_block("autopath @kubernetes"), [(3, "autopath does nothing without 'pods verified'")]),
-        (
-            root_block('rewrite edns0 local set 0xffee "hello"'),
-            [(3, "rewrite: edns0 rules are not applied: kdns sends upstream the client's options")],
-        ),
         (
             ".:53 {\n    kubernetes cluster.local {\n        upstream\n        apiserver_qps 50\n    }\n}\n",
             [
@@ -1019,3 +1026,37 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_refuses(text):
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)
+
+
+def test_forward_next_hands_on_along_the_stanzas_written_after_it_without_warnings(tmp_path):
+    config, warnings = load_text(
+        tmp_path,
+        root_block(
+            "forward . 10.0.0.1 {",
+            "    next NXDOMAIN servfail",
+            "}",
+            "forward example.org 10.0.0.2",
+        ),
+    )
+    (server,) = config.servers
+    assert [stanza.next_rcodes for stanza in server.forward] == [(3, 2), ()]
+    assert [stanza.zone for stanza in server.forward] == [".", "example.org"]
+    assert warnings == []
+
+
+def test_rewrite_edns0_rules_load_in_the_order_written_beside_name_rules(tmp_path):
+    config, warnings = load_text(
+        tmp_path,
+        root_block(
+            "rewrite continue edns0 subnet set 24 56",
+            'rewrite edns0 local set 0xffee "hello" revert',
+            "rewrite name exact a.example b.example",
+            "forward . 10.0.0.1",
+        ),
+    )
+    (server,) = config.servers
+    assert [type(rule).__name__ for rule in server.rewrites] == ["Edns0Rule", "Edns0Rule", "NameRule"]
+    subnet, local, _ = server.rewrites
+    assert (subnet.option, subnet.v4_bits, subnet.v6_bits, subnet.mode) == ("subnet", 24, 56, "continue")
+    assert (local.code, local.data, local.revert) == (0xFFEE, b"hello", True)
+    assert warnings == []

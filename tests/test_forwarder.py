@@ -9,12 +9,13 @@ import asyncio
 import dataclasses
 import struct
 
+import dns.edns
 import dns.message
 import dns.rcode
 import dnslib
 import pytest
 
-from kdns.app import build_answering, build_forwarder
+from kdns.app import build_answering, build_forwarder, forwarder_key
 from kdns.codes import IN, NOERROR, NXDOMAIN, REFUSED, SERVFAIL, A
 from kdns.config import (
     DEFAULT_MAX_UDP_SIZE,
@@ -23,13 +24,14 @@ from kdns.config import (
     ForwardSettings,
     UpstreamAddress,
 )
+from kdns.plugins import rewrite
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.forward import Forwarder, PassToNext
 from kdns.wire.packed import Packed, pack_records
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.query import TCP4, TCP6, UDP4, UDP6
 from kdns.zone.names import to_wire
-from tests.fake_upstream import upstream
+from tests.fake_upstream import ECS, client_subnet, upstream
 from tests.support.client import ask
 from tests.support.dot import SERVER_NAME, Certificates, stream_upstream
 from tests.support.inprocess import forwarding, serving
@@ -43,7 +45,7 @@ def question(name: str, qtype: int = A) -> bytes:
 def forwarder_to(*addresses: str, **settings: object) -> Forwarder:
     """The forwarder ``kdns serve --upstream ADDRESS...`` builds, with these forward settings."""
     forward = ForwardSettings(upstreams=addresses, **settings)  # type: ignore[arg-type]
-    return build_forwarder(forward, CacheSettings(), udp_size=DEFAULT_MAX_UDP_SIZE)
+    return build_forwarder(forward, ResponseCache(CacheSettings()), udp_size=DEFAULT_MAX_UDP_SIZE)
 
 
 def addresses(packed: Packed, name: str) -> list[str]:
@@ -478,7 +480,7 @@ def pending(forwarder: Forwarder, name: str, channel: int = UDP4) -> PendingQuer
     stanza = dataclasses.replace(forwarder.settings, except_names=())  # the block routes every name
     config = forwarding(stanza)
     (server,) = config.servers
-    forwarders = {(stanza, server.cache): forwarder}
+    forwarders = {forwarder_key(stanza, server): forwarder}
     responder = build_answering(config, config.servers, example_zone(), forwarders).responder
     made = responder.respond(dns.message.make_query(name, "A").to_wire(), channel)
     assert isinstance(made, PendingQuery)
@@ -527,6 +529,141 @@ def test_next_rcodes_pass_the_upstream_answer_to_the_next_plugin_uncached():
             assert addresses(kept, "kept.example.com") == ["192.0.2.8"]  # NOERROR is this one's answer
             last = await forwarder.answer(pending(forwarder, "gone.example.com"))
             assert rcode(last) == NXDOMAIN  # as the last plugin, next does not apply
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def first_address(reply: dns.message.Message) -> list[str]:
+    return [rdata.address for rrset in reply.answer for rdata in rrset]
+
+
+def test_next_hands_a_query_to_the_next_stanza_that_takes_its_name_and_caches_that_answer():
+    """CoreDNS chains a block's forward stanzas: 'next' moves on to the first later stanza whose FROM
+    holds the name; with none, NextOrFailure has no plugin left and answers SERVFAIL."""
+
+    async def test() -> None:
+        with (
+            upstream(RECORD) as first,
+            upstream("gone.example.com. 60 IN A 192.0.2.10\ngone.example.org. 60 IN A 192.0.2.11") as second,
+            upstream("gone.example.org. 60 IN A 192.0.2.12") as third,
+        ):
+            config = forwarding(
+                ForwardSettings(upstreams=(first.address,), next_rcodes=(NXDOMAIN,)),
+                ForwardSettings(upstreams=(second.address,), zone="example.com", next_rcodes=(NXDOMAIN,)),
+                ForwardSettings(upstreams=(third.address,), zone="org"),
+            )
+            async with serving(config) as listeners:
+                port = listeners.port
+
+                async def asked(name: str) -> dns.message.Message:
+                    return await asyncio.to_thread(ask, port, name)
+
+                assert first_address(await asked("gone.example.com")) == ["192.0.2.10"]
+                again = await asked("gone.example.com")
+                assert first_address(again) == ["192.0.2.10"]  # the chain's answer, cached for the block
+                assert (first.count("gone.example.com"), second.count("gone.example.com")) == (1, 1)
+                # example.com's stanza does not take example.org: the one after it does
+                assert first_address(await asked("gone.example.org")) == ["192.0.2.12"]
+                assert second.count("gone.example.org") == 0
+                # NXDOMAIN again with no later stanza for the name: SERVFAIL
+                assert (await asked("missing.example.com")).rcode() == dns.rcode.SERVFAIL
+                assert (await asked("missing.example.net")).rcode() == dns.rcode.SERVFAIL
+                assert third.count("missing.example.com") == third.count("missing.example.net") == 0
+                # an rcode not in next is the stanza's own answer
+                assert first_address(await asked("kept.example.com")) == ["192.0.2.8"]
+                assert second.count("kept.example.com") == 0
+                # an answer handed on is not cached: the first upstream is asked each time
+                assert first.count("missing.example.com") == 1
+                await asked("missing.example.com")
+                assert first.count("missing.example.com") == 2
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_next_in_the_last_stanza_of_a_block_is_not_acted_on():
+    """CoreDNS's forward hands on only to another forward: the last stanza's upstream answer stands."""
+
+    async def test() -> None:
+        with upstream(RECORD) as only:
+            config = forwarding(ForwardSettings(upstreams=(only.address,), next_rcodes=(NXDOMAIN, NOERROR)))
+            async with serving(config) as listeners:
+                reply = await asyncio.to_thread(ask, listeners.port, "missing.example.com")
+                assert reply.rcode() == dns.rcode.NXDOMAIN
+                kept = await asyncio.to_thread(ask, listeners.port, "kept.example.com")
+                assert first_address(kept) == ["192.0.2.8"]
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def rules(*lines: str) -> tuple[rewrite.Rule, ...]:
+    """A block's ``rewrite`` lines, as the Corefile loader reads them."""
+    return tuple(rewrite.parse(line.split()) for line in lines)
+
+
+def test_rewrite_edns0_subnet_sends_each_clients_subnet_and_caches_answers_per_subnet():
+    """RFC 7871 section 7.3: an answer for one client subnet is not another's. CoreDNS's cache keys by
+    question alone (coredns/coredns#7036); kdns keys forwarded answers by the options sent too."""
+
+    async def test() -> None:
+        with upstream() as fake:
+            fake.by_subnet["where.example.com"] = {"127.0.0.0/24": "192.0.2.1", "127.0.1.0/24": "192.0.2.2"}
+            config = forwarding(
+                ForwardSettings(upstreams=(fake.address,)), rewrites=rules("edns0 subnet set 24 56")
+            )
+            async with serving(config) as listeners:
+
+                async def asked(source: str, **options: object) -> dns.message.Message:
+                    return await asyncio.to_thread(
+                        ask, listeners.port, "where.example.com", source=source, **options
+                    )
+
+                assert first_address(await asked("127.0.0.1")) == ["192.0.2.1"]
+                assert first_address(await asked("127.0.1.1", tcp=True)) == ["192.0.2.2"]
+                # from the cache, each subnet's own answer: the same question, two entries
+                assert first_address(await asked("127.0.0.9")) == ["192.0.2.1"]
+                assert first_address(await asked("127.0.1.9", use_edns=0)) == ["192.0.2.2"]
+                assert fake.count("where.example.com") == 2
+                sent = [
+                    client_subnet(data)
+                    for _, options in fake.options
+                    for code, data in options
+                    if code == ECS
+                ]
+                assert sent == ["127.0.0.0/24", "127.0.1.0/24"]
+                # the client gets kdns's own OPT record: the upstream's ECS echo is not passed on
+                echoed = await asked("127.0.0.1", use_edns=0)
+                assert echoed.edns == 0 and echoed.options == ()
+
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def test_rewrite_edns0_local_options_are_made_per_query_and_revert_gives_the_client_its_own_back():
+    async def test() -> None:
+        with upstream(RECORD) as fake:
+            config = forwarding(
+                ForwardSettings(upstreams=(fake.address,)),
+                rewrites=rules(
+                    "continue edns0 local replace 0xffee kdns revert",
+                    "continue edns0 local set 0xfff0 {client_ip}",
+                    "edns0 local set 0xfff1 {qname}",
+                ),
+            )
+            async with serving(config) as listeners:
+                own = [dns.edns.GenericOption(0xFFEE, b"mine"), dns.edns.GenericOption(65001, b"kept")]
+                query = dns.message.make_query("Kept.Example.com", "A", use_edns=0, options=own)
+                reply = await asyncio.to_thread(ask, listeners.port, query, source="127.0.1.1")
+                assert first_address(reply) == ["192.0.2.8"]
+                assert [(o.otype, o.data) for o in reply.options] == [(0xFFEE, b"mine")]  # restored
+                plain = await asyncio.to_thread(ask, listeners.port, "kept.example.com", use_edns=0)
+                assert first_address(plain) == ["192.0.2.8"] and plain.options == ()
+        # the client's own options of codes no rule names (65001) are not sent upstream
+        assert fake.options == [
+            (
+                "kept.example.com",
+                ((0xFFEE, b"kdns"), (0xFFF0, bytes([127, 0, 1, 1])), (0xFFF1, b"kept.example.com.")),
+            ),
+            ("kept.example.com", ((0xFFF0, bytes([127, 0, 0, 1])), (0xFFF1, b"kept.example.com."))),
+        ]
 
     asyncio.run(asyncio.wait_for(test(), 20))
 

@@ -101,7 +101,8 @@ def test_reload_applies_a_changed_corefile_without_dropping_queries(tmp_path):
             if reply.answer[0].ttl == 7:
                 break
         assert reply.answer[0].ttl == 7 and answered > 1
-        assert server.logged(f"reloaded {corefile}")
+        # logged once the HTTP endpoints are back, after the new answers are served
+        eventually(lambda: server.logged(f"reloaded {corefile}"))
         corefile.write_text("this is { not a Corefile")
         eventually(lambda: server.logged(f"reload of {corefile} failed, keeping the running configuration"))
         assert ask(server.port, "web.shop.svc.cluster.local").answer[0].ttl == 7

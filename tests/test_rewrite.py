@@ -10,6 +10,7 @@ import pytest
 
 from kdns import codes
 from kdns.plugins.rewrite import (
+    STAND_IN_CLIENT,
     Action,
     ClassRule,
     Client,
@@ -27,6 +28,7 @@ from kdns.plugins.rewrite import (
     TargetNames,
     TtlRule,
     TypeRule,
+    edns0_options,
     parse,
     revert_answer,
     revert_record,
@@ -803,6 +805,63 @@ def test_edns0_revert_takes_the_option_back_out_of_the_response():
     )
     back = revert_record(out.reverter, reply)
     assert sorted((o.code, o.data) for o in back.ar[0].rdata) == [(0xFFEE, b"client's"), (0xFFF0, b"keep")]
+
+
+# which edns0 rules a question reaches is decided once, for every client; what they make, per query
+REACHED = [
+    # (rules, name, the rules reached as (option, data bound at block time))
+    (["edns0 subnet set 24 56", "edns0 local set 1 x"], "a.org", [("subnet", b"")]),  # stop, for any client
+    (["continue edns0 subnet set 24 56", "edns0 local set 1 x"], "a.org", [("subnet", b""), ("local", b"x")]),
+    # a replace finds nothing to replace in a client with no options: it does not stop the run
+    (["edns0 local replace 1 x", "edns0 local set 2 y"], "a.org", [("local", b"x"), ("local", b"y")]),
+    # {qname} is the name as it stood when the rule ran: after the name rule before it
+    (
+        ["continue name a.org b.org", "edns0 local set 3 {qname}"],
+        "a.org",
+        [("local", b"b.org.")],
+    ),
+    (["name c.org d.org", "edns0 local set 3 {qname}"], "c.org", []),  # the name rule stopped the run
+    (["name c.org d.org", "edns0 local set 3 {qtype}"], "a.org", [("local", codes.A.to_bytes(2, "big"))]),
+]
+
+
+@pytest.mark.parametrize(("rules", "name", "reached"), REACHED)
+def test_the_edns0_rules_a_question_reaches(rules, name, reached):
+    out = ask(rewrite(*rules), name, client=STAND_IN_CLIENT)
+    assert [(r.option, r.data) for r in out.edns0] == reached
+    assert all(not r.variable or r.variable not in ("{qname}", "{qtype}") for r in out.edns0)
+
+
+PER_QUERY = [
+    # (rules, the client's options, what goes upstream, what is restored in the response)
+    (["edns0 subnet set 24 56"], [], [(ECS, bytes([0, 1, 24, 0, 192, 0, 2]))], []),
+    # only the codes the rules name go upstream: the client's cookie (10) stays with kdns
+    (["edns0 local set 0xffee abcd"], [(10, b"cookie12"), (0xFFEE, b"old")], [(0xFFEE, b"abcd")], []),
+    (["edns0 local replace 0xffee abcd revert"], [(0xFFEE, b"old")], [(0xFFEE, b"abcd")], [(0xFFEE, b"old")]),
+    (["edns0 local set 0xffee abcd revert"], [], [(0xFFEE, b"abcd")], [(0xFFEE, None)]),
+    (["edns0 local unset 0xffee"], [(0xFFEE, b"old")], [], []),
+    # a replace that finds the client's option applies and stops the edns0 rules after it
+    (["edns0 local replace 1 x", "edns0 local set 2 y"], [(1, b"old")], [(1, b"x")], []),
+    (["edns0 local replace 1 x", "edns0 local set 2 y"], [], [(2, b"y")], []),
+    (
+        ["continue edns0 local set 0xfff3 {client_ip}", "edns0 local set 0xfff4 {server_port}"],
+        [],
+        [(0xFFF3, bytes([192, 0, 2, 77])), (0xFFF4, (53).to_bytes(2, "big"))],
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("rules", "given", "sent", "restored"), PER_QUERY)
+def test_edns0_options_are_made_for_each_query_from_the_rules_reached(rules, given, sent, restored):
+    reached = ask(rewrite(*rules), "a.org", client=STAND_IN_CLIENT).edns0
+    options, restore = edns0_options(reached, client=CLIENT_V4, options=given)
+    assert (list(options), list(restore)) == (sent, restored)
+
+
+def test_edns0_options_without_a_client_leave_out_what_needs_one():
+    reached = ask(rewrite("continue edns0 subnet set 24 56", "edns0 local set 1 x"), "a.org").edns0
+    assert edns0_options(reached, client=None) == (((1, b"x"),), ())
 
 
 # --- the response, forwarded answers --------------------------------------------------------------

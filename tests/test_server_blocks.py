@@ -215,6 +215,71 @@ def test_blocks_and_their_plugins_answer_over_real_sockets(tmp_path):
             assert ask(port, "me.remote.example", "TXT").answer[0][0].strings == (b"127.0.0.1",)  # per client
 
 
+@pytest.mark.slow
+def test_forward_next_moves_a_query_along_the_blocks_stanzas_through_a_corefile(tmp_path):
+    with (
+        upstream("kept.example.com. 60 IN A 192.0.2.8") as first,
+        upstream("gone.example.com. 60 IN A 192.0.2.10") as second,
+    ):
+        corefile = write(
+            tmp_path,
+            ".:0 {\n"
+            "    bind 127.0.0.1\n"
+            "    cache 30\n"
+            "    rewrite name exact alias.example.org gone.example.com\n"
+            f"    forward . {first.address} {{\n"
+            "        next NXDOMAIN\n"
+            "    }\n"
+            f"    forward example.com {second.address}\n"
+            "}\n",
+        )
+        with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+            assert not server.logged("not acted on")
+            port = server.port
+            assert [r.address for r in ask(port, "gone.example.com").answer[0]] == ["192.0.2.10"]
+            # the rewritten question moves on too, and its answer is mapped back to the client's name
+            moved = ask(port, "alias.example.org")
+            assert (moved.answer[0].name.to_text(), moved.answer[0][0].address) == (
+                "alias.example.org.",
+                "192.0.2.10",
+            )
+            assert ask(port, "elsewhere.example.net").rcode() == dns.rcode.SERVFAIL  # no stanza after
+            assert [r.address for r in ask(port, "kept.example.com", tcp=True).answer[0]] == ["192.0.2.8"]
+            assert dig(port, "+short", "gone.example.com").split() == ["192.0.2.10"]  # from the cache
+            assert second.count("gone.example.com") == 2  # asked, and asked for alias.example.org
+            assert second.count("kept.example.com") == 0 and second.count("elsewhere.example.net") == 0
+
+
+@pytest.mark.slow
+def test_rewrite_edns0_options_go_upstream_for_each_client_through_a_corefile(tmp_path):
+    with upstream() as fake:
+        fake.by_subnet["where.example.com"] = {"127.0.0.0/24": "192.0.2.1", "127.0.1.0/24": "192.0.2.2"}
+        corefile = write(
+            tmp_path,
+            ".:0 {\n"
+            "    bind 127.0.0.1\n"
+            "    cache 30\n"
+            "    rewrite continue edns0 subnet set 24 56\n"
+            "    rewrite edns0 local set 0xffee {client_ip}\n"
+            "    kubernetes cluster.local\n"
+            f"    forward . {fake.address}\n"
+            "}\n",
+        )
+        with running("--corefile", str(corefile), "--snapshot", str(EXAMPLE)) as server:
+            assert not server.logged("edns0")
+            assert dig(server.port, "+short", "where.example.com").split() == ["192.0.2.1"]
+            other = ask(server.port, "where.example.com", source="127.0.1.1", tcp=True)
+            assert [r.address for r in other.answer[0]] == ["192.0.2.2"]
+            # the same options again (the same client address): from the cache
+            again = ask(server.port, "where.example.com", source="127.0.0.1")
+            assert [r.address for r in again.answer[0]] == ["192.0.2.1"]
+            assert [r.address for r in ask(server.port, WEB).answer[0]] == [WEB_IP]  # the cluster's own
+        assert [options for name, options in fake.options if name == "where.example.com"] == [
+            ((8, bytes([0, 1, 24, 0, 127, 0, 0])), (0xFFEE, bytes([127, 0, 0, 1]))),
+            ((8, bytes([0, 1, 24, 0, 127, 0, 1])), (0xFFEE, bytes([127, 0, 1, 1]))),
+        ]
+
+
 def free_port() -> int:
     """A port free for UDP and TCP on 127.0.0.1 now (tests take it at once)."""
     for _ in range(20):

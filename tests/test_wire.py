@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdns.config import ServeConfig
 from kdns.responder import Responder
 from kdns.wire import packed
-from kdns.wire.query import TCP4
+from kdns.wire.pending import forward_key
+from kdns.wire.query import TCP4, opt_record, parse_query, query_options, with_options
 from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.zone import responder_of, zone_of
 
@@ -106,3 +109,55 @@ def test_srv_targets_are_written_out_with_the_zone_as_asked():
             }
             for target in targets:
                 assert target.to_wire() in wire  # in full, not as a pointer
+
+
+# --- EDNS0 options: a client's, kdns's own, and the cache keys they make ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "edns", "read"),
+    [
+        ([], -1, ()),  # no OPT record
+        ([], 0, ()),
+        ([dns.edns.GenericOption(0xFFEE, b"mine")], 0, ((0xFFEE, b"mine"),)),
+        (
+            [dns.edns.ECSOption("192.0.2.0", 24), dns.edns.GenericOption(65001, b"")],
+            0,
+            ((8, bytes([0, 1, 24, 0, 192, 0, 2])), (65001, b"")),
+        ),
+    ],
+)
+def test_the_options_a_client_sent_are_read_from_its_query(options, edns, read):
+    data = dns.message.make_query("a.example", "A", use_edns=edns, options=options).to_wire()
+    _, _, _, end, *_ = parse_query(data)
+    assert query_options(data, end) == read
+
+
+def test_an_option_that_runs_past_its_record_ends_the_options():
+    data = bytearray(dns.message.make_query("a.example", "A", use_edns=0).to_wire())
+    data[-2:] = (8).to_bytes(2, "big")  # RDLENGTH 8: one option head claiming 9 bytes of data
+    data += (1).to_bytes(2, "big") + (9).to_bytes(2, "big") + b"abcd"
+    _, _, _, end, *_ = parse_query(bytes(data))
+    assert query_options(bytes(data), end) == ()
+
+
+def test_kdns_own_opt_record_carries_exactly_the_options_given():
+    opt = opt_record(1232, do=True)
+    dressed = with_options(opt, ((0xFFEE, b"mine"), (3, b"")))
+    reply = dns.message.from_wire(bytes(12 - 2) + (1).to_bytes(2, "big") + dressed)
+    assert (reply.edns, reply.payload, bool(reply.ednsflags & dns.flags.DO)) == (0, 1232, True)
+    assert [(o.otype, o.to_wire()) for o in reply.options] == [(0xFFEE, b"mine"), (3, b"")]
+    assert with_options(dressed, ()) == opt and with_options(b"", ((1, b"x"),)) == b""
+
+
+def test_forwarded_answers_are_kept_apart_by_do_and_by_the_options_sent():
+    key = b"\x01a\x07example\x00\x00\x01\x00\x01"
+    keys = [
+        forward_key(key, False),
+        forward_key(key, True),
+        forward_key(key, False, ((8, bytes([0, 1, 24, 0, 127, 0, 0])),)),
+        forward_key(key, False, ((8, bytes([0, 1, 24, 0, 127, 0, 1])),)),
+        forward_key(key, True, ((8, bytes([0, 1, 24, 0, 127, 0, 0])),)),
+    ]
+    assert len(set(keys)) == len(keys)
+    assert forward_key(key, False, ()) == key

@@ -65,6 +65,7 @@ class Draft:
     templates: list[object] = field(default_factory=list)
     listen: list[str] = field(default_factory=list)
     forward: list[ForwardSettings] = field(default_factory=list)
+    last_next: Token | None = None  # the ``next`` of the last forward stanza so far (none after it)
     cache: CacheSettings | None = None
     hosts: HostsSettings | None = None
     external: ExternalSettings | None = None

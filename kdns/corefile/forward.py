@@ -1,5 +1,6 @@
 """``forward FROM TO... { ... }``: where the names of a block go upstream. A block may have several
-stanzas, each for its own FROM zone; a query goes to the first that holds its name."""
+stanzas, each for its own FROM zone; a query goes to the first that holds its name, and ``next``
+hands it on to a later one (``kdns.upstream.routes``)."""
 
 from __future__ import annotations
 
@@ -51,9 +52,21 @@ def setup(d: Directive, draft: Draft) -> None:
         else:
             fail(to, f"forward: {to.text!r} is neither an IP address nor a resolv.conf file")
     settings: dict[str, object] = {"upstreams": tuple(upstreams), "zone": zone}
+    draft.last_next = None
     for option in d.options:
         _option(d, option, settings, draft)
     draft.forward.append(ForwardSettings(**settings))  # type: ignore[arg-type]
+
+
+def finish(draft: Draft) -> None:
+    """Once the block is read: a ``next`` in its last stanza hands nothing on (CoreDNS hands on only
+    to another forward stanza), so say so."""
+    if draft.last_next is not None:
+        draft.warn(
+            draft.last_next,
+            "forward: next in the block's last forward stanza is not acted on "
+            "(no forward stanza after it): the upstream's answer stands",
+        )
 
 
 def _option(d: Directive, o: Directive, settings: dict[str, object], draft: Draft) -> None:
@@ -97,7 +110,7 @@ def _option(d: Directive, o: Directive, settings: dict[str, object], draft: Draf
         case "next":
             words = args(o, 1, None, "next RCODE...")
             settings["next_rcodes"] = tuple(value(t, name, parse_rcode) for t in words)
-            draft.warn(o.name, "forward: next is not acted on: the upstream's answer stands")
+            draft.last_next = o.name
         case _:
             unknown_option(d, o)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kdns.config import COREFILE_PORT, ServeConfig, ServerSettings, ZoneSettings, parse_port
 from kdns.corefile.context import Draft, Shared
-from kdns.corefile.plugins import REPEATABLE, SETUPS, refusal
+from kdns.corefile.plugins import FINISHES, REPEATABLE, SETUPS, refusal
 from kdns.corefile.syntax import CorefileError, Directive, ServerBlock, Token, parse
 from kdns.corefile.values import Refusal, fail, value, zones_of
 
@@ -109,6 +109,8 @@ def _set_up(block: ServerBlock, draft: Draft) -> list[str]:
             setup(d, draft)
         except Refusal as exc:
             problems += exc.problems
+    for finish in FINISHES:
+        finish(draft)
     return sorted(problems, key=_position)
 
 

@@ -60,6 +60,8 @@ SETUPS: dict[str, Setup] = {
     "loadbalance": server.loadbalance,
     "autopath": server.autopath,
 }
+# what runs once a block's directives are all set up (checks across directives of one plugin)
+FINISHES: tuple[Callable[[Draft], None], ...] = (forward.finish,)
 REPEATABLE = frozenset({"bind", "log", "template", "forward", "rewrite", "acl"})
 
 # Backends and plugins outside what a cluster DNS does: kdns answers from the Kubernetes API.

@@ -1,5 +1,6 @@
 """``rewrite [continue|stop] FIELD ...`` (or its ``{ }`` form): rules the block applies to a question
-before its other plugins answer, and to their answer after; ``kdns.plugins.rewrite`` reads them."""
+before its other plugins answer, and to their answer after (``edns0`` rules to the options of the
+queries it forwards); ``kdns.plugins.rewrite`` reads them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,4 @@ def setup(d: Directive, draft: Draft) -> None:
         rule = rewrite.parse(words, block)
     except ValueError as exc:
         fail(d.name, f"rewrite: {exc}")
-    if isinstance(rule, rewrite.Edns0Rule):
-        draft.warn(d.name, "rewrite: edns0 rules are not applied: kdns sends upstream the client's options")
-        return
     draft.rewrites.append(rule)

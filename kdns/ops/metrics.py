@@ -217,7 +217,9 @@ class KdnsCollector(Collector):
         prefetch_counts: Counter[tuple[str, ...]] = Counter()
         stale_counts: Counter[tuple[str, ...]] = Counter()
         for served in servers:
-            for cache in (f.cache for f in served.forwarders if f.cache is not None):
+            # the stanzas of a block share one cache: each cache once
+            caches = {id(f.cache): f.cache for f in served.forwarders if f.cache is not None}
+            for cache in caches.values():
                 for kind, table in (("success", cache.success), ("denial", cache.denial)):
                     sizes[(served.server, kind, served.zones, "")] += len(table)
                     hit_counts[(served.server, kind, served.zones, "")] += cache.hits[kind]

@@ -16,9 +16,12 @@ Public API::
         .needs_client -> bool     a rule reads the client's address (edns0 subnet, variables)
         .edits_options -> bool    a rule edits the query's EDNS0 options
     Client(ip, port=0, protocol="udp", server_ip="", server_port=0)
+    STAND_IN_CLIENT: the client a block decides which rules a question reaches for
     Rewritten: qname, qtype, qclass (the question to answer), options (the EDNS0 options the
         query sent on carries, as (code, data)), reverter, servfail (a rule made an invalid name:
-        answer SERVFAIL), options_changed, .changed -> bool
+        answer SERVFAIL), options_changed, edns0 (the edns0 rules reached), .changed -> bool
+    edns0_options(rules, *, client, options=()) -> (options sent upstream, options to restore)
+        the edns0 rules a question reached, run for one query's client and its own options
     Reverter: question (the client's), rules (response rules, applied last to first),
         restore_options, .rewrites_response -> bool
     revert_answer(reverter, answer: Answer) -> Answer               for kdns's own answers
@@ -48,13 +51,27 @@ CoreDNS compares them. The semantics follow CoreDNS's README and sources:
   ``{qtype}``, ``{client_ip}``, ``{client_port}``, ``{protocol}``, ``{server_ip}``,
   ``{server_port}``. ``subnet V4BITS V6BITS`` sends the client's address cut to that prefix.
 
+How ``edns0`` rules run in kdns: a block packs its answer once per question, so ``apply`` there
+decides which rules the question reaches (for ``STAND_IN_CLIENT``: a client with an address and no
+options of its own) and names the ``edns0`` ones reached (``Rewritten.edns0``); the forwarder runs
+them again for each query it sends upstream (``edns0_options``), for that query's client and the
+options it sent. Its options only ever change the options sent: a ``replace`` or ``unset`` that
+finds the client's option stops the ``edns0`` rules after it, not the name rules already run. The
+options of the codes the rules name go upstream, the client's others do not (kdns sends its own
+OPT record); kdns's own answers carry none. The client's answer has kdns's OPT record, so an
+option upstream echoes never reaches it; ``revert`` puts the client's own data back where a rule
+replaced it.
+
 Refused with a message: ``cname`` (CoreDNS looks the new target up upstream from inside the
 plugin), ``edns0 local`` metadata variables (kdns has no ``metadata`` plugin).
 
 Where kdns differs on purpose: the response always carries the client's own question (CoreDNS
 leaves the rewritten one when only ``continue`` rules applied and none rewrites the response); a
 regex TO naming a group the pattern lacks is refused when parsed (CoreDNS counts the groups used);
-an ``rcode`` rule applies to a response without records too.
+an ``rcode`` rule applies to a response without records too; a forwarded answer is cached under the
+options sent with it (CoreDNS's cache keys by the question alone, so one client subnet's answer is
+served to every other: coredns/coredns#7036; RFC 7871 section 7.3 forbids it); ``{qname}`` is
+lowercase.
 """
 
 from __future__ import annotations
@@ -690,6 +707,12 @@ class Client:
     server_port: int = 0
 
 
+# Which rules a question reaches is decided once per question, for every client alike (the block's
+# answer is packed once): as for a client with an address that sent no EDNS0 options. This client
+# stands in for it; its data is never sent (``edns0_options`` runs the rules again for the real one).
+STAND_IN_CLIENT = Client("0.0.0.0", server_ip="0.0.0.0")
+
+
 @dataclass(frozen=True, slots=True)
 class Reverter:
     """What to do to the response so the client sees what it asked: the response rules of the rules
@@ -716,6 +739,9 @@ class Rewritten:
     reverter: Reverter
     servfail: bool = False  # a name rule made an invalid name: CoreDNS answers SERVFAIL
     options_changed: bool = False
+    # the edns0 rules the question reached, in order, ``{qname}`` and ``{qtype}`` read as they stood:
+    # what ``edns0_options`` runs for each query sent on
+    edns0: tuple[Edns0Rule, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -733,6 +759,7 @@ class _Run:
     client: Client | None
     rules: list[ResponseRule] = field(default_factory=list)
     restore: list[tuple[int, bytes | None]] = field(default_factory=list)
+    edns0: list[Edns0Rule] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -778,8 +805,29 @@ class Rewrite:
         reverter = Reverter(question, tuple(run.rules), tuple(run.restore))
         sent = tuple(run.options)
         return Rewritten(
-            new_name, run.qtype, run.qclass, sent, reverter, options_changed=sent != tuple(options)
+            new_name,
+            run.qtype,
+            run.qclass,
+            sent,
+            reverter,
+            options_changed=sent != tuple(options),
+            edns0=tuple(run.edns0),
         )
+
+
+def edns0_options(
+    rules: Sequence[Edns0Rule], *, client: Client | None, options: Sequence[tuple[int, bytes]] = ()
+) -> tuple[tuple[tuple[int, bytes], ...], tuple[tuple[int, bytes | None], ...]]:
+    """The EDNS0 options a query carries upstream once ``rules`` (``Rewritten.edns0``) ran over the
+    client's ``options`` for ``client``, and what to restore in the response (``Reverter``'s
+    ``restore_options``). Only options of the codes the rules name are sent: kdns sends upstream its
+    own OPT record, not the client's. A rule that applies and is ``stop`` ends the run."""
+    run = _Run("", 0, 0, list(options), client)
+    for rule in rules:
+        if _apply_edns0(rule, run) and rule.mode is Mode.STOP:
+            break
+    named = {rule.code for rule in rules}
+    return tuple(o for o in run.options if o[0] in named), tuple(run.restore)
 
 
 def _apply_rule(rule: Rule, run: _Run) -> bool | None:
@@ -816,7 +864,18 @@ def _apply_rule(rule: Rule, run: _Run) -> bool | None:
                 return False
             run.rules.append(RcodeChange(rule.old, rule.new))
             return True
+    run.edns0.append(_bound(rule, run))
     return _apply_edns0(rule, run)
+
+
+def _bound(rule: Edns0Rule, run: _Run) -> Edns0Rule:
+    """``rule`` with ``{qname}`` or ``{qtype}`` replaced by their value at this point of the run."""
+    match rule.variable:
+        case "{qname}":
+            return replace(rule, variable="", data=run.name.encode())
+        case "{qtype}":
+            return replace(rule, variable="", data=run.qtype.to_bytes(2, "big"))
+    return rule
 
 
 def _apply_edns0(rule: Edns0Rule, run: _Run) -> bool:

@@ -58,6 +58,7 @@ class Client:
     via: Via
     # a connection's: waits until it can take more, then says whether it is still open
     drained: Callable[[], Awaitable[bool]] | None = None
+    local: tuple = ()  # where it asked: the socket's own address (for a wildcard UDP one, the wildcard)
 
 
 class Exchange:
@@ -93,6 +94,7 @@ class Exchange:
         if answerer is None or not answerer.admits(query):  # past the limit: answered now, no task
             self.finish(client, query.data, query.error(REFUSED), started)
             return
+        query.peer, query.local = client.address, client.local  # what a rewrite's edns0 rules read
         task = asyncio.ensure_future(answerer.answer(query))
         self._tasks.add(task)
         task.add_done_callback(partial(self._answered, query, client, started))

@@ -101,7 +101,7 @@ class TcpProtocol(asyncio.Protocol):
             self._channel = TCP6
         peer = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
-        self._client = Client(self._send, peer, Via(PROTO, local[0]), self._drained)
+        self._client = Client(self._send, peer, Via(PROTO, local[0]), self._drained, local)
         self._schedule_idle_check(self._connections.idle_timeout)
 
     def data_received(self, data: bytes) -> None:

@@ -25,9 +25,12 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.channel = UDP4
         self._via = Via(PROTO, "")
+        self._local: tuple = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # where clients ask: the address the socket is bound to (for a wildcard one, the wildcard)
+        self._local = transport.get_extra_info("sockname") or ("", 0)
         sock = transport.get_extra_info("socket")
         if sock.family == socket.AF_INET6:
             self.channel = UDP6
@@ -68,7 +71,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
             if not self._transport.is_closing():
                 self._transport.sendto(response, addr)
 
-        return Client(send, addr, self._via)
+        return Client(send, addr, self._via, local=self._local)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)

@@ -23,10 +23,10 @@
 - Names in ``except_names`` (and below them) are not forwarded, and answers whose rcode is in
   ``next_rcodes`` are not this forwarder's to give: CoreDNS hands such queries to the next plugin.
   ``forward`` is the forwarder as one plugin among others: it raises ``PassToNext`` for both, and
-  the caller asks its next plugin (it may check ``ForwardSettings.forwards`` first and not ask the
-  forwarder at all). ``answer`` is the forwarder as the last plugin (the ``Answerer`` the exchange
-  uses): with no next plugin, an excepted name is SERVFAIL and ``next_rcodes`` are ignored, as in
-  CoreDNS. An answer passed on is not cached here: the answer the client gets is the next plugin's.
+  the caller asks its next plugin (``kdns.upstream.routes`` hands the query to the block's next
+  forward stanza). ``answer`` is the forwarder as the last plugin (its block's last stanza): with no
+  next plugin, an excepted name is SERVFAIL and ``next_rcodes`` are ignored, as in CoreDNS. An answer
+  passed on is not cached: the answer the client gets, and the cache keeps, is the next plugin's.
 - TTLs with the top bit set are read as 0 (RFC 2181 section 8). Answers go into the response cache,
   which also caps the TTLs of the first answer; when every upstream fails, a stale cached answer
   (with ``serve_stale``) or SERVFAIL goes back. The cache has the forwarder ask again, in the
@@ -62,12 +62,13 @@ from kdns.config import (
     UpstreamProtocol,
 )
 from kdns.counting import Histogram
-from kdns.plugins.rewrite import revert_record
+from kdns.plugins.rewrite import Client, edns0_options, revert_record
 from kdns.upstream.cache import ResponseCache
 from kdns.upstream.connections import ConnectionPool
 from kdns.upstream.tls import client_context
 from kdns.wire.packed import Packed, error_packed, pack_records
 from kdns.wire.pending import PendingQuery, forward_key, forwarded_question
+from kdns.wire.query import Options, query_options, with_options
 from kdns.wire.records import to_records
 from kdns.wire.upstream import BadUpstreamAnswer, read_upstream_answer, upstream_query
 from kdns.zone.names import to_text, to_wire
@@ -260,7 +261,7 @@ class Forwarder:
             self.loop_hits += 1
             return error_packed(SERVFAIL)
         chase, prefix = query.packed.answer.chase, query.packed.answer.answer
-        if self.settings.except_names and not self.settings.forwards(to_text(chase or query.key[:-4])):
+        if self.settings.except_names and not self.settings.forwards(to_text(query.upstream_name)):
             if pass_on:
                 self.stats.passed_on += 1
                 raise PassToNext("the name is excepted from forwarding")
@@ -273,7 +274,7 @@ class Forwarder:
         self.inflight += 1
         try:
             if query.packed.answer.asked is not None:  # rewritten: ask that, map the answer back
-                packed = await self._rewritten(query)
+                packed = await self._rewritten(query, pass_on=pass_on)
             elif chase is None:  # the responder found no fresh answer in the cache
                 packed = await self.lookup(
                     query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True, pass_on=pass_on
@@ -303,6 +304,7 @@ class Forwarder:
         keep_record: bool = False,
         cache_checked: bool = False,
         pass_on: bool = False,
+        options: Options = (),
     ) -> Packed | dnslib.DNSRecord | None:
         """The answer to ``question`` (wire name, type, class) from the cache or the upstreams.
 
@@ -310,8 +312,9 @@ class Forwarder:
         ``cache_checked`` says the caller has just missed in the cache (a miss is counted once);
         ``tcp`` says the client asked over TCP. Identical questions in flight share one upstream
         query, however each came: the answer is the same (a truncated one is asked again over TCP).
-        With ``pass_on``, an answer whose rcode is in ``next_rcodes`` raises ``PassToNext`` (uncached)."""
-        cache_key = forward_key(key, do)
+        With ``pass_on``, an answer whose rcode is in ``next_rcodes`` raises ``PassToNext`` (uncached).
+        ``options``: the EDNS0 options a rewrite sends with the question (part of the cache key)."""
+        cache_key = forward_key(key, do, options)
         if not keep_record and not cache_checked and self.cache is not None:
             cached = self.cache.get(cache_key)
             if cached is not None:
@@ -320,7 +323,9 @@ class Forwarder:
         pending = (cache_key, keep_record, pass_on and not keep_record)
         waiting = self._pending.get(pending)
         if waiting is None:
-            waiting = asyncio.ensure_future(self._resolve(cache_key, key, question, do, tcp, *pending[1:]))
+            waiting = asyncio.ensure_future(
+                self._resolve(cache_key, key, question, do, tcp, *pending[1:], options=options)
+            )
             self._pending[pending] = waiting
             waiting.add_done_callback(lambda _: self._pending.pop(pending, None))
         return await asyncio.shield(waiting)
@@ -334,8 +339,10 @@ class Forwarder:
         tcp: bool,
         keep_record: bool,
         pass_on: bool,
+        *,
+        options: Options = (),
     ) -> Packed | dnslib.DNSRecord | None:
-        record = await self.query(question, do=do, tcp=tcp)
+        record = await self.query(question, do=do, tcp=tcp, options=options)
         if keep_record:
             return record
         qname, qtype_class = key[:-4], key[-4:]
@@ -399,28 +406,64 @@ class Forwarder:
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
         return self.cache.put(query.cache_key, packed, whole)
 
-    async def _rewritten(self, query: PendingQuery) -> Packed:
+    async def _rewritten(self, query: PendingQuery, *, pass_on: bool = False) -> Packed:
         """Upstream's answer to the question a ``rewrite`` made of the client's, mapped back by its
         reverter (after our CNAMEs when a chased ExternalName was rewritten), cached under the
-        client's question as CoreDNS's cache, before ``rewrite``, keeps it."""
+        client's question as CoreDNS's cache, before ``rewrite``, keeps it. With ``pass_on``, an
+        upstream rcode in ``next_rcodes`` (before any ``rcode`` rule maps it) raises ``PassToNext``."""
         answer = query.packed.answer
         assert answer.asked is not None
-        record = await self.lookup(answer.asked, answer.asked, do=query.do, tcp=query.tcp, keep_record=True)
+        options = self._options(query)
+        cache_key = forward_key(query.key, query.do, options)
+        if answer.edns0 and self.cache is not None:  # the responder left the cache to us (see there)
+            cached = self.cache.get(cache_key)
+            if cached is not None:
+                return cached
+        record = await self.lookup(
+            answer.asked, answer.asked, do=query.do, tcp=query.tcp, keep_record=True, options=options
+        )
         qname, qtype_class = query.key[:-4], query.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
+        upstream_rcode = record.header.rcode
         record = revert_record(answer.reverter, record)
         records = [*to_records(answer.answer), *record.rr]
         packed = pack_records(record.header.rcode, (records, record.auth, record.ar), qname, qtype_class)
+        if pass_on and upstream_rcode in self.settings.next_rcodes:
+            raise PassToNext(f"the upstream answered {dnslib.RCODE.get(upstream_rcode)}", packed)
         if self.cache is None or record.header.tc:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=records, auth=record.auth, ar=record.ar)
-        return self.cache.put(query.cache_key, packed, whole)
+        return self.cache.put(cache_key, packed, whole)
+
+    def _options(self, query: PendingQuery) -> Options:
+        """The EDNS0 options the rewrite's edns0 rules make of ``query`` for its client, to send
+        upstream; the options they take back out of the response are put back in the client's OPT
+        record (the client's own data, where a rule replaced it)."""
+        rules = query.packed.answer.edns0
+        if not rules:
+            return ()
+        peer, local = query.peer or ("",), query.local or ("", 0)
+        client = None
+        if peer[0]:
+            client = Client(
+                peer[0],
+                peer[1] if len(peer) > 1 else 0,
+                "tcp" if query.tcp else "udp",
+                str(local[0]),
+                local[1] if len(local) > 1 else 0,
+            )
+        options, restore = edns0_options(rules, client=client, options=query_options(query.data, query.end))
+        query.opt = with_options(query.opt, tuple((c, d) for c, d in restore if d is not None))
+        return options
 
     # -- asking upstreams ----------------------------------------------------------------------------
-    async def query(self, question: bytes, *, do: bool = False, tcp: bool = False) -> dnslib.DNSRecord | None:
+    async def query(
+        self, question: bytes, *, do: bool = False, tcp: bool = False, options: Options = ()
+    ) -> dnslib.DNSRecord | None:
         """Ask the upstreams in turn until one answers; ``None`` when none does (logged, one line each
-        time, as CoreDNS's errors plugin does). ``tcp``: the client asked over TCP."""
+        time, as CoreDNS's errors plugin does). ``tcp``: the client asked over TCP; ``options``: the
+        EDNS0 options the query carries."""
         failures = []
         upstreams = self._order()
         failed_over: dnslib.DNSRecord | None = None
@@ -428,7 +471,7 @@ class Forwarder:
             started = self.clock()
             self.stats.requests[upstream.label] += 1
             try:
-                record = await self._exchange(upstream, question, do=do, tcp=tcp)
+                record = await self._exchange(upstream, question, do=do, tcp=tcp, options=options)
             except EXCHANGE_ERRORS as exc:
                 self._failed(upstream, exc)
                 failures.append(f"{upstream.label}: {_reason(exc)}")
@@ -506,10 +549,17 @@ class Forwarder:
         return self.settings.force_tcp or (tcp and not self.settings.prefer_udp)
 
     async def _exchange(
-        self, upstream: Upstream, question: bytes, *, do: bool = False, tcp: bool = False, rd: bool = True
+        self,
+        upstream: Upstream,
+        question: bytes,
+        *,
+        do: bool = False,
+        tcp: bool = False,
+        rd: bool = True,
+        options: Options = (),
     ) -> dnslib.DNSRecord:
         qid = secrets.randbelow(1 << 16)
-        query = upstream_query(qid, question, udp_size=self.udp_size, do=do, rd=rd)
+        query = upstream_query(qid, question, udp_size=self.udp_size, do=do, rd=rd, options=options)
         if not upstream.tls and not self.over_tcp(tcp):
             record = await self._udp(upstream, qid, question, query)
             if not record.header.tc:

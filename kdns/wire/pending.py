@@ -13,13 +13,19 @@ from dataclasses import dataclass
 
 from kdns.codes import HEADER_SIZE
 from kdns.wire.packed import Packed, error_packed
+from kdns.wire.query import Options, pack_options
 
 DO_MARK = b"\x01"  # after a question: the client set DO, so DNSSEC records are part of the answer
+OPTIONS_MARK = b"\x02"  # after a question (and DO_MARK): the EDNS0 options sent upstream follow
 
 
-def forward_key(key: bytes, do: bool) -> bytes:
+def forward_key(key: bytes, do: bool, options: Options = ()) -> bytes:
     """The key a forwarded answer is cached under: the lowercased question, and the DO bit, since an
-    answer to a DO query carries records another client must not get."""
+    answer to a DO query carries records another client must not get; and the EDNS0 options a
+    ``rewrite`` sent upstream with it, since the answer may depend on them (a client subnet: RFC 7871
+    section 7.3), so it is kept for the queries that send the same ones."""
+    if options:
+        return key + (DO_MARK if do else b"") + OPTIONS_MARK + pack_options(options)
     return key + DO_MARK if do else key
 
 
@@ -47,11 +53,29 @@ class PendingQuery:
     packed: Packed  # the responder's answer: a delegation, or a search-path NXDOMAIN for autopath
     recursion_available: bool
     tcp: bool = False  # it came over TCP: the forwarder asks upstream over TCP too (unless prefer_udp)
+    # the forward route answering it now: 0 until a stanza with ``next`` hands it to a later one, then
+    # that route's number (``kdns.upstream.routes``); ``packed.delegate`` names the first
+    route: int = 0
+    # the sockets' addresses, (host, port, ...) as they name them: the client's, and where it asked (the
+    # exchange sets them; a ``rewrite edns0`` rule reads them)
+    peer: tuple = ()
+    local: tuple = ()
 
     @property
     def question(self) -> bytes:
         """The question as the client wrote it (its letter case kept)."""
         return self.data[HEADER_SIZE : self.end]
+
+    @property
+    def upstream_name(self) -> bytes:
+        """The name upstream is asked about (lowercase wire form): the one a ``rewrite`` made, else the
+        ExternalName target chased, else the question's."""
+        answer = self.packed.answer
+        if answer is None:
+            return self.key[:-4]
+        if answer.asked is not None:
+            return answer.asked[:-4]
+        return answer.chase or self.key[:-4]
 
     @property
     def cache_key(self) -> bytes:

@@ -2,8 +2,9 @@
 
 ``parse_query`` reads only the header, the one question and an OPT record, and says FORMERR, NOTIMP or
 drop for everything a server must not answer normally; ``error_response`` is the header-only reply
-to such a query. ``opt_record`` is the OPT record kdns puts in its responses. ``ixfr_serial`` reads
-the serial an IXFR query carries in its authority section; ``after_name`` steps over a name.
+to such a query. ``opt_record`` is the OPT record kdns puts in its responses (and its upstream
+queries); ``query_options`` reads the EDNS0 options a client sent. ``ixfr_serial`` reads the serial an
+IXFR query carries in its authority section; ``after_name`` steps over a name.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ HEADER = struct.Struct("!HHHHHH")  # ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOU
 ID_AND_FLAGS = struct.Struct("!HH")
 RR_FIXED = struct.Struct("!HHIH")  # a record's type, class, TTL and RDLENGTH
 QUESTION_TAIL_SIZE = 4  # a question's type and class, after its name
+OPTION_HEAD = struct.Struct("!HH")  # an EDNS0 option's code and length, before its data
 OPT_SIZE = 1 + RR_FIXED.size  # an OPT record without options: the root name and the fixed part
 OPT_QUESTION = OPT.to_bytes(2, "big")  # a question's type bytes that ask for OPT
 # Where the header's fields sit, for code that reads them without unpacking the header.
@@ -175,7 +177,55 @@ def badvers_response(data: bytes, qid: int, flags: int, end: int, *, udp_size: i
     return HEADER.pack(qid, QR | (flags & ECHOED_FLAGS), 1, 0, 0, 1) + data[HEADER_SIZE:end] + opt
 
 
-def opt_record(udp_size: int, *, do: bool = False, extended_rcode: int = 0) -> bytes:
-    """The OPT pseudo-record we echo: our UDP size, version 0, the client's DO bit."""
+Options = tuple[tuple[int, bytes], ...]  # EDNS0 options: (code, data), in order
+
+
+def opt_record(udp_size: int, *, do: bool = False, extended_rcode: int = 0, options: Options = ()) -> bytes:
+    """The OPT pseudo-record we echo: our UDP size, version 0, the client's DO bit; ``options`` in it."""
     ttl = (extended_rcode >> EXTENDED_RCODE_SHIFT) << 24 | (EDNS_DO if do else 0)
-    return b"\x00" + RR_FIXED.pack(OPT, udp_size, ttl, 0)
+    rdata = pack_options(options)
+    return b"\x00" + RR_FIXED.pack(OPT, udp_size, ttl, len(rdata)) + rdata
+
+
+def pack_options(options: Options) -> bytes:
+    """EDNS0 options as an OPT record's data carries them."""
+    return b"".join(OPTION_HEAD.pack(code, len(data)) + data for code, data in options)
+
+
+def with_options(opt: bytes, options: Options) -> bytes:
+    """The OPT record ``opt`` (one ``opt_record`` made) carrying exactly ``options``."""
+    if not opt:
+        return opt
+    _, udp_size, ttl, _ = RR_FIXED.unpack_from(opt, 1)
+    rdata = pack_options(options)
+    return b"\x00" + RR_FIXED.pack(OPT, udp_size, ttl, len(rdata)) + rdata
+
+
+def query_options(data: bytes, end: int) -> Options:
+    """The EDNS0 options of the OPT record of a query ``parse_query`` accepted, its question ending at
+    ``end``; none without an OPT record. An option whose length runs past the record ends them."""
+    _, _, _, ancount, nscount, arcount = HEADER.unpack_from(data)
+    try:
+        i = end
+        for _ in range(ancount + nscount + arcount):
+            i = after_name(data, i)
+            rtype, _, _, rdlength = RR_FIXED.unpack_from(data, i)
+            i += RR_FIXED.size
+            if rtype == OPT:
+                return _options(data[i : i + rdlength])
+            i += rdlength
+    except (IndexError, struct.error):
+        return ()
+    return ()
+
+
+def _options(rdata: bytes) -> Options:
+    found, i = [], 0
+    while i + OPTION_HEAD.size <= len(rdata):
+        code, length = OPTION_HEAD.unpack_from(rdata, i)
+        i += OPTION_HEAD.size
+        if i + length > len(rdata):
+            break
+        found.append((code, rdata[i : i + length]))
+        i += length
+    return tuple(found)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dnslib
 
 from kdns.codes import HEADER_SIZE, QR, RD
-from kdns.wire.query import HEADER, opt_record
+from kdns.wire.query import HEADER, Options, opt_record
 
 ONE_QUESTION = b"\x00\x01"  # QDCOUNT 1, as a reply's header bytes 4-5
 
@@ -15,10 +15,14 @@ class BadUpstreamAnswer(ValueError):
     """An upstream reply that must not be used: another ID or question, or not DNS at all."""
 
 
-def upstream_query(qid: int, question: bytes, *, udp_size: int, do: bool = False, rd: bool = True) -> bytes:
-    """A query for ``question`` (wire name, type, class) with our EDNS size and the DO bit, recursive
-    unless ``rd`` is False (a health check with CoreDNS's ``no_rec``)."""
-    return HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 1) + question + opt_record(udp_size, do=do)
+def upstream_query(
+    qid: int, question: bytes, *, udp_size: int, do: bool = False, rd: bool = True, options: Options = ()
+) -> bytes:
+    """A query for ``question`` (wire name, type, class) with our EDNS size, the DO bit and the EDNS0
+    ``options`` a ``rewrite`` made, recursive unless ``rd`` is False (a health check with CoreDNS's
+    ``no_rec``)."""
+    opt = opt_record(udp_size, do=do, options=options)
+    return HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 1) + question + opt
 
 
 def read_upstream_answer(data: bytes, qid: int, question: bytes) -> dnslib.DNSRecord:

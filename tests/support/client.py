@@ -26,11 +26,13 @@ def ask(
     use_edns: int | bool | None = None,
     payload: int | None = None,
     want_dnssec: bool = False,
+    source: str | None = None,
 ) -> dns.message.Message:
     """Ask kdns at ``host``:``port`` for ``question`` (a name, or a query made beforehand) and return its
     reply: over UDP; over TCP with ``tcp`` (on the open connection ``sock`` if one is given); over UDP
     and again over TCP when truncated with ``fallback``, as stub resolvers do. ``use_edns``,
-    ``payload`` and ``want_dnssec`` are ``dns.message.make_query``'s."""
+    ``payload`` and ``want_dnssec`` are ``dns.message.make_query``'s; ``source`` is the loopback
+    address to ask from (``127.0.1.1``: another client subnet)."""
     if isinstance(question, dns.message.Message):
         query = question
     else:
@@ -38,10 +40,10 @@ def ask(
             question, qtype, use_edns=use_edns, payload=payload, want_dnssec=want_dnssec
         )
     if fallback:
-        return dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)[0]
+        return dns.query.udp_with_fallback(query, host, port=port, timeout=timeout, source=source)[0]
     if tcp:
-        return dns.query.tcp(query, host, port=port, timeout=timeout, sock=sock)
-    return dns.query.udp(query, host, port=port, timeout=timeout)
+        return dns.query.tcp(query, host, port=port, timeout=timeout, sock=sock, source=source)
+    return dns.query.udp(query, host, port=port, timeout=timeout, source=source)
 
 
 def lookup(port: int, name: str, qtype: str = "A", **options) -> tuple[str, set[str]]:

@@ -15,9 +15,9 @@ from kdns.upstream.answerer import Answerer
 from tests.support.zone import example_zone
 
 
-def forwarding(forward: ForwardSettings, **server: object) -> ServeConfig:
-    """One '.' block on a free port: the cluster, then ``forward . ...`` as ``forward`` says."""
-    block = ServerSettings(zones=EVERY_ZONE, port=0, forward=(forward,), **server)  # type: ignore[arg-type]
+def forwarding(*forward: ForwardSettings, **server: object) -> ServeConfig:
+    """One '.' block on a free port: the cluster, then the ``forward`` stanzas, in the order given."""
+    block = ServerSettings(zones=EVERY_ZONE, port=0, forward=forward, **server)  # type: ignore[arg-type]
     return ServeConfig(servers=(block,))
 
 
