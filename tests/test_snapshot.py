@@ -11,8 +11,10 @@ import pytest
 from kdns.cluster.model import EndpointSlice, Namespace, Pod, Service, ServiceKind
 from kdns.cluster.selector import ObjectFilter
 from kdns.sources.snapshot import SnapshotError, read_snapshot
+from tests.support.client import lookup
 from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.paths import EXAMPLE
+from tests.support.process import running
 
 
 def write(tmp_path, text: str, name: str = "cluster.yaml"):
@@ -263,3 +265,45 @@ def test_json_objects_without_items_are_single_objects(tmp_path):
     for text in ("{}", '{"kind": "List"}', '{"kind": "Widget", "items": 3}'):
         path.write_text(text)
         assert read_snapshot(path) == []  # no kind, or one DNS does not use: skipped with a log line
+
+
+def classic_endpoints(
+    name: str, ns: str = "default", *, ready=(), not_ready=(), ports=(("db", 27017),)
+) -> dict:
+    """A v1 Endpoints object as written by hand for a selectorless Service (or as kubectl prints it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": name, "namespace": ns},
+        "subsets": [
+            {
+                "addresses": [{"ip": ip} for ip in ready],
+                "notReadyAddresses": [{"ip": ip} for ip in not_ready],
+                "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in ports],
+            }
+        ],
+    }
+
+
+def test_classic_endpoints_are_read_as_the_mirroring_controller_mirrors_them(tmp_path):
+    items = [
+        namespace("default"),
+        service("mongo", ip="None", ports=[("db", 27017, "TCP")]),  # selectorless, hand-written addresses
+        classic_endpoints("mongo", ready=["192.0.2.10", "2001:db8::10"], not_ready=["192.0.2.11"]),
+        service("web", ip="10.96.0.80", ports=[("http", 80, "TCP")]),
+        endpoint_slice("web-abc", "web", addresses=["10.1.0.1"], ports=[("http", 80, "TCP")]),
+        classic_endpoints("web", ready=["10.1.0.99"], ports=[("http", 80)]),  # its slice says it all
+    ]
+    objects = read_snapshot(write(tmp_path, json.dumps({"kind": "List", "items": items})))
+    slices = {s.name: s for s in objects if isinstance(s, EndpointSlice)}
+    assert set(slices) == {"web-abc", "mongo-mirrored-0-ipv4", "mongo-mirrored-0-ipv6"}
+    v4 = slices["mongo-mirrored-0-ipv4"]
+    assert v4.service == "mongo" and [(e.addresses, e.ready) for e in v4.endpoints] == [
+        ((bytes([192, 0, 2, 10]),), True),
+        ((bytes([192, 0, 2, 11]),), False),
+    ]
+    assert [p.port for p in v4.ports] == [27017]
+    with running("--snapshot", str(tmp_path / "cluster.yaml")) as server:
+        assert lookup(server.port, "mongo.default.svc.cluster.local") == ("NOERROR", {"192.0.2.10"})
+        assert lookup(server.port, "mongo.default.svc.cluster.local", "AAAA") == ("NOERROR", {"2001:db8::10"})
+        assert lookup(server.port, "_db._tcp.mongo.default.svc.cluster.local", "SRV")[0] == "NOERROR"

@@ -275,6 +275,49 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     )
 
 
+def mirrored_slices(raw: Mapping[str, Any]) -> list[EndpointSlice]:
+    """The EndpointSlices Kubernetes's EndpointSlice mirroring controller makes of a v1 ``Endpoints``
+    object (the classic way to name an outside database): one per subset and address family, its
+    ``addresses`` ready and its ``notReadyAddresses`` not, labelled with the Service's name."""
+    namespace, name = _metadata(raw, namespaced=True)
+    if not is_dns_label(name):
+        raise InvalidObject(f"endpoints name {name!r} is not a DNS label")
+    slices = []
+    for i, listed in enumerate(_sequence(raw.get("subsets"), "subsets")):
+        field = f"subsets[{i}]"
+        subset = _mapping(listed, field)
+        ports = _ports(subset.get("ports"), f"{field}.ports")
+        by_family: dict[int, list[Endpoint]] = {4: [], 6: []}
+        for key, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for j, item in enumerate(_sequence(subset.get(key), f"{field}.{key}")):
+                where = f"{field}.{key}[{j}]"
+                address = _mapping(item, where)
+                version = _ip_address(address.get("ip"), None).version
+                endpoint = _endpoint(
+                    {
+                        "addresses": [address.get("ip")],
+                        "conditions": {"ready": ready},
+                        "hostname": address.get("hostname"),
+                        "targetRef": address.get("targetRef"),
+                    },
+                    where,
+                    version,
+                )
+                by_family[version].append(endpoint)
+        for version, endpoints in by_family.items():
+            if endpoints:
+                slices.append(
+                    EndpointSlice(
+                        namespace=namespace,
+                        name=f"{name}-mirrored-{i}-ipv{version}",
+                        service=sys.intern(name),
+                        endpoints=tuple(endpoints),
+                        ports=ports,
+                    )
+                )
+    return slices
+
+
 def to_pod(raw: Mapping[str, Any]) -> Pod:
     """A pod with its IPs; without them (so without a name) once it is terminating (its
     ``deletionTimestamp`` set) or in phase Succeeded, Failed or Unknown, as CoreDNS drops such pods."""

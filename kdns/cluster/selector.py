@@ -131,7 +131,7 @@ class ObjectFilter:
         if not isinstance(meta, Mapping):
             return True  # let the converter name the problem
         kind = raw.get("kind")
-        if kind == "EndpointSlice" and not self.slices:
+        if kind in ("EndpointSlice", "Endpoints") and not self.slices:  # noendpoints: neither kind
             return False
         namespace = meta.get("name") if kind == "Namespace" else meta.get("namespace")
         if self.namespaces and namespace not in self.namespaces:

@@ -3,6 +3,9 @@
 
 A file holds a ``List`` (or a typed list such as ``ServiceList``) of objects, single objects, or
 several YAML documents of either; JSON is read the same way. Unknown kinds are counted and logged.
+v1 ``Endpoints`` (a snapshot of ``kubectl get svc,ep``, or a selectorless Service's hand-written
+addresses) are read as the EndpointSlice mirroring controller mirrors them, for the Services the
+file gives no EndpointSlice of.
 A file that does not parse, or holds an object the API could not have produced, raises
 ``SnapshotError`` naming the file, the line and the problem.
 """
@@ -20,11 +23,12 @@ from typing import Any
 
 import yaml
 
-from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object
-from kdns.cluster.model import ClusterObject
+from kdns.cluster.convert import InvalidObject, SkippedObject, mirrored_slices, object_identity, to_object
+from kdns.cluster.model import ClusterObject, EndpointSlice
 from kdns.cluster.selector import ObjectFilter
 
 log = logging.getLogger(__name__)
+ENDPOINTS_KIND = "Endpoints"  # v1: read as the EndpointSlice mirroring controller mirrors it
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -49,11 +53,15 @@ def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list
     raw_objects = streamed if streamed is not None else _raw_objects(path, text, _parse(path, text))
     objects: list[ClusterObject] = []
     skipped: Counter[str] = Counter()
+    classic: list[ClusterObject] = []  # slices mirrored from v1 Endpoints, used where none are given
     for where, raw in raw_objects:
         if object_filter is not None and not object_filter.accepts(raw):
             continue
         try:
-            objects.append(to_object(raw))
+            if raw.get("kind") == ENDPOINTS_KIND:
+                classic.extend(mirrored_slices(raw))
+            else:
+                objects.append(to_object(raw))
         except SkippedObject as exc:
             skipped[str(exc)] += 1
         except InvalidObject as exc:
@@ -61,7 +69,8 @@ def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list
             raise SnapshotError(f"{path}{line}: {object_identity(raw)}: {exc}") from None
     for reason, count in sorted(skipped.items()):
         log.info("%s: ignored %d object%s: %s", path, count, "" if count == 1 else "s", reason)
-    return objects
+    sliced = {(o.namespace, o.service) for o in objects if isinstance(o, EndpointSlice)}
+    return objects + [s for s in classic if (s.namespace, s.service) not in sliced]
 
 
 _decoder = json.JSONDecoder()
