@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS    ?=
 
-.PHONY: serve test lint bench soak dump clean tools-test tools-bench
+.PHONY: serve test lint bench soak dump clean tools-test tools-bench tools-cluster
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ tools-bench: tools-test
 	@command -v dnsperf >/dev/null && command -v knotd >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dnsperf knot; }
 
+# etcd, kube-apiserver and kube-controller-manager for the real-cluster tests, built from the Go module
+# proxy at the versions in tests/cluster/go.mod into ~/.cache/kdns-cluster/ (once per version).
+tools-cluster:
+	@tests/cluster/build.sh >/dev/null
+
 serve: $(STAMP)
 	$(VENV)/bin/kdns serve $(ARGS)
 
@@ -33,7 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check kdns tests bench
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) tools-test lint
+test: $(STAMP) tools-test tools-cluster lint
 	$(VENV)/bin/pytest $(ARGS)
 
 bench: $(STAMP) tools-bench

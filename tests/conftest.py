@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.kube_fake import kube_api  # noqa: F401  (the fake API server fixture)
+from tests.support.control_plane import ControlPlane, control_plane
 from tests.support.objects import big_namespace
 from tests.support.process import Server, running
 
@@ -30,3 +31,11 @@ def big_cluster(tmp_path_factory: pytest.TempPathFactory):
 def big_server(big_cluster) -> Iterator[Server]:
     with running("--snapshot", str(big_cluster), "--tcp-idle-timeout", "1") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real control plane (etcd, kube-apiserver, kube-controller-manager) on 127.0.0.1, started once,
+    for the first test that asks for it, and stopped when the session ends."""
+    with control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane

@@ -1,0 +1,242 @@
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager built
+from the Go module proxy by ``tests/cluster/build.sh``, with certificates and keys made for the run.
+
+``control_plane(directory)`` starts the three (etcd's data, the certificates and the admin kubeconfig
+live in ``directory``), waits until the API server's ``/readyz`` answers ok and stops them by PID when
+the block ends."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.paths import ROOT
+
+HOST = "127.0.0.1"
+SERVICE_RANGE = "10.96.0.0/16"
+API_SERVICE_IP = "10.96.0.1"  # the first address of the range: the ``kubernetes`` Service
+BUILD = ROOT / "tests" / "cluster" / "build.sh"
+# The controllers kdns's tests lean on: EndpointSlices for Services (and mirrored from Endpoints),
+# namespace deletion, owner-based garbage collection and service account tokens.
+CONTROLLERS = "endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount-token"
+# The admin identity: a client certificate in the group every request is allowed for.
+ADMIN_USER, ADMIN_GROUP = "kdns-admin", "system:masters"
+
+
+def binaries() -> Path:
+    """The directory of ``etcd``, ``kube-apiserver`` and ``kube-controller-manager``, built on first use
+    (``make tools-cluster`` builds them beforehand: the first build takes minutes)."""
+    done = subprocess.run([str(BUILD)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{BUILD} failed:\n{done.stderr}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass
+class ControlPlane:
+    """A running control plane: its API server's URL, the CA that signed its certificate and an admin
+    kubeconfig (client certificate in ``system:masters``) for tests and for ``kdns serve``."""
+
+    url: str
+    ca_file: Path
+    kubeconfig: Path
+    logs: Path
+
+
+def _write_kubeconfig(path: Path, url: str, ca: Path, cert: Path, key: Path) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {"server": url, "certificate-authority": str(ca)}}],
+        "users": [{"name": ADMIN_USER, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": ADMIN_USER}}],
+        "current-context": "test",
+    }
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def _service_account_key(directory: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = directory / "service-account.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@contextmanager
+def _process(name: str, argv: Sequence[str], logs: Path) -> Iterator[subprocess.Popen]:
+    """``argv`` as a child process logging to ``logs/name.log``; stopped by PID with SIGTERM, then
+    killed if it has not ended 15 s later."""
+    with (logs / f"{name}.log").open("w") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def _wait_until(
+    url: str,
+    ok: Callable[[str], bool],
+    process: subprocess.Popen,
+    log: Path,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Poll ``url`` until a 200 reply's body passes ``ok``; fail with the end of ``log`` if ``process``
+    ends or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited {process.returncode}:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as reply:
+                last = reply.read().decode()
+                if reply.status == 200 and ok(last):
+                    return
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            last = str(error)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout} s ({last}):\n{_tail(log)}")
+
+
+def _etcd_healthy(body: str) -> bool:
+    return json.loads(body).get("health") == "true"
+
+
+def _apiserver_ready(body: str) -> bool:
+    return body.strip() == "ok"
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def control_plane(
+    directory: Path, *, controller_manager: bool = True, timeout: float = 90
+) -> Iterator[ControlPlane]:
+    """etcd, kube-apiserver (TLS, ``Node,RBAC``, service range ``SERVICE_RANGE``) and, with
+    ``controller_manager``, kube-controller-manager running ``CONTROLLERS``, all on 127.0.0.1 with their
+    state in ``directory``; yields once ``/readyz`` is ok."""
+    bin_dir = binaries()
+    logs = directory / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    ca_file = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    serving = ca.issue_cert(HOST, "localhost", "kubernetes", "kubernetes.default.svc", API_SERVICE_IP)
+    serving_cert, serving_key = directory / "apiserver.crt", directory / "apiserver.key"
+    serving.cert_chain_pems[0].write_to_path(str(serving_cert))
+    serving.private_key_pem.write_to_path(str(serving_key))
+    admin = ca.issue_cert(ADMIN_USER, common_name=ADMIN_USER, organization_name=ADMIN_GROUP)
+    admin_cert, admin_key = directory / "admin.crt", directory / "admin.key"
+    admin.cert_chain_pems[0].write_to_path(str(admin_cert))
+    admin.private_key_pem.write_to_path(str(admin_key))
+    sa_key = _service_account_key(directory)
+
+    etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+    etcd_url, peer_url = f"http://{HOST}:{etcd_port}", f"http://{HOST}:{peer_port}"
+    url = f"https://{HOST}:{api_port}"
+    kubeconfig = _write_kubeconfig(directory / "admin.kubeconfig", url, ca_file, admin_cert, admin_key)
+    client = ssl.create_default_context(cafile=str(ca_file))
+    client.load_cert_chain(str(admin_cert), str(admin_key))
+
+    with ExitStack() as stack:
+        etcd = stack.enter_context(
+            _process(
+                "etcd",
+                [
+                    str(bin_dir / "etcd"),
+                    "--name=test",
+                    f"--data-dir={directory / 'etcd'}",
+                    f"--listen-client-urls={etcd_url}",
+                    f"--advertise-client-urls={etcd_url}",
+                    f"--listen-peer-urls={peer_url}",
+                    f"--initial-advertise-peer-urls={peer_url}",
+                    f"--initial-cluster=test={peer_url}",
+                    "--log-level=warn",
+                ],
+                logs,
+            )
+        )
+        _wait_until(f"{etcd_url}/health", _etcd_healthy, etcd, logs / "etcd.log", timeout)
+        apiserver = stack.enter_context(
+            _process(
+                "kube-apiserver",
+                [
+                    str(bin_dir / "kube-apiserver"),
+                    f"--etcd-servers={etcd_url}",
+                    f"--bind-address={HOST}",
+                    f"--advertise-address={HOST}",
+                    f"--secure-port={api_port}",
+                    f"--cert-dir={directory / 'apiserver-certs'}",
+                    f"--tls-cert-file={serving_cert}",
+                    f"--tls-private-key-file={serving_key}",
+                    f"--client-ca-file={ca_file}",
+                    "--authorization-mode=Node,RBAC",
+                    f"--service-cluster-ip-range={SERVICE_RANGE}",
+                    f"--service-account-key-file={sa_key}",
+                    f"--service-account-signing-key-file={sa_key}",
+                    "--service-account-issuer=https://kubernetes.default.svc",
+                    # loopback is no valid endpoint address: leave the kubernetes Service's endpoints alone
+                    "--endpoint-reconciler-type=none",
+                ],
+                logs,
+            )
+        )
+        _wait_until(
+            f"{url}/readyz", _apiserver_ready, apiserver, logs / "kube-apiserver.log", timeout, client
+        )
+        if controller_manager:
+            stack.enter_context(
+                _process(
+                    "kube-controller-manager",
+                    [
+                        str(bin_dir / "kube-controller-manager"),
+                        f"--kubeconfig={kubeconfig}",
+                        f"--controllers={CONTROLLERS}",
+                        f"--service-account-private-key-file={sa_key}",
+                        f"--root-ca-file={ca_file}",
+                        f"--bind-address={HOST}",
+                        f"--secure-port={free_port()}",
+                        "--leader-elect=false",
+                    ],
+                    logs,
+                )
+            )
+        yield ControlPlane(url=url, ca_file=ca_file, kubeconfig=kubeconfig, logs=logs)
