@@ -31,8 +31,11 @@ SERVICE_RANGE = "10.96.0.0/16"
 API_SERVICE_IP = "10.96.0.1"  # the first address of the range: the ``kubernetes`` Service
 BUILD = ROOT / "tests" / "cluster" / "build.sh"
 # The controllers kdns's tests lean on: EndpointSlices for Services (and mirrored from Endpoints),
-# namespace deletion, owner-based garbage collection and service account tokens.
-CONTROLLERS = "endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount-token"
+# namespace deletion, owner-based garbage collection, each namespace's default service account (pods
+# are admitted only once it exists) and service account tokens.
+CONTROLLERS = (
+    "endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount,serviceaccount-token"
+)
 # The admin identity: a client certificate in the group every request is allowed for.
 ADMIN_USER, ADMIN_GROUP = "kdns-admin", "system:masters"
 
