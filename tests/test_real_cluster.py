@@ -3,6 +3,7 @@ official client are answered over DNS."""
 
 from __future__ import annotations
 
+import dns.rcode
 import pytest
 from kubernetes import client, config
 
@@ -86,3 +87,24 @@ def test_a_pod_made_ready_as_a_kubelet_would_is_answered_through_the_real_endpoi
 
         assert eventually(lambda: addresses("db.pods.svc.cluster.local."), timeout=30) == ["10.244.0.7"]
         assert addresses("db-0.db.pods.svc.cluster.local.") == ["10.244.0.7"]  # the pod's hostname
+
+
+def test_a_deleted_namespace_takes_its_names_with_it(real_cluster):
+    """The real namespace controller deletes what the namespace held; kdns follows the deletions."""
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(real_cluster.kubeconfig)))
+    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="gone")))
+    api.create_namespaced_service(
+        "gone",
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
+        ),
+    )
+    with running("--kubeconfig", str(real_cluster.kubeconfig)) as server:
+        name = "web.gone.svc.cluster.local."
+        eventually(lambda: ask(server.port, name).answer, timeout=15)
+        api.delete_namespace("gone")
+        eventually(lambda: ask(server.port, name).rcode() == dns.rcode.NXDOMAIN, timeout=60)
+        # the Namespace itself goes once the controller has emptied it and removed its finalizer
+        namespace = "gone.svc.cluster.local."
+        eventually(lambda: ask(server.port, namespace).rcode() == dns.rcode.NXDOMAIN, timeout=60)
