@@ -3,7 +3,6 @@ loopback, asked by dnspython over UDP and TCP."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -14,10 +13,10 @@ import pytest
 
 from kdns.upstream import forward
 from tests.fake_upstream import upstream
-from tests.support.client import HOST, ask
+from tests.support.client import ask
 from tests.support.metrics import endpoint, get, metric
 from tests.support.polling import eventually
-from tests.support.process import run_kdns, running
+from tests.support.process import free_port, run_kdns, running
 
 RECORDS = """
 example.com. 300 IN A 93.184.216.34
@@ -221,12 +220,6 @@ def test_external_name_targets_are_chased_upstream(fake):
         again = ask(server.port, "payments.shop.svc.cluster.local")  # from the cache now
         assert values(again) == values(reply) and fake.count("payments.example.com") == 1
         assert all(rrset.ttl <= 5 for rrset in again.answer)  # no longer than the CNAME's TTL
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def test_forwarding_to_itself_is_refused():

@@ -24,7 +24,7 @@ from tests.fake_upstream import upstream
 from tests.support.client import ask, dig
 from tests.support.paths import EXAMPLE
 from tests.support.polling import eventually
-from tests.support.process import run_kdns, running
+from tests.support.process import free_port, run_kdns, running
 from tests.support.zone import example_zone
 
 WEB = "web.shop.svc.cluster.local"
@@ -278,20 +278,6 @@ def test_rewrite_edns0_options_go_upstream_for_each_client_through_a_corefile(tm
             ((8, bytes([0, 1, 24, 0, 127, 0, 0])), (0xFFEE, bytes([127, 0, 0, 1]))),
             ((8, bytes([0, 1, 24, 0, 127, 0, 1])), (0xFFEE, bytes([127, 0, 1, 1]))),
         ]
-
-
-def free_port() -> int:
-    """A port free for UDP and TCP on 127.0.0.1 now (tests take it at once)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port")
 
 
 def test_a_block_on_another_port_gets_its_own_listener(tmp_path):

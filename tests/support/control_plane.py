@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.paths import ROOT
+from tests.support.process import free_port, stop
 
 HOST = "127.0.0.1"
 SERVICE_RANGE = "10.96.0.0/16"
@@ -47,13 +46,6 @@ def binaries() -> Path:
     if done.returncode != 0:
         raise RuntimeError(f"{BUILD} failed:\n{done.stderr}")
     return Path(done.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass
@@ -102,13 +94,7 @@ def _process(name: str, argv: Sequence[str], logs: Path) -> Iterator[subprocess.
         try:
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop(process, grace=15)
 
 
 def _wait_until(

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from tests.support.client import HOST
 from tests.support.paths import ROOT
 
 KDNS = ("-m", "kdns")
@@ -106,17 +108,37 @@ def running(
     try:
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process, grace=10)
         reader.join(5)
         if printer is not None:
             printer.join(5)
             server.stdout = "".join(printed)
+
+
+def stop(process: subprocess.Popen, *, grace: float) -> None:
+    """Stop a child by PID as a pod is stopped: SIGTERM, then SIGKILL if it has not ended ``grace``
+    seconds later."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def free_port() -> int:
+    """A port free for UDP and TCP on 127.0.0.1 now (a test takes it at once)."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind((HOST, 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port")
 
 
 def run_kdns(
