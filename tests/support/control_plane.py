@@ -57,6 +57,7 @@ class ControlPlane:
     ca_file: Path
     kubeconfig: Path
     logs: Path
+    etcd_url: str
 
 
 def _write_kubeconfig(path: Path, url: str, ca: Path, cert: Path, key: Path) -> Path:
@@ -137,11 +138,15 @@ def _tail(log: Path, lines: int = 30) -> str:
 
 @contextmanager
 def control_plane(
-    directory: Path, *, controller_manager: bool = True, timeout: float = 90
+    directory: Path,
+    *,
+    controller_manager: bool = True,
+    apiserver_args: Sequence[str] = (),
+    timeout: float = 90,
 ) -> Iterator[ControlPlane]:
-    """etcd, kube-apiserver (TLS, ``Node,RBAC``, service range ``SERVICE_RANGE``) and, with
-    ``controller_manager``, kube-controller-manager running ``CONTROLLERS``, all on 127.0.0.1 with their
-    state in ``directory``; yields once ``/readyz`` is ok."""
+    """etcd, kube-apiserver (TLS, ``Node,RBAC``, service range ``SERVICE_RANGE``, then
+    ``apiserver_args``) and, with ``controller_manager``, kube-controller-manager running
+    ``CONTROLLERS``, all on 127.0.0.1 with their state in ``directory``; yields once ``/readyz`` is ok."""
     bin_dir = binaries()
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -204,6 +209,7 @@ def control_plane(
                     "--service-account-issuer=https://kubernetes.default.svc",
                     # loopback is no valid endpoint address: leave the kubernetes Service's endpoints alone
                     "--endpoint-reconciler-type=none",
+                    *apiserver_args,
                 ],
                 logs,
             )
@@ -228,4 +234,4 @@ def control_plane(
                     logs,
                 )
             )
-        yield ControlPlane(url=url, ca_file=ca_file, kubeconfig=kubeconfig, logs=logs)
+        yield ControlPlane(url=url, ca_file=ca_file, kubeconfig=kubeconfig, logs=logs, etcd_url=etcd_url)
