@@ -27,7 +27,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import dns.message
 import dns.rcode
@@ -245,20 +245,31 @@ def event_latency(
 ) -> dict[str, Any]:
     """Update the Service's clusterIP ``updates`` times; time each until a UDP answer has the new IP."""
     meta = service["metadata"]
-    name = fqdn(service)
+    current = fake.get("Service", meta["namespace"], meta["name"])
+    if current is None:
+        raise RuntimeError(f"{fqdn(service)} is not in the fake")
+
+    def change(address: str) -> None:
+        current["spec"]["clusterIP"], current["spec"]["clusterIPs"] = address, [address]
+        current["metadata"].pop("resourceVersion", None)
+        fake.update(current)
+
+    return change_latency(port, fqdn(service), change, updates, gap)
+
+
+def change_latency(
+    port: int, name: str, change: Callable[[str], None], updates: int, gap: float
+) -> dict[str, Any]:
+    """``updates`` times, ``change`` gives ``name`` a new address; each timed from just before the
+    call until a UDP answer for ``name`` is that address alone."""
     asker = Asker(port)
     samples: list[dict[str, Any]] = []
     try:
-        current = fake.get("Service", meta["namespace"], meta["name"])
-        if current is None:
-            raise RuntimeError(f"{name} is not in the fake")
         for i in range(updates):
             address = f"10.110.{i // 250}.{i % 250 + 1}"
             packed = socket.inet_aton(address)
-            current["spec"]["clusterIP"], current["spec"]["clusterIPs"] = address, [address]
-            current["metadata"].pop("resourceVersion", None)
             started = time.perf_counter()
-            fake.update(current)
+            change(address)
             written = time.perf_counter()
             deadline, polls, seen, reply = started + 5.0, 0, None, None
             while time.perf_counter() < deadline:
@@ -380,20 +391,63 @@ def longest_gap(times: list[float], start: float, end: float) -> tuple[float, fl
     return gap, at
 
 
-def relist(fake: KubeFake, server: Kdns, targets: Targets, before: float, out: Path) -> dict[str, Any]:
-    """Force every reflector to relist (410) while a child process queries; measure gaps and convergence."""
+Check = tuple[str, str, Callable[[bytes | None], bool]]  # (what changed, name asked, converged answer?)
+
+
+class Outage(Protocol):
+    """An API server taken down and brought back so that every reflector's next watch gets 410 Gone."""
+
+    def begin(self) -> list[Check]:
+        """Stop the API, change objects behind kdns's back, compact the history; what to check."""
+        ...
+
+    def end(self) -> None:
+        """Start the API again."""
+        ...
+
+    def list_times(self, since: float) -> dict[str, list[float]]:
+        """The monotonic times of the API's list requests since ``since``, by collection (empty when
+        the API server does not say)."""
+        ...
+
+
+@dataclass
+class FakeOutage:
+    """The fake stopped, three objects changed and its history compacted (``changed_during_outage``)."""
+
+    fake: KubeFake
+    targets: Targets
+
+    def begin(self) -> list[Check]:
+        self.fake.stop()
+        checks = changed_during_outage(self.fake, self.targets)
+        self.fake.compact()
+        return checks
+
+    def end(self) -> None:
+        self.fake.start()
+
+    def list_times(self, since: float) -> dict[str, list[float]]:
+        return {
+            kind: [t for t in self.fake.request_times(kind, "list") if t >= since]
+            for kind in ("namespaces", "services", "endpointslices")
+        }
+
+
+def relist(
+    outage: Outage, server: Kdns, steady: list[tuple[str, str]], before: float, out: Path
+) -> dict[str, Any]:
+    """Force every reflector to relist (410) while a child process asks ``steady`` names; measure
+    gaps and convergence."""
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     path = out / "relist-replies.f64"
     child = context.Process(
         target=query_loop,
-        args=(server.port, targets.steady, before + 120.0, str(path), (ready, stop)),
+        args=(server.port, steady, before + 120.0, str(path), (ready, stop)),
         daemon=True,
     )
     asker = Asker(server.port, timeout=0.2)
-    lists_before = {
-        kind: fake.list_count(kind) for kind in ("namespaces", "services", "endpointslices", "pods")
-    }
     server.tail.poll()
     log_mark = len(server.tail.lines)
     try:
@@ -403,11 +457,9 @@ def relist(fake: KubeFake, server: Kdns, targets: Targets, before: float, out: P
         time.sleep(before)
         cpu_before = server.cpu_seconds()
         t_stop = time.monotonic()
-        fake.stop()
-        checks = changed_during_outage(fake, targets)
-        fake.compact()
+        checks = outage.begin()
         t_start = time.monotonic()
-        fake.start()
+        outage.end()
         converged: dict[str, float] = {}
         deadline = t_start + 120.0
         while len(converged) < len(checks) and time.monotonic() < deadline:
@@ -439,10 +491,7 @@ def relist(fake: KubeFake, server: Kdns, targets: Targets, before: float, out: P
     gap_all, gap_all_at = longest_gap(ok_times, t_stop, end)
     rtts = [(r - s, r) for s, r in zip(sent, received, strict=True) if t_start <= r <= end]
     worst_rtt = max(rtts, default=(float("nan"), 0.0))
-    list_times = {
-        kind: [t for t in fake.request_times(kind, "list") if t >= t_start]
-        for kind in ("namespaces", "services", "endpointslices")
-    }
+    list_times = outage.list_times(t_start)
     active_from = min((times[0] for times in list_times.values() if times), default=t_start)
     active = [t for t in ok_times if active_from <= t <= end]
     memory = server.memory_kib()
@@ -454,12 +503,12 @@ def relist(fake: KubeFake, server: Kdns, targets: Targets, before: float, out: P
         if at is not None and any(k in line for k in ("expired", "unavailable", "available again", "watch ")):
             events.append({"at_s": at - t_start, "line": line})
     return {
-        "steady_names": targets.steady,
+        "steady_names": steady,
         "outage_s": t_start - t_stop,
         "converged_s": None if t_converged is None else t_converged - t_start,
         "converged_each_s": {what: at - t_start for what, at in converged.items()},
         "changes": [(what, name) for what, name, _ in checks],
-        "lists": {k: fake.list_count(k) - v for k, v in lists_before.items()},
+        "lists": {kind: len(times) for kind, times in list_times.items()},
         "list_times_s": {kind: [t - t_start for t in times] for kind, times in list_times.items()},
         "active_from_s": active_from - t_start,
         "answers_active_per_s": len(active) / (end - active_from) if end > active_from else float("nan"),
@@ -682,7 +731,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         lat = result["latency"]["latency_ms"]
         say(f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms")
         step("4. serving during a full relist")
-        result["relist"] = relist(fake, server, targets, args.baseline, out)
+        result["relist"] = relist(FakeOutage(fake, targets), server, targets.steady, args.baseline, out)
         rel = result["relist"]
         say(f"converged {rel['converged_s']} s after the restart, longest gap {rel['longest_gap_ms']:.1f} ms")
         step("4b. profile of another full relist (py-spy and perf)")
