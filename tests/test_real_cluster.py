@@ -3,13 +3,16 @@ official client are answered over DNS."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dns.rcode
 import pytest
 from kubernetes import client, config
 
-from tests.support.client import ask
+from tests.support.client import ask, lookup
 from tests.support.polling import eventually
-from tests.support.process import running
+from tests.support.process import Server, running
+from tests.support.real_objects import core_api, create_namespace, create_service, run_pod
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +111,124 @@ def test_a_deleted_namespace_takes_its_names_with_it(real_cluster):
         # the Namespace itself goes once the controller has emptied it and removed its finalizer
         namespace = "gone.svc.cluster.local."
         eventually(lambda: ask(server.port, namespace).rcode() == dns.rcode.NXDOMAIN, timeout=60)
+
+
+# -- scenarios: one kdns follows the shared cluster, each scenario in a namespace of its own ----------
+
+
+@pytest.fixture(scope="module")
+def follower(real_cluster) -> Iterator[Server]:
+    """A kdns following the shared cluster, for the scenarios that need no options of their own."""
+    with running("--kubeconfig", str(real_cluster.kubeconfig)) as server:
+        yield server
+
+
+@pytest.fixture
+def core(real_cluster) -> client.CoreV1Api:
+    return core_api(real_cluster.kubeconfig)
+
+
+def answered(port: int, name: str, qtype: str, expected: tuple[str, set[str]], timeout: float = 30):
+    """Wait until kdns answers ``name`` ``qtype`` with ``expected`` (an rcode name and the answer's
+    records, as ``lookup`` gives them); fail with the last answer after ``timeout``."""
+    seen: list[tuple[str, set[str]]] = []
+
+    def check() -> bool:
+        seen[:] = [lookup(port, name, qtype)]
+        return seen[0] == expected
+
+    try:
+        eventually(check, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"{name} {qtype}: {seen[0]} after {timeout} s, not {expected}") from None
+
+
+def srv_targets(port: int, name: str, **options) -> tuple[str, set[tuple[int, str]]]:
+    """The rcode of ``name``'s SRV answer and its (port, target) pairs (weights depend on the count)."""
+    rcode, records = lookup(port, name, "SRV", **options)
+    return rcode, {(int(text.split()[2]), text.split()[3]) for text in records}
+
+
+def test_a_cluster_ip_service_is_answered_then_follows_its_ports_and_its_deletion(core, follower):
+    ns = create_namespace(core, "kind-clusterip")
+    created = create_service(core, ns, "web", ports=[("http", 80, "TCP")], selector={"app": "web"})
+    name = f"web.{ns}.svc.cluster.local."
+    ip = created.spec.cluster_ip
+    answered(follower.port, name, "A", ("NOERROR", {ip}))
+    assert srv_targets(follower.port, f"_http._tcp.{name}") == ("NOERROR", {(80, name)})
+
+    created.spec.ports = [
+        client.V1ServicePort(name="https", port=443, protocol="TCP"),
+        client.V1ServicePort(name="dns", port=53, protocol="UDP"),
+    ]
+    core.replace_namespaced_service("web", ns, created)
+    answered(follower.port, f"_https._tcp.{name}", "SRV", ("NOERROR", {f"0 100 443 {name}"}))
+    assert srv_targets(follower.port, f"_dns._udp.{name}") == ("NOERROR", {(53, name)})
+    assert lookup(follower.port, f"_http._tcp.{name}", "SRV") == ("NXDOMAIN", set())
+    assert lookup(follower.port, name) == ("NOERROR", {ip})  # an update keeps the cluster IP
+
+    core.delete_namespaced_service("web", ns)
+    answered(follower.port, name, "A", ("NXDOMAIN", set()))
+    assert lookup(follower.port, f"_https._tcp.{name}", "SRV")[0] == "NXDOMAIN"
+    assert lookup(follower.port, f"{ns}.svc.cluster.local.")[0] == "NOERROR"  # the namespace stays
+
+
+@pytest.mark.parametrize("kind", ["NodePort", "LoadBalancer"])
+def test_node_port_and_load_balancer_services_are_answered_as_cluster_ip_ones(core, follower, kind):
+    ns = create_namespace(core, f"kind-{kind.lower()}")
+    created = create_service(
+        core, ns, "edge", ports=[("http", 80, "TCP")], selector={"app": "edge"}, type=kind
+    )
+    node_port = created.spec.ports[0].node_port
+    assert 30000 <= node_port <= 32767  # allocated by the API server from its node port range
+    name = f"edge.{ns}.svc.cluster.local."
+    answered(follower.port, name, "A", ("NOERROR", {created.spec.cluster_ip}))
+    # SRV names the Service's port, not the node port (CoreDNS answers the same)
+    assert srv_targets(follower.port, f"_http._tcp.{name}") == ("NOERROR", {(80, name)})
+
+
+def test_an_external_name_service_is_a_cname_that_follows_its_target(core, follower):
+    ns = create_namespace(core, "kind-externalname")
+    web = create_service(core, ns, "web", ports=[("http", 80, "TCP")], selector={"app": "web"})
+    target = f"web.{ns}.svc.cluster.local."
+    alias = create_service(core, ns, "alias", type="ExternalName", external_name=target.rstrip("."))
+    assert alias.spec.cluster_ip is None  # the API server allocates none for an ExternalName Service
+    name = f"alias.{ns}.svc.cluster.local."
+    # a target inside the cluster zone is followed: the CNAME, then the target's address
+    answered(follower.port, name, "A", ("NOERROR", {target, web.spec.cluster_ip}))
+
+    core.patch_namespaced_service("alias", ns, {"spec": {"externalName": "db.example.org"}})
+    answered(follower.port, name, "CNAME", ("NOERROR", {"db.example.org."}))
+
+
+def test_a_headless_service_answers_each_ready_pod_by_address_hostname_and_port(core, follower):
+    ns = create_namespace(core, "kind-headless", for_pods=True)
+    create_service(
+        core,
+        ns,
+        "db",
+        ports=[("pg", 5432, "TCP"), ("stats", 8125, "UDP")],
+        selector={"app": "db"},
+        cluster_ip="None",
+    )
+    labels = {"app": "db"}
+    run_pod(core, ns, "db-0", "10.244.1.10", labels=labels, hostname="db-0", subdomain="db")
+    run_pod(core, ns, "db-1", "10.244.1.11", labels=labels, hostname="db-1", subdomain="db")
+    run_pod(core, ns, "worker", "10.244.1.12", labels=labels)  # no hostname: named by its address
+    name = f"db.{ns}.svc.cluster.local."
+    answered(follower.port, name, "A", ("NOERROR", {"10.244.1.10", "10.244.1.11", "10.244.1.12"}))
+    assert lookup(follower.port, f"db-0.{name}") == ("NOERROR", {"10.244.1.10"})
+    assert lookup(follower.port, f"db-1.{name}") == ("NOERROR", {"10.244.1.11"})
+    assert lookup(follower.port, f"10-244-1-12.{name}") == ("NOERROR", {"10.244.1.12"})
+    assert lookup(follower.port, "10.1.244.10.in-addr.arpa.", "PTR") == ("NOERROR", {f"db-0.{name}"})
+    members = {f"db-0.{name}", f"db-1.{name}", f"10-244-1-12.{name}"}
+    for tcp in (False, True):  # over either transport
+        assert srv_targets(follower.port, f"_pg._tcp.{name}", tcp=tcp) == (
+            "NOERROR",
+            {(5432, member) for member in members},
+        )
+        assert srv_targets(follower.port, f"_stats._udp.{name}", tcp=tcp) == (
+            "NOERROR",
+            {(8125, member) for member in members},
+        )
+    assert lookup(follower.port, f"_pg._udp.{name}", "SRV")[0] == "NXDOMAIN"
