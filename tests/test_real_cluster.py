@@ -12,7 +12,18 @@ from kubernetes import client, config
 from tests.support.client import ask, lookup
 from tests.support.polling import eventually
 from tests.support.process import Server, running
-from tests.support.real_objects import core_api, create_namespace, create_service, run_pod
+from tests.support.real_objects import (
+    MANAGED_BY_LABEL,
+    MIRRORING_CONTROLLER,
+    SERVICE_NAME_LABEL,
+    api_client,
+    core_api,
+    create_namespace,
+    create_service,
+    report_ready,
+    run_pod,
+    run_pods,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -232,3 +243,114 @@ def test_a_headless_service_answers_each_ready_pod_by_address_hostname_and_port(
             {(8125, member) for member in members},
         )
     assert lookup(follower.port, f"_pg._udp.{name}", "SRV")[0] == "NXDOMAIN"
+
+
+def test_a_pod_that_stops_being_ready_leaves_the_answer_unless_not_ready_addresses_are_published(
+    core, follower
+):
+    """The kubelet's Ready condition, True -> False -> True through the status subresource: the real
+    EndpointSlice controller marks the endpoint not ready, and ready again."""
+    ns = create_namespace(core, "readiness", for_pods=True)
+    selector = {"app": "cache"}
+    create_service(core, ns, "cache", ports=[("redis", 6379, "TCP")], selector=selector, cluster_ip="None")
+    create_service(
+        core,
+        ns,
+        "cache-peers",
+        ports=[("gossip", 7000, "TCP")],
+        selector=selector,
+        cluster_ip="None",
+        publish_not_ready_addresses=True,
+    )
+    run_pods(core, ns, [("cache-0", "10.244.2.10"), ("cache-1", "10.244.2.11")], labels=selector)
+    both = ("NOERROR", {"10.244.2.10", "10.244.2.11"})
+    ready_only, peers = f"cache.{ns}.svc.cluster.local.", f"cache-peers.{ns}.svc.cluster.local."
+    answered(follower.port, ready_only, "A", both)
+    answered(follower.port, peers, "A", both)
+
+    report_ready(core, ns, "cache-1", False)
+    answered(follower.port, ready_only, "A", ("NOERROR", {"10.244.2.10"}))
+    assert lookup(follower.port, f"10-244-2-11.{ready_only}")[0] == "NXDOMAIN"
+    assert lookup(follower.port, peers) == both  # published however ready it is
+    assert lookup(follower.port, f"10-244-2-11.{peers}") == ("NOERROR", {"10.244.2.11"})
+
+    report_ready(core, ns, "cache-1", True)
+    answered(follower.port, ready_only, "A", both)
+
+
+def test_a_headless_answer_follows_a_scale_up_and_a_scale_down(core, follower):
+    """Twenty pods made ready at once, then seventeen deleted: ten as a ReplicaSet deletes them (they
+    stay terminating, as no kubelet confirms they stopped), seven at once (grace period 0)."""
+    ns = create_namespace(core, "scale", for_pods=True)
+    selector = {"app": "worker"}
+    create_service(core, ns, "workers", ports=[("http", 8080, "TCP")], selector=selector, cluster_ip="None")
+    pods = [(f"worker-{i:02d}", f"10.244.3.{i + 1}") for i in range(20)]
+    run_pods(core, ns, pods, labels=selector)
+    name = f"workers.{ns}.svc.cluster.local."
+    answered(follower.port, name, "A", ("NOERROR", {ip for _, ip in pods}))
+
+    for pod_name, _ in pods[3:13]:
+        core.delete_namespaced_pod(pod_name, ns)
+    for pod_name, _ in pods[13:]:
+        core.delete_namespaced_pod(pod_name, ns, grace_period_seconds=0)
+    answered(follower.port, name, "A", ("NOERROR", {ip for _, ip in pods[:3]}))
+    terminating = core.read_namespaced_pod(pods[3][0], ns)
+    assert terminating.metadata.deletion_timestamp is not None  # still there, as no kubelet runs
+    assert srv_targets(follower.port, f"_http._tcp.{name}", tcp=True) == (
+        "NOERROR",
+        {(8080, f"{ip.replace('.', '-')}.{name}") for _, ip in pods[:3]},
+    )
+
+
+def test_a_changed_selector_moves_the_answer_to_the_other_pods(core, follower):
+    ns = create_namespace(core, "selector", for_pods=True)
+    run_pods(core, ns, [("a-0", "10.244.4.1"), ("a-1", "10.244.4.2")], labels={"app": "a"})
+    run_pods(core, ns, [("b-0", "10.244.4.11"), ("b-1", "10.244.4.12")], labels={"app": "b"})
+    create_service(core, ns, "pick", ports=[("http", 80, "TCP")], selector={"app": "a"}, cluster_ip="None")
+    name = f"pick.{ns}.svc.cluster.local."
+    answered(follower.port, name, "A", ("NOERROR", {"10.244.4.1", "10.244.4.2"}))
+
+    core.patch_namespaced_service("pick", ns, {"spec": {"selector": {"app": "b"}}})
+    answered(follower.port, name, "A", ("NOERROR", {"10.244.4.11", "10.244.4.12"}))
+    assert lookup(follower.port, f"10-244-4-1.{name}")[0] == "NXDOMAIN"
+
+
+def test_hand_written_endpoints_of_a_selectorless_service_are_answered_through_their_mirror(
+    core, follower, real_cluster
+):
+    """A v1 Endpoints object for a Service without a selector (an outside database): the real
+    EndpointSlice mirroring controller copies it into an EndpointSlice, which kdns answers."""
+    ns = create_namespace(core, "mirror")
+    create_service(core, ns, "mongo", ports=[("mongo", 27017, "TCP")], cluster_ip="None")
+    core.create_namespaced_endpoints(
+        ns,
+        client.V1Endpoints(
+            metadata=client.V1ObjectMeta(name="mongo"),
+            subsets=[
+                client.V1EndpointSubset(
+                    addresses=[client.V1EndpointAddress(ip="192.0.2.10")],
+                    ports=[client.CoreV1EndpointPort(name="mongo", port=27017, protocol="TCP")],
+                )
+            ],
+        ),
+    )
+    discovery = client.DiscoveryV1Api(api_client(real_cluster.kubeconfig))
+    mirrored = eventually(
+        lambda: (
+            discovery.list_namespaced_endpoint_slice(
+                ns, label_selector=f"{SERVICE_NAME_LABEL}=mongo,{MANAGED_BY_LABEL}={MIRRORING_CONTROLLER}"
+            ).items
+        ),
+        timeout=30,
+    )
+    assert [endpoint.addresses for endpoint in mirrored[0].endpoints] == [["192.0.2.10"]]
+    name = f"mongo.{ns}.svc.cluster.local."
+    answered(follower.port, name, "A", ("NOERROR", {"192.0.2.10"}))
+    assert srv_targets(follower.port, f"_mongo._tcp.{name}") == ("NOERROR", {(27017, f"192-0-2-10.{name}")})
+
+    core.patch_namespaced_endpoints(
+        "mongo",
+        ns,
+        {"subsets": [{"addresses": [{"ip": "192.0.2.11"}], "ports": [{"name": "mongo", "port": 27017}]}]},
+    )
+    answered(follower.port, name, "A", ("NOERROR", {"192.0.2.11"}))

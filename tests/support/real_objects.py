@@ -15,6 +15,10 @@ from tests.support.polling import eventually
 
 CONFLICT = 409
 NODE = "node-a"
+# the labels the API's EndpointSlice controllers put on the slices they make
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+MIRRORING_CONTROLLER = "endpointslicemirroring-controller.k8s.io"
 
 
 def api_client(kubeconfig: Path) -> client.ApiClient:
