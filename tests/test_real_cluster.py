@@ -3,13 +3,18 @@ official client are answered over DNS."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import dns.rcode
 import pytest
-from kubernetes import client, config
+from kubernetes import client, config, utils
 
-from tests.support.client import ask, lookup
+from tests.support.client import HOST, ask, lookup
+from tests.support.control_plane import API_SERVICE_IP
+from tests.support.deploy import DEPLOY
+from tests.support.metrics import endpoint, get
 from tests.support.polling import eventually
 from tests.support.process import Server, running
 from tests.support.real_objects import (
@@ -20,10 +25,14 @@ from tests.support.real_objects import (
     core_api,
     create_namespace,
     create_service,
+    kubeconfig_for,
     report_ready,
     run_pod,
     run_pods,
+    service_account_token,
+    token_kubeconfig,
 )
+from tests.support.relay import relay
 
 pytestmark = pytest.mark.slow
 
@@ -354,3 +363,63 @@ def test_hand_written_endpoints_of_a_selectorless_service_are_answered_through_t
         {"subsets": [{"addresses": [{"ip": "192.0.2.11"}], "ports": [{"name": "mongo", "port": 27017}]}]},
     )
     answered(follower.port, name, "A", ("NOERROR", {"192.0.2.11"}))
+
+
+# -- readiness: /ready follows what kdns could list -------------------------------------------------
+
+
+def test_ready_is_503_while_kdns_may_not_list_the_cluster_and_200_once_its_role_is_bound(
+    core, real_cluster, tmp_path
+):
+    """The API server answers, but kdns's ServiceAccount (deploy/serviceaccount.yaml) has no grant yet:
+    every list is forbidden and /ready says 503, until deploy/'s ClusterRole and ClusterRoleBinding
+    are applied and kdns's next lists succeed."""
+    admin = api_client(real_cluster.kubeconfig)
+    utils.create_from_yaml(admin, str(DEPLOY / "serviceaccount.yaml"))
+    token = service_account_token(core, "kube-system", "kdns")
+    kubeconfig = token_kubeconfig(
+        tmp_path / "kubeconfig", server=real_cluster.url, ca_file=real_cluster.ca_file, token=token
+    )
+    with running(
+        "--kubeconfig", str(kubeconfig), "--startup-timeout", "0.5", "--ready", "127.0.0.1:0"
+    ) as server:
+        ready = endpoint(server, "ready") + "/ready"
+        assert get(ready) == (503, "kubernetes")
+        assert eventually(lambda: server.logged("HTTP 403"), timeout=10)
+        for manifest in ("clusterrole.yaml", "clusterrolebinding.yaml"):
+            utils.create_from_yaml(admin, str(DEPLOY / manifest))
+        eventually(lambda: get(ready) == (200, "OK"), timeout=45)
+        answered(server.port, "kubernetes.default.svc.cluster.local.", "A", ("NOERROR", {API_SERVICE_IP}))
+
+
+def test_an_api_server_down_at_start_up_is_followed_once_it_comes_up(core, real_cluster, tmp_path):
+    """kdns starts while nothing listens where its kubeconfig points (a relay to the real API server,
+    not yet open): it serves, not ready, and keeps retrying; once the relay opens it lists, is ready and
+    answers, and a name the cluster lacks is NXDOMAIN again."""
+    ns = create_namespace(core, "late-api")
+    created = create_service(core, ns, "web", ports=[("http", 80, "TCP")], selector={"app": "web"})
+    name = f"web.{ns}.svc.cluster.local."
+    api = urlsplit(real_cluster.url)
+    with relay((api.hostname, api.port)) as front:
+        kubeconfig = kubeconfig_for(
+            tmp_path / "kubeconfig", real_cluster.kubeconfig, server=f"https://{HOST}:{front.port}"
+        )
+        with running(
+            "--kubeconfig", str(kubeconfig), "--startup-timeout", "0.5", "--ready", "127.0.0.1:0"
+        ) as server:
+            ready = endpoint(server, "ready") + "/ready"
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:  # not ready for as long as the API is away
+                assert get(ready) == (503, "kubernetes")
+                assert server.process.poll() is None
+                time.sleep(0.25)
+            # the name may exist: a failure, not an NXDOMAIN that clients would cache (as CoreDNS)
+            assert lookup(server.port, name) == ("SERVFAIL", set())
+            missing = f"nothing.{ns}.svc.cluster.local."
+            assert lookup(server.port, missing) == ("SERVFAIL", set())
+            assert server.logged("Kubernetes API unavailable")
+            front.open()
+            eventually(lambda: get(ready) == (200, "OK"), timeout=45)
+            answered(server.port, name, "A", ("NOERROR", {created.spec.cluster_ip}))
+            assert lookup(server.port, missing) == ("NXDOMAIN", set())
+            assert server.logged("Kubernetes API available again")
