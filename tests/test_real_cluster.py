@@ -9,12 +9,14 @@ from urllib.parse import urlsplit
 
 import dns.rcode
 import pytest
+import yaml
 from kubernetes import client, config, utils
 
 from tests.support.client import HOST, ask, lookup
-from tests.support.control_plane import API_SERVICE_IP
+from tests.support.control_plane import API_SERVICE_IP, control_plane
 from tests.support.deploy import DEPLOY
 from tests.support.metrics import endpoint, get
+from tests.support.paths import ROOT
 from tests.support.polling import eventually
 from tests.support.process import Server, running
 from tests.support.real_objects import (
@@ -423,3 +425,119 @@ def test_an_api_server_down_at_start_up_is_followed_once_it_comes_up(core, real_
             answered(server.port, name, "A", ("NOERROR", {created.spec.cluster_ip}))
             assert lookup(server.port, missing) == ("NXDOMAIN", set())
             assert server.logged("Kubernetes API available again")
+
+
+# -- multicluster: ServiceImports (KEP-1645) from a CRD installed after kdns started ---------------
+
+SERVICE_IMPORTS_CRD = ROOT / "tests" / "cluster" / "serviceimports-crd.yaml"
+MCS_GROUP, MCS_VERSION = "multicluster.x-k8s.io", "v1alpha1"
+
+
+def imported_slice(name: str, imported: str, cluster: str, endpoints: list[dict], port: tuple) -> dict:
+    """An EndpointSlice of a ServiceImport from member cluster ``cluster``, labelled as KEP-1645 says
+    (and without ``kubernetes.io/service-name``: no Service of this cluster owns it)."""
+    port_name, number, protocol = port
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "multicluster.kubernetes.io/service-name": imported,
+                "multicluster.kubernetes.io/source-cluster": cluster,
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": port_name, "port": number, "protocol": protocol}],
+    }
+
+
+def test_service_imports_are_answered_once_their_crd_is_installed_after_start_up(tmp_path):
+    """kdns with --multicluster starts on a cluster without the ServiceImport CRD: it is ready (the
+    missing resource is held empty) and looks again with backoff; once the CRD is installed it lists
+    and watches ServiceImports, answered in the clusterset zone. No controller is needed: the
+    cluster is its own, as it gains a cluster-wide CRD."""
+    with control_plane(tmp_path / "cluster", controller_manager=False) as plane:
+        admin = api_client(plane.kubeconfig)
+        core = client.CoreV1Api(admin)
+        ns = create_namespace(core, "mcs")
+        with running(
+            "--kubeconfig",
+            str(plane.kubeconfig),
+            "--multicluster",
+            "clusterset.local",
+            "--ready",
+            "127.0.0.1:0",
+        ) as server:
+            assert server.logged("serviceimports: the Kubernetes API does not serve")
+            assert get(endpoint(server, "ready") + "/ready") == (200, "OK")
+            web = f"web.{ns}.svc.clusterset.local."
+            assert lookup(server.port, web) == ("NXDOMAIN", set())
+
+            extensions = client.ApiextensionsV1Api(admin)
+            extensions.create_custom_resource_definition(yaml.safe_load(SERVICE_IMPORTS_CRD.read_text()))
+
+            def established() -> bool:
+                crd = extensions.read_custom_resource_definition("serviceimports.multicluster.x-k8s.io")
+                return any(
+                    c.type == "Established" and c.status == "True" for c in crd.status.conditions or ()
+                )
+
+            eventually(established, timeout=20)
+            imports = client.CustomObjectsApi(admin)
+            http = {"name": "http", "port": 80, "protocol": "TCP"}
+            imports.create_namespaced_custom_object(
+                MCS_GROUP,
+                MCS_VERSION,
+                ns,
+                "serviceimports",
+                {
+                    "apiVersion": f"{MCS_GROUP}/{MCS_VERSION}",
+                    "kind": "ServiceImport",
+                    "metadata": {"name": "web"},
+                    "spec": {"type": "ClusterSetIP", "ips": ["10.42.0.5"], "ports": [http]},
+                },
+            )
+            # the reflector's next look (backoff from 0.8 s, doubling, with jitter) finds the CRD
+            answered(server.port, web, "A", ("NOERROR", {"10.42.0.5"}), timeout=45)
+            assert srv_targets(server.port, f"_http._tcp.{web}") == ("NOERROR", {(80, web)})
+
+            # a headless import answers the ready endpoints of its slices from every member cluster
+            imports.create_namespaced_custom_object(
+                MCS_GROUP,
+                MCS_VERSION,
+                ns,
+                "serviceimports",
+                {
+                    "apiVersion": f"{MCS_GROUP}/{MCS_VERSION}",
+                    "kind": "ServiceImport",
+                    "metadata": {"name": "db"},
+                    "spec": {"type": "Headless", "ports": [{"name": "pg", "port": 5432}]},
+                },
+            )
+            discovery = client.DiscoveryV1Api(admin)
+            pg = ("pg", 5432, "TCP")
+            a_endpoints = [
+                {"addresses": ["10.1.0.1"], "hostname": "db-0", "conditions": {"ready": True}},
+                {"addresses": ["10.1.0.3"], "hostname": "db-2", "conditions": {"ready": False}},
+            ]
+            b_endpoints = [{"addresses": ["10.2.0.9"], "conditions": {"ready": True}}]
+            discovery.create_namespaced_endpoint_slice(
+                ns, imported_slice("db-a", "db", "cluster-a", a_endpoints, pg)
+            )
+            discovery.create_namespaced_endpoint_slice(
+                ns, imported_slice("db-b", "db", "cluster-b", b_endpoints, pg)
+            )
+            db = f"db.{ns}.svc.clusterset.local."
+            answered(server.port, db, "A", ("NOERROR", {"10.1.0.1", "10.2.0.9"}))
+            assert lookup(server.port, f"db-0.cluster-a.{db}") == ("NOERROR", {"10.1.0.1"})
+            assert lookup(server.port, f"10-2-0-9.cluster-b.{db}") == ("NOERROR", {"10.2.0.9"})
+            assert lookup(server.port, f"db-2.cluster-a.{db}")[0] == "NXDOMAIN"  # not ready
+
+            imports.patch_namespaced_custom_object(
+                MCS_GROUP, MCS_VERSION, ns, "serviceimports", "web", {"spec": {"ips": ["10.42.0.6"]}}
+            )
+            answered(server.port, web, "A", ("NOERROR", {"10.42.0.6"}))
+            imports.delete_namespaced_custom_object(MCS_GROUP, MCS_VERSION, ns, "serviceimports", "web")
+            answered(server.port, web, "A", ("NXDOMAIN", set()))
