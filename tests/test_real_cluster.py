@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import dns.rcode
 import pytest
 import yaml
-from kubernetes import client, config, utils
+from kubernetes import client, utils
 
 from tests.support.client import HOST, ask, lookup
 from tests.support.control_plane import API_SERVICE_IP, control_plane
@@ -40,15 +40,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_service_made_through_the_api_is_answered(real_cluster):
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(real_cluster.kubeconfig)))
-    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="smoke")))
-    service = api.create_namespaced_service(
-        "smoke",
-        client.V1Service(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
-        ),
-    )
+    api = core_api(real_cluster.kubeconfig)
+    create_namespace(api, "smoke")
+    service = create_service(api, "smoke", "web", ports=[("", 80, "TCP")], selector={"app": "web"})
     cluster_ip = service.spec.cluster_ip
     assert cluster_ip.startswith("10.96.")  # allocated by the API server from its service range
 
@@ -66,44 +60,10 @@ def test_a_pod_made_ready_as_a_kubelet_would_is_answered_through_the_real_endpoi
 ):
     """No kubelet runs: the pod gets a node, then an IP, Running and Ready through the status
     subresource, as a kubelet reports them; the real EndpointSlice controller makes the slice."""
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(real_cluster.kubeconfig)))
-    api.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="node-a")))
-    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="pods")))
-    # pods are admitted once the service account controller has made the namespace's "default"
-    eventually(lambda: api.list_namespaced_service_account("pods").items, timeout=30)
-    api.create_namespaced_service(
-        "pods",
-        client.V1Service(
-            metadata=client.V1ObjectMeta(name="db"),
-            spec=client.V1ServiceSpec(
-                cluster_ip="None", ports=[client.V1ServicePort(name="pg", port=5432)], selector={"app": "db"}
-            ),
-        ),
-    )
-    api.create_namespaced_pod(
-        "pods",
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name="db-0", labels={"app": "db"}),
-            spec=client.V1PodSpec(
-                node_name="node-a",
-                hostname="db-0",
-                subdomain="db",
-                containers=[client.V1Container(name="db", image="postgres")],
-            ),
-        ),
-    )
-    api.patch_namespaced_pod_status(
-        "db-0",
-        "pods",
-        {
-            "status": {
-                "phase": "Running",
-                "podIP": "10.244.0.7",
-                "podIPs": [{"ip": "10.244.0.7"}],
-                "conditions": [{"type": "Ready", "status": "True"}],
-            }
-        },
-    )
+    api = core_api(real_cluster.kubeconfig)
+    create_namespace(api, "pods", for_pods=True)
+    create_service(api, "pods", "db", ports=[("pg", 5432, "TCP")], selector={"app": "db"}, cluster_ip="None")
+    run_pod(api, "pods", "db-0", "10.244.0.7", labels={"app": "db"}, hostname="db-0", subdomain="db")
     with running("--kubeconfig", str(real_cluster.kubeconfig)) as server:
 
         def addresses(name: str) -> list[str]:
@@ -116,15 +76,9 @@ def test_a_pod_made_ready_as_a_kubelet_would_is_answered_through_the_real_endpoi
 
 def test_a_deleted_namespace_takes_its_names_with_it(real_cluster):
     """The real namespace controller deletes what the namespace held; kdns follows the deletions."""
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(real_cluster.kubeconfig)))
-    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="gone")))
-    api.create_namespaced_service(
-        "gone",
-        client.V1Service(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
-        ),
-    )
+    api = core_api(real_cluster.kubeconfig)
+    create_namespace(api, "gone")
+    create_service(api, "gone", "web", ports=[("", 80, "TCP")], selector={"app": "web"})
     with running("--kubeconfig", str(real_cluster.kubeconfig)) as server:
         name = "web.gone.svc.cluster.local."
         eventually(lambda: ask(server.port, name).answer, timeout=15)

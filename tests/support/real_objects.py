@@ -1,7 +1,9 @@
 """Objects made in a real API server through the official client, standing in for the parts of a
-cluster the test control plane does not run: a node (no kubelet registers one), pods given an IP and a
-``Ready`` condition through the status subresource (as a kubelet reports them), and namespaces that
-admit pods once the service account controller has made their ``default`` ServiceAccount."""
+cluster the test control plane does not run: a node (no kubelet registers one, and the EndpointSlice
+controller leaves out pods bound to a node that does not exist), pods given an IP and a ``Ready``
+condition through the status subresource (as a kubelet reports them), and namespaces that admit pods
+once the service account controller has made their ``default`` ServiceAccount. Also the kubeconfigs
+kdns is given: a ServiceAccount's token, or the admin's identity through another address."""
 
 from __future__ import annotations
 
@@ -109,13 +111,14 @@ def create_service(
     selector: dict[str, str] | None = None,
     **spec: object,
 ) -> client.V1Service:
-    """Service ``name`` with ``ports`` as (name, port, protocol) and ``spec``'s other fields (the
-    client's names: ``cluster_ip``, ``type``, ``external_name``, ``publish_not_ready_addresses``); the
-    API server's answer, its defaults filled in."""
+    """Service ``name`` with ``ports`` as (name, port, protocol), ``""`` for an unnamed port, and
+    ``spec``'s other fields by the client's names (``cluster_ip``, ``type``, ``external_name``,
+    ``publish_not_ready_addresses``); returns the API server's answer, its defaults filled in."""
     body = client.V1Service(
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1ServiceSpec(
-            ports=[client.V1ServicePort(name=n, port=p, protocol=proto) for n, p, proto in ports] or None,
+            ports=[client.V1ServicePort(name=n or None, port=p, protocol=proto) for n, p, proto in ports]
+            or None,
             selector=selector,
             **spec,
         ),
