@@ -111,6 +111,7 @@ class Informer:
         object_filter: ObjectFilter,
     ) -> None:
         self.zone = zone
+        zone.listing()
         self.settings = settings
         self.health = ApiHealth()
         self.synced = asyncio.Event()
@@ -199,4 +200,5 @@ class Informer:
                 counts["endpoints"],
                 counts["names"],
             )
+            self.zone.listed()
             self.synced.set()

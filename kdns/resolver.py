@@ -43,7 +43,7 @@ from kdns.codes import (
     A,
 )
 from kdns.config import PodMode, ZoneSettings
-from kdns.zone.index import ZoneIndex
+from kdns.zone.index import UNLISTED, ZoneIndex
 from kdns.zone.names import ZoneLayout, ip_of_dashed, join, longest_zone, to_wire
 
 SCHEMA_TXT_TTL = 28800  # CoreDNS serves dns-version with this TTL
@@ -142,6 +142,8 @@ class Resolver:
             if rrsets is None:
                 if not answer and longest_zone(qname, self.fallthrough) is not None:
                     return None  # CoreDNS's fallthrough: the next plugin answers
+                if not self.index.complete:  # it may exist: a failure, dropped once listed
+                    return self._negative(SERVFAIL, zone, [], [*depends, UNLISTED])
                 return self._negative(NXDOMAIN, zone, answer, depends)
             found = self._rrset(name, zone, qtype, rrsets)
             if found is not None:
@@ -249,7 +251,8 @@ class Resolver:
         return RRset(zone, SOA, min(self.ttl, SOA_MAX_TTL), (soa,))
 
     def _negative(self, rcode: int, zone: bytes, answer: list[RRset], depends: list[bytes]) -> Answer:
-        """NXDOMAIN or NODATA, with the SOA whose TTL is the negative TTL (RFC 2308 section 3)."""
+        """NXDOMAIN or NODATA (or SERVFAIL), with the SOA whose TTL is the negative TTL (RFC 2308
+        section 3)."""
         soa = self._soa(zone)
         soa = RRset(soa.name, SOA, min(soa.ttl, self.ttl), soa.rdatas)
         return Answer(rcode=rcode, answer=tuple(answer), authority=(soa,), depends=tuple(depends))

@@ -168,6 +168,29 @@ def test_packed_answers_are_dropped_when_their_names_change():
     assert query("new.default.svc.cluster.local").answer[0][0].address == "10.96.1.8"
 
 
+def test_names_not_held_while_the_cluster_is_being_listed_are_servfail_until_it_is_listed():
+    """As CoreDNS before its first sync: a name the zone lacks may yet exist, so it is no NXDOMAIN
+    (which clients would cache); the packed failures go once the listing is done."""
+    zone = zone_of([namespace("default"), service("web", ip="10.96.1.1")])
+    zone.listing()
+    responder = responder_of(zone, ServeConfig())
+
+    def query(name: str) -> dns.message.Message:
+        return dns.message.from_wire(responder.respond(dns.message.make_query(name, "A").to_wire()))
+
+    assert query("web.default.svc.cluster.local").answer[0][0].address == "10.96.1.1"  # held: answered
+    assert query("default.svc.cluster.local").rcode() == dns.rcode.NOERROR  # held, no A: NODATA
+    early = query("late.default.svc.cluster.local")
+    assert early.rcode() == dns.rcode.SERVFAIL
+    assert early.authority[0].rdtype == dns.rdatatype.SOA
+    assert query("gone.default.svc.cluster.local").rcode() == dns.rcode.SERVFAIL
+    zone.apply(added(service("late", ip="10.96.1.2")))  # listed after the question was asked
+    assert query("late.default.svc.cluster.local").answer[0][0].address == "10.96.1.2"
+    zone.listed()
+    assert query("gone.default.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
+    assert query("web.default.svc.cluster.local").answer[0][0].address == "10.96.1.1"
+
+
 def test_insecure_pod_answers_follow_their_namespace():
     zone = zone_of([namespace("team")])
     responder = responder_of(zone, ServeConfig())

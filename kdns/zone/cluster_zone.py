@@ -21,7 +21,7 @@ from typing import Protocol
 from kdns.cluster.model import ClusterObject, Event, EventType, Owner, ServiceKind
 from kdns.cluster.state import ClusterState
 from kdns.config import ZoneSettings
-from kdns.zone.index import ZoneIndex
+from kdns.zone.index import UNLISTED, ZoneIndex
 from kdns.zone.records import APEX_OWNER, Record, RecordBuilder
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,18 @@ class ClusterZone:
             *state.pods.values(),
             *state.imports.values(),
         ]
+
+    def listing(self) -> None:
+        """The cluster is being listed: a name not held yet may exist (see ``ZoneIndex.complete``)."""
+        self.index.complete = False
+
+    def listed(self) -> None:
+        """Every collection is listed: answers made while it was not are dropped by the listeners."""
+        if self.index.complete:
+            return
+        self.index.complete = True
+        for listener in self._listeners:
+            listener({UNLISTED})
 
     def apply(self, event: Event) -> set[bytes]:
         return self._apply((event,))

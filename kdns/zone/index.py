@@ -15,6 +15,10 @@ No owner's records are kept. ``replace`` is given, for each owner that changed, 
 index holds them and as they are now (the cluster zone computes both from the cluster state), and
 applies the difference in one synchronous step, so a query never sees half an update. It returns
 the names whose records or existence changed.
+
+An index is ``complete`` unless its source says the cluster is still being listed: until then a
+name it lacks may yet exist, and answers that say so depend on ``UNLISTED``, a name no query has,
+which the cluster zone reports changed once the listing is done.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from kdns.zone.records import ADDRESS_OF_NAME, PTR_ENDPOINT, Record
 
 Pair = tuple[int, object]
 SHARED_LIMIT = 4096  # distinct shared records kept (a cluster has few: its lists of ports)
+UNLISTED = b""  # what answers made while the index is incomplete depend on (no wire name is empty)
 
 
 class Node:
@@ -47,6 +52,7 @@ class ZoneIndex:
         self.nodes: dict[bytes, tuple[object, ...] | bytes] = {}
         self.serial = int(time.time())
         self._children: dict[bytes, int] = {}  # names with existing children: how many
+        self.complete = True  # False while the cluster is being listed for the first time
         self._pinned = frozenset(apexes)  # an apex always exists
         self._shared: dict[tuple[object, ...], tuple[object, ...]] = {}  # records without data
         for apex in self._pinned:

@@ -1,0 +1,163 @@
+"""Objects made in a real API server through the official client, standing in for the parts of a
+cluster the test control plane does not run: a node (no kubelet registers one, and the EndpointSlice
+controller leaves out pods bound to a node that does not exist), pods given an IP and a ``Ready``
+condition through the status subresource (as a kubelet reports them), and namespaces that admit pods
+once the service account controller has made their ``default`` ServiceAccount. Also the kubeconfigs
+kdns is given: a ServiceAccount's token, or the admin's identity through another address."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tests.support.polling import eventually
+
+CONFLICT = 409
+NODE = "node-a"
+# the labels the API's EndpointSlice controllers put on the slices they make
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+MIRRORING_CONTROLLER = "endpointslicemirroring-controller.k8s.io"
+
+
+def api_client(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def core_api(kubeconfig: Path) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client(kubeconfig))
+
+
+def create_namespace(api: client.CoreV1Api, name: str, *, for_pods: bool = False) -> str:
+    """Namespace ``name``; with ``for_pods``, once its ``default`` ServiceAccount exists (the API
+    server admits no pod before) and node ``NODE`` does (``run_pod`` binds pods to it)."""
+    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    if for_pods:
+        ensure_node(api)
+        eventually(lambda: api.list_namespaced_service_account(name).items, timeout=30)
+    return name
+
+
+def ensure_node(api: client.CoreV1Api, name: str = NODE) -> str:
+    """Node ``name``, made unless it exists already (pods are bound to it: no scheduler runs)."""
+    try:
+        api.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name)))
+    except ApiException as error:
+        if error.status != CONFLICT:
+            raise
+    return name
+
+
+def report_ready(api: client.CoreV1Api, ns: str, name: str, ready: bool) -> None:
+    """Set the pod's ``Ready`` condition through the status subresource, as its kubelet would."""
+    condition = {"type": "Ready", "status": "True" if ready else "False"}
+    api.patch_namespaced_pod_status(name, ns, {"status": {"conditions": [condition]}})
+
+
+def run_pod(
+    api: client.CoreV1Api,
+    ns: str,
+    name: str,
+    ip: str,
+    *,
+    labels: dict[str, str],
+    hostname: str | None = None,
+    subdomain: str | None = None,
+    ready: bool = True,
+) -> None:
+    """A pod bound to ``NODE``, then reported Running with ``ip`` and ``ready`` as a kubelet would
+    (in a namespace made by ``create_namespace(..., for_pods=True)``)."""
+    api.create_namespaced_pod(
+        ns,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name, labels=labels),
+            spec=client.V1PodSpec(
+                node_name=NODE,
+                hostname=hostname,
+                subdomain=subdomain,
+                containers=[client.V1Container(name="main", image="registry.invalid/main")],
+            ),
+        ),
+    )
+    status = {
+        "phase": "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    api.patch_namespaced_pod_status(name, ns, {"status": status})
+
+
+def run_pods(
+    api: client.CoreV1Api, ns: str, pods: Iterable[tuple[str, str]], *, labels: dict[str, str]
+) -> None:
+    """Each (name, ip) of ``pods`` as ``run_pod`` makes it, ready: a ReplicaSet's pods, without the
+    ReplicaSet."""
+    for name, ip in pods:
+        run_pod(api, ns, name, ip, labels=labels)
+
+
+def create_service(
+    api: client.CoreV1Api,
+    ns: str,
+    name: str,
+    *,
+    ports: Iterable[tuple[str, int, str]] = (),
+    selector: dict[str, str] | None = None,
+    **spec: object,
+) -> client.V1Service:
+    """Service ``name`` with ``ports`` as (name, port, protocol), ``""`` for an unnamed port, and
+    ``spec``'s other fields by the client's names (``cluster_ip``, ``type``, ``external_name``,
+    ``publish_not_ready_addresses``); returns the API server's answer, its defaults filled in."""
+    body = client.V1Service(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1ServiceSpec(
+            ports=[client.V1ServicePort(name=n or None, port=p, protocol=proto) for n, p, proto in ports]
+            or None,
+            selector=selector,
+            **spec,
+        ),
+    )
+    return api.create_namespaced_service(ns, body)
+
+
+def service_account_token(api: client.CoreV1Api, ns: str, name: str) -> str:
+    """A token for ServiceAccount ``ns/name`` from the TokenRequest API, for the API server's own
+    audience, valid for an hour."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    return api.create_namespaced_service_account_token(name, ns, request).status.token
+
+
+def token_kubeconfig(path: Path, *, server: str, ca_file: Path, token: str) -> Path:
+    """A kubeconfig for ``server`` that authenticates with a bearer ``token``, as a pod's would."""
+    user = {"token": token}
+    return _write_kubeconfig(path, server=server, ca_file=ca_file, user=user)
+
+
+def kubeconfig_for(path: Path, kubeconfig: Path, *, server: str) -> Path:
+    """``kubeconfig``'s current user, for ``server`` instead of its own (a relay in front of it)."""
+    original = yaml.safe_load(kubeconfig.read_text())
+    context = next(c for c in original["contexts"] if c["name"] == original["current-context"])["context"]
+    cluster = next(c for c in original["clusters"] if c["name"] == context["cluster"])["cluster"]
+    user = next(u for u in original["users"] if u["name"] == context["user"])["user"]
+    return _write_kubeconfig(path, server=server, ca_file=Path(cluster["certificate-authority"]), user=user)
+
+
+def _write_kubeconfig(path: Path, *, server: str, ca_file: Path, user: dict[str, str]) -> Path:
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": "test", "user": user}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+        "current-context": "test",
+    }
+    path.write_text(json.dumps(kubeconfig, indent=2))
+    return path
