@@ -1,0 +1,232 @@
+"""Least privilege against real authorization: kdns runs as a pod runs it, with a token of the
+ServiceAccount of deploy/ bound to the ClusterRole of deploy/, against a real kube-apiserver that
+authorizes with RBAC. With the shipped role every request kdns makes is allowed and every name it
+follows is answered; with one grant taken away, the API's 403 shows in kdns's readiness, log and
+metrics, naming the resource."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dns.rcode
+import pytest
+from kubernetes import client, config
+
+from tests.support.client import ask
+from tests.support.control_plane import ControlPlane
+from tests.support.deploy import DEPLOY, Manifest, load_documents
+from tests.support.in_cluster import (
+    SERVICE_ACCOUNT_DIR,
+    apply,
+    running_in_pod,
+    service_account_dir_of,
+)
+from tests.support.metrics import endpoint, get, scrape
+from tests.support.polling import eventually
+from tests.support.process import Server
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "rbac"
+EMPTY_NAMESPACE = "rbac-empty"  # a namespace holding nothing: its name exists only through the Namespace
+NODE = "rbac-node"
+HEADLESS_IP, POD_IP, NO_POD_IP = "10.244.9.7", "10.244.9.8", "10.244.9.99"
+HTTP = ("--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
+NOT_FOUND, FORBIDDEN = "404", "403"
+
+
+def shipped() -> tuple[Manifest, Manifest, Manifest]:
+    """The ServiceAccount, ClusterRole and ClusterRoleBinding as deploy/ holds them."""
+    (account,), (role,), (binding,) = (
+        load_documents(DEPLOY / name)
+        for name in ("serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml")
+    )
+    return account, role, binding
+
+
+def admin_client(plane: ControlPlane) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(plane.kubeconfig))
+
+
+def install(api: client.ApiClient, account: Manifest, role: Manifest, binding: Manifest) -> Manifest:
+    """The account's namespace (when the API server has not made it), then the three objects."""
+    core = client.CoreV1Api(api)
+    name = account["metadata"]["namespace"]
+    if name not in {item.metadata.name for item in core.list_namespace().items}:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    apply(api, (account, role, binding))
+    return account
+
+
+# -- the cluster the shared control plane holds for these tests ------------------------------------------
+@pytest.fixture(scope="module")
+def admin(real_cluster: ControlPlane) -> client.ApiClient:
+    return admin_client(real_cluster)
+
+
+@pytest.fixture(scope="module")
+def kdns_account(admin: client.ApiClient) -> Manifest:
+    return install(admin, *shipped())
+
+
+@pytest.fixture(scope="module")
+def objects(admin: client.ApiClient) -> str:
+    """A ClusterIP Service, a headless one backed by an EndpointSlice, a Running pod and an empty
+    namespace; returns the ClusterIP Service's address, allocated by the API server."""
+    core = client.CoreV1Api(admin)
+    for name in (NAMESPACE, EMPTY_NAMESPACE):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    web = core.create_namespaced_service(
+        NAMESPACE,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
+        ),
+    )
+    core.create_namespaced_service(  # selectorless: its slice is made here, as a controller would
+        NAMESPACE,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="db"),
+            spec=client.V1ServiceSpec(cluster_ip="None", ports=[client.V1ServicePort(name="pg", port=5432)]),
+        ),
+    )
+    client.DiscoveryV1Api(admin).create_namespaced_endpoint_slice(
+        NAMESPACE,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "db-1", "labels": {"kubernetes.io/service-name": "db"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [HEADLESS_IP], "hostname": "db-0", "conditions": {"ready": True}}],
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+        },
+    )
+    core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=NODE)))
+    # pods are admitted once the service account controller has made the namespace's "default"
+    eventually(lambda: core.list_namespaced_service_account(NAMESPACE).items, timeout=30)
+    core.create_namespaced_pod(
+        NAMESPACE,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="client"),
+            spec=client.V1PodSpec(node_name=NODE, containers=[client.V1Container(name="c", image="busybox")]),
+        ),
+    )
+    core.patch_namespaced_pod_status(  # as the node's kubelet reports it
+        "client",
+        NAMESPACE,
+        {"status": {"phase": "Running", "podIP": POD_IP, "podIPs": [{"ip": POD_IP}]}},
+    )
+    return web.spec.cluster_ip
+
+
+def addresses(server: Server, name: str) -> tuple[str, list[str]]:
+    reply = ask(server.port, name)
+    return dns.rcode.to_text(reply.rcode()), sorted(r.address for rrset in reply.answer for r in rrset)
+
+
+def requests_by_code(server: Server) -> dict[tuple[str, str, str], float]:
+    """kdns's count of its API requests by (kind, verb, HTTP status)."""
+    samples = scrape(endpoint(server, "metrics") + "/metrics")
+    return {
+        (labels["kind"], labels["verb"], labels["code"]): value
+        for (name, pairs), value in samples.items()
+        if name == "kdns_kubernetes_requests_total"
+        for labels in [dict(pairs)]
+    }
+
+
+def corefile(directory: Path) -> Path:
+    """The Corefile of a deployment that answers pods verified and a multicluster zone; no forward."""
+    path = directory / "Corefile"
+    path.write_text(
+        ".:0 {\n"
+        "    bind 127.0.0.1\n"
+        "    ready 127.0.0.1:0\n"
+        "    prometheus 127.0.0.1:0\n"
+        "    kubernetes cluster.local clusterset.local in-addr.arpa ip6.arpa {\n"
+        "        pods verified\n"
+        "        multicluster clusterset.local\n"
+        "    }\n"
+        "}\n"
+    )
+    return path
+
+
+MODES = {
+    "flags": (),
+    "pods-verified": ("--pods", "verified"),
+    "multicluster": ("--multicluster", "clusterset.local"),
+    "corefile": ("--corefile",),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_shipped_role_allows_every_request_and_every_name_is_answered(
+    real_cluster, admin, kdns_account, objects, tmp_path, mode
+):
+    cluster_ip = objects
+    args = (*MODES[mode], str(corefile(tmp_path))) if mode == "corefile" else (*MODES[mode], *HTTP)
+    verified = mode in {"pods-verified", "corefile"}
+    multicluster = mode in {"multicluster", "corefile"}
+    with running_in_pod(real_cluster, admin, kdns_account, tmp_path / "serviceaccount", *args) as server:
+        assert server.logged("synced with the Kubernetes API")
+        assert get(endpoint(server, "ready") + "/ready")[0] == 200
+        svc = "svc.cluster.local."
+        assert addresses(server, f"web.{NAMESPACE}.{svc}") == ("NOERROR", [cluster_ip])
+        assert addresses(server, f"db.{NAMESPACE}.{svc}") == ("NOERROR", [HEADLESS_IP])
+        assert addresses(server, f"db-0.db.{NAMESPACE}.{svc}") == ("NOERROR", [HEADLESS_IP])
+        assert addresses(server, f"{EMPTY_NAMESPACE}.{svc}") == ("NOERROR", [])  # the Namespace's name
+        assert addresses(server, f"nosuch.{svc}")[0] == "NXDOMAIN"
+        pod, no_pod = (f"{ip.replace('.', '-')}.{NAMESPACE}.pod.cluster.local." for ip in (POD_IP, NO_POD_IP))
+        assert addresses(server, pod) == ("NOERROR", [POD_IP])
+        # pods verified answers a dashed IP only when a pod of the namespace has it
+        assert addresses(server, no_pod) == (("NXDOMAIN", []) if verified else ("NOERROR", [NO_POD_IP]))
+        if multicluster:  # the CRD is not installed: the API says 404 once RBAC has allowed the request
+            assert addresses(server, f"web.{NAMESPACE}.svc.clusterset.local.")[0] == "NXDOMAIN"
+            assert server.logged("serviceimports: the Kubernetes API does not serve multicluster.x-k8s.io")
+        # a change made now arrives through the watches
+        late = f"late-{mode}"
+        client.CoreV1Api(admin).create_namespaced_service(
+            NAMESPACE,
+            client.V1Service(
+                metadata=client.V1ObjectMeta(name=late),
+                spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": late}),
+            ),
+        )
+        eventually(lambda: addresses(server, f"{late}.{NAMESPACE}.{svc}")[1], timeout=10)
+        counted = requests_by_code(server)
+    kinds = {"Namespace", "Service", "EndpointSlice"} | ({"Pod"} if verified else set())
+    kinds |= {"ServiceImport"} if multicluster else set()
+    assert {kind for kind, _, _ in counted} == kinds
+    for kind in kinds - {"ServiceImport"}:
+        assert counted.get((kind, "list", "200")) and counted.get((kind, "watch", "200")), (kind, counted)
+    refused = {key: n for key, n in counted.items() if key[2] not in {"200", NOT_FOUND}}
+    assert refused == {}
+    assert {key for key in counted if key[2] == NOT_FOUND} <= {("ServiceImport", "list", NOT_FOUND)}
+    assert not [line for line in server.log if "forbidden" in line.lower() or "HTTP 40" in line]
+
+
+def test_kdns_reads_its_identity_where_kubelet_mounts_it_and_shares_the_test_network(
+    real_cluster, admin, kdns_account, objects, tmp_path
+):
+    """The files are at the fixed path in kdns's mount namespace only; the PID the test stops is
+    kdns's own, and its network namespace is the test's."""
+    with running_in_pod(real_cluster, admin, kdns_account, tmp_path / "serviceaccount", *HTTP) as server:
+        pid = server.process.pid
+        assert "kdns" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        ours, its = (
+            {name: os.readlink(f"/proc/{who}/ns/{name}") for name in ("net", "mnt", "user")}
+            for who in ("self", pid)
+        )
+        assert its["net"] == ours["net"]
+        assert its["mnt"] != ours["mnt"] and its["user"] != ours["user"]
+        seen = service_account_dir_of(pid)
+        assert (seen / "namespace").read_text() == kdns_account["metadata"]["namespace"]
+        token = (tmp_path / "serviceaccount" / "token").read_text()
+        assert (seen / "token").read_text() == token
+        mine = SERVICE_ACCOUNT_DIR / "token"  # the test's own view: not where kdns's token is
+        assert not mine.exists() or mine.read_text() != token
+        assert server.logged(f"in-cluster API at {real_cluster.url.removeprefix('https://')}")
+        assert addresses(server, f"web.{NAMESPACE}.svc.cluster.local.") == ("NOERROR", [objects])
+    assert server.process.returncode == 0  # SIGTERM to that PID stopped kdns cleanly
