@@ -19,12 +19,18 @@ from tests.support.deploy import DEPLOY, Manifest, load_documents
 from tests.support.in_cluster import (
     SERVICE_ACCOUNT_DIR,
     apply,
+    kubeconfig_of,
+    pod_files,
+    pod_files_of,
+    renamed_account,
     running_in_pod,
     service_account_dir_of,
+    token_for,
+    without_grant,
 )
-from tests.support.metrics import endpoint, get, scrape
+from tests.support.metrics import endpoint, get, metric, scrape
 from tests.support.polling import eventually
-from tests.support.process import Server
+from tests.support.process import Server, run_kdns
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +175,8 @@ def test_the_shipped_role_allows_every_request_and_every_name_is_answered(
     args = (*MODES[mode], str(corefile(tmp_path))) if mode == "corefile" else (*MODES[mode], *HTTP)
     verified = mode in {"pods-verified", "corefile"}
     multicluster = mode in {"multicluster", "corefile"}
-    with running_in_pod(real_cluster, admin, kdns_account, tmp_path / "serviceaccount", *args) as server:
+    files = pod_files_of(real_cluster, admin, kdns_account, tmp_path / "serviceaccount")
+    with running_in_pod(real_cluster, files, *args) as server:
         assert server.logged("synced with the Kubernetes API")
         assert get(endpoint(server, "ready") + "/ready")[0] == 200
         svc = "svc.cluster.local."
@@ -212,7 +219,8 @@ def test_kdns_reads_its_identity_where_kubelet_mounts_it_and_shares_the_test_net
 ):
     """The files are at the fixed path in kdns's mount namespace only; the PID the test stops is
     kdns's own, and its network namespace is the test's."""
-    with running_in_pod(real_cluster, admin, kdns_account, tmp_path / "serviceaccount", *HTTP) as server:
+    files = pod_files_of(real_cluster, admin, kdns_account, tmp_path / "serviceaccount")
+    with running_in_pod(real_cluster, files, *HTTP) as server:
         pid = server.process.pid
         assert "kdns" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")
         ours, its = (
@@ -223,10 +231,93 @@ def test_kdns_reads_its_identity_where_kubelet_mounts_it_and_shares_the_test_net
         assert its["mnt"] != ours["mnt"] and its["user"] != ours["user"]
         seen = service_account_dir_of(pid)
         assert (seen / "namespace").read_text() == kdns_account["metadata"]["namespace"]
-        token = (tmp_path / "serviceaccount" / "token").read_text()
+        token = (files / "token").read_text()
         assert (seen / "token").read_text() == token
         mine = SERVICE_ACCOUNT_DIR / "token"  # the test's own view: not where kdns's token is
         assert not mine.exists() or mine.read_text() != token
         assert server.logged(f"in-cluster API at {real_cluster.url.removeprefix('https://')}")
         assert addresses(server, f"web.{NAMESPACE}.svc.cluster.local.") == ("NOERROR", [objects])
     assert server.process.returncode == 0  # SIGTERM to that PID stopped kdns cleanly
+
+
+# -- a role with one grant fewer ---------------------------------------------------------------------------
+REMOVED = {  # case: (API group, resource, its kind, verb, the kdns options that need the grant)
+    "endpointslices-list": ("discovery.k8s.io", "endpointslices", "EndpointSlice", "list", ()),
+    "endpointslices-watch": ("discovery.k8s.io", "endpointslices", "EndpointSlice", "watch", ()),
+    "pods-list": ("", "pods", "Pod", "list", ("--pods", "verified")),
+    "serviceimports-list": (
+        "multicluster.x-k8s.io",
+        "serviceimports",
+        "ServiceImport",
+        "list",
+        ("--multicluster", "clusterset.local"),
+    ),
+}
+
+
+def weakened(admin: client.ApiClient, case: str) -> Manifest:
+    """A ServiceAccount bound to a copy of the shipped ClusterRole without ``REMOVED[case]``'s grant."""
+    group, resource, _, verb, _ = REMOVED[case]
+    account, role, binding = renamed_account(*shipped(), f"kdns-without-{case}")
+    return install(admin, account, without_grant(role, group, resource, verb), binding)
+
+
+@pytest.mark.parametrize("case", REMOVED)
+def test_a_grant_missing_from_the_role_is_refused_and_named(real_cluster, admin, objects, tmp_path, case):
+    """The API's 403 reaches the operator: one warning naming the verb, the resource and the identity,
+    as the API server put it; the refused requests counted by status; no outage claimed (the API
+    answered). A list refused keeps kdns unready; a watch refused leaves it ready on what it listed.
+    A refused ServiceImport list is not taken for a missing CRD: RBAC answers before the API looks."""
+    group, resource, kind, verb, options = REMOVED[case]
+    account = weakened(admin, case)
+    files = pod_files_of(real_cluster, admin, account, tmp_path / "serviceaccount")
+    with running_in_pod(real_cluster, files, "--startup-timeout", "1", *options, *HTTP) as server:
+        # retried with backoff (0.8 s, then 1.6 s, each with jitter), and said once
+        eventually(lambda: requests_by_code(server).get((kind, verb, FORBIDDEN), 0) >= 2, timeout=15)
+        ready = get(endpoint(server, "ready") + "/ready")
+        counted = requests_by_code(server)
+        api_up = metric(scrape(endpoint(server, "metrics") + "/metrics"), "kdns_kubernetes_api_up")
+    said = server.logged(f"{resource}: forbidden to {verb} them")
+    assert len(said) == 1 and " WARNING " in said[0], server.log
+    user = f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+    assert f'User "{user}" cannot {verb} resource "{resource}" in API group "{group}"' in said[0]
+    assert "HTTP 403 Forbidden" in said[0]
+    assert f"kdns needs list and watch on {resource}" in said[0]
+    assert api_up == 1 and not server.logged("Kubernetes API unavailable")
+    refused = {key for key in counted if key[2] != "200"}
+    assert refused == {(kind, verb, FORBIDDEN)}
+    if verb == "watch":  # listed, so synced: ready on the zone as listed
+        assert ready == (200, "OK")
+        assert counted[(kind, "list", "200")] == 1
+    else:
+        assert ready == (503, "kubernetes")
+        assert server.logged(f"starting unsynced after 1.0 s (still waiting for {resource})")
+    assert not server.logged("does not serve")
+
+
+def test_a_token_the_api_no_longer_accepts_is_said_as_such(real_cluster, admin, kdns_account, tmp_path):
+    """The token of a ServiceAccount deleted since: 401 to every request, said once per resource."""
+    account, role, binding = renamed_account(*shipped(), "kdns-deleted")
+    install(admin, account, role, binding)
+    token = token_for(admin, account)
+    client.CoreV1Api(admin).delete_namespaced_service_account(
+        "kdns-deleted", account["metadata"]["namespace"]
+    )
+    files = pod_files(real_cluster, tmp_path / "serviceaccount", token=token, namespace="kube-system")
+    with running_in_pod(real_cluster, files, "--startup-timeout", "1", *HTTP) as server:
+        ready = get(endpoint(server, "ready") + "/ready")
+    assert ready == (503, "kubernetes")
+    for resource in ("namespaces", "services", "endpointslices"):
+        said = server.logged(f"{resource}: the Kubernetes API did not accept kdns's credentials to list them")
+        assert len(said) == 1 and "(HTTP 401 Unauthorized: Unauthorized)" in said[0]
+    assert not server.logged(token[:12])
+
+
+def test_dump_says_which_list_the_role_does_not_grant(real_cluster, admin, objects, tmp_path):
+    """``kdns dump`` lists once: a refused list ends it with exit 2 and the refusal, no traceback."""
+    account = weakened(admin, "endpointslices-list")
+    kubeconfig = kubeconfig_of(real_cluster, tmp_path / "kubeconfig", token=token_for(admin, account))
+    done = run_kdns("dump", "--kubeconfig", str(kubeconfig))
+    assert done.returncode == 2
+    assert done.stderr.startswith("kdns: error: endpointslices: forbidden to list them (HTTP 403 Forbidden: ")
+    assert "Traceback" not in done.stderr

@@ -11,6 +11,7 @@ by PID as it stops any kdns."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -102,27 +103,26 @@ def token_for(api: client.ApiClient, account: Manifest) -> str:
     )
 
 
-def service_account_files(directory: Path, *, token: str, ca_file: Path, namespace: str) -> Path:
-    """The three files kubelet mounts at ``SERVICE_ACCOUNT_DIR``, in ``directory``."""
+def pod_files(plane: ControlPlane, directory: Path, *, token: str, namespace: str) -> Path:
+    """The three files kubelet mounts at ``SERVICE_ACCOUNT_DIR`` for a pod of ``namespace`` whose
+    ServiceAccount token is ``token``, written in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "token").write_text(token)
-    (directory / "ca.crt").write_bytes(ca_file.read_bytes())
+    (directory / "ca.crt").write_bytes(plane.ca_file.read_bytes())
     (directory / "namespace").write_text(namespace)
     return directory
 
 
+def pod_files_of(plane: ControlPlane, api: client.ApiClient, account: Manifest, directory: Path) -> Path:
+    """``pod_files`` for a pod of ServiceAccount ``account``, with a token made for it now."""
+    namespace = account["metadata"]["namespace"]
+    return pod_files(plane, directory, token=token_for(api, account), namespace=namespace)
+
+
 @contextmanager
-def running_in_pod(
-    plane: ControlPlane, api: client.ApiClient, account: Manifest, directory: Path, *args: str
-) -> Iterator[Server]:
-    """``kdns serve ARGS`` as in a pod of ServiceAccount ``account`` (``--in-cluster`` unless ARGS
-    hold a Corefile, which follows the in-cluster API by itself), with ``running``'s waits."""
-    files = service_account_files(
-        directory,
-        token=token_for(api, account),
-        ca_file=plane.ca_file,
-        namespace=account["metadata"]["namespace"],
-    )
+def running_in_pod(plane: ControlPlane, files: Path, *args: str) -> Iterator[Server]:
+    """``kdns serve ARGS`` as in a pod given ``files`` (``pod_files``), ``--in-cluster`` unless ARGS
+    hold a Corefile (which follows the in-cluster API by itself), with ``running``'s waits."""
     url = urlsplit(plane.url)
     env = {
         **os.environ,
@@ -134,3 +134,19 @@ def running_in_pod(
     serve = args if "--corefile" in args else ("--in-cluster", *args)
     with running(*serve, launcher=launcher, env=env) as server:
         yield server
+
+
+def kubeconfig_of(plane: ControlPlane, path: Path, *, token: str) -> Path:
+    """A kubeconfig for ``plane``'s API server that authenticates with ``token``."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "real", "cluster": {"server": plane.url, "certificate-authority": str(plane.ca_file)}}
+        ],
+        "users": [{"name": "token", "user": {"token": token}}],
+        "contexts": [{"name": "real", "context": {"cluster": "real", "user": "token"}}],
+        "current-context": "real",
+    }
+    path.write_text(json.dumps(config))
+    return path
