@@ -7,14 +7,16 @@ metrics, naming the resource."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.rcode
 import pytest
 from kubernetes import client, config
 
+from kdns.sources.kube import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICE_IMPORTS, SERVICES
 from tests.support.client import ask
-from tests.support.control_plane import ControlPlane
+from tests.support.control_plane import ControlPlane, control_plane
 from tests.support.deploy import DEPLOY, Manifest, load_documents
 from tests.support.in_cluster import (
     SERVICE_ACCOUNT_DIR,
@@ -29,6 +31,7 @@ from tests.support.in_cluster import (
     without_grant,
 )
 from tests.support.metrics import endpoint, get, metric, scrape
+from tests.support.objects import service_import
 from tests.support.polling import eventually
 from tests.support.process import Server, run_kdns
 
@@ -38,6 +41,7 @@ NAMESPACE = "rbac"
 EMPTY_NAMESPACE = "rbac-empty"  # a namespace holding nothing: its name exists only through the Namespace
 NODE = "rbac-node"
 HEADLESS_IP, POD_IP, NO_POD_IP = "10.244.9.7", "10.244.9.8", "10.244.9.99"
+IMPORTED_IP = "10.42.0.5"
 HTTP = ("--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
 NOT_FOUND, FORBIDDEN = "404", "403"
 
@@ -240,38 +244,112 @@ def test_kdns_reads_its_identity_where_kubelet_mounts_it_and_shares_the_test_net
     assert server.process.returncode == 0  # SIGTERM to that PID stopped kdns cleanly
 
 
-# -- a role with one grant fewer ---------------------------------------------------------------------------
-REMOVED = {  # case: (API group, resource, its kind, verb, the kdns options that need the grant)
-    "endpointslices-list": ("discovery.k8s.io", "endpointslices", "EndpointSlice", "list", ()),
-    "endpointslices-watch": ("discovery.k8s.io", "endpointslices", "EndpointSlice", "watch", ()),
-    "pods-list": ("", "pods", "Pod", "list", ("--pods", "verified")),
-    "serviceimports-list": (
-        "multicluster.x-k8s.io",
-        "serviceimports",
-        "ServiceImport",
-        "list",
-        ("--multicluster", "clusterset.local"),
-    ),
+# -- ServiceImports, with their CRD installed ----------------------------------------------------------------
+SERVICE_IMPORT_CRD = {  # enough of KEP-1645's CRD for the API server to serve and store ServiceImports
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "serviceimports.multicluster.x-k8s.io"},
+    "spec": {
+        "group": "multicluster.x-k8s.io",
+        "scope": "Namespaced",
+        "names": {"plural": "serviceimports", "singular": "serviceimport", "kind": "ServiceImport"},
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            part: {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            for part in ("spec", "status")
+                        },
+                    }
+                },
+            }
+        ],
+    },
 }
 
 
+def established(api: client.ApiClient, name: str) -> bool:
+    crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
+    return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or ())
+
+
+@pytest.fixture(scope="module")
+def crd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of its own (a CRD changes the API for every later test) with the ServiceImport
+    CRD installed, the shipped ServiceAccount, ClusterRole and binding, and one ClusterSetIP import."""
+    with control_plane(tmp_path_factory.mktemp("crd-control-plane"), controller_manager=False) as plane:
+        api = admin_client(plane)
+        install(api, *shipped())
+        apply(api, [SERVICE_IMPORT_CRD])
+        eventually(lambda: established(api, SERVICE_IMPORT_CRD["metadata"]["name"]), timeout=20)
+        client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE))
+        )
+        imported = service_import("web", NAMESPACE, ips=[IMPORTED_IP], ports=[("http", 80, "TCP")])
+        group, version = imported["apiVersion"].split("/")
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            group, version, NAMESPACE, "serviceimports", imported
+        )
+        yield plane
+
+
+def test_the_shipped_role_lets_kdns_follow_service_imports(crd_cluster, tmp_path):
+    """With the CRD installed the shipped role's serviceimports grant is used, and an import is answered."""
+    api = admin_client(crd_cluster)
+    account = shipped()[0]
+    files = pod_files_of(crd_cluster, api, account, tmp_path / "serviceaccount")
+    with running_in_pod(crd_cluster, files, "--multicluster", "clusterset.local", *HTTP) as server:
+        assert get(endpoint(server, "ready") + "/ready")[0] == 200
+        assert addresses(server, f"web.{NAMESPACE}.svc.clusterset.local.") == ("NOERROR", [IMPORTED_IP])
+        counted = requests_by_code(server)
+    assert counted[("ServiceImport", "list", "200")] == 1 and counted[("ServiceImport", "watch", "200")]
+    assert {code for _, _, code in counted} == {"200"}
+    assert not server.logged("does not serve") and not server.logged("forbidden")
+
+
+# -- a role with one grant fewer ---------------------------------------------------------------------------
+def grants(role: Manifest) -> list[tuple[str, str, str]]:
+    """(API group, resource, verb) of every grant of ClusterRole ``role``."""
+    return [
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
+
+
+KINDS = {r.plural: r.kind for r in (NAMESPACES, SERVICES, ENDPOINT_SLICES, PODS, SERVICE_IMPORTS)}
+NEEDS = {"pods": ("--pods", "verified"), "serviceimports": ("--multicluster", "clusterset.local")}
+GRANTS = {f"{resource}-{verb}": (group, resource, verb) for group, resource, verb in grants(shipped()[1])}
+
+
 def weakened(admin: client.ApiClient, case: str) -> Manifest:
-    """A ServiceAccount bound to a copy of the shipped ClusterRole without ``REMOVED[case]``'s grant."""
-    group, resource, _, verb, _ = REMOVED[case]
+    """A ServiceAccount bound to a copy of the shipped ClusterRole without ``GRANTS[case]``."""
     account, role, binding = renamed_account(*shipped(), f"kdns-without-{case}")
-    return install(admin, account, without_grant(role, group, resource, verb), binding)
+    return install(admin, account, without_grant(role, *GRANTS[case]), binding)
 
 
-@pytest.mark.parametrize("case", REMOVED)
-def test_a_grant_missing_from_the_role_is_refused_and_named(real_cluster, admin, objects, tmp_path, case):
-    """The API's 403 reaches the operator: one warning naming the verb, the resource and the identity,
-    as the API server put it; the refused requests counted by status; no outage claimed (the API
-    answered). A list refused keeps kdns unready; a watch refused leaves it ready on what it listed.
-    A refused ServiceImport list is not taken for a missing CRD: RBAC answers before the API looks."""
-    group, resource, kind, verb, options = REMOVED[case]
+@pytest.mark.parametrize("case", GRANTS)
+def test_every_grant_of_the_role_is_needed_and_its_absence_is_named(request, tmp_path, case):
+    """Each grant taken away in turn (with the options that use it): the API's 403 reaches the operator
+    as one warning naming the verb, the resource and the identity, as the API server put it; the
+    refused requests are counted by status; no outage is claimed (the API answered). A list refused
+    keeps kdns unready; a watch refused leaves it ready on what it listed. A refused ServiceImport
+    list is not taken for a missing CRD (RBAC answers before the API looks for the resource); a
+    ServiceImport watch is made only where the CRD is installed."""
+    group, resource, verb = GRANTS[case]
+    kind, options = KINDS[resource], NEEDS.get(resource, ())
+    plane = request.getfixturevalue("crd_cluster" if case == "serviceimports-watch" else "real_cluster")
+    admin = admin_client(plane)
     account = weakened(admin, case)
-    files = pod_files_of(real_cluster, admin, account, tmp_path / "serviceaccount")
-    with running_in_pod(real_cluster, files, "--startup-timeout", "1", *options, *HTTP) as server:
+    files = pod_files_of(plane, admin, account, tmp_path / "serviceaccount")
+    with running_in_pod(plane, files, "--startup-timeout", "1", *options, *HTTP) as server:
         # retried with backoff (0.8 s, then 1.6 s, each with jitter), and said once
         eventually(lambda: requests_by_code(server).get((kind, verb, FORBIDDEN), 0) >= 2, timeout=15)
         ready = get(endpoint(server, "ready") + "/ready")
@@ -313,7 +391,7 @@ def test_a_token_the_api_no_longer_accepts_is_said_as_such(real_cluster, admin, 
     assert not server.logged(token[:12])
 
 
-def test_dump_says_which_list_the_role_does_not_grant(real_cluster, admin, objects, tmp_path):
+def test_dump_says_which_list_the_role_does_not_grant(real_cluster, admin, tmp_path):
     """``kdns dump`` lists once: a refused list ends it with exit 2 and the refusal, no traceback."""
     account = weakened(admin, "endpointslices-list")
     kubeconfig = kubeconfig_of(real_cluster, tmp_path / "kubeconfig", token=token_for(admin, account))
