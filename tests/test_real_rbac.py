@@ -21,6 +21,7 @@ from tests.support.deploy import DEPLOY, Manifest, load_documents
 from tests.support.in_cluster import (
     SERVICE_ACCOUNT_DIR,
     apply,
+    grants,
     kubeconfig_of,
     pod_files,
     pod_files_of,
@@ -313,17 +314,6 @@ def test_the_shipped_role_lets_kdns_follow_service_imports(crd_cluster, tmp_path
 
 
 # -- a role with one grant fewer ---------------------------------------------------------------------------
-def grants(role: Manifest) -> list[tuple[str, str, str]]:
-    """(API group, resource, verb) of every grant of ClusterRole ``role``."""
-    return [
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    ]
-
-
 KINDS = {r.plural: r.kind for r in (NAMESPACES, SERVICES, ENDPOINT_SLICES, PODS, SERVICE_IMPORTS)}
 NEEDS = {"pods": ("--pods", "verified"), "serviceimports": ("--multicluster", "clusterset.local")}
 GRANTS = {f"{resource}-{verb}": (group, resource, verb) for group, resource, verb in grants(shipped()[1])}

@@ -75,18 +75,23 @@ def renamed_account(
     return account, role, binding
 
 
+def grants(role: Manifest) -> list[tuple[str, str, str]]:
+    """(API group, resource, verb) of every grant of ClusterRole ``role``."""
+    return [
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
+
+
 def without_grant(role: Manifest, group: str, resource: str, verb: str) -> Manifest:
     """A copy of ClusterRole ``role`` granting everything it grants but ``verb`` on ``resource`` of
-    API ``group`` (one rule per group and resource)."""
-    rules = []
-    for rule in role["rules"]:
-        for api_group in rule["apiGroups"]:
-            for name in rule["resources"]:
-                verbs = [v for v in rule["verbs"] if (api_group, name, v) != (group, resource, verb)]
-                if verbs:
-                    rules.append({"apiGroups": [api_group], "resources": [name], "verbs": verbs})
-    taken = sum(len(r["apiGroups"]) * len(r["resources"]) * len(r["verbs"]) for r in role["rules"])
-    assert sum(len(r["verbs"]) for r in rules) == taken - 1, f"{role['metadata']['name']} has no {verb}"
+    API ``group``, one rule per grant."""
+    kept = [grant for grant in grants(role) if grant != (group, resource, verb)]
+    assert len(kept) == len(grants(role)) - 1, f"{role['metadata']['name']} grants no {verb} on {resource}"
+    rules = [{"apiGroups": [g], "resources": [r], "verbs": [v]} for g, r, v in kept]
     return {**copy.deepcopy(role), "rules": rules}
 
 
