@@ -24,6 +24,7 @@ from kdns.cluster.model import ClusterObject, Event
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, PodMode, ZoneSettings
 from kdns.counting import Histogram
+from kdns.sources.connection import ConnectionSettingsError
 from kdns.sources.kube import (
     ENDPOINT_SLICES,
     NAMESPACES,
@@ -33,7 +34,7 @@ from kdns.sources.kube import (
     Connection,
     Resource,
 )
-from kdns.sources.reflector import ApiHealth, Missing, Reflector, WatchSettings
+from kdns.sources.reflector import ApiHealth, Missing, Reflector, Refused, WatchSettings
 from kdns.zone.cluster_zone import ClusterZone
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class _Collector:
 
 def list_cluster(api: object, zone: ZoneSettings, *, object_filter: ObjectFilter) -> list[ClusterObject]:
     """Every resource ``zone`` needs, listed once without watching: the cluster as it is now (an
-    optional resource the API does not serve, as empty)."""
+    optional resource the API does not serve, as empty); a list the API refuses raises
+    ``ConnectionSettingsError`` saying what was refused."""
     collector = _Collector()
     for resource in watched_resources(zone):
         reflector = Reflector(
@@ -96,6 +98,8 @@ def list_cluster(api: object, zone: ZoneSettings, *, object_filter: ObjectFilter
             reflector.list_once()
         except Missing:
             log.warning("%s: the Kubernetes API does not serve %s", resource.plural, resource.optional)
+        except Refused as refused:
+            raise ConnectionSettingsError(str(refused)) from None
     return collector.objects
 
 

@@ -11,7 +11,11 @@
   after two healthy minutes; a watch that stays silent past ``idle_timeout`` is restarted;
 - bad objects are logged and skipped, never handed on;
 - a custom resource the cluster does not serve (``404``: its CRD is not installed) is said once, held
-  as empty (so the reflector counts as synced) and looked for again with backoff.
+  as empty (so the reflector counts as synced) and looked for again with backoff;
+- a request the API refuses (``401``: credentials not accepted, ``403``: not granted by RBAC, which
+  the API server decides before it looks for the resource, so a missing grant is never taken for a
+  missing CRD) is no outage: the reflector says once which verb of which resource was refused and
+  why, as the server put it, and tries again with backoff.
 
 Each reflector counts what it did for the metrics: requests by verb and status, how watches ended,
 whether one is open, and when the API last confirmed the collection (a list, an event, a bookmark).
@@ -43,6 +47,7 @@ from kdns.sources.kube import Resource, api_error_text, retry_after, status_code
 log = logging.getLogger(__name__)
 GONE = 410
 NOT_FOUND = 404
+UNAUTHORIZED, FORBIDDEN = 401, 403
 SHORT_WATCH = 1.0  # a watch that ends within this long having carried nothing is a failure (client-go)
 NO_RESPONSE = "<error>"  # the status of a request that got no HTTP response, as client-go's metrics say
 Clock = Callable[[], float]
@@ -137,6 +142,27 @@ class Missing(Exception):
     """The API does not serve an optional resource (its CRD is not installed)."""
 
 
+class Refused(Exception):
+    """The API answered a ``verb`` of ``plural`` with 401 or 403: kdns's identity is not accepted, or
+    not allowed; ``str()`` says which and what the server said."""
+
+    def __init__(self, plural: str, verb: str, error: BaseException) -> None:
+        super().__init__(plural, verb, error)
+        self.plural, self.verb, self.error = plural, verb, error
+
+    def __str__(self) -> str:
+        said = api_error_text(self.error)
+        if status_code(self.error) == FORBIDDEN:
+            return (
+                f"{self.plural}: forbidden to {self.verb} them ({said}); kdns needs list and watch on "
+                f"{self.plural}: grant them in the role bound to its service account or user"
+            )
+        return (
+            f"{self.plural}: the Kubernetes API did not accept kdns's credentials to {self.verb} them "
+            f"({said})"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     page_size: int = 500
@@ -179,6 +205,7 @@ class Reflector:
         self.last_sync = 0.0  # time.time() of the last list, event or bookmark; 0 before the first
         self.broken = 0  # requests in a row cut short without a response
         self.missing = False  # an optional resource the API does not serve
+        self.refusal: str | None = None  # what the API said when it last refused a request, until one passes
         self._skip_reasons: set[str] = set()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -197,6 +224,9 @@ class Reflector:
             except Missing:
                 self._missing()
                 delay = self.backoff.next()
+            except Refused as refused:
+                self._refused(refused)
+                delay = self.backoff.next(at_least=retry_after(refused.error))
             except Gone:
                 log.info(
                     "%s: resourceVersion %s expired; listing again",
@@ -235,16 +265,34 @@ class Reflector:
         )
         self.sink.replace(resource.kind, [])
 
+    def _refused(self, refused: Refused) -> None:
+        """Say what the API refused, once while it keeps refusing it the same way."""
+        said = api_error_text(refused.error)
+        log.log(
+            logging.DEBUG if said == self.refusal else logging.WARNING, "%s; retrying with backoff", refused
+        )
+        self.refusal = said
+
+    def _allowed(self) -> None:
+        """A request passed: the API no longer refuses (and says so if it did)."""
+        if self.refusal is not None:
+            self.refusal = None
+            log.warning("%s: the Kubernetes API allows kdns's requests again", self.resource.plural)
+
     def _request(self, verb: str, timeout: tuple[float, float], params: dict[str, Any]) -> Any:
         """One list or watch request, counted by its HTTP status (``<error>`` when none came)."""
         try:
             response = self.resource.call(self.api, _request_timeout=timeout, **params)
         except Exception as exc:
-            self.requests[(verb, str(status_code(exc) or NO_RESPONSE))] += 1
-            if status_code(exc) == NOT_FOUND and self.resource.optional:
+            status = status_code(exc)
+            self.requests[(verb, str(status or NO_RESPONSE))] += 1
+            if status == NOT_FOUND and self.resource.optional:
                 raise Missing from None
+            if status in (UNAUTHORIZED, FORBIDDEN):
+                raise Refused(self.resource.plural, verb, exc) from None
             raise
         self.requests[(verb, str(response.status))] += 1
+        self._allowed()
         return response
 
     # -- list ----------------------------------------------------------------------------------------
