@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import dns.rcode
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 
 from tests.support.client import HOST, ask, lookup
 from tests.support.control_plane import API_SERVICE_IP, control_plane
-from tests.support.deploy import DEPLOY
+from tests.support.in_cluster import apply, shipped, token_for
 from tests.support.metrics import endpoint, get
 from tests.support.paths import ROOT
 from tests.support.polling import eventually
@@ -31,7 +31,6 @@ from tests.support.real_objects import (
     report_ready,
     run_pod,
     run_pods,
-    service_account_token,
     token_kubeconfig,
 )
 from tests.support.relay import relay
@@ -324,28 +323,28 @@ def test_hand_written_endpoints_of_a_selectorless_service_are_answered_through_t
 # -- readiness: /ready follows what kdns could list -------------------------------------------------
 
 
-def test_ready_is_503_while_kdns_may_not_list_the_cluster_and_200_once_its_role_is_bound(
-    core, real_cluster, tmp_path
-):
+def test_ready_is_503_while_kdns_may_not_list_the_cluster_and_200_once_its_role_is_bound(tmp_path):
     """The API server answers, but kdns's ServiceAccount (deploy/serviceaccount.yaml) has no grant yet:
     every list is forbidden and /ready says 503, until deploy/'s ClusterRole and ClusterRoleBinding
-    are applied and kdns's next lists succeed."""
-    admin = api_client(real_cluster.kubeconfig)
-    utils.create_from_yaml(admin, str(DEPLOY / "serviceaccount.yaml"))
-    token = service_account_token(core, "kube-system", "kdns")
-    kubeconfig = token_kubeconfig(
-        tmp_path / "kubeconfig", server=real_cluster.url, ca_file=real_cluster.ca_file, token=token
-    )
-    with running(
-        "--kubeconfig", str(kubeconfig), "--startup-timeout", "0.5", "--ready", "127.0.0.1:0"
-    ) as server:
-        ready = endpoint(server, "ready") + "/ready"
-        assert get(ready) == (503, "kubernetes")
-        assert eventually(lambda: server.logged("HTTP 403"), timeout=10)
-        for manifest in ("clusterrole.yaml", "clusterrolebinding.yaml"):
-            utils.create_from_yaml(admin, str(DEPLOY / manifest))
-        eventually(lambda: get(ready) == (200, "OK"), timeout=45)
-        answered(server.port, "kubernetes.default.svc.cluster.local.", "A", ("NOERROR", {API_SERVICE_IP}))
+    are applied and kdns's next lists succeed. A control plane of its own: the session's has the role
+    bound."""
+    account, role, binding = shipped()
+    with control_plane(tmp_path / "plane", controller_manager=False) as plane:
+        admin = api_client(plane.kubeconfig)
+        apply(admin, [account])
+        token = token_for(admin, account)
+        kubeconfig = token_kubeconfig(
+            tmp_path / "kubeconfig", server=plane.url, ca_file=plane.ca_file, token=token
+        )
+        with running(
+            "--kubeconfig", str(kubeconfig), "--startup-timeout", "0.5", "--ready", "127.0.0.1:0"
+        ) as server:
+            ready = endpoint(server, "ready") + "/ready"
+            assert get(ready) == (503, "kubernetes")
+            assert eventually(lambda: server.logged("HTTP 403"), timeout=10)
+            apply(admin, [role, binding])
+            eventually(lambda: get(ready) == (200, "OK"), timeout=45)
+            answered(server.port, "kubernetes.default.svc.cluster.local.", "A", ("NOERROR", {API_SERVICE_IP}))
 
 
 def test_an_api_server_down_at_start_up_is_followed_once_it_comes_up(core, real_cluster, tmp_path):

@@ -12,22 +12,22 @@ from pathlib import Path
 
 import dns.rcode
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from kdns.sources.kube import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICE_IMPORTS, SERVICES
 from tests.support.client import ask
 from tests.support.control_plane import ControlPlane, control_plane
-from tests.support.deploy import DEPLOY, Manifest, load_documents
+from tests.support.deploy import Manifest
 from tests.support.in_cluster import (
     SERVICE_ACCOUNT_DIR,
     apply,
     grants,
-    kubeconfig_of,
     pod_files,
     pod_files_of,
     renamed_account,
     running_in_pod,
     service_account_dir_of,
+    shipped,
     token_for,
     without_grant,
 )
@@ -35,6 +35,7 @@ from tests.support.metrics import endpoint, get, metric, scrape
 from tests.support.objects import service_import
 from tests.support.polling import eventually
 from tests.support.process import Server, run_kdns
+from tests.support.real_objects import api_client, token_kubeconfig
 
 pytestmark = pytest.mark.slow
 
@@ -45,19 +46,6 @@ HEADLESS_IP, POD_IP, NO_POD_IP = "10.244.9.7", "10.244.9.8", "10.244.9.99"
 IMPORTED_IP = "10.42.0.5"
 HTTP = ("--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
 NOT_FOUND, FORBIDDEN = "404", "403"
-
-
-def shipped() -> tuple[Manifest, Manifest, Manifest]:
-    """The ServiceAccount, ClusterRole and ClusterRoleBinding as deploy/ holds them."""
-    (account,), (role,), (binding,) = (
-        load_documents(DEPLOY / name)
-        for name in ("serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml")
-    )
-    return account, role, binding
-
-
-def admin_client(plane: ControlPlane) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(plane.kubeconfig))
 
 
 def install(api: client.ApiClient, account: Manifest, role: Manifest, binding: Manifest) -> Manifest:
@@ -73,7 +61,7 @@ def install(api: client.ApiClient, account: Manifest, role: Manifest, binding: M
 # -- the cluster the shared control plane holds for these tests ------------------------------------------
 @pytest.fixture(scope="module")
 def admin(real_cluster: ControlPlane) -> client.ApiClient:
-    return admin_client(real_cluster)
+    return api_client(real_cluster.kubeconfig)
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +272,7 @@ def crd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPla
     """A control plane of its own (a CRD changes the API for every later test) with the ServiceImport
     CRD installed, the shipped ServiceAccount, ClusterRole and binding, and one ClusterSetIP import."""
     with control_plane(tmp_path_factory.mktemp("crd-control-plane"), controller_manager=False) as plane:
-        api = admin_client(plane)
+        api = api_client(plane.kubeconfig)
         install(api, *shipped())
         apply(api, [SERVICE_IMPORT_CRD])
         eventually(lambda: established(api, SERVICE_IMPORT_CRD["metadata"]["name"]), timeout=20)
@@ -301,7 +289,7 @@ def crd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPla
 
 def test_the_shipped_role_lets_kdns_follow_service_imports(crd_cluster, tmp_path):
     """With the CRD installed the shipped role's serviceimports grant is used, and an import is answered."""
-    api = admin_client(crd_cluster)
+    api = api_client(crd_cluster.kubeconfig)
     account = shipped()[0]
     files = pod_files_of(crd_cluster, api, account, tmp_path / "serviceaccount")
     with running_in_pod(crd_cluster, files, "--multicluster", "clusterset.local", *HTTP) as server:
@@ -336,12 +324,15 @@ def test_every_grant_of_the_role_is_needed_and_its_absence_is_named(request, tmp
     group, resource, verb = GRANTS[case]
     kind, options = KINDS[resource], NEEDS.get(resource, ())
     plane = request.getfixturevalue("crd_cluster" if case == "serviceimports-watch" else "real_cluster")
-    admin = admin_client(plane)
+    admin = api_client(plane.kubeconfig)
     account = weakened(admin, case)
     files = pod_files_of(plane, admin, account, tmp_path / "serviceaccount")
     with running_in_pod(plane, files, "--startup-timeout", "1", *options, *HTTP) as server:
         # retried with backoff (0.8 s, then 1.6 s, each with jitter), and said once
         eventually(lambda: requests_by_code(server).get((kind, verb, FORBIDDEN), 0) >= 2, timeout=15)
+        unsynced = f"starting unsynced after 1.0 s (still waiting for {resource})"
+        if verb == "list":  # said once the startup timeout has passed, maybe after the second refusal
+            eventually(lambda: server.logged(unsynced), timeout=5)
         ready = get(endpoint(server, "ready") + "/ready")
         counted = requests_by_code(server)
         api_up = metric(scrape(endpoint(server, "metrics") + "/metrics"), "kdns_kubernetes_api_up")
@@ -359,7 +350,7 @@ def test_every_grant_of_the_role_is_needed_and_its_absence_is_named(request, tmp
         assert counted[(kind, "list", "200")] == 1
     else:
         assert ready == (503, "kubernetes")
-        assert server.logged(f"starting unsynced after 1.0 s (still waiting for {resource})")
+        assert server.logged(unsynced)
     assert not server.logged("does not serve")
 
 
@@ -384,7 +375,12 @@ def test_a_token_the_api_no_longer_accepts_is_said_as_such(real_cluster, admin, 
 def test_dump_says_which_list_the_role_does_not_grant(real_cluster, admin, tmp_path):
     """``kdns dump`` lists once: a refused list ends it with exit 2 and the refusal, no traceback."""
     account = weakened(admin, "endpointslices-list")
-    kubeconfig = kubeconfig_of(real_cluster, tmp_path / "kubeconfig", token=token_for(admin, account))
+    kubeconfig = token_kubeconfig(
+        tmp_path / "kubeconfig",
+        server=real_cluster.url,
+        ca_file=real_cluster.ca_file,
+        token=token_for(admin, account),
+    )
     done = run_kdns("dump", "--kubeconfig", str(kubeconfig))
     assert done.returncode == 2
     assert done.stderr.startswith("kdns: error: endpointslices: forbidden to list them (HTTP 403 Forbidden: ")

@@ -11,7 +11,6 @@ by PID as it stops any kdns."""
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 from kubernetes import client, utils
 
 from tests.support.control_plane import ControlPlane
-from tests.support.deploy import Manifest
+from tests.support.deploy import DEPLOY, Manifest, load_documents
 from tests.support.process import Server, running
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")  # where kubelet mounts it
@@ -43,6 +42,15 @@ _LAUNCH = (
     "os.execvp('unshare', ['unshare', '--user', '--map-root-user', '--mount', '--', 'sh', '-c', script, "
     "'sh', files, run, sys.executable, '-m', 'kdns', *rest])"
 )
+
+
+def shipped() -> tuple[Manifest, Manifest, Manifest]:
+    """The ServiceAccount, ClusterRole and ClusterRoleBinding as deploy/ holds them."""
+    (account,), (role,), (binding,) = (
+        load_documents(DEPLOY / name)
+        for name in ("serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml")
+    )
+    return account, role, binding
 
 
 def service_account_dir_of(pid: int) -> Path:
@@ -139,19 +147,3 @@ def running_in_pod(plane: ControlPlane, files: Path, *args: str) -> Iterator[Ser
     serve = args if "--corefile" in args else ("--in-cluster", *args)
     with running(*serve, launcher=launcher, env=env) as server:
         yield server
-
-
-def kubeconfig_of(plane: ControlPlane, path: Path, *, token: str) -> Path:
-    """A kubeconfig for ``plane``'s API server that authenticates with ``token``."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "real", "cluster": {"server": plane.url, "certificate-authority": str(plane.ca_file)}}
-        ],
-        "users": [{"name": "token", "user": {"token": token}}],
-        "contexts": [{"name": "real", "context": {"cluster": "real", "user": "token"}}],
-        "current-context": "real",
-    }
-    path.write_text(json.dumps(config))
-    return path

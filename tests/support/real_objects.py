@@ -126,15 +126,6 @@ def create_service(
     return api.create_namespaced_service(ns, body)
 
 
-def service_account_token(api: client.CoreV1Api, ns: str, name: str) -> str:
-    """A token for ServiceAccount ``ns/name`` from the TokenRequest API, for the API server's own
-    audience, valid for an hour."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    return api.create_namespaced_service_account_token(name, ns, request).status.token
-
-
 def token_kubeconfig(path: Path, *, server: str, ca_file: Path, token: str) -> Path:
     """A kubeconfig for ``server`` that authenticates with a bearer ``token``, as a pod's would."""
     user = {"token": token}
