@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import dns.rcode
@@ -58,8 +58,9 @@ def _nxdomain(port: int, name: str) -> bool:
     return ask(port, name).rcode() == dns.rcode.NXDOMAIN
 
 
-def _following(plane: ControlPlane, *args: str) -> Iterator[Server]:
-    return running("--kubeconfig", str(plane.kubeconfig), "--metrics", "127.0.0.1:0", *args)
+def _following(kubeconfig: Path) -> AbstractContextManager[Server]:
+    """``kdns serve`` following the API server ``kubeconfig`` reaches, with its metrics on."""
+    return running("--kubeconfig", str(kubeconfig), "--metrics", "127.0.0.1:0")
 
 
 @contextmanager
@@ -99,7 +100,7 @@ def test_answers_continue_through_an_apiserver_restart_and_follow_what_changed_a
         kept_ip = _service(api, "restart", "kept")
         doomed_ip = _service(api, "restart", "doomed")
         kept, doomed, fresh = (f"{name}.restart.{ZONE}" for name in ("kept", "doomed", "fresh"))
-        with _following(plane) as server:
+        with _following(plane.kubeconfig) as server:
             metrics = endpoint(server, "metrics") + "/metrics"
             assert eventually(lambda: _addresses(server.port, doomed), timeout=30) == [doomed_ip]
             with _asking(server.port, kept) as replies:
@@ -147,7 +148,7 @@ def test_a_resource_version_compacted_away_while_kdns_was_not_watching_is_a_real
         stay, moved, born = (f"{name}.gap.{ZONE}" for name in ("stay", "moved", "born"))
         gone = [f"{name}.gap.{ZONE}" for name in ("gone-a", "gone-b")]
         kubeconfig = plane.kubeconfig_for(front.url, tmp_path / "front.kubeconfig")
-        with running("--kubeconfig", str(kubeconfig), "--metrics", "127.0.0.1:0") as server:
+        with _following(kubeconfig) as server:
             metrics = endpoint(server, "metrics") + "/metrics"
             assert eventually(lambda: _addresses(server.port, moved), timeout=30) == ["10.96.77.1"]
             assert [_addresses(server.port, name) != [] for name in gone] == [True, True]
@@ -220,9 +221,9 @@ def _service_requests(audit: Path, verb: str) -> list[dict[str, str]]:
 
 def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_path: Path):
     """The API server sends a watch that allows bookmarks one about a minute after it began (and 2 s
-    before its deadline, minutes away for kdns), carrying the watch cache's resourceVersion, which
-    follows etcd's revision through etcd's progress notifications (every 5 s here, as
-    ``--watch-progress-notify-interval`` is set on production clusters; etcd's default is 10 minutes).
+    before its deadline, minutes away for kdns), carrying the watch cache's resourceVersion, when that
+    has moved past what the watch last carried. The cache follows etcd's revision through etcd's
+    progress notifications, every 5 s as kubeadm configures etcd (etcd's default: 10 minutes).
     Nothing changes among Services: the watch stays open and gets the bookmark; reset at the front
     afterwards, it resumes from the bookmark's resourceVersion, newer than the list's, without a list."""
     policy, audit = tmp_path / "audit-policy.json", tmp_path / "audit.log"
@@ -238,11 +239,11 @@ def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_pat
     ):
         api = _core(plane)
         api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="quiet")))
-        quiet_ip = _service(api, "quiet", "web")
+        quiet_ip, web = _service(api, "quiet", "web"), f"web.quiet.{ZONE}"
         kubeconfig = plane.kubeconfig_for(front.url, tmp_path / "front.kubeconfig")
-        with running("--kubeconfig", str(kubeconfig), "--metrics", "127.0.0.1:0") as server:
+        with _following(kubeconfig) as server:
             metrics = endpoint(server, "metrics") + "/metrics"
-            assert eventually(lambda: _addresses(server.port, f"web.quiet.{ZONE}"), timeout=30) == [quiet_ip]
+            assert eventually(lambda: _addresses(server.port, web), timeout=30) == [quiet_ip]
             first = eventually(lambda: _service_requests(audit, "watch"), timeout=10)
             listed = int(first[0]["resourceVersion"])  # a watch begins where the list ended
             assert first[0]["allowWatchBookmarks"] == "true"
@@ -271,6 +272,5 @@ def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_pat
             assert len(_service_requests(audit, "list")) == 1
             assert metric(after, "kdns_kubernetes_watch_ends_total", kind="Service", reason="dropped") == 1
             later_ip = _service(api, "quiet", "later")  # the resumed watch follows
-            assert eventually(lambda: _addresses(server.port, f"later.quiet.{ZONE}"), timeout=30) == [
-                later_ip
-            ]
+            later = f"later.quiet.{ZONE}"
+            assert eventually(lambda: _addresses(server.port, later), timeout=30) == [later_ip]

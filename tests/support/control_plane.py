@@ -114,8 +114,9 @@ class ControlPlane:
         return int(header["revision"])
 
     def compact_etcd(self, revision: int) -> None:
-        """Compact etcd's history before ``revision`` (physically, before returning): watches and
-        continue tokens from older resourceVersions get ``410 Gone`` from the API server."""
+        """Compact etcd's history before ``revision`` (physically, before returning): lists, continue
+        tokens and watches served from etcd (a resource without a watch cache) at older
+        resourceVersions get ``410 Gone``; the watch cache keeps its own history."""
         self._etcd("kv/compaction", {"revision": str(revision), "physical": True})
 
     def kubeconfig_for(self, url: str, path: Path) -> Path:
