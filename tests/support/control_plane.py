@@ -3,19 +3,27 @@ from the Go module proxy by ``tests/cluster/build.sh``, with certificates and ke
 
 ``control_plane(directory)`` starts the three (etcd's data, the certificates and the admin kubeconfig
 live in ``directory``), waits until the API server's ``/readyz`` answers ok and stops them by PID when
-the block ends."""
+the block ends. Faults a real control plane has: ``ControlPlane.stop_apiserver``/``start_apiserver``
+(a restart on the same port, certificates and etcd), ``ControlPlane.compact_etcd`` (history before a
+revision gone, as the API server's own compactor does every 5 minutes) and ``api_front`` (a TCP front
+whose connections can be reset, as a load balancer's are)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import select
+import socket
 import ssl
+import struct
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import trustme
@@ -48,6 +56,27 @@ def binaries() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+class _Child:
+    """A program run as a child process logging to ``logs/NAME.log``, which can be stopped by PID
+    (SIGTERM, then SIGKILL ``grace`` seconds later) and started again with the same command line."""
+
+    def __init__(self, name: str, argv: Sequence[str], logs: Path) -> None:
+        self.argv = list(argv)
+        self.log = logs / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> subprocess.Popen:
+        with self.log.open("a") as log:  # a restart appends to what the first run logged
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        return self.process
+
+    def stop(self, grace: float = 15) -> None:
+        if self.process is not None:
+            stop(self.process, grace=grace)
+
+
 @dataclasses.dataclass
 class ControlPlane:
     """A running control plane: its API server's URL, the CA that signed its certificate and an admin
@@ -58,6 +87,48 @@ class ControlPlane:
     kubeconfig: Path
     logs: Path
     etcd_url: str
+    admin_cert: Path
+    admin_key: Path
+    _apiserver: _Child = dataclasses.field(repr=False)
+    _client: ssl.SSLContext = dataclasses.field(repr=False)
+    _timeout: float = 90
+
+    def stop_apiserver(self, grace: float = 15) -> None:
+        """Stop kube-apiserver as a pod is stopped: SIGTERM, then SIGKILL ``grace`` seconds later. On
+        SIGTERM it stops accepting connections at once but drains the requests it holds for up to its
+        60 s request timeout: open watches stay open, silent, until it exits or is killed."""
+        self._apiserver.stop(grace)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again, on the same port with the same certificates and etcd; return once
+        its ``/readyz`` is ok."""
+        process = self._apiserver.start()
+        _wait_until(
+            f"{self.url}/readyz", _apiserver_ready, process, self._apiserver.log, self._timeout, self._client
+        )
+
+    def etcd_revision(self) -> int:
+        """etcd's current revision: every write through the API server advances it; resourceVersions
+        are revisions."""
+        header = self._etcd("kv/range", {"key": base64.b64encode(b"/registry/").decode()})["header"]
+        return int(header["revision"])
+
+    def compact_etcd(self, revision: int) -> None:
+        """Compact etcd's history before ``revision`` (physically, before returning): lists, continue
+        tokens and watches served from etcd (a resource without a watch cache) at older
+        resourceVersions get ``410 Gone``; the watch cache keeps its own history."""
+        self._etcd("kv/compaction", {"revision": str(revision), "physical": True})
+
+    def kubeconfig_for(self, url: str, path: Path) -> Path:
+        """An admin kubeconfig at ``path`` that reaches the API server through ``url`` (a front)."""
+        return _write_kubeconfig(path, url, self.ca_file, self.admin_cert, self.admin_key)
+
+    def _etcd(self, call: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"{self.etcd_url}/v3/{call}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return json.loads(reply.read())
 
 
 def _write_kubeconfig(path: Path, url: str, ca: Path, cert: Path, key: Path) -> Path:
@@ -88,14 +159,12 @@ def _service_account_key(directory: Path) -> Path:
 
 @contextmanager
 def _process(name: str, argv: Sequence[str], logs: Path) -> Iterator[subprocess.Popen]:
-    """``argv`` as a child process logging to ``logs/name.log``; stopped by PID with SIGTERM, then
-    killed if it has not ended 15 s later."""
-    with (logs / f"{name}.log").open("w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            yield process
-        finally:
-            stop(process, grace=15)
+    """``argv`` as a child process logging to ``logs/name.log``, stopped when the block ends."""
+    child = _Child(name, argv, logs)
+    try:
+        yield child.start()
+    finally:
+        child.stop()
 
 
 def _wait_until(
@@ -142,10 +211,11 @@ def control_plane(
     *,
     controller_manager: bool = True,
     apiserver_args: Sequence[str] = (),
+    etcd_args: Sequence[str] = (),
     timeout: float = 90,
 ) -> Iterator[ControlPlane]:
-    """etcd, kube-apiserver (TLS, ``Node,RBAC``, service range ``SERVICE_RANGE``, then
-    ``apiserver_args``) and, with ``controller_manager``, kube-controller-manager running
+    """etcd (then ``etcd_args``), kube-apiserver (TLS, ``Node,RBAC``, service range ``SERVICE_RANGE``,
+    then ``apiserver_args``) and, with ``controller_manager``, kube-controller-manager running
     ``CONTROLLERS``, all on 127.0.0.1 with their state in ``directory``; yields once ``/readyz`` is ok."""
     bin_dir = binaries()
     logs = directory / "logs"
@@ -184,39 +254,37 @@ def control_plane(
                     f"--initial-advertise-peer-urls={peer_url}",
                     f"--initial-cluster=test={peer_url}",
                     "--log-level=warn",
+                    *etcd_args,
                 ],
                 logs,
             )
         )
         _wait_until(f"{etcd_url}/health", _etcd_healthy, etcd, logs / "etcd.log", timeout)
-        apiserver = stack.enter_context(
-            _process(
-                "kube-apiserver",
-                [
-                    str(bin_dir / "kube-apiserver"),
-                    f"--etcd-servers={etcd_url}",
-                    f"--bind-address={HOST}",
-                    f"--advertise-address={HOST}",
-                    f"--secure-port={api_port}",
-                    f"--cert-dir={directory / 'apiserver-certs'}",
-                    f"--tls-cert-file={serving_cert}",
-                    f"--tls-private-key-file={serving_key}",
-                    f"--client-ca-file={ca_file}",
-                    "--authorization-mode=Node,RBAC",
-                    f"--service-cluster-ip-range={SERVICE_RANGE}",
-                    f"--service-account-key-file={sa_key}",
-                    f"--service-account-signing-key-file={sa_key}",
-                    "--service-account-issuer=https://kubernetes.default.svc",
-                    # loopback is no valid endpoint address: leave the kubernetes Service's endpoints alone
-                    "--endpoint-reconciler-type=none",
-                    *apiserver_args,
-                ],
-                logs,
-            )
+        apiserver = _Child(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                f"--bind-address={HOST}",
+                f"--advertise-address={HOST}",
+                f"--secure-port={api_port}",
+                f"--cert-dir={directory / 'apiserver-certs'}",
+                f"--tls-cert-file={serving_cert}",
+                f"--tls-private-key-file={serving_key}",
+                f"--client-ca-file={ca_file}",
+                "--authorization-mode=Node,RBAC",
+                f"--service-cluster-ip-range={SERVICE_RANGE}",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                # loopback is no valid endpoint address: leave the kubernetes Service's endpoints alone
+                "--endpoint-reconciler-type=none",
+                *apiserver_args,
+            ],
+            logs,
         )
-        _wait_until(
-            f"{url}/readyz", _apiserver_ready, apiserver, logs / "kube-apiserver.log", timeout, client
-        )
+        stack.callback(apiserver.stop)
+        _wait_until(f"{url}/readyz", _apiserver_ready, apiserver.start(), apiserver.log, timeout, client)
         if controller_manager:
             stack.enter_context(
                 _process(
@@ -234,4 +302,106 @@ def control_plane(
                     logs,
                 )
             )
-        yield ControlPlane(url=url, ca_file=ca_file, kubeconfig=kubeconfig, logs=logs, etcd_url=etcd_url)
+        yield ControlPlane(
+            url=url,
+            ca_file=ca_file,
+            kubeconfig=kubeconfig,
+            logs=logs,
+            etcd_url=etcd_url,
+            admin_cert=admin_cert,
+            admin_key=admin_key,
+            _apiserver=apiserver,
+            _client=client,
+            _timeout=timeout,
+        )
+
+
+class ApiFront:
+    """A TCP front on 127.0.0.1 that relays every connection to the API server, as a load balancer in
+    front of it does (TLS passes through: the API server's certificate names 127.0.0.1); ``reset()``
+    resets every connection it holds on both sides, as a load balancer that drops its flows."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("https://").rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server((HOST, 0))
+        self.url = f"https://{HOST}:{self.listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._flows: list[_Flow] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def reset(self) -> int:
+        """Reset every relayed connection (an RST to both ends); return how many were open, once the
+        resets are sent."""
+        with self._lock:
+            flows, self._flows = self._flows, []
+        for flow in flows:
+            flow.resetting.set()
+        for flow in flows:
+            flow.thread.join(5)
+        return sum(flow.was_reset for flow in flows)
+
+    def close(self) -> None:
+        self.listener.close()
+        self._acceptor.join(5)
+        self.reset()
+
+    def _accept(self) -> None:
+        while True:  # until close() closes the listener
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            flow = _Flow(client, upstream)
+            with self._lock:
+                self._flows = [f for f in self._flows if f.thread.is_alive()]
+                self._flows.append(flow)
+            flow.thread.start()
+
+
+class _Flow:
+    """One relayed connection: bytes copied both ways on a thread of its own until both ends have
+    closed, or until ``resetting`` is set, when both are reset."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client, self.upstream = client, upstream
+        self.resetting = threading.Event()
+        self.was_reset = False
+        self.thread = threading.Thread(target=self._relay, daemon=True)
+
+    def _relay(self) -> None:
+        peers = {self.client: self.upstream, self.upstream: self.client}
+        try:
+            while peers and not self.resetting.is_set():  # each turn waits 0.1 s at most
+                readable, _, _ = select.select(list(peers), [], [], 0.1)
+                for source in readable:
+                    data = source.recv(65536)
+                    if data:
+                        peers[source].sendall(data)
+                    else:
+                        peers.pop(source).shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        if self.resetting.is_set() and peers:
+            self.was_reset = True
+            for sock in peers:  # closing with a zero linger sends an RST
+                with suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.client.close()
+        self.upstream.close()
+
+
+@contextmanager
+def api_front(plane: ControlPlane) -> Iterator[ApiFront]:
+    """An ``ApiFront`` to ``plane``'s API server, closed when the block ends."""
+    front = ApiFront(plane.url)
+    try:
+        yield front
+    finally:
+        front.close()
