@@ -41,11 +41,12 @@ lint: $(STAMP)
 test: $(STAMP) tools-test tools-cluster lint
 	$(VENV)/bin/pytest $(ARGS)
 
-bench: $(STAMP) tools-bench
+bench: $(STAMP) tools-bench tools-cluster
 	$(VENV)/bin/python -m bench.run $(ARGS)
 	$(VENV)/bin/python -m bench.forwarded $(ARGS)
 	$(VENV)/bin/python -m bench.workers $(ARGS)
 	$(VENV)/bin/python -m bench.informer $(ARGS)
+	$(VENV)/bin/python -m bench.real_api $(ARGS)
 	$(VENV)/bin/python -m bench.abuse $(ARGS)
 
 # Ten minutes at 80% of kdns's capacity on cluster, forwarded and TCP queries (bench/soak.py).

@@ -15,6 +15,7 @@ from bench.lib.tables import ms, span, table, times
 FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
 WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
+REAL_API_HEADING = "## Through a real kube-apiserver"  # bench/real_api.py
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
 FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
@@ -23,6 +24,7 @@ TRAILING_HEADINGS = (
     FORWARDED_HEADING,
     WORKERS_HEADING,
     INFORMER_HEADING,
+    REAL_API_HEADING,
     ABUSE_HEADING,
     SOAK_HEADING,
     FUZZ_HEADING,
@@ -36,12 +38,13 @@ make bench                                   # every benchmark, about 25 minutes
 make soak                                    # ten minutes at 80% of capacity (the Soak section)
 .venv/bin/python -m bench.run                # this part only, about 5 minutes; keeps the sections below
 .venv/bin/python -m bench.forwarded          # each other section alone: forwarded, workers, informer,
-.venv/bin/python -m bench.abuse --quick      #   abuse, soak; --quick writes bench/out/README.md only
+.venv/bin/python -m bench.abuse --quick      #   real_api, abuse, soak; --quick writes bench/out/ only
 .venv/bin/python -m bench.run --quick        # 2-second runs, once each; writes bench/out/ only
 .venv/bin/python -m bench.run --seconds 30 --repeats 5 --profile-seconds 0
 ```
 
-`make bench` installs dnsperf and Knot DNS when they are missing; py-spy comes with the `test` extra
+`make bench` installs dnsperf and Knot DNS when they are missing and builds etcd and kube-apiserver
+(`make tools-cluster`, about 10 minutes the first time); py-spy comes with the `test` extra
 (without it the profile is left out). Each run regenerates the cluster (`python -m bench.cluster`) and
 the query file (`python -m bench.queries`) into `bench/out/`, which also keeps the raw dnsperf output
 (the `-v` runs without their per-answer lines), py-spy's raw stacks, the Knot configuration and zone

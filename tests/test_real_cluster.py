@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import dns.rcode
 import pytest
 import yaml
 from kubernetes import client
 
-from tests.support.client import HOST, ask, lookup
+from tests.support.client import ask, lookup
 from tests.support.control_plane import API_SERVICE_IP, control_plane
 from tests.support.in_cluster import apply, shipped, token_for
 from tests.support.metrics import endpoint, get
@@ -27,7 +26,6 @@ from tests.support.real_objects import (
     core_api,
     create_namespace,
     create_service,
-    kubeconfig_for,
     report_ready,
     run_pod,
     run_pods,
@@ -354,11 +352,8 @@ def test_an_api_server_down_at_start_up_is_followed_once_it_comes_up(core, real_
     ns = create_namespace(core, "late-api")
     created = create_service(core, ns, "web", ports=[("http", 80, "TCP")], selector={"app": "web"})
     name = f"web.{ns}.svc.cluster.local."
-    api = urlsplit(real_cluster.url)
-    with relay((api.hostname, api.port)) as front:
-        kubeconfig = kubeconfig_for(
-            tmp_path / "kubeconfig", real_cluster.kubeconfig, server=f"https://{HOST}:{front.port}"
-        )
+    with relay(real_cluster.address, opened=False) as front:
+        kubeconfig = real_cluster.kubeconfig_for(front.url, tmp_path / "kubeconfig")
         with running(
             "--kubeconfig", str(kubeconfig), "--startup-timeout", "0.5", "--ready", "127.0.0.1:0"
         ) as server:

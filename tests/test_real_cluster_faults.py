@@ -20,10 +20,11 @@ import pytest
 from kubernetes import client, config
 
 from tests.support.client import ask
-from tests.support.control_plane import ADMIN_USER, ControlPlane, api_front, control_plane
+from tests.support.control_plane import ADMIN_USER, ControlPlane, control_plane
 from tests.support.metrics import endpoint, metric, scrape
 from tests.support.polling import eventually
 from tests.support.process import Server, running
+from tests.support.relay import relay
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +138,7 @@ def test_a_resource_version_compacted_away_while_kdns_was_not_watching_is_a_real
         control_plane(
             tmp_path, controller_manager=False, apiserver_args=["--watch-cache-sizes=services#0"]
         ) as plane,
-        api_front(plane) as front,
+        relay(plane.address) as front,
     ):
         api = _core(plane)
         api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="gap")))
@@ -235,7 +236,7 @@ def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_pat
             etcd_args=["--watch-progress-notify-interval=5s"],
             apiserver_args=[f"--audit-policy-file={policy}", f"--audit-log-path={audit}"],
         ) as plane,
-        api_front(plane) as front,
+        relay(plane.address) as front,
     ):
         api = _core(plane)
         api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="quiet")))

@@ -5,25 +5,22 @@ from the Go module proxy by ``tests/cluster/build.sh``, with certificates and ke
 live in ``directory``), waits until the API server's ``/readyz`` answers ok and stops them by PID when
 the block ends. Faults a real control plane has: ``ControlPlane.stop_apiserver``/``start_apiserver``
 (a restart on the same port, certificates and etcd), ``ControlPlane.compact_etcd`` (history before a
-revision gone, as the API server's own compactor does every 5 minutes) and ``api_front`` (a TCP front
-whose connections can be reset, as a load balancer's are)."""
+revision gone, as the API server's own compactor does every 5 minutes) and
+``ControlPlane.delete_from_etcd`` (a change the API server does not make); tests/support/relay.py puts
+a front whose connections can be reset before ``ControlPlane.address``."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import json
-import select
-import socket
 import ssl
-import struct
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import trustme
@@ -119,9 +116,23 @@ class ControlPlane:
         resourceVersions get ``410 Gone``; the watch cache keeps its own history."""
         self._etcd("kv/compaction", {"revision": str(revision), "physical": True})
 
+    def delete_from_etcd(self, key: str) -> int:
+        """Delete ``key`` (e.g. ``/registry/services/specs/NS/NAME``) in etcd, behind the API server's
+        back; how many keys went."""
+        deleted = self._etcd("kv/deleterange", {"key": base64.b64encode(key.encode()).decode()})
+        return int(deleted.get("deleted", 0))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The API server's host and port."""
+        host, port = self.url.removeprefix("https://").rsplit(":", 1)
+        return host, int(port)
+
     def kubeconfig_for(self, url: str, path: Path) -> Path:
         """An admin kubeconfig at ``path`` that reaches the API server through ``url`` (a front)."""
-        return _write_kubeconfig(path, url, self.ca_file, self.admin_cert, self.admin_key)
+        return write_kubeconfig(
+            path, server=url, ca_file=self.ca_file, user=_admin(self.admin_cert, self.admin_key)
+        )
 
     def _etcd(self, call: str, body: dict) -> dict:
         request = urllib.request.Request(
@@ -131,17 +142,23 @@ class ControlPlane:
             return json.loads(reply.read())
 
 
-def _write_kubeconfig(path: Path, url: str, ca: Path, cert: Path, key: Path) -> Path:
+def write_kubeconfig(path: Path, *, server: str, ca_file: Path, user: dict[str, str]) -> Path:
+    """A kubeconfig at ``path`` for the API server at ``server`` (verified with ``ca_file``) as
+    ``user`` (client-certificate and client-key, or token)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": url, "certificate-authority": str(ca)}}],
-        "users": [{"name": ADMIN_USER, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": ADMIN_USER}}],
+        "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": "test", "user": user}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
         "current-context": "test",
     }
     path.write_text(json.dumps(config, indent=2))
     return path
+
+
+def _admin(cert: Path, key: Path) -> dict[str, str]:
+    return {"client-certificate": str(cert), "client-key": str(key)}
 
 
 def _service_account_key(directory: Path) -> Path:
@@ -236,7 +253,9 @@ def control_plane(
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     etcd_url, peer_url = f"http://{HOST}:{etcd_port}", f"http://{HOST}:{peer_port}"
     url = f"https://{HOST}:{api_port}"
-    kubeconfig = _write_kubeconfig(directory / "admin.kubeconfig", url, ca_file, admin_cert, admin_key)
+    kubeconfig = write_kubeconfig(
+        directory / "admin.kubeconfig", server=url, ca_file=ca_file, user=_admin(admin_cert, admin_key)
+    )
     client = ssl.create_default_context(cafile=str(ca_file))
     client.load_cert_chain(str(admin_cert), str(admin_key))
 
@@ -314,94 +333,3 @@ def control_plane(
             _client=client,
             _timeout=timeout,
         )
-
-
-class ApiFront:
-    """A TCP front on 127.0.0.1 that relays every connection to the API server, as a load balancer in
-    front of it does (TLS passes through: the API server's certificate names 127.0.0.1); ``reset()``
-    resets every connection it holds on both sides, as a load balancer that drops its flows."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.removeprefix("https://").rsplit(":", 1)
-        self.target = (host, int(port))
-        self.listener = socket.create_server((HOST, 0))
-        self.url = f"https://{HOST}:{self.listener.getsockname()[1]}"
-        self._lock = threading.Lock()
-        self._flows: list[_Flow] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-        self._acceptor.start()
-
-    def reset(self) -> int:
-        """Reset every relayed connection (an RST to both ends); return how many were open, once the
-        resets are sent."""
-        with self._lock:
-            flows, self._flows = self._flows, []
-        for flow in flows:
-            flow.resetting.set()
-        for flow in flows:
-            flow.thread.join(5)
-        return sum(flow.was_reset for flow in flows)
-
-    def close(self) -> None:
-        self.listener.close()
-        self._acceptor.join(5)
-        self.reset()
-
-    def _accept(self) -> None:
-        while True:  # until close() closes the listener
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            flow = _Flow(client, upstream)
-            with self._lock:
-                self._flows = [f for f in self._flows if f.thread.is_alive()]
-                self._flows.append(flow)
-            flow.thread.start()
-
-
-class _Flow:
-    """One relayed connection: bytes copied both ways on a thread of its own until both ends have
-    closed, or until ``resetting`` is set, when both are reset."""
-
-    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
-        self.client, self.upstream = client, upstream
-        self.resetting = threading.Event()
-        self.was_reset = False
-        self.thread = threading.Thread(target=self._relay, daemon=True)
-
-    def _relay(self) -> None:
-        peers = {self.client: self.upstream, self.upstream: self.client}
-        try:
-            while peers and not self.resetting.is_set():  # each turn waits 0.1 s at most
-                readable, _, _ = select.select(list(peers), [], [], 0.1)
-                for source in readable:
-                    data = source.recv(65536)
-                    if data:
-                        peers[source].sendall(data)
-                    else:
-                        peers.pop(source).shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        if self.resetting.is_set() and peers:
-            self.was_reset = True
-            for sock in peers:  # closing with a zero linger sends an RST
-                with suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.client.close()
-        self.upstream.close()
-
-
-@contextmanager
-def api_front(plane: ControlPlane) -> Iterator[ApiFront]:
-    """An ``ApiFront`` to ``plane``'s API server, closed when the block ends."""
-    front = ApiFront(plane.url)
-    try:
-        yield front
-    finally:
-        front.close()

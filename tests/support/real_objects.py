@@ -7,14 +7,13 @@ kdns is given: a ServiceAccount's token, or the admin's identity through another
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.support.control_plane import write_kubeconfig
 from tests.support.polling import eventually
 
 CONFLICT = 409
@@ -128,27 +127,4 @@ def create_service(
 
 def token_kubeconfig(path: Path, *, server: str, ca_file: Path, token: str) -> Path:
     """A kubeconfig for ``server`` that authenticates with a bearer ``token``, as a pod's would."""
-    user = {"token": token}
-    return _write_kubeconfig(path, server=server, ca_file=ca_file, user=user)
-
-
-def kubeconfig_for(path: Path, kubeconfig: Path, *, server: str) -> Path:
-    """``kubeconfig``'s current user, for ``server`` instead of its own (a relay in front of it)."""
-    original = yaml.safe_load(kubeconfig.read_text())
-    context = next(c for c in original["contexts"] if c["name"] == original["current-context"])["context"]
-    cluster = next(c for c in original["clusters"] if c["name"] == context["cluster"])["cluster"]
-    user = next(u for u in original["users"] if u["name"] == context["user"])["user"]
-    return _write_kubeconfig(path, server=server, ca_file=Path(cluster["certificate-authority"]), user=user)
-
-
-def _write_kubeconfig(path: Path, *, server: str, ca_file: Path, user: dict[str, str]) -> Path:
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
-        "users": [{"name": "test", "user": user}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-        "current-context": "test",
-    }
-    path.write_text(json.dumps(kubeconfig, indent=2))
-    return path
+    return write_kubeconfig(path, server=server, ca_file=ca_file, user={"token": token})

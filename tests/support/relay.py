@@ -1,86 +1,118 @@
-"""A TCP relay on loopback that can be opened after its port is handed out: a client pointed at it
-finds nothing listening (connection refused, as when a server is down) until ``open`` starts passing
-bytes both ways to the real server behind it."""
+"""A TCP relay on loopback in front of a server, as a load balancer stands in front of an API server
+(TLS passes through: the API server's certificate names 127.0.0.1).
+
+Its port is handed out at once; it listens from ``open()`` (until then a client finds nothing there:
+connection refused, as when the server is down). ``reset()`` resets every connection it carries on
+both sides, as a load balancer that drops its flows does."""
 
 from __future__ import annotations
 
-import selectors
+import select
 import socket
+import struct
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from tests.support.client import HOST
 from tests.support.process import free_port
 
 CHUNK = 65536
-IDLE_POLL = 0.5  # seconds between checks that the relay is still open
+POLL = 0.1  # seconds a relaying thread waits before it looks for a reset or a close again
 
 
 class Relay:
-    """Relays ``HOST:port`` (free now, unbound until ``open``) to ``target``."""
+    """Relays ``HOST:port`` (free now, listening from ``open``) to ``target``."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
+        self.url = f"https://{HOST}:{self.port}"
         self._listener: socket.socket | None = None
-        self._closed = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._acceptor: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._flows: list[_Flow] = []
 
-    def open(self) -> None:
-        listener = socket.create_server((HOST, self.port))
-        listener.settimeout(IDLE_POLL)
-        self._listener = listener
-        self._spawn(self._accept, listener)
+    def open(self) -> Relay:
+        self._listener = socket.create_server((HOST, self.port))
+        self._acceptor = threading.Thread(target=self._accept, args=(self._listener,), daemon=True)
+        self._acceptor.start()
+        return self
+
+    def reset(self) -> int:
+        """Reset every relayed connection (an RST to both ends); return how many were open, once the
+        resets are sent."""
+        with self._lock:
+            flows, self._flows = self._flows, []
+        for flow in flows:
+            flow.resetting.set()
+        for flow in flows:
+            flow.thread.join(5)
+        return sum(flow.was_reset for flow in flows)
 
     def close(self) -> None:
-        self._closed.set()
-        for thread in self._threads:
-            thread.join(5)
         if self._listener is not None:
             self._listener.close()
-
-    def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+        self.reset()
 
     def _accept(self, listener: socket.socket) -> None:
-        while not self._closed.is_set():
+        while True:  # until close() closes the listener
             try:
-                accepted, _ = listener.accept()
-            except TimeoutError:
-                continue
+                client, _ = listener.accept()
+            except OSError:
+                return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
-                accepted.close()
+                client.close()
                 continue
-            self._spawn(self._pump, accepted, upstream)
+            flow = _Flow(client, upstream)
+            with self._lock:
+                self._flows = [f for f in self._flows if f.thread.is_alive()]
+                self._flows.append(flow)
+            flow.thread.start()
 
-    def _pump(self, one: socket.socket, other: socket.socket) -> None:
-        """Copy bytes both ways until either side closes or the relay does."""
-        peer = {one: other, other: one}
-        with selectors.DefaultSelector() as selector, one, other:
-            for sock in peer:
-                sock.setblocking(True)
-                selector.register(sock, selectors.EVENT_READ)
-            while not self._closed.is_set():
-                for key, _ in selector.select(IDLE_POLL):
-                    try:
-                        data = key.fileobj.recv(CHUNK)
-                        if not data:
-                            return
-                        peer[key.fileobj].sendall(data)
-                    except OSError:
-                        return
+
+class _Flow:
+    """One relayed connection: bytes copied both ways on a thread of its own until both ends have
+    closed, or until ``resetting`` is set, when both are reset."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client, self.upstream = client, upstream
+        self.resetting = threading.Event()
+        self.was_reset = False
+        self.thread = threading.Thread(target=self._relay, daemon=True)
+
+    def _relay(self) -> None:
+        peers = {self.client: self.upstream, self.upstream: self.client}
+        try:
+            while peers and not self.resetting.is_set():
+                readable, _, _ = select.select(list(peers), [], [], POLL)
+                for source in readable:
+                    data = source.recv(CHUNK)
+                    if data:
+                        peers[source].sendall(data)
+                    else:
+                        peers.pop(source).shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        if self.resetting.is_set() and peers:
+            self.was_reset = True
+            for sock in peers:  # closing with a zero linger sends an RST
+                with suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.client.close()
+        self.upstream.close()
 
 
 @contextmanager
-def relay(target: tuple[str, int]) -> Iterator[Relay]:
-    """A ``Relay`` to ``target``, closed with every connection it carries when the block ends."""
-    opened = Relay(target)
+def relay(target: tuple[str, int], *, opened: bool = True) -> Iterator[Relay]:
+    """A ``Relay`` to ``target`` (listening at once unless not ``opened``), closed with every
+    connection it carries when the block ends."""
+    front = Relay(target)
     try:
-        yield opened
+        yield front.open() if opened else front
     finally:
-        opened.close()
+        front.close()
