@@ -4,12 +4,19 @@ It speaks the real list/watch protocol over HTTP/1.1 (plain, or HTTPS given an `
 may require client certificates) so the official ``kubernetes`` client can talk to it: one global resourceVersion, paginated lists pinned to the first page's resourceVersion, watches
 replayed from a resourceVersion out of a retained event log, 410 Gone after ``compact()``, bookmarks,
 label selectors with the watch cache's ADDED/DELETED-on-transition rule, and chunked watch streams.
+With ``watch_list`` it serves the streaming initial list (KEP-3157: a watch with ``sendInitialEvents``
+sends the current state as ADDED events and a bookmark annotated ``k8s.io/initial-events-end``, then
+goes on); without it such a watch gets ``422 Invalid``, as from a server whose WatchList feature is
+off (the v1.31 the fake reports). The list options are validated as the server does.
 
 Faults, as a real API server (or the load balancer in front of it) produces them: ``fail`` (error statuses,
 with Retry-After), ``stop``/``start`` (an outage), ``close_watches`` (a restart), ``hang_watches`` (a
 silent watch), ``reset_connections`` (every connection reset mid-list or mid-watch), ``list_delay`` (slow
-list pages, sent half then the rest) and ``expire_watches`` (a 410 storm: every watch from a version is
-too old).
+list pages, sent half then the rest; a watch list's initial events likewise) and ``expire_watches`` (a
+410 storm: every watch from a version is too old).
+
+Requests are counted by verb: ``list``, ``watch``, ``watchlist`` (a watch with ``sendInitialEvents``)
+and ``get``; ``fail`` can pick one.
 
 Served: namespaces, services, pods (``/api/v1``), endpointslices (``/apis/discovery.k8s.io/v1``) and
 the custom resource serviceimports (``/apis/multicluster.x-k8s.io/v1alpha1``), cluster-wide and per
@@ -82,6 +89,8 @@ EXPIRED_CONTINUE = (
     "list without the continue parameter."
 )
 WAIT_SLICE = 0.5  # longest single wait on a condition, so stop() and flags are noticed promptly
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+NOT_OLDER_THAN, EXACT = "NotOlderThan", "Exact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +197,18 @@ def _event_line(kind: str, res: Resource, raw: bytes) -> bytes:
     return head + raw[1:] + b"}\n"
 
 
+def _bookmark_line(res: Resource, rv: int, annotations: dict[str, str] | None = None) -> bytes:
+    """A BOOKMARK at ``rv``: an object of the kind with only a resourceVersion (and ``annotations``)."""
+    metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+    if annotations:
+        metadata["annotations"] = annotations
+    head = b'{"type":"BOOKMARK","object":{"kind":"%s","apiVersion":"%s","metadata":' % (
+        res.kind.encode(),
+        res.api_version.encode(),
+    )
+    return head + _dumps(metadata) + b"}}\n"
+
+
 class _Event:
     """One logged change; ``prev`` is the version before it (None for ADDED)."""
 
@@ -261,6 +282,75 @@ def _status(code: int, message: str, reason: str | None = None, **details: Any) 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _flag(query: dict[str, str], name: str) -> bool | None:
+    """A boolean query parameter: None when absent (as the server decodes ``true``/``1``)."""
+    if name not in query:
+        return None
+    return query[name].lower() in ("true", "1")
+
+
+def _invalid_options(query: dict[str, str], watch: bool, watch_list: bool) -> dict[str, Any] | None:
+    """The ``422 Invalid`` the API server answers list options with, or None when they are valid."""
+    forbidden: list[tuple[str, str]] = []
+    match, initial = query.get("resourceVersionMatch", ""), "sendInitialEvents" in query
+    if watch:
+        if initial and match != NOT_OLDER_THAN:
+            forbidden.append(
+                (
+                    "resourceVersionMatch",
+                    f"sendInitialEvents requires setting resourceVersionMatch to {NOT_OLDER_THAN}",
+                )
+            )
+        if initial and not watch_list:
+            forbidden.append(
+                (
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+                )
+            )
+        if match and not initial:
+            forbidden.append(
+                (
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )
+            )
+    else:
+        if match and not query.get("resourceVersion"):
+            forbidden.append(
+                (
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                )
+            )
+        if match and query.get("continue"):
+            forbidden.append(
+                ("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+            )
+        if initial:
+            forbidden.append(("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    causes = [
+        {"reason": "FieldValueForbidden", "message": f"Forbidden: {m}", "field": f} for f, m in forbidden
+    ]
+    supported = (NOT_OLDER_THAN,) if watch else (EXACT, NOT_OLDER_THAN, "")
+    if match and match not in supported:
+        listed = ", ".join(f'"{v}"' for v in supported)
+        causes.append(
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: "{match}": supported values: {listed}',
+                "field": "resourceVersionMatch",
+            }
+        )
+    if not causes:
+        return None
+    said = [f"{c['field']}: {c['message']}" for c in causes]
+    message = 'ListOptions.meta.k8s.io "" is invalid: ' + (
+        said[0] if len(said) == 1 else f"[{', '.join(said)}]"
+    )
+    return _status(422, message, group="meta.k8s.io", kind="ListOptions", causes=causes)
 
 
 def _encode_continue(rv: int, key: tuple[str, str], namespaced: bool) -> str:
@@ -454,6 +544,7 @@ class KubeFake:
     ``list_delay``: seconds each list page takes: half of it is sent, then the rest after this long (a
     slow server or link); the page is read before the wait, so a compaction meanwhile expires its token.
     ``tls``: a server context: the fake serves HTTPS (and requires client certificates if it does).
+    ``watch_list``: serve watches with ``sendInitialEvents`` (else they get ``422 Invalid``).
     """
 
     def __init__(
@@ -467,8 +558,10 @@ class KubeFake:
         max_snapshots: int = 256,
         list_delay: float = 0.0,
         tls: ssl.SSLContext | None = None,
+        watch_list: bool = False,
     ) -> None:
         self.host = host
+        self.watch_list = watch_list
         self.tls = tls
         self.list_delay = list_delay
         self.bookmark_interval = bookmark_interval
@@ -719,7 +812,8 @@ class KubeFake:
         kind: str | None = None,
         verb: str | None = None,
     ) -> None:
-        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/get) get ``status``;
+        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/watchlist/get) get
+        ``status``;
         ``NO_RESPONSE`` (0) resets the connection without one, as a proxy in front of a dead API does."""
         if count <= 0:
             return
@@ -850,8 +944,11 @@ class KubeFake:
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         route = _route(path)
-        is_watch = query.get("watch", "").lower() in ("true", "1")
-        verb = None if route is None else "get" if route[2] else "watch" if is_watch else "list"
+        verb = None
+        if route is not None:
+            verb = "get" if route[2] else "list"
+            if _flag(query, "watch"):
+                verb = "watchlist" if _flag(query, "sendInitialEvents") else "watch"
         with self._lock:
             self._requests.append(Request(h.command, path, query))
             if route is not None and verb is not None:
@@ -929,7 +1026,10 @@ class KubeFake:
         except ValueError as error:
             h.send_status(_status(400, str(error)))
             return
-        if verb == "watch":
+        if (invalid := _invalid_options(query, verb != "list", self.watch_list)) is not None:
+            h.send_status(invalid)
+            return
+        if verb in ("watch", "watchlist"):
             self._watch(h, res, ns, selector, query, resets)
         else:
             code, body = self._list(res, ns, selector, query)
@@ -947,7 +1047,12 @@ class KubeFake:
         h.end_headers()
         h.wfile.write(body[: len(body) // 2])
         h.wfile.flush()
-        deadline = time.monotonic() + self.list_delay
+        self._pause(self.list_delay, resets)
+        h.wfile.write(body[len(body) // 2 :])
+
+    def _pause(self, seconds: float, resets: int) -> None:
+        """Wait ``seconds``; raise ``_Reset`` if ``reset_connections`` is called meanwhile."""
+        deadline = time.monotonic() + seconds
         with self._cond:
             while (left := deadline - time.monotonic()) > 0:
                 if self._reset_generation != resets:
@@ -955,7 +1060,6 @@ class KubeFake:
                 self._cond.wait(min(left, WAIT_SLICE))
             if self._reset_generation != resets:
                 raise _Reset
-        h.wfile.write(body[len(body) // 2 :])
 
     def _take_failure(self, kind: str | None, verb: str | None) -> _Failure | None:
         with self._lock:
@@ -1018,7 +1122,8 @@ class KubeFake:
         query: dict[str, str],
         resets: int,
     ) -> None:
-        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        bookmarks = bool(_flag(query, "allowWatchBookmarks"))
+        initial_events = _flag(query, "sendInitialEvents")  # validated: only with watch_list
         try:
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else self.watch_timeout
             since_text = query.get("resourceVersion", "")
@@ -1026,6 +1131,8 @@ class KubeFake:
         except ValueError as error:
             h.send_status(_status(400, f"invalid watch parameter: {error}"))
             return
+        if initial_events is not None:  # NotOlderThan: the state now, however old the version given
+            since = None if initial_events else since
         deadline = time.monotonic() + timeout
         initial: list[bytes] = []
         expired: dict[str, Any] | None = None
@@ -1036,11 +1143,14 @@ class KubeFake:
                 expired = _status(410, f"too old resource version: {since} ({oldest})", "Expired")
                 del expired["details"]
             else:
-                if (
-                    since is None
-                ):  # "" / "0": synthetic ADDED for the current state, then live (as the server)
+                if since is None:  # "" / "0" (or sendInitialEvents): ADDED for the current state, then live
                     since = self._rv
-                    initial = [_event_line("ADDED", res, s.raw) for s in self._matching(res, ns, selector)]
+                    if initial_events is not False:
+                        initial = [
+                            _event_line("ADDED", res, s.raw) for s in self._matching(res, ns, selector)
+                        ]
+                    if initial_events and bookmarks:  # the end of the initial state, at its version
+                        initial.append(_bookmark_line(res, since, {INITIAL_EVENTS_END: "true"}))
                 generation = self._close_generation
                 self._watchers[wid] = since
         if expired is not None:  # the real server answers 200 and one ERROR event, then ends the stream
@@ -1050,6 +1160,12 @@ class KubeFake:
             return
         try:
             h.start_stream()
+            if initial_events and self.list_delay > 0:  # a slow initial list: half, then the rest
+                half = len(initial) // 2
+                h.send_chunks(initial[:half])
+                h.wfile.flush()
+                self._pause(self.list_delay, resets)
+                initial = initial[half:]
             self._stream(h, res, ns, selector, since, initial, bookmarks, deadline, (generation, resets), wid)
         finally:
             with self._lock:
@@ -1110,11 +1226,7 @@ class KubeFake:
             lines = initial + self._lines(events, ns, selector)
             initial = []
             if bookmark:
-                lines.append(
-                    b'{"type":"BOOKMARK","object":{"kind":"%s","apiVersion":"%s",'
-                    b'"metadata":{"resourceVersion":"%d"}}}\n'
-                    % (res.kind.encode(), res.api_version.encode(), last)
-                )
+                lines.append(_bookmark_line(res, last))
                 next_bookmark = time.monotonic() + interval
             h.send_chunks(lines)
 
