@@ -86,8 +86,12 @@ REASONS = {
 }
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new "
-    "list without the continue parameter."
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - "
+    "objects that were created, modified, or deleted between the time the first chunk was returned and "
+    "now may show up in the list."
 )
+INCONSISTENT = -1  # the resourceVersion of the continue token an expired one is answered with
 WAIT_SLICE = 0.5  # longest single wait on a condition, so stop() and flags are noticed promptly
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 NOT_OLDER_THAN, EXACT = "NotOlderThan", "Exact"
@@ -101,6 +105,8 @@ class Resource:
     plural: str
     api_version: str
     namespaced: bool
+    blank: str = "{}"  # the fields of an empty object of the kind, as the server writes it in bookmarks
+    custom: bool = False  # a custom resource: its API group is gone with its CRD
 
     @property
     def prefix(self) -> str:
@@ -111,11 +117,17 @@ class Resource:
 RESOURCES = {
     r.kind: r
     for r in (
-        Resource("Namespace", "namespaces", "v1", namespaced=False),
-        Resource("Service", "services", "v1", namespaced=True),
-        Resource("Pod", "pods", "v1", namespaced=True),
-        Resource("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", namespaced=True),
-        Resource("ServiceImport", "serviceimports", "multicluster.x-k8s.io/v1alpha1", namespaced=True),
+        Resource("Namespace", "namespaces", "v1", False, '{"spec":{},"status":{}}'),
+        Resource("Service", "services", "v1", True, '{"spec":{},"status":{"loadBalancer":{}}}'),
+        Resource("Pod", "pods", "v1", True, '{"spec":{"containers":null},"status":{}}'),
+        Resource(
+            "EndpointSlice",
+            "endpointslices",
+            "discovery.k8s.io/v1",
+            True,
+            '{"addressType":"","endpoints":null,"ports":null}',
+        ),
+        Resource("ServiceImport", "serviceimports", "multicluster.x-k8s.io/v1alpha1", True, custom=True),
     )
 }
 _BY_NAME = {n.lower(): r for r in RESOURCES.values() for n in (r.kind, r.plural)}
@@ -198,7 +210,8 @@ def _event_line(kind: str, res: Resource, raw: bytes) -> bytes:
 
 
 def _bookmark_line(res: Resource, rv: int, annotations: dict[str, str] | None = None) -> bytes:
-    """A BOOKMARK at ``rv``: an object of the kind with only a resourceVersion (and ``annotations``)."""
+    """A BOOKMARK at ``rv``: an empty object of the kind with only a resourceVersion (and
+    ``annotations``)."""
     metadata: dict[str, Any] = {"resourceVersion": str(rv)}
     if annotations:
         metadata["annotations"] = annotations
@@ -206,7 +219,8 @@ def _bookmark_line(res: Resource, rv: int, annotations: dict[str, str] | None = 
         res.kind.encode(),
         res.api_version.encode(),
     )
-    return head + _dumps(metadata) + b"}}\n"
+    rest = res.blank[1:-1].encode()
+    return head + _dumps(metadata) + (b"," + rest if rest else b"") + b"}}\n"
 
 
 class _Event:
@@ -267,17 +281,20 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _status(code: int, message: str, reason: str | None = None, **details: Any) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason or REASONS.get(code, ""),
-        "details": details,
-        "code": code,
-    }
+def _status(
+    code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A failure Status as the server writes it: ``reason`` by the code unless given (``""``: none),
+    ``details`` only when given."""
+    status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    status["message"] = message
+    reason = REASONS.get(code, "") if reason is None else reason
+    if reason:
+        status["reason"] = reason
+    if details is not None:
+        status["details"] = details
+    status["code"] = code
+    return status
 
 
 def _now() -> str:
@@ -350,25 +367,29 @@ def _invalid_options(query: dict[str, str], watch: bool, watch_list: bool) -> di
     message = 'ListOptions.meta.k8s.io "" is invalid: ' + (
         said[0] if len(said) == 1 else f"[{', '.join(said)}]"
     )
-    return _status(422, message, group="meta.k8s.io", kind="ListOptions", causes=causes)
+    return _status(422, message, details={"group": "meta.k8s.io", "kind": "ListOptions", "causes": causes})
 
 
 def _encode_continue(rv: int, key: tuple[str, str], namespaced: bool) -> str:
-    start = f"{key[0]}/{key[1]}\x00" if namespaced else f"{key[1]}\x00"
+    return _token(rv, f"{key[0]}/{key[1]}\x00" if namespaced else f"{key[1]}\x00")
+
+
+def _token(rv: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _decode_continue(token: str, namespaced: bool) -> tuple[int, tuple[str, str]]:
+def _decode_continue(token: str, namespaced: bool) -> tuple[int, str, tuple[str, str]]:
+    """The token's resourceVersion, its start as written, and the key to go on from."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         rv, start = int(data["rv"]), str(data["start"])
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
-        raise ValueError(f"continue key is not valid: {error}") from None
+        raise ValueError(f"invalid continue token: continue key is not valid: {error}") from None
     if namespaced:
         ns, _, name = start.partition("/")
-        return rv, (ns, name)
-    return rv, ("", start)
+        return rv, start, (ns, name)
+    return rv, start, ("", start)
 
 
 def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
@@ -468,9 +489,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def send_body(self, code: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def send_body(
+        self,
+        code: int,
+        body: bytes,
+        headers: Iterable[tuple[str, str]] = (),
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers:
@@ -991,7 +1018,7 @@ class KubeFake:
                 if code == 429
                 else f"fake failure: {HTTPStatus(code).phrase}"
             )
-            h.send_status(_status(code, message, **details), headers)
+            h.send_status(_status(code, message, details=details or None), headers)
             return
         if h.command != "GET":
             h.close_connection = True  # the request body, if any, is left unread
@@ -1009,14 +1036,21 @@ class KubeFake:
             return
         with self._lock:
             uninstalled = route is not None and route[0].kind in self._uninstalled
+        if uninstalled and route is not None and route[0].custom:  # no CRD, no API group: Go's 404
+            h.send_body(404, b"404 page not found\n", content_type="text/plain; charset=utf-8")
+            return
         if route is None or uninstalled:
-            h.send_status(_status(404, "the server could not find the requested resource"))
+            h.send_status(_status(404, "the server could not find the requested resource", details={}))
             return
         res, ns, name = route
         if name is not None:
             stored = self.get(res.kind, ns, name)
             if stored is None:
-                h.send_status(_status(404, f'{res.plural} "{name}" not found', name=name, kind=res.plural))
+                h.send_status(
+                    _status(
+                        404, f'{res.plural} "{name}" not found', details={"name": name, "kind": res.plural}
+                    )
+                )
             else:
                 h.send_body(200, _dumps(stored))
             return
@@ -1078,7 +1112,7 @@ class KubeFake:
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
-            return 400, _dumps(_status(400, f"invalid limit {query['limit']!r}"))
+            return 400, _dumps(_status(400, f"strconv.ParseInt: parsing {query['limit']!r}: invalid syntax"))
         token = query.get("continue", "")
         if query.get("resourceVersion") == "0" and not token:
             limit = 0  # served from the watch cache, which ignores limit (as in 1.31)
@@ -1086,13 +1120,20 @@ class KubeFake:
         with self._lock:
             if token:
                 try:
-                    rv, start = _decode_continue(token, res.namespaced)
+                    rv, written, start = _decode_continue(token, res.namespaced)
                 except ValueError as error:
                     return 400, _dumps(_status(400, str(error)))
-                items = self._snapshots.get((res.kind, rv, ns, sel_text))
-                if rv < self._compacted or items is None:
-                    return 410, _dumps(_status(410, EXPIRED_CONTINUE, "Expired"))
-                self._snapshots.move_to_end((res.kind, rv, ns, sel_text))
+                if rv == INCONSISTENT:  # go on from the key, in the state as it is now
+                    rv, items = self._rv, self._matching(res, ns, selector)
+                elif (
+                    rv < self._compacted
+                    or (items := self._snapshots.get((res.kind, rv, ns, sel_text))) is None
+                ):
+                    expired = _status(410, EXPIRED_CONTINUE, "Expired")  # with a token to go on anyway
+                    expired["metadata"] = {"continue": _token(INCONSISTENT, written)}
+                    return 410, _dumps(expired)
+                else:
+                    self._snapshots.move_to_end((res.kind, rv, ns, sel_text))
                 offset = bisect_left(items, start, key=lambda s: s.key)
             else:
                 rv, items, offset = self._rv, self._matching(res, ns, selector), 0
@@ -1126,11 +1167,15 @@ class KubeFake:
         initial_events = _flag(query, "sendInitialEvents")  # validated: only with watch_list
         try:
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else self.watch_timeout
-            since_text = query.get("resourceVersion", "")
-            since = int(since_text) if since_text not in ("", "0") else None
         except ValueError as error:
             h.send_status(_status(400, f"invalid watch parameter: {error}"))
             return
+        since_text = query.get("resourceVersion", "")
+        if since_text and not since_text.isdigit():  # the server fails it as an internal error
+            message = f'resourceVersion: Invalid value: "{since_text}": strconv.ParseUint: parsing '
+            h.send_status(_status(500, message + f'"{since_text}": invalid syntax', reason=""))
+            return
+        since = int(since_text) if since_text not in ("", "0") else None
         if initial_events is not None:  # NotOlderThan: the state now, however old the version given
             since = None if initial_events else since
         deadline = time.monotonic() + timeout
@@ -1141,7 +1186,6 @@ class KubeFake:
             if since is not None and (since < self._compacted or self._expire_watches):
                 oldest = max(self._compacted, self._rv) if self._expire_watches else self._compacted
                 expired = _status(410, f"too old resource version: {since} ({oldest})", "Expired")
-                del expired["details"]
             else:
                 if since is None:  # "" / "0" (or sendInitialEvents): ADDED for the current state, then live
                     since = self._rv
