@@ -10,6 +10,7 @@ without the watch list (the WatchList feature gate; the fake's ``watch_list``)."
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import tempfile
@@ -93,7 +94,7 @@ def fake_side(watch_list: bool) -> Iterator[Side]:
         def delete(path: str, name: str) -> None:
             fake.delete("Service" if path == SERVICES else "EndpointSlice", NS, name)
 
-        yield Side(fake.url, None, fake.apply, delete, lambda rv: fake.compact(rv))
+        yield Side(fake.url, None, fake.apply, delete, fake.compact)
 
 
 @contextmanager
@@ -250,7 +251,9 @@ def conversation(side: Side, watch_list: bool) -> dict[str, Any]:
     events = side.watch(SERVICES, resourceVersion=str(list_rv), timeoutSeconds="2")
     changes = [e for e in events if e["type"] != "BOOKMARK"]
     said["watch"] = [(e["type"], e["object"]["metadata"]["name"], e["object"]["kind"]) for e in changes]
-    said["watch_versions_rise"] = all(rv(a["object"]) < rv(b["object"]) for a, b in zip(changes, changes[1:]))
+    said["watch_versions_rise"] = all(
+        rv(a["object"]) < rv(b["object"]) for a, b in itertools.pairwise(changes)
+    )
     # options the server refuses
     for what, query in (
         ("initial_events_without_match", {"watch": "true", "sendInitialEvents": "true"}),
