@@ -188,11 +188,11 @@ def bookmark_shape(event: dict) -> dict:
     }
 
 
-def pages(side: Side, path: str, **query: str) -> list[tuple[int, str, Any]]:
-    """Every page of a list of two items a page, following its continue tokens."""
-    replies = [side.get(path, limit="2", **query)]
+def pages(side: Side, path: str, limit: int = 2, **query: str) -> list[tuple[int, str, Any]]:
+    """Every page of a list of ``limit`` items a page, following its continue tokens."""
+    replies = [side.get(path, limit=str(limit), **query)]
     while token := replies[-1][2]["metadata"].get("continue"):
-        replies.append(side.get(path, limit="2", **query, **{"continue": token}))
+        replies.append(side.get(path, limit=str(limit), **query, **{"continue": token}))
         assert len(replies) < 10
     return replies
 
@@ -224,6 +224,8 @@ def conversation(side: Side, watch_list: bool) -> dict[str, Any]:
     said["pages_share_a_version"] = len(versions) == 1
     said["selected_pages"] = [list_shape(reply) for reply in pages(side, SERVICES, labelSelector="app=web")]
     said["cached_pages"] = [list_shape(reply) for reply in pages(side, SLICES)]
+    for what, path in (("services", SERVICES), ("slices", SLICES)):  # pages that end with the last item
+        said[f"whole_pages_{what}"] = [list_shape(reply) for reply in pages(side, path, limit=5)]
     list_rv = int(versions.pop())
 
     # the watch list, or its refusal; then it goes on as a watch
