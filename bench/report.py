@@ -15,6 +15,7 @@ from bench.lib.tables import ms, span, table, times
 FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
 WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
+WATCH_LIST_HEADING = "## Initial list: watch list vs paged LIST"  # bench/watch_list.py, kept by hand
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
 FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
@@ -23,6 +24,7 @@ TRAILING_HEADINGS = (
     FORWARDED_HEADING,
     WORKERS_HEADING,
     INFORMER_HEADING,
+    WATCH_LIST_HEADING,
     ABUSE_HEADING,
     SOAK_HEADING,
     FUZZ_HEADING,
