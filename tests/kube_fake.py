@@ -4,12 +4,19 @@ It speaks the real list/watch protocol over HTTP/1.1 (plain, or HTTPS given an `
 may require client certificates) so the official ``kubernetes`` client can talk to it: one global resourceVersion, paginated lists pinned to the first page's resourceVersion, watches
 replayed from a resourceVersion out of a retained event log, 410 Gone after ``compact()``, bookmarks,
 label selectors with the watch cache's ADDED/DELETED-on-transition rule, and chunked watch streams.
+With ``watch_list`` it serves the streaming initial list (KEP-3157: a watch with ``sendInitialEvents``
+sends the current state as ADDED events and a bookmark annotated ``k8s.io/initial-events-end``, then
+goes on); without it such a watch gets ``422 Invalid``, as from a server whose WatchList feature is
+off (the v1.31 the fake reports). The list options are validated as the server does.
 
 Faults, as a real API server (or the load balancer in front of it) produces them: ``fail`` (error statuses,
 with Retry-After), ``stop``/``start`` (an outage), ``close_watches`` (a restart), ``hang_watches`` (a
 silent watch), ``reset_connections`` (every connection reset mid-list or mid-watch), ``list_delay`` (slow
-list pages, sent half then the rest) and ``expire_watches`` (a 410 storm: every watch from a version is
-too old).
+list pages, sent half then the rest; a watch list's initial events likewise) and ``expire_watches`` (a
+410 storm: every watch from a version is too old).
+
+Requests are counted by verb: ``list``, ``watch``, ``watchlist`` (a watch with ``sendInitialEvents``)
+and ``get``; ``fail`` can pick one.
 
 Served: namespaces, services, pods (``/api/v1``), endpointslices (``/apis/discovery.k8s.io/v1``) and
 the custom resource serviceimports (``/apis/multicluster.x-k8s.io/v1alpha1``), cluster-wide and per
@@ -79,9 +86,15 @@ REASONS = {
 }
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new "
-    "list without the continue parameter."
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - "
+    "objects that were created, modified, or deleted between the time the first chunk was returned and "
+    "now may show up in the list."
 )
+INCONSISTENT = -1  # the resourceVersion of the continue token an expired one is answered with
 WAIT_SLICE = 0.5  # longest single wait on a condition, so stop() and flags are noticed promptly
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+NOT_OLDER_THAN, EXACT = "NotOlderThan", "Exact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,8 @@ class Resource:
     plural: str
     api_version: str
     namespaced: bool
+    blank: str = "{}"  # the fields of an empty object of the kind, as the server writes it in bookmarks
+    custom: bool = False  # a custom resource: its API group is gone with its CRD
 
     @property
     def prefix(self) -> str:
@@ -102,11 +117,17 @@ class Resource:
 RESOURCES = {
     r.kind: r
     for r in (
-        Resource("Namespace", "namespaces", "v1", namespaced=False),
-        Resource("Service", "services", "v1", namespaced=True),
-        Resource("Pod", "pods", "v1", namespaced=True),
-        Resource("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", namespaced=True),
-        Resource("ServiceImport", "serviceimports", "multicluster.x-k8s.io/v1alpha1", namespaced=True),
+        Resource("Namespace", "namespaces", "v1", False, '{"spec":{},"status":{}}'),
+        Resource("Service", "services", "v1", True, '{"spec":{},"status":{"loadBalancer":{}}}'),
+        Resource("Pod", "pods", "v1", True, '{"spec":{"containers":null},"status":{}}'),
+        Resource(
+            "EndpointSlice",
+            "endpointslices",
+            "discovery.k8s.io/v1",
+            True,
+            '{"addressType":"","endpoints":null,"ports":null}',
+        ),
+        Resource("ServiceImport", "serviceimports", "multicluster.x-k8s.io/v1alpha1", True, custom=True),
     )
 }
 _BY_NAME = {n.lower(): r for r in RESOURCES.values() for n in (r.kind, r.plural)}
@@ -188,6 +209,20 @@ def _event_line(kind: str, res: Resource, raw: bytes) -> bytes:
     return head + raw[1:] + b"}\n"
 
 
+def _bookmark_line(res: Resource, rv: int, annotations: dict[str, str] | None = None) -> bytes:
+    """A BOOKMARK at ``rv``: an empty object of the kind with only a resourceVersion (and
+    ``annotations``)."""
+    metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+    if annotations:
+        metadata["annotations"] = annotations
+    head = b'{"type":"BOOKMARK","object":{"kind":"%s","apiVersion":"%s","metadata":' % (
+        res.kind.encode(),
+        res.api_version.encode(),
+    )
+    rest = res.blank[1:-1].encode()
+    return head + _dumps(metadata) + (b"," + rest if rest else b"") + b"}}\n"
+
+
 class _Event:
     """One logged change; ``prev`` is the version before it (None for ADDED)."""
 
@@ -246,39 +281,115 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _status(code: int, message: str, reason: str | None = None, **details: Any) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason or REASONS.get(code, ""),
-        "details": details,
-        "code": code,
-    }
+def _status(
+    code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A failure Status as the server writes it: ``reason`` by the code unless given (``""``: none),
+    ``details`` only when given."""
+    status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    status["message"] = message
+    reason = REASONS.get(code, "") if reason is None else reason
+    if reason:
+        status["reason"] = reason
+    if details is not None:
+        status["details"] = details
+    status["code"] = code
+    return status
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _flag(query: dict[str, str], name: str) -> bool | None:
+    """A boolean query parameter: None when absent (as the server decodes ``true``/``1``)."""
+    if name not in query:
+        return None
+    return query[name].lower() in ("true", "1")
+
+
+def _invalid_options(query: dict[str, str], watch: bool, watch_list: bool) -> dict[str, Any] | None:
+    """The ``422 Invalid`` the API server answers list options with, or None when they are valid."""
+    forbidden: list[tuple[str, str]] = []
+    match, initial = query.get("resourceVersionMatch", ""), "sendInitialEvents" in query
+    if watch:
+        if initial and match != NOT_OLDER_THAN:
+            forbidden.append(
+                (
+                    "resourceVersionMatch",
+                    f"sendInitialEvents requires setting resourceVersionMatch to {NOT_OLDER_THAN}",
+                )
+            )
+        if initial and not watch_list:
+            forbidden.append(
+                (
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+                )
+            )
+        if match and not initial:
+            forbidden.append(
+                (
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )
+            )
+    else:
+        if match and not query.get("resourceVersion"):
+            forbidden.append(
+                (
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                )
+            )
+        if match and query.get("continue"):
+            forbidden.append(
+                ("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+            )
+        if initial:
+            forbidden.append(("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    causes = [
+        {"reason": "FieldValueForbidden", "message": f"Forbidden: {m}", "field": f} for f, m in forbidden
+    ]
+    supported = (NOT_OLDER_THAN,) if watch else (EXACT, NOT_OLDER_THAN, "")
+    if match and match not in supported:
+        listed = ", ".join(f'"{v}"' for v in supported)
+        causes.append(
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: "{match}": supported values: {listed}',
+                "field": "resourceVersionMatch",
+            }
+        )
+    if not causes:
+        return None
+    said = [f"{c['field']}: {c['message']}" for c in causes]
+    message = 'ListOptions.meta.k8s.io "" is invalid: ' + (
+        said[0] if len(said) == 1 else f"[{', '.join(said)}]"
+    )
+    return _status(422, message, details={"group": "meta.k8s.io", "kind": "ListOptions", "causes": causes})
+
+
 def _encode_continue(rv: int, key: tuple[str, str], namespaced: bool) -> str:
-    start = f"{key[0]}/{key[1]}\x00" if namespaced else f"{key[1]}\x00"
+    return _token(rv, f"{key[0]}/{key[1]}\x00" if namespaced else f"{key[1]}\x00")
+
+
+def _token(rv: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _decode_continue(token: str, namespaced: bool) -> tuple[int, tuple[str, str]]:
+def _decode_continue(token: str, namespaced: bool) -> tuple[int, str, tuple[str, str]]:
+    """The token's resourceVersion, its start as written, and the key to go on from."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         rv, start = int(data["rv"]), str(data["start"])
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
-        raise ValueError(f"continue key is not valid: {error}") from None
+        raise ValueError(f"invalid continue token: continue key is not valid: {error}") from None
     if namespaced:
         ns, _, name = start.partition("/")
-        return rv, (ns, name)
-    return rv, ("", start)
+        return rv, start, (ns, name)
+    return rv, start, ("", start)
 
 
 def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
@@ -378,9 +489,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def send_body(self, code: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def send_body(
+        self,
+        code: int,
+        body: bytes,
+        headers: Iterable[tuple[str, str]] = (),
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers:
@@ -454,6 +571,7 @@ class KubeFake:
     ``list_delay``: seconds each list page takes: half of it is sent, then the rest after this long (a
     slow server or link); the page is read before the wait, so a compaction meanwhile expires its token.
     ``tls``: a server context: the fake serves HTTPS (and requires client certificates if it does).
+    ``watch_list``: serve watches with ``sendInitialEvents`` (else they get ``422 Invalid``).
     """
 
     def __init__(
@@ -467,8 +585,10 @@ class KubeFake:
         max_snapshots: int = 256,
         list_delay: float = 0.0,
         tls: ssl.SSLContext | None = None,
+        watch_list: bool = False,
     ) -> None:
         self.host = host
+        self.watch_list = watch_list
         self.tls = tls
         self.list_delay = list_delay
         self.bookmark_interval = bookmark_interval
@@ -719,7 +839,8 @@ class KubeFake:
         kind: str | None = None,
         verb: str | None = None,
     ) -> None:
-        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/get) get ``status``;
+        """The next ``count`` requests (optionally only of ``kind`` and verb list/watch/watchlist/get) get
+        ``status``;
         ``NO_RESPONSE`` (0) resets the connection without one, as a proxy in front of a dead API does."""
         if count <= 0:
             return
@@ -850,8 +971,11 @@ class KubeFake:
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         route = _route(path)
-        is_watch = query.get("watch", "").lower() in ("true", "1")
-        verb = None if route is None else "get" if route[2] else "watch" if is_watch else "list"
+        verb = None
+        if route is not None:
+            verb = "get" if route[2] else "list"
+            if _flag(query, "watch"):
+                verb = "watchlist" if _flag(query, "sendInitialEvents") else "watch"
         with self._lock:
             self._requests.append(Request(h.command, path, query))
             if route is not None and verb is not None:
@@ -894,7 +1018,7 @@ class KubeFake:
                 if code == 429
                 else f"fake failure: {HTTPStatus(code).phrase}"
             )
-            h.send_status(_status(code, message, **details), headers)
+            h.send_status(_status(code, message, details=details or None), headers)
             return
         if h.command != "GET":
             h.close_connection = True  # the request body, if any, is left unread
@@ -912,14 +1036,21 @@ class KubeFake:
             return
         with self._lock:
             uninstalled = route is not None and route[0].kind in self._uninstalled
+        if uninstalled and route is not None and route[0].custom:  # no CRD, no API group: Go's 404
+            h.send_body(404, b"404 page not found\n", content_type="text/plain; charset=utf-8")
+            return
         if route is None or uninstalled:
-            h.send_status(_status(404, "the server could not find the requested resource"))
+            h.send_status(_status(404, "the server could not find the requested resource", details={}))
             return
         res, ns, name = route
         if name is not None:
             stored = self.get(res.kind, ns, name)
             if stored is None:
-                h.send_status(_status(404, f'{res.plural} "{name}" not found', name=name, kind=res.plural))
+                h.send_status(
+                    _status(
+                        404, f'{res.plural} "{name}" not found', details={"name": name, "kind": res.plural}
+                    )
+                )
             else:
                 h.send_body(200, _dumps(stored))
             return
@@ -929,7 +1060,10 @@ class KubeFake:
         except ValueError as error:
             h.send_status(_status(400, str(error)))
             return
-        if verb == "watch":
+        if (invalid := _invalid_options(query, verb != "list", self.watch_list)) is not None:
+            h.send_status(invalid)
+            return
+        if verb in ("watch", "watchlist"):
             self._watch(h, res, ns, selector, query, resets)
         else:
             code, body = self._list(res, ns, selector, query)
@@ -947,7 +1081,12 @@ class KubeFake:
         h.end_headers()
         h.wfile.write(body[: len(body) // 2])
         h.wfile.flush()
-        deadline = time.monotonic() + self.list_delay
+        self._pause(self.list_delay, resets)
+        h.wfile.write(body[len(body) // 2 :])
+
+    def _pause(self, seconds: float, resets: int) -> None:
+        """Wait ``seconds``; raise ``_Reset`` if ``reset_connections`` is called meanwhile."""
+        deadline = time.monotonic() + seconds
         with self._cond:
             while (left := deadline - time.monotonic()) > 0:
                 if self._reset_generation != resets:
@@ -955,7 +1094,6 @@ class KubeFake:
                 self._cond.wait(min(left, WAIT_SLICE))
             if self._reset_generation != resets:
                 raise _Reset
-        h.wfile.write(body[len(body) // 2 :])
 
     def _take_failure(self, kind: str | None, verb: str | None) -> _Failure | None:
         with self._lock:
@@ -974,7 +1112,7 @@ class KubeFake:
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
-            return 400, _dumps(_status(400, f"invalid limit {query['limit']!r}"))
+            return 400, _dumps(_status(400, f"strconv.ParseInt: parsing {query['limit']!r}: invalid syntax"))
         token = query.get("continue", "")
         if query.get("resourceVersion") == "0" and not token:
             limit = 0  # served from the watch cache, which ignores limit (as in 1.31)
@@ -982,13 +1120,20 @@ class KubeFake:
         with self._lock:
             if token:
                 try:
-                    rv, start = _decode_continue(token, res.namespaced)
+                    rv, written, start = _decode_continue(token, res.namespaced)
                 except ValueError as error:
                     return 400, _dumps(_status(400, str(error)))
-                items = self._snapshots.get((res.kind, rv, ns, sel_text))
-                if rv < self._compacted or items is None:
-                    return 410, _dumps(_status(410, EXPIRED_CONTINUE, "Expired"))
-                self._snapshots.move_to_end((res.kind, rv, ns, sel_text))
+                if rv == INCONSISTENT:  # go on from the key, in the state as it is now
+                    rv, items = self._rv, self._matching(res, ns, selector)
+                elif (
+                    rv < self._compacted
+                    or (items := self._snapshots.get((res.kind, rv, ns, sel_text))) is None
+                ):
+                    expired = _status(410, EXPIRED_CONTINUE, "Expired")  # with a token to go on anyway
+                    expired["metadata"] = {"continue": _token(INCONSISTENT, written)}
+                    return 410, _dumps(expired)
+                else:
+                    self._snapshots.move_to_end((res.kind, rv, ns, sel_text))
                 offset = bisect_left(items, start, key=lambda s: s.key)
             else:
                 rv, items, offset = self._rv, self._matching(res, ns, selector), 0
@@ -1018,14 +1163,21 @@ class KubeFake:
         query: dict[str, str],
         resets: int,
     ) -> None:
-        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        bookmarks = bool(_flag(query, "allowWatchBookmarks"))
+        initial_events = _flag(query, "sendInitialEvents")  # validated: only with watch_list
         try:
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else self.watch_timeout
-            since_text = query.get("resourceVersion", "")
-            since = int(since_text) if since_text not in ("", "0") else None
         except ValueError as error:
             h.send_status(_status(400, f"invalid watch parameter: {error}"))
             return
+        since_text = query.get("resourceVersion", "")
+        if since_text and not since_text.isdigit():  # the server fails it as an internal error
+            message = f'resourceVersion: Invalid value: "{since_text}": strconv.ParseUint: parsing '
+            h.send_status(_status(500, message + f'"{since_text}": invalid syntax', reason=""))
+            return
+        since = int(since_text) if since_text not in ("", "0") else None
+        if initial_events is not None:  # NotOlderThan: the state now, however old the version given
+            since = None if initial_events else since
         deadline = time.monotonic() + timeout
         initial: list[bytes] = []
         expired: dict[str, Any] | None = None
@@ -1034,13 +1186,15 @@ class KubeFake:
             if since is not None and (since < self._compacted or self._expire_watches):
                 oldest = max(self._compacted, self._rv) if self._expire_watches else self._compacted
                 expired = _status(410, f"too old resource version: {since} ({oldest})", "Expired")
-                del expired["details"]
             else:
-                if (
-                    since is None
-                ):  # "" / "0": synthetic ADDED for the current state, then live (as the server)
+                if since is None:  # "" / "0" (or sendInitialEvents): ADDED for the current state, then live
                     since = self._rv
-                    initial = [_event_line("ADDED", res, s.raw) for s in self._matching(res, ns, selector)]
+                    if initial_events is not False:
+                        initial = [
+                            _event_line("ADDED", res, s.raw) for s in self._matching(res, ns, selector)
+                        ]
+                    if initial_events and bookmarks:  # the end of the initial state, at its version
+                        initial.append(_bookmark_line(res, since, {INITIAL_EVENTS_END: "true"}))
                 generation = self._close_generation
                 self._watchers[wid] = since
         if expired is not None:  # the real server answers 200 and one ERROR event, then ends the stream
@@ -1050,6 +1204,12 @@ class KubeFake:
             return
         try:
             h.start_stream()
+            if initial_events and self.list_delay > 0:  # a slow initial list: half, then the rest
+                half = len(initial) // 2
+                h.send_chunks(initial[:half])
+                h.wfile.flush()
+                self._pause(self.list_delay, resets)
+                initial = initial[half:]
             self._stream(h, res, ns, selector, since, initial, bookmarks, deadline, (generation, resets), wid)
         finally:
             with self._lock:
@@ -1110,11 +1270,7 @@ class KubeFake:
             lines = initial + self._lines(events, ns, selector)
             initial = []
             if bookmark:
-                lines.append(
-                    b'{"type":"BOOKMARK","object":{"kind":"%s","apiVersion":"%s",'
-                    b'"metadata":{"resourceVersion":"%d"}}}\n'
-                    % (res.kind.encode(), res.api_version.encode(), last)
-                )
+                lines.append(_bookmark_line(res, last))
                 next_bookmark = time.monotonic() + interval
             h.send_chunks(lines)
 

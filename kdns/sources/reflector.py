@@ -1,12 +1,19 @@
 """List-then-watch of one collection, with client-go reflector semantics, on a thread of its own.
 
-- LIST in pages (``limit``/``continue``) and hand the whole result over as a replacement, so objects
-  deleted while nobody watched disappear;
+- the current state comes as a watch list where the API server serves it (KEP-3157: a WATCH with
+  ``sendInitialEvents``, ``resourceVersionMatch=NotOlderThan`` and bookmarks): ADDED events ended by
+  a bookmark annotated ``k8s.io/initial-events-end``, gathered and handed over as one replacement at
+  that bookmark, so objects deleted while nobody watched disappear; the same stream then goes on as
+  the watch. A server that refuses it (``422``/``400``: the WatchList feature is off, or too old) gets
+  a paged LIST instead, every time the state is needed again, as client-go; so does a resource whose
+  client call cannot ask for it (a custom resource);
+- LIST in pages (``limit``/``continue``) and hand the whole result over as a replacement;
 - a continue token that expires mid-list (``410``) means one unpaginated LIST, as client-go's pager;
 - WATCH from the list's resourceVersion with bookmarks and a server-side timeout of 5-10 minutes,
   resuming from the last resourceVersion seen after the stream ends or drops: at once when the stream
-  carried something or lasted a second, with backoff when it ended as soon as it began;
-- ``410 Gone`` (the version was compacted away) means LIST again;
+  carried something or lasted a second, with backoff when it ended as soon as it began; a watch list
+  cut before its initial state was complete counts as a list cut short, and starts over;
+- ``410 Gone`` (the version was compacted away) means getting the state again;
 - errors back off from 0.8 s, doubling to 30 s, with jitter, honouring Retry-After; the backoff resets
   after two healthy minutes; a watch that stays silent past ``idle_timeout`` is restarted;
 - bad objects are logged and skipped, never handed on;
@@ -17,8 +24,9 @@
   missing CRD) is no outage: the reflector says once which verb of which resource was refused and
   why, as the server put it, and tries again with backoff.
 
-Each reflector counts what it did for the metrics: requests by verb and status, how watches ended,
-whether one is open, and when the API last confirmed the collection (a list, an event, a bookmark).
+Each reflector counts what it did for the metrics: requests by verb (``list``, ``watch``, and
+``watchlist`` for a watch that streams the initial state) and status, how watches ended, whether one
+is open, and when the API last confirmed the collection (a list, an event, a bookmark).
 
 The thread only reads and converts; the sink applies changes on the event loop.
 """
@@ -26,6 +34,7 @@ The thread only reads and converts; the sink applies changes on the event loop.
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import logging
 import random
@@ -50,6 +59,8 @@ NOT_FOUND = 404
 UNAUTHORIZED, FORBIDDEN = 401, 403
 SHORT_WATCH = 1.0  # a watch that ends within this long having carried nothing is a failure (client-go)
 NO_RESPONSE = "<error>"  # the status of a request that got no HTTP response, as client-go's metrics say
+REFUSED = (400, 422)  # how an API server without watch list answers sendInitialEvents (422: Invalid)
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"  # the annotation of the bookmark ending a watch list
 Clock = Callable[[], float]
 
 
@@ -163,6 +174,10 @@ class Refused(Exception):
         )
 
 
+class NoWatchList(Exception):
+    """The API server does not serve a watch list (sendInitialEvents): list instead."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     page_size: int = 500
@@ -206,17 +221,26 @@ class Reflector:
         self.broken = 0  # requests in a row cut short without a response
         self.missing = False  # an optional resource the API does not serve
         self.refusal: str | None = None  # what the API said when it last refused a request, until one passes
+        self.no_watch_list = 0  # watch lists the API server did not serve
         self._skip_reasons: set[str] = set()
+        self._initial: dict[tuple[str, str], ClusterObject] | None = None  # a watch list's, until its end
+        self._streams: bool | None = None  # whether the resource's client call takes sendInitialEvents
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """List and watch until ``stop`` is set; never raises."""
         while not stop.is_set():
             try:
-                if self.resource_version is None:
-                    self.resource_version = self.list_once()
-                started = self.clock()
-                received, ended = self.watch_once(self.resource_version, stop)
+                outcome = None
+                if self.resource_version is None and self.streams_initial_state:
+                    started = self.clock()
+                    outcome = self._watch_list(stop)
+                if outcome is None:
+                    if self.resource_version is None:
+                        self.resource_version = self.list_once()
+                    started = self.clock()
+                    outcome = self.watch_once(self.resource_version, stop)
+                received, ended = outcome
                 if received or self.clock() - started > SHORT_WATCH:
                     continue  # a watch that ran resumes at once, however it ended
                 # ended as soon as it began, with nothing: do not spin
@@ -248,6 +272,27 @@ class Reflector:
                 self.health.failed(self.resource.plural, api_error_text(exc))
                 delay = self.backoff.next(at_least=retry_after(exc))
             stop.wait(delay)
+
+    @property
+    def streams_initial_state(self) -> bool:
+        """Whether the resource's client call can ask for a watch list (the custom objects API's
+        cannot: it has no ``send_initial_events``)."""
+        if self._streams is None:
+            parameters = inspect.signature(self.resource.method(self.api)).parameters.values()
+            self._streams = any(
+                p.name == "send_initial_events" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+            )
+        return self._streams
+
+    def _watch_list(self, stop: threading.Event) -> tuple[int, str] | None:
+        """``watch_once`` of a watch list; None when the API server refuses it (then list)."""
+        try:
+            return self.watch_once(None, stop)
+        except NoWatchList as refused:
+            self.no_watch_list += 1
+            level = logging.INFO if self.no_watch_list == 1 else logging.DEBUG
+            log.log(level, "%s: no watch list (%s); listing in pages", self.resource.plural, refused)
+            return None
 
     def _missing(self) -> None:
         """Say once that the resource is not served, and hold it as empty until it is."""
@@ -335,6 +380,11 @@ class Reflector:
             token = metadata.get("continue")
             if not token:
                 break
+        self._listed(objects, version)
+        return version
+
+    def _listed(self, objects: list[ClusterObject], version: str) -> None:
+        """The whole state arrived (a list, or a watch list's initial events): hand it over."""
         self.lists += 1
         self.last_sync = time.time()
         self.broken = 0
@@ -344,34 +394,22 @@ class Reflector:
             log.warning("%s: the Kubernetes API serves %s now", self.resource.plural, self.resource.optional)
         self.sink.replace(self.resource.kind, objects)
         log.debug("%s: listed %d at resourceVersion %s", self.resource.plural, len(objects), version)
-        return version
 
     # -- watch ---------------------------------------------------------------------------------------
-    def watch_once(self, version: str, stop: threading.Event) -> tuple[int, str]:
+    def watch_once(self, version: str | None, stop: threading.Event) -> tuple[int, str]:
         """Follow one watch stream from ``version``; return how many messages it carried and how it
-        ended: ``closed`` (by the server, or ``stop``), ``dropped`` (broken) or ``silent`` (idle)."""
-        timeout = int(self.settings.watch_timeout * (1 + random.random()))
-        params: dict[str, Any] = {
-            "watch": True,
-            "resource_version": version,
-            "allow_watch_bookmarks": True,
-            "timeout_seconds": timeout,
-        }
-        if self.label_selector:
-            params["label_selector"] = self.label_selector
-        try:
-            response = self._request(
-                "watch", (self.settings.connect_timeout, self.settings.idle_timeout), params
-            )
-        except Exception as exc:
-            if status_code(exc) == GONE:  # as an HTTP status rather than an ERROR event
-                self.watch_ends["expired"] += 1
-                raise Gone from None
-            raise
+        ended: ``closed`` (by the server, or ``stop``), ``dropped`` (broken) or ``silent`` (idle).
+
+        ``None``: a watch list, from the current state (raises ``NoWatchList`` where the API server does
+        not serve it); the initial events are gathered and handed over as one replacement when the
+        bookmark that ends them arrives. A stream cut before then raises, as a list cut short."""
+        response = self._open_watch(version)
         self.watches += 1
-        self.broken = 0
-        self.health.succeeded()
+        if version is not None:
+            self.broken = 0
+            self.health.succeeded()
         self.watching = True
+        self._initial = {} if version is None else None
         received, ended = 0, "closed"
         try:
             for line in _lines(response):
@@ -379,8 +417,12 @@ class Reflector:
                     break
                 received += 1
                 self._handle(json.loads(line))
+                if self._initial is not None and received % self.settings.page_size == 0:
+                    gc.freeze()  # as a list does after each page
         except (ReadTimeoutError, ProtocolError) as exc:  # the stream died, not (yet) the API
             ended = "silent" if isinstance(exc, ReadTimeoutError) else "dropped"
+            if self._initial is not None:
+                raise  # before the whole state came: a list cut short
             how = "went silent" if ended == "silent" else "broke"
             log.info("%s: watch %s; again from %s", self.resource.plural, how, self.resource_version)
         except Gone:
@@ -390,11 +432,36 @@ class Reflector:
             ended = "error"
             raise
         finally:
+            self._initial = None  # an incomplete initial state is dropped: the next one starts over
             self.watching = False
             self.watch_ends[ended] += 1
             response.close()  # a half-read stream must not go back to the pool
             response.release_conn()
         return received, ended
+
+    def _open_watch(self, version: str | None) -> Any:
+        """The response that begins a watch from ``version`` (None: a watch list)."""
+        timeout = int(self.settings.watch_timeout * (1 + random.random()))
+        params: dict[str, Any] = {"watch": True, "allow_watch_bookmarks": True, "timeout_seconds": timeout}
+        if version is None:
+            params |= {"send_initial_events": True, "resource_version_match": "NotOlderThan"}
+        else:
+            params["resource_version"] = version
+        if self.label_selector:
+            params["label_selector"] = self.label_selector
+        verb = "watch" if version is not None else "watchlist"
+        try:
+            response = self._request(
+                verb, (self.settings.connect_timeout, self.settings.idle_timeout), params
+            )
+        except Exception as exc:
+            if status_code(exc) == GONE:  # as an HTTP status rather than an ERROR event
+                self.watch_ends["expired"] += 1
+                raise Gone from None
+            if version is None and status_code(exc) in REFUSED:
+                raise NoWatchList(api_error_text(exc)) from None
+            raise
+        return response
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind, raw = message.get("type"), message.get("object") or {}
@@ -402,6 +469,9 @@ class Reflector:
             if raw.get("code") == GONE:
                 raise Gone
             raise RuntimeError(f"watch error {raw.get('code')}: {raw.get('message')}")
+        if self._initial is not None:
+            self._gather(kind, raw)
+            return
         version = (raw.get("metadata") or {}).get("resourceVersion")
         self.last_sync = time.time()
         if kind == "BOOKMARK":
@@ -417,6 +487,29 @@ class Reflector:
             self.sink.event(event)
         if version:
             self.resource_version = version
+
+    def _gather(self, kind: Any, raw: dict[str, Any]) -> None:
+        """One event of a watch list's initial state, kept until the bookmark that ends it hands the
+        whole over (changes before it, which a server need not send, apply to what is kept)."""
+        metadata = raw.get("metadata") or {}
+        if kind == "BOOKMARK":
+            if (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
+                assert self._initial is not None
+                objects, self._initial = list(self._initial.values()), None
+                self.resource_version = metadata.get("resourceVersion") or None
+                self._listed(objects, self.resource_version or "")
+            return
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            log.warning("%s: ignored a watch event of type %r", self.resource.plural, kind)
+            return
+        assert self._initial is not None
+        key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        raw.setdefault("kind", self.resource.kind)
+        obj = self._convert(raw) if kind != "DELETED" else None
+        if obj is None:
+            self._initial.pop(key, None)
+        else:
+            self._initial[key] = obj
 
     def _event(self, kind: EventType, raw: dict[str, Any]) -> Event | None:
         if kind is EventType.DELETED or not self.filter.accepts(raw):
