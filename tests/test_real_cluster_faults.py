@@ -59,9 +59,9 @@ def _nxdomain(port: int, name: str) -> bool:
     return ask(port, name).rcode() == dns.rcode.NXDOMAIN
 
 
-def _following(kubeconfig: Path) -> AbstractContextManager[Server]:
-    """``kdns serve`` following the API server ``kubeconfig`` reaches, with its metrics on."""
-    return running("--kubeconfig", str(kubeconfig), "--metrics", "127.0.0.1:0")
+def _following(kubeconfig: Path, *args: str) -> AbstractContextManager[Server]:
+    """``kdns serve ARGS`` following the API server ``kubeconfig`` reaches, with its metrics on."""
+    return running("--kubeconfig", str(kubeconfig), "--metrics", "127.0.0.1:0", *args)
 
 
 @contextmanager
@@ -226,7 +226,8 @@ def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_pat
     has moved past what the watch last carried. The cache follows etcd's revision through etcd's
     progress notifications, every 5 s as kubeadm configures etcd (etcd's default: 10 minutes).
     Nothing changes among Services: the watch stays open and gets the bookmark; reset at the front
-    afterwards, it resumes from the bookmark's resourceVersion, newer than the list's, without a list."""
+    afterwards, it resumes from the bookmark's resourceVersion, newer than the initial state's (a watch
+    list), without getting the state again."""
     policy, audit = tmp_path / "audit-policy.json", tmp_path / "audit.log"
     policy.write_text(json.dumps(AUDIT_POLICY))
     with (
@@ -242,12 +243,14 @@ def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_pat
         api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="quiet")))
         quiet_ip, web = _service(api, "quiet", "web"), f"web.quiet.{ZONE}"
         kubeconfig = plane.kubeconfig_for(front.url, tmp_path / "front.kubeconfig")
-        with _following(kubeconfig) as server:
+        with _following(kubeconfig, "--log-level", "debug") as server:  # debug: the state's version
             metrics = endpoint(server, "metrics") + "/metrics"
             assert eventually(lambda: _addresses(server.port, web), timeout=30) == [quiet_ip]
             first = eventually(lambda: _service_requests(audit, "watch"), timeout=10)
-            listed = int(first[0]["resourceVersion"])  # a watch begins where the list ended
-            assert first[0]["allowWatchBookmarks"] == "true"
+            # the state came by watch list, which goes on as the watch
+            assert first[0]["sendInitialEvents"] == "true" and first[0]["allowWatchBookmarks"] == "true"
+            [state] = server.logged("services: listed")
+            listed = int(re.search(r"at resourceVersion (\d+)", state)[1])
             synced = scrape(metrics)
             sync = "kdns_kubernetes_last_sync_timestamp_seconds"
 
@@ -270,7 +273,8 @@ def test_a_quiet_watch_is_kept_current_by_bookmarks_and_resumes_from_one(tmp_pat
             assert listed < resumed <= revision  # the bookmark's version: kdns learned it from nothing else
             after = scrape(metrics)
             assert metric(after, "kdns_kubernetes_lists_total", kind="Service") == 1
-            assert len(_service_requests(audit, "list")) == 1
+            assert not _service_requests(audit, "list")
+            assert "sendInitialEvents" not in watches[0]  # a watch from a version, not the state again
             assert metric(after, "kdns_kubernetes_watch_ends_total", kind="Service", reason="dropped") == 1
             later_ip = _service(api, "quiet", "later")  # the resumed watch follows
             later = f"later.quiet.{ZONE}"

@@ -4,9 +4,10 @@
   ``sendInitialEvents``, ``resourceVersionMatch=NotOlderThan`` and bookmarks): ADDED events ended by
   a bookmark annotated ``k8s.io/initial-events-end``, gathered and handed over as one replacement at
   that bookmark, so objects deleted while nobody watched disappear; the same stream then goes on as
-  the watch. A server that refuses it (``422``/``400``: the WatchList feature is off, or too old) gets
-  a paged LIST instead, every time the state is needed again, as client-go; so does a resource whose
-  client call cannot ask for it (a custom resource);
+  the watch. A server that refuses it (``422``/``400``: the WatchList feature is off, or too old; or
+  ``401``/``403``: the role grants list but not watch) gets a paged LIST instead, every time the state
+  is needed again, as client-go; so does a resource whose client call cannot ask for it (a custom
+  resource);
 - LIST in pages (``limit``/``continue``) and hand the whole result over as a replacement;
 - a continue token that expires mid-list (``410``) means one unpaginated LIST, as client-go's pager;
 - WATCH from the list's resourceVersion with bookmarks and a server-side timeout of 5-10 minutes,
@@ -285,14 +286,18 @@ class Reflector:
         return self._streams
 
     def _watch_list(self, stop: threading.Event) -> tuple[int, str] | None:
-        """``watch_once`` of a watch list; None when the API server refuses it (then list)."""
+        """``watch_once`` of a watch list; None when the API server does not serve it or does not
+        allow it (then list, as client-go does: a role may grant list without watch, and the list's
+        answer or the watch after it says what is refused)."""
         try:
             return self.watch_once(None, stop)
         except NoWatchList as refused:
             self.no_watch_list += 1
             level = logging.INFO if self.no_watch_list == 1 else logging.DEBUG
             log.log(level, "%s: no watch list (%s); listing in pages", self.resource.plural, refused)
-            return None
+        except Refused as refused:
+            log.debug("%s: %s; listing in pages", self.resource.plural, refused)
+        return None
 
     def _missing(self) -> None:
         """Say once that the resource is not served, and hold it as empty until it is."""
