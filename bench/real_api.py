@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client
+import kubernetes.config
+
 from bench import cluster, report
 from bench.informer import (
     Check,
@@ -51,6 +54,11 @@ SERVICE_RANGES = f"{cluster.SERVICE_NET},{cluster.SERVICE_NET6}"
 NXDOMAIN = 3
 OK, CONFLICT, INVALID = 200, 409, 422  # 422: a Service's address is taken (by itself)
 ETCD_PREFIX = {"Service": "services/specs", "EndpointSlice": "endpointslices"}  # kube-apiserver's keys
+# The real API server as it serves the initial state: (what kdns gets, extra kube-apiserver flags).
+REAL_MODES = {
+    "real": ("watch list", ()),
+    "real-list": ("paged LIST", ("--feature-gates=WatchList=false",)),
+}
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -69,10 +77,7 @@ def api_objects(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return objects
 
 
-def _client(kubeconfig: Path) -> Any:
-    import kubernetes.client  # noqa: PLC0415 (the bench process loads the client only for this step)
-    import kubernetes.config  # noqa: PLC0415
-
+def _client(kubeconfig: Path) -> kubernetes.client.ApiClient:
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(
         config_file=str(kubeconfig), client_configuration=configuration, persist_config=False
@@ -121,12 +126,21 @@ def load(kubeconfig: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
     return {"created": created, "existing": existing, "load_s": time.perf_counter() - started}
 
 
-# -- the two API servers -----------------------------------------------------------------------------------
+# -- the API servers -----------------------------------------------------------------------------------
 def data_directory(args: argparse.Namespace) -> Path:
     """Where etcd keeps the loaded cluster: one directory per build and cluster."""
     built = binaries()
     name = f"bench-{built.name}-{args.services}x{args.endpoints_per_service}-seed{args.seed}"
     return built.parent / name
+
+
+def _key(item: dict[str, Any]) -> tuple[str, str]:
+    meta = item["metadata"]
+    return item["kind"], f"{meta.get('namespace')}/{meta['name']}"
+
+
+def _keys(targets: Targets) -> set[tuple[str, str]]:
+    return set(deleted(targets)[0])
 
 
 def deleted(targets: Targets) -> tuple[list[tuple[str, str]], list[Check]]:
@@ -217,6 +231,17 @@ def member_name(slice_: dict[str, Any]) -> str:
     return f"{slice_['endpoints'][0]['hostname']}.{service}.{meta['namespace']}.svc.cluster.local"
 
 
+def mover(api: kubernetes.client.ApiClient, slice_: dict[str, Any]) -> Callable[[str], None]:
+    """What gives ``slice_``'s first endpoint an address through the API (a PATCH)."""
+    slices, meta = kubernetes.client.DiscoveryV1Api(api), slice_["metadata"]
+
+    def change(address: str) -> None:
+        body = {"endpoints": with_address(slice_, address)}
+        slices.patch_namespaced_endpoint_slice(meta["name"], meta["namespace"], body, _preload_content=False)
+
+    return change
+
+
 def with_address(slice_: dict[str, Any], address: str) -> list[dict[str, Any]]:
     first, *rest = slice_["endpoints"]
     return [{**first, "addresses": [address]}, *rest]
@@ -277,37 +302,26 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "quick": args.quick,
         "cluster": _summary(objects) | {"endpoints_per_service": args.endpoints_per_service},
     }
-    for label in ("fake", "real"):
+    for label in ("fake", *REAL_MODES):
         (out / label).mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        directory = data_directory(args)
-        loaded = directory / "loaded.json"
-        plane = stack.enter_context(
-            control_plane(
-                directory,
-                controller_manager=False,
-                apiserver_args=[f"--service-cluster-ip-range={SERVICE_RANGES}"],
+    directory = data_directory(args)
+    loaded = directory / "loaded.json"
+    restored = [item for item in objects if _key(item) in _keys(targets)]  # what each relist deletes
+    for label, (_, flags) in REAL_MODES.items():
+        apiserver_args = [f"--service-cluster-ip-range={SERVICE_RANGES}", *flags]
+        with ExitStack() as stack:
+            plane = stack.enter_context(
+                control_plane(directory, controller_manager=False, apiserver_args=apiserver_args)
             )
-        )
-        if not loaded.exists():
-            say(f"-- loading the cluster into the real API server ({directory})")
-            loaded.write_text(json.dumps(load(plane.kubeconfig, objects)))
-        result["load"] = json.loads(loaded.read_text())
-        api = _client(plane.kubeconfig)
-        stack.callback(api.close)
-        from kubernetes.client import DiscoveryV1Api  # noqa: PLC0415
-
-        slices = DiscoveryV1Api(api)
-        meta = timed["metadata"]
-
-        def change_real(address: str) -> None:
-            body = {"endpoints": with_address(timed, address)}
-            slices.patch_namespaced_endpoint_slice(
-                meta["name"], meta["namespace"], body, _preload_content=False
-            )
-
-        real = Side("real", plane.kubeconfig, change_real, RealOutage(plane, targets))
-        result["real"] = follow(real, member_name(timed), targets, args, out)
+            if not loaded.exists():
+                say(f"-- loading the cluster into the real API server ({directory})")
+                loaded.write_text(json.dumps(load(plane.kubeconfig, objects)))
+            load(plane.kubeconfig, restored)  # what an earlier relist deleted
+            api = _client(plane.kubeconfig)
+            stack.callback(api.close)
+            real = Side(label, plane.kubeconfig, mover(api, timed), RealOutage(plane, targets))
+            result[label] = follow(real, member_name(timed), targets, args, out)
+    result["load"] = json.loads(loaded.read_text())
     fake = KubeFake(bookmark_interval=60.0)
     try:
         fake.start()

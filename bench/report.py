@@ -16,7 +16,6 @@ FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
 WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
 REAL_API_HEADING = "## Through a real kube-apiserver"  # bench/real_api.py
-WATCH_LIST_HEADING = "## Initial list: watch list vs paged LIST"  # bench/watch_list.py, kept by hand
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
 FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
@@ -26,7 +25,6 @@ TRAILING_HEADINGS = (
     WORKERS_HEADING,
     INFORMER_HEADING,
     REAL_API_HEADING,
-    WATCH_LIST_HEADING,
     ABUSE_HEADING,
     SOAK_HEADING,
     FUZZ_HEADING,
