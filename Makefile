@@ -22,10 +22,12 @@ tools-bench: tools-test
 	@command -v dnsperf >/dev/null && command -v knotd >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dnsperf knot; }
 
-# etcd, kube-apiserver and kube-controller-manager for the real-cluster tests, built from the Go module
-# proxy at the versions in tests/cluster/go.mod into ~/.cache/kdns-cluster/ (once per version).
+# etcd, kube-apiserver and kube-controller-manager for the real-cluster tests, and CoreDNS for the
+# comparisons, built from the Go module proxy at the versions in tests/cluster/go.mod and
+# tests/coredns/go.mod into ~/.cache/kdns-cluster/ (once per version).
 tools-cluster:
 	@tests/cluster/build.sh >/dev/null
+	@tests/cluster/build.sh coredns >/dev/null
 
 serve: $(STAMP)
 	$(VENV)/bin/kdns serve $(ARGS)
