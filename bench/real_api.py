@@ -365,22 +365,8 @@ def _summary(objects: list[dict[str, Any]]) -> dict[str, int]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     quick = "1,000 Services, 30 updates; writes bench/out/ only"
     parser = options.Parser("bench.real_api", __doc__, quick=quick)
-    parser.quick_default("--services", full=10_000, quick=1000, help="Services in the cluster", kind=int)
-    parser.add_argument(
-        "--endpoints-per-service",
-        type=int,
-        default=11,
-        help="endpoints of each ClusterIP Service (default: 11)",
-    )
-    parser.quick_default("--updates", full=200, quick=30, help="EndpointSlice updates timed", kind=int)
-    parser.add_argument("--gap", type=float, default=0.05, help="seconds between updates (default: 0.05)")
-    parser.quick_default("--baseline", full=3, quick=1, help="seconds of queries before the relist")
-    parser.add_argument("--timeout", type=float, default=600.0, help="longest wait for a sync (default: 600)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated cluster (default: 1)")
-    args = parser.parse(argv)
-    if args.services < 100 or not 1 <= args.endpoints_per_service <= 100 or not 1 <= args.updates <= 10_000:
-        parser.error("--services must be at least 100, --endpoints-per-service 1-100, --updates 1-10000")
-    return args
+    parser.following(updates="EndpointSlice updates", gap=0.05)
+    return parser.parse(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

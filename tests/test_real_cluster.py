@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import dns.rcode
 import pytest
-import yaml
 from kubernetes import client
 
 from tests.support.client import ask, lookup
 from tests.support.control_plane import API_SERVICE_IP, control_plane
 from tests.support.in_cluster import apply, shipped, token_for
 from tests.support.metrics import endpoint, get
-from tests.support.paths import ROOT
+from tests.support.objects import service_import
 from tests.support.polling import eventually
 from tests.support.process import Server, running
 from tests.support.real_objects import (
@@ -26,6 +25,8 @@ from tests.support.real_objects import (
     core_api,
     create_namespace,
     create_service,
+    create_service_import,
+    install_service_import_crd,
     report_ready,
     run_pod,
     run_pods,
@@ -377,7 +378,6 @@ def test_an_api_server_down_at_start_up_is_followed_once_it_comes_up(core, real_
 
 # -- multicluster: ServiceImports (KEP-1645) from a CRD installed after kdns started ---------------
 
-SERVICE_IMPORTS_CRD = ROOT / "tests" / "cluster" / "serviceimports-crd.yaml"
 MCS_GROUP, MCS_VERSION = "multicluster.x-k8s.io", "v1alpha1"
 
 
@@ -423,46 +423,16 @@ def test_service_imports_are_answered_once_their_crd_is_installed_after_start_up
             web = f"web.{ns}.svc.clusterset.local."
             assert lookup(server.port, web) == ("NXDOMAIN", set())
 
-            extensions = client.ApiextensionsV1Api(admin)
-            extensions.create_custom_resource_definition(yaml.safe_load(SERVICE_IMPORTS_CRD.read_text()))
-
-            def established() -> bool:
-                crd = extensions.read_custom_resource_definition("serviceimports.multicluster.x-k8s.io")
-                return any(
-                    c.type == "Established" and c.status == "True" for c in crd.status.conditions or ()
-                )
-
-            eventually(established, timeout=20)
-            imports = client.CustomObjectsApi(admin)
-            http = {"name": "http", "port": 80, "protocol": "TCP"}
-            imports.create_namespaced_custom_object(
-                MCS_GROUP,
-                MCS_VERSION,
-                ns,
-                "serviceimports",
-                {
-                    "apiVersion": f"{MCS_GROUP}/{MCS_VERSION}",
-                    "kind": "ServiceImport",
-                    "metadata": {"name": "web"},
-                    "spec": {"type": "ClusterSetIP", "ips": ["10.42.0.5"], "ports": [http]},
-                },
-            )
+            install_service_import_crd(admin)
+            http = ("http", 80, "TCP")
+            create_service_import(admin, service_import("web", ns, ips=["10.42.0.5"], ports=[http]))
             # the reflector's next look (backoff from 0.8 s, doubling, with jitter) finds the CRD
             answered(server.port, web, "A", ("NOERROR", {"10.42.0.5"}), timeout=45)
             assert srv_targets(server.port, f"_http._tcp.{web}") == ("NOERROR", {(80, web)})
 
             # a headless import answers the ready endpoints of its slices from every member cluster
-            imports.create_namespaced_custom_object(
-                MCS_GROUP,
-                MCS_VERSION,
-                ns,
-                "serviceimports",
-                {
-                    "apiVersion": f"{MCS_GROUP}/{MCS_VERSION}",
-                    "kind": "ServiceImport",
-                    "metadata": {"name": "db"},
-                    "spec": {"type": "Headless", "ports": [{"name": "pg", "port": 5432}]},
-                },
+            create_service_import(
+                admin, service_import("db", ns, kind="Headless", ports=[("pg", 5432, "TCP")])
             )
             discovery = client.DiscoveryV1Api(admin)
             pg = ("pg", 5432, "TCP")
@@ -483,6 +453,7 @@ def test_service_imports_are_answered_once_their_crd_is_installed_after_start_up
             assert lookup(server.port, f"10-2-0-9.cluster-b.{db}") == ("NOERROR", {"10.2.0.9"})
             assert lookup(server.port, f"db-2.cluster-a.{db}")[0] == "NXDOMAIN"  # not ready
 
+            imports = client.CustomObjectsApi(admin)
             imports.patch_namespaced_custom_object(
                 MCS_GROUP, MCS_VERSION, ns, "serviceimports", "web", {"spec": {"ips": ["10.42.0.6"]}}
             )

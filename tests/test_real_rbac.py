@@ -35,7 +35,12 @@ from tests.support.metrics import endpoint, get, metric, scrape
 from tests.support.objects import service_import
 from tests.support.polling import eventually
 from tests.support.process import Server, run_kdns
-from tests.support.real_objects import api_client, token_kubeconfig
+from tests.support.real_objects import (
+    api_client,
+    create_service_import,
+    install_service_import_crd,
+    token_kubeconfig,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -234,39 +239,6 @@ def test_kdns_reads_its_identity_where_kubelet_mounts_it_and_shares_the_test_net
 
 
 # -- ServiceImports, with their CRD installed ----------------------------------------------------------------
-SERVICE_IMPORT_CRD = {  # enough of KEP-1645's CRD for the API server to serve and store ServiceImports
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "serviceimports.multicluster.x-k8s.io"},
-    "spec": {
-        "group": "multicluster.x-k8s.io",
-        "scope": "Namespaced",
-        "names": {"plural": "serviceimports", "singular": "serviceimport", "kind": "ServiceImport"},
-        "versions": [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            part: {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            for part in ("spec", "status")
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
-
-
-def established(api: client.ApiClient, name: str) -> bool:
-    crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
-    return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or ())
-
-
 @pytest.fixture(scope="module")
 def crd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane of its own (a CRD changes the API for every later test) with the ServiceImport
@@ -274,15 +246,12 @@ def crd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPla
     with control_plane(tmp_path_factory.mktemp("crd-control-plane"), controller_manager=False) as plane:
         api = api_client(plane.kubeconfig)
         install(api, *shipped())
-        apply(api, [SERVICE_IMPORT_CRD])
-        eventually(lambda: established(api, SERVICE_IMPORT_CRD["metadata"]["name"]), timeout=20)
+        install_service_import_crd(api)
         client.CoreV1Api(api).create_namespace(
             client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE))
         )
-        imported = service_import("web", NAMESPACE, ips=[IMPORTED_IP], ports=[("http", 80, "TCP")])
-        group, version = imported["apiVersion"].split("/")
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            group, version, NAMESPACE, "serviceimports", imported
+        create_service_import(
+            api, service_import("web", NAMESPACE, ips=[IMPORTED_IP], ports=[("http", 80, "TCP")])
         )
         yield plane
 

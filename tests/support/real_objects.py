@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.control_plane import write_kubeconfig
+from tests.support.paths import ROOT
 from tests.support.polling import eventually
 
 CONFLICT = 409
@@ -128,3 +130,29 @@ def create_service(
 def token_kubeconfig(path: Path, *, server: str, ca_file: Path, token: str) -> Path:
     """A kubeconfig for ``server`` that authenticates with a bearer ``token``, as a pod's would."""
     return write_kubeconfig(path, server=server, ca_file=ca_file, user={"token": token})
+
+
+SERVICE_IMPORTS_CRD = ROOT / "tests" / "cluster" / "serviceimports-crd.yaml"
+
+
+def install_service_import_crd(api: client.ApiClient, timeout: float = 20) -> None:
+    """Create the ServiceImport CRD (KEP-1645, ``SERVICE_IMPORTS_CRD``) and wait until the API server
+    serves it (its ``Established`` condition)."""
+    crd = yaml.safe_load(SERVICE_IMPORTS_CRD.read_text())
+    extensions = client.ApiextensionsV1Api(api)
+    extensions.create_custom_resource_definition(crd)
+
+    def established() -> bool:
+        conditions = extensions.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions
+        return any(c.type == "Established" and c.status == "True" for c in conditions or ())
+
+    eventually(established, timeout=timeout)
+
+
+def create_service_import(api: client.ApiClient, imported: dict) -> dict:
+    """Create ServiceImport ``imported`` (``tests.support.objects.service_import``) through the API."""
+    group, version = imported["apiVersion"].split("/")
+    namespace = imported["metadata"]["namespace"]
+    return client.CustomObjectsApi(api).create_namespaced_custom_object(
+        group, version, namespace, "serviceimports", imported
+    )
