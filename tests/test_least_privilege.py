@@ -27,6 +27,7 @@ from tests.fake_upstream import upstream
 from tests.kube_fake import KubeFake
 from tests.support.client import HOST, ask, lookup
 from tests.support.deploy import load_documents, manifest_files, one, stages
+from tests.support.in_cluster import grants
 from tests.support.metrics import endpoint, get, http_addresses
 from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.polling import eventually
@@ -79,14 +80,7 @@ def test_the_image_runs_as_the_pods_non_root_user_and_declares_no_writable_volum
 
 # -- RBAC against what kdns asks the API -----------------------------------------------------------------
 def granted() -> set[tuple[str, str, str]]:
-    role = one("ClusterRole", "system:kdns")
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
+    return set(grants(one("ClusterRole", "system:kdns")))
 
 
 def requested(api: KubeFake) -> set[tuple[str, str, str]]:
@@ -389,8 +383,7 @@ def test_the_service_account_token_never_reaches_logs_or_metrics(tmp_path, scena
     logged (nor its path), through 401, 403 and 500 answers or an outage, at debug level."""
     token = tmp_path / "serviceaccount-token"
     token.write_text(SECRET)
-    # The client sends "bearer <token>" here, which a real API server takes (the scheme is
-    # case-insensitive) but the fake's exact check does not: the fake checks no token in this test.
+    # The fake checks no token in this test: what it asserts is where the token does not go.
     with KubeFake(bookmark_interval=0.2) as api, tls_front(api.port, tmp_path) as (port, ca):
         populated(api)
         env = {**os.environ, "KUBERNETES_SERVICE_HOST": HOST, "KUBERNETES_SERVICE_PORT": str(port)}

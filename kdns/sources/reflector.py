@@ -307,11 +307,10 @@ class Reflector:
         self.missing = True
         resource = self.resource
         log.warning(
-            "%s: the Kubernetes API does not serve %s (is its CRD installed?); no %s are answered "
+            "%s: the Kubernetes API does not serve %s (is its CRD installed?); none are answered "
             "until it does, looked for again with backoff",
             resource.plural,
             resource.optional,
-            resource.kind,
         )
         self.sink.replace(resource.kind, [])
 
