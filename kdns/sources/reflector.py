@@ -221,7 +221,7 @@ class Reflector:
         self.last_sync = 0.0  # time.time() of the last list, event or bookmark; 0 before the first
         self.broken = 0  # requests in a row cut short without a response
         self.missing = False  # an optional resource the API does not serve
-        self.refusal: str | None = None  # what the API said when it last refused a request, until one passes
+        self.refusals: dict[str, str] = {}  # by verb: what the API said refusing it, until one passes
         self.no_watch_list = 0  # watch lists the API server did not serve
         self._skip_reasons: set[str] = set()
         self._initial: dict[tuple[str, str], ClusterObject] | None = None  # a watch list's, until its end
@@ -315,18 +315,20 @@ class Reflector:
         self.sink.replace(resource.kind, [])
 
     def _refused(self, refused: Refused) -> None:
-        """Say what the API refused, once while it keeps refusing it the same way."""
+        """Say what the API refused, once while it keeps refusing it the same way. A refused watch
+        means getting the state again before the next one, as client-go does, so a role that grants
+        list but not watch still brings changes, at the pace of the backoff."""
         said = api_error_text(refused.error)
-        log.log(
-            logging.DEBUG if said == self.refusal else logging.WARNING, "%s; retrying with backoff", refused
-        )
-        self.refusal = said
+        level = logging.DEBUG if self.refusals.get(refused.verb) == said else logging.WARNING
+        log.log(level, "%s; retrying with backoff", refused)
+        self.refusals[refused.verb] = said
+        if refused.verb == "watch":
+            self.resource_version = None
 
-    def _allowed(self) -> None:
-        """A request passed: the API no longer refuses (and says so if it did)."""
-        if self.refusal is not None:
-            self.refusal = None
-            log.warning("%s: the Kubernetes API allows kdns's requests again", self.resource.plural)
+    def _allowed(self, verb: str) -> None:
+        """A ``verb`` request passed: the API no longer refuses it (and says so if it did)."""
+        if self.refusals.pop(verb, None) is not None:
+            log.warning("%s: the Kubernetes API allows kdns to %s them again", self.resource.plural, verb)
 
     def _request(self, verb: str, timeout: tuple[float, float], params: dict[str, Any]) -> Any:
         """One list or watch request, counted by its HTTP status (``<error>`` when none came)."""
@@ -341,7 +343,7 @@ class Reflector:
                 raise Refused(self.resource.plural, verb, exc) from None
             raise
         self.requests[(verb, str(response.status))] += 1
-        self._allowed()
+        self._allowed(verb)
         return response
 
     # -- list ----------------------------------------------------------------------------------------
