@@ -21,6 +21,7 @@ Raw data go to bench/out/versus/; the figures to the "Beside CoreDNS" section of
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -230,6 +231,7 @@ def scale_part(args: argparse.Namespace, out: Path, upstream: str) -> dict[str, 
                         server.stop()
         finally:
             api.close()
+    result["load"] = json.loads((directory / "loaded.json").read_text())  # how long writing it took
     return result
 
 
