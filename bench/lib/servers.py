@@ -9,6 +9,7 @@ stopped by ``Server.stop``.
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import socket
@@ -168,8 +169,8 @@ def probe_ok(port: int, path: str = "/ready", timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as reply:
             return reply.status == HTTP_OK
-    except (urllib.error.URLError, OSError):
-        return False
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return False  # HTTPException: e.g. a connection to the not yet bound port that met itself
 
 
 def wait_ready(port: int, server: Server, timeout: float, interval: float = 0.01) -> float:
