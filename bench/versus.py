@@ -45,7 +45,12 @@ BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out" / "versus"
 SERVERS = ("kdns", "coredns")
 KINDS = ("cluster", "forwarded")
-FORWARDED = "coredns_forward_requests_total"  # both count queries sent upstream under this name
+# Queries sent upstream: kdns counts them as CoreDNS's forward plugin did before 1.11; CoreDNS 1.15 counts
+# them in its proxy's request duration histogram.
+FORWARDED = {
+    "kdns": ("coredns_forward_requests_total", {}),
+    "coredns": ("coredns_proxy_request_duration_seconds_count", {"proxy_name": "forward"}),
+}
 BOTH_CPUS = (CLIENT_CPU, SERVER_CPU)
 
 
@@ -94,10 +99,15 @@ def ready_s(server: Server) -> float:
 
 def counted(running: Running, load: Load, output: Path, cpus: CpuSet) -> dict[str, Any]:
     """``measure`` with the queries the server sent upstream over the run (its metrics)."""
-    before = scrape(running.metrics_port).value(FORWARDED)
+    metric, labels = FORWARDED[running.server.name]
+    before = scrape(running.metrics_port).value(metric, **labels)
     result = measure(running.server, load, output, cpus=cpus)
-    sent = scrape(running.metrics_port).value(FORWARDED) - before
-    return result | {"forward_requests": sent, "upstream_per_query": sent / (result["completed"] or 1)}
+    sent = scrape(running.metrics_port).value(metric, **labels) - before
+    return result | {
+        "forward_requests": sent,
+        "forward_metric": metric,
+        "upstream_per_query": sent / (result["completed"] or 1),
+    }
 
 
 # -- load -------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from bench.lib.tables import span, table, times
 
 SETUP_NAMES = ("one_cpu", "all_cpus")
 KINDS = {"cluster": "cluster names", "forwarded": "forwarded names, cache hits"}
+QUIET = 0.1  # other CPU load (CPU seconds per second) above which a run is said to share the machine
 SHORT = {"one_cpu": "one CPU", "all_cpus": "both CPUs"}
 HALF_HEADER = [
     "Queries", "Server", "dnsperf load", "QPS", "Lost", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)",
@@ -120,15 +121,23 @@ def _load_rows(result: dict[str, Any], setup: str) -> list[list[str]]:
     rows = []
     for kind, what in KINDS.items():
         for data in _medians(result, setup, kind):
-            m, runs = data["median"], data["runs"]
+            m = data["median"]
             rows.append([
                 what, _name(data), f"`{data['load']}`", f"{m['qps']:,.0f}", f"{m['avg_latency'] * 1e3:.3f}",
                 f"{data['lost_total']:,} of {data['sent_total']:,}",
                 f"{m['cpu_us_per_query']:.2f}", f"{m['system_share']:.0%}", f"{m['server_busy']:.0%}",
                 f"{m['client_busy']:.0%}", f"{m['other_busy']:.2f}",
-                f"{stats.median_of(runs, 'upstream_per_query'):.4f}", f"{data['rss_kib'] / 1024:.0f}",
+                _upstream(data), f"{data['rss_kib'] / 1024:.0f}",
             ])  # fmt: skip
     return rows
+
+
+def _upstream(data: dict[str, Any]) -> str:
+    """Queries sent upstream per answer; "n/a" for runs that counted them under a name the server does
+    not export (CoreDNS, before ``bench.versus`` read its proxy's histogram)."""
+    if data["label"] == "coredns" and "forward_metric" not in data["runs"][0]:
+        return "n/a"
+    return f"{stats.median_of(data['runs'], 'upstream_per_query'):.4f}"
 
 
 def _name(data: dict[str, Any]) -> str:
@@ -194,11 +203,26 @@ def _busy_note(result: dict[str, Any]) -> list[str]:
                 share = data["median"]["client_busy"]
                 if setup == "one_cpu" and share >= 0.9:
                     busy.append(f"{data['label']} {what} {share:.0%}")
+    other = max(
+        _medians(result, setup, kind)[i]["median"]["other_busy"]
+        for setup in SETUP_NAMES
+        for kind in KINDS
+        for i in (0, 1)
+    )
+    lines = []
+    if other >= QUIET:
+        lines.append(
+            f"- The machine was not quiet: other processes used up to {other:.2f} CPU seconds per second "
+            'during the load runs (the "Other CPU load" column; another test suite ran beside this '
+            "benchmark). Absolute figures are lower and noisier than on a quiet machine; compare the two "
+            "servers within the run."
+        )
     if not busy:
-        return []
+        return lines
     return [
+        *lines,
         f"- dnsperf's CPU was near full during some one-CPU runs ({', '.join(busy)}): there the QPS may be "
-        "bounded by the client as well; CPU per query is the fairer figure."
+        "bounded by the client as well; CPU per query is the fairer figure.",
     ]
 
 
@@ -262,7 +286,8 @@ def render(result: dict[str, Any]) -> str:
         f"{both['server_cpus'][1]}. With two CPUs dnsperf shares them with the server it loads, so this "
         "measures what each server makes of the CPU dnsperf leaves, not a machine with a core per worker",
         "- CPU us/query: the server's user+system CPU time (/proc) over a run divided by the answers; "
-        '"Sent upstream per answer" from each server\'s `coredns_forward_requests_total`; other CPU load: '
+        "\"Sent upstream per answer\" from kdns's `coredns_forward_requests_total` and CoreDNS's "
+        '`coredns_proxy_request_duration_seconds_count{proxy_name="forward"}`; other CPU load: '
         "CPU seconds per second all other processes used of the two CPUs (other work on the machine, such "
         "as a test suite, shifts the figures: compare the servers within one run)",
         f"- Scale: {_cluster(scale['cluster'])} in {scale['cluster']['namespaces']} namespaces (the "
