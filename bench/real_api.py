@@ -18,8 +18,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ def api_objects(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return objects
 
 
-def _client(kubeconfig: Path) -> kubernetes.client.ApiClient:
+def client(kubeconfig: Path) -> kubernetes.client.ApiClient:
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(
         config_file=str(kubeconfig), client_configuration=configuration, persist_config=False
@@ -97,7 +97,7 @@ def _collection(item: dict[str, Any]) -> str:
 def load(kubeconfig: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Create ``objects`` through the API (namespaces first), ``WRITERS`` at a time; those the API
     server made itself (``default/kubernetes``, the system namespaces) are left as they are."""
-    api = _client(kubeconfig)
+    api = client(kubeconfig)
     created = existing = 0
 
     def exists(item: dict[str, Any]) -> bool:
@@ -127,11 +127,28 @@ def load(kubeconfig: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # -- the API servers -----------------------------------------------------------------------------------
-def data_directory(args: argparse.Namespace) -> Path:
-    """Where etcd keeps the loaded cluster: one directory per build and cluster."""
+def data_directory(services: int, endpoints_per_service: int | None, seed: int) -> Path:
+    """Where etcd keeps a loaded cluster: one directory per build and ``cluster.generate`` arguments
+    (``endpoints_per_service`` None: its default, 2-5 at random)."""
     built = binaries()
-    name = f"bench-{built.name}-{args.services}x{args.endpoints_per_service}-seed{args.seed}"
-    return built.parent / name
+    endpoints = "" if endpoints_per_service is None else f"x{endpoints_per_service}"
+    return built.parent / f"bench-{built.name}-{services}{endpoints}-seed{seed}"
+
+
+@contextmanager
+def loaded(
+    directory: Path, objects: list[dict[str, Any]], apiserver_args: Sequence[str] = ()
+) -> Iterator[ControlPlane]:
+    """etcd and kube-apiserver (no controller manager) on ``directory``'s data, the generated
+    cluster's service ranges and ``apiserver_args``; ``objects`` are written through the API the first
+    time (``directory``/loaded.json records that load)."""
+    args = [f"--service-cluster-ip-range={SERVICE_RANGES}", *apiserver_args]
+    with control_plane(directory, controller_manager=False, apiserver_args=args) as plane:
+        done = directory / "loaded.json"
+        if not done.exists():
+            say(f"-- loading the cluster into the real API server ({directory})")
+            done.write_text(json.dumps(load(plane.kubeconfig, objects)))
+        yield plane
 
 
 def _key(item: dict[str, Any]) -> tuple[str, str]:
@@ -300,28 +317,21 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "versions": host.versions(),
         "binaries": binaries().name,
         "quick": args.quick,
-        "cluster": _summary(objects) | {"endpoints_per_service": args.endpoints_per_service},
+        "cluster": summary(objects) | {"endpoints_per_service": args.endpoints_per_service},
     }
     for label in ("fake", *REAL_MODES):
         (out / label).mkdir(parents=True, exist_ok=True)
-    directory = data_directory(args)
-    loaded = directory / "loaded.json"
+    directory = data_directory(args.services, args.endpoints_per_service, args.seed)
     restored = [item for item in objects if _key(item) in _keys(targets)]  # what each relist deletes
     for label, (_, flags) in REAL_MODES.items():
-        apiserver_args = [f"--service-cluster-ip-range={SERVICE_RANGES}", *flags]
         with ExitStack() as stack:
-            plane = stack.enter_context(
-                control_plane(directory, controller_manager=False, apiserver_args=apiserver_args)
-            )
-            if not loaded.exists():
-                say(f"-- loading the cluster into the real API server ({directory})")
-                loaded.write_text(json.dumps(load(plane.kubeconfig, objects)))
+            plane = stack.enter_context(loaded(directory, objects, flags))
             load(plane.kubeconfig, restored)  # what an earlier relist deleted
-            api = _client(plane.kubeconfig)
+            api = client(plane.kubeconfig)
             stack.callback(api.close)
             real = Side(label, plane.kubeconfig, mover(api, timed), RealOutage(plane, targets))
             result[label] = follow(real, member_name(timed), targets, args, out)
-    result["load"] = json.loads(loaded.read_text())
+    result["load"] = json.loads((directory / "loaded.json").read_text())
     fake = KubeFake(bookmark_interval=60.0)
     try:
         fake.start()
@@ -350,7 +360,7 @@ def benchmark(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return result
 
 
-def _summary(objects: list[dict[str, Any]]) -> dict[str, int]:
+def summary(objects: list[dict[str, Any]]) -> dict[str, int]:
     def count(kind: str) -> int:
         return sum(1 for item in objects if item["kind"] == kind)
 

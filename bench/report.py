@@ -16,6 +16,7 @@ FORWARDED_HEADING = "## Forwarded names"  # bench/forwarded.py
 WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
 REAL_API_HEADING = "## Through a real kube-apiserver"  # bench/real_api.py
+COREDNS_HEADING = "## Beside CoreDNS: load, memory, start and watch"  # bench/versus.py
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
 FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
@@ -25,6 +26,7 @@ TRAILING_HEADINGS = (
     WORKERS_HEADING,
     INFORMER_HEADING,
     REAL_API_HEADING,
+    COREDNS_HEADING,
     ABUSE_HEADING,
     SOAK_HEADING,
     FUZZ_HEADING,

@@ -2,7 +2,8 @@
 
 ``start`` is the one way to run it: from a snapshot or following an API server (``--kubeconfig``), one
 process or ``--workers N``, ``--no-forward`` or forwarding to a loopback upstream, with its metrics on
-127.0.0.1 or without. It returns once kdns has logged that it is ready and answers its zones' SOA. The
+127.0.0.1 or without; or as a Corefile says (``--corefile``, the one CoreDNS runs beside it). It returns
+once kdns has logged that it is ready and answers its zones' SOA. The
 ``Kdns`` it returns reads kdns's metrics, its log (each line with when it was seen and when kdns wrote
 it) and the CPU time and memory of all its processes. ``dump_zones`` is ``kdns dump``, split by zone.
 """
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench.lib.coredns import Corefile
 from bench.lib.metrics import Metrics, scrape
 from bench.lib.processes import CpuSet, popen
-from bench.lib.servers import HOST, READY, ZONES, Server, free_port, wait_answering
+from bench.lib.servers import HOST, READY, ZONES, Server, free_port, wait_answering, wait_ready
 
 _WORKERS_READY = re.compile(r"ready: (\d+) workers \(pids ([\d, ]+)\) sharing 127\.0\.0\.1 port (\d+)")
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (\w+) ")
@@ -61,6 +63,7 @@ class Kdns(Server):
     workers: list[int] = field(default_factory=list)  # the workers' pids under --workers N
     started: float = 0.0  # time.monotonic() just before the spawn
     trace_gc: bool = False  # logs its garbage collections (``GC_TRACE``)
+    ready_at: float | None = None  # time.monotonic() when its /ready first said 200 (``Corefile``)
 
     @property
     def pids(self) -> list[int]:
@@ -95,6 +98,7 @@ def start(
     cpus: CpuSet,
     snapshot: Path | None = None,
     kubeconfig: Path | None = None,
+    corefile: Corefile | None = None,
     upstream: str | None = None,
     workers: int = 1,
     metrics: bool = False,
@@ -110,22 +114,35 @@ def start(
     (``127.0.0.1:PORT``) forwards outside names there instead. One process listens on ``--port 0`` and
     says which port in its ready line; ``workers`` above 1 runs ``--workers N`` on a free port and waits
     for every worker's ready line too. ``metrics`` serves ``/metrics`` on a free port of 127.0.0.1.
-    ``extra`` are further options of ``kdns serve``."""
-    if (snapshot is None) == (kubeconfig is None):
-        raise ValueError("kdns follows either a snapshot or a kubeconfig")
-    if upstream is not None and not upstream.startswith(f"{HOST}:"):
-        raise ValueError(f"upstream {upstream!r} is not on {HOST}")
-    source = ["--snapshot", str(snapshot)] if snapshot is not None else ["--kubeconfig", str(kubeconfig)]
-    forward = ["--upstream", upstream] if upstream is not None else ["--no-forward"]
-    metrics_port = free_port() if metrics else None
-    served = ["--metrics", f"{HOST}:{metrics_port}"] if metrics_port is not None else []
-    port = free_port() if workers > 1 else 0
-    listen = ["--listen", HOST, "--port", str(port), *(["--workers", str(workers)] if workers > 1 else [])]
-    argv = [*command(trace_gc=trace_gc), "serve", *source, *listen, *forward, *served, *extra]
+    ``extra`` are further options of ``kdns serve``.
+
+    ``corefile`` instead configures everything (``--corefile``, with ``workers``): where it listens,
+    what it follows and forwards to, its metrics; kdns is then started once its ``/ready`` says 200
+    (``ready_at``), which is when the ``kubernetes`` plugin has synced."""
+    workers_flag = ["--workers", str(workers)] if workers > 1 else []
+    if corefile is not None:
+        if (snapshot, kubeconfig, upstream, metrics, *extra) != (None, None, None, False):
+            raise ValueError("a Corefile configures everything but --workers")
+        port, metrics_port = corefile.ports.dns, corefile.ports.metrics
+        options = ["--corefile", str(corefile.path), *workers_flag]
+    else:
+        if (snapshot is None) == (kubeconfig is None):
+            raise ValueError("kdns follows either a snapshot or a kubeconfig")
+        if upstream is not None and not upstream.startswith(f"{HOST}:"):
+            raise ValueError(f"upstream {upstream!r} is not on {HOST}")
+        source = ["--snapshot", str(snapshot)] if snapshot is not None else ["--kubeconfig", str(kubeconfig)]
+        forward = ["--upstream", upstream] if upstream is not None else ["--no-forward"]
+        metrics_port = free_port() if metrics else None
+        served = ["--metrics", f"{HOST}:{metrics_port}"] if metrics_port is not None else []
+        port = free_port() if workers > 1 else 0
+        options = [*source, "--listen", HOST, "--port", str(port), *workers_flag, *forward, *served, *extra]
+    argv = [*command(trace_gc=trace_gc), "serve", *options]
     started = time.monotonic()
     process = popen(argv, log, cpus)
     kdns = Kdns(name, process, port, log, metrics_port=metrics_port, started=started, trace_gc=trace_gc)
     try:
+        if corefile is not None:
+            kdns.ready_at = wait_ready(corefile.ports.ready, kdns, timeout)
         if workers > 1:
             [(supervisor, _)] = kdns.tail.wait_for(_WORKERS_READY, kdns, timeout)
             kdns.workers = [int(pid) for pid in supervisor[2].split(", ")]
@@ -134,6 +151,8 @@ def start(
             kdns.tail.wait_for(READY, kdns, timeout, count=workers)
         else:
             [(ready, _)] = kdns.tail.wait_for(READY, kdns, timeout)
+            if int(ready[1]) != port and corefile is not None:
+                raise RuntimeError(f"{name} listens on port {ready[1]}, not {port}")
             kdns.port = int(ready[1])
         wait_answering(kdns, ZONES, timeout)
     except BaseException:

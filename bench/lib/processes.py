@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +36,20 @@ def pinned(command: Sequence[str], cpus: CpuSet) -> list[str]:
     return ["taskset", "-c", cpu_list(cpus), *death, *command]
 
 
-def popen(command: Sequence[str], log: Path, cpus: CpuSet) -> subprocess.Popen:
-    """Start ``command`` ``pinned`` to ``cpus``, in the repository, its output to ``log``."""
+def popen(
+    command: Sequence[str], log: Path, cpus: CpuSet, env: Mapping[str, str] | None = None
+) -> subprocess.Popen:
+    """Start ``command`` ``pinned`` to ``cpus``, in the repository, its output to ``log``; ``env``
+    replaces the environment."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         return subprocess.Popen(
-            pinned(command, cpus), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+            pinned(command, cpus),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
         )
 
 

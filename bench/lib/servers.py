@@ -9,12 +9,15 @@ stopped by ``Server.stop``.
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from bench.lib.processes import CpuSet, pin_process, popen, process_cpu, process
 HOST = "127.0.0.1"
 ZONES = ("cluster.local", "in-addr.arpa", "ip6.arpa")
 READY = re.compile(r"ready: listening on 127\.0\.0\.1 port (\d+)")
+HTTP_OK = 200
 
 
 class LogTail:
@@ -158,6 +162,27 @@ def wait_answering(server: Server, zones: tuple[str, ...], timeout: float) -> No
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{server.name} does not answer {zone} SOA after {timeout:.0f}s")
             time.sleep(0.1)
+
+
+def probe_ok(port: int, path: str = "/ready", timeout: float = 1.0) -> bool:
+    """Whether ``http://127.0.0.1:PORT/PATH`` answers 200 (a health or readiness probe)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as reply:
+            return reply.status == HTTP_OK
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return False  # HTTPException: e.g. a connection to the not yet bound port that met itself
+
+
+def wait_ready(port: int, server: Server, timeout: float, interval: float = 0.01) -> float:
+    """Poll the readiness probe on ``port`` every ``interval`` seconds while ``server`` lives; the
+    ``time.monotonic()`` of its first 200."""
+    deadline = time.monotonic() + timeout
+    while not probe_ok(port):
+        server.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{server.name}: /ready on port {port} not 200 after {timeout:.0f} s")
+        time.sleep(interval)
+    return time.monotonic()
 
 
 def free_port() -> int:
