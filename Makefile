@@ -49,6 +49,7 @@ bench: $(STAMP) tools-bench tools-cluster
 	$(VENV)/bin/python -m bench.workers $(ARGS)
 	$(VENV)/bin/python -m bench.informer $(ARGS)
 	$(VENV)/bin/python -m bench.real_api $(ARGS)
+	$(VENV)/bin/python -m bench.versus $(ARGS)
 	$(VENV)/bin/python -m bench.abuse $(ARGS)
 
 # Ten minutes at 80% of kdns's capacity on cluster, forwarded and TCP queries (bench/soak.py).
