@@ -346,6 +346,51 @@ def variants(base: Iterable[Question], edns: Iterable[str] = (*EDNS, *EDNS_DO)) 
     return [dataclasses.replace(q, tcp=tcp, edns=e) for q in base for tcp in (False, True) for e in edns]
 
 
+def suite_questions(base: list[Question]) -> list[Question]:
+    """The suite's share: every base question over UDP without EDNS and with EDNS 4096, and over TCP
+    with DO (``variants`` gives ``bench/compare.py`` every combination)."""
+    return [
+        *variants(base, ("none", "4096")),
+        *(dataclasses.replace(q, tcp=True, edns="do") for q in base),
+    ]
+
+
+# names ``build_cluster`` makes and a type each has, answered once both servers follow the cluster
+SETTLED = (
+    (f"web.{APPS}.svc.{ZONE}", "A"),
+    (f"db-1.db.{APPS}.svc.{ZONE}", "A"),
+    (f"10-244-3-1.all.{APPS}.svc.{ZONE}", "A"),
+    (f"store-v6.store.{DATA}.svc.{ZONE}", "AAAA"),
+    (f"lazy.{DATA}.svc.{ZONE}", "A"),
+    (f"_dns._udp.mixed.{EDGE}.svc.{ZONE}", "SRV"),
+)
+
+
+def settled(kubeconfig: Path, pair: Pair | None = None, timeout: float = 60) -> str:
+    """``kdns dump`` once it holds every name of ``SETTLED`` (the controllers have made their slices)
+    and, with ``pair``, once both servers answer each of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = dump(kubeconfig)
+        names = dumped_names(text)
+        waiting = [name for name, _ in SETTLED if name not in names]
+        ready = not waiting
+        if ready and pair is not None:
+            probes = [Question(name, qtype, "settled") for name, qtype in SETTLED]
+            waiting = [
+                f"{q} ({port})"
+                for port in (pair.coredns, pair.kdns)
+                for q in probes
+                if not ask(port, q).sections.get("answer")
+            ]
+            ready = not waiting
+        if ready:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the cluster did not settle in {timeout} s: {waiting}")
+        time.sleep(0.5)
+
+
 # -- the comparison ---------------------------------------------------------------------------------------
 Record = tuple[str, str, str]  # (owner, type, rdata) as text
 
@@ -497,7 +542,68 @@ def compare_all(pair: Pair, asked: Iterable[Question], report: Report | None = N
 # -- the differences kept on purpose ----------------------------------------------------------------------
 # (a regular expression a difference's kind matches, the reason); README.md "Where kdns answers
 # differently from CoreDNS" says the same. The suite checks that each still occurs.
-DOCUMENTED: tuple[tuple[str, str], ...] = ()
+DOCUMENTED: tuple[tuple[str, str], ...] = (
+    (
+        r".*: RA set by kdns only",
+        "RA on cluster answers: kdns offers recursion to its clients (it forwards), which is what RA "
+        "says (RFC 1035 4.1.1); CoreDNS leaves RA off its own answers (dig's 'recursion requested but "
+        "not available')",
+    ),
+    (
+        r".*: OPT size",
+        "the OPT record gives kdns's own UDP size, the client's capped at --max-udp-size 1232 (RFC 6891 "
+        "6.2.3/6.2.5, DNS Flag Day 2020); CoreDNS without 'bufsize' echoes the client's 4096",
+    ),
+    (
+        r"(outside|miss|reverse|mixed-case|service): AA set by CoreDNS only",
+        "forwarded answers: kdns clears AA, as it is no authority for them (RFC 1035 4.1.1); CoreDNS "
+        "passes on the upstream's flag",
+    ),
+    (
+        r"(reverse|zone-name|apex): rcode NXDOMAIN vs NOERROR",
+        "a name that exists (a reverse name with a PTR, dns-version, the apex) answers NODATA for the "
+        "types it lacks (RFC 1034 4.3.2, RFC 8020); CoreDNS answers NXDOMAIN",
+    ),
+    (
+        r"endpoint: rcode NXDOMAIN vs NOERROR|(service|srv): answer: CoreDNS only \[SRV\], kdns only \[SRV\]"
+        r"|(service|srv): additional: CoreDNS only \[\], kdns only \[A\]",
+        "publishNotReadyAddresses: kdns reads the Service's field and answers its not-ready endpoints "
+        "whoever wrote the slice, as the API defines it; CoreDNS trusts the slice's ready condition, "
+        "which only the EndpointSlice controller sets to true for such Services",
+    ),
+    (
+        r"(service|endpoint|srv|apex|reverse): answer: CoreDNS only \[\], kdns only \[(A|AAAA|SRV|SOA)\]"
+        r"|(service|endpoint|srv|apex|reverse|mixed-case): authority: CoreDNS only \[SOA\], kdns only \[\]",
+        "ANY gets one RRset (RFC 8482), and an ExternalName's CNAME answers every type (RFC 1034 "
+        "3.6.2); CoreDNS answers NODATA to both",
+    ),
+    (
+        r"(service|mixed-case): answer: CoreDNS only \[\], kdns only \[CNAME(,SRV)?\]"
+        r"|(service|mixed-case): additional: CoreDNS only \[\], kdns only \[A,AAAA\]",
+        "an ExternalName's CNAME answers every type, followed inside the zone (RFC 1034 3.6.2); "
+        "CoreDNS answers NODATA for types other than A, AAAA and CNAME",
+    ),
+    (
+        r"srv: authority: CoreDNS only \[\], kdns only \[SOA\]|srv: answer: CoreDNS only \[(A|AAAA)\], kdns only \[\]",
+        "_port._proto names have SRV records only (Kubernetes DNS specification 2.4.1); CoreDNS also "
+        "answers them A and AAAA with the Service's addresses",
+    ),
+    (
+        r"(apex|reverse): answer: CoreDNS only \[\], kdns only \[NS\]",
+        "a zone has NS records at its apex (RFC 1034 4.2.1): kdns answers ns.dns.<zone> where CoreDNS, "
+        "its own Service not in the cluster, answers NODATA",
+    ),
+    (
+        r"service: rcode NOERROR vs NXDOMAIN",
+        "an ExternalName whose target does not exist: the rcode is the chain's last name's (RFC 6604), "
+        "NXDOMAIN; CoreDNS answers NOERROR with the CNAME",
+    ),
+    (
+        r"mixed-case: answer: CoreDNS only \[(A|PTR)\], kdns only \[(A|PTR)\]",
+        "letter case: kdns answers the question's own name as asked (0x20 clients), forwarded and "
+        "reverse ones too; CoreDNS lowercases reverse names and passes on the upstream's spelling",
+    ),
+)
 
 
 def documented(kind: str) -> str | None:
