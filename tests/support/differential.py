@@ -86,7 +86,7 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
     family = {"ip_family_policy": "PreferDualStack"} if dual_stack else {}
     create_service(api, APPS, "web", ports=[("http", 80, "TCP"), ("dns", 53, "UDP")], selector=web, **family)
     for index in range(3):  # a ReplicaSet's pods: no hostnames, one not ready
-        ips = [f"10.244.1.{10 + index}", f"fd00:10:244::1:{10 + index}"]
+        ips = [f"10.250.1.{10 + index}", f"fd00:10:250::1:{10 + index}"]
         if dual_stack:
             run_dual_stack_pod(api, APPS, f"web-{index}", ips, labels=web)
         else:
@@ -98,7 +98,7 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
             api,
             APPS,
             f"db-{index}",
-            f"10.244.2.{index + 1}",
+            f"10.250.2.{index + 1}",
             labels=db,
             hostname=f"db-{index}",
             subdomain="db",
@@ -112,8 +112,8 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         cluster_ip="None",
         publish_not_ready_addresses=True,
     )
-    run_pod(api, APPS, "all-0", "10.244.3.1", labels={"app": "all"}, ready=False)
-    run_pod(api, APPS, "all-1", "10.244.3.2", labels={"app": "all"})
+    run_pod(api, APPS, "all-0", "10.250.3.1", labels={"app": "all"}, ready=False)
+    run_pod(api, APPS, "all-1", "10.250.3.2", labels={"app": "all"})
 
     pg = [("pg", 5432, "TCP")]
     create_service(api, DATA, "store", ports=pg, cluster_ip="None")
@@ -125,10 +125,10 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         "store-a",
         "store",
         [
-            {"addresses": ["10.245.0.1"], "hostname": "store-0", "conditions": ready},
-            {"addresses": ["10.245.0.2"], "hostname": "store-1", "conditions": not_ready},
-            {"addresses": ["10.245.0.3"], "hostname": "dup", "conditions": ready},
-            {"addresses": ["10.245.0.4"], "conditions": terminating},
+            {"addresses": ["10.251.0.1"], "hostname": "store-0", "conditions": ready},
+            {"addresses": ["10.251.0.2"], "hostname": "store-1", "conditions": not_ready},
+            {"addresses": ["10.251.0.3"], "hostname": "dup", "conditions": ready},
+            {"addresses": ["10.251.0.4"], "conditions": terminating},
         ],
         ports=pg,
     )
@@ -138,8 +138,8 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         "store-b",
         "store",
         [
-            {"addresses": ["10.245.0.5"], "hostname": "dup", "conditions": ready},
-            {"addresses": ["10.245.0.6"], "conditions": ready},
+            {"addresses": ["10.251.0.5"], "hostname": "dup", "conditions": ready},
+            {"addresses": ["10.251.0.6"], "conditions": ready},
         ],
         ports=pg,
     )
@@ -148,7 +148,7 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         DATA,
         "store-v6",
         "store",
-        [{"addresses": ["fd00:10:245::7"], "hostname": "store-v6", "conditions": ready}],
+        [{"addresses": ["fd00:10:251::7"], "hostname": "store-v6", "conditions": ready}],
         ports=pg,
         family="IPv6",
     )
@@ -159,8 +159,8 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         "lazy-a",
         "lazy",
         [
-            {"addresses": ["10.245.1.1"], "hostname": "lazy-0", "conditions": not_ready},
-            {"addresses": ["10.245.1.2"], "conditions": ready},
+            {"addresses": ["10.251.1.1"], "hostname": "lazy-0", "conditions": not_ready},
+            {"addresses": ["10.251.1.2"], "conditions": ready},
         ],
         ports=pg,
     )
@@ -170,7 +170,7 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         DATA,
         "fixed-a",
         "fixed",
-        [{"addresses": ["10.245.2.1"], "conditions": ready}],
+        [{"addresses": ["10.251.2.1"], "conditions": ready}],
         ports=[("redis", 6379, "TCP")],
     )
 
@@ -193,13 +193,13 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
         EDGE,
         "mixed-a",
         "mixed",
-        [{"addresses": ["10.245.3.1"], "hostname": "m-0", "conditions": ready}],
+        [{"addresses": ["10.251.3.1"], "hostname": "m-0", "conditions": ready}],
         ports=[("sig", 3868, "SCTP"), ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")],
     )
 
 
 # the pods ``build_cluster`` gives IPs, for pod names (``<dashed-ip>.<ns>.pod.<zone>``)
-POD_IPS = ("10.244.1.10", "10.244.2.1", "fd00:10:244::1:10")
+POD_IPS = ("10.250.1.10", "10.250.2.1", "fd00:10:250::1:10")
 
 
 # -- the servers ------------------------------------------------------------------------------------------
@@ -329,9 +329,9 @@ def base_questions(text: str) -> list[Question]:
         (_mixed_case(f"_pg._tcp.db.{APPS}.svc.{ZONE}"), "mixed-case", ("SRV",)),
         (_mixed_case(f"inside.{EDGE}.svc.{ZONE}"), "mixed-case", ("A", "CNAME")),
     ]
-    for ip in ("10.244.9.9", "fd00:10:244::9:9", "192.0.2.1", "10.96.255.254"):  # no name: forwarded
+    for ip in ("10.250.9.9", "fd00:10:250::9:9", "192.0.2.1", "10.96.255.254"):  # no name: forwarded
         extra.append((dns.reversename.from_address(ip).to_text(), "reverse", ("PTR",)))
-    extra.append((_mixed_case(dns.reversename.from_address("10.245.0.1").to_text()), "mixed-case", ("PTR",)))
+    extra.append((_mixed_case(dns.reversename.from_address("10.251.0.1").to_text()), "mixed-case", ("PTR",)))
     for name in ("www.example.", "alias.example.", "mail.example.", "text.example.", "gone.example."):
         extra.append((name, "outside", ("A", "AAAA", "MX", "TXT", "CNAME")))
     extra += [("example.", "outside", ("SOA", "NS")), ("WWW.Example.", "mixed-case", ("A",))]
@@ -359,7 +359,7 @@ def suite_questions(base: list[Question]) -> list[Question]:
 SETTLED = (
     (f"web.{APPS}.svc.{ZONE}", "A"),
     (f"db-1.db.{APPS}.svc.{ZONE}", "A"),
-    (f"10-244-3-1.all.{APPS}.svc.{ZONE}", "A"),
+    (f"10-250-3-1.all.{APPS}.svc.{ZONE}", "A"),
     (f"store-v6.store.{DATA}.svc.{ZONE}", "AAAA"),
     (f"lazy.{DATA}.svc.{ZONE}", "A"),
     (f"_dns._udp.mixed.{EDGE}.svc.{ZONE}", "SRV"),
