@@ -11,7 +11,8 @@ names each difference by its kind; ``Report`` counts them by kind with one examp
 What is compared: rcode; the AA, TC and RA flags; the answer, authority and additional sections as
 sets of records (CoreDNS's ``loadbalance`` shuffles A records; SRV and PTR order means nothing);
 TTLs, exactly for cluster names (neither caches them: ``disable success/denial cluster.local``) and
-within the seconds the comparison has run for others (both caches count down); the OPT record's
+for others within the seconds the comparison has run (both caches count down, each from when it
+fetched), none above ``cache 30``'s cap; the OPT record's
 presence and UDP size. A truncated answer's records depend on which were shuffled first, so only
 their count is compared. SOA serials differ by design (each server numbers its own zone) and are
 left out. ``DOCUMENTED`` lists the differences kept on purpose, each with its reason (README.md,
@@ -114,6 +115,9 @@ def build_cluster(kubeconfig: Path, *, dual_stack: bool) -> None:
     )
     run_pod(api, APPS, "all-0", "10.250.3.1", labels={"app": "all"}, ready=False)
     run_pod(api, APPS, "all-1", "10.250.3.2", labels={"app": "all"})
+
+    dns_ports = [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")]  # as kubeadm makes it
+    create_service(api, "kube-system", "kube-dns", ports=dns_ports, selector={"k8s-app": "kube-dns"})
 
     pg = [("pg", 5432, "TCP")]
     create_service(api, DATA, "store", ports=pg, cluster_ip="None")
@@ -280,6 +284,8 @@ def name_kind(name: str) -> str:
         return "reverse"
     if name == ZONE:
         return "apex"
+    if name.startswith("ns.dns."):
+        return "ns.dns"
     if name.endswith(f"pod.{ZONE}"):
         return "pod"
     if labels[0].startswith("_"):
@@ -324,7 +330,7 @@ def base_questions(text: str) -> list[Question]:
         (f"pod.{ZONE}", "zone-name", ("A", "SOA")),
         (f"svc.{ZONE}", "zone-name", ("A", "SOA", "NS")),
         (f"nothing.{ZONE}", "zone-name", ("A",)),
-        (f"ns.dns.{ZONE}", "apex", ("A", "AAAA")),
+        (f"ns.dns.{ZONE}", "ns.dns", ("A", "AAAA")),
         (f"dns-version.{ZONE}", "apex", ("TXT", "A")),
         (_mixed_case(f"_pg._tcp.db.{APPS}.svc.{ZONE}"), "mixed-case", ("SRV",)),
         (_mixed_case(f"inside.{EDGE}.svc.{ZONE}"), "mixed-case", ("A", "CNAME")),
@@ -487,7 +493,7 @@ def compare(question: Question, coredns: Reply, kdns: Reply, *, ttl_slack: float
         slack = 0 if inside else min(ttl_slack, CACHE_SECONDS)
         for record in sorted(ours):
             a, b = coredns.ttls[(section, record)], kdns.ttls[(section, record)]
-            if abs(a - b) > slack:
+            if abs(a - b) > slack or (not inside and max(a, b) > CACHE_SECONDS):
                 differ(f"{section} TTL of {record[1]}", f"{record}: CoreDNS {a}, kdns {b}")
                 break
     return found
@@ -530,12 +536,11 @@ class Report:
 def compare_all(pair: Pair, asked: Iterable[Question], report: Report | None = None) -> Report:
     """Ask both servers every question in turn and compare."""
     report = report or Report()
-    first: dict[str, float] = {}  # name -> when it was first asked: what a cache may count down since
+    started = time.monotonic()  # a forwarded answer may have been cached by any earlier question
     for question in asked:
-        since = first.setdefault(question.name.lower(), time.monotonic())
         coredns, kdns = ask(pair.coredns, question), ask(pair.kdns, question)
         report.asked += 1
-        report.add(compare(question, coredns, kdns, ttl_slack=time.monotonic() - since + 1))
+        report.add(compare(question, coredns, kdns, ttl_slack=time.monotonic() - started + 1))
     return report
 
 
@@ -594,6 +599,11 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
         "its own Service not in the cluster, answers NODATA",
     ),
     (
+        r"ns\.dns: .*|(apex|reverse): additional: CoreDNS only \[\], kdns only \[A\]",
+        "ns.dns.<zone> answers the kube-dns Service's cluster IPs, the apex NS's additional address; "
+        "CoreDNS names its own address only when its own pod backs kube-dns, not so here",
+    ),
+    (
         r"service: rcode NOERROR vs NXDOMAIN",
         "an ExternalName whose target does not exist: the rcode is the chain's last name's (RFC 6604), "
         "NXDOMAIN; CoreDNS answers NOERROR with the CNAME",
@@ -606,5 +616,19 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
 )
 
 
+# Seen only in the generated 1,000-Service cluster of ``make compare`` (a headless Service whose SRV
+# answer fits a 512-byte UDP reply but not with its targets' addresses), so not asserted by the suite.
+DOCUMENTED_AT_SCALE: tuple[tuple[str, str], ...] = (
+    (
+        r"(srv|service): TC set by CoreDNS only|(srv|service): additional: CoreDNS only \[A\], kdns only \[A\]",
+        "additional records left out of a UDP answer that does not fit do not set TC (RFC 2181 section "
+        "9); CoreDNS sets it, and which shuffled records fit differs",
+    ),
+)
+
+
 def documented(kind: str) -> str | None:
-    return next((reason for pattern, reason in DOCUMENTED if re.fullmatch(pattern, kind)), None)
+    return next(
+        (reason for pattern, reason in (*DOCUMENTED, *DOCUMENTED_AT_SCALE) if re.fullmatch(pattern, kind)),
+        None,
+    )
