@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS    ?=
 
-.PHONY: serve test lint bench soak dump clean tools-test tools-bench tools-cluster
+.PHONY: serve test lint bench soak dump clean tools-test tools-bench tools-cluster compare
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: $(STAMP) tools-bench tools-cluster
 	$(VENV)/bin/python -m bench.real_api $(ARGS)
 	$(VENV)/bin/python -m bench.versus $(ARGS)
 	$(VENV)/bin/python -m bench.abuse $(ARGS)
+
+# CoreDNS beside kdns on one real API server: every question asked of both, the differences by kind,
+# and how soon each reflects a change (bench/compare.py; the report in bench/out/compare/).
+compare: $(STAMP) tools-cluster
+	$(VENV)/bin/python -m bench.compare $(ARGS)
 
 # Ten minutes at 80% of kdns's capacity on cluster, forwarded and TCP queries (bench/soak.py).
 soak: $(STAMP) tools-bench

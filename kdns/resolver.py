@@ -46,7 +46,6 @@ from kdns.config import PodMode, ZoneSettings
 from kdns.zone.index import UNLISTED, ZoneIndex
 from kdns.zone.names import ZoneLayout, ip_of_dashed, join, longest_zone, to_wire
 
-SCHEMA_TXT_TTL = 28800  # CoreDNS serves dns-version with this TTL
 SOA_TIMERS = (7200, 1800, 86400)  # refresh, retry, expire: CoreDNS's
 SOA_MAX_TTL = 300  # CoreDNS's cap on the SOA's own TTL
 SRV_TOTAL_WEIGHT = 100  # shared out among the records of an SRV answer, as CoreDNS does
@@ -219,7 +218,7 @@ class Resolver:
             targets = tuple(dict.fromkeys(t for t, rank in rdatas if rank == ranked))
             return RRset(name, PTR, self.ttl, targets)
         if qtype == TXT:
-            return RRset(name, TXT, SCHEMA_TXT_TTL, tuple((text,) for text in rdatas))
+            return RRset(name, TXT, self.ttl, tuple((text,) for text in rdatas))  # CoreDNS: the zone TTL
         return RRset(name, qtype, self.ttl, tuple(rdatas))
 
     def _additional(self, rrset: RRset, depends: list[bytes]) -> tuple[RRset, ...]:

@@ -15,6 +15,7 @@ from kdns.upstream import forward
 from tests.fake_upstream import upstream
 from tests.support.client import ask
 from tests.support.metrics import endpoint, get, metric
+from tests.support.paths import ROOT
 from tests.support.polling import eventually
 from tests.support.process import free_port, run_kdns, running
 
@@ -401,3 +402,32 @@ def test_corefile_cache_options_keepttl_disable_prefetch_and_serve_stale(tmp_pat
             text = get(endpoint(server, "metrics") + "/metrics")[1]
             assert metric(text, "coredns_cache_prefetch_total") == 1  # hot.example.net's
             assert metric(text, "coredns_cache_served_stale_total") >= 2  # old.example.net, till refreshed
+
+
+def test_a_chased_external_name_target_has_its_ttl_capped_by_the_cache(tmp_path):
+    """kubeadm's Corefile caches nothing of cluster.local, so the chased answer is not kept under the
+    ExternalName's question; its target's records still carry no TTL above ``cache 30``, as CoreDNS's
+    (which looks the target up through its cache) do, where the upstream gives 300."""
+    with upstream("payments.example.com. 300 IN A 203.0.113.10\n") as fake:
+        corefile = tmp_path / "Corefile"
+        corefile.write_text(
+            ".:0 {\n"
+            "    bind 127.0.0.1\n"
+            "    kubernetes cluster.local {\n"
+            "        ttl 30\n"
+            "    }\n"
+            f"    forward . {fake.address}\n"
+            "    cache 30 {\n"
+            "        disable success cluster.local\n"
+            "        disable denial cluster.local\n"
+            "    }\n"
+            "}\n"
+        )
+        example = ROOT / "zones" / "example.yaml"
+        with running("--corefile", str(corefile), "--snapshot", str(example)) as server:
+            reply = ask(server.port, "payments.shop.svc.cluster.local")
+            assert values(reply) == [
+                "payments.shop.svc.cluster.local. payments.example.com.",
+                "payments.example.com. 203.0.113.10",
+            ]
+            assert [rrset.ttl for rrset in reply.answer] == [30, 30]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import logging
 import random
@@ -53,7 +54,7 @@ from functools import partial
 
 import dnslib
 
-from kdns.codes import HINFO, IN, MAX_TTL, NS, RCODE_MASK, REFUSED, SERVFAIL
+from kdns.codes import HINFO, IN, MAX_TTL, NOERROR, NS, RCODE_MASK, REFUSED, SERVFAIL
 from kdns.config import (
     MAX_BACKGROUND_REFRESHES,
     ForwardPolicy,
@@ -399,8 +400,15 @@ class Forwarder:
         qname, qtype_class = query.key[:-4], query.key[-4:]
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
-        answer = [*to_records(prefix), *record.rr]
-        packed = pack_records(record.header.rcode, (answer, record.auth, []), qname, qtype_class)
+        target, auth = record.rr, record.auth
+        if self.cache is not None:  # the target's records as the cache serves them (CoreDNS looks
+            # the target up through its own cache, so its TTLs are capped even where the client's
+            # question, a cluster name, is not cached)
+            settings = self.cache.settings
+            cap = settings.success_ttl if record.header.rcode == NOERROR and target else settings.denial_ttl
+            target, auth = _capped(target, cap), _capped(auth, cap)
+        answer = [*to_records(prefix), *target]
+        packed = pack_records(record.header.rcode, (answer, auth, []), qname, qtype_class)
         if self.cache is None or record.header.tc or not cache:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
@@ -601,3 +609,16 @@ class Forwarder:
                     )
         finally:
             self._probe = None
+
+
+def _capped(records: list[dnslib.RR], cap: int) -> list[dnslib.RR]:
+    """``records`` with no TTL above ``cap`` (copies where one is lowered: the upstream's record may
+    be shared)."""
+    out = []
+    for rr in records:
+        lowered = rr
+        if rr.ttl > cap:
+            lowered = copy.copy(rr)
+            lowered.ttl = cap
+        out.append(lowered)
+    return out

@@ -156,3 +156,47 @@ def create_service_import(api: client.ApiClient, imported: dict) -> dict:
     return client.CustomObjectsApi(api).create_namespaced_custom_object(
         group, version, namespace, "serviceimports", imported
     )
+
+
+# the value of ``MANAGED_BY_LABEL`` that says a slice was written by hand, not by a controller
+HAND_WRITTEN = "kdns-tests"
+
+
+def discovery_api(kubeconfig: Path) -> client.DiscoveryV1Api:
+    return client.DiscoveryV1Api(api_client(kubeconfig))
+
+
+def create_slice(
+    api: client.DiscoveryV1Api,
+    ns: str,
+    name: str,
+    service: str,
+    endpoints: Iterable[dict],
+    *,
+    ports: Iterable[tuple[str, int, str]] = (),
+    family: str = "IPv4",
+) -> client.V1EndpointSlice:
+    """EndpointSlice ``name`` of the selectorless Service ``service``, labelled as the controllers
+    label theirs, with ``endpoints`` as the API takes them (``addresses``, ``conditions``, ``hostname``)
+    and ``ports`` as (name, port, protocol): exact control over each endpoint's conditions."""
+    body = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "labels": {SERVICE_NAME_LABEL: service, MANAGED_BY_LABEL: HAND_WRITTEN},
+        },
+        "addressType": family,
+        "endpoints": list(endpoints),
+        "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
+    }
+    return api.create_namespaced_endpoint_slice(ns, body)
+
+
+def run_dual_stack_pod(
+    api: client.CoreV1Api, ns: str, name: str, ips: list[str], *, labels: dict[str, str], **spec: str
+) -> None:
+    """A pod as ``run_pod`` makes it, ready, given every address of ``ips`` (IPv4 then IPv6, as a
+    dual-stack kubelet reports them); ``spec`` adds ``hostname`` and ``subdomain``."""
+    run_pod(api, ns, name, ips[0], labels=labels, **spec)
+    api.patch_namespaced_pod_status(name, ns, {"status": {"podIPs": [{"ip": ip} for ip in ips]}})
