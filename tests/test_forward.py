@@ -330,8 +330,9 @@ def test_each_cache_miss_is_counted_once(fake):
         for name in ("example.com", "example.org", "example.com", "payments.shop.svc.cluster.local"):
             ask(server.port, name)
         text = get(endpoint(server, "metrics") + "/metrics")[1]
-        # example.com, example.org and the first look for the ExternalName's chased answer
-        assert metric(text, "coredns_cache_misses_total") == 3
+        # example.com, example.org, and for the ExternalName both its chased answer and its target
+        # (two questions, as a client following the CNAME asks them)
+        assert metric(text, "coredns_cache_misses_total") == 4
         assert metric(text, "coredns_cache_hits_total") == 1
 
 
@@ -404,10 +405,11 @@ def test_corefile_cache_options_keepttl_disable_prefetch_and_serve_stale(tmp_pat
             assert metric(text, "coredns_cache_served_stale_total") >= 2  # old.example.net, till refreshed
 
 
-def test_a_chased_external_name_target_has_its_ttl_capped_by_the_cache(tmp_path):
+def test_a_chased_external_name_target_is_cached_under_its_own_name(tmp_path):
     """kubeadm's Corefile caches nothing of cluster.local, so the chased answer is not kept under the
-    ExternalName's question; its target's records still carry no TTL above ``cache 30``, as CoreDNS's
-    (which looks the target up through its cache) do, where the upstream gives 300."""
+    ExternalName's question; its target's answer is kept under the target's name, as it is when a
+    client follows the CNAME through CoreDNS: the target goes upstream once, not once per query, and
+    its records carry no TTL above ``cache 30`` (the upstream gives 300), counting down."""
     with upstream("payments.example.com. 300 IN A 203.0.113.10\n") as fake:
         corefile = tmp_path / "Corefile"
         corefile.write_text(
@@ -431,3 +433,13 @@ def test_a_chased_external_name_target_has_its_ttl_capped_by_the_cache(tmp_path)
                 "payments.example.com. 203.0.113.10",
             ]
             assert [rrset.ttl for rrset in reply.answer] == [30, 30]
+            time.sleep(1.1)
+            again = ask(server.port, "PAYMENTS.shop.svc.cluster.local")
+            assert values(again) == [
+                "PAYMENTS.shop.svc.cluster.local. payments.example.com.",
+                values(reply)[1],
+            ]
+            assert again.answer[0].ttl == 30 and again.answer[1].ttl < 30  # the CNAME is ours, anew
+            direct = ask(server.port, "payments.example.com")  # as a client following the CNAME asks
+            assert values(direct) == [values(reply)[1]] and direct.answer[0].ttl < 30
+            assert fake.count("payments.example.com") == 1

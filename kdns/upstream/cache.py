@@ -4,7 +4,8 @@ Positive answers live for their smallest TTL, negative ones for their SOA's nega
 section 5), SERVFAIL briefly; each capped and floored by the settings. Served answers, the first one
 included (as CoreDNS's cache caps it), carry every record's TTL counted down to what remains,
 re-packed at most once a second; with ``keep_ttl`` they carry the TTL they were stored with. Answers
-of a kind ``disable``d for the name's zone are not kept.
+of a kind ``disable``d for the name's zone are not kept. An answer an ExternalName's chase builds on
+keeps the upstream's record too (``held_record``), counted down as the answer is.
 
 With ``serve_stale`` an expired answer is kept that much longer: ``immediate`` (CoreDNS's default)
 answers with it at once (TTL 0) and has it refreshed in the background; ``stale_verify`` answers
@@ -43,6 +44,7 @@ class Entry:
         "keep_until",
         "last_hit",
         "packed",
+        "record",
         "refresh_from",
         "refreshable",
         "stored",
@@ -59,13 +61,24 @@ class Entry:
         self.streak, self.last_hit = 0, -math.inf  # queries with no gap over the prefetch window
         self._second = -1
         self._view = packed
+        self.record: dnslib.DNSRecord | None = None  # the upstream's record, when kept to build on
+
+    def remaining(self, now: float) -> int:
+        return max(0, self.ttl - int(now - self.stored))  # whole seconds gone, no float error
 
     def view(self, now: float) -> Packed:
-        remaining = max(0, self.ttl - int(now - self.stored))  # whole seconds gone, no float error
+        remaining = self.remaining(now)
         if remaining != self._second:
             self._second = remaining
             self._view = self.packed.with_ttl(remaining)
         return self._view
+
+    def record_view(self, now: float) -> dnslib.DNSRecord:
+        """The kept upstream record with every TTL set as ``view`` sets them (copies: it is shared)."""
+        ttl = self.remaining(now)
+        record = self.record
+        sections = ([_with_ttl(rr, ttl) for rr in rrs] for rrs in (record.rr, record.auth, record.ar))
+        return dnslib.DNSRecord(record.header, record.questions, *sections)
 
 
 class KeptEntry(Entry):
@@ -79,6 +92,15 @@ class KeptEntry(Entry):
 
     def view(self, now: float) -> Packed:
         return self._view
+
+    def remaining(self, now: float) -> int:
+        return self.ttl
+
+
+def _with_ttl(rr: dnslib.RR, ttl: int) -> dnslib.RR:
+    if rr.rtype == OPT:  # its TTL field holds EDNS flags
+        return rr
+    return dnslib.RR(rr.rname, rr.rtype, rr.rclass, ttl, rr.rdata)
 
 
 def _expiry(key: bytes, entry: Entry, now: float) -> float:
@@ -153,6 +175,18 @@ class ResponseCache:
     def _refresh(self, key: bytes, entry: Entry) -> bool:
         return entry.refreshable and self.refresher is not None and self.refresher(key)
 
+    def held_record(self, key: bytes) -> dnslib.DNSRecord | None:
+        """The upstream record a fresh answer was stored with (``put`` with ``keep_record``), TTLs
+        counted down as ``get`` counts them; ``None`` on a miss (counted as one)."""
+        now = self.clock()
+        for kind, table in self._tables:
+            entry = table.get(key)
+            if entry is not None and entry.record is not None and now < entry.expires:
+                self.hits[kind] += 1
+                return entry.record_view(now)
+        self.misses += 1
+        return None
+
     def stale(self, key: bytes) -> Packed | None:
         """An expired answer still within ``serve_stale``, with TTL 0 (for when upstreams fail)."""
         entry = _newer(self.success.get(key), self.denial.get(key))
@@ -162,17 +196,25 @@ class ResponseCache:
         return entry.view(max(self.clock(), entry.expires))
 
     def put(
-        self, key: bytes, packed: Packed, record: dnslib.DNSRecord, *, refreshable: bool = False
+        self,
+        key: bytes,
+        packed: Packed,
+        record: dnslib.DNSRecord,
+        *,
+        refreshable: bool = False,
+        keep_record: bool = False,
     ) -> Packed:
         """Keep ``packed`` (made from the upstream ``record``) for as long as its TTLs allow; return
         it as the client gets it (its TTLs those of the cache), or unchanged when it is not kept.
         ``refreshable``: ``record`` answers the question of ``key`` itself, so the refresher may ask
-        that question again for it."""
+        that question again for it. ``keep_record``: ``held_record`` gives ``record`` back meanwhile
+        (for answers built on it)."""
         rcode = record.header.rcode
         settings = self.settings
+        kept = record if keep_record else None
         if rcode == SERVFAIL:
             if settings.servfail_ttl:
-                return self._store("denial", key, packed, settings.servfail_ttl, refreshable)
+                return self._store("denial", key, packed, settings.servfail_ttl, refreshable, kept)
             return packed
         if rcode not in (NOERROR, NXDOMAIN):
             return packed
@@ -181,14 +223,22 @@ class ResponseCache:
             ttls = (rr.ttl for rr in (*record.rr, *record.auth) if rr.rtype != OPT)
             ttl = min(ttls, default=settings.min_ttl)
             ttl = _clamp(ttl, settings.min_ttl, settings.success_ttl)
-            return self._store("success", key, packed, ttl, refreshable)
+            return self._store("success", key, packed, ttl, refreshable, kept)
         soa = next((rr for rr in record.auth if rr.rtype == SOA), None)
         ttl = min(soa.ttl, soa.rdata.times[-1]) if soa is not None else settings.min_ttl
         return self._store(
-            "denial", key, packed, _clamp(ttl, settings.min_ttl, settings.denial_ttl), refreshable
+            "denial", key, packed, _clamp(ttl, settings.min_ttl, settings.denial_ttl), refreshable, kept
         )
 
-    def _store(self, kind: str, key: bytes, packed: Packed, ttl: int, refreshable: bool) -> Packed:
+    def _store(  # noqa: PLR0917 (put's findings, passed on)
+        self,
+        kind: str,
+        key: bytes,
+        packed: Packed,
+        ttl: int,
+        refreshable: bool,
+        record: dnslib.DNSRecord | None,
+    ) -> Packed:
         table: TLRUCache = getattr(self, kind)
         if not table.maxsize:  # CoreDNS's 'success 0' or 'denial 0': that kind is not cached
             return packed
@@ -198,6 +248,7 @@ class ResponseCache:
                 return packed
         now, settings = self.clock(), self.settings
         entry = self._entry(packed, ttl, now, settings.serve_stale, refreshable=refreshable)
+        entry.record = record
         if settings.prefetch:
             left = -(-settings.prefetch_percentage * ttl // 100)  # CoreDNS rounds the share up
             entry.refresh_from = now + ttl - left

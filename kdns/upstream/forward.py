@@ -281,8 +281,7 @@ class Forwarder:
                     query.key, query.question, do=query.do, tcp=query.tcp, cache_checked=True, pass_on=pass_on
                 )
             else:  # an ExternalName outside the zones: our CNAMEs, then the target's answer
-                question = chase + query.key[-4:]
-                record = await self.lookup(question, question, do=query.do, tcp=query.tcp, keep_record=True)
+                record = await self._target(chase + query.key[-4:], do=query.do, tcp=query.tcp)
                 passed = pass_on and record is not None and record.header.rcode in self.settings.next_rcodes
                 packed = self._chased(query, prefix, record, cache=not passed)
                 if passed:
@@ -391,6 +390,26 @@ class Forwarder:
         self.inflight -= 1
         self.refreshing -= 1
 
+    async def _target(self, question: bytes, *, do: bool, tcp: bool) -> dnslib.DNSRecord | None:
+        """The upstream's answer to a chased ExternalName target's ``question``, through the cache as
+        a client following the CNAME would ask it: kept under the target's own name (which a
+        ``disable`` for the cluster's zone does not cover), so each target goes upstream once per
+        TTL, not once per query."""
+        key = forward_key(question, do)
+        if self.cache is not None and (held := self.cache.held_record(key)) is not None:
+            return held
+        record = await self.lookup(question, question, do=do, tcp=tcp, keep_record=True)
+        if (
+            record is not None
+            and self.cache is not None
+            and not record.header.tc
+            and record.header.rcode not in self.settings.next_rcodes  # those are passed on, not kept
+        ):
+            sections = (record.rr, record.auth, record.ar)
+            packed = pack_records(record.header.rcode, sections, question[:-4], question[-4:])
+            self.cache.put(key, packed, record, refreshable=True, keep_record=True)
+        return record
+
     def _chased(
         self, query: PendingQuery, prefix: tuple, record: dnslib.DNSRecord | None, *, cache: bool = True
     ) -> Packed:
@@ -401,9 +420,9 @@ class Forwarder:
         if record is None:
             return pack_records(SERVFAIL, ([], [], []), qname, qtype_class)
         target, auth = record.rr, record.auth
-        if self.cache is not None:  # the target's records as the cache serves them (CoreDNS looks
-            # the target up through its own cache, so its TTLs are capped even where the client's
-            # question, a cluster name, is not cached)
+        if self.cache is not None:  # the target's records as the cache serves them (a client that
+            # follows the CNAME gets them from the cache, so their TTLs are capped even where the
+            # client's question, a cluster name, is not cached)
             settings = self.cache.settings
             cap = settings.success_ttl if record.header.rcode == NOERROR and target else settings.denial_ttl
             target, auth = _capped(target, cap), _capped(auth, cap)
