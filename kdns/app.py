@@ -37,6 +37,7 @@ from kdns.config import (
     ServeConfig,
     ServerSettings,
     UpstreamAddress,
+    ZoneSettings,
     parse_upstream_address,
 )
 from kdns.ops.querylog import QueryLogger
@@ -81,9 +82,17 @@ def object_filter_of(config: ServeConfig) -> ObjectFilter:
     )
 
 
+def zone_settings(config: ServeConfig) -> ZoneSettings:
+    """``config``'s zone settings with kdns's own addresses (those it answers on, wildcards widened
+    to the host's): the Services they back name its name server, as CoreDNS finds its own Service."""
+    listen = dict.fromkeys(address for server in config.servers for address in server.listen)
+    own = frozenset(pack_ip(address) for address in serving_addresses(listen))
+    return dataclasses.replace(config.zone, own_addresses=own)
+
+
 def build_zone(config: ServeConfig) -> ClusterZone:
     """The zone loaded from the configured snapshots; raises ``SnapshotError`` on a bad file."""
-    zone = ClusterZone(config.zone)
+    zone = ClusterZone(zone_settings(config))
     zone.load(read_snapshots(list(config.snapshots), object_filter_of(config)))
     gc.freeze()  # the zone lives as long as the process: keep it out of full collections
     return zone
@@ -586,8 +595,8 @@ class Runtime:
         forwarders = build_forwarders(config, self.forwarders)
         retired = [f for f in self.forwarders.values() if f not in forwarders.values()]
         zone = self.zone
-        if config.zone != old.zone:
-            zone = ClusterZone(config.zone)
+        if (settings := zone_settings(config)) != zone.settings:
+            zone = ClusterZone(settings)
             zone.load(self.zone.objects())
             if self.informer is not None:
                 self.informer.zone = zone
@@ -731,7 +740,7 @@ def serve(
     if zone is None:
         from kdns.informer import connection_of
 
-        zone, api = ClusterZone(config.zone), connection_of(config.kube).client()
+        zone, api = ClusterZone(zone_settings(config)), connection_of(config.kube).client()
 
     async def main() -> int:
         runtime = Runtime(config, zone, api=api, shares=shares, control=control)

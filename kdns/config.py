@@ -427,7 +427,9 @@ class ZoneSettings:
     pods: PodMode = DEFAULT_PODS
     endpoint_pod_names: bool = False
     ignore_empty_service: bool = False
-    dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # answers ns.dns.<zone>
+    # the addresses of kdns's own pod, packed (set at start from where it listens): the Services whose
+    # ready endpoints include one are kdns's own, and their addresses answer ns.dns.<zone>
+    own_addresses: frozenset[bytes] = frozenset()
     fallthrough: tuple[str, ...] = ()  # NXDOMAIN names within these go to the next plugin
     # zones (among ``zones``) served from ServiceImports, not Services: CoreDNS's ``multicluster``
     multicluster: tuple[str, ...] = ()

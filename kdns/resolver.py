@@ -11,7 +11,7 @@ that ``wire`` packs. The rules follow the Kubernetes DNS specification 1.1.0 and
 - ``<a-b-c-d>.<ns>.pod.<zone>`` is computed in ``insecure`` pod mode (the index holds pod names only in
   ``verified`` mode); the namespace must exist;
 - SRV answers carry their targets' addresses in the additional section, NS answers those of ``ns.dns``
-  (the ``dns_service`` Service's cluster IPs, else the addresses the server answers on);
+  (the cluster IPs of the Services whose endpoints are kdns's own addresses, else those addresses);
   ANY gets one RRset and nothing more (RFC 8482: the smallest answer, no additional records);
 - a question outside every authoritative zone, and an NXDOMAIN name within the ``fallthrough`` zones,
   is not the resolver's: ``resolve`` returns ``None`` and the server block asks its next plugin; an
@@ -112,7 +112,7 @@ class Resolver:
         *,
         own_addresses: tuple[bytes, ...] = (),
     ) -> None:
-        """``own_addresses`` (packed) answer ``ns.dns.<zone>`` while no ``dns_service`` Service does."""
+        """``own_addresses`` (packed) answer ``ns.dns.<zone>`` while no Service of kdns's own does."""
         self.index = index
         self.layout = layout
         self.settings = settings
@@ -173,8 +173,8 @@ class Resolver:
         return None
 
     def _held(self, name: bytes) -> dict[int, list[object]] | None:
-        """The index's records at ``name``; ``ns.dns.<zone>`` without addresses of the ``dns_service``
-        gets the server's own, as CoreDNS answers it with the addresses it is bound to."""
+        """The index's records at ``name``; ``ns.dns.<zone>`` without addresses of a Service of kdns's
+        own gets the server's own addresses, as CoreDNS answers it with the addresses it is bound to."""
         node = self.index.get(name)
         if node is None:
             return None

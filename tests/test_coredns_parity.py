@@ -12,7 +12,8 @@ import dns.rcode
 import pytest
 
 from tests.support.client import ask, dig, lookup
-from tests.support.objects import endpoint_slice, pod, service, srv_repeats
+from tests.support.host import an_own_ipv4, local_addresses
+from tests.support.objects import endpoint_slice, namespace, pod, service, srv_repeats
 from tests.support.process import Server, running
 
 
@@ -75,21 +76,6 @@ def test_negative_answers_in_a_narrow_reverse_zone_carry_its_soa(server, name, q
     assert dns.rcode.to_text(reply.rcode()) == ("NOERROR" if name == "0.10.in-addr.arpa" else "NXDOMAIN")
 
 
-def local_addresses() -> set[str]:
-    """The host's own addresses as the kernel lists them: IPv4 from the routing table's LOCAL entries,
-    IPv6 from ``/proc/net/if_inet6`` (independent of how kdns reads them)."""
-    found, previous = set(), None
-    for line in Path("/proc/net/fib_trie").read_text().splitlines():
-        text = line.strip()
-        if text.startswith("|-- "):
-            previous = text[4:]
-        elif text == "/32 host LOCAL" and previous is not None:
-            found.add(previous)
-    for line in Path("/proc/net/if_inet6").read_text().splitlines():
-        found.add(str(ipaddress.ip_address(bytes.fromhex(line.split()[0]))))
-    return found
-
-
 def test_ns_glue_without_a_dns_service_is_the_addresses_kdns_listens_on(cluster):
     """Listening on the wildcards, kdns names the host's addresses but loopback and link-local ones,
     as CoreDNS names the addresses it is bound to when it finds no Service of its own."""
@@ -109,6 +95,28 @@ def test_ns_glue_without_a_dns_service_is_the_addresses_kdns_listens_on(cluster)
         reply = ask(loopback_only.port, "cluster.local", "NS")
         assert [rdata.to_text() for rdata in reply.answer[0]] == ["ns.dns.cluster.local."]
         assert not reply.additional
+
+
+def test_ns_glue_is_the_service_whose_endpoint_is_kdns_own_address(tmp_path):
+    """CoreDNS's rule: the Service backed by the server's own pod gives the name server its addresses,
+    whatever the Service is called; a ``kube-system/kube-dns`` backed by other pods gives nothing."""
+    snapshot = tmp_path / "cluster.json"
+    objects = [
+        namespace("kube-system"),
+        service("kube-dns", "kube-system", ip="10.96.0.10"),
+        endpoint_slice("kube-dns-1", "kube-dns", "kube-system", addresses=["10.244.0.2"]),
+        namespace("dns-system"),
+        service("coredns", "dns-system", ip=["10.96.0.53", "fd00::53"]),
+        endpoint_slice("coredns-1", "coredns", "dns-system", addresses=[an_own_ipv4(), "10.244.0.3"]),
+    ]
+    snapshot.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    with running("--snapshot", str(snapshot), "--listen", "0.0.0.0") as wide:
+        reply = ask(wide.port, "ClUsTeR.LoCaL", "NS")
+        assert [rdata.to_text() for rdata in reply.answer[0]] == ["ns.dns.ClUsTeR.LoCaL."]
+        glue = sorted(
+            (rrset.name.to_text(), rdata.to_text()) for rrset in reply.additional for rdata in rrset
+        )
+        assert glue == [("ns.dns.ClUsTeR.LoCaL.", "10.96.0.53"), ("ns.dns.ClUsTeR.LoCaL.", "fd00::53")]
 
 
 def test_a_udp_answer_too_large_keeps_the_records_that_fit(server):

@@ -28,7 +28,9 @@ def cluster_objects() -> list[dict]:
         externalIPs=["192.0.2.10"],
     )
     web["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.11"}, {"hostname": "lb.example.net"}]}}
+    # kdns's own Service (its endpoint is kdns's address, OWN): its external IPs name the name server
     dns = service("kube-dns", "kube-system", ip="10.96.0.10", externalIPs=["192.0.2.53", "2001:db8::53"])
+    dns_endpoints = endpoint_slice("kube-dns-1", "kube-dns", "kube-system", addresses=["10.244.0.2"])
     db_endpoints = [
         {"addresses": ["10.1.0.1"], "hostname": "db-0", "conditions": {"ready": True}},
         {"addresses": ["10.1.0.2"], "hostname": "db-1", "conditions": {"ready": True}},
@@ -39,6 +41,7 @@ def cluster_objects() -> list[dict]:
         namespace("kube-system"),
         web,
         dns,
+        dns_endpoints,
         service("plain", ip="10.96.0.81", ports=[("http", 80, "TCP")]),
         service("v6", ip="10.96.0.82", externalIPs=["2001:db8::6"]),
         service("db", ip="None", ports=[("pg", 5432, "TCP")]),
@@ -46,9 +49,12 @@ def cluster_objects() -> list[dict]:
     ]
 
 
+OWN = frozenset({bytes([10, 244, 0, 2])})  # kdns's address in these tests
+
+
 @pytest.fixture(scope="module")
 def zone():
-    return zone_of(cluster_objects(), zones=("cluster.local",))
+    return zone_of(cluster_objects(), zones=("cluster.local",), own_addresses=OWN)
 
 
 def block(**external) -> ServerSettings:
@@ -210,7 +216,7 @@ def test_zone_transfers_are_refused(zone):
 
 
 def test_external_names_follow_the_cluster_and_name_what_changed():
-    zone = zone_of(cluster_objects(), zones=("cluster.local",))
+    zone = zone_of(cluster_objects(), zones=("cluster.local",), own_addresses=OWN)
     server = block()
     changed: list[set[bytes]] = []
     zone.on_change(changed.append)
@@ -231,7 +237,7 @@ def test_namespace_labels_hide_the_external_names_of_namespaces_not_selected():
     """As CoreDNS's k8s_external asks whether a namespace is exposed: with namespace_labels, the
     external names of a namespace come and go with its selection."""
     objects = [o for o in cluster_objects() if o["metadata"]["name"] != "default" or o["kind"] != "Namespace"]
-    zone = zone_of(objects, zones=("cluster.local",), namespace_labels="dns=on")
+    zone = zone_of(objects, zones=("cluster.local",), namespace_labels="dns=on", own_addresses=OWN)
     server = block()
     plugin = build_external(server.external, server.zones, zone)  # held: kept current
     assert ask_server(zone, server, "web.default.example.org").rcode == "NXDOMAIN"

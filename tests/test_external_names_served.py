@@ -12,6 +12,7 @@ import pytest
 
 from tests.kube_fake import KubeFake
 from tests.support.client import ask, lookup
+from tests.support.host import an_own_ipv4
 from tests.support.objects import (
     endpoint_slice,
     imported_slice,
@@ -38,7 +39,9 @@ def snapshot_objects() -> list[dict]:
         namespace("default"),
         namespace("kube-system"),
         with_ingress(service("web", ip="10.96.0.80", ports=HTTP, externalIPs=["192.0.2.10"]), "192.0.2.11"),
+        # kdns's own Service: its endpoint is one of the host's addresses, where kdns listens
         service("kube-dns", "kube-system", ip="10.96.0.10", externalIPs=["192.0.2.53"]),
+        endpoint_slice("kube-dns-1", "kube-dns", "kube-system", addresses=[an_own_ipv4()]),
         service("db", ip="None", ports=[("pg", 5432, "TCP")]),
         endpoint_slice(
             "db-1",
@@ -60,7 +63,7 @@ def snapshot(tmp_path):
 
 
 COREFILE = """.:0 {
-    bind 127.0.0.1
+    bind 0.0.0.0
     kubernetes cluster.local clusterset.local in-addr.arpa ip6.arpa {
         multicluster clusterset.local
     }
@@ -73,7 +76,10 @@ COREFILE = """.:0 {
 
 @pytest.mark.parametrize("configured", ["options", "corefile"])
 def test_external_and_multicluster_names_from_a_snapshot(snapshot, tmp_path, configured):
-    options = ("--multicluster", "clusterset.local", "--external", "example.org", "--external-headless")
+    options = (
+        *("--listen", "0.0.0.0"),
+        *("--multicluster", "clusterset.local", "--external", "example.org", "--external-headless"),
+    )
     if configured == "corefile":  # the same plugins as a Corefile asks for them
         corefile = tmp_path / "Corefile"
         corefile.write_text(COREFILE)

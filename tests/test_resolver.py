@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kdns.config import PodMode
-from tests.support.objects import namespace, pod, service, srv_repeats
+from tests.support.objects import endpoint_slice, namespace, pod, service, srv_repeats
 from tests.support.zone import ask_resolver, example_zone, zone_of
 
 SOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5"
@@ -14,9 +16,12 @@ NODATA = ("NOERROR", [], [SOA])
 NXDOMAIN = ("NXDOMAIN", [], [SOA])
 
 
+KDNS_POD = frozenset({bytes([10, 244, 0, 2])})  # kdns as one of kube-dns's pods in the example
+
+
 @pytest.fixture(scope="module")
 def zone():
-    return example_zone()
+    return example_zone(own_addresses=KDNS_POD)
 
 
 CASES = [
@@ -509,30 +514,55 @@ def test_a_narrow_reverse_zone_answers_its_own_soa():
 
 
 OWN = (bytes([192, 0, 2, 53]), bytes.fromhex("20010db8000000000000000000000053"))
+OWN_GLUE = ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"]
+
+
+def _backed(name: str, ns: str, addresses: list[str | dict], **spec: Any) -> list[dict]:
+    return [
+        namespace(ns),
+        service(name, ns, **spec),
+        endpoint_slice(f"{name}-1", name, ns, addresses=addresses),
+    ]
 
 
 @pytest.mark.parametrize(
     ("objects", "expected"),
     [
-        # no kube-dns Service: the addresses the server answers on
+        # no Service of kdns's own: the addresses the server answers on
+        ([namespace("default")], OWN_GLUE),
+        # the name kube-system/kube-dns means nothing by itself: its endpoints are another server's
+        (_backed("kube-dns", "kube-system", ["10.244.0.2"], ip="10.96.0.10"), OWN_GLUE),
+        # a Service whose endpoint is kdns's own address, whatever its name (the Helm chart's
+        # coredns, kubespray's): its cluster IP, and the server's own addresses are not added
         (
-            [namespace("default")],
-            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"],
+            _backed("coredns", "dns-system", ["10.244.0.2", "192.0.2.53"], ip="10.96.0.53"),
+            ["ns.dns.cluster.local. 5 IN A 10.96.0.53"],
         ),
-        # a kube-dns Service: its cluster IP, and the server's own addresses are not added
+        # ... every cluster IP of a dual-stack one
         (
-            [namespace("kube-system"), service("kube-dns", "kube-system", ip="10.96.0.10")],
-            ["ns.dns.cluster.local. 5 IN A 10.96.0.10"],
+            _backed("coredns", "dns-system", ["192.0.2.53"], ip=["10.96.0.53", "fd00::53"]),
+            ["ns.dns.cluster.local. 5 IN A 10.96.0.53", "ns.dns.cluster.local. 5 IN AAAA fd00::53"],
         ),
-        # a headless kube-dns has no cluster IP to give
+        # not while that endpoint is not ready
         (
-            [namespace("kube-system"), service("kube-dns", "kube-system", ip="None")],
-            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN AAAA 2001:db8::53"],
+            _backed(
+                "coredns",
+                "dns-system",
+                [{"addresses": ["192.0.2.53"], "conditions": {"ready": False}}],
+                ip="10.96.0.53",
+            ),
+            OWN_GLUE,
+        ),
+        # a headless Service of kdns's own: its endpoints' addresses
+        (
+            _backed("dns", "dns-system", ["192.0.2.53", "192.0.2.54"], ip="None"),
+            ["ns.dns.cluster.local. 5 IN A 192.0.2.53", "ns.dns.cluster.local. 5 IN A 192.0.2.54"],
         ),
     ],
 )
-def test_ns_glue_is_the_dns_service_or_else_the_servers_own_addresses(objects, expected):
-    zone = zone_of(objects)
+def test_ns_glue_is_kdns_own_service_or_else_the_servers_own_addresses(objects, expected):
+    """As CoreDNS finds its own Service: by its endpoints' addresses, not by its name."""
+    zone = zone_of(objects, own_addresses=frozenset(OWN))
     reply = ask_resolver(zone, "cluster.local", "NS", own_addresses=OWN)
     assert reply.answer == ["cluster.local. 5 IN NS ns.dns.cluster.local."]
     assert reply.additional == expected

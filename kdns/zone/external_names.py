@@ -5,8 +5,8 @@ A Service with external IPs (``spec.externalIPs`` and its load balancer's ingres
 its ports there and at ``_<port>._<proto>.<svc>.<ns>.<zone>`` for each named port. With
 ``headless``, a headless Service without external IPs is named after its ready endpoints instead:
 A and AAAA at its name, each endpoint's own name ``<endpoint>.<svc>.<ns>.<zone>``, SRV to those.
-An existing namespace is the name ``<ns>.<zone>`` (NODATA), and the cluster's DNS Service gives its
-external IPs to ``ns1.<apex>.<zone>``, the zone's name server.
+An existing namespace is the name ``<ns>.<zone>`` (NODATA), and the Services whose endpoints are
+kdns's own addresses give their external IPs to ``ns1.<apex>.<zone>``, the zone's name server.
 
 As CoreDNS answers them: the A and AAAA records of a Service are also those of its SRV names, and
 SRV records carry their weight (100 shared out among the address and port pairs the name matches,
@@ -23,7 +23,7 @@ from kdns.codes import SRV
 from kdns.config import ExternalSettings, ZoneSettings
 from kdns.zone.index import ZoneIndex
 from kdns.zone.names import join, labels_of, pack_ip, to_wire
-from kdns.zone.records import PRESENCE, Record, RecordBuilder, packed_record
+from kdns.zone.records import PRESENCE, Record, RecordBuilder, backs, packed_record
 
 SRV_TOTAL_WEIGHT = 100  # k8s_external shares it out among what an SRV name matches
 NAME_SERVER = "ns1"  # the label of the zone's name server below the apex name
@@ -54,7 +54,8 @@ class ExternalNames:
         return list(self._service(service, state))
 
     def _service(self, service: Service, state: ClusterState) -> Iterator[Record]:
-        if (service.namespace, service.name) == self.cluster.dns_service:
+        slices = state.slices_of(service.namespace, service.name)
+        if backs(self.cluster.own_addresses, slices, service.publish_not_ready):
             for server in self.name_servers:
                 for ip in service.external_ips:
                     yield packed_record(server, pack_ip(ip))
@@ -64,7 +65,6 @@ class ExternalNames:
                 base = join((service.name, service.namespace), zone)
                 yield from _named(base, [(base, address, service.ports) for address in packed])
         elif self.settings.headless and service.kind is ServiceKind.HEADLESS:
-            slices = state.slices_of(service.namespace, service.name)
             endpoints = [
                 (self._names.endpoint_label(ep, address)[0], address, piece.ports)
                 for piece in slices

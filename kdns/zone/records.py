@@ -65,6 +65,18 @@ def packed_record(name: bytes, packed: bytes) -> Record:
     return (name, A if len(packed) == 4 else AAAA, packed)
 
 
+def backs(own: frozenset[bytes], slices: Iterable[EndpointSlice], publish_not_ready: bool) -> bool:
+    """Whether one of ``own`` (kdns's own addresses) is an endpoint these slices serve: their Service
+    is then kdns's own, whose addresses name the zone's name server (CoreDNS's rule)."""
+    return bool(own) and any(
+        address in own
+        for piece in slices
+        for ep in piece.endpoints
+        if ep.ready or publish_not_ready
+        for address in ep.addresses
+    )
+
+
 class RecordBuilder:
     """Turns one owner into its records, for every configured zone."""
 
@@ -141,7 +153,7 @@ class RecordBuilder:
         headless = service.kind is ServiceKind.HEADLESS
         if self.settings.ignore_empty_service and not headless and not endpoints:
             return  # NXDOMAIN, so a client moves on along its search path
-        is_dns_service = (service.namespace, service.name) == self.settings.dns_service
+        ours = backs(self.settings.own_addresses, slices, service.publish_not_ready)
         cluster_ips = [pack_ip(ip) for ip in service.cluster_ips]
         named = []  # per forward zone: the Service's name and its endpoints' names
         for zone in self.service_zones:
@@ -155,11 +167,13 @@ class RecordBuilder:
                 for name, (_, _, packed, ports) in zip(names, endpoints, strict=True):
                     yield packed_record(base, packed)
                     yield from _srv_records(base, ports, name, port_names)
+                    if ours:
+                        yield packed_record(join(("ns", "dns"), zone), packed)
             else:
                 yield (base, PRESENCE, None)
                 for packed in cluster_ips:
                     yield packed_record(base, packed)
-                    if is_dns_service:
+                    if ours:
                         yield packed_record(join(("ns", "dns"), zone), packed)
                 for _ in cluster_ips or (None,):  # CoreDNS makes each port's SRV once per cluster IP
                     yield from _srv_records(base, service.ports, base, port_names)

@@ -50,9 +50,9 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), free_port())
 
 
-def kubeadm_corefile(ports: Ports, *, kubeconfig: Path, upstream: str) -> str:
+def kubeadm_corefile(ports: Ports, *, kubeconfig: Path, upstream: str, pods: str = "insecure") -> str:
     """kubeadm's Corefile on loopback, following ``kubeconfig``'s API server and forwarding to
-    ``upstream`` (``127.0.0.1:PORT``)."""
+    ``upstream`` (``127.0.0.1:PORT``); ``pods`` in place of kubeadm's ``pods insecure``."""
     if not upstream.startswith(f"{HOST}:"):
         raise ValueError(f"upstream {upstream!r} is not on {HOST}")
     lines = [line for line in KUBEADM_COREFILE.read_text().splitlines() if not line.startswith("#")]
@@ -60,7 +60,7 @@ def kubeadm_corefile(ports: Ports, *, kubeconfig: Path, upstream: str) -> str:
         ".:53 {": f".:{ports.dns} {{\n    bind {HOST}",
         "    health {": f"    health {HOST}:{ports.health} {{",
         "    ready": f"    ready {HOST}:{ports.ready}",
-        "       pods insecure": f"       kubeconfig {kubeconfig}\n       pods insecure",
+        "       pods insecure": f"       kubeconfig {kubeconfig}\n       pods {pods}",
         "    prometheus :9153": f"    prometheus {HOST}:{ports.metrics}",
         "    forward . /etc/resolv.conf {": f"    forward . {upstream} {{",
     }
