@@ -123,12 +123,16 @@ def _slice(
     }
 
 
+def node_of(address: str) -> str:
+    """The node a pod with ``address`` runs on."""
+    return f"worker-{int(ipaddress.ip_address(address)) % NODES}"
+
+
 def _endpoint(address: str, namespace: str, pod: str, hostname: str = "") -> dict[str, Any]:
-    node = f"worker-{int(ipaddress.ip_address(address)) % NODES}"
     endpoint: dict[str, Any] = {
         "addresses": [address],
         "conditions": {"ready": True, "serving": True, "terminating": False},
-        "nodeName": node,
+        "nodeName": node_of(address),
         "targetRef": {"kind": "Pod", "name": pod, "namespace": namespace},
     }
     if hostname:

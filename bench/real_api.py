@@ -60,6 +60,7 @@ REAL_MODES = {
     "real-list": ("paged LIST", ("--feature-gates=WatchList=false",)),
 }
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+PODS_LOADED = "pods.json"  # in a data directory: how loading its Pods went
 
 
 # -- the cluster as the API server takes it ---------------------------------------------------------------
@@ -86,12 +87,39 @@ def client(kubeconfig: Path) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
+PLURALS = {
+    "Namespace": "namespaces",
+    "Service": "services",
+    "EndpointSlice": "endpointslices",
+    "ServiceAccount": "serviceaccounts",
+    "Pod": "pods",
+}
+
+
 def _collection(item: dict[str, Any]) -> str:
     group = "/api/v1" if item["apiVersion"] == "v1" else f"/apis/{item['apiVersion']}"
-    plural = {"Namespace": "namespaces", "Service": "services", "EndpointSlice": "endpointslices"}
     namespace = item["metadata"].get("namespace")
     where = f"/namespaces/{namespace}" if namespace else ""
-    return f"{group}{where}/{plural[item['kind']]}"
+    return f"{group}{where}/{PLURALS[item['kind']]}"
+
+
+def _exists(api: kubernetes.client.ApiClient, item: dict[str, Any]) -> bool:
+    url = f"{api.configuration.host}{_collection(item)}/{item['metadata']['name']}"
+    reply = api.call_api("GET", url, JSON)
+    reply.read()
+    return reply.status == OK
+
+
+def _create(api: kubernetes.client.ApiClient, item: dict[str, Any]) -> bool:
+    """``item`` created through the API; False when an earlier, interrupted load made it."""
+    reply = api.call_api("POST", api.configuration.host + _collection(item), JSON, body=item)
+    body = reply.read()
+    if reply.status in (CONFLICT, INVALID) and _exists(api, item):
+        return False
+    if reply.status >= 300:
+        where = f"{_collection(item)}/{item['metadata']['name']}"
+        raise RuntimeError(f"creating {where}: {reply.status} {body[:300]!r}")
+    return True
 
 
 def load(kubeconfig: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,31 +127,63 @@ def load(kubeconfig: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
     server made itself (``default/kubernetes``, the system namespaces) are left as they are."""
     api = client(kubeconfig)
     created = existing = 0
-
-    def exists(item: dict[str, Any]) -> bool:
-        url = f"{api.configuration.host}{_collection(item)}/{item['metadata']['name']}"
-        reply = api.call_api("GET", url, JSON)
-        reply.read()
-        return reply.status == OK
-
-    def create(item: dict[str, Any]) -> bool:
-        reply = api.call_api("POST", api.configuration.host + _collection(item), JSON, body=item)
-        body = reply.read()
-        if reply.status in (CONFLICT, INVALID) and exists(item):  # an earlier, interrupted load made it
-            return False
-        if reply.status >= 300:
-            where = f"{_collection(item)}/{item['metadata']['name']}"
-            raise RuntimeError(f"creating {where}: {reply.status} {body[:300]!r}")
-        return True
-
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
         for kinds in (("Namespace",), ("Service", "EndpointSlice")):
             batch = [item for item in objects if item["kind"] in kinds]
-            for made in pool.map(create, batch):
+            for made in pool.map(lambda item: _create(api, item), batch):
                 created, existing = created + made, existing + (not made)
     api.close()
     return {"created": created, "existing": existing, "load_s": time.perf_counter() - started}
+
+
+def pod_objects(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The generated cluster's Pods as the API server takes them (bound to their node, one container;
+    their status is set apart, as a kubelet reports it) and each namespace's ``default``
+    ServiceAccount, which the API server wants before it admits a pod (no controller manager runs
+    here to make it)."""
+    accounts = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}
+        for ns in sorted({item["metadata"]["namespace"] for item in items if item["kind"] == "Pod"})
+    ]
+    pods = []
+    for item in items:
+        if item["kind"] == "Pod":
+            spec = {
+                "nodeName": cluster.node_of(item["status"]["podIP"]),
+                "containers": [{"name": "app", "image": "registry.invalid/app"}],
+            }
+            pods.append(item | {"spec": spec})
+    return accounts, pods
+
+
+def generated_pods(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for item in items if item["kind"] == "Pod"]
+
+
+def load_pods(kubeconfig: Path, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``pod_objects`` through the API, ``WRITERS`` at a time: each Pod created, then given its
+    ``status`` (Running, Ready, its addresses) through the status subresource."""
+    accounts, pods = pod_objects(items)
+    api = client(kubeconfig)
+    patch = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
+
+    def run(pod: dict[str, Any]) -> bool:
+        made = _create(api, pod)
+        ready = [{"type": "Ready", "status": "True"}]
+        url = f"{api.configuration.host}{_collection(pod)}/{pod['metadata']['name']}/status"
+        reply = api.call_api("PATCH", url, patch, body={"status": pod["status"] | {"conditions": ready}})
+        body = reply.read()
+        if reply.status >= 300:
+            raise RuntimeError(f"setting the status of {url}: {reply.status} {body[:300]!r}")
+        return made
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(lambda item: _create(api, item), accounts))
+        created = sum(pool.map(run, pods))
+    api.close()
+    return {"pods": len(pods), "created": created, "load_s": time.perf_counter() - started}
 
 
 # -- the API servers -----------------------------------------------------------------------------------
@@ -137,17 +197,26 @@ def data_directory(services: int, endpoints_per_service: int | None, seed: int) 
 
 @contextmanager
 def loaded(
-    directory: Path, objects: list[dict[str, Any]], apiserver_args: Sequence[str] = ()
+    directory: Path,
+    objects: list[dict[str, Any]],
+    apiserver_args: Sequence[str] = (),
+    *,
+    pods: list[dict[str, Any]] | None = None,
 ) -> Iterator[ControlPlane]:
     """etcd and kube-apiserver (no controller manager) on ``directory``'s data, the generated
     cluster's service ranges and ``apiserver_args``; ``objects`` are written through the API the first
-    time (``directory``/loaded.json records that load)."""
+    time (``directory``/loaded.json records that load), and so are ``pods``, the generated Pods, when
+    given (``load_pods``; pods.json records it)."""
     args = [f"--service-cluster-ip-range={SERVICE_RANGES}", *apiserver_args]
     with control_plane(directory, controller_manager=False, apiserver_args=args) as plane:
         done = directory / "loaded.json"
         if not done.exists():
             say(f"-- loading the cluster into the real API server ({directory})")
             done.write_text(json.dumps(load(plane.kubeconfig, objects)))
+        done = directory / PODS_LOADED
+        if pods is not None and not done.exists():
+            say(f"-- loading {len(pods):,} Pods into the real API server ({directory})")
+            done.write_text(json.dumps(load_pods(plane.kubeconfig, pods)))
         yield plane
 
 

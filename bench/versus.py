@@ -201,6 +201,7 @@ def scale_part(args: argparse.Namespace, out: Path, upstream: str) -> dict[str, 
         args.scale_services, seed=args.seed, endpoints_per_service=args.endpoints_per_service
     )
     objects = real_api.api_objects(generated["items"])
+    pods = real_api.generated_pods(generated["items"]) if args.pods_verified else None
     del generated
     timed = real_api.headless_member(objects, 5)
     name_asked = real_api.member_name(timed)
@@ -212,7 +213,7 @@ def scale_part(args: argparse.Namespace, out: Path, upstream: str) -> dict[str, 
         "servers": {name: {"starts": []} for name in SERVERS},
     }
     where = out / "scale"
-    with real_api.loaded(directory, objects) as plane:
+    with real_api.loaded(directory, objects, pods=pods) as plane:
         api = real_api.client(plane.kubeconfig)
         try:
             change = real_api.mover(api, timed)
@@ -241,8 +242,30 @@ def scale_part(args: argparse.Namespace, out: Path, upstream: str) -> dict[str, 
                         server.stop()
         finally:
             api.close()
+        if pods is not None:
+            result["verified"] = verified_part(plane.kubeconfig, args, where, upstream)
+            result["verified"]["load"] = json.loads((directory / real_api.PODS_LOADED).read_text())
     result["load"] = json.loads((directory / "loaded.json").read_text())  # how long writing it took
     return result
+
+
+def verified_part(kubeconfig: Path, args: argparse.Namespace, where: Path, upstream: str) -> dict[str, Any]:
+    """Each server once on one CPU with ``pods verified``, following the cluster's Pods as well: start
+    to ready, CPU and memory."""
+    servers: dict[str, Any] = {}
+    for name in SERVERS:
+        corefile = coredns.kubeadm(
+            where / name / "Corefile-verified", kubeconfig=kubeconfig, upstream=upstream, pods="verified"
+        )
+        server = start(name, SETUPS[0], corefile, where / name / f"{name}-verified.log", args.timeout)
+        try:
+            time.sleep(1.0)  # as for the other starts
+            servers[name] = {"ready_s": ready_s(server), **server.memory_kib(), "cpu_s": server.cpu_seconds()}
+        finally:
+            server.stop()
+        mib = servers[name].get("VmRSS", 0) / 1024
+        say(f"pods verified {name}: ready after {servers[name]['ready_s']:.2f} s, VmRSS {mib:.0f} MB")
+    return {"servers": servers}
 
 
 # -- the run ----------------------------------------------------------------------------------------------
@@ -314,6 +337,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.quick_default("--starts", full=3, quick=1, help="starts of each server on that cluster", kind=int)
     parser.quick_default("--updates", full=200, quick=30, help="EndpointSlice updates timed", kind=int)
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between updates (default: 0.05)")
+    parser.add_argument(
+        "--no-pods-verified",
+        dest="pods_verified",
+        action="store_false",
+        help="skip the run with 'pods verified' (its Pods take some 10 minutes to write the first time)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="longest wait for a start (default: 600)"
     )

@@ -26,12 +26,14 @@ class Corefile:
     ports: Ports
 
 
-def kubeadm(path: Path, *, kubeconfig: Path, upstream: str) -> Corefile:
+def kubeadm(path: Path, *, kubeconfig: Path, upstream: str, pods: str = "insecure") -> Corefile:
     """kubeadm's Corefile on free ports of 127.0.0.1, following ``kubeconfig``'s API server and
-    forwarding to ``upstream`` (``127.0.0.1:PORT``), written to ``path``."""
+    forwarding to ``upstream`` (``127.0.0.1:PORT``), with ``pods`` as its ``pods`` line, written to
+    ``path``."""
     ports = Ports.free()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(kubeadm_corefile(ports, kubeconfig=kubeconfig, upstream=upstream), encoding="utf-8")
+    text = kubeadm_corefile(ports, kubeconfig=kubeconfig, upstream=upstream, pods=pods)
+    path.write_text(text, encoding="utf-8")
     return Corefile(path, ports)
 
 
