@@ -40,6 +40,7 @@ from kdns.config import (
     ZoneSettings,
     parse_upstream_address,
 )
+from kdns.ops.memory import watch_memory
 from kdns.ops.querylog import QueryLogger
 from kdns.plugins.acl import Acl
 from kdns.plugins.chaos import Chaos
@@ -351,6 +352,8 @@ class Runtime:
             await self._open()
             self._log_ready()
             self._background(self._watch_files())
+            if self.shares is None and (memory := watch_memory()) is not None:  # else the supervisor's
+                self._background(memory.run())
             await self.stop.wait()
             if self.failures:
                 log.error(

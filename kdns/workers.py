@@ -28,6 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from kdns.config import OpsSettings, ServeConfig
 from kdns.ops import http as ops_http
+from kdns.ops.memory import watch_memory
 from kdns.transport.listen import Shares, Where, bind
 
 log = logging.getLogger("kdns")
@@ -150,6 +151,8 @@ async def _supervise(config: ServeConfig, workers: list[Worker], ports: list[tup
         ", ".join(f"{', '.join(addresses)} port {port}" for (addresses, _), port in ports),
         shown,
     )
+    memory = watch_memory()  # the workers share the supervisor's cgroup
+    watching = loop.create_task(memory.run()) if memory is not None else None
     code = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -162,6 +165,8 @@ async def _supervise(config: ServeConfig, workers: list[Worker], ports: list[tup
                 code = 1
             stop.set()
     shutting_down = True
+    if watching is not None:
+        watching.cancel()
     code = await _stop(workers, grace=ops.lameduck + 10) or code
     if endpoints is not None:
         await endpoints.close()
