@@ -535,7 +535,7 @@ def relist(
     } | ({"gc": gc_pauses(lines, t_start, end)} if server.trace_gc else {})
 
 
-_RELISTED = re.compile(r"relisted (\w+?)s: (\d+) objects, (\d+) changed, applied in ([\d.]+) s")
+RELISTED = re.compile(r"relisted (\w+?)s: (\d+) objects, (\d+) changed, applied in ([\d.]+) s")
 
 
 def profiled_relist(
@@ -565,7 +565,7 @@ def profiled_relist(
         while not kinds <= applied.keys() and time.monotonic() < deadline:
             server.tail.poll()
             for line in server.tail.lines[mark:]:
-                if (match := _RELISTED.search(line)) is not None:
+                if (match := RELISTED.search(line)) is not None:
                     applied[match[1]] = {
                         "objects": int(match[2]),
                         "changed": int(match[3]),

@@ -17,6 +17,7 @@ WORKERS_HEADING = "## Several cores: --workers"  # bench/workers.py
 INFORMER_HEADING = "## Following the Kubernetes API"  # bench/informer.py
 REAL_API_HEADING = "## Through a real kube-apiserver"  # bench/real_api.py
 COREDNS_HEADING = "## Beside CoreDNS: load, memory, start and watch"  # bench/versus.py
+SIZING_HEADING = "## Memory for sizing"  # bench/sizing.py
 ABUSE_HEADING = "## Abuse and overload"  # bench/abuse.py
 SOAK_HEADING = "## Soak"  # bench/soak.py
 FUZZ_HEADING = "## Fuzzing"  # bench/fuzz.py
@@ -27,6 +28,7 @@ TRAILING_HEADINGS = (
     INFORMER_HEADING,
     REAL_API_HEADING,
     COREDNS_HEADING,
+    SIZING_HEADING,
     ABUSE_HEADING,
     SOAK_HEADING,
     FUZZ_HEADING,
