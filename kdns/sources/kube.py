@@ -1,4 +1,5 @@
-"""The Kubernetes API through the official client: connection set-up and raw list/watch calls.
+"""The Kubernetes API through the official client: connection set-up, raw list/watch calls, and one
+paged list of a path for the one-off commands (``list_items``).
 
 This is the only module that imports ``kubernetes``. Calls are made with ``_preload_content=False`` and
 the JSON is read as it comes: the client's model deserialisation costs far more than the DNS needs.
@@ -17,6 +18,7 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -161,3 +163,38 @@ def retry_after(exc: BaseException) -> float | None:
 
 def status_code(exc: BaseException) -> int | None:
     return exc.status if isinstance(exc, ApiException) else None
+
+
+class ApiCallError(Exception):
+    """A request to the API failed; the message is ``api_error_text``'s account of it."""
+
+
+MAX_PAGES = 10_000  # a bound on continue tokens followed by one ``list_items``
+
+
+def list_items(api: kubernetes.client.ApiClient, path: str, **query: str) -> list[dict[str, Any]]:
+    """Every item of the collection at ``path`` (e.g. ``/api/v1/services``), page by page, as JSON.
+    Raises ``ApiCallError`` naming the path when the API refuses or cannot be reached."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        params = [*query.items(), ("limit", "500"), *([("continue", token)] if token else [])]
+        try:
+            response = api.call_api(
+                path,
+                "GET",
+                query_params=params,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=30,
+            )
+            body = json.loads(response.data)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ApiCallError(f"GET {path}: {api_error_text(exc)}") from None
+        items += body.get("items") or []
+        token = (body.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items
+    raise ApiCallError(f"GET {path}: more than {MAX_PAGES} pages")
