@@ -177,6 +177,19 @@ def conflicts(
     return problems
 
 
+_UNLABELLED = DnsService("", "", {}, frozenset())
+
+
+def budget_advice(budgets: Sequence[Json], labels: Mapping[str, str], *, own: Mapping[str, str]) -> str:
+    """Which of deploy/ and deploy/without-budget/ to apply: the cluster's own budgets are those that
+    take a kdns pod once labelled in (``labels``) but not before (``own``)."""
+    before = set(budgets_over(budgets, own))
+    theirs = [name for name in budgets_over(budgets, labels) if name not in before]
+    if theirs:
+        return f"budget: {', '.join(theirs)} will cover kdns's pods: apply deploy/without-budget/"
+    return "budget: no budget of the cluster will cover kdns's pods: apply deploy/ (with kdns's own)"
+
+
 def pod_addresses(pod: Json, families: frozenset[str]) -> list[str]:
     status = pod.get("status") or {}
     ips = [entry.get("ip") for entry in status.get("podIPs") or []] or [status.get("podIP")]
@@ -289,9 +302,9 @@ def run(args: argparse.Namespace) -> list[str]:
             problems = conflicts(labels, budgets=budgets, deployments=deployments)
             if problems:
                 raise SwapError("; ".join(problems))
-            budget = (budgets_over(budgets, labels) or ["none"])[0]
             return [
-                f"{service.ref}: kdns pods labelled {selector_text(labels)}: budget {budget}; no conflict"
+                f"{service.ref}: kdns pods labelled in carry {selector_text(labels)}; no conflict",
+                budget_advice(budgets, labels, own=labelled_in(pod_selector, _UNLABELLED)),
             ]
         pods = list_items(api, f"/api/v1/namespaces/{ns}/pods", labelSelector=args.pods)
         slices = list_items(

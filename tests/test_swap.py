@@ -12,6 +12,7 @@ from kdns.config import KDNS_POD_SELECTOR
 from kdns.swap import (
     DnsService,
     SwapError,
+    budget_advice,
     budgets_over,
     conflicts,
     dns_service,
@@ -142,6 +143,11 @@ def test_two_budgets_over_a_labelled_in_kdns_pod_are_a_conflict_one_is_not():
     assert "2 PodDisruptionBudgets (kdns, kube-dns)" in problem
     assert conflicts(KDNS_IN, budgets=[kops], deployments=[]) == []
     assert conflicts(KDNS_IN, budgets=[kdns, coredns_only], deployments=[]) == []
+    # which manifests to apply: kops's budget will take kdns's pods; kdns's own is not the cluster's
+    own = {"kdns/app": "kdns"}
+    assert budget_advice([kops, kdns], KDNS_IN, own=own).endswith("apply deploy/without-budget/")
+    assert "kube-dns will cover" in budget_advice([kops], KDNS_IN, own=own)
+    assert budget_advice([kdns, coredns_only], KDNS_IN, own=own).endswith("(with kdns's own)")
 
 
 def test_required_anti_affinity_on_the_service_labels_is_a_conflict_preferred_is_not():
