@@ -290,15 +290,15 @@ def run(args: argparse.Namespace) -> list[str]:
     ipaddress.ip_address(args.ip)  # ValueError: "'x' does not appear to be an IPv4 or IPv6 address"
     try:
         api = Connection(args.kubeconfig, args.context, args.in_cluster).client()
-        service = dns_service(list_items(api, "/api/v1/services"), args.ip)
+        service = dns_service(list_items(api, "services"), args.ip)
         if args.step == "service":
             return _service_lines(service, args.output)
         pod_selector = LabelSelector.parse(args.pods)
         ns = service.namespace
         if args.step == "check":
             labels = labelled_in(pod_selector, service)
-            budgets = list_items(api, f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets")
-            deployments = list_items(api, f"/apis/apps/v1/namespaces/{ns}/deployments")
+            budgets = list_items(api, "poddisruptionbudgets", ns)
+            deployments = list_items(api, "deployments", ns)
             problems = conflicts(labels, budgets=budgets, deployments=deployments)
             if problems:
                 raise SwapError("; ".join(problems))
@@ -306,11 +306,12 @@ def run(args: argparse.Namespace) -> list[str]:
                 f"{service.ref}: kdns pods labelled in carry {selector_text(labels)}; no conflict",
                 budget_advice(budgets, labels, own=labelled_in(pod_selector, _UNLABELLED)),
             ]
-        pods = list_items(api, f"/api/v1/namespaces/{ns}/pods", labelSelector=args.pods)
+        pods = list_items(api, "pods", ns, label_selector=args.pods)
         slices = list_items(
             api,
-            f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
-            labelSelector=f"{SERVICE_NAME_LABEL}={service.name}",
+            "endpointslices",
+            ns,
+            label_selector=f"{SERVICE_NAME_LABEL}={service.name}",
         )
         problems = gate(service, pods, slices, min_ready=args.min_ready)
         if problems:

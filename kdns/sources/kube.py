@@ -1,5 +1,5 @@
-"""The Kubernetes API through the official client: connection set-up, raw list/watch calls, and one
-paged list of a path for the one-off commands (``list_items``).
+"""The Kubernetes API through the official client: connection set-up, raw list/watch calls, and the
+paged lists of the one-off commands (``list_items``).
 
 This is the only module that imports ``kubernetes``. Calls are made with ``_preload_content=False`` and
 the JSON is read as it comes: the client's model deserialisation costs far more than the DNS needs.
@@ -170,31 +170,39 @@ class ApiCallError(Exception):
 
 
 MAX_PAGES = 10_000  # a bound on continue tokens followed by one ``list_items``
+# The collections the one-off commands read: kind -> the client method that lists it in a namespace
+# (or, for services, in all of them).
+_LISTS: dict[str, Callable[[kubernetes.client.ApiClient], Callable[..., Any]]] = {
+    "services": lambda api: kubernetes.client.CoreV1Api(api).list_service_for_all_namespaces,
+    "pods": lambda api: kubernetes.client.CoreV1Api(api).list_namespaced_pod,
+    "endpointslices": lambda api: kubernetes.client.DiscoveryV1Api(api).list_namespaced_endpoint_slice,
+    "poddisruptionbudgets": lambda api: (
+        kubernetes.client.PolicyV1Api(api).list_namespaced_pod_disruption_budget
+    ),
+    "deployments": lambda api: kubernetes.client.AppsV1Api(api).list_namespaced_deployment,
+}
 
 
-def list_items(api: kubernetes.client.ApiClient, path: str, **query: str) -> list[dict[str, Any]]:
-    """Every item of the collection at ``path`` (e.g. ``/api/v1/services``), page by page, as JSON.
-    Raises ``ApiCallError`` naming the path when the API refuses or cannot be reached."""
+def list_items(
+    api: kubernetes.client.ApiClient, kind: str, namespace: str | None = None, **query: str
+) -> list[dict[str, Any]]:
+    """Every ``kind`` (one of ``_LISTS``) of ``namespace``, page by page, as the API's JSON (``query``:
+    e.g. ``label_selector``). Raises ``ApiCallError`` naming the kind when the API refuses or cannot be
+    reached."""
+    method = _LISTS[kind](api)
+    where = () if namespace is None else (namespace,)
     items: list[dict[str, Any]] = []
-    token = ""
+    token = None
     for _ in range(MAX_PAGES):
-        params = [*query.items(), ("limit", "500"), *([("continue", token)] if token else [])]
         try:
-            response = api.call_api(
-                path,
-                "GET",
-                query_params=params,
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=30,
+            response = method(
+                *where, limit=500, _continue=token, _preload_content=False, _request_timeout=30, **query
             )
             body = json.loads(response.data)
         except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise ApiCallError(f"GET {path}: {api_error_text(exc)}") from None
+            raise ApiCallError(f"listing {kind}: {api_error_text(exc)}") from None
         items += body.get("items") or []
-        token = (body.get("metadata") or {}).get("continue") or ""
+        token = (body.get("metadata") or {}).get("continue") or None
         if not token:
             return items
-    raise ApiCallError(f"GET {path}: more than {MAX_PAGES} pages")
+    raise ApiCallError(f"listing {kind}: more than {MAX_PAGES} pages")

@@ -76,7 +76,7 @@ def moved_to_loopback(corefile: str, ports: Ports, *, upstream: str) -> str:
     there, health, ready and prometheus moved there, ``forward`` sent to ``upstream``; the rest as it is."""
     rules = [
         (r"^(\s*)\.:53 \{$", rf"\1.:{ports.dns} {{\n\1    bind {HOST}"),
-        (r"^(\s*)health(?: \S+)?( \{)?$", rf"\1health {HOST}:{ports.health}\2"),
+        (r"^(\s*)health(?: [^\s{]+)?( \{)?$", rf"\1health {HOST}:{ports.health}\2"),
         (r"^(\s*)ready(?: \S+)?$", rf"\1ready {HOST}:{ports.ready}"),
         (r"^(\s*)prometheus(?: \S+)?$", rf"\1prometheus {HOST}:{ports.metrics}"),
         (r"^(\s*)forward \. \S+( \{)?$", rf"\1forward . {upstream}\2"),
