@@ -21,7 +21,7 @@ from typing import NoReturn, TypeVar
 
 import yaml
 
-from kdns import __version__, corefile
+from kdns import __version__, corefile, swap
 from kdns.app import build_zone, load_zone_from_api, run, same_source
 from kdns.cluster.selector import LabelSelector
 from kdns.config import (
@@ -496,12 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="log verbosity (default: info)",
     )
 
-    dump = commands.add_parser(
-        "dump",
-        help="print the zone as it would be served",
-        description="Print the zone as it would be served, in zone-file presentation format.",
+    _data_options(
+        commands.add_parser(
+            "dump",
+            help="print the zone as it would be served",
+            description="Print the zone as it would be served, in zone-file presentation format.",
+        )
     )
-    _data_options(dump)
 
     check = commands.add_parser(
         "check",
@@ -519,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to find imported files whose directory does not exist here (the files of a "
         "coredns-custom ConfigMap, mounted at /etc/coredns/custom in the cluster)",
     )
+    swap.add_parser(commands)
     return parser
 
 
@@ -735,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args)
+    if args.command == "swap":
+        return swap.main(args)
     logging.basicConfig(
         level=getattr(args, "log_level", "info").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

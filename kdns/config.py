@@ -161,6 +161,11 @@ DEFAULT_READY = f":{READY_PORT}"  # kdns's and CoreDNS's
 DEFAULT_METRICS = f":{METRICS_PORT}"  # kdns's --metrics alone
 COREFILE_METRICS = f"localhost:{METRICS_PORT}"  # CoreDNS's prometheus without an address
 
+# the label deploy/ puts on kdns's pods alone, never on CoreDNS's: kdns's Deployment, budget and
+# anti-affinity select it, and ``kdns swap`` finds kdns's pods by it
+KDNS_POD_LABEL = ("kdns/app", "kdns")
+KDNS_POD_SELECTOR = "=".join(KDNS_POD_LABEL)
+
 DEFAULT_LISTEN = ("127.0.0.1",)
 COREFILE_LISTEN = ("0.0.0.0", "::")  # CoreDNS's without 'bind': every interface
 DEFAULT_PORT = 5353  # no privileges needed

@@ -141,7 +141,7 @@ def exec_form(arguments: str) -> list[str]:
 
 
 def corefile() -> str:
-    return one("ConfigMap", "kdns")["data"]["Corefile"]
+    return one("ConfigMap", "coredns")["data"]["Corefile"]
 
 
 def corefile_plugins(text: str) -> dict[str, list[str]]:
@@ -225,9 +225,28 @@ def test_kustomization_lists_every_manifest_but_the_service_and_the_optional_one
     resources = kustomization["resources"]
     assert len(resources) == len(set(resources)), "a resource is listed twice"
     on_disk = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml"}
-    # service.yaml is for clusters without a kube-dns Service: it is applied on its own, never over one.
-    assert set(resources) == on_disk - {"service.yaml"}
+    # service.yaml and configmap.yaml are for clusters without a DNS Service or a coredns ConfigMap:
+    # applied on their own, never over the cluster's.
+    assert set(resources) == on_disk - {"service.yaml", "configmap.yaml"}
     assert not any(r.startswith("optional") for r in resources)
+    # a private registry is one edit: the image's name as kustomize rewrites it
+    (image,) = kustomization["images"]
+    assert f"{image['newName']}:{image['newTag']}" == container()["image"]
+    assert image["name"] == container()["image"].rsplit(":", 1)[0]
+
+
+def test_the_overlay_without_a_budget_is_deploy_without_kdns_pdb() -> None:
+    overlay = yaml.safe_load((DEPLOY / "without-budget" / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../"]
+    (patch,) = overlay["patches"]
+    deleted = yaml.safe_load(patch["patch"])
+    assert deleted.pop("$patch") == "delete"
+    budget = one("PodDisruptionBudget", "kdns")
+    assert deleted == {
+        "apiVersion": budget["apiVersion"],
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "kdns", "namespace": NAMESPACE},
+    }
 
 
 def test_deploy_readme_names_only_files_that_exist() -> None:
@@ -241,40 +260,44 @@ def test_deploy_readme_names_only_files_that_exist() -> None:
 # --- manifests: consistency ---------------------------------------------------------------------
 
 
-def test_pod_labels_match_the_service_pdb_deployment_and_anti_affinity_selectors() -> None:
+def test_kdns_pods_are_selected_by_their_own_label_and_reach_the_service_only_once_labelled_in() -> None:
     labels = deployment()["spec"]["template"]["metadata"]["labels"]
-    assert labels["k8s-app"] == "kube-dns", "kdns pods must carry the label the kube-dns Service selects"
-    assert labels["app.kubernetes.io/name"] == "kdns"
+    assert labels == {"kdns/app": "kdns"}, "the canary's pods carry no label the DNS Service selects"
 
-    def selects(selector: dict[str, str]) -> bool:
-        return all(labels.get(key) == value for key, value in selector.items())
+    def selects(selector: dict[str, str], pod: dict[str, str]) -> bool:
+        return all(pod.get(key) == value for key, value in selector.items())
 
     service_selector = one("Service", "kube-dns")["spec"]["selector"]
-    assert service_selector == {"k8s-app": "kube-dns"}, "the Service selects CoreDNS's and kdns's pods alike"
-    assert selects(service_selector)
+    assert not selects(service_selector, labels), "no query reaches kdns before the canary passes"
+    # labelled in (`kdns swap service --output patch`) with the selectors the installs use
+    for cluster_selector in (
+        service_selector,
+        {"k8s-app": "kube-dns", "app.kubernetes.io/name": "coredns"},  # coredns/deployment
+        {"app.kubernetes.io/instance": "coredns", "k8s-app": "coredns", "app.kubernetes.io/name": "coredns"},
+    ):
+        labelled = {**labels, **cluster_selector}
+        assert selects(cluster_selector, labelled)
+        # the Deployment, the budget and the anti-affinity still take the pod, and only by kdns/app
+        for selector in (
+            deployment()["spec"]["selector"]["matchLabels"],
+            one("PodDisruptionBudget", "kdns")["spec"]["selector"]["matchLabels"],
+        ):
+            assert selector == {"kdns/app": "kdns"}
+            assert selects(selector, labelled)
 
-    own = deployment()["spec"]["selector"]
-    assert set(own) == {"matchLabels"}
-    assert selects(own["matchLabels"])
-    # Without the kdns label the Deployment's selector would also match CoreDNS's pods.
-    assert own["matchLabels"].get("app.kubernetes.io/name") == "kdns"
-
+    # kubeadm upgrade refuses two Deployments labelled k8s-app=kube-dns: kdns's carries no such label
+    assert "k8s-app" not in deployment()["metadata"]["labels"]
     pdb = one("PodDisruptionBudget", "kdns")["spec"]
-    assert set(pdb["selector"]) == {"matchLabels"}
-    assert selects(pdb["selector"]["matchLabels"])
-    # Only kdns's pods: a pod covered by two budgets (CoreDNS's and this one) cannot be evicted.
-    assert pdb["selector"]["matchLabels"].get("app.kubernetes.io/name") == "kdns"
     assert pdb.get("maxUnavailable") == 1 or pdb.get("minAvailable") == 1
 
     terms = pod_spec()["affinity"]["podAntiAffinity"]
-    term_list = [
-        t["podAffinityTerm"] for t in terms.get("preferredDuringSchedulingIgnoredDuringExecution", [])
-    ]
-    term_list += terms.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    # required anti-affinity would keep kdns and CoreDNS pods Pending beside each other
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in terms
+    term_list = [t["podAffinityTerm"] for t in terms["preferredDuringSchedulingIgnoredDuringExecution"]]
     assert term_list, "no pod anti-affinity"
     for term in term_list:
         assert term["topologyKey"] == "kubernetes.io/hostname"
-        assert selects(term["labelSelector"]["matchLabels"])
+        assert term["labelSelector"] == {"matchLabels": {"kdns/app": "kdns"}}
 
 
 def test_the_kube_dns_service_has_the_cluster_dns_address_and_ports() -> None:
@@ -376,26 +399,39 @@ def test_the_deployment_runs_kdns_serve_on_the_mounted_corefile() -> None:
 
     mounts = {m["name"]: m for m in container()["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec()["volumes"]}
-    files: dict[str, str] = {}
-    for name, mount in mounts.items():
-        source = volumes[name].get("configMap")
-        if source is None:
-            continue
+    sources = {
+        mount["mountPath"]: volumes[name]["configMap"]
+        for name, mount in mounts.items()
+        if "configMap" in volumes[name]
+    }
+    for mount in mounts.values():
         assert mount.get("readOnly") is True
-        for item in source["items"]:
-            files[f"{mount['mountPath'].rstrip('/')}/{item['path']}"] = f"{source['name']}:{item['key']}"
-    assert files.get(COREFILE_PATH) == "kdns:Corefile"
-    assert "Corefile" in one("ConfigMap", "kdns")["data"]
+        # a subPath mount never sees an edit of its ConfigMap: `reload` would never fire
+        assert "subPath" not in mount
+    # the cluster's own ConfigMap, whole: every key a file (Corefile, k3s's NodeHosts), as CoreDNS reads it
+    assert sources[COREFILE_PATH.rsplit("/", 1)[0]] == {"name": "coredns"}
+    assert "Corefile" in one("ConfigMap", "coredns")["data"]
+    # AKS's and k3s's additions, where the cluster has them
+    assert sources["/etc/coredns/custom"] == {"name": "coredns-custom", "optional": True}
 
 
 def test_the_deployment_is_scheduled_and_rolled_out_as_cluster_dns() -> None:
     spec = deployment()["spec"]
     assert spec["replicas"] == 2
+    # never fewer ready pods than replicas during a rollout
     assert spec["strategy"] == {
         "type": "RollingUpdate",
-        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"},
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
     }
     pod = pod_spec()
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["kubernetes.io/hostname"]["nodeTaintsPolicy"] == "Honor"
+    for constraint in spread.values():
+        assert constraint["maxSkew"] == 1
+        assert constraint["labelSelector"] == {"matchLabels": {"kdns/app": "kdns"}}
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    assert pod["imagePullSecrets"] == [], "the place for a private registry's pull secret"
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["dnsPolicy"] == "Default", "kdns must not resolve its upstream names through itself"
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}

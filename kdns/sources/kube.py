@@ -1,4 +1,5 @@
-"""The Kubernetes API through the official client: connection set-up and raw list/watch calls.
+"""The Kubernetes API through the official client: connection set-up, raw list/watch calls, and the
+paged lists of the one-off commands (``list_items``).
 
 This is the only module that imports ``kubernetes``. Calls are made with ``_preload_content=False`` and
 the JSON is read as it comes: the client's model deserialisation costs far more than the DNS needs.
@@ -17,6 +18,7 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -161,3 +163,46 @@ def retry_after(exc: BaseException) -> float | None:
 
 def status_code(exc: BaseException) -> int | None:
     return exc.status if isinstance(exc, ApiException) else None
+
+
+class ApiCallError(Exception):
+    """A request to the API failed; the message is ``api_error_text``'s account of it."""
+
+
+MAX_PAGES = 10_000  # a bound on continue tokens followed by one ``list_items``
+# The collections the one-off commands read: kind -> the client method that lists it in a namespace
+# (or, for services, in all of them).
+_LISTS: dict[str, Callable[[kubernetes.client.ApiClient], Callable[..., Any]]] = {
+    "services": lambda api: kubernetes.client.CoreV1Api(api).list_service_for_all_namespaces,
+    "pods": lambda api: kubernetes.client.CoreV1Api(api).list_namespaced_pod,
+    "endpointslices": lambda api: kubernetes.client.DiscoveryV1Api(api).list_namespaced_endpoint_slice,
+    "poddisruptionbudgets": lambda api: (
+        kubernetes.client.PolicyV1Api(api).list_namespaced_pod_disruption_budget
+    ),
+    "deployments": lambda api: kubernetes.client.AppsV1Api(api).list_namespaced_deployment,
+}
+
+
+def list_items(
+    api: kubernetes.client.ApiClient, kind: str, namespace: str | None = None, **query: str
+) -> list[dict[str, Any]]:
+    """Every ``kind`` (one of ``_LISTS``) of ``namespace``, page by page, as the API's JSON (``query``:
+    e.g. ``label_selector``). Raises ``ApiCallError`` naming the kind when the API refuses or cannot be
+    reached."""
+    method = _LISTS[kind](api)
+    where = () if namespace is None else (namespace,)
+    items: list[dict[str, Any]] = []
+    token = None
+    for _ in range(MAX_PAGES):
+        try:
+            response = method(
+                *where, limit=500, _continue=token, _preload_content=False, _request_timeout=30, **query
+            )
+            body = json.loads(response.data)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ApiCallError(f"listing {kind}: {api_error_text(exc)}") from None
+        items += body.get("items") or []
+        token = (body.get("metadata") or {}).get("continue") or None
+        if not token:
+            return items
+    raise ApiCallError(f"listing {kind}: more than {MAX_PAGES} pages")

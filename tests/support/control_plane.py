@@ -40,6 +40,9 @@ BUILD = ROOT / "tests" / "cluster" / "build.sh"
 CONTROLLERS = (
     "endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount,serviceaccount-token"
 )
+# What Deployments, ReplicaSets and PodDisruptionBudgets need besides: their controllers, and the
+# disruption controller's budget status, without which the eviction API refuses every eviction.
+WORKLOAD_CONTROLLERS = f"{CONTROLLERS},deployment,replicaset,disruption"
 # The admin identity: a client certificate in the group every request is allowed for.
 ADMIN_USER, ADMIN_GROUP = "kdns-admin", "system:masters"
 
@@ -229,11 +232,12 @@ def control_plane(
     controller_manager: bool = True,
     apiserver_args: Sequence[str] = (),
     etcd_args: Sequence[str] = (),
+    controllers: str = CONTROLLERS,
     timeout: float = 90,
 ) -> Iterator[ControlPlane]:
     """etcd (then ``etcd_args``), kube-apiserver (TLS, ``Node,RBAC``, service range ``SERVICE_RANGE``,
     then ``apiserver_args``) and, with ``controller_manager``, kube-controller-manager running
-    ``CONTROLLERS``, all on 127.0.0.1 with their state in ``directory``; yields once ``/readyz`` is ok."""
+    ``controllers``, all on 127.0.0.1 with their state in ``directory``; yields once ``/readyz`` is ok."""
     bin_dir = binaries()
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -311,7 +315,7 @@ def control_plane(
                     [
                         str(bin_dir / "kube-controller-manager"),
                         f"--kubeconfig={kubeconfig}",
-                        f"--controllers={CONTROLLERS}",
+                        f"--controllers={controllers}",
                         f"--service-account-private-key-file={sa_key}",
                         f"--root-ca-file={ca_file}",
                         f"--bind-address={HOST}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -68,6 +69,25 @@ def kubeadm_corefile(ports: Ports, *, kubeconfig: Path, upstream: str, pods: str
     if missing:
         raise ValueError(f"{KUBEADM_COREFILE} no longer has the lines {sorted(missing)}")
     return "\n".join(edits.get(line, line) for line in lines) + "\n"
+
+
+def moved_to_loopback(corefile: str, ports: Ports, *, upstream: str) -> str:
+    """A cluster's one-block Corefile (``.:53``) served on ``ports`` of 127.0.0.1: the block bound
+    there, health, ready and prometheus moved there, ``forward`` sent to ``upstream``; the rest as it is."""
+    rules = [
+        (r"^(\s*)\.:53 \{$", rf"\1.:{ports.dns} {{\n\1    bind {HOST}"),
+        (r"^(\s*)health(?: [^\s{]+)?( \{)?$", rf"\1health {HOST}:{ports.health}\2"),
+        (r"^(\s*)ready(?: \S+)?$", rf"\1ready {HOST}:{ports.ready}"),
+        (r"^(\s*)prometheus(?: \S+)?$", rf"\1prometheus {HOST}:{ports.metrics}"),
+        (r"^(\s*)forward \. \S+( \{)?$", rf"\1forward . {upstream}\2"),
+    ]
+    lines = corefile.splitlines()
+    for pattern, replacement in rules:
+        matched = [i for i, line in enumerate(lines) if re.match(pattern, line)]
+        if len(matched) != 1:
+            raise ValueError(f"the Corefile has {len(matched)} lines like {pattern!r}, not one")
+        lines[matched[0]] = re.sub(pattern, replacement, lines[matched[0]])
+    return "\n".join(lines) + "\n"
 
 
 @dataclasses.dataclass

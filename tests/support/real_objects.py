@@ -2,11 +2,13 @@
 cluster the test control plane does not run: a node (no kubelet registers one, and the EndpointSlice
 controller leaves out pods bound to a node that does not exist), pods given an IP and a ``Ready``
 condition through the status subresource (as a kubelet reports them), and namespaces that admit pods
-once the service account controller has made their ``default`` ServiceAccount. Also the kubeconfigs
+once the service account controller has made their ``default`` ServiceAccount; ``PodRunner`` schedules
+and runs the pods controllers make. Also the kubeconfigs
 kdns is given: a ServiceAccount's token, or the admin's identity through another address."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -200,3 +202,60 @@ def run_dual_stack_pod(
     dual-stack kubelet reports them); ``spec`` adds ``hostname`` and ``subdomain``."""
     run_pod(api, ns, name, ips[0], labels=labels, **spec)
     api.patch_namespaced_pod_status(name, ns, {"status": {"podIPs": [{"ip": ip} for ip in ips]}})
+
+
+class PodRunner:
+    """A scheduler and a kubelet for one namespace, in a thread, for pods made by real controllers
+    (ReplicaSets): each new pod is bound to ``NODE`` through the binding subresource, then reported
+    Running and Ready with an IP of its own through the status subresource; a pod being deleted
+    (scaled down, evicted) is finished off with a zero grace period, as its kubelet confirms a stop.
+    No scheduling rule is weighed: every pod fits."""
+
+    def __init__(self, api: client.CoreV1Api, ns: str, *, subnet: str = "10.244.7", interval: float = 0.1):
+        self.api, self.ns, self.subnet, self.interval = api, ns, subnet, interval
+        self.started = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"pod-runner-{ns}", daemon=True)
+
+    def __enter__(self) -> PodRunner:
+        ensure_node(self.api)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.step()
+            except ApiException as error:  # a pod changed or went between the list and the write
+                if error.status not in (404, CONFLICT):
+                    raise
+
+    def step(self) -> None:
+        for pod in self.api.list_namespaced_pod(self.ns).items:
+            name = pod.metadata.name
+            if pod.metadata.deletion_timestamp is not None:
+                self.api.delete_namespaced_pod(name, self.ns, grace_period_seconds=0)
+            elif not pod.spec.node_name:
+                binding = {
+                    "apiVersion": "v1",
+                    "kind": "Binding",
+                    "metadata": {"name": name},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
+                }
+                self.api.create_namespaced_pod_binding(name, self.ns, binding, _preload_content=False)
+            elif pod.status.phase != "Running":
+                self.started += 1
+                if self.started > 250:
+                    raise RuntimeError(f"more than 250 pods started in {self.ns}")
+                ip = f"{self.subnet}.{self.started}"
+                status = {
+                    "phase": "Running",
+                    "podIP": ip,
+                    "podIPs": [{"ip": ip}],
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                }
+                self.api.patch_namespaced_pod_status(name, self.ns, {"status": status})
