@@ -3,9 +3,12 @@ help, the README and the Corefile state the same defaults and bounds as ``kdns.c
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
 import socket
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +23,7 @@ from kdns.config import (
 )
 from kdns.corefile import load
 from tests.support.client import ask
-from tests.support.paths import ROOT
+from tests.support.paths import EXAMPLE, ROOT
 from tests.support.process import run_kdns, running
 
 
@@ -271,13 +274,47 @@ def test_bad_snapshot_stops_startup_with_file_and_line(tmp_path):
     assert missing.returncode == 2 and "missing.yaml: cannot read" in missing.stderr
 
 
-def test_busy_port_is_a_clear_error():
+@contextlib.contextmanager
+def held_udp(port: int) -> Iterator[int]:
+    """``port`` on 127.0.0.1 held for UDP while the block runs (already held by a process of the
+    machine, such as an mDNS responder on 5353, is as good); port 0 holds a free one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        port = taken.getsockname()[1]
-        result = run_kdns("serve", "--port", str(port))
+        try:
+            taken.bind(("127.0.0.1", port))
+        except OSError as exc:
+            assert exc.errno == errno.EADDRINUSE, exc
+        yield taken.getsockname()[1] if port == 0 else port
+
+
+@pytest.mark.parametrize(
+    ("wanted", "holder"),
+    [
+        (0, "is held by another process"),
+        (5353, "is usually held by mDNS (avahi-daemon or mDNSResponder)"),
+    ],
+)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_busy_port_says_in_one_line_what_holds_it_and_how_to_choose_another(wanted, holder, workers):
+    with held_udp(wanted) as port:
+        result = run_kdns("serve", "--no-forward", "--port", str(port), "--workers", workers)
     assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1 port {port}/UDP: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"kdns: error: cannot listen on 127.0.0.1 port {port}/UDP: Address already in use; "
+        f"port {port} {holder}: choose another with --port"
+    )
+
+
+def test_busy_port_of_a_corefile_says_where_its_port_is_written(tmp_path):
+    with held_udp(0) as port:
+        corefile = tmp_path / "Corefile"
+        corefile.write_text(f".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local\n}}\n")
+        result = run_kdns("serve", "--corefile", str(corefile), "--snapshot", str(EXAMPLE))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"kdns: error: cannot listen on 127.0.0.1 port {port}/UDP: Address already in use; "
+        f"port {port} is held by another process: choose another in the server block's key ('.:PORT {{')"
+    )
 
 
 def test_dump_prints_the_served_zone():
