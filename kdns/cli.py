@@ -89,7 +89,7 @@ from kdns.config import (
 )
 from kdns.corefile.report import describe
 from kdns.dump import dump_lines
-from kdns.sources.connection import ConnectionSettingsError, in_cluster_available
+from kdns.sources.connection import ApiUnavailable, ConnectionSettingsError, in_cluster_available
 from kdns.sources.snapshot import SnapshotError
 from kdns.upstream.resolvconf import ResolvConfError
 from kdns.zone.names import ZoneLayout, to_wire
@@ -753,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(dump_lines(zone))
             return 0
         return run(config)
-    except (SnapshotError, ConnectionSettingsError, ResolvConfError, ValueError) as exc:
+    except (SnapshotError, ConnectionSettingsError, ApiUnavailable, ResolvConfError, ValueError) as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as exc:

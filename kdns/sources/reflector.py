@@ -73,6 +73,11 @@ class Sink(Protocol):
     def event(self, event: Event) -> None: ...
 
 
+def unavailable(what: str, error: str) -> str:
+    """How an API request that got no answer is told: the resource asked for and what went wrong."""
+    return f"Kubernetes API unavailable ({what}: {error})"
+
+
 class ApiHealth:
     """Logs an API outage once when it starts and once when it ends, whichever reflector sees it."""
 
@@ -89,13 +94,9 @@ class ApiHealth:
         with self._lock:
             if self._down_since is None:
                 self._down_since = self.clock()
-                log.warning(
-                    "Kubernetes API unavailable (%s: %s); serving the last good zone and retrying",
-                    what,
-                    error,
-                )
+                log.warning("%s; serving the last good zone and retrying", unavailable(what, error))
             else:
-                log.debug("Kubernetes API still unavailable (%s: %s)", what, error)
+                log.debug("still %s", unavailable(what, error))
 
     def succeeded(self) -> None:
         with self._lock:
