@@ -1,5 +1,6 @@
-"""Whether kdns runs in a pod, and the errors for unusable connection settings and an unreachable API. Light on purpose: the
-``kubernetes`` client (45 MB of models) is imported only when a cluster is followed."""
+"""Whether kdns runs in a pod, and the errors for unusable connection settings and an unreachable
+API. Light on purpose: the ``kubernetes`` client (45 MB of models) is imported only when a cluster
+is followed."""
 
 from __future__ import annotations
 
