@@ -753,7 +753,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(dump_lines(zone))
             return 0
         return run(config)
-    except (SnapshotError, ConnectionSettingsError, ApiUnavailable, ResolvConfError, ValueError) as exc:
+    except SnapshotError as exc:
+        for problem in exc.problems:
+            print(f"kdns: error: {problem}", file=sys.stderr)
+        return USAGE_ERROR
+    except (ConnectionSettingsError, ApiUnavailable, ResolvConfError, ValueError) as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as exc:

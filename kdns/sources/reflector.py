@@ -48,7 +48,14 @@ from typing import Any, Protocol
 
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object, tombstone
+from kdns.cluster.convert import (
+    InvalidObject,
+    SkippedObject,
+    UnservedObject,
+    object_identity,
+    to_object,
+    tombstone,
+)
 from kdns.cluster.model import ClusterObject, Event, EventType
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import DEFAULT_WATCH_IDLE_TIMEOUT, DEFAULT_WATCH_TIMEOUT
@@ -531,7 +538,8 @@ class Reflector:
         try:
             return to_object(raw)
         except SkippedObject as exc:  # valid but unused (an FQDN slice): say so once per reason
-            level = logging.DEBUG if str(exc) in self._skip_reasons else logging.INFO
+            level = logging.WARNING if isinstance(exc, UnservedObject) else logging.INFO
+            level = logging.DEBUG if str(exc) in self._skip_reasons else level
             self._skip_reasons.add(str(exc))
             log.log(level, "%s: ignored %s: %s", self.resource.plural, object_identity(raw), exc)
         except InvalidObject as exc:
