@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -239,7 +240,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kdns",
         description="Kubernetes cluster DNS: answers <svc>.<ns>.svc.<zone>, pod, SRV and PTR names "
         "as the Kubernetes DNS specification 1.1.0 and CoreDNS's kubernetes plugin do.",
@@ -527,6 +528,7 @@ class Problems:
 
     def __init__(self, args: argparse.Namespace) -> None:
         """Start with the values argparse could not read (``--ttl: 5000 is outside 0-3600``)."""
+        self.command: str | None = args.command
         self.found = [
             f"--{dest.replace('_', '-')}: {value.problem}"
             for dest, value in vars(args).items()
@@ -551,12 +553,47 @@ class Problems:
     def exit_if_any(self, parser: argparse.ArgumentParser) -> None:
         """Report every problem (exit code 2, as argparse's own errors) if there is one."""
         if self.found:
-            _usage_error(parser, self.found)
+            _usage_error(command_parser(parser, self.command), self.found)
 
 
 def _usage_error(parser: argparse.ArgumentParser, problems: Sequence[str]) -> NoReturn:
+    """Exit 2 saying every problem, one ``kdns: error:`` line each, first; the usage comes after."""
+    sys.stderr.write("".join(f"kdns: error: {problem}\n" for problem in problems))
     parser.print_usage(sys.stderr)
-    parser.exit(USAGE_ERROR, "".join(f"{parser.prog}: error: {problem}\n" for problem in problems))
+    parser.exit(USAGE_ERROR)
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of ``kdns COMMAND`` (``parser`` itself when there is no such command)."""
+    return parser._subparsers._group_actions[0].choices.get(command, parser)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors say what is wrong on the first line of stderr, the usage after it."""
+
+    def error(self, message: str) -> NoReturn:
+        _usage_error(self, [message])
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``argv`` parsed; a word the command does not know is an error, a mistyped option's naming
+    the option it is nearest to (``--upstrem: no such option; did you mean --upstream?``)."""
+    args, unknown = parser.parse_known_args(argv)
+    if not unknown:
+        return args
+    command = command_parser(parser, args.command)
+    options = [word for word in unknown if word.startswith("-")]
+    if not options:
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _usage_error(command, [_no_such_option(word.split("=", 1)[0], command) for word in options])
+
+
+def _no_such_option(option: str, parser: argparse.ArgumentParser) -> str:
+    known = [name for name in parser._option_string_actions if name.startswith("--")]
+    nearest = difflib.get_close_matches(option, known, n=1)
+    if nearest:
+        return f"{option}: no such option; did you mean {nearest[0]}?"
+    return f"{option}: no such option ('{parser.prog} --help' lists them)"
 
 
 def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
@@ -732,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigFileError as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if args.command == "check":
         return check(args)
     logging.basicConfig(
@@ -787,7 +824,7 @@ CORE_FILE_COMPANIONS = frozenset(
 def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
     """The Corefile's configuration; ``--snapshot`` serves objects from files instead of the API,
     ``--kubeconfig``/``--context`` reach the API from outside the cluster."""
-    subparser = parser._subparsers._group_actions[0].choices[args.command]
+    subparser = command_parser(parser, args.command)
     given = [
         action.option_strings[0]
         for action in subparser._actions

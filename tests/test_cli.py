@@ -74,13 +74,31 @@ def test_console_script_matches_module():
         (["serve", "--zone", "bad..zone"], "--zone: invalid label"),
         (["serve", "--max-udp-size", "100"], "--max-udp-size: 100 is outside 512-4096"),
         (["serve", "--transfer-to", "ns2.example"], "--transfer-to: 'ns2.example' is not '*', an IP"),
-        (["serve", "--unknown"], "unrecognized arguments: --unknown"),
+        (["serve", "--port", "abc"], "--port: 'abc' is not a whole number"),
+        (["serve", "--unknown"], "--unknown: no such option ('kdns serve --help' lists them)"),
+        (["serve", "--upstrem", "127.0.0.1"], "--upstrem: no such option; did you mean --upstream?"),
+        (["serve", "--no-foward"], "--no-foward: no such option; did you mean --no-forward?"),
+        (["dump", "--snapshto=x.yaml"], "--snapshto: no such option; did you mean --snapshot?"),
+        (["serve", "stray"], "unrecognized arguments: stray"),
+        (["serve", "--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
+        (["serv"], "argument COMMAND: invalid choice: 'serv'"),
     ],
 )
-def test_bad_usage_exits_2_naming_the_problem(args, message):
+def test_bad_usage_exits_2_naming_the_problem_on_the_first_line(args, message):
     result = run_kdns(*args)
     assert result.returncode == 2
-    assert message in result.stderr
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith("kdns: error: ") and message in first
+    assert rest[0].startswith("usage: kdns")  # the usage after it, to see the options
+
+
+def test_every_mistyped_option_is_told_at_once_with_its_nearest():
+    result = run_kdns("serve", "--prot", "5300", "--upstrem", "127.0.0.1", "--no-forward")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[:2] == [
+        "kdns: error: --prot: no such option; did you mean --port?",
+        "kdns: error: --upstrem: no such option; did you mean --upstream?",
+    ]
 
 
 def test_every_bad_option_is_reported_at_once():
