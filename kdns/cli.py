@@ -97,6 +97,8 @@ from kdns.zone.names import ZoneLayout, to_wire
 
 log = logging.getLogger("kdns")
 USAGE_ERROR = 2
+# the options 'serve --corefile' takes beside the Corefile (a --config file may hold them too)
+COREFILE_COMPANIONS = ("--snapshot", "--kubeconfig", "--context", "--workers", "--log-level")
 
 _T = TypeVar("_T")
 _Text = TypeVar("_Text")
@@ -258,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--corefile",
         metavar="FILE",
         type=Path,
-        help="run a CoreDNS Corefile as written (kubeadm's, k3s's...); with it only --snapshot, "
-        "--kubeconfig, --context and --log-level may be given",
+        help="run a CoreDNS Corefile as written (kubeadm's, k3s's...); with it only "
+        f"{', '.join(COREFILE_COMPANIONS[:-1])} and {COREFILE_COMPANIONS[-1]} may be given",
     )
     serve.add_argument(
         "--config",
@@ -451,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole(WORKERS),
         default=DEFAULT_WORKERS,
         help="answer in N processes sharing the address and port (SO_REUSEPORT), one per core; "
-        f"probes and metrics cover them all, {WORKERS} (default: {DEFAULT_WORKERS})",
+        f"probes and metrics cover them all; with --corefile too, {WORKERS} (default: {DEFAULT_WORKERS})",
     )
     net.add_argument(
         "--listen",
@@ -816,20 +818,17 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
-CORE_FILE_COMPANIONS = frozenset(
-    {"command", "help", "corefile", "config", "snapshot", "kubeconfig", "context", "log_level", "workers"}
-)
-
-
 def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
     """The Corefile's configuration; ``--snapshot`` serves objects from files instead of the API,
-    ``--kubeconfig``/``--context`` reach the API from outside the cluster."""
+    ``--kubeconfig``/``--context`` reach the API from outside the cluster, ``--workers`` answers in
+    that many processes; any other option is an error (``COREFILE_COMPANIONS``)."""
     subparser = command_parser(parser, args.command)
     given = [
         action.option_strings[0]
         for action in subparser._actions
-        if action.dest not in CORE_FILE_COMPANIONS
-        and action.option_strings
+        if action.option_strings
+        and action.option_strings[0] not in ("--corefile", *COREFILE_COMPANIONS)
+        and action.dest != "help"
         and getattr(args, action.dest, None) != action.default
     ]
     problems = Problems(args)

@@ -9,10 +9,11 @@ import re
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from kdns.cli import main
+from kdns.cli import build_parser, from_corefile, main
 from kdns.config import (
     CacheSettings,
     ForwardSettings,
@@ -22,8 +23,9 @@ from kdns.config import (
     ZoneSettings,
 )
 from kdns.corefile import load
-from tests.support.client import ask
+from tests.support.client import ask, lookup
 from tests.support.paths import EXAMPLE, ROOT
+from tests.support.polling import eventually
 from tests.support.process import run_kdns, running
 
 
@@ -364,3 +366,40 @@ def test_serve_answers_the_options_it_was_given():
         reply = ask(server.port, "1-2-3-4.shop.pod.corp.example")
         assert reply.rcode() == 3
         assert server.stop() == 0
+
+
+def served_corefile(tmp_path) -> str:
+    path = tmp_path / "Corefile"
+    path.write_text(".:0 {\n    bind 127.0.0.1\n    kubernetes cluster.local\n}\n", encoding="utf-8")
+    return str(path)
+
+
+def test_corefile_help_names_the_options_it_takes_and_they_alone_are_taken(tmp_path, serve_help):
+    corefile = served_corefile(tmp_path)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    values = {
+        "--snapshot": str(EXAMPLE),
+        "--kubeconfig": str(kubeconfig),
+        "--context": "elsewhere",
+        "--workers": "2",
+        "--log-level": "debug",
+    }
+    said = re.search(r"with it only (.+) may be given", serve_help["--corefile"])[1]
+    assert said.replace(" and ", ", ").split(", ") == list(values)
+    parser = build_parser()
+    for option, value in values.items():
+        args = parser.parse_args(["serve", "--corefile", corefile, option, value])
+        assert from_corefile(args, parser).corefile == Path(corefile)
+    for refused in (["--port", "5300"], ["--ttl", "30"], ["--no-forward"], ["--upstream", "127.0.0.1"]):
+        with pytest.raises(SystemExit) as stopped:
+            from_corefile(parser.parse_args(["serve", "--corefile", corefile, *refused]), parser)
+        assert stopped.value.code == 2
+
+
+def test_workers_serve_a_corefile(tmp_path, serve_help):
+    assert "with --corefile too" in serve_help["--workers"]
+    corefile = served_corefile(tmp_path)
+    with running("--corefile", corefile, "--snapshot", str(EXAMPLE), "--workers", "2") as server:
+        assert lookup(server.port, "web.shop.svc.cluster.local") == ("NOERROR", {"10.96.100.10"})
+        assert eventually(lambda: server.logged("ready: 2 workers"))
