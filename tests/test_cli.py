@@ -15,6 +15,7 @@ import pytest
 
 from kdns.cli import build_parser, from_corefile, main
 from kdns.config import (
+    DEFAULT_PORT,
     CacheSettings,
     ForwardSettings,
     KubeSettings,
@@ -23,6 +24,7 @@ from kdns.config import (
     ZoneSettings,
 )
 from kdns.corefile import load
+from kdns.sources.snapshot import HOW_TO_SNAPSHOT
 from tests.support.client import ask, lookup
 from tests.support.paths import EXAMPLE, ROOT
 from tests.support.polling import eventually
@@ -403,3 +405,13 @@ def test_workers_serve_a_corefile(tmp_path, serve_help):
     with running("--corefile", corefile, "--snapshot", str(EXAMPLE), "--workers", "2") as server:
         assert lookup(server.port, "web.shop.svc.cluster.local") == ("NOERROR", {"10.96.100.10"})
         assert eventually(lambda: server.logged("ready: 2 workers"))
+
+
+def test_readme_quick_start_is_two_commands_and_tells_how_to_snapshot_a_cluster():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    [commands] = re.findall(r"```sh\n(.*?)```", quick_start, re.DOTALL)
+    assert [line.split("#")[0].strip() for line in commands.splitlines()] == ["make serve", "make test"]
+    assert f"port {DEFAULT_PORT}" in commands
+    own_cluster = readme.split("## Your own cluster", 1)[1].split("\n## ", 1)[0]
+    assert HOW_TO_SNAPSHOT in own_cluster and "--snapshot cluster.yaml" in own_cluster
