@@ -163,9 +163,9 @@ def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list
         problems.extend(exc.problems)
     if not seen and not problems:
         problems.append(f"{path}:1: {NO_OBJECTS}")
+    warnings.say(places)
     if problems:
         raise SnapshotError(*problems)
-    warnings.say(places)
     for reason, count in sorted(skipped.items()):
         log.info("%s: ignored %d object%s: %s", path, count, "" if count == 1 else "s", reason)
     sliced = {(o.namespace, o.service) for o in objects if isinstance(o, EndpointSlice)}
