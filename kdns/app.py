@@ -39,6 +39,7 @@ from kdns.config import (
     UpstreamAddress,
     ZoneSettings,
     parse_upstream_address,
+    port_taken,
 )
 from kdns.ops.memory import watch_memory
 from kdns.ops.querylog import QueryLogger
@@ -409,7 +410,10 @@ class Runtime:
 
     async def _bind(self, where: Where, listener: Listener) -> None:
         share = self.shares.get(where) if self.shares is not None else None
-        listener.sockets = await listen(listener.exchange, self.config, *where, bound=share)
+        try:
+            listener.sockets = await listen(listener.exchange, self.config, *where, bound=share)
+        except OSError as exc:
+            raise port_taken(exc, where[1], corefile=self.config.corefile is not None) from None
 
     async def _open_endpoints(self) -> None:
         """The HTTP endpoints, when any is configured."""

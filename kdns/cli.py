@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -89,13 +90,15 @@ from kdns.config import (
 )
 from kdns.corefile.report import describe
 from kdns.dump import dump_lines
-from kdns.sources.connection import ConnectionSettingsError, in_cluster_available
+from kdns.sources.connection import ApiUnavailable, ConnectionSettingsError, in_cluster_available
 from kdns.sources.snapshot import SnapshotError
 from kdns.upstream.resolvconf import ResolvConfError
 from kdns.zone.names import ZoneLayout, to_wire
 
 log = logging.getLogger("kdns")
 USAGE_ERROR = 2
+# the options 'serve --corefile' takes beside the Corefile (a --config file may hold them too)
+COREFILE_COMPANIONS = ("--snapshot", "--kubeconfig", "--context", "--workers", "--log-level")
 
 _T = TypeVar("_T")
 _Text = TypeVar("_Text")
@@ -239,7 +242,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kdns",
         description="Kubernetes cluster DNS: answers <svc>.<ns>.svc.<zone>, pod, SRV and PTR names "
         "as the Kubernetes DNS specification 1.1.0 and CoreDNS's kubernetes plugin do.",
@@ -257,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--corefile",
         metavar="FILE",
         type=Path,
-        help="run a CoreDNS Corefile as written (kubeadm's, k3s's...); with it only --snapshot, "
-        "--kubeconfig, --context and --log-level may be given",
+        help="run a CoreDNS Corefile as written (kubeadm's, k3s's...); with it only "
+        f"{', '.join(COREFILE_COMPANIONS[:-1])} and {COREFILE_COMPANIONS[-1]} may be given",
     )
     serve.add_argument(
         "--config",
@@ -450,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole(WORKERS),
         default=DEFAULT_WORKERS,
         help="answer in N processes sharing the address and port (SO_REUSEPORT), one per core; "
-        f"probes and metrics cover them all, {WORKERS} (default: {DEFAULT_WORKERS})",
+        f"probes and metrics cover them all; with --corefile too, {WORKERS} (default: {DEFAULT_WORKERS})",
     )
     net.add_argument(
         "--listen",
@@ -529,6 +532,7 @@ class Problems:
 
     def __init__(self, args: argparse.Namespace) -> None:
         """Start with the values argparse could not read (``--ttl: 5000 is outside 0-3600``)."""
+        self.command: str | None = args.command
         self.found = [
             f"--{dest.replace('_', '-')}: {value.problem}"
             for dest, value in vars(args).items()
@@ -553,12 +557,47 @@ class Problems:
     def exit_if_any(self, parser: argparse.ArgumentParser) -> None:
         """Report every problem (exit code 2, as argparse's own errors) if there is one."""
         if self.found:
-            _usage_error(parser, self.found)
+            _usage_error(command_parser(parser, self.command), self.found)
 
 
 def _usage_error(parser: argparse.ArgumentParser, problems: Sequence[str]) -> NoReturn:
+    """Exit 2 saying every problem, one ``kdns: error:`` line each, first; the usage comes after."""
+    sys.stderr.write("".join(f"kdns: error: {problem}\n" for problem in problems))
     parser.print_usage(sys.stderr)
-    parser.exit(USAGE_ERROR, "".join(f"{parser.prog}: error: {problem}\n" for problem in problems))
+    parser.exit(USAGE_ERROR)
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of ``kdns COMMAND`` (``parser`` itself when there is no such command)."""
+    return parser._subparsers._group_actions[0].choices.get(command, parser)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors say what is wrong on the first line of stderr, the usage after it."""
+
+    def error(self, message: str) -> NoReturn:
+        _usage_error(self, [message])
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``argv`` parsed; a word the command does not know is an error, a mistyped option's naming
+    the option it is nearest to (``--upstrem: no such option; did you mean --upstream?``)."""
+    args, unknown = parser.parse_known_args(argv)
+    if not unknown:
+        return args
+    command = command_parser(parser, args.command)
+    options = [word for word in unknown if word.startswith("-")]
+    if not options:
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _usage_error(command, [_no_such_option(word.split("=", 1)[0], command) for word in options])
+
+
+def _no_such_option(option: str, parser: argparse.ArgumentParser) -> str:
+    known = [name for name in parser._option_string_actions if name.startswith("--")]
+    nearest = difflib.get_close_matches(option, known, n=1)
+    if nearest:
+        return f"{option}: no such option; did you mean {nearest[0]}?"
+    return f"{option}: no such option ('{parser.prog} --help' lists them)"
 
 
 def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
@@ -734,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigFileError as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if args.command == "check":
         return check(args)
     if args.command == "swap":
@@ -757,7 +796,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(dump_lines(zone))
             return 0
         return run(config)
-    except (SnapshotError, ConnectionSettingsError, ResolvConfError, ValueError) as exc:
+    except SnapshotError as exc:
+        for problem in exc.problems:
+            print(f"kdns: error: {problem}", file=sys.stderr)
+        return USAGE_ERROR
+    except (ConnectionSettingsError, ApiUnavailable, ResolvConfError, ValueError) as exc:
         print(f"kdns: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as exc:
@@ -779,20 +822,17 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
-CORE_FILE_COMPANIONS = frozenset(
-    {"command", "help", "corefile", "config", "snapshot", "kubeconfig", "context", "log_level", "workers"}
-)
-
-
 def from_corefile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
     """The Corefile's configuration; ``--snapshot`` serves objects from files instead of the API,
-    ``--kubeconfig``/``--context`` reach the API from outside the cluster."""
-    subparser = parser._subparsers._group_actions[0].choices[args.command]
+    ``--kubeconfig``/``--context`` reach the API from outside the cluster, ``--workers`` answers in
+    that many processes; any other option is an error (``COREFILE_COMPANIONS``)."""
+    subparser = command_parser(parser, args.command)
     given = [
         action.option_strings[0]
         for action in subparser._actions
-        if action.dest not in CORE_FILE_COMPANIONS
-        and action.option_strings
+        if action.option_strings
+        and action.option_strings[0] not in ("--corefile", *COREFILE_COMPANIONS)
+        and action.dest != "help"
         and getattr(args, action.dest, None) != action.default
     ]
     problems = Problems(args)

@@ -119,3 +119,4 @@ TCP_MAX_SIZE = 65535  # a TCP message's two-byte length
 MAX_TTL = 2**31 - 1  # larger TTLs mean 0 (RFC 2181 section 8)
 PORT = 53
 TLS_PORT = 853  # DNS over TLS (RFC 7858)
+MDNS_PORT = 5353  # multicast DNS (RFC 6762): avahi-daemon's and mDNSResponder's on desktops

@@ -10,6 +10,7 @@ from kdns's command-line default, both are named here (``COREFILE_*`` are CoreDN
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from kdns.codes import HEADER_RCODES, NOERROR, TLS_PORT
+from kdns.codes import HEADER_RCODES, MDNS_PORT, NOERROR, TLS_PORT
 from kdns.codes import PORT as DNS_PORT
 
 
@@ -168,7 +169,12 @@ KDNS_POD_SELECTOR = "=".join(KDNS_POD_LABEL)
 
 DEFAULT_LISTEN = ("127.0.0.1",)
 COREFILE_LISTEN = ("0.0.0.0", "::")  # CoreDNS's without 'bind': every interface
-DEFAULT_PORT = 5353  # no privileges needed
+DEFAULT_PORT = 1053  # no privileges needed, and no desktop service's (5353 is mDNS's)
+# what usually holds a port kdns cannot listen on, said in the error
+PORT_HOLDERS = {
+    DNS_PORT: "a local resolver (systemd-resolved or dnsmasq)",
+    MDNS_PORT: "mDNS (avahi-daemon or mDNSResponder)",
+}
 COREFILE_PORT = DNS_PORT  # CoreDNS's for a server block without a port
 DEFAULT_MAX_UDP_SIZE = 1232  # the DNS flag day 2020 size: no IP fragmentation
 COREFILE_BUFSIZE = DEFAULT_MAX_UDP_SIZE  # CoreDNS's bufsize without a size: the same flag-day size
@@ -241,6 +247,17 @@ def parse_port(text: str, bounds: Bounds = PORT) -> int:
     if not text.isdigit():
         raise ValueError(f"{text!r} is not a port number")
     return bounds.require(int(text))
+
+
+def port_taken(error: OSError, port: int, *, corefile: bool = False) -> OSError:
+    """``error`` of listening on ``port``; when the port is taken, its text goes on to say what
+    usually holds the port and how to choose another (a Corefile names its port in the block's key)."""
+    if error.errno != errno.EADDRINUSE or not port:
+        return error
+    holder = PORT_HOLDERS.get(port)
+    held = f"port {port} is usually held by {holder}" if holder else f"port {port} is held by another process"
+    how = "in the server block's key ('.:PORT {')" if corefile else "with --port"
+    return OSError(error.errno, f"{error.strerror}; {held}: choose another {how}")
 
 
 def split_address(

@@ -24,7 +24,7 @@ from kdns.cluster.model import ClusterObject, Event
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, PodMode, ZoneSettings
 from kdns.counting import Histogram
-from kdns.sources.connection import ConnectionSettingsError
+from kdns.sources.connection import ApiUnavailable, ConnectionSettingsError
 from kdns.sources.kube import (
     ENDPOINT_SLICES,
     NAMESPACES,
@@ -33,8 +33,9 @@ from kdns.sources.kube import (
     SERVICES,
     Connection,
     Resource,
+    api_error_text,
 )
-from kdns.sources.reflector import ApiHealth, Missing, Reflector, Refused, WatchSettings
+from kdns.sources.reflector import ApiHealth, Missing, Reflector, Refused, WatchSettings, unavailable
 from kdns.zone.cluster_zone import ClusterZone
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class _Collector:
 def list_cluster(api: object, zone: ZoneSettings, *, object_filter: ObjectFilter) -> list[ClusterObject]:
     """Every resource ``zone`` needs, listed once without watching: the cluster as it is now (an
     optional resource the API does not serve, as empty); a list the API refuses raises
-    ``ConnectionSettingsError`` saying what was refused."""
+    ``ConnectionSettingsError`` saying what was refused, one that gets no answer ``ApiUnavailable``."""
     collector = _Collector()
     for resource in watched_resources(zone):
         reflector = Reflector(
@@ -100,6 +101,8 @@ def list_cluster(api: object, zone: ZoneSettings, *, object_filter: ObjectFilter
             log.warning("%s: the Kubernetes API does not serve %s", resource.plural, resource.optional)
         except Refused as refused:
             raise ConnectionSettingsError(str(refused)) from None
+        except Exception as exc:  # no answer (refused, reset, timed out) or one that is no list
+            raise ApiUnavailable(unavailable(resource.plural, api_error_text(exc))) from None
     return collector.objects
 
 

@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from kdns.config import OpsSettings, ServeConfig
+from kdns.config import OpsSettings, ServeConfig, port_taken
 from kdns.ops import http as ops_http
 from kdns.ops.memory import watch_memory
 from kdns.transport.listen import Shares, Where, bind
@@ -74,7 +74,10 @@ def supervise(config: ServeConfig, serve: Serve) -> int:
     for _ in range(config.workers):
         share: Shares = {}
         for where in config.listeners:
-            ports[where], share[where] = bind(where[0], ports[where], reuse_port=True)
+            try:
+                ports[where], share[where] = bind(where[0], ports[where], reuse_port=True)
+            except OSError as exc:
+                raise port_taken(exc, ports[where], corefile=config.corefile is not None) from None
         shares.append(share)
     worker_config = dataclasses.replace(config, ops=OpsSettings(lameduck=config.ops.lameduck))
     workers = []

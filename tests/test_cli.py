@@ -3,14 +3,19 @@ help, the README and the Corefile state the same defaults and bounds as ``kdns.c
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
 import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from kdns.cli import main
+from kdns.cli import build_parser, from_corefile, main
 from kdns.config import (
+    DEFAULT_PORT,
     CacheSettings,
     ForwardSettings,
     KubeSettings,
@@ -19,8 +24,10 @@ from kdns.config import (
     ZoneSettings,
 )
 from kdns.corefile import load
-from tests.support.client import ask
-from tests.support.paths import ROOT
+from kdns.sources.snapshot import HOW_TO_SNAPSHOT
+from tests.support.client import ask, lookup
+from tests.support.paths import EXAMPLE, ROOT
+from tests.support.polling import eventually
 from tests.support.process import run_kdns, running
 
 
@@ -71,13 +78,31 @@ def test_console_script_matches_module():
         (["serve", "--zone", "bad..zone"], "--zone: invalid label"),
         (["serve", "--max-udp-size", "100"], "--max-udp-size: 100 is outside 512-4096"),
         (["serve", "--transfer-to", "ns2.example"], "--transfer-to: 'ns2.example' is not '*', an IP"),
-        (["serve", "--unknown"], "unrecognized arguments: --unknown"),
+        (["serve", "--port", "abc"], "--port: 'abc' is not a whole number"),
+        (["serve", "--unknown"], "--unknown: no such option ('kdns serve --help' lists them)"),
+        (["serve", "--upstrem", "127.0.0.1"], "--upstrem: no such option; did you mean --upstream?"),
+        (["serve", "--no-foward"], "--no-foward: no such option; did you mean --no-forward?"),
+        (["dump", "--snapshto=x.yaml"], "--snapshto: no such option; did you mean --snapshot?"),
+        (["serve", "stray"], "unrecognized arguments: stray"),
+        (["serve", "--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
+        (["serv"], "argument COMMAND: invalid choice: 'serv'"),
     ],
 )
-def test_bad_usage_exits_2_naming_the_problem(args, message):
+def test_bad_usage_exits_2_naming_the_problem_on_the_first_line(args, message):
     result = run_kdns(*args)
     assert result.returncode == 2
-    assert message in result.stderr
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith("kdns: error: ") and message in first
+    assert rest[0].startswith("usage: kdns")  # the usage after it, to see the options
+
+
+def test_every_mistyped_option_is_told_at_once_with_its_nearest():
+    result = run_kdns("serve", "--prot", "5300", "--upstrem", "127.0.0.1", "--no-forward")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[:2] == [
+        "kdns: error: --prot: no such option; did you mean --port?",
+        "kdns: error: --upstrem: no such option; did you mean --upstream?",
+    ]
 
 
 def test_every_bad_option_is_reported_at_once():
@@ -271,13 +296,47 @@ def test_bad_snapshot_stops_startup_with_file_and_line(tmp_path):
     assert missing.returncode == 2 and "missing.yaml: cannot read" in missing.stderr
 
 
-def test_busy_port_is_a_clear_error():
+@contextlib.contextmanager
+def held_udp(port: int) -> Iterator[int]:
+    """``port`` on 127.0.0.1 held for UDP while the block runs (already held by a process of the
+    machine, such as an mDNS responder on 5353, is as good); port 0 holds a free one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        port = taken.getsockname()[1]
-        result = run_kdns("serve", "--port", str(port))
+        try:
+            taken.bind(("127.0.0.1", port))
+        except OSError as exc:
+            assert exc.errno == errno.EADDRINUSE, exc
+        yield taken.getsockname()[1] if port == 0 else port
+
+
+@pytest.mark.parametrize(
+    ("wanted", "holder"),
+    [
+        (0, "is held by another process"),
+        (5353, "is usually held by mDNS (avahi-daemon or mDNSResponder)"),
+    ],
+)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_busy_port_says_in_one_line_what_holds_it_and_how_to_choose_another(wanted, holder, workers):
+    with held_udp(wanted) as port:
+        result = run_kdns("serve", "--no-forward", "--port", str(port), "--workers", workers)
     assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1 port {port}/UDP: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"kdns: error: cannot listen on 127.0.0.1 port {port}/UDP: Address already in use; "
+        f"port {port} {holder}: choose another with --port"
+    )
+
+
+def test_busy_port_of_a_corefile_says_where_its_port_is_written(tmp_path):
+    with held_udp(0) as port:
+        corefile = tmp_path / "Corefile"
+        corefile.write_text(f".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local\n}}\n")
+        result = run_kdns("serve", "--corefile", str(corefile), "--snapshot", str(EXAMPLE))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"kdns: error: cannot listen on 127.0.0.1 port {port}/UDP: Address already in use; "
+        f"port {port} is held by another process: choose another in the server block's key ('.:PORT {{')"
+    )
 
 
 def test_dump_prints_the_served_zone():
@@ -309,3 +368,50 @@ def test_serve_answers_the_options_it_was_given():
         reply = ask(server.port, "1-2-3-4.shop.pod.corp.example")
         assert reply.rcode() == 3
         assert server.stop() == 0
+
+
+def served_corefile(tmp_path) -> str:
+    path = tmp_path / "Corefile"
+    path.write_text(".:0 {\n    bind 127.0.0.1\n    kubernetes cluster.local\n}\n", encoding="utf-8")
+    return str(path)
+
+
+def test_corefile_help_names_the_options_it_takes_and_they_alone_are_taken(tmp_path, serve_help):
+    corefile = served_corefile(tmp_path)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    values = {
+        "--snapshot": str(EXAMPLE),
+        "--kubeconfig": str(kubeconfig),
+        "--context": "elsewhere",
+        "--workers": "2",
+        "--log-level": "debug",
+    }
+    said = re.search(r"with it only (.+) may be given", serve_help["--corefile"])[1]
+    assert said.replace(" and ", ", ").split(", ") == list(values)
+    parser = build_parser()
+    for option, value in values.items():
+        args = parser.parse_args(["serve", "--corefile", corefile, option, value])
+        assert from_corefile(args, parser).corefile == Path(corefile)
+    for refused in (["--port", "5300"], ["--ttl", "30"], ["--no-forward"], ["--upstream", "127.0.0.1"]):
+        with pytest.raises(SystemExit) as stopped:
+            from_corefile(parser.parse_args(["serve", "--corefile", corefile, *refused]), parser)
+        assert stopped.value.code == 2
+
+
+def test_workers_serve_a_corefile(tmp_path, serve_help):
+    assert "with --corefile too" in serve_help["--workers"]
+    corefile = served_corefile(tmp_path)
+    with running("--corefile", corefile, "--snapshot", str(EXAMPLE), "--workers", "2") as server:
+        assert lookup(server.port, "web.shop.svc.cluster.local") == ("NOERROR", {"10.96.100.10"})
+        assert eventually(lambda: server.logged("ready: 2 workers"))
+
+
+def test_readme_quick_start_is_two_commands_and_tells_how_to_snapshot_a_cluster():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    [commands] = re.findall(r"```sh\n(.*?)```", quick_start, re.DOTALL)
+    assert [line.split("#")[0].strip() for line in commands.splitlines()] == ["make serve", "make test"]
+    assert f"port {DEFAULT_PORT}" in commands
+    own_cluster = readme.split("## Your own cluster", 1)[1].split("\n## ", 1)[0]
+    assert HOW_TO_SNAPSHOT in own_cluster and "--snapshot cluster.yaml" in own_cluster

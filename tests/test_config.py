@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
 import pytest
 
 from kdns.config import (
+    DEFAULT_PORT,
     PORT,
+    PORT_HOLDERS,
     POSITIVE_SECONDS,
     SERVFAIL_TTL,
     TTL,
@@ -16,6 +19,7 @@ from kdns.config import (
     ForwardSettings,
     NotAnIPAddress,
     PodMode,
+    ServerSettings,
     UpstreamAddress,
     UpstreamProtocol,
     name_labels,
@@ -28,6 +32,7 @@ from kdns.config import (
     parse_transfer_to,
     parse_upstream_address,
     parse_whole_number,
+    port_taken,
     split_address,
 )
 
@@ -327,3 +332,45 @@ def test_transfer_to_addresses_refused(text, problem):
     with pytest.raises(ValueError) as error:
         parse_transfer_to(text)
     assert str(error.value) == problem
+
+
+@pytest.mark.parametrize(
+    ("port", "corefile", "advice"),
+    [
+        (
+            53,
+            False,
+            "port 53 is usually held by a local resolver (systemd-resolved or dnsmasq): choose another with --port",
+        ),
+        (
+            5353,
+            False,
+            "port 5353 is usually held by mDNS (avahi-daemon or mDNSResponder): choose another with --port",
+        ),
+        (1053, False, "port 1053 is held by another process: choose another with --port"),
+        (
+            53,
+            True,
+            "port 53 is usually held by a local resolver (systemd-resolved or dnsmasq): choose another in the server block's key ('.:PORT {')",
+        ),
+    ],
+)
+def test_a_taken_port_says_what_usually_holds_it(port, corefile, advice):
+    error = port_taken(OSError(errno.EADDRINUSE, "Address already in use"), port, corefile=corefile)
+    assert error.errno == errno.EADDRINUSE
+    assert error.strerror == f"Address already in use; {advice}"
+
+
+def test_other_listening_errors_are_left_as_they_are():
+    denied = OSError(errno.EACCES, "Permission denied")
+    assert port_taken(denied, 53) is denied
+    taken_by_port_zero = OSError(errno.EADDRINUSE, "Address already in use")
+    assert port_taken(taken_by_port_zero, 0) is taken_by_port_zero
+
+
+def test_the_default_port_is_no_well_known_desktop_service():
+    """mDNS (5353) is avahi's and mDNSResponder's on desktops, 53 a local resolver's; the default
+    is neither, and needs no privileges."""
+    assert ServerSettings().port == DEFAULT_PORT
+    assert DEFAULT_PORT not in PORT_HOLDERS
+    assert DEFAULT_PORT >= 1024

@@ -4,6 +4,7 @@ client, observed through real DNS queries."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.support.client import lookup
 from tests.support.dot import Certificates
 from tests.support.objects import endpoint_slice, namespace, pod, service
 from tests.support.polling import eventually
-from tests.support.process import run_kdns, running
+from tests.support.process import free_port, run_kdns, running
 
 pytestmark = pytest.mark.slow  # each test follows the fake API through changes and outages for seconds
 
@@ -262,6 +263,33 @@ def test_dump_lists_the_live_cluster(cluster, kubeconfig):
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert "web.default.svc.cluster.local. 5 IN A 10.96.0.50" in lines
     assert "pg.db.svc.cluster.local. 5 IN A 10.2.0.1" in lines
+
+
+UNAVAILABLE = re.compile(r"Kubernetes API unavailable \((?P<resource>[a-z]+): (?P<error>.+?)\)")
+
+
+def test_dump_of_an_unreachable_api_is_one_line_worded_as_serve_logs_it(tmp_path):
+    nobody = KubeFake(port=free_port())  # never started: nothing listens on its loopback port
+    kubeconfig = str(nobody.write_kubeconfig(tmp_path / "kubeconfig"))
+    dumped = run_kdns("dump", "--kubeconfig", kubeconfig)
+    assert dumped.returncode == 2
+    [line] = dumped.stderr.splitlines()
+    assert line.startswith("kdns: error: Kubernetes API unavailable (namespaces: ")
+    assert "Connection refused" in line
+    with running("--kubeconfig", kubeconfig, "--startup-timeout", "0.2") as server:
+        warned = eventually(lambda: server.logged("Kubernetes API unavailable ("))
+    served = UNAVAILABLE.search(warned[0])
+    assert UNAVAILABLE.search(line)["error"] == served["error"]
+
+
+def test_dump_refused_by_the_api_is_one_line(kube_api: KubeFake, kubeconfig):
+    kube_api.fail(403, count=10)
+    dumped = run_kdns("dump", "--kubeconfig", kubeconfig)
+    assert dumped.returncode == 2
+    assert dumped.stderr.splitlines() == [
+        "kdns: error: namespaces: forbidden to list them (HTTP 403 Forbidden: fake failure: Forbidden); "
+        "kdns needs list and watch on namespaces: grant them in the role bound to its service account or user"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import textwrap
@@ -10,11 +11,11 @@ import pytest
 
 from kdns.cluster.model import EndpointSlice, Namespace, Pod, Service, ServiceKind
 from kdns.cluster.selector import ObjectFilter
-from kdns.sources.snapshot import SnapshotError, read_snapshot
+from kdns.sources.snapshot import HOW_TO_SNAPSHOT, SnapshotError, read_snapshot, read_snapshots
 from tests.support.client import lookup
 from tests.support.objects import endpoint_slice, namespace, service
 from tests.support.paths import EXAMPLE
-from tests.support.process import running
+from tests.support.process import run_kdns, running
 
 
 def write(tmp_path, text: str, name: str = "cluster.yaml"):
@@ -131,8 +132,24 @@ def test_missing_and_unreadable_files(tmp_path):
         read_snapshot(binary)
 
 
-def test_empty_file_is_an_empty_cluster(tmp_path):
-    assert read_snapshot(write(tmp_path, "")) == []
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # 'kubectl get ... > cluster.yaml' that failed: its error went to the terminal
+        "\n# nothing here\n",
+        "---\n---\n",
+        "apiVersion: v1\nitems: []\nkind: List\n",
+        '{"apiVersion": "v1", "kind": "List", "items": []}',
+    ],
+)
+def test_a_file_without_objects_is_an_error_naming_it(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(SnapshotError) as error:
+        read_snapshot(path)
+    assert error.value.problems == (
+        f"{path}:1: no Kubernetes objects in it (was it written by a 'kubectl get' that failed?); "
+        f"make a snapshot with '{HOW_TO_SNAPSHOT}'",
+    )
 
 
 def test_filters_expose_namespaces_and_labelled_services(tmp_path):
@@ -224,7 +241,15 @@ def test_json_is_read_item_by_item_as_whole_documents_are(tmp_path, document, in
     path.write_text(json.dumps(document, indent=indent))
     as_yaml = tmp_path / "c.yaml"
     as_yaml.write_text(" " + path.read_text())  # a leading space: read as a YAML document
-    assert read_snapshot(path) == read_snapshot(as_yaml)
+    assert outcome(path) == outcome(as_yaml)
+
+
+def outcome(path):
+    """The objects of a file, or the problems it has (without its name)."""
+    try:
+        return read_snapshot(path)
+    except SnapshotError as exc:
+        return [problem.removeprefix(str(path)) for problem in exc.problems]
 
 
 @pytest.mark.parametrize(
@@ -307,3 +332,227 @@ def test_classic_endpoints_are_read_as_the_mirroring_controller_mirrors_them(tmp
         assert lookup(server.port, "mongo.default.svc.cluster.local") == ("NOERROR", {"192.0.2.10"})
         assert lookup(server.port, "mongo.default.svc.cluster.local", "AAAA") == ("NOERROR", {"2001:db8::10"})
         assert lookup(server.port, "_db._tcp.mongo.default.svc.cluster.local", "SRV")[0] == "NOERROR"
+
+
+def warned(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_objects_without_a_kind_are_ignored_with_one_warning(tmp_path, caplog):
+    """An old 'kubectl cluster-info dump' lists objects without their kind."""
+    items = [namespace("a"), service("s", "a"), service("t", "a")]
+    for item in items[1:]:
+        del item["kind"]
+    path = write(tmp_path, json.dumps({"kind": "List", "items": items}, indent=1))
+    assert read_snapshot(path) == [Namespace("a")]
+    assert warned(caplog) == [
+        f"{path}:10: object a/s and 1 more: no 'kind', as in an old 'kubectl cluster-info dump': "
+        f"ignored; make a snapshot with '{HOW_TO_SNAPSHOT}'"
+    ]
+
+
+def test_a_service_without_a_cluster_ip_is_served_with_a_warning(tmp_path, caplog):
+    """A manifest's Service has no clusterIP until the API gives it one; headless and ExternalName
+    Services have none as the API returns them."""
+    path = write(
+        tmp_path,
+        """\
+        kind: Service
+        metadata: {name: web, namespace: a}
+        spec: {ports: [{port: 80}]}
+        ---
+        kind: Service
+        metadata: {name: db, namespace: a}
+        spec: {clusterIP: None}
+        ---
+        kind: Service
+        metadata: {name: out, namespace: a}
+        spec: {type: ExternalName, externalName: example.com}
+        """,
+    )
+    assert [o.name for o in read_snapshot(path)] == ["web", "db", "out"]
+    assert warned(caplog) == [
+        f"{path}:1: Service a/web: no spec.clusterIP, as in a manifest rather than what the API "
+        f"returns: it gets no address; make a snapshot with '{HOW_TO_SNAPSHOT}'"
+    ]
+
+
+def test_objects_without_a_namespace_are_reported_as_a_manifest_all_at_once(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+        kind: Namespace
+        metadata: {name: a}
+        ---
+        kind: Service
+        metadata: {name: web}
+        spec: {clusterIP: 10.96.0.1}
+        ---
+        kind: Service
+        metadata: {name: bad, namespace: a}
+        spec: {clusterIP: 10.96.0.999}
+        ---
+        kind: Deployment
+        metadata: {name: web}
+        ---
+        kind: Pod
+        metadata: {name: p}
+        """,
+    )
+    with pytest.raises(SnapshotError) as error:
+        read_snapshot(path)
+    manifest = (
+        "no metadata.namespace: this looks like a manifest, not 'kubectl get' output; "
+        f"make a snapshot with '{HOW_TO_SNAPSHOT}'"
+    )
+    assert error.value.problems == (
+        f"{path}:4: Service web: {manifest}",
+        f"{path}:8: Service a/bad: invalid IP address '10.96.0.999'",
+        f"{path}:15: Pod p: {manifest}",
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig"])
+def test_a_file_with_a_byte_order_mark_is_read(tmp_path, encoding):
+    """PowerShell's '>' writes UTF-16 with a byte order mark (Windows PowerShell 5), or UTF-8 with one."""
+    bom = {"utf-16-le": "\ufeff", "utf-16-be": "\ufeff"}.get(encoding, "")
+    text = "apiVersion: v1\r\nkind: List\r\nitems:\r\n- kind: Namespace\r\n  metadata: {name: a}\r\n"
+    for name, body in (("c.yaml", text), ("c.json", json.dumps({"kind": "List", "items": [namespace("a")]}))):
+        path = tmp_path / name
+        path.write_bytes((bom + body).encode(encoding))
+        assert read_snapshot(path) == [Namespace("a")]
+
+
+@pytest.mark.parametrize("label", ["web.v2", "web_v2", "Web", "a" * 31 + "." + "b" * 31])
+def test_a_slice_whose_service_label_is_no_dns_label_is_skipped_with_one_warning(tmp_path, caplog, label):
+    """The API takes any label value (63 characters, dots and underscores inside); no Service is named so."""
+    items = [namespace("a"), endpoint_slice("e1", label, "a", addresses=["10.1.0.1"])]
+    items.append(endpoint_slice("e2", label, "a", addresses=["10.1.0.2"]))
+    path = write(tmp_path, json.dumps({"kind": "List", "items": items}))
+    assert read_snapshot(path) == [Namespace("a")]
+    assert warned(caplog) == [
+        f"{path}:1: EndpointSlice a/e1 and 1 more: label kubernetes.io/service-name={label!r} is no DNS "
+        "label, so no Service is named by it; the slice is not served"
+    ]
+
+
+@pytest.mark.parametrize("label", ["web v2", "-web", "a" * 64, "wéb"])
+def test_a_slice_label_the_api_would_refuse_is_an_error(tmp_path, label):
+    path = write(tmp_path, json.dumps(endpoint_slice("e", label, "a")))
+    with pytest.raises(SnapshotError, match="is not a label value"):
+        read_snapshot(path)
+
+
+def test_the_same_object_in_two_files_is_a_warning_naming_both(tmp_path, caplog):
+    first = write(tmp_path, json.dumps(service("web", "a", ip="10.96.0.1")), "first.yaml")
+    second = write(tmp_path, json.dumps(service("web", "a", ip="10.96.0.2")), "second.yaml")
+    objects = read_snapshots([first, second])
+    assert [o.cluster_ips for o in objects] == [("10.96.0.1",), ("10.96.0.2",)]
+    assert warned(caplog) == [f"Service a/web is in both {first} and {second}; the one in {second} is served"]
+
+
+def test_every_problem_of_every_file_is_told_at_once(tmp_path):
+    good = write(tmp_path, json.dumps(namespace("a")), "good.yaml")
+    empty = write(tmp_path, "", "empty.yaml")
+    broken = write(
+        tmp_path, "kind: Service\nmetadata: {name: s, namespace: a}\nspec: {clusterIP: 1.2.3}\n", "b.yaml"
+    )
+    with pytest.raises(SnapshotError) as error:
+        read_snapshots([good, empty, broken])
+    assert [problem.split(": ")[0] for problem in error.value.problems] == [f"{empty}:1", f"{broken}:1"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["2001:41:10:20:30:40:50:1", "1:2:3:4:5:6:7:8", "fd00:10:96::1"],
+)
+def test_unquoted_ipv6_addresses_that_yaml_1_1_reads_as_base_60_load_as_addresses(tmp_path, address):
+    """YAML 1.1 reads 2001:41:10:20:30:40:50:1 as the base-60 number 2001*60**7 + ...; kubectl
+    quotes such addresses, a hand-written file may not."""
+    path = write(
+        tmp_path,
+        f"""\
+        kind: Service
+        metadata: {{name: web, namespace: a}}
+        spec:
+          clusterIP: {address}
+          clusterIPs: [{address}]
+        ---
+        kind: EndpointSlice
+        metadata: {{name: web-1, namespace: a, labels: {{kubernetes.io/service-name: web}}}}
+        addressType: IPv6
+        endpoints:
+        - addresses: [{address}]
+        """,
+    )
+    service_, slice_ = read_snapshot(path)
+    assert service_.cluster_ips == (str(ipaddress.ip_address(address)),)
+    assert slice_.endpoints[0].address == ipaddress.ip_address(address).packed
+
+
+def test_snapshots_as_people_make_them_served_end_to_end(tmp_path):
+    """A manifest-like Service, a slice named for no DNS label, an unquoted IPv6 address and one
+    Service in two files: served, each said once on stderr."""
+    first = write(
+        tmp_path,
+        """\
+        kind: List
+        items:
+        - {kind: Namespace, metadata: {name: a}}
+        - kind: Service
+          metadata: {name: web, namespace: a}
+          spec: {clusterIP: 10.96.0.1}
+        - kind: Service
+          metadata: {name: v6, namespace: a}
+          spec: {clusterIP: 2001:41:10:20:30:40:50:1}
+        - kind: EndpointSlice
+          metadata: {name: odd, namespace: a, labels: {kubernetes.io/service-name: web.v2}}
+          addressType: IPv4
+          endpoints: [{addresses: [10.1.0.1]}]
+        """,
+        "first.yaml",
+    )
+    second = write(tmp_path, json.dumps(service("web", "a", ip="10.96.0.2")), "second.yaml")
+    second.write_bytes(("\ufeff" + second.read_text()).encode("utf-16-le"))
+    with running("--snapshot", str(first), str(second)) as server:
+        assert lookup(server.port, "web.a.svc.cluster.local") == ("NOERROR", {"10.96.0.2"})
+        assert lookup(server.port, "v6.a.svc.cluster.local", "AAAA") == (
+            "NOERROR",
+            {"2001:41:10:20:30:40:50:1"},
+        )
+        warnings = [line.split(" WARNING ", 1)[1] for line in server.log if " WARNING " in line]
+    assert warnings == [
+        f"kdns.sources.snapshot: {first}:10: EndpointSlice a/odd: label kubernetes.io/service-name='web.v2' "
+        "is no DNS label, so no Service is named by it; the slice is not served",
+        f"kdns.sources.snapshot: Service a/web is in both {first} and {second}; the one in {second} is served",
+    ]
+
+
+def test_a_snapshot_that_cannot_be_served_says_every_problem_in_one_line_each(tmp_path):
+    manifest = write(
+        tmp_path,
+        "kind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n---\n"
+        "kind: Service\nmetadata: {name: api}\nspec: {ports: [{port: 80}]}\n",
+        "manifest.yaml",
+    )
+    empty = write(tmp_path, "", "empty.yaml")
+    for command in ("serve", "dump"):
+        result = run_kdns(
+            command,
+            "--snapshot",
+            str(manifest),
+            str(empty),
+            *(["--no-forward"] if command == "serve" else []),
+        )
+        assert result.returncode == 2
+        errors = result.stderr.splitlines()
+        assert "Traceback" not in result.stderr
+        assert [line.split(": ", 4)[2:4] for line in errors] == [
+            [f"{manifest}:1", "Service web"],
+            [f"{manifest}:5", "Service api"],
+            [
+                f"{empty}:1",
+                "no Kubernetes objects in it (was it written by a 'kubectl get' that failed?); "
+                f"make a snapshot with '{HOW_TO_SNAPSHOT}'",
+            ],
+        ]

@@ -1,8 +1,9 @@
 """Kubernetes API JSON (as dicts) -> slim objects, settling the API's edge cases in one place.
 
 ``to_object`` raises ``InvalidObject`` for data the API should never have produced (a bad IP, a missing
-name) and ``SkippedObject`` for valid objects that DNS does not use (FQDN slices, other kinds). The
-snapshot source treats the first as a fatal error in the file; the live source logs and skips both.
+name) and ``SkippedObject`` for valid objects that DNS does not use (FQDN slices, other kinds), or
+``UnservedObject`` for those it cannot name (a slice whose service-name label is no DNS label). The
+snapshot source treats the first as an error in the file; the live source logs and skips all.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 IMPORTED_NAME_LABEL = "multicluster.kubernetes.io/service-name"  # KEP-1645's slices of an import
 SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# a label value the API accepts: up to 63 characters, alphanumeric at both ends, '-', '_' and '.' inside
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 # Pods in these phases have no name (CoreDNS lists and watches pods without them)
 _NAMELESS_POD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
 _SHARED_LIMIT = 4096  # distinct ports and port lists kept for sharing; a cluster has few
@@ -42,6 +45,11 @@ class InvalidObject(ValueError):
 
 class SkippedObject(Exception):
     """The object is well formed but DNS has no use for it."""
+
+
+class UnservedObject(SkippedObject):
+    """The object is valid for the API but DNS cannot name it (a label value that is no DNS label):
+    skipped, and worth a warning, since a person meant it to be served."""
 
 
 def object_identity(raw: Mapping[str, Any]) -> str:
@@ -252,8 +260,13 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     if not service and not imported:
         raise SkippedObject(f"no {SERVICE_NAME_LABEL} label")
     for label, value in ((SERVICE_NAME_LABEL, service), (IMPORTED_NAME_LABEL, imported)):
-        if not isinstance(value, str) or (value and not is_dns_label(value)):
-            raise InvalidObject(f"label {label}={value!r} is not a service name")
+        if not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+            raise InvalidObject(f"label {label}={value!r} is not a label value")
+        if value and not is_dns_label(value):
+            raise UnservedObject(
+                f"label {label}={value!r} is no DNS label, so no Service is named by it; the slice "
+                "is not served"
+            )
     cluster = labels.get(SOURCE_CLUSTER_LABEL)
     cluster = cluster.lower() if isinstance(cluster, str) and is_dns_label(cluster.lower()) else ""
     address_type = raw.get("addressType")

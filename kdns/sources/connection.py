@@ -1,5 +1,6 @@
-"""Whether kdns runs in a pod, and the error for unusable connection settings. Light on purpose: the
-``kubernetes`` client (45 MB of models) is imported only when a cluster is followed."""
+"""Whether kdns runs in a pod, and the errors for unusable connection settings and an unreachable
+API. Light on purpose: the ``kubernetes`` client (45 MB of models) is imported only when a cluster
+is followed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ IN_CLUSTER_VARIABLES = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 class ConnectionSettingsError(Exception):
     """The kubeconfig or the in-cluster environment cannot be used; the message says why."""
+
+
+class ApiUnavailable(Exception):
+    """The Kubernetes API could not be reached to list the cluster once; the message says how it failed."""
 
 
 def in_cluster_available() -> bool:

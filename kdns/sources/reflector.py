@@ -48,7 +48,14 @@ from typing import Any, Protocol
 
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from kdns.cluster.convert import InvalidObject, SkippedObject, object_identity, to_object, tombstone
+from kdns.cluster.convert import (
+    InvalidObject,
+    SkippedObject,
+    UnservedObject,
+    object_identity,
+    to_object,
+    tombstone,
+)
 from kdns.cluster.model import ClusterObject, Event, EventType
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import DEFAULT_WATCH_IDLE_TIMEOUT, DEFAULT_WATCH_TIMEOUT
@@ -73,6 +80,11 @@ class Sink(Protocol):
     def event(self, event: Event) -> None: ...
 
 
+def unavailable(what: str, error: str) -> str:
+    """How an API request that got no answer is told: the resource asked for and what went wrong."""
+    return f"Kubernetes API unavailable ({what}: {error})"
+
+
 class ApiHealth:
     """Logs an API outage once when it starts and once when it ends, whichever reflector sees it."""
 
@@ -89,13 +101,9 @@ class ApiHealth:
         with self._lock:
             if self._down_since is None:
                 self._down_since = self.clock()
-                log.warning(
-                    "Kubernetes API unavailable (%s: %s); serving the last good zone and retrying",
-                    what,
-                    error,
-                )
+                log.warning("%s; serving the last good zone and retrying", unavailable(what, error))
             else:
-                log.debug("Kubernetes API still unavailable (%s: %s)", what, error)
+                log.debug("still %s", unavailable(what, error))
 
     def succeeded(self) -> None:
         with self._lock:
@@ -530,7 +538,8 @@ class Reflector:
         try:
             return to_object(raw)
         except SkippedObject as exc:  # valid but unused (an FQDN slice): say so once per reason
-            level = logging.DEBUG if str(exc) in self._skip_reasons else logging.INFO
+            level = logging.WARNING if isinstance(exc, UnservedObject) else logging.INFO
+            level = logging.DEBUG if str(exc) in self._skip_reasons else level
             self._skip_reasons.add(str(exc))
             log.log(level, "%s: ignored %s: %s", self.resource.plural, object_identity(raw), exc)
         except InvalidObject as exc:

@@ -6,12 +6,20 @@ several YAML documents of either; JSON is read the same way. Unknown kinds are c
 v1 ``Endpoints`` (a snapshot of ``kubectl get svc,ep``, or a selectorless Service's hand-written
 addresses) are read as the EndpointSlice mirroring controller mirrors them, for the Services the
 file gives no EndpointSlice of.
-A file that does not parse, or holds an object the API could not have produced, raises
-``SnapshotError`` naming the file, the line and the problem.
+Files are UTF-8, or UTF-16 with a byte order mark (what PowerShell's ``>`` writes). YAML is read
+without YAML 1.1's base-60 numbers, so an unquoted ``2001:41:10:20:30:40:50:1`` stays an address.
+
+Files as people make them are told apart from what the API returns: an object without a ``kind``
+(an old ``kubectl cluster-info dump``), a Service without a cluster IP (a manifest), a slice whose
+service-name label is no DNS label, and the same object in two files are served as well as they can
+be, with a warning. A file that does not parse or holds no objects, an object without a namespace
+(a manifest), or one the API could not have produced, raise ``SnapshotError`` with every problem of
+every file, each naming the file, the line and the problem.
 """
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json
 import logging
@@ -23,54 +31,218 @@ from typing import Any
 
 import yaml
 
-from kdns.cluster.convert import InvalidObject, SkippedObject, mirrored_slices, object_identity, to_object
+from kdns.cluster.convert import (
+    InvalidObject,
+    SkippedObject,
+    UnservedObject,
+    mirrored_slices,
+    object_identity,
+    to_object,
+)
 from kdns.cluster.model import ClusterObject, EndpointSlice
 from kdns.cluster.selector import ObjectFilter
 
 log = logging.getLogger(__name__)
 ENDPOINTS_KIND = "Endpoints"  # v1: read as the EndpointSlice mirroring controller mirrors it
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _without_sexagesimal(loader: type) -> type:
+    """``loader`` reading no base-60 numbers: YAML 1.1 reads ``2001:41:10:20:30:40:50:1`` (an IPv6
+    address left unquoted) as an int, and ``1:30.5`` as a float; every scalar with a colon stays a
+    string here, as in YAML 1.2 (no other int or float has one)."""
+    resolvers = {
+        first: [
+            (tag, re.compile(r"(?![^:]*:)(?:" + pattern.pattern + ")", pattern.flags))
+            if tag in NUMBER_TAGS
+            else (tag, pattern)
+            for tag, pattern in listed
+        ]
+        for first, listed in loader.yaml_implicit_resolvers.items()
+    }
+    return type(f"NoSexagesimal{loader.__name__}", (loader,), {"yaml_implicit_resolvers": resolvers})
+
+
+_FAST_LOADER = _without_sexagesimal(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+_DEEP_LOADER = _without_sexagesimal(yaml.SafeLoader)  # pure Python: its recursion ends in RecursionError
 
 
 class SnapshotError(Exception):
-    """A snapshot file cannot be served; the message names the file, line and problem."""
+    """Snapshot files cannot be served; each of ``problems`` names the file, line and problem."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+MAX_PROBLEMS = 50  # problems told of a snapshot that cannot be served; a count says how many more
+HOW_TO_SNAPSHOT = "kubectl get namespaces,services,endpointslices,pods -A -o yaml > cluster.yaml"
+_NAMESPACED = frozenset({"Service", "EndpointSlice", "Pod", "ServiceImport", ENDPOINTS_KIND})
 
 
 def read_snapshots(paths: list[Path], object_filter: ObjectFilter | None = None) -> list[ClusterObject]:
+    """The objects of every file, a later file's version of an object replacing an earlier one's (said
+    in a warning naming both files). Every problem of every file is raised at once."""
     objects: list[ClusterObject] = []
+    problems: list[str] = []
+    found_in: dict[tuple[str, str, str], Path] = {}
     for path in paths:
-        objects.extend(read_snapshot(path, object_filter))
+        try:
+            found = read_snapshot(path, object_filter)
+        except SnapshotError as exc:
+            problems.extend(exc.problems)
+            continue
+        for obj in found:
+            key = (type(obj).__name__, getattr(obj, "namespace", ""), obj.name)
+            first = found_in.setdefault(key, path)
+            if first != path:
+                found_in[key] = path
+                kind, namespace, name = key
+                log.warning(
+                    "%s %s is in both %s and %s; the one in %s is served",
+                    kind,
+                    f"{namespace}/{name}" if namespace else name,
+                    first,
+                    path,
+                    path,
+                )
+        objects.extend(found)
+    if problems:
+        raise SnapshotError(*_at_most(problems))
     return objects
 
 
+def _at_most(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problems"]
+
+
 def read_snapshot(path: Path, object_filter: ObjectFilter | None = None) -> list[ClusterObject]:
-    """All objects of one file that DNS uses and ``object_filter`` exposes."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    streamed = _stream_json(path, text)
-    raw_objects = streamed if streamed is not None else _raw_objects(path, text, _parse(path, text))
+    """All objects of one file that DNS uses and ``object_filter`` exposes; raises ``SnapshotError``
+    with every problem the file has."""
+    text = _read_text(path)
+    places = _Places(text)
+    problems: list[str] = []
+    warnings = _Warnings(path)
     objects: list[ClusterObject] = []
     skipped: Counter[str] = Counter()
     classic: list[ClusterObject] = []  # slices mirrored from v1 Endpoints, used where none are given
-    for where, raw in raw_objects:
-        if object_filter is not None and not object_filter.accepts(raw):
-            continue
-        try:
-            if raw.get("kind") == ENDPOINTS_KIND:
-                classic.extend(mirrored_slices(raw))
-            else:
-                objects.append(to_object(raw))
-        except SkippedObject as exc:
-            skipped[str(exc)] += 1
-        except InvalidObject as exc:
-            line = f":{_line(text, where)}" if isinstance(where, int) else _line_of(text, where)
-            raise SnapshotError(f"{path}{line}: {object_identity(raw)}: {exc}") from None
+    seen = 0
+    try:
+        streamed = _stream_json(path, text)
+        raw_objects = streamed if streamed is not None else _raw_objects(path, text, _parse(path, text))
+        for where, raw in raw_objects:
+            seen += 1
+            problem = _snapshot_problem(raw)
+            if problem is not None:
+                problems.append(f"{path}{places.line(where)}: {object_identity(raw)}: {problem}")
+                continue
+            if raw.get("kind") in (None, ""):
+                warnings.add(where, raw, NO_KIND)
+                continue
+            if object_filter is not None and not object_filter.accepts(raw):
+                continue
+            if _without_cluster_ip(raw):
+                warnings.add(where, raw, NO_CLUSTER_IP)
+            try:
+                if raw.get("kind") == ENDPOINTS_KIND:
+                    classic.extend(mirrored_slices(raw))
+                else:
+                    objects.append(to_object(raw))
+            except UnservedObject as exc:
+                warnings.add(where, raw, str(exc))
+            except SkippedObject as exc:
+                skipped[str(exc)] += 1
+            except InvalidObject as exc:
+                problems.append(f"{path}{places.line(where)}: {object_identity(raw)}: {exc}")
+    except SnapshotError as exc:  # the file cannot be read on from here
+        problems.extend(exc.problems)
+    if not seen and not problems:
+        problems.append(f"{path}:1: {NO_OBJECTS}")
+    warnings.say(places)
+    if problems:
+        raise SnapshotError(*problems)
     for reason, count in sorted(skipped.items()):
         log.info("%s: ignored %d object%s: %s", path, count, "" if count == 1 else "s", reason)
     sliced = {(o.namespace, o.service) for o in objects if isinstance(o, EndpointSlice)}
     return objects + [s for s in classic if (s.namespace, s.service) not in sliced]
+
+
+NO_OBJECTS = (
+    "no Kubernetes objects in it (was it written by a 'kubectl get' that failed?); "
+    f"make a snapshot with '{HOW_TO_SNAPSHOT}'"
+)
+NO_KIND = (
+    f"no 'kind', as in an old 'kubectl cluster-info dump': ignored; make a snapshot with '{HOW_TO_SNAPSHOT}'"
+)
+NO_CLUSTER_IP = (
+    "no spec.clusterIP, as in a manifest rather than what the API returns: it gets no address; "
+    f"make a snapshot with '{HOW_TO_SNAPSHOT}'"
+)
+MANIFEST = (
+    "no metadata.namespace: this looks like a manifest, not 'kubectl get' output; "
+    f"make a snapshot with '{HOW_TO_SNAPSHOT}'"
+)
+
+
+def _snapshot_problem(raw: Mapping) -> str | None:
+    """What makes an object of a file unservable although it converts: no namespace (a manifest)."""
+    meta, kind = raw.get("metadata"), raw.get("kind")
+    if (
+        isinstance(kind, str)
+        and kind in _NAMESPACED
+        and isinstance(meta, Mapping)
+        and not meta.get("namespace")
+    ):
+        return MANIFEST
+    return None
+
+
+def _without_cluster_ip(raw: Mapping) -> bool:
+    """A Service that would have a cluster IP from the API but has none here (a manifest)."""
+    if raw.get("kind") != "Service":
+        return False
+    spec = raw.get("spec")
+    if spec is None:
+        return True
+    return (
+        isinstance(spec, Mapping)
+        and spec.get("type") != "ExternalName"
+        and not spec.get("clusterIP")
+        and not spec.get("clusterIPs")
+    )
+
+
+class _Warnings:
+    """The warnings of one file, one line per problem: its first object's line and identity, and how
+    many more objects have it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.found: dict[str, list[tuple[Location | int, str]]] = {}
+
+    def add(self, where: Location | int, raw: Mapping, problem: str) -> None:
+        self.found.setdefault(problem, []).append((where, object_identity(raw)))
+
+    def say(self, places: _Places) -> None:
+        for problem, objects in self.found.items():
+            where, identity = objects[0]
+            more = f" and {len(objects) - 1} more" if len(objects) > 1 else ""
+            log.warning("%s%s: %s%s: %s", self.path, places.line(where), identity, more, problem)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: UTF-8, or UTF-16 with a byte order mark (PowerShell's '>' writes it)."""
+    try:
+        data = path.read_bytes()
+        encoding = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+        return data.decode(encoding)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 _decoder = json.JSONDecoder()
@@ -223,9 +395,8 @@ def _parse(path: Path, text: str) -> list[Any]:
     # libyaml composes nested nodes by C recursion: a deep enough file overflows the C stack and
     # kills the process. Text that may nest deeply is read by the Python loader, whose recursion
     # ends in RecursionError.
-    loader = _Loader if _nesting(text)[0] <= MAX_DEPTH else yaml.SafeLoader
     try:
-        return list(yaml.load_all(text, Loader=loader))
+        return list(yaml.load_all(text, Loader=_loader(text)))
     except RecursionError:
         raise _too_deep(path, text) from None
     except yaml.YAMLError as exc:
@@ -240,6 +411,10 @@ def _parse(path: Path, text: str) -> list[Any]:
         context = getattr(exc, "context", None)
         detail = f"{problem} ({context})" if context else problem
         raise SnapshotError(f"{path}{where}: invalid YAML: {detail}") from None
+
+
+def _loader(text: str) -> type:
+    return _FAST_LOADER if _nesting(text)[0] <= MAX_DEPTH else _DEEP_LOADER
 
 
 Location = tuple[int, int | None]  # (document index, item index within its list)
@@ -268,16 +443,37 @@ def _raw_objects(path: Path, text: str, documents: list[Any]) -> Iterator[tuple[
             yield (d, None), doc
 
 
+class _Places:
+    """``":LINE"`` of an object of ``text``: at a JSON offset, or found by composing the YAML again,
+    once, on the first object asked about (only warnings and errors ask)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._documents: list[Any] | None = None
+
+    def line(self, where: Location | int) -> str:
+        if isinstance(where, int):
+            return f":{_line(self.text, where)}"
+        document, item = where
+        try:
+            node = self._composed()[document]
+            if item is not None:
+                items = next(v for k, v in node.value if getattr(k, "value", None) == "items")
+                node = items.value[item]
+        except Exception:  # the line is a courtesy; the message stands without it
+            return ":1" if where == (0, None) else ""
+        return f":{node.start_mark.line + 1}"
+
+    def _composed(self) -> list[Any]:
+        if self._documents is None:
+            loader = _loader(self.text)  # the one that read it
+            try:
+                self._documents = list(yaml.compose_all(self.text, Loader=loader))
+            except Exception:
+                self._documents = []
+        return self._documents
+
+
 def _line_of(text: str, where: Location) -> str:
-    """``":LINE"`` of an object, found by composing the text again (only on the error path)."""
-    document, item = where
-    loader = _Loader if _nesting(text)[0] <= MAX_DEPTH else yaml.SafeLoader  # the one that read it
-    try:
-        nodes = list(yaml.compose_all(text, Loader=loader))
-        node = nodes[document]
-        if item is not None:
-            items = next(v for k, v in node.value if getattr(k, "value", None) == "items")
-            node = items.value[item]
-    except Exception:  # the line is a courtesy; the message stands without it
-        return ":1" if where == (0, None) else ""
-    return f":{node.start_mark.line + 1}"
+    """``":LINE"`` of an object (only on the error path)."""
+    return _Places(text).line(where)
