@@ -442,7 +442,7 @@ def test_the_deployment_is_scheduled_and_rolled_out_as_cluster_dns() -> None:
     assert image == f"ghcr.io/kdns/kdns:{project_version()}", "the image tag follows pyproject's version"
 
 
-def test_probes_and_resources_are_coredns_defaults() -> None:
+def test_probes_are_coredns_defaults() -> None:
     liveness = container()["livenessProbe"]
     assert liveness["httpGet"]["scheme"] == "HTTP"
     assert (liveness["initialDelaySeconds"], liveness["timeoutSeconds"], liveness["failureThreshold"]) == (
@@ -451,10 +451,27 @@ def test_probes_and_resources_are_coredns_defaults() -> None:
         5,
     )
     assert container()["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
-    assert container()["resources"] == {
-        "requests": {"cpu": "100m", "memory": "70Mi"},
-        "limits": {"memory": "170Mi"},
-    }
+
+
+def test_memory_is_sized_by_the_readme_formula() -> None:
+    """The request holds an empty cluster, the limit 1.25x the peak of 10,000 Services and 100,000
+    endpoints, as deploy/README.md's formula (from bench.sizing) gives them."""
+    text = (ROOT / "deploy" / "README.md").read_text()
+    found = re.search(
+        r"^(\d+) \+ \(([\d.]+) x Services \+ ([\d.]+) x endpoints \+ ([\d.]+) x Pods\) / 1000$", text, re.M
+    )
+    assert found, "deploy/README.md has no memory formula"
+    base, service, endpoint, _ = map(float, found.groups())
+
+    def mib(quantity: str) -> float:
+        assert quantity.endswith("Mi"), quantity
+        return float(quantity[:-2])
+
+    resources = container()["resources"]
+    assert resources["requests"]["cpu"] == "100m"
+    assert mib(resources["requests"]["memory"]) >= base
+    peak = base + (service * 10_000 + endpoint * 100_000) / 1000
+    assert mib(resources["limits"]["memory"]) >= 1.25 * peak
 
 
 def test_the_container_runs_unprivileged_with_only_net_bind_service() -> None:
