@@ -10,6 +10,8 @@ from bisect import bisect_left
 
 # CoreDNS's request duration buckets: 0.25 ms doubling to 8.192 s
 DURATION_BOUNDS = tuple(0.00025 * 2**i for i in range(16))
+# CoreDNS's DNS programming latency buckets: 1 ms doubling to 524 s
+PROGRAMMING_BOUNDS = tuple(0.001 * 2**i for i in range(20))
 # CoreDNS's request and response size buckets, in bytes
 SIZE_BOUNDS = (0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3)
 

@@ -189,7 +189,9 @@ class Responder:
                     if packed.delegate and packed.autopath is None and packed.gate is None:
                         limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
                         qid = int.from_bytes(data[ID])
-                        cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, b"", channel)
+                        cached = self._from_forward_cache(
+                            packed, key, data, qid, RD, end, limit, b"", channel
+                        )
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
@@ -212,12 +214,16 @@ class Responder:
                         need < NOT_FAST and need <= self._edns_limit(data, end, channel)
                     ):
                         packed.hits[channel | EDNS_HITS << do] += 1
-                        return data[ID] + packed.head_edns + data[HEADER_SIZE:end] + packed.body + self._opts[do]
+                        return (
+                            data[ID] + packed.head_edns + data[HEADER_SIZE:end] + packed.body + self._opts[do]
+                        )
                     # DO clear: the forward cache keeps answers to DO queries apart
                     if packed.delegate and packed.autopath is None and packed.gate is None and not do:
                         limit = self._edns_limit(data, end, channel)
                         qid, opt = int.from_bytes(data[ID]), self._opts[0]
-                        cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, opt, channel)
+                        cached = self._from_forward_cache(
+                            packed, key, data, qid, RD, end, limit, opt, channel
+                        )
                         if cached is not None:
                             packed.hits[channel | EDNS_HITS] += 1
                             return cached
@@ -384,7 +390,18 @@ class Responder:
         channel: int,
     ) -> PendingQuery:
         return PendingQuery(
-            data, key, qid, flags, end, limit, opt, do, packed, self.recursion_available, channel >= TCP4, channel
+            data,
+            key,
+            qid,
+            flags,
+            end,
+            limit,
+            opt,
+            do,
+            packed,
+            self.recursion_available,
+            channel >= TCP4,
+            channel,
         )
 
     @property

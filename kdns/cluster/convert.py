@@ -11,6 +11,7 @@ import ipaddress
 import re
 import sys
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from kdns.cluster.model import (
@@ -29,6 +30,7 @@ from kdns.cluster.model import (
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 IMPORTED_NAME_LABEL = "multicluster.kubernetes.io/service-name"  # KEP-1645's slices of an import
 SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Pods in these phases have no name (CoreDNS lists and watches pods without them)
 _NAMELESS_POD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
@@ -213,6 +215,7 @@ def to_service(raw: Mapping[str, Any]) -> Service:
         ports=ports,
         publish_not_ready=publish,
         external_ips=_external_ips(spec, _mapping(raw.get("status"), "status")),
+        selector=bool(spec.get("selector")),
     )
 
 
@@ -272,7 +275,22 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
         ports=_ports(raw.get("ports"), "ports"),
         imported=sys.intern(imported),
         cluster=cluster,
+        changed_at=_trigger_time(_mapping(raw.get("metadata"), "metadata").get("annotations")),
     )
+
+
+def _trigger_time(annotations: Any) -> float:
+    """The Unix time an EndpointSlice's last-change-trigger-time annotation (RFC 3339) gives, else 0."""
+    if not isinstance(annotations, Mapping):
+        return 0.0
+    text = annotations.get(TRIGGER_TIME_ANNOTATION)
+    if not isinstance(text, str):
+        return 0.0
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return when.timestamp() if when.tzinfo is not None else 0.0
 
 
 def mirrored_slices(raw: Mapping[str, Any]) -> list[EndpointSlice]:

@@ -71,7 +71,8 @@ class Exchange:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.clock = clock
-        self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
+        # seconds from a query's arrival to its answer's sending, of IPv4 and of IPv6 clients
+        self.durations = (Histogram(), Histogram())
         self.panics = 0  # queries whose answering raised (CoreDNS's recovered panics)
         self._tasks: set[asyncio.Task] = set()
         self.use(responder, answerer, query_log)
@@ -156,7 +157,7 @@ class Exchange:
         """Send ``response`` to ``query`` and account for it: its time, and its line in the query log."""
         client.send(response)
         elapsed = self.clock() - started
-        self.durations.observe(elapsed)
+        self.durations[":" in client.address[0]].observe(elapsed)
         if self.query_log is not None:
             self.query_log(client.address, query, response, client.via, elapsed)
 
