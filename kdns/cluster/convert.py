@@ -290,7 +290,9 @@ def _trigger_time(annotations: Any) -> float:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return 0.0
-    return when.timestamp() if when.tzinfo is not None else 0.0
+    if when.tzinfo is None:
+        return 0.0
+    return max(when.timestamp(), 0.0)  # an unset time (year 1) is none
 
 
 def mirrored_slices(raw: Mapping[str, Any]) -> list[EndpointSlice]:
