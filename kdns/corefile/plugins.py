@@ -61,7 +61,9 @@ SETUPS: dict[str, Setup] = {
     "autopath": server.autopath,
 }
 # Plugins that only set the server up: they never see a query (CoreDNS does not list them enabled).
-SETUP_ONLY = frozenset({"bind", "debug", "multisocket", "pprof", "ready", "reload", "root", "timeouts"})
+SETUP_ONLY = frozenset(
+    {"bind", "debug", "health", "multisocket", "pprof", "ready", "reload", "root", "timeouts"}
+)
 
 
 def handlers(names: list[str]) -> tuple[str, ...]:
