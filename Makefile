@@ -13,9 +13,12 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# dig is the second independent DNS client of the end-to-end tests.
+# dig is the second independent DNS client of the end-to-end tests; Prometheus scrapes kdns to try
+# CoreDNS's dashboards and alerts on it (tests/test_dashboards.py).
 tools-test:
 	@command -v dig >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bind9-dnsutils; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
 # dnsperf drives the benchmarks; Knot DNS is the compiled reference server.
 tools-bench: tools-test

@@ -302,11 +302,6 @@ class Listener:
     def bound_port(self) -> int:
         return self.sockets.port if self.sockets is not None else self.port
 
-    @property
-    def label(self) -> str:
-        """CoreDNS's ``server`` label: ``dns://:53`` for every interface."""
-        return server_label(self.addresses, self.bound_port)
-
 
 class Runtime:
     """One running server: the zone, its listeners and how they answer, and a reload that swaps them."""
@@ -429,14 +424,17 @@ class Runtime:
         """This server's metrics (what /metrics serves, or what a worker reports to its supervisor)."""
         from kdns.ops.metrics import Served, Sources, registry_for
 
+        blocks = self.config.listeners
         served = [
             Served(
                 listener.answering.responder,
                 listener.sockets,
                 listener.answering.forwarders,
-                server=listener.label,
+                addresses=listener.addresses,
+                port=listener.bound_port,
+                blocks=blocks.get(where, ()),
             )
-            for listener in self.listeners.values()
+            for where, listener in self.listeners.items()
         ]
         return registry_for(Sources(served, self.zone, self.informer))
 
@@ -709,13 +707,6 @@ def _fingerprint(path: Path) -> Fingerprint:
     except OSError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def server_label(addresses: tuple[str, ...], port: int) -> str:
-    """CoreDNS's ``server`` label: ``dns://:53`` for every interface."""
-    if set(addresses) <= {"0.0.0.0", "::"}:
-        return f"dns://:{port}"
-    return ",".join(f"dns://{address}:{port}" for address in addresses)
 
 
 def run(config: ServeConfig) -> int:

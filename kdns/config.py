@@ -665,6 +665,9 @@ class ServerSettings:
     loadbalance: bool = False  # rotate A/AAAA records between answers (CoreDNS's loadbalance)
     autopath: bool = False  # answer search-path queries server-side (CoreDNS's autopath @kubernetes)
     log: LogSettings | None = None  # CoreDNS's log: a line per query; None: no query is logged
+    # the plugins of its Corefile block that see queries, in CoreDNS's order (coredns_plugin_enabled);
+    # empty for a block the flags describe: the metrics name the plugins its settings stand for
+    plugins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,10 @@ from bisect import bisect_left
 
 # CoreDNS's request duration buckets: 0.25 ms doubling to 8.192 s
 DURATION_BOUNDS = tuple(0.00025 * 2**i for i in range(16))
+# CoreDNS's DNS programming latency buckets: 1 ms doubling to 524 s
+PROGRAMMING_BOUNDS = tuple(0.001 * 2**i for i in range(20))
+# CoreDNS's request and response size buckets, in bytes
+SIZE_BOUNDS = (0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3)
 
 
 class Histogram:
@@ -20,9 +24,9 @@ class Histogram:
         self.buckets = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
-        self.buckets[bisect_left(self.bounds, value)] += 1
-        self.sum += value
+    def observe(self, value: float, times: int = 1) -> None:
+        self.buckets[bisect_left(self.bounds, value)] += times
+        self.sum += value * times
 
     def merge(self, other: Histogram) -> None:
         for i, count in enumerate(other.buckets):
@@ -40,3 +44,21 @@ class Histogram:
             total += count
             pairs.append((bound, total))
         return pairs
+
+
+class Sizes:
+    """The sizes of queries and of their responses, in bytes (CoreDNS's buckets)."""
+
+    __slots__ = ("requests", "responses")
+
+    def __init__(self) -> None:
+        self.requests = Histogram(SIZE_BOUNDS)
+        self.responses = Histogram(SIZE_BOUNDS)
+
+    def observe(self, request: int, response: int) -> None:
+        self.requests.observe(request)
+        self.responses.observe(response)
+
+    def merge(self, other: Sizes) -> None:
+        self.requests.merge(other.requests)
+        self.responses.merge(other.responses)

@@ -20,10 +20,10 @@ import threading
 import time
 from collections import Counter
 
-from kdns.cluster.model import ClusterObject, Event
+from kdns.cluster.model import ClusterObject, EndpointSlice, Event, ServiceKind
 from kdns.cluster.selector import ObjectFilter
 from kdns.config import KubeSettings, PodMode, ZoneSettings
-from kdns.counting import Histogram
+from kdns.counting import PROGRAMMING_BOUNDS, Histogram
 from kdns.sources.connection import ApiUnavailable, ConnectionSettingsError
 from kdns.sources.kube import (
     ENDPOINT_SLICES,
@@ -138,6 +138,8 @@ class Informer:
         ]
         self._unsynced = {r.resource.kind for r in self.reflectors}
         self.apply_seconds = Histogram(APPLY_BOUNDS)  # watch event handed over -> zone updated
+        # an EndpointSlice's last-change-trigger-time -> the zone answering with it, by service kind
+        self.programming: dict[str, Histogram] = {}
         self.events: Counter[tuple[str, str]] = Counter()  # applied watch events by (kind, type)
         self.lists: Counter[str] = Counter()  # lists applied, by kind
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
@@ -180,6 +182,8 @@ class Informer:
                     event, received = item
                     self.zone.apply(event)
                     self.apply_seconds.observe(time.monotonic() - received)
+                    if type(event.object) is EndpointSlice and event.object.changed_at:
+                        self._programmed(event.object)
                     self.events[(type(event.object).__name__, event.type.value)] += 1
                     continue
                 kind, objects = item
@@ -191,6 +195,20 @@ class Informer:
                 self._listed(kind, len(objects), changed, time.monotonic() - started)
             except Exception:
                 log.exception("failed to apply a %s from the Kubernetes API; the zone keeps the rest", what)
+
+    def _programmed(self, piece: EndpointSlice) -> None:
+        """Time the DNS programming of ``piece``'s change, as CoreDNS does: for the slice of a Service
+        the zone holds."""
+        service = self.zone.state.services.get((piece.namespace, piece.service))
+        if service is None or service.kind is ServiceKind.EXTERNAL_NAME:
+            return
+        kind = "cluster_ip"
+        if service.kind is ServiceKind.HEADLESS:
+            kind = "headless_with_selector" if service.selector else "headless_without_selector"
+        histogram = self.programming.get(kind)
+        if histogram is None:
+            histogram = self.programming[kind] = Histogram(PROGRAMMING_BOUNDS)
+        histogram.observe(max(time.time() - piece.changed_at, 0.0))
 
     def _listed(self, kind: str, count: int, changed: int, seconds: float) -> None:
         self.lists[kind] += 1

@@ -41,9 +41,10 @@ from kdns.codes import (
     TCP_MAX_SIZE,
     A,
 )
+from kdns.counting import Sizes
 from kdns.plugins.transfer import Transfer, ZoneTransfer
 from kdns.resolver import DROPPED, Answer
-from kdns.wire.packed import NOT_FAST, Packed, error_packed, pack
+from kdns.wire.packed import DO_HITS, EDNS_HITS, NOT_FAST, Packed, error_packed, pack
 from kdns.wire.pending import PendingQuery, forward_key
 from kdns.wire.query import (
     COUNTS,
@@ -62,6 +63,7 @@ from kdns.wire.query import (
     ixfr_serial,
     opt_record,
     parse_query,
+    question_type,
 )
 from kdns.zone.names import ZoneLayout, labels_of
 
@@ -143,7 +145,12 @@ class Responder:
         # found at once (a dict's first key is found past every key deleted before it)
         self._cache: OrderedDict[bytes, Packed] = OrderedDict()
         self.dropped = 0
-        self.errors: Counter[int] = Counter()  # error replies by rcode (FORMERR, NOTIMP, BADVERS)
+        # error replies (FORMERR, NOTIMP, BADVERS) by (channel, qtype, rcode); qtype 0 when unreadable
+        self.errors: Counter[tuple[int, int, int]] = Counter()
+        # by channel: the sizes of queries and responses the packed answers' hits do not tell (errors,
+        # transfers, forwarded answers) and of the forgotten answers' hits; and the DO queries of these
+        self.sizes = [Sizes() for _ in range(4)]
+        self.retired_do = [0, 0, 0, 0]
         self.forwarded_rcodes = [0] * 16  # forwarded answers served from the cache, by rcode
         self.retired: Counter[tuple[int, int, int]] = (
             Counter()
@@ -182,7 +189,9 @@ class Responder:
                     if packed.delegate and packed.autopath is None and packed.gate is None:
                         limit = TCP_MAX_SIZE if channel >= TCP4 else NO_EDNS_UDP_SIZE
                         qid = int.from_bytes(data[ID])
-                        cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, b"")
+                        cached = self._from_forward_cache(
+                            packed, key, data, qid, RD, end, limit, b"", channel
+                        )
                         if cached is not None:
                             packed.hits[channel] += 1
                             return cached
@@ -199,41 +208,35 @@ class Responder:
             ):
                 packed = self._cache.get(key := data[HEADER_SIZE:qend].lower() + data[qend:end])
                 if packed is not None:
+                    do = data[end + OPT_FLAGS_AT] >= DO_BYTE
                     need = end + packed.fast_size + OPT_SIZE
                     if need <= NO_EDNS_UDP_SIZE or (
                         need < NOT_FAST and need <= self._edns_limit(data, end, channel)
                     ):
-                        packed.hits[channel] += 1
+                        packed.hits[channel | EDNS_HITS << do] += 1
                         return (
-                            data[ID]
-                            + packed.head_edns
-                            + data[HEADER_SIZE:end]
-                            + packed.body
-                            + self._opts[data[end + OPT_FLAGS_AT] >= DO_BYTE]
+                            data[ID] + packed.head_edns + data[HEADER_SIZE:end] + packed.body + self._opts[do]
                         )
                     # DO clear: the forward cache keeps answers to DO queries apart
-                    if (
-                        packed.delegate
-                        and packed.autopath is None
-                        and packed.gate is None
-                        and data[end + OPT_FLAGS_AT] < DO_BYTE
-                    ):
+                    if packed.delegate and packed.autopath is None and packed.gate is None and not do:
                         limit = self._edns_limit(data, end, channel)
                         qid, opt = int.from_bytes(data[ID]), self._opts[0]
-                        cached = self._from_forward_cache(packed, key, data, qid, RD, end, limit, opt)
+                        cached = self._from_forward_cache(
+                            packed, key, data, qid, RD, end, limit, opt, channel
+                        )
                         if cached is not None:
-                            packed.hits[channel] += 1
+                            packed.hits[channel | EDNS_HITS] += 1
                             return cached
                     elif (need := end + packed.zone_fast_size + OPT_SIZE) <= NO_EDNS_UDP_SIZE or (
                         need < NOT_FAST and need <= self._edns_limit(data, end, channel)
                     ):  # the question's zone copied into the body in the query's case
-                        packed.hits[channel] += 1
+                        packed.hits[channel | EDNS_HITS << do] += 1
                         return (
                             data[ID]
                             + packed.head_edns
                             + data[HEADER_SIZE:end]
                             + data[qend - packed.zone_size : qend].join(packed.zone_parts)
-                            + self._opts[data[end + OPT_FLAGS_AT] >= DO_BYTE]
+                            + self._opts[do]
                         )
         return self._respond(data, channel, client)
 
@@ -247,6 +250,7 @@ class Responder:
         end: int,
         limit: int,
         opt: bytes,
+        channel: int,
     ) -> bytes | None:
         """The response to a query for a name upstream from its route's forward cache, or ``None``."""
         lookup = self.forward_caches[packed.delegate]
@@ -256,7 +260,9 @@ class Responder:
         if cached is None:
             return None
         self.forwarded_rcodes[cached.flags & RCODE_MASK] += 1
-        return cached.render(data, qid, flags, end, limit, opt)
+        response = cached.render(data, qid, flags, end, limit, opt)
+        self.sizes[channel].responses.observe(len(response))
+        return response
 
     def _edns_limit(self, data: bytes, end: int, channel: int) -> int:
         """The largest response to the EDNS query ``data`` whose OPT record starts at ``end``."""
@@ -276,13 +282,12 @@ class Responder:
             self.dropped += 1
             return None
         except Malformed as exc:
-            self.errors[exc.rcode] += 1
-            return error_response(data, exc.rcode)
+            return self._error(data, channel, exc.rcode, error_response(data, exc.rcode))
         if edns_size:
             opt = self._opts[edns_do]
             if edns_version:
-                self.errors[BADVERS] += 1
-                return badvers_response(data, qid, flags, end, udp_size=self.max_udp_size, do=edns_do)
+                response = badvers_response(data, qid, flags, end, udp_size=self.max_udp_size, do=edns_do)
+                return self._error(data, channel, BADVERS, response)
             limit = TCP_MAX_SIZE if tcp else min(edns_size, self.max_udp_size)
         else:
             opt = b""
@@ -297,7 +302,7 @@ class Responder:
                 ip = client[0] if client is not None else None
                 return self._transfer(data, key, qlen, qid, flags, end, limit, opt, channel, ip)
             packed = self._miss(key, qend - HEADER_SIZE)
-        packed.hits[channel] += 1
+        packed.hits[channel | (EDNS_HITS << edns_do if edns_size else 0)] += 1
         if packed.variants is not None:  # loadbalance: each answer starts at the next address
             self._turn += 1
             packed = packed.variants[self._turn % len(packed.variants)]
@@ -316,18 +321,24 @@ class Responder:
                 cached = self._autopath.cached(key)
                 if cached is not None:
                     return cached.render(data, qid, flags, end, limit, opt)
-                return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
+                return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, channel)
         elif packed.delegate:  # forwarded, or an ExternalName's target chased
             # unless a rewrite's edns0 rules make the options sent upstream of the client's own: then
             # the forwarder works them out and looks in the cache under them
             if packed.answer is None or not packed.answer.edns0:
                 cached = self._from_forward_cache(
-                    packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt
+                    packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt, channel
                 )
                 if cached is not None:
                     return cached
-            return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, tcp)
+            return self._pending(data, key, qid, flags, end, limit, opt, edns_do, packed, channel)
         return packed.render(data, qid, flags, end, limit, opt)
+
+    def _error(self, data: bytes, channel: int, rcode: int, response: bytes) -> bytes:
+        """Count the error reply ``response`` to ``data`` and return it."""
+        self.errors[(channel, question_type(data), rcode)] += 1
+        self.sizes[channel].observe(len(data), len(response))
+        return response
 
     def _transfer(  # noqa: PLR0917 (the fields of the query, as parsed)
         self,
@@ -356,11 +367,14 @@ class Responder:
             packed = pack(answer, qname, key[qlen:], recursion_available=self.recursion_available)
         elif type(outcome) is int:
             packed = error_packed(outcome, recursion_available=self.recursion_available)
-        else:  # the records to send
+        else:  # the records to send (their sizes are the stream's, not counted)
             self.retired[(channel, qtype, NOERROR)] += 1
+            self.sizes[channel].requests.observe(len(data))
             return ZoneTransfer(data, qid, flags, end, opt, qname, outcome, self.recursion_available)
         self.retired[(channel, qtype, packed.flags & RCODE_MASK)] += 1
-        return packed.render(data, qid, flags, end, limit, opt)
+        response = packed.render(data, qid, flags, end, limit, opt)
+        self.sizes[channel].observe(len(data), len(response))
+        return response
 
     def _pending(  # noqa: PLR0917 (the fields of the query, as parsed)
         self,
@@ -373,9 +387,22 @@ class Responder:
         opt: bytes,
         do: bool,
         packed: Packed,
-        tcp: bool,
+        channel: int,
     ) -> PendingQuery:
-        return PendingQuery(data, key, qid, flags, end, limit, opt, do, packed, self.recursion_available, tcp)
+        return PendingQuery(
+            data,
+            key,
+            qid,
+            flags,
+            end,
+            limit,
+            opt,
+            do,
+            packed,
+            self.recursion_available,
+            channel >= TCP4,
+            channel,
+        )
 
     @property
     def autopath(self) -> SearchPaths | None:
@@ -474,19 +501,30 @@ class Responder:
         counts = Counter(self.retired)
         for key, packed in list(self._cache.items()):
             qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & RCODE_MASK
-            for channel, hits in enumerate(packed.hits):
+            for slot, hits in enumerate(packed.hits):
                 if hits:
-                    counts[(channel, qtype, rcode)] += hits
+                    counts[(slot & 3, qtype, rcode)] += hits
         return counts
+
+    def size_counts(self) -> tuple[list[Sizes], list[int]]:
+        """By channel: the sizes of queries and responses so far, and the queries with the DO bit."""
+        sizes = [Sizes() for _ in range(4)]
+        do = list(self.retired_do)
+        for mine, theirs in zip(sizes, self.sizes, strict=True):
+            mine.merge(theirs)
+        for key, packed in list(self._cache.items()):
+            _tally(key, packed, sizes, do)
+        return sizes, do
 
     def _forget(self, key: bytes) -> None:
         packed = self._cache.pop(key, None)
         if packed is None:
             return
         qtype, rcode = int.from_bytes(key[-4:-2]), -1 if packed.delegate else packed.flags & RCODE_MASK
-        for channel, hits in enumerate(packed.hits):
+        for slot, hits in enumerate(packed.hits):
             if hits:
-                self.retired[(channel, qtype, rcode)] += hits
+                self.retired[(slot & 3, qtype, rcode)] += hits
+        _tally(key, packed, self.sizes, self.retired_do)
         for name in packed.depends:
             keys = self._keys_by_name.get(name)
             if keys == key:
@@ -495,3 +533,20 @@ class Responder:
                 keys.discard(key)
                 if not keys:
                     del self._keys_by_name[name]
+
+
+def _tally(key: bytes, packed: Packed, sizes: list[Sizes], do: list[int]) -> None:
+    """Add the queries ``packed`` answered to ``sizes`` and ``do`` (by channel): each query's size is
+    its question's plus the header (plus an option-less OPT record), each response's that plus the
+    body (a forwarded answer's responses are counted as they are sent)."""
+    request = HEADER_SIZE + len(key)
+    response = 0 if packed.delegate else request + len(packed.body)
+    for slot, hits in enumerate(packed.hits):
+        if hits:
+            extra = OPT_SIZE if slot >= EDNS_HITS else 0
+            channel = slot & 3
+            sizes[channel].requests.observe(request + extra, hits)
+            if response:
+                sizes[channel].responses.observe(response + extra, hits)
+            if slot >= DO_HITS:
+                do[channel] += hits

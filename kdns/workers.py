@@ -39,9 +39,14 @@ GAUGE_MERGE = {
     "kdns_kubernetes_api_up": min,
     "kdns_kubernetes_last_sync_timestamp_seconds": min,  # the worker furthest behind
     "kdns_build_info": max,
-    "process_start_time_seconds": min,
+    "coredns_build_info": max,
+    "coredns_plugin_enabled": max,
     "python_info": max,
 }
+
+# Each worker's own: reported with a ``worker`` label, never added up (a sum of resident memories or
+# of start times means nothing).
+PER_WORKER_PREFIX = "process_"
 
 Serve = Callable[[Shares, socket.socket, ServeConfig], int]  # one worker: its sockets, line, settings
 
@@ -133,8 +138,10 @@ async def _supervise(config: ServeConfig, workers: list[Worker], ports: list[tup
     async def metrics() -> bytes:
         texts = []
         for worker in workers:
+            text = ""  # a worker that does not answer reports nothing; the others keep their numbers
             with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
-                texts.append((await asyncio.wait_for(worker.ask(b"m"), 10)).decode())
+                text = (await asyncio.wait_for(worker.ask(b"m"), 10)).decode()
+            texts.append(text)
         return merge_metrics(texts)
 
     endpoints = None
@@ -210,16 +217,20 @@ async def _stop(workers: list[Worker], *, grace: float) -> int:
 
 
 def merge_metrics(texts: list[str]) -> bytes:
-    """The workers' metrics added up, sample by sample (a few gauges take the max or min instead)."""
+    """The workers' metrics (``texts``, by worker number) added up, sample by sample (a few gauges take
+    the max or min instead); the ``process_*`` ones are each worker's, labelled ``worker`` with its
+    number."""
     families: dict[str, Metric] = {}
     values: dict[str, dict[tuple, float]] = {}
-    for text in texts:
+    for number, text in enumerate(texts):
         for family in text_string_to_metric_families(text):
             merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
             combine = GAUGE_MERGE.get(family.name, sum) if family.type == "gauge" else sum
+            own = family.name.startswith(PER_WORKER_PREFIX)
             table = values.setdefault(family.name, {})
             for sample in family.samples:
-                key = (sample.name, tuple(sorted(sample.labels.items())))
+                labels = {**sample.labels, "worker": str(number)} if own else sample.labels
+                key = (sample.name, tuple(sorted(labels.items())))
                 table[key] = combine((table[key], sample.value)) if key in table else sample.value
             merged.type = family.type
 

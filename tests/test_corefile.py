@@ -27,6 +27,7 @@ from kdns.config import (
     ZoneSettings,
 )
 from kdns.corefile import CorefileError, load, parse, parse_duration, tokenize
+from kdns.corefile.plugins import ORDER, SETUP_ONLY
 from tests.support.paths import COREFILES
 
 ENV = {"POD_IP": "10.1.2.3"}  # tests never read the real environment
@@ -132,7 +133,21 @@ def test_platform_corefiles_load_as_shipped(platform, changes, warnings):
             (255, 255, ("internal.cloudapp.net.",), 3),
             (255, 255, ("reddog.microsoft.com.",), 3),
         ]
-    config = replace(config, servers=(replace(server, templates=()),))
+    # the block's plugins that see queries, in CoreDNS's order (coredns_plugin_enabled)
+    assert set(server.plugins) <= set(ORDER) - SETUP_ONLY
+    assert list(server.plugins) == sorted(server.plugins, key=ORDER.index)
+    if platform == "kubeadm":
+        # health, ready and reload only set the server up: CoreDNS does not list them enabled
+        assert server.plugins == (
+            "prometheus",
+            "errors",
+            "loadbalance",
+            "cache",
+            "kubernetes",
+            "loop",
+            "forward",
+        )
+    config = replace(config, servers=(replace(server, templates=(), plugins=()),))
     assert config == expected_config(path, changes)
     assert got == [f"{path}:{line}: {text}" for line, text in warnings]
 

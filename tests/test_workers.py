@@ -41,4 +41,13 @@ def test_counters_and_histograms_add_up_and_shared_gauges_do_not():
     assert "coredns_dns_request_duration_seconds_count 8.0" in merged
     assert "kdns_zone_names 138.0" in merged  # the same zone in each worker
     assert "kdns_kubernetes_synced 0.0" in merged  # synced only when every worker is
-    assert "process_resident_memory_bytes 200.0" in merged  # memory of all of them
+    # each worker's memory apart: a sum of them would describe no process
+    assert 'process_resident_memory_bytes{worker="0"} 100.0' in merged
+    assert 'process_resident_memory_bytes{worker="1"} 100.0' in merged
+    assert not any(line.startswith("process_resident_memory_bytes ") for line in merged)
+
+
+def test_a_worker_that_did_not_answer_leaves_the_others_their_numbers():
+    merged = lines(merge_metrics(["", ONE]))
+    assert 'process_resident_memory_bytes{worker="1"} 100.0' in merged
+    assert 'coredns_dns_requests_total{proto="udp",type="A"} 3.0' in merged

@@ -12,6 +12,7 @@ import ipaddress
 import re
 import sys
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from kdns.cluster.model import (
@@ -30,6 +31,7 @@ from kdns.cluster.model import (
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 IMPORTED_NAME_LABEL = "multicluster.kubernetes.io/service-name"  # KEP-1645's slices of an import
 SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # a label value the API accepts: up to 63 characters, alphanumeric at both ends, '-', '_' and '.' inside
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
@@ -221,6 +223,7 @@ def to_service(raw: Mapping[str, Any]) -> Service:
         ports=ports,
         publish_not_ready=publish,
         external_ips=_external_ips(spec, _mapping(raw.get("status"), "status")),
+        selector=bool(spec.get("selector")),
     )
 
 
@@ -285,7 +288,24 @@ def to_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
         ports=_ports(raw.get("ports"), "ports"),
         imported=sys.intern(imported),
         cluster=cluster,
+        changed_at=_trigger_time(_mapping(raw.get("metadata"), "metadata").get("annotations")),
     )
+
+
+def _trigger_time(annotations: Any) -> float:
+    """The Unix time an EndpointSlice's last-change-trigger-time annotation (RFC 3339) gives, else 0."""
+    if not isinstance(annotations, Mapping):
+        return 0.0
+    text = annotations.get(TRIGGER_TIME_ANNOTATION)
+    if not isinstance(text, str):
+        return 0.0
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if when.tzinfo is None:
+        return 0.0
+    return max(when.timestamp(), 0.0)  # an unset time (year 1) is none
 
 
 def mirrored_slices(raw: Mapping[str, Any]) -> list[EndpointSlice]:

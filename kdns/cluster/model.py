@@ -8,7 +8,7 @@ Values that repeat across objects (ports, namespace and Service names) are share
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -45,6 +45,7 @@ class Service:
     publish_not_ready: bool = False
     # spec.externalIPs, then status.loadBalancer.ingress[].ip: what k8s_external answers
     external_ips: tuple[str, ...] = ()
+    selector: bool = field(default=True, compare=False)  # spec.selector set (the metrics' service kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,9 @@ class EndpointSlice:
     ports: tuple[Port, ...] = ()
     imported: str = ""  # the multicluster.kubernetes.io/service-name label: a ServiceImport's slice
     cluster: str = ""  # the multicluster.kubernetes.io/source-cluster label, when it is a DNS label
+    # Unix time of its endpoints.kubernetes.io/last-change-trigger-time annotation, 0 when absent (the
+    # DNS programming latency is measured from it); not part of what the slice answers
+    changed_at: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

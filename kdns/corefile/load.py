@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from kdns.config import COREFILE_PORT, ServeConfig, ServerSettings, ZoneSettings, parse_port
 from kdns.corefile.context import Draft, Shared
-from kdns.corefile.plugins import FINISHES, REPEATABLE, SETUPS, refusal
+from kdns.corefile.plugins import FINISHES, REPEATABLE, SETUPS, handlers, refusal
 from kdns.corefile.syntax import CorefileError, Directive, ServerBlock, Token, parse
 from kdns.corefile.values import Refusal, fail, value, zones_of
 
@@ -49,7 +50,8 @@ def load(
                 served.setdefault((zone, port), block.keys[0])
         draft = Draft(shared, zones=tuple(z for zones in keys.values() for z in zones), key=block.keys[0])
         problems += _set_up(block, draft)
-        servers += [draft.settings(zones, port) for port, zones in keys.items()]
+        plugins = handlers([d.name.text for d in block.directives])
+        servers += [replace(draft.settings(zones, port), plugins=plugins) for port, zones in keys.items()]
     problems += _listeners_apart(servers, parsed.blocks)
     if problems:
         raise CorefileError(*problems)

@@ -60,6 +60,18 @@ SETUPS: dict[str, Setup] = {
     "loadbalance": server.loadbalance,
     "autopath": server.autopath,
 }
+# Plugins that only set the server up: they never see a query (CoreDNS does not list them enabled).
+SETUP_ONLY = frozenset(
+    {"bind", "debug", "health", "multisocket", "pprof", "ready", "reload", "root", "timeouts"}
+)
+
+
+def handlers(names: list[str]) -> tuple[str, ...]:
+    """The plugins among directive ``names`` that see queries, each once, in CoreDNS's order."""
+    seen = set(names) - SETUP_ONLY
+    return tuple(name for name in ORDER if name in seen)
+
+
 # what runs once a block's directives are all set up (checks across directives of one plugin)
 FINISHES: tuple[Callable[[Draft], None], ...] = (forward.finish,)
 REPEATABLE = frozenset({"bind", "log", "template", "forward", "rewrite", "acl"})

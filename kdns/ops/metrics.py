@@ -1,18 +1,31 @@
-"""Prometheus metrics under CoreDNS's names and labels, so its dashboards and alerts keep working.
+"""Prometheus metrics under CoreDNS's names, labels and buckets, so its dashboards and alerts keep working.
 
 Nothing is counted here: at scrape time a collector reads the counters the responder, the transports,
 the forwarder, the cache and the informer keep anyway, and renders them:
 
+- ``coredns_build_info{version,revision,goversion}`` (kdns's version and revision; ``goversion`` names
+  the Python, e.g. ``CPython 3.11.7``), ``coredns_panics_total`` (queries whose answering raised),
+  ``coredns_plugin_enabled{server,zone,view,name}`` (each block's plugins that see queries);
 - ``coredns_dns_requests_total{server,zone,view,proto,family,type}``,
-  ``coredns_dns_responses_total{server,zone,view,rcode,plugin}``,
-  ``coredns_dns_request_duration_seconds{server,zone,view}`` (CoreDNS also labels it by type);
-- ``coredns_cache_entries{server,type,zones,view}``, ``coredns_cache_hits_total``,
-  ``coredns_cache_misses_total``, ``coredns_cache_prefetch_total``, ``coredns_cache_served_stale_total``
-  (the cache of forwarded answers; cluster answers are never stale);
+  ``coredns_dns_responses_total{server,zone,view,rcode,plugin}``, ``coredns_dns_do_requests_total``,
+  ``coredns_dns_request_duration_seconds{server,zone,view}`` (no ``type`` label: CoreDNS dropped it in
+  1.8.4), ``coredns_dns_request_size_bytes`` and ``coredns_dns_response_size_bytes``
+  ``{server,zone,view,proto}``; malformed queries and their error replies are counted too. ``server``
+  is CoreDNS's ``dns://ADDRESS:PORT`` per address (``dns://:53`` for every interface); a query counts
+  under its own family's address, and a listener's forward and cache counts under its first one;
+- ``coredns_cache_entries{server,type,zones,view}``, ``coredns_cache_requests_total``,
+  ``coredns_cache_hits_total``, ``coredns_cache_misses_total``, ``coredns_cache_prefetch_total``,
+  ``coredns_cache_served_stale_total``: the cache of forwarded answers, which, as CoreDNS's cache
+  plugin, sees every query of its server (a cluster answer, never cached, is a request and a miss);
 - ``coredns_forward_requests_total{to}``, ``coredns_forward_responses_total{to,rcode}``,
-  ``coredns_forward_request_duration_seconds{to,rcode}`` and ``coredns_proxy_request_duration_seconds``,
-  ``coredns_forward_healthcheck_failures_total{to}``, ``coredns_forward_healthcheck_broken_total``,
-  ``coredns_forward_max_concurrent_rejects_total``;
+  ``coredns_forward_request_duration_seconds{to,rcode}``, ``coredns_forward_healthcheck_failures_total
+  {to}`` (CoreDNS's names before 1.11, which coredns-mixin's alerts read) and where CoreDNS 1.11 moved
+  them, ``coredns_proxy_request_duration_seconds{proxy_name,to,rcode}``,
+  ``coredns_proxy_healthcheck_failures_total{proxy_name,to}``, ``coredns_proxy_conn_cache_hits_total``
+  and ``coredns_proxy_conn_cache_misses_total{proxy_name,to,proto}`` (TCP and TLS connections reused
+  and opened); ``coredns_forward_healthcheck_broken_total``, ``coredns_forward_max_concurrent_rejects_total``;
+- ``coredns_kubernetes_dns_programming_duration_seconds{service_kind}``: from an EndpointSlice's
+  ``endpoints.kubernetes.io/last-change-trigger-time`` to the zone answering with it (watch events);
 - ``kdns_kubernetes_synced``, ``kdns_kubernetes_api_up``, ``kdns_kubernetes_event_apply_seconds``,
   ``kdns_kubernetes_events_total``, ``kdns_kubernetes_lists_total``;
 - per watched kind, from the reflectors: ``kdns_kubernetes_requests_total{kind,verb,code}`` (as client-go's
@@ -22,11 +35,14 @@ the forwarder, the cache and the informer keep anyway, and renders them:
 - ``kdns_zone_names``, ``kdns_answer_cache_entries``, ``kdns_tcp_connections``,
   ``kdns_tcp_connections_closed_total{reason}`` (idle, evicted, refused), ``kdns_build_info``; and the
   process metrics.
+
+Request and response sizes are not measured per query: a packed answer counts its queries by channel
+and shape (with or without an OPT record), so its sizes are its question's and body's; errors,
+transfers and forwarded responses are measured as they are sent.
 """
 
 from __future__ import annotations
 
-import platform
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +54,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kdns import __version__
+from kdns.config import ServerSettings
 from kdns.counting import Histogram
+from kdns.ops.build import python, revision
 from kdns.responder import Responder
 from kdns.transport.listen import Listeners
 from kdns.upstream.forward import Forwarder
@@ -60,13 +78,11 @@ KNOWN_TYPES = frozenset(
         "MX",
         "TXT",
         "SRV",
-        "NAPTR",
         "DS",
         "DNSKEY",
         "RRSIG",
         "NSEC",
         "NSEC3",
-        "HINFO",
         "HTTPS",
         "SVCB",
         "IXFR",
@@ -85,15 +101,44 @@ def rcode_name(rcode: int) -> str:
     return str(dnslib.RCODE.get(rcode, str(rcode)))
 
 
+WILDCARDS = frozenset({"0.0.0.0", "::"})
+
+
+def server_labels(addresses: Sequence[str], port: int) -> list[str]:
+    """CoreDNS's ``server`` label of each address a listener binds: ``dns://127.0.0.1:53``,
+    ``dns://[::1]:53``, and one ``dns://:53`` for every interface."""
+    if set(addresses) <= WILDCARDS:
+        return [f"dns://:{port}"]
+    return [f"dns://[{a}]:{port}" if ":" in a else f"dns://{a}:{port}" for a in addresses]
+
+
+def family_labels(addresses: Sequence[str], port: int) -> tuple[str, str]:
+    """The ``server`` label a listener's IPv4 and IPv6 queries count under: the first address of the
+    family (the first address at all when it has none of that family)."""
+    labels = dict(zip(addresses, server_labels(addresses, port), strict=False))
+    first = server_labels(addresses, port)[0]
+    v4 = next((labels[a] for a in addresses if ":" not in a and a in labels), first)
+    v6 = next((labels[a] for a in addresses if ":" in a and a in labels), first)
+    return v4, v6
+
+
 @dataclass
 class Served:
-    """One listener's parts: its responder, sockets and forwarders, and its ``server`` label."""
+    """One listener's parts: its responder, sockets and forwarders, its server blocks, and where it
+    listens (for the ``server`` labels)."""
 
     responder: Responder
     listeners: Listeners | None = None
     forwarders: Sequence[Forwarder] = ()
-    server: str = "dns://:53"
+    addresses: Sequence[str] = ("",)
+    port: int = 53
     zones: str = "."
+    blocks: Sequence[ServerSettings] = ()
+
+    @property
+    def servers(self) -> tuple[str, str]:
+        """The ``server`` label of IPv4 and of IPv6 queries."""
+        return family_labels(self.addresses, self.port)
 
 
 @dataclass
@@ -116,9 +161,7 @@ class KdnsCollector(Collector):
         yield from self._forward(list({id(f): f for served in s.servers for f in served.forwarders}.values()))
         yield from self._kubernetes(s)
         yield from self._server(s.servers)
-        info = GaugeMetricFamily("kdns_build_info", "kdns version and Python.", labels=["version", "python"])
-        info.add_metric([__version__, platform.python_version()], 1)
-        yield info
+        yield from _build(s.servers)
 
     def _dns(self, servers: Sequence[Served]) -> Iterator:
         requests = CounterMetricFamily(
@@ -131,38 +174,72 @@ class KdnsCollector(Collector):
             "Counter of response status codes.",
             labels=["server", "zone", "view", "rcode", "plugin"],
         )
-        durations = []
+        do_requests = CounterMetricFamily(
+            "coredns_dns_do_requests",
+            "Counter of DNS requests with DO bit set per zone.",
+            labels=["server", "zone", "view"],
+        )
+        durations: dict[tuple[str, ...], Histogram] = {}
+        request_sizes: dict[tuple[str, ...], Histogram] = {}
+        response_sizes: dict[tuple[str, ...], Histogram] = {}
         for served in servers:
-            base = [served.server, served.zones, ""]
-            by_request: Counter[tuple[str, str, str]] = Counter()
-            by_rcode: Counter[tuple[str, str]] = Counter()
-            for (channel, qtype, rcode), count in served.responder.query_counts().items():
+            family_server = served.servers
+            first = family_server[0]
+            by_request: Counter[tuple[str, ...]] = Counter()
+            by_rcode: Counter[tuple[str, ...]] = Counter()
+            by_do: Counter[tuple[str, ...]] = Counter()
+            counts = served.responder.query_counts()
+            for (channel, qtype, rcode), count in counts.items():
                 proto, family = CHANNELS[channel]
-                by_request[(proto, family, type_name(qtype))] += count
+                server = family_server[channel & 1]
+                by_request[(server, served.zones, "", proto, family, type_name(qtype))] += count
                 if rcode >= 0:
-                    by_rcode[(rcode_name(rcode), "kubernetes")] += count
-            for rcode, count in served.responder.errors.items():
-                by_rcode[(rcode_name(rcode), "")] += count
+                    by_rcode[(server, served.zones, "", rcode_name(rcode), "kubernetes")] += count
+            for (channel, qtype, rcode), count in served.responder.errors.items():
+                proto, family = CHANNELS[channel]
+                server = family_server[channel & 1]
+                by_request[(server, served.zones, "", proto, family, type_name(qtype))] += count
+                by_rcode[(server, served.zones, "", rcode_name(rcode), "")] += count
             for rcode, count in enumerate(served.responder.forwarded_rcodes):
                 if count:
-                    by_rcode[(rcode_name(rcode), "cache")] += count
+                    by_rcode[(first, served.zones, "", rcode_name(rcode), "cache")] += count
             for forwarder in served.forwarders:
                 for rcode, count in enumerate(forwarder.stats.answered):
                     if count:
-                        by_rcode[(rcode_name(rcode), "forward")] += count
-            for labels, count in sorted(by_request.items()):
-                requests.add_metric([*base, *labels], count)
-            for labels, count in sorted(by_rcode.items()):
-                responses.add_metric([*base, *labels], count)
-            exchange = served.listeners.exchange if served.listeners is not None else None
-            durations.append((base, exchange.durations if exchange is not None else Histogram()))
+                        by_rcode[(first, served.zones, "", rcode_name(rcode), "forward")] += count
+            sizes, do = served.responder.size_counts()
+            for channel, (measured, with_do) in enumerate(zip(sizes, do, strict=True)):
+                server, proto = family_server[channel & 1], CHANNELS[channel][0]
+                _merged(request_sizes, (server, served.zones, "", proto), measured.requests)
+                _merged(response_sizes, (server, served.zones, "", proto), measured.responses)
+                by_do[(server, served.zones, "")] += with_do
+            for family in (0, 1):
+                exchange = served.listeners.exchange if served.listeners is not None else None
+                timed = exchange.durations[family] if exchange is not None else Histogram()
+                _merged(durations, (family_server[family], served.zones, ""), timed)
+            for family, table in ((requests, by_request), (responses, by_rcode), (do_requests, by_do)):
+                for labels, count in sorted(table.items()):
+                    family.add_metric(list(labels), count)
         yield requests
         yield responses
+        yield do_requests
         yield _histogram(
             "coredns_dns_request_duration_seconds",
-            "Histogram of the time each request took.",
+            "Histogram of the time (in seconds) each request took per zone.",
             ["server", "zone", "view"],
-            durations,
+            _series(durations),
+        )
+        yield _histogram(
+            "coredns_dns_request_size_bytes",
+            "Size of the request in bytes per zone and protocol.",
+            ["server", "zone", "view", "proto"],
+            _series(request_sizes),
+        )
+        yield _histogram(
+            "coredns_dns_response_size_bytes",
+            "Size of the returned response in bytes.",
+            ["server", "zone", "view", "proto"],
+            _series(response_sizes),
         )
 
     def _server(self, servers: Sequence[Served]) -> Iterator:
@@ -201,6 +278,11 @@ class KdnsCollector(Collector):
         misses = CounterMetricFamily(
             "coredns_cache_misses", "The count of cache misses.", labels=["server", "zones", "view"]
         )
+        requests = CounterMetricFamily(
+            "coredns_cache_requests",
+            "The count of cache requests.",
+            labels=["server", "zones", "view"],
+        )
         prefetches = CounterMetricFamily(
             "coredns_cache_prefetch",
             "The number of times the cache has prefetched a cached item.",
@@ -214,22 +296,32 @@ class KdnsCollector(Collector):
         sizes: Counter[tuple[str, ...]] = Counter()
         hit_counts: Counter[tuple[str, ...]] = Counter()
         miss_counts: Counter[tuple[str, ...]] = Counter()
+        request_counts: Counter[tuple[str, ...]] = Counter()
         prefetch_counts: Counter[tuple[str, ...]] = Counter()
         stale_counts: Counter[tuple[str, ...]] = Counter()
         for served in servers:
             # the stanzas of a block share one cache: each cache once
             caches = {id(f.cache): f.cache for f in served.forwarders if f.cache is not None}
+            if not caches:
+                continue
+            server = served.servers[0]
+            hit = 0
             for cache in caches.values():
                 for kind, table in (("success", cache.success), ("denial", cache.denial)):
-                    sizes[(served.server, kind, served.zones, "")] += len(table)
-                    hit_counts[(served.server, kind, served.zones, "")] += cache.hits[kind]
-                miss_counts[(served.server, served.zones, "")] += cache.misses
-                prefetch_counts[(served.server, served.zones, "")] += cache.prefetches
-                stale_counts[(served.server, served.zones, "")] += cache.stale_hits
-        if not miss_counts:
+                    sizes[(server, kind, served.zones, "")] += len(table)
+                    hit_counts[(server, kind, served.zones, "")] += cache.hits[kind]
+                    hit += cache.hits[kind]
+                prefetch_counts[(server, served.zones, "")] += cache.prefetches
+                stale_counts[(server, served.zones, "")] += cache.stale_hits
+            # every query of the server passes the cache, as in CoreDNS: what it did not answer missed
+            asked = sum(served.responder.query_counts().values())
+            request_counts[(server, served.zones, "")] += asked
+            miss_counts[(server, served.zones, "")] += max(asked - hit, 0)
+        if not request_counts:
             return
         for family, counts in (
             (entries, sizes),
+            (requests, request_counts),
             (hits, hit_counts),
             (misses, miss_counts),
             (prefetches, prefetch_counts),
@@ -277,6 +369,28 @@ class KdnsCollector(Collector):
             ["proxy_name", "to", "rcode"],
             [(["forward", *labels], h) for labels, h in series],
         )
+        conn_hits = CounterMetricFamily(
+            "coredns_proxy_conn_cache_hits",
+            "Counter of connection cache hits per upstream and protocol.",
+            labels=["proxy_name", "to", "proto"],
+        )
+        conn_misses = CounterMetricFamily(
+            "coredns_proxy_conn_cache_misses",
+            "Counter of connection cache misses per upstream and protocol.",
+            labels=["proxy_name", "to", "proto"],
+        )
+        reused: Counter[tuple[str, str]] = Counter()
+        opened: Counter[tuple[str, str]] = Counter()
+        for forwarder in forwarders:
+            for upstream in forwarder.upstreams:
+                key = (upstream.label, "tcp-tls" if upstream.tls else "tcp")
+                reused[key] += upstream.streams.reused
+                opened[key] += upstream.streams.opened
+        for (to, proto), count in sorted(reused.items()):
+            conn_hits.add_metric(["forward", to, proto], count)
+            conn_misses.add_metric(["forward", to, proto], opened[(to, proto)])
+        yield conn_hits
+        yield conn_misses
         failures = CounterMetricFamily(
             "coredns_forward_healthcheck_failures", "Health checks that failed.", labels=["to"]
         )
@@ -331,6 +445,12 @@ class KdnsCollector(Collector):
         yield lists
         yield from _reflectors(informer)
         yield _histogram(
+            "coredns_kubernetes_dns_programming_duration_seconds",
+            "Histogram of the time (in seconds) it took to program a dns instance.",
+            ["service_kind"],
+            [([kind], histogram) for kind, histogram in sorted(informer.programming.items())],
+        )
+        yield _histogram(
             "kdns_kubernetes_event_apply_seconds",
             "Time from a watch event's arrival to the zone answering with it.",
             [],
@@ -367,6 +487,80 @@ def _reflectors(informer: Informer) -> Iterator:
         open_.add_metric([kind], 1 if reflector.watching else 0)
         last.add_metric([kind], reflector.last_sync)
     yield from (requests, ends, open_, last)
+
+
+def _build(servers: Sequence[Served]) -> Iterator:
+    """What runs: the build, its panics, and the plugins of each server block."""
+    info = GaugeMetricFamily(
+        "coredns_build_info",
+        "A metric with a constant '1' value labeled by version, revision, and goversion from which "
+        "CoreDNS was built.",
+        labels=["version", "revision", "goversion"],
+    )
+    info.add_metric([__version__, revision(), python()], 1)
+    yield info
+    own = GaugeMetricFamily("kdns_build_info", "kdns version and Python.", labels=["version", "python"])
+    own.add_metric([__version__, python()], 1)
+    yield own
+    yield CounterMetricFamily(
+        "coredns_panics",
+        "A metrics that counts the number of panics.",
+        value=sum(s.listeners.exchange.panics for s in servers if s.listeners is not None),
+    )
+    enabled = GaugeMetricFamily(
+        "coredns_plugin_enabled",
+        "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+        labels=["server", "zone", "view", "name"],
+    )
+    rows = {
+        (server, _fqdn(zone), "", name): 1
+        for served in servers
+        for block in served.blocks
+        for server in server_labels(served.addresses, served.port)
+        for zone in block.zones
+        for name in block.plugins or plugins_of(block)
+    }
+    for labels in sorted(rows):
+        enabled.add_metric(list(labels), 1)
+    yield enabled
+
+
+def plugins_of(block: ServerSettings) -> tuple[str, ...]:
+    """The CoreDNS plugins the settings of a block the flags describe stand for, in CoreDNS's order."""
+    named = (
+        ("errors", True),
+        ("log", block.log is not None),
+        ("acl", bool(block.acl)),
+        ("chaos", block.chaos is not None),
+        ("loadbalance", block.loadbalance),
+        ("cache", block.cache is not None and bool(block.forward)),
+        ("rewrite", bool(block.rewrites)),
+        ("autopath", block.autopath),
+        ("template", bool(block.templates)),
+        ("transfer", block.transfer is not None),
+        ("hosts", block.hosts is not None),
+        ("k8s_external", block.external is not None),
+        ("kubernetes", block.kubernetes),
+        ("loop", bool(block.forward)),
+        ("forward", bool(block.forward)),
+        ("whoami", block.whoami),
+    )
+    return tuple(name for name, on in named if on)
+
+
+def _fqdn(zone: str) -> str:
+    return "." if zone == "." else f"{zone}."
+
+
+def _merged(table: dict[tuple[str, ...], Histogram], labels: tuple[str, ...], histogram: Histogram) -> None:
+    mine = table.get(labels)
+    if mine is None:
+        table[labels] = mine = Histogram(histogram.bounds)
+    mine.merge(histogram)
+
+
+def _series(table: dict[tuple[str, ...], Histogram]) -> list[tuple[list[str], Histogram]]:
+    return [(list(labels), histogram) for labels, histogram in sorted(table.items())]
 
 
 def _histogram(

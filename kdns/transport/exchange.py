@@ -71,7 +71,9 @@ class Exchange:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.clock = clock
-        self.durations = Histogram()  # seconds from a query's arrival to its answer's sending
+        # seconds from a query's arrival to its answer's sending, of IPv4 and of IPv6 clients
+        self.durations = (Histogram(), Histogram())
+        self.panics = 0  # queries whose answering raised (CoreDNS's recovered panics)
         self._tasks: set[asyncio.Task] = set()
         self.use(responder, answerer, query_log)
 
@@ -86,13 +88,14 @@ class Exchange:
         """The reply to a query ``respond()`` raised on (logged with the exception): SERVFAIL, or
         nothing for a packet too short to carry an ID."""
         log.exception("failed to answer a %d-byte query from %s", len(data), client[0])
+        self.panics += 1
         return error_response(data, SERVFAIL) if len(data) >= HEADER_SIZE else None
 
     def later(self, query: PendingQuery, client: Client, started: float) -> None:
         """Have ``query`` answered by the answerer and its response sent to ``client``."""
         answerer = self.answerer
         if answerer is None or not answerer.admits(query):  # past the limit: answered now, no task
-            self.finish(client, query.data, query.error(REFUSED), started)
+            self._finish_later(query, client, query.error(REFUSED), started)
             return
         query.peer, query.local = client.address, client.local  # what a rewrite's edns0 rules read
         task = asyncio.ensure_future(answerer.answer(query))
@@ -108,7 +111,15 @@ class Exchange:
             response = query.reply(task.result())
         else:
             log.error("failed to answer a query for upstream: %r", exc, exc_info=exc)
+            self.panics += 1
             response = query.error(SERVFAIL)
+        self._finish_later(query, client, response, started)
+
+    def _finish_later(self, query: PendingQuery, client: Client, response: bytes, started: float) -> None:
+        """``finish`` a query answered later, counting its response's size when it was forwarded (the
+        responder counts the others by their packed answer)."""
+        if query.packed.delegate:
+            self.responder.sizes[query.channel].responses.observe(len(response))
         self.finish(client, query.data, response, started)
 
     def stream(self, transfer: ZoneTransfer, client: Client, started: float) -> None:
@@ -136,6 +147,7 @@ class Exchange:
                 client.send(message)
         except Exception:
             log.exception("failed to send a zone transfer to %s", client.address[0])
+            self.panics += 1
             return
         log.info(
             "zone transfer of %s to %s: %d records", to_text(transfer.qname), client.address[0], transfer.sent
@@ -145,7 +157,7 @@ class Exchange:
         """Send ``response`` to ``query`` and account for it: its time, and its line in the query log."""
         client.send(response)
         elapsed = self.clock() - started
-        self.durations.observe(elapsed)
+        self.durations[":" in client.address[0]].observe(elapsed)
         if self.query_log is not None:
             self.query_log(client.address, query, response, client.via, elapsed)
 

@@ -21,7 +21,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
         self._clock = exchange.clock  # the exchange's for good, looked up once
-        self._durations = exchange.durations
+        self._durations = exchange.durations[0]  # its family's, once the socket is known
         self._transport: asyncio.DatagramTransport | None = None
         self.channel = UDP4
         self._via = Via(PROTO, "")
@@ -34,6 +34,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         sock = transport.get_extra_info("socket")
         if sock.family == socket.AF_INET6:
             self.channel = UDP6
+            self._durations = self._exchange.durations[1]
         self._via = Via(PROTO, sock.getsockname()[0])
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:

@@ -55,6 +55,10 @@ ADDITIONAL = 2  # the additional section's index among the three
 NOT_FAST = 1 << 20  # ``Packed.fast_size`` of an answer that must take the full path
 # A body no longer than this fits every UDP answer: 512 octets less the header, the longest question
 # and our OPT record; only longer bodies keep the places where they may be cut.
+# ``Packed.hits``: a query's slot is its channel, plus EDNS_HITS when it carries an OPT record, or
+# DO_HITS (``EDNS_HITS << 1``) when that OPT sets the DO bit
+EDNS_HITS, DO_HITS = 4, 8
+HIT_SLOTS = 12
 ALWAYS_FITS = NO_EDNS_UDP_SIZE - HEADER_SIZE - MAX_NAME_LENGTH - QUESTION_TAIL_SIZE - OPT_SIZE
 
 
@@ -116,7 +120,9 @@ class Packed:
         self.ttl_offsets = ttl_offsets  # where each record's TTL sits in the body
         self.delegate = delegate
         self.answer = answer
-        self.hits = [0, 0, 0, 0]  # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6)
+        # queries answered with this, by channel (UDP4, UDP6, TCP4, TCP6) plus the query's shape: no
+        # OPT record (+0), an OPT (+EDNS_HITS), an OPT with the DO bit (+DO_HITS)
+        self.hits = [0] * HIT_SLOTS
         self.seen = 0  # the hits a cache last saw (to tell answers still asked for)
         self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
         self.autopath: str | None = None  # NXDOMAIN below <ns>.svc.<zone>: that namespace

@@ -53,6 +53,7 @@ class PendingQuery:
     packed: Packed  # the responder's answer: a delegation, or a search-path NXDOMAIN for autopath
     recursion_available: bool
     tcp: bool = False  # it came over TCP: the forwarder asks upstream over TCP too (unless prefer_udp)
+    channel: int = 0  # how it came (``kdns.wire.query.UDP4`` ...), for the metrics
     # the forward route answering it now: 0 until a stanza with ``next`` hands it to a later one, then
     # that route's number (``kdns.upstream.routes``); ``packed.delegate`` names the first
     route: int = 0

@@ -171,6 +171,16 @@ def error_response(data: bytes, rcode: int) -> bytes:
     return HEADER.pack(qid, QR | (flags & (OPCODE_MASK | ECHOED_FLAGS)) | rcode, 0, 0, 0, 0)
 
 
+def question_type(data: bytes) -> int:
+    """The type of a query's first question as far as its bytes tell (a name without compression), or
+    0 when they do not: for counting queries that get an error reply."""
+    try:
+        end = data.index(0, HEADER_SIZE) + 1
+    except ValueError:
+        return 0
+    return int.from_bytes(data[end : end + 2]) if len(data) >= end + 2 else 0
+
+
 def badvers_response(data: bytes, qid: int, flags: int, end: int, *, udp_size: int, do: bool) -> bytes:
     """RFC 6891: an unknown EDNS version gets BADVERS, with our OPT saying version 0."""
     opt = opt_record(udp_size, do=do, extended_rcode=BADVERS)
