@@ -251,14 +251,19 @@ class Responder:
         limit: int,
         opt: bytes,
         channel: int,
+        do: bool = False,
     ) -> bytes | None:
-        """The response to a query for a name upstream from its route's forward cache, or ``None``."""
-        lookup = self.forward_caches[packed.delegate]
-        if lookup is None:
-            return None
-        cached = lookup(cache_key)
+        """The response to a query for a name upstream from its route's forward cache (or the answer
+        held beside ``packed``, for a query with DO clear), or ``None``."""
+        held = packed.held
+        cached = held.fresh() if held is not None and not do else None
         if cached is None:
-            return None
+            lookup = self.forward_caches[packed.delegate]
+            if lookup is None:
+                return None
+            cached = lookup(cache_key)
+            if cached is None:
+                return None
         self.forwarded_rcodes[cached.flags & RCODE_MASK] += 1
         response = cached.render(data, qid, flags, end, limit, opt)
         self.sizes[channel].responses.observe(len(response))
@@ -327,7 +332,7 @@ class Responder:
             # the forwarder works them out and looks in the cache under them
             if packed.answer is None or not packed.answer.edns0:
                 cached = self._from_forward_cache(
-                    packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt, channel
+                    packed, forward_key(key, edns_do), data, qid, flags, end, limit, opt, channel, edns_do
                 )
                 if cached is not None:
                     return cached

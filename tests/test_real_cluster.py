@@ -10,6 +10,7 @@ import dns.rcode
 import pytest
 from kubernetes import client
 
+from tests.fake_upstream import upstream
 from tests.support.client import ask, lookup
 from tests.support.control_plane import API_SERVICE_IP, control_plane
 from tests.support.in_cluster import apply, shipped, token_for
@@ -173,6 +174,33 @@ def test_an_external_name_service_is_a_cname_that_follows_its_target(core, follo
 
     core.patch_namespaced_service("alias", ns, {"spec": {"externalName": "db.example.org"}})
     answered(follower.port, name, "CNAME", ("NOERROR", {"db.example.org."}))
+
+
+def test_a_chased_external_name_held_under_kubeadms_cache_follows_the_service(core, real_cluster, tmp_path):
+    """kubeadm's Corefile keeps cluster.local out of the cache, so kdns holds the answer it chased beside
+    its own answer to the ExternalName (one upstream question per TTL, not per query); a change to the
+    Service drops it at once, not when the held answer's TTL runs out."""
+    records = "one.example.net. 300 IN A 192.0.2.1\ntwo.example.net. 300 IN A 192.0.2.2\n"
+    with upstream(records) as fake:
+        corefile = tmp_path / "Corefile"
+        corefile.write_text(
+            ".:0 {\n"
+            "    bind 127.0.0.1\n"
+            f"    kubernetes cluster.local {{\n        kubeconfig {real_cluster.kubeconfig}\n        ttl 30\n    }}\n"
+            f"    forward . {fake.address}\n"
+            "    cache 30 {\n        disable success cluster.local\n        disable denial cluster.local\n    }\n"
+            "}\n"
+        )
+        ns = create_namespace(core, "kind-externalname-held")
+        create_service(core, ns, "db", type="ExternalName", external_name="one.example.net")
+        name = f"db.{ns}.svc.cluster.local."
+        with running("--corefile", str(corefile)) as server:
+            answered(server.port, name, "A", ("NOERROR", {"one.example.net.", "192.0.2.1"}))
+            for _ in range(5):
+                assert lookup(server.port, name) == ("NOERROR", {"one.example.net.", "192.0.2.1"})
+            assert fake.count("one.example.net") == 1
+            core.patch_namespaced_service("db", ns, {"spec": {"externalName": "two.example.net"}})
+            answered(server.port, name, "A", ("NOERROR", {"two.example.net.", "192.0.2.2"}), timeout=10)
 
 
 def test_a_headless_service_answers_each_ready_pod_by_address_hostname_and_port(core, follower):

@@ -97,6 +97,19 @@ class KeptEntry(Entry):
         return self.ttl
 
 
+class HeldAnswer:
+    """An answer kept apart from the cache (``ResponseCache.held``), its TTLs counting down."""
+
+    __slots__ = ("clock", "entry")
+
+    def __init__(self, entry: Entry, clock: Callable[[], float]) -> None:
+        self.entry, self.clock = entry, clock
+
+    def fresh(self) -> Packed | None:
+        now = self.clock()
+        return self.entry.view(now) if now < self.entry.expires else None
+
+
 def _with_ttl(rr: dnslib.RR, ttl: int) -> dnslib.RR:
     if rr.rtype == OPT:  # its TTL field holds EDNS flags
         return rr
@@ -195,6 +208,21 @@ class ResponseCache:
         self.stale_hits += 1
         return entry.view(max(self.clock(), entry.expires))
 
+    def held(self, key: bytes, packed: Packed, record: dnslib.DNSRecord) -> HeldAnswer | None:
+        """``packed`` (made from the upstream ``record``) kept apart from the cache for as long as the
+        cache would keep it, when a ``disable`` keeps the cache from holding ``key`` itself: for an
+        answer whose other parts its holder keeps fresh (a chased ExternalName, whose CNAMEs the
+        responder drops when the cluster changes). ``None`` when the cache keeps it, or nothing may."""
+        found = self._lifetime(record)
+        if found is None:
+            return None
+        kind, ttl = found
+        table: TLRUCache = getattr(self, kind)
+        if not table.maxsize or not self._disabled_for(kind, key):
+            return None
+        now = self.clock()
+        return HeldAnswer(self._entry(packed, ttl, now, 0.0, refreshable=False), self.clock)
+
     def put(
         self,
         key: bytes,
@@ -209,26 +237,36 @@ class ResponseCache:
         ``refreshable``: ``record`` answers the question of ``key`` itself, so the refresher may ask
         that question again for it. ``keep_record``: ``held_record`` gives ``record`` back meanwhile
         (for answers built on it)."""
+        found = self._lifetime(record)
+        if found is None:
+            return packed
+        kind, ttl = found
+        return self._store(kind, key, packed, ttl, refreshable, record if keep_record else None)
+
+    def _lifetime(self, record: dnslib.DNSRecord) -> tuple[str, int] | None:
+        """Which table an answer goes to and for how long: positive answers for their smallest TTL,
+        negative ones for their SOA's negative TTL, SERVFAIL for ``servfail_ttl``; ``None``: not kept."""
         rcode = record.header.rcode
         settings = self.settings
-        kept = record if keep_record else None
         if rcode == SERVFAIL:
-            if settings.servfail_ttl:
-                return self._store("denial", key, packed, settings.servfail_ttl, refreshable, kept)
-            return packed
+            return ("denial", settings.servfail_ttl) if settings.servfail_ttl else None
         if rcode not in (NOERROR, NXDOMAIN):
-            return packed
+            return None
         if rcode == NOERROR and record.rr:
             # an answer of nothing but OPT records (no server should send one) is kept briefly
             ttls = (rr.ttl for rr in (*record.rr, *record.auth) if rr.rtype != OPT)
             ttl = min(ttls, default=settings.min_ttl)
-            ttl = _clamp(ttl, settings.min_ttl, settings.success_ttl)
-            return self._store("success", key, packed, ttl, refreshable, kept)
+            return "success", _clamp(ttl, settings.min_ttl, settings.success_ttl)
         soa = next((rr for rr in record.auth if rr.rtype == SOA), None)
         ttl = min(soa.ttl, soa.rdata.times[-1]) if soa is not None else settings.min_ttl
-        return self._store(
-            "denial", key, packed, _clamp(ttl, settings.min_ttl, settings.denial_ttl), refreshable, kept
-        )
+        return "denial", _clamp(ttl, settings.min_ttl, settings.denial_ttl)
+
+    def _disabled_for(self, kind: str, key: bytes) -> bool:
+        """Whether ``disable`` keeps answers of ``kind`` for ``key``'s name out of the cache."""
+        if not self._disabled[kind]:
+            return False
+        name = forwarded_question(key)[0][:-4]
+        return any(is_within(name, zone) for zone in self._disabled[kind])
 
     def _store(  # noqa: PLR0917 (put's findings, passed on)
         self,
@@ -240,12 +278,8 @@ class ResponseCache:
         record: dnslib.DNSRecord | None,
     ) -> Packed:
         table: TLRUCache = getattr(self, kind)
-        if not table.maxsize:  # CoreDNS's 'success 0' or 'denial 0': that kind is not cached
+        if not table.maxsize or self._disabled_for(kind, key):  # 'success 0', 'disable success ZONE'...
             return packed
-        if self._disabled[kind]:
-            name = forwarded_question(key)[0][:-4]
-            if any(is_within(name, zone) for zone in self._disabled[kind]):
-                return packed
         now, settings = self.clock(), self.settings
         entry = self._entry(packed, ttl, now, settings.serve_stale, refreshable=refreshable)
         entry.record = record

@@ -431,7 +431,13 @@ class Forwarder:
         if self.cache is None or record.header.tc or not cache:
             return packed
         whole = dnslib.DNSRecord(header=record.header, q=record.q, rr=answer, auth=record.auth)
-        return self.cache.put(query.cache_key, packed, whole)
+        held = None if query.do else self.cache.held(query.cache_key, packed, whole)
+        if held is None:
+            return self.cache.put(query.cache_key, packed, whole)
+        # the cluster's zone is disabled in the cache (kubeadm's Corefile): the answer is held beside
+        # the responder's, which is dropped with it when the ExternalName changes
+        query.packed.held = held
+        return held.fresh() or packed
 
     async def _rewritten(self, query: PendingQuery, *, pass_on: bool = False) -> Packed:
         """Upstream's answer to the question a ``rewrite`` made of the client's, mapped back by its

@@ -15,7 +15,7 @@ import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import dnslib
 
@@ -62,6 +62,12 @@ HIT_SLOTS = 12
 ALWAYS_FITS = NO_EDNS_UDP_SIZE - HEADER_SIZE - MAX_NAME_LENGTH - QUESTION_TAIL_SIZE - OPT_SIZE
 
 
+class Held(Protocol):
+    """An answer kept for a while (``Packed.held``)."""
+
+    def fresh(self) -> Packed | None: ...
+
+
 class Packed:
     """A response body for one question, with the RRset boundaries used to truncate it.
 
@@ -83,6 +89,7 @@ class Packed:
         "gate",
         "head",
         "head_edns",
+        "held",
         "hits",
         "seen",
         "ttl_offsets",
@@ -127,6 +134,9 @@ class Packed:
         self.variants: tuple[Packed, ...] | None = None  # the same answer with addresses rotated
         self.autopath: str | None = None  # NXDOMAIN below <ns>.svc.<zone>: that namespace
         self.gate: Callable[[tuple, int], Answer | None] | None = None  # answers that depend on the client
+        # a delegation's answer kept beside it where no cache may keep it (a chased ExternalName in a
+        # zone the cache ``disable``s): its ``fresh()`` is the answer while it lives, else None
+        self.held: Held | None = None
         # For the responder's fast path (a query with RD set and CD clear): the header after the ID,
         # without and with our OPT record, and the body's size (``NOT_FAST`` when it must not be used).
         an, ns, ar = self.counts
