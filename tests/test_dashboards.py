@@ -60,11 +60,15 @@ def cluster_objects(kubeconfig: Path, namespace: str) -> Traffic:
     return Traffic(f"web.{namespace}.svc.cluster.local.", f"db.{namespace}.svc.cluster.local.")
 
 
+DASHBOARD_SUBNETS = 60  # pod addresses 10.244.60+N.x: apart from the other tests sharing the cluster
+
+
 def make_ready(kubeconfig: Path, namespace: str, subnet: int) -> None:
     """Run a pod for each Service, then report it Ready with the time it became so, as a kubelet does:
     the EndpointSlice controller stamps that time on the slice it changes."""
     api = core_api(kubeconfig)
-    for name, app, ip in (("web-0", "web", f"10.244.{subnet}.10"), ("db-0", "db", f"10.244.{subnet}.20")):
+    prefix = f"10.244.{DASHBOARD_SUBNETS + subnet}"
+    for name, app, ip in (("web-0", "web", f"{prefix}.10"), ("db-0", "db", f"{prefix}.20")):
         run_pod(api, namespace, name, ip, labels={"app": app}, ready=False)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ready = {"type": "Ready", "status": "True", "lastTransitionTime": now}
