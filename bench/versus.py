@@ -89,6 +89,13 @@ def start(name: str, setup: Setup, corefile: coredns.Corefile, log: Path, timeou
     return coredns.start(corefile, log, setup.server_cpus, gomaxprocs=setup.gomaxprocs, timeout=timeout)
 
 
+def once_ready(server: Server) -> dict[str, Any]:
+    """A just started server's figures: seconds to ready, then, 1 s later (allocations settled), its
+    memory (/proc/PID/status, KiB) and CPU seconds."""
+    time.sleep(1.0)
+    return {"ready_s": ready_s(server), **server.memory_kib(), "cpu_s": server.cpu_seconds()}
+
+
 def ready_s(server: Server) -> float:
     """Seconds from spawning ``server`` to its first ``/ready`` 200."""
     ready_at, started = getattr(server, "ready_at", None), getattr(server, "started", 0.0)
@@ -224,12 +231,10 @@ def scale_part(args: argparse.Namespace, out: Path, upstream: str) -> dict[str, 
                     )
                     server = start(name, setup, corefile, where / name / f"{name}-{i}.log", args.timeout)
                     try:
-                        time.sleep(1.0)  # let allocations settle before reading memory
-                        memory = server.memory_kib()
-                        start_ = {"ready_s": ready_s(server), **memory, "cpu_s": server.cpu_seconds()}
+                        start_ = once_ready(server)
                         result["servers"][name]["starts"].append(start_)
                         say(f"scale {i} {name}: ready after {start_['ready_s']:.2f} s, "
-                            f"VmRSS {memory.get('VmRSS', 0) / 1024:.0f} MB")  # fmt: skip
+                            f"VmRSS {start_.get('VmRSS', 0) / 1024:.0f} MB")  # fmt: skip
                         if i == args.starts:
                             latency = change_latency(server.port, name_asked, change, args.updates, args.gap)
                             latency.pop("samples")
@@ -259,8 +264,7 @@ def verified_part(kubeconfig: Path, args: argparse.Namespace, where: Path, upstr
         )
         server = start(name, SETUPS[0], corefile, where / name / f"{name}-verified.log", args.timeout)
         try:
-            time.sleep(1.0)  # as for the other starts
-            servers[name] = {"ready_s": ready_s(server), **server.memory_kib(), "cpu_s": server.cpu_seconds()}
+            servers[name] = once_ready(server)
         finally:
             server.stop()
         mib = servers[name].get("VmRSS", 0) / 1024

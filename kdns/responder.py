@@ -405,7 +405,6 @@ class Responder:
             do,
             packed,
             self.recursion_available,
-            channel >= TCP4,
             channel,
         )
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdns.cluster.convert import SERVICE_NAME_LABEL
 from kdns.cluster.selector import LabelSelector, Requirement, SelectorError
 from kdns.config import KDNS_POD_SELECTOR
 
 FAILED = 2
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # the label of a Service's EndpointSlices
 KUBE_DNS_LABEL = ("k8s-app", "kube-dns")  # what kubeadm upgrade looks Deployments up by
 Json = dict[str, Any]
 
@@ -112,12 +112,16 @@ def selects(spec: Json | None, labels: Mapping[str, str]) -> bool:
     return selector is not None and selector.matches(labels)
 
 
-def labelled_in(pod_selector: LabelSelector, service: DnsService) -> dict[str, str]:
-    """The labels of a kdns pod once labelled in: what its selector requires, then the Service's."""
-    own = {
+def own_labels(pod_selector: LabelSelector) -> dict[str, str]:
+    """The labels a kdns pod carries before it is labelled in: what its selector requires."""
+    return {
         r.key: next(iter(r.values)) for r in pod_selector.requirements if r.op == "in" and len(r.values) == 1
     }
-    return {**own, **service.selector}
+
+
+def labelled_in(pod_selector: LabelSelector, service: DnsService) -> dict[str, str]:
+    """The labels of a kdns pod once labelled in: its own, then the Service's."""
+    return {**own_labels(pod_selector), **service.selector}
 
 
 def name_of(obj: Json) -> str:
@@ -177,9 +181,6 @@ def conflicts(
     return problems
 
 
-_UNLABELLED = DnsService("", "", {}, frozenset())
-
-
 def budget_advice(budgets: Sequence[Json], labels: Mapping[str, str], *, own: Mapping[str, str]) -> str:
     """Which of deploy/ and deploy/without-budget/ to apply: the cluster's own budgets are those that
     take a kdns pod once labelled in (``labels``) but not before (``own``)."""
@@ -201,6 +202,11 @@ def is_ready(pod: Json) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def live(pods: Iterable[Json]) -> list[Json]:
+    """The pods not being deleted."""
+    return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+
 def ready_endpoints(slices: Iterable[Json]) -> set[str]:
     """The addresses of the slices' ready endpoints (an unset ``ready`` means ready, as the API says)."""
     return {
@@ -216,11 +222,11 @@ def gate(service: DnsService, pods: Iterable[Json], slices: Iterable[Json], *, m
     """Why CoreDNS may not be scaled down yet; empty when every ready kdns pod (at least ``min_ready``)
     is a ready endpoint of the Service by each of its addresses the Service serves."""
     endpoints = ready_endpoints(slices)
-    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    ready = [p for p in live if is_ready(p)]
+    running = live(pods)
+    ready = [p for p in running if is_ready(p)]
     problems = []
     if len(ready) < min_ready:
-        problems.append(f"{len(ready)} kdns pod(s) ready ({len(live)} found), {min_ready} wanted")
+        problems.append(f"{len(ready)} kdns pod(s) ready ({len(running)} found), {min_ready} wanted")
     for pod in ready:
         addresses = pod_addresses(pod, service.families)
         missing = [a for a in addresses if a not in endpoints]
@@ -304,7 +310,7 @@ def run(args: argparse.Namespace) -> list[str]:
                 raise SwapError("; ".join(problems))
             return [
                 f"{service.ref}: kdns pods labelled in carry {selector_text(labels)}; no conflict",
-                budget_advice(budgets, labels, own=labelled_in(pod_selector, _UNLABELLED)),
+                budget_advice(budgets, labels, own=own_labels(pod_selector)),
             ]
         pods = list_items(api, "pods", ns, label_selector=args.pods)
         slices = list_items(
@@ -316,7 +322,7 @@ def run(args: argparse.Namespace) -> list[str]:
         problems = gate(service, pods, slices, min_ready=args.min_ready)
         if problems:
             raise SwapError(f"gate closed: {'; '.join(problems)}")
-        ready = sum(1 for p in pods if is_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        ready = sum(1 for p in live(pods) if is_ready(p))
         return [f"gate open: {ready} ready kdns pod(s) are ready endpoints of {service.ref}"]
     except (ConnectionSettingsError, ApiCallError) as exc:
         raise SwapError(str(exc)) from None

@@ -115,8 +115,8 @@ def server_labels(addresses: Sequence[str], port: int) -> list[str]:
 def family_labels(addresses: Sequence[str], port: int) -> tuple[str, str]:
     """The ``server`` label a listener's IPv4 and IPv6 queries count under: the first address of the
     family (the first address at all when it has none of that family)."""
-    labels = dict(zip(addresses, server_labels(addresses, port), strict=False))
-    first = server_labels(addresses, port)[0]
+    names = server_labels(addresses, port)
+    labels, first = dict(zip(addresses, names, strict=False)), names[0]
     v4 = next((labels[a] for a in addresses if ":" not in a and a in labels), first)
     v6 = next((labels[a] for a in addresses if ":" in a and a in labels), first)
     return v4, v6
@@ -156,14 +156,16 @@ class KdnsCollector(Collector):
 
     def collect(self) -> Iterator:
         s = self.sources
-        yield from self._dns(s.servers)
-        yield from self._cache(s.servers)
+        # each listener's answered queries by (channel, qtype, rcode): read once, for two families
+        counts = [served.responder.query_counts() for served in s.servers]
+        yield from self._dns(s.servers, counts)
+        yield from self._cache(s.servers, counts)
         yield from self._forward(list({id(f): f for served in s.servers for f in served.forwarders}.values()))
         yield from self._kubernetes(s)
         yield from self._server(s.servers)
         yield from _build(s.servers)
 
-    def _dns(self, servers: Sequence[Served]) -> Iterator:
+    def _dns(self, servers: Sequence[Served], answered: Sequence[Counter[tuple[int, int, int]]]) -> Iterator:
         requests = CounterMetricFamily(
             "coredns_dns_requests",
             "Counter of DNS requests made per zone, protocol and family.",
@@ -182,13 +184,12 @@ class KdnsCollector(Collector):
         durations: dict[tuple[str, ...], Histogram] = {}
         request_sizes: dict[tuple[str, ...], Histogram] = {}
         response_sizes: dict[tuple[str, ...], Histogram] = {}
-        for served in servers:
+        for served, counts in zip(servers, answered, strict=True):
             family_server = served.servers
             first = family_server[0]
             by_request: Counter[tuple[str, ...]] = Counter()
             by_rcode: Counter[tuple[str, ...]] = Counter()
             by_do: Counter[tuple[str, ...]] = Counter()
-            counts = served.responder.query_counts()
             for (channel, qtype, rcode), count in counts.items():
                 proto, family = CHANNELS[channel]
                 server = family_server[channel & 1]
@@ -265,7 +266,9 @@ class KdnsCollector(Collector):
         closed.add_metric(["refused"], sum(c.refused for c in every))
         yield closed
 
-    def _cache(self, servers: Sequence[Served]) -> Iterator:
+    def _cache(
+        self, servers: Sequence[Served], answered: Sequence[Counter[tuple[int, int, int]]]
+    ) -> Iterator:
         """The caches of forwarded answers, by the server they belong to."""
         entries = GaugeMetricFamily(
             "coredns_cache_entries",
@@ -299,7 +302,7 @@ class KdnsCollector(Collector):
         request_counts: Counter[tuple[str, ...]] = Counter()
         prefetch_counts: Counter[tuple[str, ...]] = Counter()
         stale_counts: Counter[tuple[str, ...]] = Counter()
-        for served in servers:
+        for served, counts in zip(servers, answered, strict=True):
             # the stanzas of a block share one cache: each cache once
             caches = {id(f.cache): f.cache for f in served.forwarders if f.cache is not None}
             if not caches:
@@ -314,7 +317,7 @@ class KdnsCollector(Collector):
                 prefetch_counts[(server, served.zones, "")] += cache.prefetches
                 stale_counts[(server, served.zones, "")] += cache.stale_hits
             # every query of the server passes the cache, as in CoreDNS: what it did not answer missed
-            asked = sum(served.responder.query_counts().values())
+            asked = sum(counts.values())
             request_counts[(server, served.zones, "")] += asked
             miss_counts[(server, served.zones, "")] += max(asked - hit, 0)
         if not request_counts:

@@ -173,7 +173,7 @@ MAX_PAGES = 10_000  # a bound on continue tokens followed by one ``list_items``
 # The collections the one-off commands read: kind -> the client method that lists it in a namespace
 # (or, for services, in all of them).
 _LISTS: dict[str, Callable[[kubernetes.client.ApiClient], Callable[..., Any]]] = {
-    "services": lambda api: kubernetes.client.CoreV1Api(api).list_service_for_all_namespaces,
+    "services": SERVICES.method,
     "pods": lambda api: kubernetes.client.CoreV1Api(api).list_namespaced_pod,
     "endpointslices": lambda api: kubernetes.client.DiscoveryV1Api(api).list_namespaced_endpoint_slice,
     "poddisruptionbudgets": lambda api: (

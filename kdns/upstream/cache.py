@@ -5,7 +5,7 @@ section 5), SERVFAIL briefly; each capped and floored by the settings. Served an
 included (as CoreDNS's cache caps it), carry every record's TTL counted down to what remains,
 re-packed at most once a second; with ``keep_ttl`` they carry the TTL they were stored with. Answers
 of a kind ``disable``d for the name's zone are not kept. An answer an ExternalName's chase builds on
-keeps the upstream's record too (``held_record``), counted down as the answer is.
+keeps the upstream's record too (``kept_record``), counted down as the answer is.
 
 With ``serve_stale`` an expired answer is kept that much longer: ``immediate`` (CoreDNS's default)
 answers with it at once (TTL 0) and has it refreshed in the background; ``stale_verify`` answers
@@ -188,7 +188,7 @@ class ResponseCache:
     def _refresh(self, key: bytes, entry: Entry) -> bool:
         return entry.refreshable and self.refresher is not None and self.refresher(key)
 
-    def held_record(self, key: bytes) -> dnslib.DNSRecord | None:
+    def kept_record(self, key: bytes) -> dnslib.DNSRecord | None:
         """The upstream record a fresh answer was stored with (``put`` with ``keep_record``), TTLs
         counted down as ``get`` counts them; ``None`` on a miss (counted as one)."""
         now = self.clock()
@@ -235,7 +235,7 @@ class ResponseCache:
         """Keep ``packed`` (made from the upstream ``record``) for as long as its TTLs allow; return
         it as the client gets it (its TTLs those of the cache), or unchanged when it is not kept.
         ``refreshable``: ``record`` answers the question of ``key`` itself, so the refresher may ask
-        that question again for it. ``keep_record``: ``held_record`` gives ``record`` back meanwhile
+        that question again for it. ``keep_record``: ``kept_record`` gives ``record`` back meanwhile
         (for answers built on it)."""
         found = self._lifetime(record)
         if found is None:

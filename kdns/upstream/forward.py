@@ -396,8 +396,8 @@ class Forwarder:
         ``disable`` for the cluster's zone does not cover), so each target goes upstream once per
         TTL, not once per query."""
         key = forward_key(question, do)
-        if self.cache is not None and (held := self.cache.held_record(key)) is not None:
-            return held
+        if self.cache is not None and (kept := self.cache.kept_record(key)) is not None:
+            return kept
         record = await self.lookup(question, question, do=do, tcp=tcp, keep_record=True)
         if (
             record is not None

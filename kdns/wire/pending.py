@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kdns.codes import HEADER_SIZE
 from kdns.wire.packed import Packed, error_packed
-from kdns.wire.query import Options, pack_options
+from kdns.wire.query import TCP4, UDP4, Options, pack_options
 
 DO_MARK = b"\x01"  # after a question: the client set DO, so DNSSEC records are part of the answer
 OPTIONS_MARK = b"\x02"  # after a question (and DO_MARK): the EDNS0 options sent upstream follow
@@ -52,8 +52,7 @@ class PendingQuery:
     do: bool
     packed: Packed  # the responder's answer: a delegation, or a search-path NXDOMAIN for autopath
     recursion_available: bool
-    tcp: bool = False  # it came over TCP: the forwarder asks upstream over TCP too (unless prefer_udp)
-    channel: int = 0  # how it came (``kdns.wire.query.UDP4`` ...), for the metrics
+    channel: int = UDP4  # how it came (``UDP4``, ``UDP6``, ``TCP4``, ``TCP6``)
     # the forward route answering it now: 0 until a stanza with ``next`` hands it to a later one, then
     # that route's number (``kdns.upstream.routes``); ``packed.delegate`` names the first
     route: int = 0
@@ -61,6 +60,11 @@ class PendingQuery:
     # exchange sets them; a ``rewrite edns0`` rule reads them)
     peer: tuple = ()
     local: tuple = ()
+
+    @property
+    def tcp(self) -> bool:
+        """It came over TCP: the forwarder asks upstream over TCP too (unless ``prefer_udp``)."""
+        return self.channel >= TCP4
 
     @property
     def question(self) -> bytes:
